@@ -1,0 +1,72 @@
+"""AWS plumbing shared by the adapters: client construction and error translation.
+
+boto3 is imported lazily so importing the Lambda handler stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from rotation.errors import AwsCallError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from botocore.config import Config
+
+
+def client_config() -> Config:
+    """Retries in standard mode and timeouts that fit inside a rotation step."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": int(os.environ.get("CERTROTATE_AWS_MAX_ATTEMPTS", "4"))},
+        connect_timeout=5,
+        read_timeout=20,
+        user_agent_extra="certrotate",
+    )
+
+
+def make_client(service: str, region: str | None = None) -> Any:
+    """A boto3 client for ``service`` in ``region`` (default: the environment's region)."""
+    import boto3
+
+    return boto3.client(service, region_name=region, config=client_config())  # type: ignore[call-overload]
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, else the exception's class name."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.DOTALL)
+
+
+def redact(text: str) -> str:
+    """Drop any PEM block from a message (AWS validation errors may echo request values)."""
+    return _PEM_BLOCK.sub("<redacted PEM>", text)
+
+
+@contextlib.contextmanager
+def aws_call(service: str, operation: str) -> Iterator[None]:
+    """Turn botocore failures of one call into :class:`AwsCallError` (``raise … from``).
+
+    Raises:
+        AwsCallError: the call failed, after botocore's own retries.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        message = redact(str(exc.response.get("Error", {}).get("Message", "")))[:300]
+        raise AwsCallError(service, operation, error_code(exc), message) from exc
+    except BotoCoreError as exc:
+        raise AwsCallError(service, operation, type(exc).__name__, redact(str(exc))[:300]) from exc

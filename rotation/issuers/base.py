@@ -1,0 +1,77 @@
+"""What every issuer shares: the request it gets, the wait budget, idempotency tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from rotation.bundle import CertBundle
+from rotation.certificate_authority import CaFacts
+from rotation.errors import IssuanceTimeoutError
+from rotation.renewal import Plan
+from rotation.spec import CertSpec
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    spec: CertSpec
+    plan: Plan
+    token: str
+    secret_arn: str
+    current: CertBundle | None
+    ca: CaFacts
+    now: datetime
+
+
+@dataclass
+class WaitBudget:
+    """A deadline for waiting on asynchronous issuance, sized to fit the Lambda timeout."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    first_delay: float = 0.5
+    max_delay: float = 5.0
+    _deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = self.clock() + self.seconds
+
+    def poll(self, attempt: Callable[[], T | None], waiting_for: str) -> T:
+        """Call ``attempt`` until it returns a value, backing off, until the deadline.
+
+        Raises:
+            IssuanceTimeoutError: the deadline passed first.
+        """
+        delay = self.first_delay
+        while True:
+            result = attempt()
+            if result is not None:
+                return result
+            remaining = self._deadline - self.clock()
+            if remaining <= 0:
+                raise IssuanceTimeoutError(
+                    f"gave up waiting for {waiting_for} after {self.seconds:.0f} s; the step will be "
+                    "retried by Secrets Manager and resumes idempotently"
+                )
+            self.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, self.max_delay)
+
+
+class Issuer(Protocol):
+    def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
+        """Produce the bundle the request's plan calls for."""
+
+
+def idempotency_token(*parts: str, length: int) -> str:
+    """A deterministic token (hex, ``length`` chars) derived from the rotation's ClientRequestToken.
+
+    Hex satisfies both ACM's ``\\w{1,32}`` and Private CA's 36-character limit.
+    """
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]

@@ -1,0 +1,124 @@
+"""Private keys and CSRs: generation by :class:`~rotation.spec.KeyAlgorithm`, description of a key.
+
+Pure: no AWS calls. Dispatch is by table (key algorithm → generator), never by ``getattr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from rotation.spec import CertSpec, KeyAlgorithm
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+def _rsa(bits: int) -> Callable[[], PrivateKey]:
+    return lambda: rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _ec(curve: ec.EllipticCurve) -> Callable[[], PrivateKey]:
+    return lambda: ec.generate_private_key(curve)
+
+
+_GENERATORS: dict[KeyAlgorithm, Callable[[], PrivateKey]] = {
+    KeyAlgorithm.RSA_2048: _rsa(2048),
+    KeyAlgorithm.RSA_3072: _rsa(3072),
+    KeyAlgorithm.RSA_4096: _rsa(4096),
+    KeyAlgorithm.EC_prime256v1: _ec(ec.SECP256R1()),
+    KeyAlgorithm.EC_secp384r1: _ec(ec.SECP384R1()),
+    KeyAlgorithm.EC_secp521r1: _ec(ec.SECP521R1()),
+}
+_CURVES: dict[str, KeyAlgorithm] = {
+    "secp256r1": KeyAlgorithm.EC_prime256v1,
+    "secp384r1": KeyAlgorithm.EC_secp384r1,
+    "secp521r1": KeyAlgorithm.EC_secp521r1,
+}
+_CSR_HASH: dict[KeyAlgorithm, hashes.HashAlgorithm] = {
+    KeyAlgorithm.EC_secp384r1: hashes.SHA384(),
+    KeyAlgorithm.EC_secp521r1: hashes.SHA512(),
+}
+
+
+def generate_key(algorithm: KeyAlgorithm) -> PrivateKey:
+    """A fresh private key of the given algorithm."""
+    return _GENERATORS[algorithm]()
+
+
+def key_algorithm_of(key: object) -> KeyAlgorithm | None:
+    """The :class:`KeyAlgorithm` of a public or private key, or None when Private CA cannot sign it."""
+    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
+        return {2048: KeyAlgorithm.RSA_2048, 3072: KeyAlgorithm.RSA_3072,
+                4096: KeyAlgorithm.RSA_4096}.get(key.key_size)
+    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
+        return _CURVES.get(key.curve.name)
+    return None
+
+
+def describe_key(key: object) -> str:
+    """A human label for any key, for error messages (``RSA-1024``, ``Ed25519`` …)."""
+    algorithm = key_algorithm_of(key)
+    if algorithm is not None:
+        return algorithm.value
+    size = getattr(key, "key_size", None)
+    return f"{type(key).__name__.removeprefix('_')}{f'-{size}' if size else ''}"
+
+
+def public_key_der(key: PrivateKey | PublicKey | object) -> bytes:
+    """SubjectPublicKeyInfo DER of a key (private keys give their public half)."""
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return public.public_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def public_key_fingerprint(key: PrivateKey | PublicKey | object) -> str:
+    """SHA-256 hex of the SubjectPublicKeyInfo: safe to log, binds a request to one key."""
+    return hashlib.sha256(public_key_der(key)).hexdigest()
+
+
+def private_key_pem(key: PrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM, the format stored in ``PRIVATE_KEY_PEM``."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def load_private_key(pem: str, password: bytes | None = None) -> PrivateKey:
+    """Load a PEM private key of a family Private CA can sign.
+
+    Raises:
+        ValueError: not a PEM key, wrong password, or a key type other than RSA/EC. The
+            message never contains the PEM.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem.encode("ascii"), password=password)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ValueError("not a readable PEM private key") from None
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise ValueError(f"unsupported private key type {describe_key(key)}")
+    return key
+
+
+def build_csr(key: PrivateKey, spec: CertSpec) -> bytes:
+    """A PEM CSR with the spec's CN and every name (CN first) as a SAN."""
+    sans: list[x509.GeneralName] = []
+    for name in spec.names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, spec.common_name)]))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, _CSR_HASH.get(spec.key_algorithm, hashes.SHA256()))
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)

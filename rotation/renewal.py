@@ -1,0 +1,76 @@
+"""Whether a rotation issues a new certificate or stages the current one. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from rotation.bundle import CertBundle
+from rotation.spec import CertificateType, CertSpec, RenewalPolicy
+
+
+class Plan(str, Enum):
+    KEEP = "keep"  # stage the current bundle unchanged
+    ISSUE = "issue"  # a new certificate (PCA: new key + CSR; ACM: RequestCertificate)
+    RENEW = "renew"  # ACM: RenewCertificate on the current certificate ARN
+    REFRESH = "refresh"  # ACM: take ACM's own renewal if it happened, renew if due, else keep
+
+
+@dataclass(frozen=True)
+class Decision:
+    plan: Plan
+    reason: str
+
+
+def renewal_window(bundle: CertBundle, spec: CertSpec) -> timedelta:
+    """``RENEW_BEFORE_DAYS``, or one third of the certificate's lifetime."""
+    return spec.renew_before or (bundle.not_after - bundle.not_before) / 3
+
+
+def is_due(bundle: CertBundle, spec: CertSpec, now: datetime) -> bool:
+    return now >= bundle.not_after - renewal_window(bundle, spec)
+
+
+def decide(
+    spec: CertSpec,
+    current: CertBundle | None,
+    *,
+    current_fits: bool,
+    rotate_now: bool,
+    now: datetime,
+) -> Decision:
+    """Choose what this rotation does with the certificate.
+
+    Args:
+        spec: the parsed specification.
+        current: the bundle in AWSCURRENT, if it holds one.
+        current_fits: the current bundle still matches the spec and chains to the spec's CA.
+        rotate_now: an operator asked for a fresh certificate for this rotation.
+        now: the time of the rotation.
+    """
+    if current is None:
+        return Decision(Plan.ISSUE, "the secret holds no certificate yet")
+    if not current_fits:
+        return Decision(Plan.ISSUE, "the current certificate no longer matches the spec or its CA")
+    acm = spec.certificate_type is CertificateType.ACM_ISSUED
+    if acm and not current.certificate_arn.startswith("arn:"):
+        return Decision(Plan.ISSUE, "the secret holds no ACM certificate ARN")
+    forced = _forced_by(spec, rotate_now)
+    if forced:
+        return Decision(Plan.RENEW if acm else Plan.ISSUE, forced)
+    if acm:
+        return Decision(Plan.REFRESH, "ACM renews managed certificates; picking up its renewal if any")
+    if is_due(current, spec, now):
+        return Decision(Plan.ISSUE, "the current certificate is inside its renewal window")
+    return Decision(Plan.KEEP, "the current certificate is not due (RENEWAL_POLICY=WHEN_DUE)")
+
+
+def _forced_by(spec: CertSpec, rotate_now: bool) -> str:
+    if rotate_now:
+        return "rotate-now requested"
+    if spec.forces_renewal:
+        return "ENVIRONMENT=TEST renews on every rotation"
+    if spec.renewal_policy is RenewalPolicy.ALWAYS:
+        return "RENEWAL_POLICY=ALWAYS"
+    return ""

@@ -1,0 +1,395 @@
+"""The certificate specification a secret holds, parsed once into a frozen :class:`CertSpec`.
+
+Pure: no AWS calls. Accepts every field name and value of the original sample (``TYPE_RSA`` +
+``KEY_SIZE``, ``SIGNING_ALGORITHM`` ``RSA``/``ECDSA`` + ``SIGNING_HASH``, ``ENVIRONMENT`` ``TEST``)
+and the newer names (``RSA_2048`` … ``EC_secp521r1``). What AWS Private CA cannot sign is refused
+with a :class:`~rotation.errors.SpecError` naming the field, the value and the allowed values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any, TypeVar
+
+from rotation.errors import SpecError
+
+_E = TypeVar("_E", bound=Enum)
+
+DEFAULT_TEMPLATE_ARN = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
+
+#: Keys written by rotation; everything else in the secret is the user's specification.
+OUTPUT_FIELDS = (
+    "CERTIFICATE_PEM",
+    "PRIVATE_KEY_PEM",
+    "CERTIFICATE_CHAIN_PEM",
+    "CERTIFICATE_ARN",
+    "CERTIFICATE_SERIAL",
+    "CERTIFICATE_NOT_BEFORE",
+    "CERTIFICATE_NOT_AFTER",
+    "CERTIFICATE_KEY_ALGORITHM",
+    "CERTIFICATE_FINGERPRINT_SHA256",
+)
+
+
+class CertificateType(str, Enum):
+    """Which service issues the certificate."""
+
+    ACM_ISSUED = "ACM_ISSUED"
+    PCA_ISSUED = "PCA_ISSUED"
+
+
+class KeyFamily(str, Enum):
+    """Public-key family, named as the original ``SIGNING_ALGORITHM`` values name it."""
+
+    RSA = "RSA"
+    ECDSA = "ECDSA"
+
+
+class KeyAlgorithm(str, Enum):
+    """Key algorithms Private CA can sign, named as ACM and Private CA name them."""
+
+    RSA_2048 = "RSA_2048"
+    RSA_3072 = "RSA_3072"
+    RSA_4096 = "RSA_4096"
+    EC_prime256v1 = "EC_prime256v1"
+    EC_secp384r1 = "EC_secp384r1"
+    EC_secp521r1 = "EC_secp521r1"
+
+    @property
+    def family(self) -> KeyFamily:
+        return KeyFamily.RSA if self.value.startswith("RSA_") else KeyFamily.ECDSA
+
+    @property
+    def rsa_bits(self) -> int:
+        return int(self.value.removeprefix("RSA_"))
+
+    @property
+    def curve_name(self) -> str:
+        return self.value.removeprefix("EC_")
+
+
+#: ACM requests only these (RequestCertificate KeyAlgorithm for private certificates).
+ACM_KEY_ALGORITHMS = (KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1)
+
+
+class SigningHash(str, Enum):
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+
+
+class RenewalPolicy(str, Enum):
+    """When a scheduled rotation issues a new certificate.
+
+    ``ALWAYS``: every rotation issues (Private CA default).
+    ``WHEN_DUE``: only when the current certificate is inside its renewal window, no longer
+    matches the spec, or does not chain to the CA; otherwise the current bundle is staged
+    unchanged (ACM default: ACM renews managed certificates itself).
+    """
+
+    ALWAYS = "ALWAYS"
+    WHEN_DUE = "WHEN_DUE"
+
+
+class ValidityUnit(str, Enum):
+    DAYS = "DAYS"
+    MONTHS = "MONTHS"
+    YEARS = "YEARS"
+
+
+@dataclass(frozen=True)
+class Validity:
+    value: int
+    unit: ValidityUnit
+
+    def as_pca(self) -> dict[str, Any]:
+        return {"Value": self.value, "Type": self.unit.value}
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    """A parsed, validated certificate specification."""
+
+    certificate_type: CertificateType
+    ca_arn: str
+    common_name: str
+    subject_alternative_names: tuple[str, ...]
+    environment: str
+    key_algorithm: KeyAlgorithm
+    signing_family: KeyFamily | None
+    signing_hash: SigningHash
+    template_arn: str
+    validity: Validity
+    renewal_policy: RenewalPolicy
+    renew_before: timedelta | None
+    reuse_private_key: bool
+
+    @property
+    def ca_region(self) -> str:
+        return self.ca_arn.split(":")[3]
+
+    @property
+    def forces_renewal(self) -> bool:
+        """``ENVIRONMENT`` = ``TEST`` keeps the original meaning: every rotation renews."""
+        return self.environment.upper() == "TEST"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """CN first, then the extra SANs, without duplicates: the certificate's SAN list."""
+        seen: dict[str, None] = {self.common_name.lower(): None}
+        for name in self.subject_alternative_names:
+            seen.setdefault(name.lower(), None)
+        return tuple(seen)
+
+
+_CA_ARN = re.compile(
+    r"^arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}$"
+)
+_TEMPLATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:::template/[A-Za-z0-9_]+(/V\d+)$")
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ORIGINAL_KEY_TYPES = ("TYPE_RSA", "TYPE_EC")
+_UNSIGNABLE = {
+    "TYPE_DSA": "AWS Private CA cannot sign DSA keys",
+    "DSA": "AWS Private CA cannot sign DSA keys",
+    "ED25519": "AWS Private CA cannot sign Ed25519 keys",
+    "ED448": "AWS Private CA cannot sign Ed448 keys",
+}
+_CURVE_ALIASES = {
+    "prime256v1": KeyAlgorithm.EC_prime256v1,
+    "secp256r1": KeyAlgorithm.EC_prime256v1,
+    "p-256": KeyAlgorithm.EC_prime256v1,
+    "p256": KeyAlgorithm.EC_prime256v1,
+    "secp384r1": KeyAlgorithm.EC_secp384r1,
+    "p-384": KeyAlgorithm.EC_secp384r1,
+    "p384": KeyAlgorithm.EC_secp384r1,
+    "secp521r1": KeyAlgorithm.EC_secp521r1,
+    "p-521": KeyAlgorithm.EC_secp521r1,
+    "p521": KeyAlgorithm.EC_secp521r1,
+}
+_RSA_SIZES = {"2048": KeyAlgorithm.RSA_2048, "3072": KeyAlgorithm.RSA_3072, "4096": KeyAlgorithm.RSA_4096}
+_FULL_SIGNING = re.compile(r"^SHA(256|384|512)WITH(RSA|ECDSA)$")
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0", ""}
+
+
+def load_secret_fields(secret_string: str) -> dict[str, Any]:
+    """Decode a secret's JSON object.
+
+    Raises:
+        SpecError: the value is not a JSON object.
+    """
+    try:
+        fields = json.loads(secret_string)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            "SecretString", None, f"not valid JSON (line {exc.lineno}, column {exc.colno})",
+            "a JSON object of certificate fields",
+        ) from None
+    if not isinstance(fields, dict):
+        raise SpecError("SecretString", None, f"a JSON {type(fields).__name__}, not an object",
+                        "a JSON object of certificate fields")
+    return fields
+
+
+def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
+    """Parse and validate the specification fields of a secret.
+
+    Raises:
+        SpecError: a field is missing, malformed or names something Private CA cannot sign.
+    """
+    certificate_type = _enum(fields, "CERTIFICATE_TYPE", CertificateType, required=True)
+    assert certificate_type is not None
+    ca_arn = _string(fields, "CA_ARN", required=True)
+    if not _CA_ARN.match(ca_arn):
+        raise SpecError("CA_ARN", ca_arn, "not a Private CA ARN",
+                        "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>")
+    common_name = _dns_or_ip("COMMON_NAME", _string(fields, "COMMON_NAME", required=True))
+    if len(common_name) > 64:
+        raise SpecError("COMMON_NAME", common_name, "longer than 64 characters (X.509 upper bound)")
+    sans = tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in _name_list(fields))
+    key_algorithm = _key_algorithm(fields)
+    if certificate_type is CertificateType.ACM_ISSUED and key_algorithm not in ACM_KEY_ALGORITHMS:
+        raise SpecError("KEY_ALGORITHM", key_algorithm.value, "ACM does not issue this key type",
+                        [k.value for k in ACM_KEY_ALGORITHMS])
+    signing_family, signing_hash = _signing(fields)
+    template_arn = _string(fields, "TEMPLATE_ARN") or DEFAULT_TEMPLATE_ARN
+    if not _TEMPLATE_ARN.match(template_arn):
+        raise SpecError("TEMPLATE_ARN", template_arn, "not a Private CA template ARN",
+                        "arn:aws:acm-pca:::template/<Name>/V<n>")
+    policy_default = (RenewalPolicy.ALWAYS if certificate_type is CertificateType.PCA_ISSUED
+                      else RenewalPolicy.WHEN_DUE)
+    renewal_policy = _enum(fields, "RENEWAL_POLICY", RenewalPolicy) or policy_default
+    reuse = _bool(fields, "REUSE_PRIVATE_KEY")
+    if reuse and certificate_type is CertificateType.ACM_ISSUED:
+        raise SpecError("REUSE_PRIVATE_KEY", fields.get("REUSE_PRIVATE_KEY"),
+                        "ACM generates the key of an ACM_ISSUED certificate", ["false"])
+    return CertSpec(
+        certificate_type=certificate_type,
+        ca_arn=ca_arn,
+        common_name=common_name,
+        subject_alternative_names=sans,
+        environment=_string(fields, "ENVIRONMENT") or "",
+        key_algorithm=key_algorithm,
+        signing_family=signing_family,
+        signing_hash=signing_hash,
+        template_arn=template_arn,
+        validity=_validity(fields),
+        renewal_policy=renewal_policy,
+        renew_before=_renew_before(fields),
+        reuse_private_key=reuse,
+    )
+
+
+def _string(fields: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise SpecError(name, None, "required field is missing or empty")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise SpecError(name, value, f"must be a string, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _enum(
+    fields: Mapping[str, Any], name: str, enum: type[_E], *, required: bool = False
+) -> _E | None:
+    raw = _string(fields, name, required=required)
+    if not raw:
+        return None
+    for member in enum:
+        if str(member.value).upper() == raw.upper():
+            return member
+    raise SpecError(name, raw, "unknown value", [str(m.value) for m in enum])
+
+
+def _bool(fields: Mapping[str, Any], name: str) -> bool:
+    value = fields.get(name, "")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SpecError(name, value, "not a boolean", ["true", "false"])
+
+
+def _dns_or_ip(field: str, name: str) -> str:
+    name = name.strip()
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    host = name.lower().rstrip(".")
+    labels = host.split(".")
+    if labels and labels[0] == "*":
+        labels = labels[1:]
+    if len(host) > 253 or len(labels) < 1 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise SpecError(field, name, "not a DNS name or IP address",
+                        "DNS names such as app.example.internal (optionally *.), or IP addresses")
+    return host
+
+
+def _name_list(fields: Mapping[str, Any]) -> list[str]:
+    value = fields.get("SUBJECT_ALTERNATIVE_NAMES")
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            try:
+                value = json.loads(stripped)
+            except json.JSONDecodeError:
+                raise SpecError("SUBJECT_ALTERNATIVE_NAMES", value, "not a valid JSON list",
+                                "a JSON list or a comma-separated string of names") from None
+        else:
+            return [part for part in (p.strip() for p in stripped.split(",")) if part]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError("SUBJECT_ALTERNATIVE_NAMES", value, "must be a list of strings",
+                        "a JSON list or a comma-separated string of names")
+    return list(value)
+
+
+def _key_algorithm(fields: Mapping[str, Any]) -> KeyAlgorithm:
+    raw = _string(fields, "KEY_ALGORITHM")
+    allowed = [*_ORIGINAL_KEY_TYPES, *(k.value for k in KeyAlgorithm)]
+    if not raw:
+        return KeyAlgorithm.RSA_2048
+    if raw.upper() in _UNSIGNABLE:
+        raise SpecError("KEY_ALGORITHM", raw, _UNSIGNABLE[raw.upper()], allowed)
+    if raw.upper() == "TYPE_RSA":
+        size = _string(fields, "KEY_SIZE") or "2048"
+        if size not in _RSA_SIZES:
+            problem = ("AWS Private CA cannot sign RSA keys below 2048 bits"
+                       if size.isdigit() and int(size) < 2048 else "unsupported RSA key size")
+            raise SpecError("KEY_SIZE", size, problem, list(_RSA_SIZES))
+        return _RSA_SIZES[size]
+    if raw.upper() == "TYPE_EC":
+        curve = _string(fields, "EC_CURVE") or "prime256v1"
+        if curve.lower() not in _CURVE_ALIASES:
+            raise SpecError("EC_CURVE", curve, "unsupported curve", ["prime256v1", "secp384r1", "secp521r1"])
+        return _CURVE_ALIASES[curve.lower()]
+    for member in KeyAlgorithm:
+        if member.value.upper() == raw.upper():
+            return member
+    problem = ("AWS Private CA cannot sign RSA keys below 2048 bits"
+               if raw.upper() in ("RSA_1024", "RSA_512") else "unknown key algorithm")
+    raise SpecError("KEY_ALGORITHM", raw, problem, allowed)
+
+
+def _signing(fields: Mapping[str, Any]) -> tuple[KeyFamily | None, SigningHash]:
+    raw_algorithm = _string(fields, "SIGNING_ALGORITHM").upper()
+    raw_hash = _string(fields, "SIGNING_HASH").lower().replace("-", "")
+    allowed_hashes = [h.value for h in SigningHash]
+    if raw_hash and raw_hash not in allowed_hashes:
+        raise SpecError("SIGNING_HASH", _string(fields, "SIGNING_HASH"), "unsupported hash", allowed_hashes)
+    full = _FULL_SIGNING.match(raw_algorithm)
+    if full:
+        digest = SigningHash("sha" + full.group(1))
+        if raw_hash and raw_hash != digest.value:
+            raise SpecError("SIGNING_HASH", raw_hash, f"contradicts SIGNING_ALGORITHM {raw_algorithm}",
+                            [digest.value])
+        return KeyFamily(full.group(2)), digest
+    if raw_algorithm and raw_algorithm not in KeyFamily.__members__:
+        raise SpecError("SIGNING_ALGORITHM", _string(fields, "SIGNING_ALGORITHM"), "unknown signing algorithm",
+                        ["RSA", "ECDSA", "SHA256WITHRSA", "SHA384WITHRSA", "SHA512WITHRSA",
+                         "SHA256WITHECDSA", "SHA384WITHECDSA", "SHA512WITHECDSA"])
+    family = KeyFamily(raw_algorithm) if raw_algorithm else None
+    return family, SigningHash(raw_hash) if raw_hash else SigningHash.SHA256
+
+
+_VALIDITY = re.compile(r"^(\d{1,5})\s*(DAYS?|MONTHS?|YEARS?|D|M|Y)?$", re.IGNORECASE)
+_UNIT = {"D": ValidityUnit.DAYS, "M": ValidityUnit.MONTHS, "Y": ValidityUnit.YEARS}
+
+
+def _validity(fields: Mapping[str, Any]) -> Validity:
+    raw = _string(fields, "VALIDITY")
+    if not raw:
+        return Validity(365, ValidityUnit.DAYS)
+    match = _VALIDITY.match(raw)
+    if not match or int(match.group(1)) < 1:
+        raise SpecError("VALIDITY", raw, "not a validity period",
+                        "a positive number of days (e.g. 90), or '<n> DAYS', '<n> MONTHS', '<n> YEARS'")
+    unit = _UNIT[(match.group(2) or "D")[0].upper()]
+    return Validity(int(match.group(1)), unit)
+
+
+def _renew_before(fields: Mapping[str, Any]) -> timedelta | None:
+    raw = _string(fields, "RENEW_BEFORE_DAYS")
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = -1.0
+    if not 0 < days <= 3650:
+        raise SpecError("RENEW_BEFORE_DAYS", raw, "not a number of days",
+                        "a number greater than 0 (fractions allowed, e.g. 0.25 for 6 hours)")
+    return timedelta(days=days)

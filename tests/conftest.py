@@ -1,0 +1,128 @@
+"""Shared fixtures: moto in process, a Private CA hierarchy, the handler wired to moto clients.
+
+Every test also checks that nothing it logged or printed carries a private key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+import rotation.handler
+from rotation.engine import build_services
+from rotation.steps import Services
+from tests.support.pki import create_ca, real_acm_chain
+
+REGION = "us-east-1"
+KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def no_key_material_in_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Fail any test whose log records or stdout/stderr contain private key text."""
+    recorder = _Recorder()
+    powertools = logging.getLogger("certrotate")
+    formatter = next((h.formatter for h in powertools.handlers if h.formatter), None)
+    if formatter is not None:
+        recorder.setFormatter(formatter)
+    powertools.addHandler(recorder)
+    logging.getLogger().addHandler(recorder)
+    try:
+        yield
+    finally:
+        powertools.removeHandler(recorder)
+        logging.getLogger().removeHandler(recorder)
+    captured = capfd.readouterr()
+    for where, text in (("logs", "\n".join(recorder.lines)), ("stdout", captured.out),
+                        ("stderr", captured.err)):
+        for marker in KEY_MARKERS:
+            assert marker not in text, f"{marker!r} leaked into {where}"
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "certrotate")
+
+
+@dataclass
+class AwsClients:
+    sm: Any
+    pca: Any
+    acm: Any
+    calls: Counter[str]
+
+    def all(self) -> tuple[Any, ...]:
+        return self.sm, self.pca, self.acm
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    """moto in process, clients without botocore retries, and the handler wired to them."""
+    with mock_aws():
+        config = Config(retries={"total_max_attempts": 1})
+        clients = AwsClients(
+            sm=boto3.client("secretsmanager", region_name=REGION, config=config),
+            pca=boto3.client("acm-pca", region_name=REGION, config=config),
+            acm=boto3.client("acm", region_name=REGION, config=config),
+            calls=Counter(),
+        )
+        for client in clients.all():
+            client.meta.events.register("before-call", _counter(clients.calls))
+        services: Services = build_services(clients.sm, lambda region: clients.pca, lambda region: clients.acm)
+        monkeypatch.setattr(rotation.handler, "_services", services)
+        yield clients
+    rotation.handler.reset()
+
+
+def _counter(calls: Counter[str]) -> Callable[..., None]:
+    def count(model: Any, **_: Any) -> None:
+        calls[f"{model.service_model.endpoint_prefix}:{model.name}"] += 1
+
+    return count
+
+
+@pytest.fixture
+def root_ca(aws: AwsClients) -> str:
+    return create_ca(aws.pca)
+
+
+@pytest.fixture
+def acm_chain(aws: AwsClients) -> Iterator[dict[str, int]]:
+    with real_acm_chain() as renewals:
+        yield renewals
+
+
+@pytest.fixture
+def make_secret(aws: AwsClients) -> Callable[..., str]:
+    """Create a certificate secret holding ``fields``; returns its ARN."""
+    counter = iter(range(10_000))
+
+    def make(fields: dict[str, Any] | str, name: str | None = None) -> str:
+        value = fields if isinstance(fields, str) else json.dumps(fields)
+        response = aws.sm.create_secret(Name=name or f"certificate-{next(counter)}", SecretString=value)
+        return str(response["ARN"])
+
+    return make

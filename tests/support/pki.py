@@ -1,0 +1,174 @@
+"""A Private CA hierarchy in moto, and the fixtures that fill moto's gaps for ACM.
+
+moto's Private CA always holds an RSA-2048 key; :func:`create_ca` can give it an EC key (the
+key lives in moto's backend) so ECDSA signing is exercised for real. moto's ACM signs private
+certificates with a fake self-made "Amazon" issuer, ignores ``KeyAlgorithm`` and does not
+implement ``RenewCertificate``: :func:`real_acm_chain` makes ACM issue (and renew) certificates
+really signed by the Private CA named in the request, with the requested key algorithm. These
+are stubs only where moto cannot go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from moto.acm import models as acm_models
+from moto.acm import responses as acm_responses
+from moto.acmpca.models import acmpca_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+ROOT_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
+
+
+def moto_ca(arn: str) -> Any:
+    region = arn.split(":")[3]
+    return acmpca_backends[DEFAULT_ACCOUNT_ID][region].certificate_authorities[arn]
+
+
+def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: str = "certrotate Test Root CA") -> str:
+    """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``."""
+    algorithm = {"RSA": ("RSA_2048", "SHA256WITHRSA"), "EC": ("EC_prime256v1", "SHA256WITHECDSA")}[key]
+    arn = pca.create_certificate_authority(
+        CertificateAuthorityConfiguration={
+            "KeyAlgorithm": algorithm[0],
+            "SigningAlgorithm": algorithm[1],
+            "Subject": {"CommonName": name, "Organization": "certrotate tests"},
+        },
+        CertificateAuthorityType="ROOT" if parent is None else "SUBORDINATE",
+    )["CertificateAuthorityArn"]
+    ca = moto_ca(arn)
+    if key == "EC":
+        ca.private_bytes = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(ca.password))
+    if parent is None:
+        csr = pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
+        cert_arn = pca.issue_certificate(
+            CertificateAuthorityArn=arn, Csr=csr.encode(), SigningAlgorithm=algorithm[1],
+            TemplateArn=ROOT_TEMPLATE, Validity={"Value": 10, "Type": "YEARS"},
+        )["CertificateArn"]
+        certificate = pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=cert_arn)["Certificate"]
+        pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=certificate.encode())
+    else:
+        # moto's SubordinateCACertificate templates add no CA extensions; sign it as Private CA would.
+        issuer = moto_ca(parent)
+        certificate = _ca_certificate(issuer, ca.key.public_key(), ca.issuer).decode()
+        pca.import_certificate_authority_certificate(
+            CertificateAuthorityArn=arn, Certificate=certificate.encode(),
+            CertificateChain=issuer.certificate_bytes)
+    return arn
+
+
+def _ca_certificate(issuer: Any, public_key: Any, subject: x509.Name) -> bytes:
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.certificate.subject)
+        .public_key(public_key).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1800))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                       critical=False)
+        .sign(issuer.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def leaf_signed_by(ca: Any, names: list[str], key: Any, *, days: int = 395) -> bytes:
+    """An end-entity certificate for ``names`` signed by the moto CA ``ca`` (as ACM's would be)."""
+    import ipaddress
+
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca.certificate.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+_ACM_KEYS = {
+    "RSA_2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "EC_prime256v1": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "EC_secp384r1": lambda: ec.generate_private_key(ec.SECP384R1()),
+}
+
+
+def _pem_key(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+@contextlib.contextmanager
+def real_acm_chain() -> Iterator[dict[str, int]]:
+    """Make moto's ACM issue private certificates signed by the requested Private CA.
+
+    Yields a counter of renewals performed, for assertions.
+    """
+    state = threading.local()
+    renewals = {"count": 0}
+    original_request = acm_responses.AWSCertificateManagerResponse.request_certificate
+    original_generate = acm_models.CertBundle.generate_cert
+
+    def request_certificate(self: Any) -> Any:
+        state.key_algorithm = self._get_param("KeyAlgorithm") or "RSA_2048"
+        return original_request(self)
+
+    def generate_cert(cls: Any, domain_name: str, account_id: str, region: str, sans: Any = None,
+                      cert_authority_arn: str | None = None) -> Any:
+        ca = moto_ca(cert_authority_arn) if cert_authority_arn else None
+        if ca is None:
+            return original_generate.__func__(cls, domain_name, account_id, region, sans, cert_authority_arn)
+        key = _ACM_KEYS[getattr(state, "key_algorithm", "RSA_2048")]()
+        names = [domain_name, *[s for s in (sans or []) if s != domain_name]]
+        return cls(certificate=leaf_signed_by(ca, names, key), private_key=_pem_key(key),
+                   chain=ca.certificate_bytes, cert_type="PRIVATE", cert_status="ISSUED",
+                   cert_authority_arn=cert_authority_arn, account_id=account_id, region=region)
+
+    def renew_certificate(self: Any) -> str:
+        bundle = self.acm_backend.get_certificate(self._get_param("CertificateArn"))
+        ca = moto_ca(bundle.cert_authority_arn)
+        old = bundle._cert
+        key_kind = "RSA_2048" if isinstance(old.public_key(), rsa.RSAPublicKey) else {
+            "secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1"}[old.public_key().curve.name]
+        key = _ACM_KEYS[key_kind]()
+        names = [str(n.value) for n in old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value]
+        bundle.cert = leaf_signed_by(ca, names, key)
+        bundle.key = _pem_key(key)
+        bundle._key = bundle.validate_pk()
+        bundle._cert = bundle.validate_certificate()
+        renewals["count"] += 1
+        return "{}"
+
+    acm_responses.AWSCertificateManagerResponse.request_certificate = request_certificate  # type: ignore[method-assign]
+    acm_models.CertBundle.generate_cert = classmethod(generate_cert)  # type: ignore[method-assign,assignment]
+    acm_responses.AWSCertificateManagerResponse.renew_certificate = renew_certificate  # type: ignore[attr-defined]
+    try:
+        yield renewals
+    finally:
+        acm_responses.AWSCertificateManagerResponse.request_certificate = original_request  # type: ignore[method-assign]
+        acm_models.CertBundle.generate_cert = original_generate  # type: ignore[method-assign]
+        del acm_responses.AWSCertificateManagerResponse.renew_certificate  # type: ignore[attr-defined]
