@@ -76,3 +76,18 @@ def stages(sm: Any, secret_id: str) -> dict[str, list[str]]:
 def secret_fields(sm: Any, secret_id: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
     value: dict[str, Any] = json.loads(sm.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"])
     return value
+
+
+def replace_current(sm: Any, secret_id: str, secret_string: str) -> str:
+    """Store a new AWSCURRENT value as an operator would.
+
+    moto's PutSecretValue leaves AWSCURRENT on a version whose label was moved by
+    UpdateSecretVersionStage (it tracks a stale default version), so the label is moved explicitly.
+    """
+    version = str(uuid.uuid4())
+    sm.put_secret_value(SecretId=secret_id, ClientRequestToken=version, SecretString=secret_string,
+                        VersionStages=["certrotate-edit"])
+    current = next(v for v, s in stages(sm, secret_id).items() if "AWSCURRENT" in s)
+    sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=version,
+                                   RemoveFromVersionId=current)
+    return version
