@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,16 @@ REGION = "us-east-1"
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
 
 
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is now, so pytest's per-test capture sees Powertools' logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 class _Recorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -36,17 +47,20 @@ class _Recorder(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def no_key_material_in_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+def no_key_material_in_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[_Recorder]:
     """Fail any test whose log records or stdout/stderr contain private key text."""
     recorder = _Recorder()
     powertools = logging.getLogger("certrotate")
+    for handler in powertools.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(_CurrentStdout())  # type: ignore[arg-type]
     formatter = next((h.formatter for h in powertools.handlers if h.formatter), None)
     if formatter is not None:
         recorder.setFormatter(formatter)
     powertools.addHandler(recorder)
     logging.getLogger().addHandler(recorder)
     try:
-        yield
+        yield recorder
     finally:
         powertools.removeHandler(recorder)
         logging.getLogger().removeHandler(recorder)
