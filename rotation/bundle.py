@@ -20,8 +20,6 @@ from rotation.keys import PrivateKey, describe_key, load_private_key
 from rotation.spec import OUTPUT_FIELDS
 
 
-
-
 @dataclass(frozen=True)
 class CertBundle:
     """What rotation stages in the secret: leaf certificate, its key and the issuing chain."""
@@ -45,8 +43,12 @@ class CertBundle:
         chain = fields.get("CERTIFICATE_CHAIN_PEM") or ""
         if not isinstance(chain, str):
             raise VerificationError("CERTIFICATE_CHAIN_PEM", "not a string")
-        return cls(cert.strip() + "\n", key.strip() + "\n", chain.strip() + "\n" if chain.strip() else "",
-                   str(fields.get("CERTIFICATE_ARN") or ""))
+        return cls(
+            cert.strip() + "\n",
+            key.strip() + "\n",
+            chain.strip() + "\n" if chain.strip() else "",
+            str(fields.get("CERTIFICATE_ARN") or ""),
+        )
 
     @cached_property
     def certificate(self) -> x509.Certificate:

@@ -82,8 +82,9 @@ class CertificateAuthorities:
         elif isinstance(public_key, ec.EllipticCurvePublicKey):
             family = KeyFamily.ECDSA
         else:
-            raise CertificateAuthorityError(f"CA_ARN={ca_arn!r}: CA key type {type(public_key).__name__} "
-                                            "is not RSA or ECDSA")
+            raise CertificateAuthorityError(
+                f"CA_ARN={ca_arn!r}: CA key type {type(public_key).__name__} is not RSA or ECDSA"
+            )
         return CaFacts(ca_arn, certificate, response.get("CertificateChain") or "", family)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from rotation.aws import make_client
@@ -41,7 +41,7 @@ def build_services(
 def default_services() -> Services:
     """Services on boto3 clients: Secrets Manager in the function's region, PCA/ACM in the CA's."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def regional(service: str, region: str) -> Any:
         return make_client(service, region)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rotation.errors import EventError
 
 
-class Step(str, Enum):
+class Step(StrEnum):
     CREATE = "createSecret"
     SET = "setSecret"
     TEST = "testSecret"
@@ -32,8 +32,9 @@ def parse_event(event: Mapping[str, Any]) -> RotationEvent:
     """
     if not isinstance(event, Mapping):
         raise EventError(f"event must be a JSON object, not {type(event).__name__}")
-    missing = [k for k in ("Step", "SecretId", "ClientRequestToken") if not isinstance(event.get(k), str)
-               or not event.get(k)]
+    missing = [
+        k for k in ("Step", "SecretId", "ClientRequestToken") if not isinstance(event.get(k), str) or not event.get(k)
+    ]
     if missing:
         raise EventError(f"rotation event lacks {', '.join(missing)}")
     try:

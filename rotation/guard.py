@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rotation.errors import NotPendingError, RotationDisabledError, UnknownVersionError
@@ -45,7 +45,7 @@ class SecretMetadata:
         return self.tags.get(ROTATE_NOW_TAG) == token
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     PROCEED = "proceed"
     ALREADY_CURRENT = "already-current"
 

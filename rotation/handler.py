@@ -62,8 +62,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
         CertRotateError: the step failed; Secrets Manager retries it, and AWSCURRENT is unchanged.
     """
     rotation_event = parse_event(event)
-    logger.append_keys(secret_id=rotation_event.secret_id, step=rotation_event.step.value,
-                       token=rotation_event.token)
+    logger.append_keys(secret_id=rotation_event.secret_id, step=rotation_event.step.value, token=rotation_event.token)
     from rotation.engine import run_step
 
     seen: dict[str, str] = {}
@@ -75,6 +74,5 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
         run_step(rotation_event, services(), wait_budget(context), observe=observe)
     except Exception as exc:
         telemetry.step_failed(rotation_event.step.value, seen.get("type", telemetry.UNKNOWN_TYPE), exc)
-        logger.error("%s failed: %s", rotation_event.step.value, exc,
-                     extra={"error_type": type(exc).__name__})
+        logger.error("%s failed: %s", rotation_event.step.value, exc, extra={"error_type": type(exc).__name__})
         raise

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from rotation.spec import CertSpec, KeyAlgorithm
@@ -41,7 +42,7 @@ _CURVES: dict[str, KeyAlgorithm] = {
     "secp384r1": KeyAlgorithm.EC_secp384r1,
     "secp521r1": KeyAlgorithm.EC_secp521r1,
 }
-_CSR_HASH: dict[KeyAlgorithm, hashes.HashAlgorithm] = {
+_CSR_HASH: dict[KeyAlgorithm, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
     KeyAlgorithm.EC_secp384r1: hashes.SHA384(),
     KeyAlgorithm.EC_secp521r1: hashes.SHA512(),
 }
@@ -55,8 +56,7 @@ def generate_key(algorithm: KeyAlgorithm) -> PrivateKey:
 def key_algorithm_of(key: object) -> KeyAlgorithm | None:
     """The :class:`KeyAlgorithm` of a public or private key, or None when Private CA cannot sign it."""
     if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
-        return {2048: KeyAlgorithm.RSA_2048, 3072: KeyAlgorithm.RSA_3072,
-                4096: KeyAlgorithm.RSA_4096}.get(key.key_size)
+        return {2048: KeyAlgorithm.RSA_2048, 3072: KeyAlgorithm.RSA_3072, 4096: KeyAlgorithm.RSA_4096}.get(key.key_size)
     if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
         return _CURVES.get(key.curve.name)
     return None
@@ -71,15 +71,13 @@ def describe_key(key: object) -> str:
     return f"{type(key).__name__.removeprefix('_')}{f'-{size}' if size else ''}"
 
 
-def public_key_der(key: PrivateKey | PublicKey | object) -> bytes:
+def public_key_der(key: PrivateKey | PublicKey | CertificatePublicKeyTypes) -> bytes:
     """SubjectPublicKeyInfo DER of a key (private keys give their public half)."""
-    public = key.public_key() if hasattr(key, "public_key") else key
-    return public.public_bytes(  # type: ignore[attr-defined,no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    public = key.public_key() if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)) else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def public_key_fingerprint(key: PrivateKey | PublicKey | object) -> str:
+def public_key_fingerprint(key: PrivateKey | PublicKey) -> str:
     """SHA-256 hex of the SubjectPublicKeyInfo: safe to log, binds a request to one key."""
     return hashlib.sha256(public_key_der(key)).hexdigest()
 

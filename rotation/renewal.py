@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from rotation.bundle import CertBundle
 from rotation.spec import CertificateType, CertSpec, RenewalPolicy
 
 
-class Plan(str, Enum):
+class Plan(StrEnum):
     KEEP = "keep"  # stage the current bundle unchanged
     ISSUE = "issue"  # a new certificate (PCA: new key + CSR; ACM: RequestCertificate)
     RENEW = "renew"  # ACM: RenewCertificate on the current certificate ARN

@@ -31,9 +31,7 @@ class SecretStore:
         """The SecretString staged AWSPENDING under ``token``, or None while it has no value."""
         try:
             with aws_call(_SERVICE, "GetSecretValue"):
-                response = self._client.get_secret_value(
-                    SecretId=secret_id, VersionId=token, VersionStage="AWSPENDING"
-                )
+                response = self._client.get_secret_value(SecretId=secret_id, VersionId=token, VersionStage="AWSPENDING")
         except AwsCallError as exc:
             if exc.code == "ResourceNotFoundException":
                 return None
@@ -51,8 +49,7 @@ class SecretStore:
 
     def promote(self, secret_id: str, token: str, current_version: str | None) -> None:
         """Move AWSCURRENT to ``token`` (Secrets Manager moves AWSPREVIOUS itself)."""
-        arguments: dict[str, Any] = {"SecretId": secret_id, "VersionStage": "AWSCURRENT",
-                                     "MoveToVersionId": token}
+        arguments: dict[str, Any] = {"SecretId": secret_id, "VersionStage": "AWSCURRENT", "MoveToVersionId": token}
         if current_version:
             arguments["RemoveFromVersionId"] = current_version
         with aws_call(_SERVICE, "UpdateSecretVersionStage"):

@@ -23,7 +23,8 @@ def signing_algorithm(spec: CertSpec, ca_family: KeyFamily) -> str:
     """
     if spec.signing_family is not None and spec.signing_family is not ca_family:
         raise SpecError(
-            "SIGNING_ALGORITHM", spec.signing_family.value,
+            "SIGNING_ALGORITHM",
+            spec.signing_family.value,
             f"the CA {spec.ca_arn} has an {ca_family.value} key and can only sign with {ca_family.value}",
             [ca_family.value, *(v for (f, _), v in SIGNING_ALGORITHMS.items() if f is ca_family)],
         )

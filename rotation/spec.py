@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from rotation.errors import SpecError
@@ -37,21 +37,21 @@ OUTPUT_FIELDS = (
 )
 
 
-class CertificateType(str, Enum):
+class CertificateType(StrEnum):
     """Which service issues the certificate."""
 
     ACM_ISSUED = "ACM_ISSUED"
     PCA_ISSUED = "PCA_ISSUED"
 
 
-class KeyFamily(str, Enum):
+class KeyFamily(StrEnum):
     """Public-key family, named as the original ``SIGNING_ALGORITHM`` values name it."""
 
     RSA = "RSA"
     ECDSA = "ECDSA"
 
 
-class KeyAlgorithm(str, Enum):
+class KeyAlgorithm(StrEnum):
     """Key algorithms Private CA can sign, named as ACM and Private CA name them."""
 
     RSA_2048 = "RSA_2048"
@@ -78,13 +78,13 @@ class KeyAlgorithm(str, Enum):
 ACM_KEY_ALGORITHMS = (KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1)
 
 
-class SigningHash(str, Enum):
+class SigningHash(StrEnum):
     SHA256 = "sha256"
     SHA384 = "sha384"
     SHA512 = "sha512"
 
 
-class RenewalPolicy(str, Enum):
+class RenewalPolicy(StrEnum):
     """When a scheduled rotation issues a new certificate.
 
     ``ALWAYS``: every rotation issues (Private CA default).
@@ -97,7 +97,7 @@ class RenewalPolicy(str, Enum):
     WHEN_DUE = "WHEN_DUE"
 
 
-class ValidityUnit(str, Enum):
+class ValidityUnit(StrEnum):
     DAYS = "DAYS"
     MONTHS = "MONTHS"
     YEARS = "YEARS"
@@ -148,9 +148,7 @@ class CertSpec:
         return tuple(seen)
 
 
-_CA_ARN = re.compile(
-    r"^arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}$"
-)
+_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}$")
 _TEMPLATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:::template/[A-Za-z0-9_]+(/V\d+)$")
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ORIGINAL_KEY_TYPES = ("TYPE_RSA", "TYPE_EC")
@@ -188,12 +186,18 @@ def load_secret_fields(secret_string: str) -> dict[str, Any]:
         fields = json.loads(secret_string)
     except json.JSONDecodeError as exc:
         raise SpecError(
-            "SecretString", None, f"not valid JSON (line {exc.lineno}, column {exc.colno})",
+            "SecretString",
+            None,
+            f"not valid JSON (line {exc.lineno}, column {exc.colno})",
             "a JSON object of certificate fields",
         ) from None
     if not isinstance(fields, dict):
-        raise SpecError("SecretString", None, f"a JSON {type(fields).__name__}, not an object",
-                        "a JSON object of certificate fields")
+        raise SpecError(
+            "SecretString",
+            None,
+            f"a JSON {type(fields).__name__}, not an object",
+            "a JSON object of certificate fields",
+        )
     return fields
 
 
@@ -207,28 +211,37 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
     assert certificate_type is not None
     ca_arn = _string(fields, "CA_ARN", required=True)
     if not _CA_ARN.match(ca_arn):
-        raise SpecError("CA_ARN", ca_arn, "not a Private CA ARN",
-                        "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>")
+        raise SpecError(
+            "CA_ARN", ca_arn, "not a Private CA ARN", "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>"
+        )
     common_name = _dns_or_ip("COMMON_NAME", _string(fields, "COMMON_NAME", required=True))
     if len(common_name) > 64:
         raise SpecError("COMMON_NAME", common_name, "longer than 64 characters (X.509 upper bound)")
     sans = tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in _name_list(fields))
     key_algorithm = _key_algorithm(fields)
     if certificate_type is CertificateType.ACM_ISSUED and key_algorithm not in ACM_KEY_ALGORITHMS:
-        raise SpecError("KEY_ALGORITHM", key_algorithm.value, "ACM does not issue this key type",
-                        [k.value for k in ACM_KEY_ALGORITHMS])
+        raise SpecError(
+            "KEY_ALGORITHM",
+            key_algorithm.value,
+            "ACM does not issue this key type",
+            [k.value for k in ACM_KEY_ALGORITHMS],
+        )
     signing_family, signing_hash = _signing(fields)
     template_arn = _string(fields, "TEMPLATE_ARN") or DEFAULT_TEMPLATE_ARN
     if not _TEMPLATE_ARN.match(template_arn):
-        raise SpecError("TEMPLATE_ARN", template_arn, "not a Private CA template ARN",
-                        "arn:aws:acm-pca:::template/<Name>/V<n>")
-    policy_default = (RenewalPolicy.ALWAYS if certificate_type is CertificateType.PCA_ISSUED
-                      else RenewalPolicy.WHEN_DUE)
+        raise SpecError(
+            "TEMPLATE_ARN", template_arn, "not a Private CA template ARN", "arn:aws:acm-pca:::template/<Name>/V<n>"
+        )
+    policy_default = RenewalPolicy.ALWAYS if certificate_type is CertificateType.PCA_ISSUED else RenewalPolicy.WHEN_DUE
     renewal_policy = _enum(fields, "RENEWAL_POLICY", RenewalPolicy) or policy_default
     reuse = _bool(fields, "REUSE_PRIVATE_KEY")
     if reuse and certificate_type is CertificateType.ACM_ISSUED:
-        raise SpecError("REUSE_PRIVATE_KEY", fields.get("REUSE_PRIVATE_KEY"),
-                        "ACM generates the key of an ACM_ISSUED certificate", ["false"])
+        raise SpecError(
+            "REUSE_PRIVATE_KEY",
+            fields.get("REUSE_PRIVATE_KEY"),
+            "ACM generates the key of an ACM_ISSUED certificate",
+            ["false"],
+        )
     return CertSpec(
         certificate_type=certificate_type,
         ca_arn=ca_arn,
@@ -257,9 +270,7 @@ def _string(fields: Mapping[str, Any], name: str, *, required: bool = False) -> 
     return str(value).strip()
 
 
-def _enum(
-    fields: Mapping[str, Any], name: str, enum: type[_E], *, required: bool = False
-) -> _E | None:
+def _enum(fields: Mapping[str, Any], name: str, enum: type[_E], *, required: bool = False) -> _E | None:
     raw = _string(fields, name, required=required)
     if not raw:
         return None
@@ -292,8 +303,12 @@ def _dns_or_ip(field: str, name: str) -> str:
     if labels and labels[0] == "*":
         labels = labels[1:]
     if len(host) > 253 or len(labels) < 1 or not all(_DNS_LABEL.match(label) for label in labels):
-        raise SpecError(field, name, "not a DNS name or IP address",
-                        "DNS names such as app.example.internal (optionally *.), or IP addresses")
+        raise SpecError(
+            field,
+            name,
+            "not a DNS name or IP address",
+            "DNS names such as app.example.internal (optionally *.), or IP addresses",
+        )
     return host
 
 
@@ -307,13 +322,21 @@ def _name_list(fields: Mapping[str, Any]) -> list[str]:
             try:
                 value = json.loads(stripped)
             except json.JSONDecodeError:
-                raise SpecError("SUBJECT_ALTERNATIVE_NAMES", value, "not a valid JSON list",
-                                "a JSON list or a comma-separated string of names") from None
+                raise SpecError(
+                    "SUBJECT_ALTERNATIVE_NAMES",
+                    value,
+                    "not a valid JSON list",
+                    "a JSON list or a comma-separated string of names",
+                ) from None
         else:
             return [part for part in (p.strip() for p in stripped.split(",")) if part]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError("SUBJECT_ALTERNATIVE_NAMES", value, "must be a list of strings",
-                        "a JSON list or a comma-separated string of names")
+        raise SpecError(
+            "SUBJECT_ALTERNATIVE_NAMES",
+            value,
+            "must be a list of strings",
+            "a JSON list or a comma-separated string of names",
+        )
     return list(value)
 
 
@@ -327,8 +350,11 @@ def _key_algorithm(fields: Mapping[str, Any]) -> KeyAlgorithm:
     if raw.upper() == "TYPE_RSA":
         size = _string(fields, "KEY_SIZE") or "2048"
         if size not in _RSA_SIZES:
-            problem = ("AWS Private CA cannot sign RSA keys below 2048 bits"
-                       if size.isdigit() and int(size) < 2048 else "unsupported RSA key size")
+            problem = (
+                "AWS Private CA cannot sign RSA keys below 2048 bits"
+                if size.isdigit() and int(size) < 2048
+                else "unsupported RSA key size"
+            )
             raise SpecError("KEY_SIZE", size, problem, list(_RSA_SIZES))
         return _RSA_SIZES[size]
     if raw.upper() == "TYPE_EC":
@@ -339,8 +365,11 @@ def _key_algorithm(fields: Mapping[str, Any]) -> KeyAlgorithm:
     for member in KeyAlgorithm:
         if member.value.upper() == raw.upper():
             return member
-    problem = ("AWS Private CA cannot sign RSA keys below 2048 bits"
-               if raw.upper() in ("RSA_1024", "RSA_512") else "unknown key algorithm")
+    problem = (
+        "AWS Private CA cannot sign RSA keys below 2048 bits"
+        if raw.upper() in ("RSA_1024", "RSA_512")
+        else "unknown key algorithm"
+    )
     raise SpecError("KEY_ALGORITHM", raw, problem, allowed)
 
 
@@ -354,13 +383,24 @@ def _signing(fields: Mapping[str, Any]) -> tuple[KeyFamily | None, SigningHash]:
     if full:
         digest = SigningHash("sha" + full.group(1))
         if raw_hash and raw_hash != digest.value:
-            raise SpecError("SIGNING_HASH", raw_hash, f"contradicts SIGNING_ALGORITHM {raw_algorithm}",
-                            [digest.value])
+            raise SpecError("SIGNING_HASH", raw_hash, f"contradicts SIGNING_ALGORITHM {raw_algorithm}", [digest.value])
         return KeyFamily(full.group(2)), digest
     if raw_algorithm and raw_algorithm not in KeyFamily.__members__:
-        raise SpecError("SIGNING_ALGORITHM", _string(fields, "SIGNING_ALGORITHM"), "unknown signing algorithm",
-                        ["RSA", "ECDSA", "SHA256WITHRSA", "SHA384WITHRSA", "SHA512WITHRSA",
-                         "SHA256WITHECDSA", "SHA384WITHECDSA", "SHA512WITHECDSA"])
+        raise SpecError(
+            "SIGNING_ALGORITHM",
+            _string(fields, "SIGNING_ALGORITHM"),
+            "unknown signing algorithm",
+            [
+                "RSA",
+                "ECDSA",
+                "SHA256WITHRSA",
+                "SHA384WITHRSA",
+                "SHA512WITHRSA",
+                "SHA256WITHECDSA",
+                "SHA384WITHECDSA",
+                "SHA512WITHECDSA",
+            ],
+        )
     family = KeyFamily(raw_algorithm) if raw_algorithm else None
     return family, SigningHash(raw_hash) if raw_hash else SigningHash.SHA256
 
@@ -375,8 +415,12 @@ def _validity(fields: Mapping[str, Any]) -> Validity:
         return Validity(365, ValidityUnit.DAYS)
     match = _VALIDITY.match(raw)
     if not match or int(match.group(1)) < 1:
-        raise SpecError("VALIDITY", raw, "not a validity period",
-                        "a positive number of days (e.g. 90), or '<n> DAYS', '<n> MONTHS', '<n> YEARS'")
+        raise SpecError(
+            "VALIDITY",
+            raw,
+            "not a validity period",
+            "a positive number of days (e.g. 90), or '<n> DAYS', '<n> MONTHS', '<n> YEARS'",
+        )
     unit = _UNIT[(match.group(2) or "D")[0].upper()]
     return Validity(int(match.group(1)), unit)
 
@@ -390,6 +434,10 @@ def _renew_before(fields: Mapping[str, Any]) -> timedelta | None:
     except ValueError:
         days = -1.0
     if not 0 < days <= 3650:
-        raise SpecError("RENEW_BEFORE_DAYS", raw, "not a number of days",
-                        "a number greater than 0 (fractions allowed, e.g. 0.25 for 6 hours)")
+        raise SpecError(
+            "RENEW_BEFORE_DAYS",
+            raw,
+            "not a number of days",
+            "a number greater than 0 (fractions allowed, e.g. 0.25 for 6 hours)",
+        )
     return timedelta(days=days)

@@ -17,7 +17,7 @@ from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, VerificationError
 from rotation.events import RotationEvent, Step
 from rotation.guard import SecretMetadata
-from rotation.issuers.base import IssueRequest, Issuer, WaitBudget
+from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
 from rotation.renewal import Plan, decide
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec, load_secret_fields, parse_spec
@@ -60,7 +60,8 @@ def create_secret(ctx: StepContext) -> None:
     ca = ctx.services.authorities.get(spec.ca_arn)
     current = _readable_bundle(fields)
     decision = decide(
-        spec, current,
+        spec,
+        current,
         current_fits=current is not None and _still_fits(current, spec, ca),
         rotate_now=ctx.metadata.rotate_now_requested(ctx.event.token),
         now=ctx.clock(),
@@ -73,8 +74,11 @@ def create_secret(ctx: StepContext) -> None:
     fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
     if fresh:
         telemetry.certificate_issued(spec.certificate_type.value, bundle.not_after, ctx.clock())
-    logger.info("staged %s certificate as AWSPENDING", "a new" if fresh else "the current",
-                extra={"certificate": bundle.summary(), "plan": decision.plan.value})
+    logger.info(
+        "staged %s certificate as AWSPENDING",
+        "a new" if fresh else "the current",
+        extra={"certificate": bundle.summary(), "plan": decision.plan.value},
+    )
 
 
 def set_secret(ctx: StepContext) -> None:

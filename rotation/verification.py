@@ -113,8 +113,9 @@ def check_names(bundle: CertBundle, spec: CertSpec) -> None:
     wanted = set(spec.names)
     if found != wanted:
         raise VerificationError(
-            "names", f"SANs {sorted(found)} differ from the spec's {sorted(wanted)} "
-            "(COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)")
+            "names",
+            f"SANs {sorted(found)} differ from the spec's {sorted(wanted)} (COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)",
+        )
 
 
 #: Tolerated clock difference between the issuer and the verifier for ``notBefore``.
@@ -131,8 +132,9 @@ def check_validity(bundle: CertBundle, now: datetime) -> None:
 def check_key_algorithm(bundle: CertBundle, spec: CertSpec) -> None:
     found = describe_key(bundle.certificate.public_key())
     if found != spec.key_algorithm.value:
-        raise VerificationError("key-algorithm", f"certificate key is {found}, KEY_ALGORITHM asks "
-                                f"{spec.key_algorithm.value}")
+        raise VerificationError(
+            "key-algorithm", f"certificate key is {found}, KEY_ALGORITHM asks {spec.key_algorithm.value}"
+        )
 
 
 def handshake_hostname(spec: CertSpec) -> str:
@@ -148,9 +150,10 @@ def check_handshake(bundle: CertBundle, spec: CertSpec, ca_certificate: x509.Cer
     """
     hostname = handshake_hostname(spec)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with _secret_file(bundle.private_key_pem) as key_path, _secret_file(
-        bundle.certificate_pem + bundle.chain_pem
-    ) as cert_path:
+    with (
+        _secret_file(bundle.private_key_pem) as key_path,
+        _secret_file(bundle.certificate_pem + bundle.chain_pem) as cert_path,
+    ):
         try:
             server_ctx.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as exc:

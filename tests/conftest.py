@@ -65,8 +65,7 @@ def no_key_material_in_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[_Reco
         powertools.removeHandler(recorder)
         logging.getLogger().removeHandler(recorder)
     captured = capfd.readouterr()
-    for where, text in (("logs", "\n".join(recorder.lines)), ("stdout", captured.out),
-                        ("stderr", captured.err)):
+    for where, text in (("logs", "\n".join(recorder.lines)), ("stdout", captured.out), ("stderr", captured.err)):
         for marker in KEY_MARKERS:
             assert marker not in text, f"{marker!r} leaked into {where}"
 

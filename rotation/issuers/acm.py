@@ -76,7 +76,8 @@ class AcmIssuer:
         status = str(description.get("Status", ""))
         if status in _FAILED:
             reason = description.get("FailureReason") or description.get("RenewalSummary", {}).get(
-                "RenewalStatusReason", "")
+                "RenewalStatusReason", ""
+            )
             raise IssuanceError(f"ACM certificate {arn} is {status}{f' ({reason})' if reason else ''}")
         renewal = description.get("RenewalSummary", {}).get("RenewalStatus")
         if old_serial is not None and renewal == "FAILED":
@@ -94,8 +95,9 @@ class AcmIssuer:
             key = load_private_key(response["PrivateKey"], password=passphrase)
         except ValueError as exc:
             raise IssuanceError(f"ACM exported a private key for {arn} that cannot be decrypted: {exc}") from None
-        return CertBundle(join_pem(response["Certificate"]), private_key_pem(key),
-                          join_pem(response.get("CertificateChain", "")), arn)
+        return CertBundle(
+            join_pem(response["Certificate"]), private_key_pem(key), join_pem(response.get("CertificateChain", "")), arn
+        )
 
 
 def _has_serial(description: dict[str, Any], serial: int) -> bool:

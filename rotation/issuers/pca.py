@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from rotation.aws import aws_call
@@ -46,15 +47,16 @@ class PcaIssuer:
         for attempt in range(_ATTEMPTS):
             # The token binds the request to this key: a retry after a crash (new key) gets a new
             # certificate, a botocore retry of the same call (same key) gets the same one.
-            token = idempotency_token(request.token, public_key_fingerprint(key), str(attempt),
-                                      length=PCA_TOKEN_LENGTH)
+            token = idempotency_token(request.token, public_key_fingerprint(key), str(attempt), length=PCA_TOKEN_LENGTH)
             arn = self._issue(client, spec.ca_arn, csr, spec, algorithm, token)
-            certificate, chain = budget.poll(lambda: self._fetch(client, spec.ca_arn, arn), f"certificate {arn}")
+            certificate, chain = budget.poll(partial(self._fetch, client, spec.ca_arn, arn), f"certificate {arn}")
             bundle = CertBundle(join_pem(certificate), private_key_pem(key), join_pem(chain), arn)
             if public_key_der(bundle.certificate.public_key()) == public_key_der(key):
                 return bundle
-            logger.warning("Private CA returned a certificate for another key; issuing again",
-                           extra={"certificate_arn": arn, "attempt": attempt})
+            logger.warning(
+                "Private CA returned a certificate for another key; issuing again",
+                extra={"certificate_arn": arn, "attempt": attempt},
+            )
         raise IssuanceError(f"Private CA {spec.ca_arn} kept returning certificates that do not match our key")
 
     @staticmethod

@@ -20,7 +20,10 @@ def log_records(text: str) -> list[dict[str, Any]]:
 
 
 def test_logs_carry_secret_step_and_token_and_metrics_count_issuance(
-    aws: Any, root_ca: str, make_secret: Any, capfd: pytest.CaptureFixture[str],
+    aws: Any,
+    root_ca: str,
+    make_secret: Any,
+    capfd: pytest.CaptureFixture[str],
     no_key_material_in_logs: Any,
 ) -> None:
     arn = make_secret({"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example"})
@@ -37,12 +40,14 @@ def test_logs_carry_secret_step_and_token_and_metrics_count_issuance(
     assert any("renewal decision" in line for line in no_key_material_in_logs.lines)
 
 
-def test_a_failed_step_is_counted_by_type(aws: Any, root_ca: str, make_secret: Any,
-                                          capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_step_is_counted_by_type(
+    aws: Any, root_ca: str, make_secret: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
     from rotation.handler import lambda_handler
 
-    arn = make_secret({"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example",
-                       "KEY_ALGORITHM": "RSA_4096"})
+    arn = make_secret(
+        {"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example", "KEY_ALGORITHM": "RSA_4096"}
+    )
     token = stage_pending(arn)
     with pytest.raises(SpecError):
         lambda_handler(event("createSecret", arn, token), FakeLambdaContext())

@@ -52,8 +52,9 @@ MALFORMED: list[tuple[str, Any, type[Exception], str]] = [
 
 
 @pytest.mark.parametrize(("fields", "error", "message"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
-def test_malformed_secret_issues_nothing(aws: Any, root_ca: str, make_secret: Any, fields: Any,
-                                         error: type[Exception], message: str) -> None:
+def test_malformed_secret_issues_nothing(
+    aws: Any, root_ca: str, make_secret: Any, fields: Any, error: type[Exception], message: str
+) -> None:
     if isinstance(fields, dict):
         fields = json.dumps({k: v for k, v in {**base(root_ca), **fields}.items() if v is not None})
     arn = make_secret(fields)
@@ -80,9 +81,13 @@ def test_a_ca_that_is_not_active_is_named(aws: Any, root_ca: str, make_secret: A
 
 def test_a_ca_pending_its_certificate_is_named(aws: Any, make_secret: Any) -> None:
     pending = aws.pca.create_certificate_authority(
-        CertificateAuthorityConfiguration={"KeyAlgorithm": "RSA_2048", "SigningAlgorithm": "SHA256WITHRSA",
-                                           "Subject": {"CommonName": "never activated"}},
-        CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
+        CertificateAuthorityConfiguration={
+            "KeyAlgorithm": "RSA_2048",
+            "SigningAlgorithm": "SHA256WITHRSA",
+            "Subject": {"CommonName": "never activated"},
+        },
+        CertificateAuthorityType="ROOT",
+    )["CertificateAuthorityArn"]
     with pytest.raises(CertificateAuthorityError, match="not ACTIVE"):
         rotate(make_secret(base(pending)))
 
@@ -90,10 +95,12 @@ def test_a_ca_pending_its_certificate_is_named(aws: Any, make_secret: Any) -> No
 def stage_bundle(aws: Any, arn: str, bundle: CertBundle) -> str:
     """Put a crafted bundle AWSPENDING, as a createSecret that went wrong might have."""
     token = stage_pending(arn)
-    value = merge_into_secret(json.loads(aws.sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
-                                         ["SecretString"]), bundle)
-    aws.sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value),
-                            VersionStages=["AWSPENDING"])
+    value = merge_into_secret(
+        json.loads(aws.sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]), bundle
+    )
+    aws.sm.put_secret_value(
+        SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"]
+    )
     return token
 
 
@@ -119,15 +126,18 @@ def test_test_secret_refuses_a_chain_that_does_not_verify(aws: Any, root_ca: str
     good = good_bundle(aws, arn)
     other = moto_ca(create_ca(aws.pca, name="Another CA"))
     foreign = leaf_signed_by(other, ["app.example.internal"], good.private_key).decode()
-    _test_secret_refuses(aws, arn, dataclasses.replace(good, certificate_pem=foreign,
-                                                       chain_pem=other.certificate_bytes.decode()), "chain")
+    _test_secret_refuses(
+        aws,
+        arn,
+        dataclasses.replace(good, certificate_pem=foreign, chain_pem=other.certificate_bytes.decode()),
+        "chain",
+    )
 
 
 def test_test_secret_refuses_a_key_that_does_not_match(aws: Any, root_ca: str, make_secret: Any) -> None:
     arn = make_secret(base(root_ca))
     first, second = good_bundle(aws, arn), good_bundle(aws, arn)
-    _test_secret_refuses(aws, arn, dataclasses.replace(second, private_key_pem=first.private_key_pem),
-                         "key-match")
+    _test_secret_refuses(aws, arn, dataclasses.replace(second, private_key_pem=first.private_key_pem), "key-match")
 
 
 def test_test_secret_refuses_a_san_that_differs(aws: Any, root_ca: str, make_secret: Any) -> None:
@@ -146,8 +156,7 @@ def test_test_secret_refuses_an_expired_certificate(aws: Any, root_ca: str, make
     assert caught.value.check == "validity"
 
 
-def test_test_secret_refuses_a_pending_version_without_a_certificate(aws: Any, root_ca: str,
-                                                                      make_secret: Any) -> None:
+def test_test_secret_refuses_a_pending_version_without_a_certificate(aws: Any, root_ca: str, make_secret: Any) -> None:
     arn = make_secret(base(root_ca))
     token = stage_pending(arn)
     with pytest.raises(VerificationError, match="no value staged"):

@@ -15,13 +15,21 @@ from tests.support.faults import KINDS, inject
 
 
 def pca_secret(ca: str) -> dict[str, str]:
-    return {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "COMMON_NAME": "app.example.internal",
-            "KEY_ALGORITHM": "EC_prime256v1"}
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": ca,
+        "COMMON_NAME": "app.example.internal",
+        "KEY_ALGORITHM": "EC_prime256v1",
+    }
 
 
 def acm_secret(ca: str) -> dict[str, str]:
-    return {"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": ca, "COMMON_NAME": "app.example.internal",
-            "ENVIRONMENT": "TEST"}
+    return {
+        "CERTIFICATE_TYPE": "ACM_ISSUED",
+        "CA_ARN": ca,
+        "COMMON_NAME": "app.example.internal",
+        "ENVIRONMENT": "TEST",
+    }
 
 
 def current_version(aws: Any, arn: str) -> str:
@@ -37,8 +45,9 @@ def pending_has_value(aws: Any, arn: str, token: str) -> bool:
 
 
 @pytest.mark.parametrize("make_fields", [pca_secret, acm_secret], ids=["pca", "acm"])
-def test_every_step_twice_gives_the_same_result(aws: Any, root_ca: str, acm_chain: Any, make_secret: Any,
-                                               make_fields: Any) -> None:
+def test_every_step_twice_gives_the_same_result(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any, make_fields: Any
+) -> None:
     arn = make_secret(make_fields(root_ca))
     token = stage_pending(arn)
     for step in STEPS:
@@ -86,8 +95,9 @@ def test_a_stale_idempotent_issuance_is_issued_again(aws: Any, root_ca: str, mak
     assert calls_of(aws, "IssueCertificate") == issued_before + 2
 
 
-def test_acm_crash_and_retry_reuses_the_requested_certificate(aws: Any, root_ca: str, acm_chain: Any,
-                                                              make_secret: Any) -> None:
+def test_acm_crash_and_retry_reuses_the_requested_certificate(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
+) -> None:
     arn = make_secret({**acm_secret(root_ca), "ENVIRONMENT": "PROD"})
     token = stage_pending(arn)
     inject(aws.sm, "PutSecretValue", "throttling")
@@ -124,11 +134,23 @@ ACM_CALLS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("step", "client", "operation", "nth", "issuer"),
-                         [(*c, "pca") for c in PCA_CALLS] + [(*c, "acm") for c in ACM_CALLS],
-                         ids=lambda v: str(v))
-def test_each_call_failing_once(aws: Any, root_ca: str, acm_chain: Any, make_secret: Any, step: str,
-                                client: str, operation: str, nth: int, issuer: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("step", "client", "operation", "nth", "issuer"),
+    [(*c, "pca") for c in PCA_CALLS] + [(*c, "acm") for c in ACM_CALLS],
+    ids=str,
+)
+def test_each_call_failing_once(
+    aws: Any,
+    root_ca: str,
+    acm_chain: Any,
+    make_secret: Any,
+    step: str,
+    client: str,
+    operation: str,
+    nth: int,
+    issuer: str,
+    kind: str,
+) -> None:
     arn = make_secret(pca_secret(root_ca) if issuer == "pca" else acm_secret(root_ca))
     before = current_version(aws, arn)
     token = stage_pending(arn)
@@ -149,18 +171,23 @@ def test_each_call_failing_once(aws: Any, root_ca: str, acm_chain: Any, make_sec
         assert current_version(aws, arn) == before  # AWSCURRENT unchanged
         assert pending_has_value(aws, arn, token) == pending_before  # nothing half-made was put
 
-    run_steps(arn, token, STEPS[STEPS.index(step):])  # Secrets Manager retries
+    run_steps(arn, token, STEPS[STEPS.index(step) :])  # Secrets Manager retries
     assert current_version(aws, arn) == token
     bundle, _ = assert_valid_bundle(aws, arn)
-    assert json.loads(aws.sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])[
-        "CERTIFICATE_SERIAL"] == bundle.serial_hex
+    assert (
+        json.loads(aws.sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])[
+            "CERTIFICATE_SERIAL"
+        ]
+        == bundle.serial_hex
+    )
 
 
-def test_standard_retries_absorb_a_single_throttle(aws: Any, root_ca: str, make_secret: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_standard_retries_absorb_a_single_throttle(
+    aws: Any, root_ca: str, make_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the Lambda's own clients (standard retry mode), one throttle does not fail the step."""
-    from rotation.engine import build_services
     from rotation.aws import make_client
+    from rotation.engine import build_services
 
     sm, pca, acm = make_client("secretsmanager"), make_client("acm-pca"), make_client("acm")
     monkeypatch.setattr(rotation.handler, "_services", build_services(sm, lambda r: pca, lambda r: acm))

@@ -18,8 +18,13 @@ HASHES = ["sha256", "sha384", "sha512"]
 
 
 def pca_secret(ca_arn: str, **fields: Any) -> dict[str, Any]:
-    return {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca_arn, "COMMON_NAME": "app.example.internal",
-            "SUBJECT_ALTERNATIVE_NAMES": ["api.example.internal", "10.0.0.7"], **fields}
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": ca_arn,
+        "COMMON_NAME": "app.example.internal",
+        "SUBJECT_ALTERNATIVE_NAMES": ["api.example.internal", "10.0.0.7"],
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -38,8 +43,9 @@ def recorded(aws: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("digest", HASHES)
 @pytest.mark.parametrize("ca_key", ["RSA", "EC"])
 @pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
-def test_rotation_matrix(aws: Any, recorded: Any, make_secret: Any, algorithm: KeyAlgorithm, ca_key: str,
-                         digest: str) -> None:
+def test_rotation_matrix(
+    aws: Any, recorded: Any, make_secret: Any, algorithm: KeyAlgorithm, ca_key: str, digest: str
+) -> None:
     ca_arn = create_ca(aws.pca, key=ca_key)
     recorded.clear()
     arn = make_secret(pca_secret(ca_arn, KEY_ALGORITHM=algorithm.value, SIGNING_HASH=digest))
@@ -50,7 +56,7 @@ def test_rotation_matrix(aws: Any, recorded: Any, make_secret: Any, algorithm: K
     assert versions[token] == ["AWSPENDING", "AWSCURRENT"] or set(versions[token]) >= {"AWSCURRENT"}
     (original,) = first_version
     assert versions[original] == ["AWSPREVIOUS"]
-    bundle, spec = assert_valid_bundle(aws, arn)
+    _bundle, spec = assert_valid_bundle(aws, arn)
     family = "RSA" if ca_key == "RSA" else "ECDSA"
     (issued,) = [p for p in recorded if p["operation"] == "IssueCertificate"]
     assert issued["SigningAlgorithm"] == f"{digest.upper()}WITH{family}"
@@ -61,10 +67,17 @@ def test_rotation_matrix(aws: Any, recorded: Any, make_secret: Any, algorithm: K
 
 
 def test_original_sample_secret_rotates_unchanged(aws: Any, recorded: Any, root_ca: str, make_secret: Any) -> None:
-    original = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "server2.example",
-                "TEMPLATE_ARN": "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
-                "KEY_ALGORITHM": "TYPE_RSA", "KEY_SIZE": "2048", "SIGNING_ALGORITHM": "RSA",
-                "SIGNING_HASH": "sha384", "ENVIRONMENT": "TEST"}
+    original = {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": root_ca,
+        "COMMON_NAME": "server2.example",
+        "TEMPLATE_ARN": "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
+        "KEY_ALGORITHM": "TYPE_RSA",
+        "KEY_SIZE": "2048",
+        "SIGNING_ALGORITHM": "RSA",
+        "SIGNING_HASH": "sha384",
+        "ENVIRONMENT": "TEST",
+    }
     arn = make_secret(original)
     rotate(arn)
     bundle, _ = assert_valid_bundle(aws, arn)
@@ -128,8 +141,9 @@ def test_when_due_keeps_the_current_certificate_until_due(aws: Any, root_ca: str
 
 def test_when_due_renews_inside_the_window(aws: Any, root_ca: str, make_secret: Any) -> None:
     # moto issues 365-day certificates: a 365-day window makes each one due at once.
-    arn = make_secret(pca_secret(root_ca, KEY_ALGORITHM="EC_prime256v1", RENEWAL_POLICY="WHEN_DUE",
-                                 RENEW_BEFORE_DAYS="365"))
+    arn = make_secret(
+        pca_secret(root_ca, KEY_ALGORITHM="EC_prime256v1", RENEWAL_POLICY="WHEN_DUE", RENEW_BEFORE_DAYS="365")
+    )
     rotate(arn)
     first, _ = assert_valid_bundle(aws, arn)
     rotate(arn)
@@ -145,14 +159,14 @@ def test_changed_spec_is_issued_even_when_not_due(aws: Any, root_ca: str, make_s
     fields["SUBJECT_ALTERNATIVE_NAMES"] = ["api.example.internal", "new.example.internal"]
     replace_current(aws.sm, arn, json.dumps(fields))
     rotate(arn)
-    bundle, spec = assert_valid_bundle(aws, arn)
+    _bundle, spec = assert_valid_bundle(aws, arn)
     assert "new.example.internal" in spec.names
 
 
 def test_signing_family_that_contradicts_the_ca_is_refused(aws: Any, root_ca: str, make_secret: Any) -> None:
     arn = make_secret(pca_secret(root_ca, SIGNING_ALGORITHM="ECDSA"))
     before = stages(aws.sm, arn)
-    with pytest.raises(SpecError, match="SIGNING_ALGORITHM='ECDSA'.*RSA key"):
+    with pytest.raises(SpecError, match=r"SIGNING_ALGORITHM='ECDSA'.*RSA key"):
         rotate(arn)
     assert calls_of(aws, "IssueCertificate") == 0
     current = [v for v, s in stages(aws.sm, arn).items() if "AWSCURRENT" in s]

@@ -20,9 +20,17 @@ CA_ARN = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-
 
 
 def _key_usage(ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=not ca,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                         encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 @dataclass
@@ -38,9 +46,13 @@ class LocalCA:
         signer = self.parent or self
         issuer = self.parent.certificate.subject if self.parent else subject
         self.certificate = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(_key_usage(ca=True), critical=True)
             .sign(signer.key, hashes.SHA256())
@@ -69,9 +81,11 @@ class LocalCA:
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self.certificate.subject).public_key(key.public_key())
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(start + lifetime)
+            .not_valid_before(start)
+            .not_valid_after(start + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -88,7 +102,11 @@ class LocalCA:
 
 
 def spec_for(**fields: str) -> CertSpec:
-    base = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA_ARN, "COMMON_NAME": "app.example.internal",
-            "KEY_ALGORITHM": "EC_prime256v1"}
+    base = {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": CA_ARN,
+        "COMMON_NAME": "app.example.internal",
+        "KEY_ALGORITHM": "EC_prime256v1",
+    }
     base.update(fields)
     return parse_spec(base)

@@ -48,8 +48,7 @@ def stage_pending(secret_id: str, token: str | None = None, region: str = "us-ea
     backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region]
     secret = backend.secrets[secret_id]
     secret.remove_version_stages_from_old_versions(["AWSPENDING"])
-    secret.versions[token] = {"createdate": int(time.time()), "version_id": token,
-                              "version_stages": ["AWSPENDING"]}
+    secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
     secret.rotation_requested = True
     secret.rotation_enabled = True
     secret.rotation_lambda_arn = FakeLambdaContext.invoked_function_arn
@@ -85,9 +84,11 @@ def replace_current(sm: Any, secret_id: str, secret_string: str) -> str:
     UpdateSecretVersionStage (it tracks a stale default version), so the label is moved explicitly.
     """
     version = str(uuid.uuid4())
-    sm.put_secret_value(SecretId=secret_id, ClientRequestToken=version, SecretString=secret_string,
-                        VersionStages=["certrotate-edit"])
+    sm.put_secret_value(
+        SecretId=secret_id, ClientRequestToken=version, SecretString=secret_string, VersionStages=["certrotate-edit"]
+    )
     current = next(v for v, s in stages(sm, secret_id).items() if "AWSCURRENT" in s)
-    sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=version,
-                                   RemoveFromVersionId=current)
+    sm.update_secret_version_stage(
+        SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=version, RemoveFromVersionId=current
+    )
     return version

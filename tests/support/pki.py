@@ -47,13 +47,18 @@ def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: st
     ca = moto_ca(arn)
     if key == "EC":
         ca.private_bytes = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.BestAvailableEncryption(ca.password))
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(ca.password),
+        )
     if parent is None:
         csr = pca.get_certificate_authority_csr(CertificateAuthorityArn=arn)["Csr"]
         cert_arn = pca.issue_certificate(
-            CertificateAuthorityArn=arn, Csr=csr.encode(), SigningAlgorithm=algorithm[1],
-            TemplateArn=ROOT_TEMPLATE, Validity={"Value": 10, "Type": "YEARS"},
+            CertificateAuthorityArn=arn,
+            Csr=csr.encode(),
+            SigningAlgorithm=algorithm[1],
+            TemplateArn=ROOT_TEMPLATE,
+            Validity={"Value": 10, "Type": "YEARS"},
         )["CertificateArn"]
         certificate = pca.get_certificate(CertificateAuthorityArn=arn, CertificateArn=cert_arn)["Certificate"]
         pca.import_certificate_authority_certificate(CertificateAuthorityArn=arn, Certificate=certificate.encode())
@@ -62,24 +67,38 @@ def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: st
         issuer = moto_ca(parent)
         certificate = _ca_certificate(issuer, ca.key.public_key(), ca.issuer).decode()
         pca.import_certificate_authority_certificate(
-            CertificateAuthorityArn=arn, Certificate=certificate.encode(),
-            CertificateChain=issuer.certificate_bytes)
+            CertificateAuthorityArn=arn, Certificate=certificate.encode(), CertificateChain=issuer.certificate_bytes
+        )
     return arn
 
 
 def _ca_certificate(issuer: Any, public_key: Any, subject: x509.Name) -> bytes:
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.certificate.subject)
-        .public_key(public_key).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1800))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1800))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
         .sign(issuer.key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -99,9 +118,11 @@ def leaf_signed_by(ca: Any, names: list[str], key: Any, *, days: int = 395) -> b
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca.certificate.subject).public_key(key.public_key())
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -118,8 +139,9 @@ _ACM_KEYS = {
 
 
 def _pem_key(key: Any) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 @contextlib.contextmanager
@@ -137,23 +159,39 @@ def real_acm_chain() -> Iterator[dict[str, int]]:
         state.key_algorithm = self._get_param("KeyAlgorithm") or "RSA_2048"
         return original_request(self)
 
-    def generate_cert(cls: Any, domain_name: str, account_id: str, region: str, sans: Any = None,
-                      cert_authority_arn: str | None = None) -> Any:
+    def generate_cert(
+        cls: Any,
+        domain_name: str,
+        account_id: str,
+        region: str,
+        sans: Any = None,
+        cert_authority_arn: str | None = None,
+    ) -> Any:
         ca = moto_ca(cert_authority_arn) if cert_authority_arn else None
         if ca is None:
             return original_generate.__func__(cls, domain_name, account_id, region, sans, cert_authority_arn)
         key = _ACM_KEYS[getattr(state, "key_algorithm", "RSA_2048")]()
         names = [domain_name, *[s for s in (sans or []) if s != domain_name]]
-        return cls(certificate=leaf_signed_by(ca, names, key), private_key=_pem_key(key),
-                   chain=ca.certificate_bytes, cert_type="PRIVATE", cert_status="ISSUED",
-                   cert_authority_arn=cert_authority_arn, account_id=account_id, region=region)
+        return cls(
+            certificate=leaf_signed_by(ca, names, key),
+            private_key=_pem_key(key),
+            chain=ca.certificate_bytes,
+            cert_type="PRIVATE",
+            cert_status="ISSUED",
+            cert_authority_arn=cert_authority_arn,
+            account_id=account_id,
+            region=region,
+        )
 
     def renew_certificate(self: Any) -> str:
         bundle = self.acm_backend.get_certificate(self._get_param("CertificateArn"))
         ca = moto_ca(bundle.cert_authority_arn)
         old = bundle._cert
-        key_kind = "RSA_2048" if isinstance(old.public_key(), rsa.RSAPublicKey) else {
-            "secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1"}[old.public_key().curve.name]
+        key_kind = (
+            "RSA_2048"
+            if isinstance(old.public_key(), rsa.RSAPublicKey)
+            else {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1"}[old.public_key().curve.name]
+        )
         key = _ACM_KEYS[key_kind]()
         names = [str(n.value) for n in old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value]
         bundle.cert = leaf_signed_by(ca, names, key)

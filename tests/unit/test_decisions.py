@@ -42,12 +42,16 @@ def test_rotate_now_marker_is_one_shot_by_token() -> None:
 
 @pytest.mark.parametrize(
     ("family", "digest", "expected"),
-    [(KeyFamily.RSA, "sha256", "SHA256WITHRSA"), (KeyFamily.RSA, "sha384", "SHA384WITHRSA"),
-     (KeyFamily.RSA, "sha512", "SHA512WITHRSA"), (KeyFamily.ECDSA, "sha256", "SHA256WITHECDSA"),
-     (KeyFamily.ECDSA, "sha384", "SHA384WITHECDSA"), (KeyFamily.ECDSA, "sha512", "SHA512WITHECDSA")],
+    [
+        (KeyFamily.RSA, "sha256", "SHA256WITHRSA"),
+        (KeyFamily.RSA, "sha384", "SHA384WITHRSA"),
+        (KeyFamily.RSA, "sha512", "SHA512WITHRSA"),
+        (KeyFamily.ECDSA, "sha256", "SHA256WITHECDSA"),
+        (KeyFamily.ECDSA, "sha384", "SHA384WITHECDSA"),
+        (KeyFamily.ECDSA, "sha512", "SHA512WITHECDSA"),
+    ],
 )
-def test_signing_algorithm_takes_the_ca_family_and_the_spec_hash(family: KeyFamily, digest: str,
-                                                                  expected: str) -> None:
+def test_signing_algorithm_takes_the_ca_family_and_the_spec_hash(family: KeyFamily, digest: str, expected: str) -> None:
     assert signing_algorithm(spec_for(SIGNING_HASH=digest), family) == expected
 
 
@@ -70,9 +74,11 @@ def test_idempotency_tokens_fit_both_services() -> None:
 
 @pytest.mark.parametrize(
     ("event", "message"),
-    [({}, "lacks Step, SecretId, ClientRequestToken"),
-     ({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"}, "createSecret, setSecret"),
-     ({"Step": "createSecret", "SecretId": "", "ClientRequestToken": "t"}, "lacks SecretId")],
+    [
+        ({}, "lacks Step, SecretId, ClientRequestToken"),
+        ({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"}, "createSecret, setSecret"),
+        ({"Step": "createSecret", "SecretId": "", "ClientRequestToken": "t"}, "lacks SecretId"),
+    ],
 )
 def test_malformed_events_are_refused(event: dict[str, str], message: str) -> None:
     with pytest.raises(EventError, match=message):
@@ -94,8 +100,9 @@ def test_renewal_window_defaults_to_a_third_of_the_lifetime() -> None:
     assert renewal_window(BUNDLE, spec_for(RENEW_BEFORE_DAYS="10")) == dt.timedelta(days=10)
 
 
-@pytest.mark.parametrize(("moment", "due"), [("2026-03-01", False), ("2026-03-02T00:00:01", True),
-                                              ("2026-05-01", True)])
+@pytest.mark.parametrize(
+    ("moment", "due"), [("2026-03-01", False), ("2026-03-02T00:00:01", True), ("2026-05-01", True)]
+)
 def test_due_inside_the_window(moment: str, due: bool) -> None:
     with freeze_time(moment):
         assert is_due(BUNDLE, spec_for(), dt.datetime.now(dt.UTC)) is due
@@ -120,13 +127,23 @@ PCA_WHEN_DUE = {"RENEWAL_POLICY": "WHEN_DUE"}
         ({"CERTIFICATE_TYPE": "ACM_ISSUED"}, None, False, False, "2026-01-02", Plan.ISSUE),
     ],
 )
-def test_renewal_plan(fields: dict[str, str], current: object, fits: bool, rotate_now: bool, moment: str,
-                      plan: Plan) -> None:
+def test_renewal_plan(
+    fields: dict[str, str], current: object, fits: bool, rotate_now: bool, moment: str, plan: Plan
+) -> None:
     current_bundle = current
     if current is BUNDLE and fields.get("CERTIFICATE_TYPE") == "ACM_ISSUED":
-        current_bundle = BUNDLE.__class__(BUNDLE.certificate_pem, BUNDLE.private_key_pem, BUNDLE.chain_pem,
-                                          "arn:aws:acm:us-east-1:123456789012:certificate/abc")
+        current_bundle = BUNDLE.__class__(
+            BUNDLE.certificate_pem,
+            BUNDLE.private_key_pem,
+            BUNDLE.chain_pem,
+            "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        )
     with freeze_time(moment):
-        decision = decide(spec_for(**fields), current_bundle, current_fits=fits,  # type: ignore[arg-type]
-                          rotate_now=rotate_now, now=dt.datetime.now(dt.UTC))
+        decision = decide(
+            spec_for(**fields),
+            current_bundle,
+            current_fits=fits,  # type: ignore[arg-type]
+            rotate_now=rotate_now,
+            now=dt.datetime.now(dt.UTC),
+        )
     assert decision.plan is plan, decision.reason

@@ -22,11 +22,23 @@ from rotation.spec import (
 )
 from tests.support.certs import CA_ARN
 
-ACM_ORIGINAL = {"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": CA_ARN, "COMMON_NAME": "server1.example",
-                "ENVIRONMENT": "TEST"}
-PCA_ORIGINAL = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA_ARN, "COMMON_NAME": "server2.example",
-                "TEMPLATE_ARN": DEFAULT_TEMPLATE_ARN, "KEY_ALGORITHM": "TYPE_RSA", "KEY_SIZE": "2048",
-                "SIGNING_ALGORITHM": "RSA", "SIGNING_HASH": "sha256", "ENVIRONMENT": "TEST"}
+ACM_ORIGINAL = {
+    "CERTIFICATE_TYPE": "ACM_ISSUED",
+    "CA_ARN": CA_ARN,
+    "COMMON_NAME": "server1.example",
+    "ENVIRONMENT": "TEST",
+}
+PCA_ORIGINAL = {
+    "CERTIFICATE_TYPE": "PCA_ISSUED",
+    "CA_ARN": CA_ARN,
+    "COMMON_NAME": "server2.example",
+    "TEMPLATE_ARN": DEFAULT_TEMPLATE_ARN,
+    "KEY_ALGORITHM": "TYPE_RSA",
+    "KEY_SIZE": "2048",
+    "SIGNING_ALGORITHM": "RSA",
+    "SIGNING_HASH": "sha256",
+    "ENVIRONMENT": "TEST",
+}
 
 
 def test_original_acm_secret_parses_with_its_meaning() -> None:
@@ -45,12 +57,24 @@ def test_original_acm_secret_parses_with_its_meaning() -> None:
         ({}, KeyAlgorithm.RSA_2048, KeyFamily.RSA, SigningHash.SHA256),
         ({"KEY_SIZE": "4096", "SIGNING_HASH": "sha512"}, KeyAlgorithm.RSA_4096, KeyFamily.RSA, SigningHash.SHA512),
         ({"KEY_SIZE": 3072, "SIGNING_HASH": "sha384"}, KeyAlgorithm.RSA_3072, KeyFamily.RSA, SigningHash.SHA384),
-        ({"KEY_ALGORITHM": "TYPE_EC", "EC_CURVE": "secp384r1", "SIGNING_ALGORITHM": "ECDSA"},
-         KeyAlgorithm.EC_secp384r1, KeyFamily.ECDSA, SigningHash.SHA256),
-        ({"KEY_ALGORITHM": "TYPE_EC", "EC_CURVE": "P-521"}, KeyAlgorithm.EC_secp521r1, KeyFamily.RSA,
-         SigningHash.SHA256),
-        ({"KEY_ALGORITHM": "EC_prime256v1", "SIGNING_ALGORITHM": "SHA384WITHECDSA", "SIGNING_HASH": ""},
-         KeyAlgorithm.EC_prime256v1, KeyFamily.ECDSA, SigningHash.SHA384),
+        (
+            {"KEY_ALGORITHM": "TYPE_EC", "EC_CURVE": "secp384r1", "SIGNING_ALGORITHM": "ECDSA"},
+            KeyAlgorithm.EC_secp384r1,
+            KeyFamily.ECDSA,
+            SigningHash.SHA256,
+        ),
+        (
+            {"KEY_ALGORITHM": "TYPE_EC", "EC_CURVE": "P-521"},
+            KeyAlgorithm.EC_secp521r1,
+            KeyFamily.RSA,
+            SigningHash.SHA256,
+        ),
+        (
+            {"KEY_ALGORITHM": "EC_prime256v1", "SIGNING_ALGORITHM": "SHA384WITHECDSA", "SIGNING_HASH": ""},
+            KeyAlgorithm.EC_prime256v1,
+            KeyFamily.ECDSA,
+            SigningHash.SHA384,
+        ),
     ],
 )
 def test_original_and_new_key_and_signing_names(
@@ -71,26 +95,37 @@ def test_defaults_for_a_minimal_pca_secret() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(["b.example", "10.0.0.5", "A.example"], ("a.example", "b.example", "10.0.0.5")),
-     ("b.example, 10.0.0.5", ("a.example", "b.example", "10.0.0.5")),
-     ('["*.a.example"]', ("a.example", "*.a.example"))],
+    [
+        (["b.example", "10.0.0.5", "A.example"], ("a.example", "b.example", "10.0.0.5")),
+        ("b.example, 10.0.0.5", ("a.example", "b.example", "10.0.0.5")),
+        ('["*.a.example"]', ("a.example", "*.a.example")),
+    ],
 )
 def test_subject_alternative_names_forms(raw: Any, expected: tuple[str, ...]) -> None:
-    spec = parse_spec({"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA_ARN, "COMMON_NAME": "a.example",
-                       "SUBJECT_ALTERNATIVE_NAMES": raw})
+    spec = parse_spec(
+        {
+            "CERTIFICATE_TYPE": "PCA_ISSUED",
+            "CA_ARN": CA_ARN,
+            "COMMON_NAME": "a.example",
+            "SUBJECT_ALTERNATIVE_NAMES": raw,
+        }
+    )
     assert spec.names == expected
 
 
-@pytest.mark.parametrize(("raw", "value", "unit"), [("90", 90, "DAYS"), ("12 MONTHS", 12, "MONTHS"),
-                                                    ("2y", 2, "YEARS"), ("7 days", 7, "DAYS")])
+@pytest.mark.parametrize(
+    ("raw", "value", "unit"),
+    [("90", 90, "DAYS"), ("12 MONTHS", 12, "MONTHS"), ("2y", 2, "YEARS"), ("7 days", 7, "DAYS")],
+)
 def test_validity_forms(raw: str, value: int, unit: str) -> None:
     spec = parse_spec({**PCA_ORIGINAL, "VALIDITY": raw})
     assert spec.validity.as_pca() == {"Value": value, "Type": unit}
 
 
 def test_renewal_fields() -> None:
-    spec = parse_spec({**PCA_ORIGINAL, "RENEWAL_POLICY": "when_due", "RENEW_BEFORE_DAYS": "0.25",
-                       "REUSE_PRIVATE_KEY": "true"})
+    spec = parse_spec(
+        {**PCA_ORIGINAL, "RENEWAL_POLICY": "when_due", "RENEW_BEFORE_DAYS": "0.25", "REUSE_PRIVATE_KEY": "true"}
+    )
     assert spec.renewal_policy is RenewalPolicy.WHEN_DUE
     assert spec.renew_before == timedelta(hours=6)
     assert spec.reuse_private_key
@@ -128,8 +163,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("overrides", "field", "words"), MALFORMED)
-def test_malformed_fields_name_field_value_and_allowed(overrides: dict[str, Any], field: str,
-                                                        words: list[str]) -> None:
+def test_malformed_fields_name_field_value_and_allowed(overrides: dict[str, Any], field: str, words: list[str]) -> None:
     fields = {k: v for k, v in {**PCA_ORIGINAL, **overrides}.items() if v is not None}
     with pytest.raises(SpecError) as caught:
         parse_spec(fields)
@@ -142,7 +176,7 @@ def test_malformed_fields_name_field_value_and_allowed(overrides: dict[str, Any]
 
 @pytest.mark.parametrize("key", ["RSA_3072", "RSA_4096", "EC_secp521r1"])
 def test_acm_refuses_key_types_acm_does_not_issue(key: str) -> None:
-    with pytest.raises(SpecError, match="KEY_ALGORITHM.*RSA_2048, EC_prime256v1, EC_secp384r1"):
+    with pytest.raises(SpecError, match=r"KEY_ALGORITHM.*RSA_2048, EC_prime256v1, EC_secp384r1"):
         parse_spec({**ACM_ORIGINAL, "KEY_ALGORITHM": key})
 
 

@@ -27,8 +27,9 @@ def now() -> dt.datetime:
 @pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
 def test_a_good_bundle_passes_every_check(algorithm: KeyAlgorithm) -> None:
     bundle = CA.issue(NAMES, key_algorithm=algorithm)
-    verify_bundle(bundle, spec_for(SUBJECT_ALTERNATIVE_NAMES="10.1.2.3", KEY_ALGORITHM=algorithm.value),
-                  CA.certificate, now())
+    verify_bundle(
+        bundle, spec_for(SUBJECT_ALTERNATIVE_NAMES="10.1.2.3", KEY_ALGORITHM=algorithm.value), CA.certificate, now()
+    )
     assert key_algorithm_of(bundle.private_key) is algorithm
 
 
@@ -60,8 +61,9 @@ def test_san_that_differs_is_refused() -> None:
 
 def test_cn_that_differs_is_refused() -> None:
     with pytest.raises(VerificationError, match="COMMON_NAME"):
-        verify_bundle(CA.issue(["other.example.internal", "app.example.internal", "10.1.2.3"]), SPEC,
-                      CA.certificate, now())
+        verify_bundle(
+            CA.issue(["other.example.internal", "app.example.internal", "10.1.2.3"]), SPEC, CA.certificate, now()
+        )
 
 
 def test_expired_certificate_is_refused() -> None:
@@ -97,13 +99,18 @@ def test_handshake_refuses_a_certificate_the_ca_did_not_sign() -> None:
 
 
 def test_wildcard_names_are_dialled_through_a_label() -> None:
-    check_handshake(CA.issue(["*.apps.example.internal"]), spec_for(COMMON_NAME="*.apps.example.internal"),
-                    CA.certificate)
+    check_handshake(
+        CA.issue(["*.apps.example.internal"]), spec_for(COMMON_NAME="*.apps.example.internal"), CA.certificate
+    )
 
 
 def test_unreadable_pem_is_named_without_its_content() -> None:
-    bundle = CertBundle("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
-                        "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n", "", "")
+    bundle = CertBundle(
+        "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
+        "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n",
+        "",
+        "",
+    )
     with pytest.raises(VerificationError) as caught:
         verify_bundle(bundle, SPEC, CA.certificate, now())
     assert caught.value.check in {"CERTIFICATE_PEM", "PRIVATE_KEY_PEM"}
@@ -117,8 +124,7 @@ def test_repr_never_shows_the_key() -> None:
 
 def test_outputs_merge_into_the_spec_unchanged() -> None:
     bundle = CA.issue(NAMES)
-    merged = merge_into_secret({"COMMON_NAME": "app.example.internal", "CERTIFICATE_PEM": "old", "X": "kept"},
-                               bundle)
+    merged = merge_into_secret({"COMMON_NAME": "app.example.internal", "CERTIFICATE_PEM": "old", "X": "kept"}, bundle)
     assert merged["X"] == "kept" and merged["CERTIFICATE_PEM"] == bundle.certificate_pem
     assert merged["CERTIFICATE_SERIAL"] == format(bundle.certificate.serial_number, "X")
     assert merged["CERTIFICATE_KEY_ALGORITHM"] == "EC_prime256v1"
