@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rotation.errors import VerificationError
-from rotation.keys import PrivateKey, describe_key, load_private_key
+from rotation.keys import PrivateKey, describe_key, load_private_key, private_key_pem
 from rotation.spec import OUTPUT_FIELDS
 
 
@@ -49,6 +49,13 @@ class CertBundle:
             chain.strip() + "\n" if chain.strip() else "",
             str(fields.get("CERTIFICATE_ARN") or ""),
         )
+
+    @classmethod
+    def with_key(cls, certificate_pem: str, key: PrivateKey, chain_pem: str, certificate_arn: str) -> CertBundle:
+        """A bundle around a key object already in hand (it is not parsed back from PEM)."""
+        bundle = cls(certificate_pem, private_key_pem(key), chain_pem, certificate_arn)
+        bundle.__dict__["private_key"] = key  # seeds the cached_property
+        return bundle
 
     @cached_property
     def certificate(self) -> x509.Certificate:

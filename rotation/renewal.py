@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -36,7 +37,7 @@ def decide(
     spec: CertSpec,
     current: CertBundle | None,
     *,
-    current_fits: bool,
+    current_fits: Callable[[], bool],
     rotate_now: bool,
     now: datetime,
 ) -> Decision:
@@ -45,20 +46,23 @@ def decide(
     Args:
         spec: the parsed specification.
         current: the bundle in AWSCURRENT, if it holds one.
-        current_fits: the current bundle still matches the spec and chains to the spec's CA.
+        current_fits: whether the current bundle still matches the spec and chains to the spec's CA;
+            called only when the plan depends on it (the check parses the current private key).
         rotate_now: an operator asked for a fresh certificate for this rotation.
         now: the time of the rotation.
     """
     if current is None:
         return Decision(Plan.ISSUE, "the secret holds no certificate yet")
-    if not current_fits:
-        return Decision(Plan.ISSUE, "the current certificate no longer matches the spec or its CA")
     acm = spec.certificate_type is CertificateType.ACM_ISSUED
+    forced = _forced_by(spec, rotate_now)
+    if forced and not acm:
+        return Decision(Plan.ISSUE, forced)
     if acm and not current.certificate_arn.startswith("arn:"):
         return Decision(Plan.ISSUE, "the secret holds no ACM certificate ARN")
-    forced = _forced_by(spec, rotate_now)
+    if not current_fits():
+        return Decision(Plan.ISSUE, "the current certificate no longer matches the spec or its CA")
     if forced:
-        return Decision(Plan.RENEW if acm else Plan.ISSUE, forced)
+        return Decision(Plan.RENEW, forced)
     if acm:
         return Decision(Plan.REFRESH, "ACM renews managed certificates; picking up its renewal if any")
     if is_due(current, spec, now):

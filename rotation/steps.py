@@ -62,7 +62,7 @@ def create_secret(ctx: StepContext) -> None:
     decision = decide(
         spec,
         current,
-        current_fits=current is not None and _still_fits(current, spec, ca),
+        current_fits=lambda: current is not None and _still_fits(current, spec, ca),
         rotate_now=ctx.metadata.rotate_now_requested(ctx.event.token),
         now=ctx.clock(),
     )
@@ -125,7 +125,7 @@ def _readable_bundle(fields: Mapping[str, Any]) -> CertBundle | None:
     try:
         bundle = CertBundle.from_fields(fields)
         if bundle is not None:
-            _ = bundle.certificate, bundle.private_key, bundle.chain
+            _ = bundle.certificate, bundle.chain  # the key is parsed only if the plan needs it
         return bundle
     except VerificationError as exc:
         logger.warning("the current bundle is unreadable (%s); issuing a new certificate", exc.check)

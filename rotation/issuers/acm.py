@@ -15,7 +15,7 @@ from rotation.aws import aws_call
 from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError
 from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
-from rotation.keys import load_private_key, private_key_pem
+from rotation.keys import load_private_key
 from rotation.renewal import Plan, is_due
 from rotation.telemetry import logger
 
@@ -95,9 +95,8 @@ class AcmIssuer:
             key = load_private_key(response["PrivateKey"], password=passphrase)
         except ValueError as exc:
             raise IssuanceError(f"ACM exported a private key for {arn} that cannot be decrypted: {exc}") from None
-        return CertBundle(
-            join_pem(response["Certificate"]), private_key_pem(key), join_pem(response.get("CertificateChain", "")), arn
-        )
+        chain = join_pem(response.get("CertificateChain", ""))
+        return CertBundle.with_key(join_pem(response["Certificate"]), key, chain, arn)
 
 
 def _has_serial(description: dict[str, Any], serial: int) -> bool:

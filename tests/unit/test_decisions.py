@@ -142,8 +142,25 @@ def test_renewal_plan(
         decision = decide(
             spec_for(**fields),
             current_bundle,
-            current_fits=fits,  # type: ignore[arg-type]
+            current_fits=lambda: fits,
             rotate_now=rotate_now,
             now=dt.datetime.now(dt.UTC),
         )
     assert decision.plan is plan, decision.reason
+
+
+def test_a_forced_pca_issuance_does_not_parse_the_current_key() -> None:
+    def must_not_run() -> bool:
+        raise AssertionError("current_fits evaluated although the plan does not depend on it")
+
+    decision = decide(spec_for(), BUNDLE, current_fits=must_not_run, rotate_now=False, now=START)
+    assert decision.plan is Plan.ISSUE
+
+
+def test_a_forced_acm_rotation_with_a_changed_spec_requests_anew() -> None:
+    acm_current = BUNDLE.__class__(
+        BUNDLE.certificate_pem, BUNDLE.private_key_pem, BUNDLE.chain_pem, "arn:aws:acm:us-east-1:1:certificate/a"
+    )
+    spec = spec_for(CERTIFICATE_TYPE="ACM_ISSUED", ENVIRONMENT="TEST")
+    assert decide(spec, acm_current, current_fits=lambda: False, rotate_now=False, now=START).plan is Plan.ISSUE
+    assert decide(spec, acm_current, current_fits=lambda: True, rotate_now=False, now=START).plan is Plan.RENEW
