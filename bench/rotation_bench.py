@@ -65,9 +65,9 @@ def bench_one(certificate_type: str, key: str, rotations: int, *, cache_ca_keys:
     from moto import mock_aws
 
     import rotation.handler
+    from rotation.emulation.pki import cached_moto_ca_keys, create_ca, real_acm_chain
     from rotation.engine import build_services
     from tests.support.driver import rotate
-    from tests.support.pki import cached_moto_ca_keys, create_ca, real_acm_chain
 
     moto_tweak = cached_moto_ca_keys() if cache_ca_keys else contextlib.nullcontext()
     with mock_aws(), real_acm_chain(), moto_tweak, contextlib.redirect_stdout(io.StringIO()):

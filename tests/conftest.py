@@ -19,9 +19,9 @@ from botocore.config import Config
 from moto import mock_aws
 
 import rotation.handler
+from rotation.emulation.pki import create_ca, real_acm_chain
 from rotation.engine import build_services
 from rotation.steps import Services
-from tests.support.pki import create_ca, real_acm_chain
 
 REGION = "us-east-1"
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")

@@ -14,6 +14,7 @@ import pytest
 from freezegun import freeze_time
 
 from rotation.bundle import CertBundle, merge_into_secret
+from rotation.emulation.pki import create_ca, leaf_signed_by, moto_ca
 from rotation.errors import (
     CertificateAuthorityError,
     NotPendingError,
@@ -24,7 +25,6 @@ from rotation.errors import (
 )
 from tests.functional.helpers import calls_of
 from tests.support.driver import rotate, run_steps, secret_fields, stage_pending, stages
-from tests.support.pki import create_ca, leaf_signed_by, moto_ca
 
 UNKNOWN_CA = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/00000000-0000-0000-0000-000000000000"
 ISSUING_CALLS = ("IssueCertificate", "RequestCertificate", "PutSecretValue")

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from rotation.emulation.pki import create_ca
 from rotation.errors import SpecError
 from rotation.guard import ROTATE_NOW_TAG
 from rotation.keys import public_key_der
 from rotation.spec import KeyAlgorithm
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import replace_current, rotate, stage_pending, stages
-from tests.support.pki import create_ca
 
 HASHES = ["sha256", "sha384", "sha512"]
 

@@ -5,7 +5,7 @@ key lives in moto's backend) so ECDSA signing is exercised for real. moto's ACM 
 certificates with a fake self-made "Amazon" issuer, ignores ``KeyAlgorithm`` and does not
 implement ``RenewCertificate``: :func:`real_acm_chain` makes ACM issue (and renew) certificates
 really signed by the Private CA named in the request, with the requested key algorithm. These
-are stubs only where moto cannot go.
+patch moto only where it cannot behave as the service does.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def cached_moto_ca_keys() -> Iterator[None]:
     def key(self: Any) -> Any:
         marker = (id(self), self.private_bytes)
         if marker not in cache:
-            cache[marker] = original.fget(self)  # type: ignore[attr-defined]
+            cache[marker] = original.fget(self)
         return cache[marker]
 
     CertificateAuthority.key = property(key)  # type: ignore[assignment,method-assign]
@@ -229,10 +229,10 @@ def real_acm_chain() -> Iterator[dict[str, int]]:
 
     acm_responses.AWSCertificateManagerResponse.request_certificate = request_certificate  # type: ignore[method-assign]
     acm_models.CertBundle.generate_cert = classmethod(generate_cert)  # type: ignore[method-assign,assignment]
-    acm_responses.AWSCertificateManagerResponse.renew_certificate = renew_certificate  # type: ignore[attr-defined]
+    acm_responses.AWSCertificateManagerResponse.renew_certificate = renew_certificate
     try:
         yield renewals
     finally:
         acm_responses.AWSCertificateManagerResponse.request_certificate = original_request  # type: ignore[method-assign]
         acm_models.CertBundle.generate_cert = original_generate  # type: ignore[method-assign]
-        del acm_responses.AWSCertificateManagerResponse.renew_certificate  # type: ignore[attr-defined]
+        del acm_responses.AWSCertificateManagerResponse.renew_certificate
