@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
 from rotation.events import parse_event
-from rotation.telemetry import logger, metrics
+from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover
     from rotation.issuers.base import WaitBudget
@@ -53,7 +53,6 @@ def wait_budget(context: Any) -> WaitBudget:
     return WaitBudget(max(cap, 1.0))
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
     """Run the rotation step named by a Secrets Manager rotation event.
@@ -73,6 +72,6 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
     try:
         run_step(rotation_event, services(), wait_budget(context), observe=observe)
     except Exception as exc:
-        telemetry.step_failed(rotation_event.step.value, seen.get("type", telemetry.UNKNOWN_TYPE), exc)
+        telemetry.step_failed(rotation_event.step.value, seen.get("type", telemetry.UNKNOWN_TYPE))
         logger.error("%s failed: %s", rotation_event.step.value, exc, extra={"error_type": type(exc).__name__})
         raise

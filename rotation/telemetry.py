@@ -1,31 +1,37 @@
-"""Powertools Logger and Metrics for the rotation, and the metrics it emits.
+"""Powertools Logger and the EMF metrics the rotation emits.
 
 Log lines carry the secret ARN, step and token as keys and never key material: only
-:meth:`CertBundle.summary` facts are logged about a certificate.
+:meth:`CertBundle.summary` facts are logged about a certificate. Each metric is written as its
+own EMF record (``single_metric``) with its dimensions, so no dimension state is shared between
+metrics, steps or invocations.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 logger = Logger(service="certrotate")
-metrics = Metrics(namespace="certrotate", service="certrotate")
 
+NAMESPACE = "certrotate"
 UNKNOWN_TYPE = "UNKNOWN"
 
 
+def _emit(name: str, value: float, dimensions: dict[str, str], unit: MetricUnit = MetricUnit.Count) -> None:
+    with single_metric(
+        name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions={"service": "certrotate"}
+    ) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)
+
+
 def certificate_issued(certificate_type: str, not_after: datetime, now: datetime) -> None:
-    metrics.add_dimension(name="CertificateType", value=certificate_type)
-    metrics.add_metric(name="CertificatesIssued", unit=MetricUnit.Count, value=1)
+    _emit("CertificatesIssued", 1, {"CertificateType": certificate_type})
     days = (not_after - now).total_seconds() / 86400
-    metrics.add_metric(name="DaysToExpiry", unit=MetricUnit.Count, value=round(days, 2))
+    _emit("DaysToExpiry", round(days, 2), {"CertificateType": certificate_type}, MetricUnit.NoUnit)
 
 
-def step_failed(step: str, certificate_type: str, error: BaseException) -> None:
-    metrics.add_dimension(name="CertificateType", value=certificate_type)
-    metrics.add_metric(name="RotationStepFailures", unit=MetricUnit.Count, value=1)
-    metrics.add_metadata(key="failed_step", value=step)
-    metrics.add_metadata(key="error", value=type(error).__name__)
+def step_failed(step: str, certificate_type: str) -> None:
+    _emit("RotationStepFailures", 1, {"CertificateType": certificate_type, "Step": step})
