@@ -1,0 +1,153 @@
+"""Run an SSM Command document on this machine, checking parameters exactly as SSM does.
+
+moto records SendCommand but runs nothing. This runner takes a schemaVersion 2.2 document, checks
+the given parameters the way SSM does before it sends anything to an instance (unknown names,
+missing required values, type, allowedValues, allowedPattern), fills in defaults, substitutes
+``{{ Name }}`` and runs each ``aws:runShellScript`` step with bash, in order, stopping at the first
+failing step, and reports each step's exit code and output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rotation.errors import CertRotateError
+
+_BASH = shutil.which("bash") or "/bin/bash"
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
+
+
+class DocumentParameterError(CertRotateError):
+    """A parameter SSM would refuse (InvalidParameters) before the command runs."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class CommandResult:
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.exit_code == 0 for s in self.steps)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(s.stdout for s in self.steps)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(s.stderr for s in self.steps)
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, dict) or document.get("schemaVersion") != "2.2":
+        raise DocumentParameterError(f"{path.name}: not a schemaVersion 2.2 Command document")
+    return document
+
+
+def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """The parameter values SSM would run the document with.
+
+    Raises:
+        DocumentParameterError: a value SSM refuses, naming the parameter and the rule.
+    """
+    declared: dict[str, Any] = document.get("parameters") or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise DocumentParameterError(
+            f"unknown parameter(s) {', '.join(unknown)}; the document declares {', '.join(declared)}"
+        )
+    resolved: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in given:
+            value: Any = given[name]
+        elif "default" in spec:
+            value = spec["default"]
+        else:
+            raise DocumentParameterError(f"parameter {name} is required")
+        kind = spec.get("type", "String")
+        values = value if kind == "StringList" else [value]
+        if kind == "StringList" and not isinstance(value, list):
+            raise DocumentParameterError(f"parameter {name} must be a list of strings (StringList)")
+        for item in values:
+            if not isinstance(item, str):
+                raise DocumentParameterError(f"parameter {name} must be a string ({kind})")
+            allowed = spec.get("allowedValues")
+            if allowed is not None and item not in allowed:
+                raise DocumentParameterError(f"parameter {name} value {item!r} is not one of {', '.join(allowed)}")
+            pattern = spec.get("allowedPattern")
+            # SSM matches the whole value (Java's Matcher.matches), so a trailing newline fails too.
+            if pattern is not None and re.fullmatch(pattern, item) is None:
+                raise DocumentParameterError(f"parameter {name} value {item!r} does not match {pattern}")
+        resolved[name] = ",".join(values) if kind == "StringList" else values[0]
+    return resolved
+
+
+def substitute(command: str, parameters: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in parameters:
+            raise DocumentParameterError(f"the document refers to undeclared parameter {name}")
+        return parameters[name]
+
+    return _PLACEHOLDER.sub(replace, command)
+
+
+def run_document(
+    path: Path,
+    parameters: Mapping[str, str | list[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> CommandResult:
+    """Check the parameters, then run every ``aws:runShellScript`` step with bash.
+
+    Raises:
+        DocumentParameterError: SSM would refuse the parameters; nothing ran.
+    """
+    import time
+
+    document = load_document(path)
+    values = resolve_parameters(document, parameters)
+    result = CommandResult()
+    started = time.monotonic()
+    for step in document.get("mainSteps", []):
+        if step.get("action") != "aws:runShellScript":
+            raise DocumentParameterError(f"step {step.get('name')}: only aws:runShellScript runs locally")
+        commands = step["inputs"]["runCommand"]
+        script = "\n".join(substitute(line, values) for line in commands) + "\n"
+        with tempfile.TemporaryDirectory(prefix="certrotate-ssm-") as directory:
+            script_path = Path(directory) / "_script.sh"
+            script_path.write_text(script)
+            completed = subprocess.run(  # noqa: S603 - the document's own script, parameters checked above
+                [_BASH, str(script_path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={**os.environ, **(env or {})},
+                check=False,
+            )
+        result.steps.append(StepResult(step["name"], completed.returncode, completed.stdout, completed.stderr))
+        if completed.returncode != 0:
+            break
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,1 @@
+"""SSM Run Command documents: rendered from ``ssm_documents/install_certificate.sh``."""

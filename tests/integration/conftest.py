@@ -1,0 +1,103 @@
+"""Integration fixtures: moto's server for the aws CLI, the real Apache, an SSM runner environment.
+
+With ``CI`` set, a missing part fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from rotation.bundle import CertBundle
+from tests.support.apache import Apache, apache_available, free_port
+from tests.support.certs import LocalCA
+
+REGION = "us-east-1"
+
+
+def require(problem: str | None) -> None:
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"required for this test in CI: {problem}")
+    pytest.skip(problem)
+
+
+def aws_cli() -> str | None:
+    found = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
+    return found if os.path.exists(found) else None
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def sm(moto_endpoint: str) -> Any:
+    return boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture
+def host_env(moto_endpoint: str) -> dict[str, str]:
+    """The environment the installer runs in: the aws CLI pointed at moto's server."""
+    cli = aws_cli()
+    require(None if cli else "the aws CLI is not installed (pip install awscli)")
+    for tool in ("openssl", "flock"):
+        require(None if shutil.which(tool) else f"{tool} is not installed")
+    assert cli is not None
+    return {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PATH": f"{Path(cli).parent}:{os.environ.get('PATH', '')}",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+
+@pytest.fixture(scope="session")
+def ca() -> LocalCA:
+    return LocalCA(name="certrotate Integration CA")
+
+
+HOSTNAME = "www.certrotate.test"
+
+
+@pytest.fixture
+def apache(tmp_path: Path, ca: LocalCA) -> Iterator[Apache]:
+    require(apache_available())
+    server = Apache(tmp_path / "apache", free_port())
+    server.write_bundle(ca.issue([HOSTNAME]))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def put_secret(sm: Any) -> Callable[..., str]:
+    """Store a bundle (or raw text) as a certificate secret on moto's server; returns the ARN."""
+
+    def put(bundle: CertBundle | str, name: str | None = None) -> str:
+        if isinstance(bundle, CertBundle):
+            value = json.dumps({"CERTIFICATE_TYPE": "PCA_ISSUED", "COMMON_NAME": HOSTNAME, **bundle.to_fields()})
+        else:
+            value = bundle
+        name = name or f"certs/{uuid.uuid4()}"
+        return str(sm.create_secret(Name=name, SecretString=value)["ARN"])
+
+    return put

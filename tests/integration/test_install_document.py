@@ -1,0 +1,217 @@
+"""RunUpdateTLS / RollbackTLS against the real Apache, the real aws CLI and moto's server.
+
+The documents run through the local SSM runner (parameters checked as SSM checks them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from rotation.emulation.ssm_runner import CommandResult, run_document
+from rotation.spec import KeyAlgorithm
+from rotation.ssm.documents import DOCUMENTS_DIR
+from tests.integration.conftest import HOSTNAME
+from tests.support.apache import Apache
+from tests.support.certs import LocalCA
+
+INSTALL = DOCUMENTS_DIR / "RunUpdateTLS.yaml"
+ROLLBACK = DOCUMENTS_DIR / "RollbackTLS.yaml"
+
+
+def file_parameters(apache: Apache) -> dict[str, str]:
+    return {
+        "CertificateFile": str(apache.cert_file),
+        "KeyFile": str(apache.key_file),
+        "ChainFile": str(apache.chain_file),
+        "ApacheConfigFile": str(apache.config),
+        "HttpsPort": str(apache.port),
+        "ServiceName": "apache2",
+    }
+
+
+def install(apache: Apache, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
+    return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=env, timeout=120)
+
+
+_CLIENT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+_CLIENT.check_hostname = False
+_CLIENT.verify_mode = ssl.CERT_NONE  # these tests read the served serial; trust is tested elsewhere
+
+
+def served_serial(apache: Apache) -> int:
+    with (
+        socket.create_connection(("127.0.0.1", apache.port), timeout=5) as raw,
+        _CLIENT.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def snapshot(apache: Apache) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (apache.cert_file, apache.key_file, apache.chain_file)}
+
+
+def assert_no_key_material(result: CommandResult) -> None:
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+def test_install_serves_the_new_certificate(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    old = snapshot(apache)
+    old_serial = served_serial(apache)
+    new = ca.issue([HOSTNAME], key_algorithm=KeyAlgorithm.RSA_2048)
+    result = install(apache, put_secret(new), host_env)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number != old_serial
+    assert apache.key_file.stat().st_mode & 0o777 == 0o600 and apache.key_file.stat().st_uid == 0
+    for path in (apache.cert_file, apache.key_file, apache.chain_file):
+        assert Path(f"{path}.certrotate-previous").read_bytes() == old[path.name]
+    assert new.serial_hex in result.stdout.replace(":", "")
+    assert "files written" in result.stdout
+    assert_no_key_material(result)
+    leftovers = [p for p in apache.root.rglob("*") if "certrotate-new" in p.name or "certrotate-work" in p.name]
+    assert leftovers == []
+
+
+def test_the_same_certificate_again_changes_nothing(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    arn = put_secret(ca.issue([HOSTNAME]))
+    assert install(apache, arn, host_env).ok
+    before = {p: p.stat().st_mtime_ns for p in apache.root.joinpath("ssl").rglob("*") if p.is_file()}
+    again = install(apache, arn, host_env)
+    assert again.ok and "already installed; nothing changed" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in apache.root.joinpath("ssl").rglob("*") if p.is_file()} == before
+
+
+def _bad_secrets(ca: LocalCA) -> dict[str, tuple[Any, int, str]]:
+    good, other = ca.issue([HOSTNAME]), ca.issue([HOSTNAME])
+    foreign = LocalCA(name="Foreign CA").issue([HOSTNAME])
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    expired = ca.issue([HOSTNAME], not_before=start, lifetime=dt.timedelta(days=1))
+    return {
+        "key does not match": (
+            good.to_fields() | {"PRIVATE_KEY_PEM": other.private_key_pem},
+            4,
+            "private key does not match",
+        ),
+        "chain does not verify": (
+            foreign.to_fields() | {"CERTIFICATE_CHAIN_PEM": good.chain_pem},
+            4,
+            "chain does not verify",
+        ),
+        "expired": (expired.to_fields(), 4, "expired"),
+        "malformed JSON": ("{not json", 3, "not a JSON object"),
+        "no certificate": ({"COMMON_NAME": HOSTNAME}, 3, "has no CERTIFICATE_PEM"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["key does not match", "chain does not verify", "expired", "malformed JSON", "no certificate"]
+)
+def test_a_bad_bundle_changes_nothing(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], case: str
+) -> None:
+    value, code, message = _bad_secrets(ca)[case]
+    before, serial = snapshot(apache), served_serial(apache)
+    result = install(apache, put_secret(value if isinstance(value, str) else json.dumps(value)), host_env)
+    assert not result.ok and result.steps[-1].exit_code == code
+    assert message in result.stderr
+    assert snapshot(apache) == before and served_serial(apache) == serial
+    assert_no_key_material(result)
+
+
+def test_a_missing_secret_changes_nothing(apache: Apache, host_env: dict[str, str]) -> None:
+    before, serial = snapshot(apache), served_serial(apache)
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:certs/none-AbCdEf"
+    result = install(apache, missing, host_env)
+    assert result.steps[-1].exit_code == 3
+    assert "cannot read secret" in result.stderr and "ResourceNotFoundException" in result.stderr
+    assert snapshot(apache) == before and served_serial(apache) == serial
+
+
+def test_a_failing_config_test_rolls_back(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    before, serial = snapshot(apache), served_serial(apache)
+    config = apache.config.read_text()
+    apache.config.write_text(config + "ThisIsNotADirective on\n")
+    try:
+        result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env)
+    finally:
+        apache.config.write_text(config)
+    assert result.steps[-1].exit_code == 5
+    assert "config test failed" in result.stderr and "restored" in result.stderr
+    assert snapshot(apache) == before and served_serial(apache) == serial
+
+
+def test_rollback_document_restores_the_previous_certificate(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    old_serial = served_serial(apache)
+    assert install(apache, put_secret(ca.issue([HOSTNAME])), host_env).ok
+    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=120)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == old_serial
+    assert "rolled back" in result.stdout
+
+
+def test_rollback_without_previous_files_refuses(apache: Apache, host_env: dict[str, str]) -> None:
+    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=60)
+    assert result.steps[-1].exit_code == 7 and "no previous file" in result.stderr
+
+
+HANDSHAKE_THREADS = 4
+MAX_HANDSHAKES = 2000  # bounded; each thread paces itself so the loop spans the whole install
+PACE_SECONDS = 0.005
+
+
+def test_no_handshake_fails_while_the_certificate_is_swapped(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    old_serial = served_serial(apache)
+    new = ca.issue([HOSTNAME])
+    arn = put_secret(new)
+    seen: list[int] = []
+    failures: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        while not done.is_set():
+            with lock:
+                if len(seen) + len(failures) >= MAX_HANDSHAKES:
+                    return
+            try:
+                serial = served_serial(apache)
+                with lock:
+                    seen.append(serial)
+            except (OSError, ssl.SSLError) as exc:
+                with lock:
+                    failures.append(type(exc).__name__)
+            done.wait(PACE_SECONDS)
+
+    threads = [threading.Thread(target=hammer) for _ in range(HANDSHAKE_THREADS)]
+    for thread in threads:
+        thread.start()
+    result = install(apache, arn, host_env)
+    done.wait(0.3)  # a little traffic after the swap too
+    done.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert result.ok, result.stderr
+    assert failures == []
+    assert set(seen) <= {old_serial, new.certificate.serial_number}
+    assert old_serial in seen and new.certificate.serial_number in seen
+    assert len(seen) >= 300
