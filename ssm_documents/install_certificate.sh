@@ -249,7 +249,11 @@ for target in "${targets[@]}"; do
 done
 stage_file() {
   local source=$1 target=$2 mode=$3
-  install -m "$mode" -o root -g root "$source" "$target.certrotate-new"
+  if ((EUID == 0)); then
+    install -m "$mode" -o root -g root "$source" "$target.certrotate-new"
+  else # a local, unprivileged Apache (the demo): the files stay the caller's
+    install -m "$mode" "$source" "$target.certrotate-new"
+  fi
 }
 stage_file "$new_cert" "$cert_file" 0644
 stage_file "$new_key" "$key_file" 0600
