@@ -55,9 +55,10 @@ def main() -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    from rotation.cli.local_apache import LocalApache as Apache
+    from rotation.cli.local_apache import free_port
     from rotation.emulation.ssm_runner import run_document
     from rotation.ssm.documents import DOCUMENTS_DIR
-    from tests.support.apache import Apache, free_port
     from tests.support.certs import LocalCA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -121,9 +122,9 @@ def main() -> int:
                 DOCUMENTS_DIR / "RunUpdateTLS.yaml",
                 {
                     "SecretArn": arn,
-                    "CertificateFile": str(apache.cert_file),
-                    "KeyFile": str(apache.key_file),
-                    "ChainFile": str(apache.chain_file),
+                    "CertificateFile": str(apache.cert_file()),
+                    "KeyFile": str(apache.key_file()),
+                    "ChainFile": str(apache.chain_file()),
                     "ApacheConfigFile": str(apache.config),
                     "HttpsPort": str(apache.port),
                     "ServiceName": "apache2",

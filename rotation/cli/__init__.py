@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
+    demo.add_argument(
+        "--no-apache", action="store_true", help="serve with a Python TLS server even when apache2 is installed"
+    )
     return parser
 
 
@@ -36,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from rotation.cli.demo import run_demo
 
-            return run_demo(args.workdir)
+            return run_demo(args.workdir, use_apache=not args.no_apache)
     except CertRotateError as exc:
         if args.debug:
             raise

@@ -13,18 +13,22 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 from rotation.bundle import CertBundle
+from rotation.cli.local_apache import LocalApache, apache_available, free_port
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
@@ -97,10 +101,11 @@ def _offline_aws() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_demo(workdir: str | None) -> int:
+def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
     """Run the demo; returns the exit code."""
     try:
         from moto import mock_aws
+        from moto.server import ThreadedMotoServer
     except ImportError:
         raise CertRotateError("the demo needs moto: pip install 'certrotate[demo]'") from None
     started = time.monotonic()
@@ -113,6 +118,11 @@ def run_demo(workdir: str | None) -> int:
         base.mkdir(parents=True, exist_ok=True)
         stack.enter_context(_offline_aws())
         stack.enter_context(mock_aws())
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_port = free_port()
+        moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        moto_server.start()
+        stack.callback(moto_server.stop)
         from rotation.emulation.pki import create_ca, real_acm_chain
 
         stack.enter_context(real_acm_chain())
@@ -133,31 +143,139 @@ def run_demo(workdir: str | None) -> int:
             arn = sm.create_secret(Name=f"certrotate-demo/{spec['COMMON_NAME']}", SecretString=json.dumps(spec))["ARN"]
             demo_secrets.append(DemoSecret(label, spec["CERTIFICATE_TYPE"], arn, spec["COMMON_NAME"]))
             _step(f"secret {spec['COMMON_NAME']}: {label}, {spec['CERTIFICATE_TYPE']}")
-        server = stack.enter_context(LocalTlsServer(base))
-        console.print(f"[yellow]Python TLS server on 127.0.0.1:{server.port} stands in for Apache[/yellow]")
+        hostnames = [s.hostname for s in demo_secrets]
+        target = _target(stack, base, hostnames, f"http://127.0.0.1:{moto_port}", use_apache=use_apache)
         for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, server, ca_pem, rotate_now=False)
+            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=False)
         previous = {s.arn: s.served_serial for s in demo_secrets}
         _step("rotate now: a fresh certificate for each secret, whatever its renewal policy")
         for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, server, ca_pem, rotate_now=True)
+            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=True)
         changed = all(previous[s.arn] != s.served_serial for s in demo_secrets)
-        _table(demo_secrets, previous)
+        _table(demo_secrets, previous, target.label)
     elapsed = time.monotonic() - started
     if not changed:
         console.print("[red]the served certificate did not change after rotate-now[/red]")
         return 1
     console.print(
-        f"[green]demo complete in {elapsed:.1f} s: rotated, served and re-rotated; nothing left running[/green]"
+        f"[green]demo complete in {elapsed:.1f} s: rotated, installed, served and re-rotated; "
+        "nothing left running[/green]"
     )
     return 0
+
+
+class Target(Protocol):
+    label: str
+
+    @property
+    def port(self) -> int: ...
+
+    def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None: ...
+
+
+@dataclass
+class ApacheTarget:
+    """The real local Apache; certificates arrive through RunUpdateTLS run by the local SSM runner."""
+
+    apache: LocalApache
+    endpoint: str
+    aws_cli: str
+    label: str = "Apache"
+
+    @property
+    def port(self) -> int:
+        return self.apache.port
+
+    def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None:
+        from rotation.emulation.ssm_runner import run_document
+        from rotation.ssm.documents import DOCUMENTS, document_path
+
+        result = run_document(
+            document_path(DOCUMENTS[0]),
+            {
+                "SecretArn": secret.arn,
+                "CertificateFile": str(self.apache.cert_file(secret.hostname)),
+                "KeyFile": str(self.apache.key_file(secret.hostname)),
+                "ChainFile": str(self.apache.chain_file(secret.hostname)),
+                "ServiceName": "apache2",
+                "ApacheConfigFile": str(self.apache.config),
+                "HttpsPort": str(self.apache.port),
+            },
+            env={"AWS_ENDPOINT_URL": self.endpoint, "PATH": f"{Path(self.aws_cli).parent}:{os.environ['PATH']}"},
+        )
+        if not result.ok:
+            lines = result.stderr.strip().splitlines()
+            raise CertRotateError(f"RunUpdateTLS failed for {secret.hostname}: {lines[-1] if lines else 'no output'}")
+
+
+@dataclass
+class PythonTarget:
+    server: LocalTlsServer
+    label: str = "Python TLS server"
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None:
+        self.server.install(secret.hostname, bundle)
+
+
+def _target(
+    stack: contextlib.ExitStack, base: Path, hostnames: list[str], endpoint: str, *, use_apache: bool
+) -> Target:
+    problem = apache_available() if use_apache else "--no-apache given"
+    aws_cli = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
+    if problem is None and not Path(aws_cli).exists():
+        problem = "the aws CLI is not installed (pip install awscli)"
+    if problem is None:
+        apache = LocalApache(base / "apache", free_port(), hostnames)
+        for hostname in hostnames:
+            apache.write_bundle(_placeholder_bundle(hostname), hostname)
+        apache.start()
+        stack.callback(apache.stop)
+        console.print(
+            f"[cyan]local Apache (Debian apache2) on 127.0.0.1:{apache.port}; certificates are "
+            "installed by the RunUpdateTLS document[/cyan]"
+        )
+        return ApacheTarget(apache, endpoint, aws_cli)
+    server = stack.enter_context(LocalTlsServer(base))
+    console.print(
+        f"[yellow]no local Apache ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
+    )
+    return PythonTarget(server)
+
+
+def _placeholder_bundle(hostname: str) -> CertBundle:
+    """A throwaway self-signed certificate so Apache can start before the first install."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"placeholder {hostname}")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return CertBundle.with_key(pem, key, pem, "")
 
 
 def _step(text: str) -> None:
     console.print(f"[bold cyan]>[/bold cyan] {text}")
 
 
-def _rotate_and_serve(sm: Any, secret: DemoSecret, server: LocalTlsServer, ca_pem: str, *, rotate_now: bool) -> None:
+def _rotate_and_serve(sm: Any, secret: DemoSecret, target: Target, ca_pem: str, *, rotate_now: bool) -> None:
     from rotation.emulation.rotation_service import rotate, stage_pending
 
     token = stage_pending(secret.arn)
@@ -169,18 +287,21 @@ def _rotate_and_serve(sm: Any, secret: DemoSecret, server: LocalTlsServer, ca_pe
     bundle = CertBundle.from_fields(fields)
     assert bundle is not None
     secret.bundle = bundle
-    server.install(secret.hostname, bundle)
-    seen = served_certificate("127.0.0.1", server.port, secret.hostname, ca_pem)
+    target.deliver(secret, bundle)
+    seen = served_certificate("127.0.0.1", target.port, secret.hostname, ca_pem)
     secret.served_serial = format(seen.serial_number, "X")
     if secret.served_serial != bundle.serial_hex:
         raise CertRotateError(
             f"{secret.hostname}: served serial {secret.served_serial} is not the rotated {bundle.serial_hex}"
         )
-    _step(f"{secret.hostname}: serial {bundle.serial_hex[:8]} rotated, served, verified by a TLS handshake")
+    _step(
+        f"{secret.hostname}: serial {bundle.serial_hex[:8]} rotated, installed on {target.label}, "
+        "verified by a TLS handshake"
+    )
 
 
-def _table(demo_secrets: list[DemoSecret], previous: dict[str, str]) -> None:
-    table = Table(title="certrotate demo")
+def _table(demo_secrets: list[DemoSecret], previous: dict[str, str], served_by: str) -> None:
+    table = Table(title=f"certrotate demo: served by {served_by}, checked by TLS handshakes trusting only the CA")
     for column in ("secret", "type", "key", "serial → rotate-now", "not after", "served"):
         table.add_column(column, no_wrap=True)
     for secret in demo_secrets:

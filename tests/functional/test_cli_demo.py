@@ -21,20 +21,22 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def test_demo_runs_offline_and_proves_the_served_certificate_changed(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
-    result = subprocess.run(
-        [*certrotate(), "demo", "--workdir", str(workdir)],
+def run_demo(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*certrotate(), "demo", "--workdir", str(workdir), *extra],
         capture_output=True,
         text=True,
         timeout=120,
         env=clean_env(),
         check=False,
     )
+
+
+def assert_demo_proved_rotation(result: subprocess.CompletedProcess[str], workdir: Path, served_by: str) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "demo complete" in out
-    assert out.count("verified by a TLS handshake") == 4  # two secrets, rotated twice each
+    assert out.count(f"installed on {served_by}") == 4  # two secrets, rotated twice each
     for name in ("server1.example", "server2.example"):
         row = next(line for line in out.splitlines() if line.startswith(f"│ {name}"))
         before, after = re.findall(r"([0-9A-F]{8}) → ([0-9A-F]{8})", row)[0]
@@ -42,6 +44,23 @@ def test_demo_runs_offline_and_proves_the_served_certificate_changed(tmp_path: P
     assert "PRIVATE KEY" not in out + result.stderr
     keys = list(workdir.rglob("*.key"))
     assert keys and all((k.stat().st_mode & 0o777) == 0o600 for k in keys)
+
+
+def test_demo_installs_on_the_real_apache(tmp_path: Path) -> None:
+    from rotation.cli.local_apache import apache_available
+    from tests.integration.conftest import require
+
+    require(apache_available())
+    result = run_demo(tmp_path / "demo")
+    assert_demo_proved_rotation(result, tmp_path / "demo", "Apache")
+    assert "RunUpdateTLS" in result.stdout
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False).returncode == 1
+
+
+def test_demo_without_apache_uses_the_labelled_stand_in(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo", "--no-apache")
+    assert_demo_proved_rotation(result, tmp_path / "demo", "Python TLS server")
+    assert "stands in" in result.stdout
 
 
 def test_unknown_command_is_a_usage_error() -> None:

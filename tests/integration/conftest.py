@@ -19,7 +19,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from rotation.bundle import CertBundle
-from tests.support.apache import Apache, apache_available, free_port
+from rotation.cli.local_apache import LocalApache as Apache
+from rotation.cli.local_apache import apache_available, free_port
 from tests.support.certs import LocalCA
 
 REGION = "us-east-1"

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, run_document
 from rotation.spec import KeyAlgorithm
 from rotation.ssm.documents import DOCUMENTS_DIR
 from tests.integration.conftest import HOSTNAME
-from tests.support.apache import Apache
 from tests.support.certs import LocalCA
 
 INSTALL = DOCUMENTS_DIR / "RunUpdateTLS.yaml"
@@ -29,9 +29,9 @@ ROLLBACK = DOCUMENTS_DIR / "RollbackTLS.yaml"
 
 def file_parameters(apache: Apache) -> dict[str, str]:
     return {
-        "CertificateFile": str(apache.cert_file),
-        "KeyFile": str(apache.key_file),
-        "ChainFile": str(apache.chain_file),
+        "CertificateFile": str(apache.cert_file()),
+        "KeyFile": str(apache.key_file()),
+        "ChainFile": str(apache.chain_file()),
         "ApacheConfigFile": str(apache.config),
         "HttpsPort": str(apache.port),
         "ServiceName": "apache2",
@@ -58,7 +58,7 @@ def served_serial(apache: Apache) -> int:
 
 
 def snapshot(apache: Apache) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (apache.cert_file, apache.key_file, apache.chain_file)}
+    return {p.name: p.read_bytes() for p in (apache.cert_file(), apache.key_file(), apache.chain_file())}
 
 
 def assert_no_key_material(result: CommandResult) -> None:
@@ -74,8 +74,8 @@ def test_install_serves_the_new_certificate(
     result = install(apache, put_secret(new), host_env)
     assert result.ok, result.stderr
     assert served_serial(apache) == new.certificate.serial_number != old_serial
-    assert apache.key_file.stat().st_mode & 0o777 == 0o600 and apache.key_file.stat().st_uid == 0
-    for path in (apache.cert_file, apache.key_file, apache.chain_file):
+    assert apache.key_file().stat().st_mode & 0o777 == 0o600 and apache.key_file().stat().st_uid == 0
+    for path in (apache.cert_file(), apache.key_file(), apache.chain_file()):
         assert Path(f"{path}.certrotate-previous").read_bytes() == old[path.name]
     assert new.serial_hex in result.stdout.replace(":", "")
     assert "files written" in result.stdout

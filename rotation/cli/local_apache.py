@@ -1,0 +1,151 @@
+"""A real Apache (Debian's apache2) on a loopback port, its config and files under one directory.
+
+Used by ``certrotate demo`` and by the integration tests. One name-based virtual host per host
+name, each with its own certificate, key and chain files, so the installer's SNI check applies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rotation.bundle import CertBundle
+
+MODULES = Path("/usr/lib/apache2/modules")
+_MAIN = """\
+ServerRoot "{root}"
+DefaultRuntimeDir "{root}/run"
+PidFile "{root}/run/apache2.pid"
+Listen 127.0.0.1:{port}
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so
+LoadModule ssl_module {modules}/mod_ssl.so
+{user}ServerName 127.0.0.1
+ErrorLog "{root}/error.log"
+LogLevel warn
+DocumentRoot "{root}/htdocs"
+SSLSessionCache "shmcb:{root}/run/ssl_scache(512000)"
+MaxRequestWorkers 64
+ThreadsPerChild 16
+"""
+_VHOST = """\
+<VirtualHost 127.0.0.1:{port}>
+    ServerName {hostname}
+    SSLEngine on
+    SSLCertificateFile "{cert}"
+    SSLCertificateKeyFile "{key}"
+    SSLCertificateChainFile "{chain}"
+</VirtualHost>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def apache_available() -> str | None:
+    """None when the real Apache can run here, else what is missing."""
+    if shutil.which("apache2") is None and not Path("/usr/sbin/apache2").exists():
+        return "apache2 is not installed (apt-get install -y apache2)"
+    if not (MODULES / "mod_ssl.so").exists():
+        return "mod_ssl is missing"
+    return None
+
+
+@dataclass
+class LocalApache:
+    root: Path
+    port: int
+    hostnames: list[str] = field(default_factory=lambda: ["www.certrotate.test"])
+
+    @property
+    def config(self) -> Path:
+        return self.root / "apache2.conf"
+
+    def cert_file(self, hostname: str | None = None) -> Path:
+        return self.root / "ssl" / "certs" / f"{hostname or self.hostnames[0]}.pem"
+
+    def key_file(self, hostname: str | None = None) -> Path:
+        return self.root / "ssl" / "private" / f"{hostname or self.hostnames[0]}.key"
+
+    def chain_file(self, hostname: str | None = None) -> Path:
+        return self.root / "ssl" / "certs" / f"{hostname or self.hostnames[0]}-chain.pem"
+
+    def write_bundle(self, bundle: CertBundle, hostname: str | None = None) -> None:
+        """Put files in place directly (before Apache starts; later installs go through the document)."""
+        self.cert_file(hostname).parent.mkdir(parents=True, exist_ok=True)
+        self.key_file(hostname).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.cert_file(hostname).write_text(bundle.certificate_pem)
+        self.chain_file(hostname).write_text(bundle.chain_pem)
+        descriptor = os.open(self.key_file(hostname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(bundle.private_key_pem)
+
+    def start(self) -> None:
+        (self.root / "run").mkdir(parents=True, exist_ok=True)
+        (self.root / "htdocs").mkdir(exist_ok=True)
+        user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
+        text = _MAIN.format(root=self.root, port=self.port, modules=MODULES, user=user)
+        for hostname in self.hostnames:
+            text += _VHOST.format(
+                port=self.port,
+                hostname=hostname,
+                cert=self.cert_file(hostname),
+                key=self.key_file(hostname),
+                chain=self.chain_file(hostname),
+            )
+        self.config.write_text(text)
+        started = subprocess.run(
+            [_apache2(), "-f", str(self.config), "-k", "start"],
+            capture_output=True,
+            text=True,
+            env=_environment(),
+            check=False,
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"apache2 did not start: {started.stderr.strip() or self.error_log()}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"apache2 did not listen on {self.port}: {self.error_log()}")
+
+    def stop(self) -> None:
+        pid_file = self.root / "run" / "apache2.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        subprocess.run(
+            [_apache2(), "-f", str(self.config), "-k", "stop"], capture_output=True, env=_environment(), check=False
+        )
+        deadline = time.monotonic() + 10
+        while pid and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+
+    def error_log(self) -> str:
+        log = self.root / "error.log"
+        return log.read_text()[-2000:] if log.exists() else ""
+
+
+def _apache2() -> str:
+    return shutil.which("apache2") or "/usr/sbin/apache2"
+
+
+def _environment() -> dict[str, str]:
+    return {"PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin", "LANG": "C"}
