@@ -215,3 +215,40 @@ def test_no_handshake_fails_while_the_certificate_is_swapped(
     assert set(seen) <= {old_serial, new.certificate.serial_number}
     assert old_serial in seen and new.certificate.serial_number in seen
     assert len(seen) >= 300
+
+
+def test_access_denied_changes_nothing(apache: Apache, tmp_path: Path, host_env: dict[str, str]) -> None:
+    """moto's server does not enforce IAM, so an ``aws`` stand-in answers as the real CLI does when
+    the host's role may not read the secret (exit 254, AccessDeniedException on stderr)."""
+    shim = tmp_path / "bin" / "aws"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n"
+        "echo >&2\n"
+        "echo 'An error occurred (AccessDeniedException) when calling the GetSecretValue operation: User: "
+        "arn:aws:sts::222233334444:assumed-role/web/i-0abc is not authorized to perform: "
+        "secretsmanager:GetSecretValue' >&2\n"
+        "exit 254\n"
+    )
+    shim.chmod(0o755)
+    before, serial = snapshot(apache), served_serial(apache)
+    env = {**host_env, "PATH": f"{shim.parent}:{host_env['PATH']}"}
+    result = install(apache, "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf", env)
+    assert result.steps[-1].exit_code == 3
+    assert "AccessDeniedException" in result.stderr and "cannot read secret" in result.stderr
+    assert snapshot(apache) == before and served_serial(apache) == serial
+
+
+def test_the_secret_is_read_in_the_region_of_its_arn(
+    apache: Apache, ca: LocalCA, moto_endpoint: str, host_env: dict[str, str]
+) -> None:
+    import boto3
+
+    remote = boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_endpoint)
+    new = ca.issue([HOSTNAME])
+    arn = remote.create_secret(Name="certs/elsewhere", SecretString=json.dumps(new.to_fields()))["ARN"]
+    assert ":eu-west-1:" in arn
+    env = {**host_env, "AWS_DEFAULT_REGION": "us-east-1"}  # the host's own region differs
+    result = install(apache, arn, env)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
