@@ -205,19 +205,10 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
     """Parse and validate the specification fields of a secret.
 
     Raises:
-        SpecError: a field is missing, malformed or names something Private CA cannot sign.
+        SpecError: the first field that is missing, malformed or names something Private CA
+            cannot sign (:func:`spec_problems` lists them all).
     """
-    certificate_type = _enum(fields, "CERTIFICATE_TYPE", CertificateType, required=True)
-    assert certificate_type is not None
-    ca_arn = _string(fields, "CA_ARN", required=True)
-    if not _CA_ARN.match(ca_arn):
-        raise SpecError(
-            "CA_ARN", ca_arn, "not a Private CA ARN", "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>"
-        )
-    common_name = _dns_or_ip("COMMON_NAME", _string(fields, "COMMON_NAME", required=True))
-    if len(common_name) > 64:
-        raise SpecError("COMMON_NAME", common_name, "longer than 64 characters (X.509 upper bound)")
-    sans = tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in _name_list(fields))
+    certificate_type = _certificate_type(fields)
     key_algorithm = _key_algorithm(fields)
     if certificate_type is CertificateType.ACM_ISSUED and key_algorithm not in ACM_KEY_ALGORITHMS:
         raise SpecError(
@@ -227,13 +218,7 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
             [k.value for k in ACM_KEY_ALGORITHMS],
         )
     signing_family, signing_hash = _signing(fields)
-    template_arn = _string(fields, "TEMPLATE_ARN") or DEFAULT_TEMPLATE_ARN
-    if not _TEMPLATE_ARN.match(template_arn):
-        raise SpecError(
-            "TEMPLATE_ARN", template_arn, "not a Private CA template ARN", "arn:aws:acm-pca:::template/<Name>/V<n>"
-        )
     policy_default = RenewalPolicy.ALWAYS if certificate_type is CertificateType.PCA_ISSUED else RenewalPolicy.WHEN_DUE
-    renewal_policy = _enum(fields, "RENEWAL_POLICY", RenewalPolicy) or policy_default
     reuse = _bool(fields, "REUSE_PRIVATE_KEY")
     if reuse and certificate_type is CertificateType.ACM_ISSUED:
         raise SpecError(
@@ -244,19 +229,83 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
         )
     return CertSpec(
         certificate_type=certificate_type,
-        ca_arn=ca_arn,
-        common_name=common_name,
-        subject_alternative_names=sans,
+        ca_arn=_ca_arn(fields),
+        common_name=_common_name(fields),
+        subject_alternative_names=_sans(fields),
         environment=_string(fields, "ENVIRONMENT") or "",
         key_algorithm=key_algorithm,
         signing_family=signing_family,
         signing_hash=signing_hash,
-        template_arn=template_arn,
+        template_arn=_template_arn(fields),
         validity=_validity(fields),
-        renewal_policy=renewal_policy,
+        renewal_policy=_enum(fields, "RENEWAL_POLICY", RenewalPolicy) or policy_default,
         renew_before=_renew_before(fields),
         reuse_private_key=reuse,
     )
+
+
+def spec_problems(fields: Mapping[str, Any]) -> list[SpecError]:
+    """Every problem of a specification, each checked on its own, for ``certrotate validate``."""
+    checks = (
+        _certificate_type,
+        _ca_arn,
+        _common_name,
+        _sans,
+        _key_algorithm,
+        _signing,
+        _template_arn,
+        _validity,
+        _renew_before,
+        lambda f: _enum(f, "RENEWAL_POLICY", RenewalPolicy),
+        lambda f: _bool(f, "REUSE_PRIVATE_KEY"),
+    )
+    problems: list[SpecError] = []
+    for check in checks:
+        try:
+            check(fields)
+        except SpecError as exc:
+            problems.append(exc)
+    if not problems:
+        try:
+            parse_spec(fields)
+        except SpecError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _certificate_type(fields: Mapping[str, Any]) -> CertificateType:
+    certificate_type = _enum(fields, "CERTIFICATE_TYPE", CertificateType, required=True)
+    assert certificate_type is not None
+    return certificate_type
+
+
+def _ca_arn(fields: Mapping[str, Any]) -> str:
+    ca_arn = _string(fields, "CA_ARN", required=True)
+    if not _CA_ARN.match(ca_arn):
+        raise SpecError(
+            "CA_ARN", ca_arn, "not a Private CA ARN", "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>"
+        )
+    return ca_arn
+
+
+def _common_name(fields: Mapping[str, Any]) -> str:
+    common_name = _dns_or_ip("COMMON_NAME", _string(fields, "COMMON_NAME", required=True))
+    if len(common_name) > 64:
+        raise SpecError("COMMON_NAME", common_name, "longer than 64 characters (X.509 upper bound)")
+    return common_name
+
+
+def _sans(fields: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in _name_list(fields))
+
+
+def _template_arn(fields: Mapping[str, Any]) -> str:
+    template_arn = _string(fields, "TEMPLATE_ARN") or DEFAULT_TEMPLATE_ARN
+    if not _TEMPLATE_ARN.match(template_arn):
+        raise SpecError(
+            "TEMPLATE_ARN", template_arn, "not a Private CA template ARN", "arn:aws:acm-pca:::template/<Name>/V<n>"
+        )
+    return template_arn
 
 
 def _string(fields: Mapping[str, Any], name: str, *, required: bool = False) -> str:

@@ -8,9 +8,11 @@ Secrets Manager does before it calls createSecret; :func:`run_steps` then calls 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,3 +66,56 @@ def rotate(secret_id: str, token: str | None = None) -> str:
     token = stage_pending(secret_id, token)
     run_steps(secret_id, token)
     return token
+
+
+@contextlib.contextmanager
+def rotation_function_in_moto() -> Iterator[list[BaseException]]:
+    """Make moto's RotateSecret invoke certrotate's rotation function, as Secrets Manager does.
+
+    moto can only invoke Lambdas it runs in Docker; this replaces its RotateSecret with what the
+    service does: record the rotation configuration, stage AWSPENDING on a new version (the
+    ClientRequestToken), answer at once, and run the four steps in the background. Step failures
+    are collected in the yielded list (Secrets Manager would log them and retry).
+    """
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    original = SecretsManagerBackend.rotate_secret
+    failures: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def rotate_secret(
+        self: Any,
+        secret_id: str,
+        client_request_token: str | None = None,
+        rotation_lambda_arn: str | None = None,
+        rotation_rules: dict[str, Any] | None = None,
+        rotate_immediately: bool = True,
+    ) -> str:
+        if not self._is_valid_identifier(secret_id):
+            return original(self, secret_id)  # moto's own ResourceNotFoundException
+        secret = self.secrets[secret_id]
+        secret.rotation_lambda_arn = rotation_lambda_arn or secret.rotation_lambda_arn or LAMBDA_ARN
+        if rotation_rules:
+            secret.auto_rotate_after_days = rotation_rules.get("AutomaticallyAfterDays", 0)
+        token = stage_pending(secret.arn, client_request_token, region=self.region_name)
+        steps = STEPS if rotate_immediately else ("testSecret",)
+
+        def run() -> None:
+            try:
+                run_steps(secret.arn, token, steps)
+                secret.last_rotation_date = int(time.time())
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=run, name=f"rotation-{token}", daemon=True)
+        threads.append(thread)
+        thread.start()
+        return str(secret.to_short_dict(version_id=token))
+
+    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
+    try:
+        yield failures
+    finally:
+        for thread in threads:
+            thread.join(timeout=60)
+        SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
