@@ -116,7 +116,8 @@ def _instances(ssm: Any, command_id: str, command: dict[str, Any]) -> list[str]:
             pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id)
             return [i["InstanceId"] for page in pages for i in page.get("CommandInvocations", [])]
     except AwsCallError as exc:
-        if exc.code not in ("InvalidAction", "NotImplemented", "NotImplementedError", "UnknownOperationException"):
+        # moto lacks the action and answers an HTML 500 (code "500"): fall back as for "not implemented".
+        if exc.code not in ("InvalidAction", "NotImplemented", "UnknownOperationException", "500"):
             raise
     # Without ListCommandInvocations (moto), ListCommands' instance ids are the next best source.
     with aws_call("ssm", "ListCommands"):

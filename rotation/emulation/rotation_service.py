@@ -76,10 +76,23 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
     service does: record the rotation configuration, stage AWSPENDING on a new version (the
     ClientRequestToken), answer at once, and run the four steps in the background. Step failures
     are collected in the yielded list (Secrets Manager would log them and retry).
+
+    It also makes moto track AWSCURRENT when UpdateSecretVersionStage moves it: moto otherwise keeps
+    serving the old version to calls without a stage (BatchGetSecretValue, which ``status`` uses).
     """
     from moto.secretsmanager.models import SecretsManagerBackend
 
     original = SecretsManagerBackend.rotate_secret
+    original_move = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        self: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
+    ) -> Any:
+        result = original_move(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].default_version_id = move_to_version_id
+        return result
+
     failures: list[BaseException] = []
     threads: list[threading.Thread] = []
 
@@ -113,9 +126,11 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
         return str(secret.to_short_dict(version_id=token))
 
     SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
     try:
         yield failures
     finally:
         for thread in threads:
             thread.join(timeout=60)
         SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
+        SecretsManagerBackend.update_secret_version_stage = original_move  # type: ignore[method-assign]

@@ -1,0 +1,238 @@
+"""Every ``certrotate`` command end to end: the installed console script, in a subprocess, against
+moto's server. moto cannot invoke a rotation Lambda, so its RotateSecret runs certrotate's handler
+(``rotation_function_in_moto``); moto's ACM is completed by ``real_acm_chain`` as elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+import rotation.handler
+from rotation.cli.local_apache import free_port
+from rotation.emulation.pki import create_ca, real_acm_chain
+from rotation.emulation.rotation_service import rotation_function_in_moto
+
+REGION = "us-east-1"
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    yield f"http://127.0.0.1:{port}"
+    moto.stop()
+
+
+@pytest.fixture
+def endpoint(server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's server, with RotateSecret running our handler (whose clients call the same server)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server)
+    rotation.handler.reset()
+    with real_acm_chain(), rotation_function_in_moto() as failures:
+        yield server
+    rotation.handler.reset()
+    assert all(not isinstance(f, AssertionError) for f in failures)
+
+
+def client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+def certrotate(*args: str, endpoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    script = shutil.which("certrotate")
+    command = [script] if script else [sys.executable, "-m", "rotation.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        COLUMNS="200",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    extra = ["--endpoint-url", endpoint] if endpoint else []
+    result = subprocess.run(
+        [*command, *args, *extra], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("certrotate: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def ca(endpoint: str) -> str:
+    return create_ca(client(endpoint, "acm-pca"))
+
+
+def make_secret(endpoint: str, name: str, fields: dict[str, Any]) -> str:
+    return str(client(endpoint, "secretsmanager").create_secret(Name=name, SecretString=json.dumps(fields))["ARN"])
+
+
+def pca_fields(ca: str, **extra: str) -> dict[str, str]:
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": ca,
+        "COMMON_NAME": "app.example.internal",
+        "KEY_ALGORITHM": "EC_prime256v1",
+        **extra,
+    }
+
+
+def test_create_secret_rotate_and_status(endpoint: str, ca: str) -> None:
+    created = certrotate(
+        "create-secret",
+        "cli/web",
+        "--type",
+        "PCA_ISSUED",
+        "--ca-arn",
+        ca,
+        "--common-name",
+        "web.example.internal",
+        "--san",
+        "10.0.0.9",
+        "--key-algorithm",
+        "EC_prime256v1",
+        "--renewal-policy",
+        "WHEN_DUE",
+        "--tag",
+        "team=web",
+        "--rotation-lambda-arn",
+        LAMBDA,
+        "--schedule",
+        "rate(4 hours)",
+        endpoint=endpoint,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "valid: PCA_ISSUED web.example.internal" in created.stdout and "CA checked" in created.stdout
+    arn = re.search(r"created (arn:\S+)", created.stdout).group(1)  # type: ignore[union-attr]
+
+    first = certrotate("rotate", arn, "--wait", "--timeout", "60", endpoint=endpoint)
+    assert first.returncode == 0, first.stderr
+    before, after = re.search(r"serial (\S+) -> ([0-9A-F]+)", first.stdout).groups()  # type: ignore[union-attr]
+    assert before != after  # WHEN_DUE and not due, yet rotate-now gives a fresh certificate
+
+    make_secret(endpoint, "cli/not-a-certificate", {"password": "x"})
+    status = certrotate("status", "--prefix", "cli/", "--json", endpoint=endpoint)
+    assert status.returncode == 0, status.stderr
+    (row,) = [r for r in json.loads(status.stdout) if r["name"] == "cli/web"]
+    assert row["certificate_type"] == "PCA_ISSUED" and row["key_algorithm"] == "EC_prime256v1"
+    assert row["serial"] == after and 364 <= row["days_to_expiry"] <= 366
+    assert row["rotation_enabled"] is True and "rotation-disabled" not in row["flags"]
+    assert all(r["name"] != "cli/not-a-certificate" for r in json.loads(status.stdout))
+
+    table = certrotate("status", "--tag", "team=web", endpoint=endpoint)
+    assert table.returncode == 0 and "cli/web" in table.stdout and "web.example.internal" in table.stdout
+
+
+def test_status_flags_health(endpoint: str, ca: str) -> None:
+    make_secret(endpoint, "health/never-rotated", pca_fields(ca))
+    rows = json.loads(certrotate("status", "--prefix", "health/", "--json", endpoint=endpoint).stdout)
+    (row,) = rows
+    assert {"no-certificate", "rotation-disabled"} <= set(row["flags"])
+
+
+def test_rotate_of_an_unknown_secret_is_one_clear_line(endpoint: str) -> None:
+    result = certrotate("rotate", "no/such/secret", endpoint=endpoint)
+    assert result.returncode == 3
+    assert "ResourceNotFoundException" in one_error_line(result)
+
+
+def test_rotate_wait_times_out_when_the_rotation_fails(endpoint: str, ca: str) -> None:
+    arn = make_secret(endpoint, "cli/broken", pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
+    result = certrotate("rotate", arn, "--wait", "--timeout", "6", endpoint=endpoint)
+    assert result.returncode == 1
+    assert "did not reach AWSCURRENT" in one_error_line(result)
+
+
+def test_validate_a_file_offline_and_against_the_ca(endpoint: str, ca: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(pca_fields(ca)))
+    assert certrotate("validate", str(good), "--offline").returncode == 0
+    checked = certrotate("validate", str(good), endpoint=endpoint)
+    assert checked.returncode == 0 and "CA checked" in checked.stdout
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(pca_fields(ca, KEY_ALGORITHM="TYPE_DSA", SIGNING_HASH="sha1", COMMON_NAME="bad name")))
+    result = certrotate("validate", str(bad), "--offline")
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    for field in ("KEY_ALGORITHM='TYPE_DSA'", "SIGNING_HASH='sha1'", "COMMON_NAME='bad name'"):
+        assert any(field in line and "allowed" in line for line in lines), field
+
+
+def test_validate_a_secret_against_its_ca(endpoint: str, ca: str) -> None:
+    arn = make_secret(endpoint, "cli/ecdsa-on-rsa", pca_fields(ca, SIGNING_ALGORITHM="ECDSA"))
+    result = certrotate("validate", arn, endpoint=endpoint)
+    assert result.returncode == 3
+    assert "SIGNING_ALGORITHM='ECDSA'" in one_error_line(result)
+    missing_ca = ca[:-12] + "000000000000"
+    arn = make_secret(endpoint, "cli/missing-ca", pca_fields(missing_ca))
+    result = certrotate("validate", arn, endpoint=endpoint)
+    assert result.returncode == 3 and "no such Private CA" in one_error_line(result)
+
+
+def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ec2 = client(endpoint, "ec2")
+    reservation = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=2,
+        MaxCount=2,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "certrotate", "Value": "web"}]}],
+    )
+    instances = sorted(i["InstanceId"] for i in reservation["Instances"])
+    arn = make_secret(endpoint, "cli/deployed", pca_fields(ca))
+    result = certrotate("deploy", arn, "--targets", "tag:certrotate=web", "--json", endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [r["instance_id"] for r in rows] == instances and {r["status"] for r in rows} == {"Success"}
+
+    # moto runs no document and reports Success; a failed host is what it cannot produce.
+    from moto.ssm.models import Command
+
+    original = Command.get_invocation
+
+    def failing(self: Any, instance_id: str, plugin_name: Any) -> dict[str, Any]:
+        invocation = original(self, instance_id, plugin_name)
+        if instance_id == instances[0]:
+            invocation.update(
+                Status="Failed",
+                StatusDetails="Failed",
+                StandardErrorContent="certrotate: error: the chain does not verify the certificate",
+            )
+        return invocation
+
+    monkeypatch.setattr(Command, "get_invocation", failing)
+    failed = certrotate("deploy", arn, "--targets", ",".join(instances), endpoint=endpoint)
+    assert failed.returncode == 1
+    assert "1 of 2 instance(s) did not succeed" in one_error_line(failed)
+    assert "chain does not verify" in failed.stdout
+
+
+def test_bad_targets_and_unreachable_endpoints(endpoint: str) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"
+    result = certrotate("deploy", arn, "--targets", "web-servers", endpoint=endpoint)
+    assert result.returncode == 3 and "--targets" in one_error_line(result)
+    unreachable = certrotate("status", endpoint=f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 4
+    assert "EndpointConnectionError" in one_error_line(unreachable)
