@@ -103,6 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc)
     except KeyboardInterrupt:
         return EXIT_FAILED
+    except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
+        if args.debug:
+            raise
+        from botocore.exceptions import BotoCoreError
+
+        print(f"certrotate: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if isinstance(exc, BotoCoreError) else EXIT_FAILED
 
 
 def _exit_code(exc: CertRotateError) -> int:

@@ -229,6 +229,11 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
     assert "chain does not verify" in failed.stdout
 
 
+def test_an_unknown_profile_is_one_clear_line() -> None:
+    result = certrotate("status", "--profile", "no-such-profile")
+    assert result.returncode == 4 and "ProfileNotFound" in one_error_line(result)
+
+
 def test_bad_targets_and_unreachable_endpoints(endpoint: str) -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"
     result = certrotate("deploy", arn, "--targets", "web-servers", endpoint=endpoint)
