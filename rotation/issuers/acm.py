@@ -7,6 +7,7 @@ has not. Every export uses a fresh random passphrase and stores the key decrypte
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,17 @@ from rotation.telemetry import logger
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32
-SECRET_TAG = "certrotate:secret-arn"
+SECRET_TAG_PREFIX = "certrotate:secret:"
+
+
+def secret_tag(secret_arn: str) -> dict[str, str]:
+    """The tag that records, on the ACM certificate, a secret holding it (one tag per secret).
+
+    The *ACM Certificate Available* handler reads these tags to rotate every holder at once.
+    """
+    return {"Key": SECRET_TAG_PREFIX + hashlib.sha256(secret_arn.encode()).hexdigest()[:16], "Value": secret_arn}
+
+
 _FAILED = {"FAILED", "REVOKED", "VALIDATION_TIMED_OUT", "INACTIVE", "EXPIRED"}
 
 
@@ -38,6 +49,8 @@ class AcmIssuer:
             return self._export(client, arn)
         arn = current.certificate_arn
         serial = current.certificate.serial_number
+        with aws_call(_SERVICE, "AddTagsToCertificate"):  # idempotent; heals copies and older secrets
+            client.add_tags_to_certificate(CertificateArn=arn, Tags=[secret_tag(request.secret_arn)])
         if request.plan is Plan.REFRESH:
             description = self._describe(client, arn)
             if not _has_serial(description, serial) and description.get("Status") == "ISSUED":
@@ -61,7 +74,7 @@ class AcmIssuer:
                 CertificateAuthorityArn=spec.ca_arn,
                 KeyAlgorithm=spec.key_algorithm.value,
                 IdempotencyToken=idempotency_token(request.token, spec.ca_arn, length=ACM_TOKEN_LENGTH),
-                Tags=[{"Key": SECRET_TAG, "Value": request.secret_arn}],
+                Tags=[secret_tag(request.secret_arn)],
             )
         return str(response["CertificateArn"])
 

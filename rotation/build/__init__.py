@@ -1,0 +1,1 @@
+"""Build steps: CloudFormation templates with the SSM documents embedded, and the Lambda zip."""

@@ -1,0 +1,1 @@
+"""Lambda handlers for EventBridge events that close the loop after issuance and rotation."""
