@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("target", help="a JSON file, or a secret name/ARN")
     validate.add_argument("--offline", action="store_true", help="skip the checks against the CA")
 
+    package = command("package", "build the Lambda zip for arm64 or x86_64 (binary wheels, reproducible)", aws=False)
+    package.add_argument("--arch", choices=["arm64", "x86_64"], default="arm64")
+    package.add_argument("--python", default="3.12", help="target Lambda Python version (3.12)")
+    package.add_argument("--output", default="dist", help="output directory (dist)")
+
     create = command("create-secret", "create a certificate secret, validated, with rotation")
     from rotation.cli.create_secret import add_arguments
 
@@ -134,6 +139,14 @@ def _run(args: argparse.Namespace) -> int:
         from rotation.cli.demo import run_demo
 
         return run_demo(args.workdir, use_apache=not args.no_apache)
+    if args.command == "package":
+        from pathlib import Path
+
+        from rotation.build.lambda_zip import build
+
+        built = build(args.arch, args.python, Path(args.output))
+        _say(f"{built.path}: {built.size / 1e6:.1f} MB, sha256 {built.sha256}")
+        return EXIT_OK
     aws = AwsContext.from_args(args)
     if args.command == "status":
         from rotation.cli.create_secret import parse_tags
