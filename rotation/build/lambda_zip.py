@@ -71,7 +71,7 @@ def build(architecture: str, python_version: str, output_dir: Path) -> BuiltZip:
             "--no-compile",
             *requirements,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise PackagingError(
                 f"pip could not install {', '.join(requirements)} for {PLATFORMS[architecture]}: "
