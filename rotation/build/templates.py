@@ -1,7 +1,9 @@
 """Render ``cfn/*.yaml`` from ``cfn/src/*.yaml``, embedding the SSM documents from their source.
 
 An ``AWS::SSM::Document`` resource whose ``Metadata.certrotate.document`` names a document gets
-that document's rendered content as ``Content`` (never a hand copy). ``python -m
+that document's rendered content as ``Content`` (never a hand copy). Fragments listed in the
+template's ``Metadata.certrotate.fragments`` (``cfn/src/fragments/``) are merged in section by
+section, so resources both account templates need are written once. ``python -m
 rotation.build.templates`` rewrites the templates; a test proves the committed ones are current.
 """
 
@@ -26,6 +28,20 @@ def document_contents() -> dict[str, Any]:
 
 def render_template(source: Path) -> str:
     template = yaml.safe_load(source.read_text())
+    fragments = template.get("Metadata", {}).get("certrotate", {}).get("fragments", [])
+    for fragment_name in fragments:
+        fragment = yaml.safe_load((SOURCES / "fragments" / fragment_name).read_text())
+        for section, entries in fragment.items():
+            clash = set(entries) & set(template.get(section, {}))
+            if clash:
+                raise ValueError(f"{fragment_name} redefines {section} {sorted(clash)} of {source.name}")
+            template.setdefault(section, {}).update(entries)
+    if fragments:
+        del template["Metadata"]["certrotate"]["fragments"]
+        if not template["Metadata"]["certrotate"]:
+            del template["Metadata"]["certrotate"]
+        if not template["Metadata"]:
+            del template["Metadata"]
     contents = document_contents()
     for resource in template["Resources"].values():
         name = (resource.get("Metadata") or {}).get("certrotate", {}).get("document")
