@@ -117,6 +117,23 @@ def _counter(calls: Counter[str]) -> Callable[..., None]:
     return count
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on a loopback port, for what must reach AWS from another process."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from rotation.cli.local_apache import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def root_ca(aws: AwsClients) -> str:
     arn = create_ca(aws.pca)

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from moto.acm import models as acm_models
 from moto.acm import responses as acm_responses
 from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
+
+from rotation.emulation.certificates import ca_certificate, leaf_certificate
 
 ROOT_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
 
@@ -100,59 +101,28 @@ def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: st
 
 def _ca_certificate(issuer: Any, public_key: Any, subject: x509.Name) -> bytes:
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1800))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
-        .sign(issuer.key, hashes.SHA256())
+    cert = ca_certificate(
+        subject,
+        public_key,
+        issuer.certificate.subject,
+        issuer.key,
+        path_length=0,
+        not_before=now - dt.timedelta(minutes=5),
+        not_after=now + dt.timedelta(days=1800),
     )
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def leaf_signed_by(ca: Any, names: list[str], key: Any, *, days: int = 395) -> bytes:
     """An end-entity certificate for ``names`` signed by the moto CA ``ca`` (as ACM's would be)."""
-    import ipaddress
-
-    sans: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            sans.append(x509.DNSName(name))
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca.key, hashes.SHA256())
+    cert = leaf_certificate(
+        names,
+        key.public_key(),
+        ca.certificate.subject,
+        ca.key,
+        not_before=now - dt.timedelta(minutes=1),
+        not_after=now + dt.timedelta(days=days),
     )
     return cert.public_bytes(serialization.Encoding.PEM)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 import rotation.handler
 from rotation.cli.local_apache import free_port
@@ -28,22 +27,13 @@ REGION = "us-east-1"
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    yield f"http://127.0.0.1:{port}"
-    moto.stop()
-
-
 @pytest.fixture
-def endpoint(server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's server, with RotateSecret running our handler (whose clients call the same server)."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     rotation.handler.reset()
     with real_acm_chain(), rotation_function_in_moto() as failures:
-        yield server
+        yield moto_endpoint
     rotation.handler.reset()
     assert all(not isinstance(f, AssertionError) for f in failures)
 

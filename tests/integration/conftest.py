@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache as Apache
@@ -37,15 +36,6 @@ def require(problem: str | None) -> None:
 def aws_cli() -> str | None:
     found = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
     return found if os.path.exists(found) else None
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

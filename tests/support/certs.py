@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from rotation.bundle import CertBundle, join_pem
+from rotation.emulation.certificates import ca_certificate, leaf_certificate
 from rotation.keys import generate_key, private_key_pem
 from rotation.spec import CertSpec, KeyAlgorithm, parse_spec
 
 CA_ARN = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"
-
-
-def _key_usage(ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 @dataclass
@@ -45,17 +31,14 @@ class LocalCA:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
         signer = self.parent or self
         issuer = self.parent.certificate.subject if self.parent else subject
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .sign(signer.key, hashes.SHA256())
+        self.certificate = ca_certificate(
+            subject,
+            self.key.public_key(),
+            issuer,
+            signer.key,
+            path_length=None,
+            not_before=now - dt.timedelta(days=1),
+            not_after=now + dt.timedelta(days=3650),
         )
 
     def subordinate(self, name: str = "Local Sub CA") -> LocalCA:
@@ -72,25 +55,8 @@ class LocalCA:
     ) -> CertBundle:
         key = key or generate_key(key_algorithm)
         start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-        sans: list[x509.GeneralName] = []
-        for name in names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                sans.append(x509.DNSName(name))
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + lifetime)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(self.key, hashes.SHA256())
+        cert = leaf_certificate(
+            names, key.public_key(), self.certificate.subject, self.key, not_before=start, not_after=start + lifetime
         )
         chain = [self.certificate] + ([self.parent.certificate] if self.parent else [])
         return CertBundle(
