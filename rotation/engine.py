@@ -9,9 +9,9 @@ from typing import Any
 
 from rotation.aws import make_client
 from rotation.certificate_authority import CertificateAuthorities
-from rotation.events import RotationEvent
 from rotation.guard import Verdict, check_step
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
+from rotation.rotation_event import RotationEvent
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec
 from rotation.steps import STEPS, Services, StepContext

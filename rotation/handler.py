@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
-from rotation.events import parse_event
+from rotation.rotation_event import parse_event
 from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover

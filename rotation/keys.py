@@ -77,7 +77,7 @@ def public_key_der(key: PrivateKey | PublicKey | CertificatePublicKeyTypes) -> b
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def public_key_fingerprint(key: PrivateKey | PublicKey) -> str:
+def public_key_sha256(key: PrivateKey | PublicKey) -> str:
     """SHA-256 hex of the SubjectPublicKeyInfo: safe to log, binds a request to one key."""
     return hashlib.sha256(public_key_der(key)).hexdigest()
 

@@ -15,10 +15,10 @@ from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, VerificationError
-from rotation.events import RotationEvent, Step
 from rotation.guard import SecretMetadata
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
-from rotation.renewal import Plan, decide
+from rotation.renewal import decide
+from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec, load_secret_fields, parse_spec
 from rotation.telemetry import logger
@@ -144,4 +144,4 @@ def _still_fits(current: CertBundle, spec: CertSpec, ca: CaFacts) -> bool:
     return True
 
 
-__all__ = ["STEPS", "Plan", "Services", "StepContext"]
+__all__ = ["STEPS", "Services", "StepContext"]

@@ -47,7 +47,7 @@ class DemoSecret:
     bundle: CertBundle | None = None
 
 
-def _secrets(root: str, issuing: str) -> list[tuple[str, dict[str, str]]]:
+def _secrets(issuing: str) -> list[tuple[str, dict[str, str]]]:
     return [
         (
             "ACM-issued (use case 1)",
@@ -139,7 +139,7 @@ def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
         issuing = create_ca(pca, parent=root, name="certrotate Demo Issuing CA")
         ca_pem = pca.get_certificate_authority_certificate(CertificateAuthorityArn=issuing)["Certificate"]
         demo_secrets = []
-        for label, spec in _secrets(root, issuing):
+        for label, spec in _secrets(issuing):
             arn = sm.create_secret(Name=f"certrotate-demo/{spec['COMMON_NAME']}", SecretString=json.dumps(spec))["ARN"]
             demo_secrets.append(DemoSecret(label, spec["CERTIFICATE_TYPE"], arn, spec["COMMON_NAME"]))
             _step(f"secret {spec['COMMON_NAME']}: {label}, {spec['CERTIFICATE_TYPE']}")

@@ -17,7 +17,7 @@ from rotation.keys import (
     generate_key,
     key_algorithm_of,
     public_key_der,
-    public_key_fingerprint,
+    public_key_sha256,
 )
 from rotation.renewal import Plan
 from rotation.signing import signing_algorithm
@@ -46,7 +46,7 @@ class PcaIssuer:
         for attempt in range(_ATTEMPTS):
             # The token binds the request to this key: a retry after a crash (new key) gets a new
             # certificate, a botocore retry of the same call (same key) gets the same one.
-            token = idempotency_token(request.token, public_key_fingerprint(key), str(attempt), length=PCA_TOKEN_LENGTH)
+            token = idempotency_token(request.token, public_key_sha256(key), str(attempt), length=PCA_TOKEN_LENGTH)
             arn = self._issue(client, spec.ca_arn, csr, spec, algorithm, token)
             certificate, chain = budget.poll(partial(self._fetch, client, spec.ca_arn, arn), f"certificate {arn}")
             bundle = CertBundle.with_key(join_pem(certificate), key, join_pem(chain), arn)

@@ -8,10 +8,10 @@ import pytest
 from freezegun import freeze_time
 
 from rotation.errors import EventError, NotPendingError, RotationDisabledError, SpecError, UnknownVersionError
-from rotation.events import Step, parse_event
 from rotation.guard import ROTATE_NOW_TAG, SecretMetadata, Verdict, check_step
 from rotation.issuers.base import idempotency_token
 from rotation.renewal import Plan, decide, is_due, renewal_window
+from rotation.rotation_event import Step, parse_event
 from rotation.signing import signing_algorithm
 from rotation.spec import KeyFamily
 from tests.support.certs import LocalCA, spec_for
