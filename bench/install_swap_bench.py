@@ -55,10 +55,10 @@ def main() -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    from rotation.build.ssm_documents import DOCUMENTS_DIR
     from rotation.cli.local_apache import LocalApache as Apache
     from rotation.cli.local_apache import free_port
     from rotation.emulation.ssm_runner import run_document
-    from rotation.ssm.documents import DOCUMENTS_DIR
     from tests.support.certs import LocalCA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

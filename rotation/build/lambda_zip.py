@@ -24,7 +24,7 @@ from rotation.errors import CertRotateError
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 RUNTIME_DEPENDENCIES = ("cryptography", "aws-lambda-powertools")
 PACKAGE = Path(__file__).resolve().parents[1]
-LEFT_OUT = {"cli", "emulation", "build", "ssm"}  # not imported by any Lambda function
+LEFT_OUT = {"cli", "emulation", "build"}  # not imported by any Lambda function
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 

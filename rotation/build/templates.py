@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from rotation.ssm.documents import DOCUMENTS, render
+from rotation.build.ssm_documents import DOCUMENTS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "cfn" / "src"

@@ -187,8 +187,8 @@ class ApacheTarget:
         return self.apache.port
 
     def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None:
+        from rotation.build.ssm_documents import DOCUMENTS, document_path
         from rotation.emulation.ssm_runner import run_document
-        from rotation.ssm.documents import DOCUMENTS, document_path
 
         result = run_document(
             document_path(DOCUMENTS[0]),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rotation.build.ssm_documents import DOCUMENTS, SCRIPT, document_path, header, render, script_lines
 from rotation.emulation.ssm_runner import DocumentParameterError, resolve_parameters, run_document
-from rotation.ssm.documents import DOCUMENTS, SCRIPT, document_path, header, render, script_lines
 from tests.integration.conftest import require
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:certs/web-AbCdEf"
@@ -40,7 +40,7 @@ FLAGS = {p.name: p.flag for p in DOCUMENTS[0].parameters}
 
 def test_documents_are_committed_as_rendered_from_the_script() -> None:
     for document in DOCUMENTS:
-        assert document_path(document).read_text() == render(document), "run: python -m rotation.ssm.documents"
+        assert document_path(document).read_text() == render(document), "run: python -m rotation.build.ssm_documents"
 
 
 def test_documents_carry_the_script_unchanged_and_have_the_fields_ssm_requires() -> None:

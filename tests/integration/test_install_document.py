@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, run_document
 from rotation.spec import KeyAlgorithm
-from rotation.ssm.documents import DOCUMENTS_DIR
 from tests.integration.conftest import HOSTNAME
 from tests.support.certs import LocalCA
 
