@@ -106,6 +106,7 @@ APACHE = (
         "--reload",
         "graceful (default: no dropped connections) or restart.",
         "graceful",
+        r"^(graceful|restart)$",
         values=("graceful", "restart"),
     ),
 )

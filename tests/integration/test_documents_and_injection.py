@@ -54,10 +54,9 @@ def test_documents_carry_the_script_unchanged_and_have_the_fields_ssm_requires()
         assert "\n".join(commands[len(header(document)) :]) + "\n" == SCRIPT.read_text()
         for name, spec in loaded["parameters"].items():
             assert spec["type"] == "String" and spec["description"]
-            assert "allowedPattern" in spec or "allowedValues" in spec, name
-            if "allowedPattern" in spec:
-                assert spec["allowedPattern"].startswith("^") and spec["allowedPattern"].endswith("$")
-                assert "'" not in spec["allowedPattern"]  # values are single-quoted into the script
+            assert "allowedPattern" in spec, name  # every parameter reaches the shell
+            assert spec["allowedPattern"].startswith("^") and spec["allowedPattern"].endswith("$")
+            assert "'" not in spec["allowedPattern"]  # values are single-quoted into the script
             placeholder = f"'{{{{ {name} }}}}'"
             assert placeholder in commands[1]
 
@@ -74,6 +73,7 @@ def test_the_script_checks_the_same_patterns_as_the_documents() -> None:
         "ApacheConfigFile": "PATH",
         "HttpsPort": "PORT",
         "ServiceName": "SERVICE",
+        "ReloadMode": "RELOAD",
     }
     for name, pattern in declared.items():
         assert in_script[by_script_name[name]] == pattern, name
