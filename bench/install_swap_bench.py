@@ -120,15 +120,7 @@ def main() -> int:
             document_start = time.monotonic()
             result = run_document(
                 DOCUMENTS_DIR / "RunUpdateTLS.yaml",
-                {
-                    "SecretArn": arn,
-                    "CertificateFile": str(apache.cert_file()),
-                    "KeyFile": str(apache.key_file()),
-                    "ChainFile": str(apache.chain_file()),
-                    "ApacheConfigFile": str(apache.config),
-                    "HttpsPort": str(apache.port),
-                    "ServiceName": "apache2",
-                },
+                {"SecretArn": arn, **apache.document_parameters()},
                 env=env,
             )
             document_seconds = time.monotonic() - document_start

@@ -65,14 +65,6 @@ class KeyAlgorithm(StrEnum):
     def family(self) -> KeyFamily:
         return KeyFamily.RSA if self.value.startswith("RSA_") else KeyFamily.ECDSA
 
-    @property
-    def rsa_bits(self) -> int:
-        return int(self.value.removeprefix("RSA_"))
-
-    @property
-    def curve_name(self) -> str:
-        return self.value.removeprefix("EC_")
-
 
 #: ACM requests only these (RequestCertificate KeyAlgorithm for private certificates).
 ACM_KEY_ALGORITHMS = (KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1)

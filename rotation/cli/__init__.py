@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "validate":
         from rotation.cli.validate import load_target, validate
 
-        fields, _ = load_target(aws, args.target)
+        fields = load_target(aws, args.target)
         online = not args.offline and aws.has_credentials()
         if not online:
             _say("checking offline: the CA is not checked" + ("" if args.offline else " (no AWS credentials)"))

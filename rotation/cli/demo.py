@@ -92,7 +92,6 @@ def _offline_aws() -> Iterator[None]:
         AWS_SECRET_ACCESS_KEY="certrotate-demo",  # noqa: S106 - moto accepts any
         AWS_DEFAULT_REGION=REGION,
         POWERTOOLS_LOG_LEVEL="WARNING",
-        POWERTOOLS_METRICS_DISABLED="true",
     )
     try:
         yield
@@ -192,15 +191,7 @@ class ApacheTarget:
 
         result = run_document(
             document_path(DOCUMENTS[0]),
-            {
-                "SecretArn": secret.arn,
-                "CertificateFile": str(self.apache.cert_file(secret.hostname)),
-                "KeyFile": str(self.apache.key_file(secret.hostname)),
-                "ChainFile": str(self.apache.chain_file(secret.hostname)),
-                "ServiceName": "apache2",
-                "ApacheConfigFile": str(self.apache.config),
-                "HttpsPort": str(self.apache.port),
-            },
+            {"SecretArn": secret.arn, **self.apache.document_parameters(secret.hostname)},
             env={"AWS_ENDPOINT_URL": self.endpoint, "PATH": f"{Path(self.aws_cli).parent}:{os.environ['PATH']}"},
         )
         if not result.ok:

@@ -80,6 +80,17 @@ class LocalApache:
     def chain_file(self, hostname: str | None = None) -> Path:
         return self.root / "ssl" / "certs" / f"{hostname or self.hostnames[0]}-chain.pem"
 
+    def document_parameters(self, hostname: str | None = None) -> dict[str, str]:
+        """RunUpdateTLS's parameters that point the installer at this Apache's files and port."""
+        return {
+            "CertificateFile": str(self.cert_file(hostname)),
+            "KeyFile": str(self.key_file(hostname)),
+            "ChainFile": str(self.chain_file(hostname)),
+            "ApacheConfigFile": str(self.config),
+            "HttpsPort": str(self.port),
+            "ServiceName": "apache2",
+        }
+
     def write_bundle(self, bundle: CertBundle, hostname: str | None = None) -> None:
         """Put files in place directly (before Apache starts; later installs go through the document)."""
         self.cert_file(hostname).parent.mkdir(parents=True, exist_ok=True)

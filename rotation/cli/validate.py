@@ -20,16 +20,14 @@ class InvalidSpecError(CertRotateError):
         super().__init__(f"{len(problems)} problem(s): " + "; ".join(str(p) for p in problems))
 
 
-def load_target(aws: AwsContext | None, target: str) -> tuple[dict[str, Any], str]:
-    """The fields of a spec file or of a secret's AWSCURRENT value, and where they came from."""
+def load_target(aws: AwsContext, target: str) -> dict[str, Any]:
+    """The fields of a spec file, or of a secret's AWSCURRENT value when ``target`` is no file."""
     path = Path(target)
     if path.is_file():
-        return load_secret_fields(path.read_text()), str(path)
-    if aws is None:
-        raise SpecError("TARGET", target, "is neither a readable file nor usable as a secret id offline")
+        return load_secret_fields(path.read_text())
     with aws_call("secretsmanager", "GetSecretValue"):
         value = aws.client("secretsmanager").get_secret_value(SecretId=target, VersionStage="AWSCURRENT")
-    return load_secret_fields(value.get("SecretString") or ""), target
+    return load_secret_fields(value.get("SecretString") or "")
 
 
 def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str], None]) -> None:

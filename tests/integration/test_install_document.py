@@ -28,14 +28,7 @@ ROLLBACK = DOCUMENTS_DIR / "RollbackTLS.yaml"
 
 
 def file_parameters(apache: Apache) -> dict[str, str]:
-    return {
-        "CertificateFile": str(apache.cert_file()),
-        "KeyFile": str(apache.key_file()),
-        "ChainFile": str(apache.chain_file()),
-        "ApacheConfigFile": str(apache.config),
-        "HttpsPort": str(apache.port),
-        "ServiceName": "apache2",
-    }
+    return apache.document_parameters()
 
 
 def install(apache: Apache, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
