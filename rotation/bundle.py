@@ -6,6 +6,7 @@ Pure: no AWS calls. The private key never appears in ``repr`` and never in an er
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +60,8 @@ class CertBundle:
 
     @cached_property
     def certificate(self) -> x509.Certificate:
+        if certificate_block_count("CERTIFICATE_PEM", self.certificate_pem) != 1:
+            raise VerificationError("CERTIFICATE_PEM", "must hold exactly one CERTIFICATE block")
         try:
             return x509.load_pem_x509_certificate(self.certificate_pem.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
@@ -75,6 +78,7 @@ class CertBundle:
     def chain(self) -> tuple[x509.Certificate, ...]:
         if not self.chain_pem.strip():
             return ()
+        certificate_block_count("CERTIFICATE_CHAIN_PEM", self.chain_pem)
         try:
             return tuple(x509.load_pem_x509_certificates(self.chain_pem.encode("ascii")))
         except (ValueError, UnicodeEncodeError):
@@ -124,6 +128,27 @@ class CertBundle:
         }
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----")
+
+
+def certificate_block_count(field_name: str, text: str) -> int:
+    """How many PEM blocks ``text`` holds, all of them ``CERTIFICATE`` with only whitespace around.
+
+    A field the installer writes world-readable must never carry a private key (or anything else).
+
+    Raises:
+        VerificationError: another block type, or text outside the blocks; names the field only.
+    """
+    count, position = 0, 0
+    for block in _PEM_BLOCK.finditer(text):
+        if text[position : block.start()].strip() or block.group(1) != "CERTIFICATE":
+            raise VerificationError(field_name, "may hold only CERTIFICATE PEM blocks")
+        count, position = count + 1, block.end()
+    if text[position:].strip() or "-----BEGIN" in text[position:]:
+        raise VerificationError(field_name, "may hold only CERTIFICATE PEM blocks")
+    return count
+
+
 def merge_into_secret(spec_fields: Mapping[str, Any], bundle: CertBundle) -> dict[str, Any]:
     """The user's specification fields unchanged, with fresh output fields."""
     merged = {k: v for k, v in spec_fields.items() if k not in OUTPUT_FIELDS}
@@ -140,4 +165,4 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-__all__ = ["CertBundle", "join_pem", "merge_into_secret"]
+__all__ = ["CertBundle", "certificate_block_count", "join_pem", "merge_into_secret"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from cryptography import x509
@@ -82,26 +84,77 @@ def public_key_sha256(key: PrivateKey | PublicKey) -> str:
     return hashlib.sha256(public_key_der(key)).hexdigest()
 
 
+class _CheckedKeys:
+    """Key objects this container generated or fully checked, by the exact unencrypted PEM text.
+
+    Loading a PEM RSA key runs OpenSSL's full consistency check (~35 ms for RSA-2048). A rotation
+    reads back, in testSecret and finishSecret, the very PEM text createSecret wrote: the same
+    bytes give the same key, so the check is paid once per key per container. A key arriving from
+    outside (another container, an operator's edit, an ACM export) has other bytes and is checked
+    in full. Bounded, least recently used first out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, PrivateKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, pem: str) -> PrivateKey | None:
+        with self._lock:
+            key = self._keys.get(pem)
+            if key is not None:
+                self._keys.move_to_end(pem)
+            return key
+
+    def put(self, pem: str, key: PrivateKey) -> None:
+        with self._lock:
+            self._keys[pem] = key
+            self._keys.move_to_end(pem)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+CHECKED_KEYS = _CheckedKeys(size=32)
+
+
 def private_key_pem(key: PrivateKey) -> str:
-    """Unencrypted PKCS#8 PEM, the format stored in ``PRIVATE_KEY_PEM``."""
-    return key.private_bytes(
+    """Unencrypted PKCS#8 PEM, the format stored in ``PRIVATE_KEY_PEM``.
+
+    The key object is remembered under this text, so reading the same text back is free.
+    """
+    pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
+    CHECKED_KEYS.put(pem, key)
+    return pem
 
 
 def load_private_key(pem: str, password: bytes | None = None) -> PrivateKey:
     """Load a PEM private key of a family Private CA can sign.
 
+    Unencrypted text this container produced or already checked comes from :data:`CHECKED_KEYS`;
+    anything else gets OpenSSL's full key check.
+
     Raises:
         ValueError: not a PEM key, wrong password, or a key type other than RSA/EC. The
             message never contains the PEM.
     """
+    if password is None:
+        known = CHECKED_KEYS.get(pem)
+        if known is not None:
+            return known
     try:
         key = serialization.load_pem_private_key(pem.encode("ascii"), password=password)
     except (ValueError, TypeError, UnicodeEncodeError):
         raise ValueError("not a readable PEM private key") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise ValueError(f"unsupported private key type {describe_key(key)}")
+    if password is None:
+        CHECKED_KEYS.put(pem, key)
     return key
 
 

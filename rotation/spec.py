@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,29 @@ from rotation.errors import SpecError
 _E = TypeVar("_E", bound=Enum)
 
 DEFAULT_TEMPLATE_ARN = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
+
+#: The Private CA templates a secret may name: the end-entity TLS server templates of the Private
+#: CA template docs ("template varieties": base, CSRPassthrough, APIPassthrough, APICSRPassthrough;
+#: each exists only as V1). CA templates (RootCACertificate, SubordinateCACertificate_*) would let a
+#: secret's writer obtain a CA; code-signing, OCSP, client-auth-only and Blank templates do not make
+#: TLS server certificates. ``cfn/src/central-account.yaml`` grants IssueCertificate on exactly these
+#: (a test compares the two lists).
+END_ENTITY_TEMPLATES = tuple(
+    f"{base}{variety}/V1"
+    for base in ("EndEntityCertificate", "EndEntityServerAuthCertificate")
+    for variety in ("", "_CSRPassthrough", "_APIPassthrough", "_APICSRPassthrough")
+)
+
+#: At most this many names (COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES): ACM's default quota of
+#: domain names per certificate, and a bound that keeps the secret under Secrets Manager's limit.
+MAX_NAMES = 100
+
+#: Secrets Manager's limit on a SecretString, in bytes.
+SECRET_VALUE_LIMIT = 65536
+
+#: Room a bundle needs in the secret besides its names: an RSA-4096 PKCS#8 key (~3.3 KB), a leaf
+#: certificate's fixed part and a chain of up to four CA certificates, with metadata.
+BUNDLE_ALLOWANCE = 16 * 1024
 
 #: Keys written by rotation; everything else in the secret is the user's specification.
 OUTPUT_FIELDS = (
@@ -140,9 +164,10 @@ class CertSpec:
         return tuple(seen)
 
 
-_CA_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}$")
-_TEMPLATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm-pca:::template/[A-Za-z0-9_]+(/V\d+)$")
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Patterns are applied with ``fullmatch``: ``$`` would also match before a trailing newline.
+_CA_ARN = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}")
+_TEMPLATE_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):acm-pca:::template/(?P<name>[A-Za-z0-9_]+/V\d+)")
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _ORIGINAL_KEY_TYPES = ("TYPE_RSA", "TYPE_EC")
 _UNSIGNABLE = {
     "TYPE_DSA": "AWS Private CA cannot sign DSA keys",
@@ -172,7 +197,7 @@ def load_secret_fields(secret_string: str) -> dict[str, Any]:
     """Decode a secret's JSON object.
 
     Raises:
-        SpecError: the value is not a JSON object.
+        SpecError: the value is not a JSON object (or is nested too deeply to decode).
     """
     try:
         fields = json.loads(secret_string)
@@ -182,6 +207,10 @@ def load_secret_fields(secret_string: str) -> dict[str, Any]:
             None,
             f"not valid JSON (line {exc.lineno}, column {exc.colno})",
             "a JSON object of certificate fields",
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            "SecretString", None, "JSON nested too deeply to decode", "a JSON object of certificate fields"
         ) from None
     if not isinstance(fields, dict):
         raise SpecError(
@@ -219,11 +248,14 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
             "ACM generates the key of an ACM_ISSUED certificate",
             ["false"],
         )
+    common_name = _common_name(fields)
+    sans = _sans(fields)
+    _check_size(fields, common_name, sans)
     return CertSpec(
         certificate_type=certificate_type,
         ca_arn=_ca_arn(fields),
-        common_name=_common_name(fields),
-        subject_alternative_names=_sans(fields),
+        common_name=common_name,
+        subject_alternative_names=sans,
         environment=_string(fields, "ENVIRONMENT") or "",
         key_algorithm=key_algorithm,
         signing_family=signing_family,
@@ -250,6 +282,7 @@ def spec_problems(fields: Mapping[str, Any]) -> list[SpecError]:
         _renew_before,
         lambda f: _enum(f, "RENEWAL_POLICY", RenewalPolicy),
         lambda f: _bool(f, "REUSE_PRIVATE_KEY"),
+        _size,
     )
     problems: list[SpecError] = []
     for check in checks:
@@ -273,7 +306,7 @@ def _certificate_type(fields: Mapping[str, Any]) -> CertificateType:
 
 def _ca_arn(fields: Mapping[str, Any]) -> str:
     ca_arn = _string(fields, "CA_ARN", required=True)
-    if not _CA_ARN.match(ca_arn):
+    if not _CA_ARN.fullmatch(ca_arn):
         raise SpecError(
             "CA_ARN", ca_arn, "not a Private CA ARN", "arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>"
         )
@@ -288,24 +321,77 @@ def _common_name(fields: Mapping[str, Any]) -> str:
 
 
 def _sans(fields: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in _name_list(fields))
+    names = _name_list(fields)
+    if len(names) >= MAX_NAMES:
+        raise SpecError(
+            "SUBJECT_ALTERNATIVE_NAMES",
+            f"{len(names)} names",
+            f"too many names for one certificate (COMMON_NAME counts as one of {MAX_NAMES})",
+            f"at most {MAX_NAMES - 1} names",
+        )
+    return tuple(_dns_or_ip("SUBJECT_ALTERNATIVE_NAMES", n) for n in names)
+
+
+def _size(fields: Mapping[str, Any]) -> None:
+    """The size check on its own, for :func:`spec_problems` (name problems are reported apart)."""
+    try:
+        names = _common_name(fields), _sans(fields)
+    except SpecError:
+        return
+    _check_size(fields, *names)
+
+
+def _check_size(fields: Mapping[str, Any], common_name: str, sans: tuple[str, ...]) -> None:
+    """Refuse, before anything is issued, a spec whose rotated secret would exceed 64 KB.
+
+    The estimate counts the spec as stored, the names twice more (in the certificate's subject and
+    SANs, base64 in PEM) and :data:`BUNDLE_ALLOWANCE` for the key, the chain and the metadata.
+    """
+    try:
+        spec_bytes = len(json.dumps(fields).encode())
+    except (TypeError, ValueError, RecursionError):
+        spec_bytes = SECRET_VALUE_LIMIT
+    name_bytes = sum(len(n) + 4 for n in (common_name, common_name, *sans))
+    estimate = spec_bytes + name_bytes * 4 // 3 + BUNDLE_ALLOWANCE
+    if estimate > SECRET_VALUE_LIMIT:
+        raise SpecError(
+            "SecretString",
+            f"{spec_bytes} bytes of specification",
+            f"the rotated secret would be about {estimate} bytes, over Secrets Manager's {SECRET_VALUE_LIMIT}",
+            f"a specification under {SECRET_VALUE_LIMIT - BUNDLE_ALLOWANCE - name_bytes * 4 // 3} bytes",
+        )
 
 
 def _template_arn(fields: Mapping[str, Any]) -> str:
     template_arn = _string(fields, "TEMPLATE_ARN") or DEFAULT_TEMPLATE_ARN
-    if not _TEMPLATE_ARN.match(template_arn):
+    match = _TEMPLATE_ARN.fullmatch(template_arn)
+    if not match:
         raise SpecError(
-            "TEMPLATE_ARN", template_arn, "not a Private CA template ARN", "arn:aws:acm-pca:::template/<Name>/V<n>"
+            "TEMPLATE_ARN",
+            template_arn,
+            "not a Private CA template ARN",
+            [f"arn:aws:acm-pca:::template/{t}" for t in END_ENTITY_TEMPLATES],
+        )
+    if match.group("name") not in END_ENTITY_TEMPLATES:
+        raise SpecError(
+            "TEMPLATE_ARN",
+            template_arn,
+            "not an end-entity TLS server template (a secret may not ask for a CA, code-signing, OCSP, "
+            "client-only or blank certificate)",
+            [f"arn:aws:acm-pca:::template/{t}" for t in END_ENTITY_TEMPLATES],
         )
     return template_arn
 
 
-def _string(fields: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+def _string(fields: Mapping[str, Any], name: str, *, required: bool = False, number: bool = False) -> str:
+    """A field as stripped text; JSON integers are accepted, and finite JSON numbers when ``number``."""
     value = fields.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise SpecError(name, None, "required field is missing or empty")
         return ""
+    if number and isinstance(value, float) and math.isfinite(value):
+        return repr(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise SpecError(name, value, f"must be a string, not {type(value).__name__}")
     return str(value).strip()
@@ -333,23 +419,30 @@ def _bool(fields: Mapping[str, Any], name: str) -> bool:
     raise SpecError(name, value, "not a boolean", ["true", "false"])
 
 
+_NAME_RULE = (
+    "DNS names such as app.example.internal; a wildcard only as the whole leftmost label with at least "
+    "two labels after it (*.example.internal); IP addresses without a zone (%)"
+)
+
+
 def _dns_or_ip(field: str, name: str) -> str:
     name = name.strip()
+    if "%" in name:
+        raise SpecError(field, name, "an IP address with a zone cannot appear in a certificate", _NAME_RULE)
     try:
         return str(ipaddress.ip_address(name))
     except ValueError:
         pass
     host = name.lower().rstrip(".")
     labels = host.split(".")
-    if labels and labels[0] == "*":
+    wildcard = labels[0] == "*"
+    if wildcard:
         labels = labels[1:]
-    if len(host) > 253 or len(labels) < 1 or not all(_DNS_LABEL.match(label) for label in labels):
-        raise SpecError(
-            field,
-            name,
-            "not a DNS name or IP address",
-            "DNS names such as app.example.internal (optionally *.), or IP addresses",
-        )
+    if len(host) > 253 or not labels or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise SpecError(field, name, "not a DNS name or IP address", _NAME_RULE)
+    if wildcard and len(labels) < 2:
+        # RFC 6125 6.4.3 / CA/Browser practice: a wildcard never covers a whole top-level domain.
+        raise SpecError(field, name, "a wildcard needs at least two labels after it", _NAME_RULE)
     return host
 
 
@@ -362,7 +455,7 @@ def _name_list(fields: Mapping[str, Any]) -> list[str]:
         if stripped.startswith("["):
             try:
                 value = json.loads(stripped)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise SpecError(
                     "SUBJECT_ALTERNATIVE_NAMES",
                     value,
@@ -420,7 +513,7 @@ def _signing(fields: Mapping[str, Any]) -> tuple[KeyFamily | None, SigningHash]:
     allowed_hashes = [h.value for h in SigningHash]
     if raw_hash and raw_hash not in allowed_hashes:
         raise SpecError("SIGNING_HASH", _string(fields, "SIGNING_HASH"), "unsupported hash", allowed_hashes)
-    full = _FULL_SIGNING.match(raw_algorithm)
+    full = _FULL_SIGNING.fullmatch(raw_algorithm)
     if full:
         digest = SigningHash("sha" + full.group(1))
         if raw_hash and raw_hash != digest.value:
@@ -454,7 +547,7 @@ def _validity(fields: Mapping[str, Any]) -> Validity:
     raw = _string(fields, "VALIDITY")
     if not raw:
         return Validity(365, ValidityUnit.DAYS)
-    match = _VALIDITY.match(raw)
+    match = _VALIDITY.fullmatch(raw)
     if not match or int(match.group(1)) < 1:
         raise SpecError(
             "VALIDITY",
@@ -467,7 +560,7 @@ def _validity(fields: Mapping[str, Any]) -> Validity:
 
 
 def _renew_before(fields: Mapping[str, Any]) -> timedelta | None:
-    raw = _string(fields, "RENEW_BEFORE_DAYS")
+    raw = _string(fields, "RENEW_BEFORE_DAYS", number=True)
     if not raw:
         return None
     try:

@@ -14,15 +14,23 @@ from typing import Any
 from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
-from rotation.errors import CertRotateError, VerificationError
+from rotation.errors import CertRotateError, SpecError, VerificationError
 from rotation.guard import SecretMetadata
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
 from rotation.renewal import decide
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
-from rotation.spec import CertificateType, CertSpec, load_secret_fields, parse_spec
+from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
 from rotation.telemetry import logger
-from rotation.verification import check_chain, check_key_algorithm, check_key_matches, check_names, verify_bundle
+from rotation.verification import (
+    check_chain,
+    check_end_entity,
+    check_key_algorithm,
+    check_key_matches,
+    check_names,
+    verify_bundle,
+    verify_promotable,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,15 @@ def create_secret(ctx: StepContext) -> None:
     request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
     verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=False)
-    store.put_pending(ctx.secret_arn, ctx.event.token, json.dumps(merge_into_secret(fields, bundle)))
+    secret_string = json.dumps(merge_into_secret(fields, bundle))
+    if len(secret_string.encode()) > SECRET_VALUE_LIMIT:
+        raise SpecError(
+            "SecretString",
+            f"{len(secret_string.encode())} bytes",
+            "the rotated secret would exceed Secrets Manager's limit",
+            f"at most {SECRET_VALUE_LIMIT} bytes: fewer or shorter names",
+        )
+    store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
     if fresh:
         telemetry.certificate_issued(spec.certificate_type.value, bundle.not_after, ctx.clock())
@@ -91,22 +107,20 @@ def set_secret(ctx: StepContext) -> None:
 
 def test_secret(ctx: StepContext) -> None:
     """Verify the pending bundle fully, including a TLS handshake against the CA alone."""
-    value = ctx.services.store.pending_value(ctx.secret_arn, ctx.event.token)
-    if value is None:
-        raise VerificationError("pending", f"version {ctx.event.token} has no value staged AWSPENDING")
-    fields = load_secret_fields(value)
-    spec = parse_spec(fields)
-    ctx.observe(spec)
-    bundle = CertBundle.from_fields(fields)
-    if bundle is None:
-        raise VerificationError("pending", "the AWSPENDING version holds no certificate")
-    ca = ctx.services.authorities.get(spec.ca_arn)
+    spec, bundle, ca = _pending(ctx)
     verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=True)
     logger.info("pending certificate verified", extra={"certificate": bundle.summary()})
 
 
 def finish_secret(ctx: StepContext) -> None:
-    """Move AWSCURRENT to the token's version (Secrets Manager moves AWSPREVIOUS)."""
+    """Check the pending bundle cheaply, then move AWSCURRENT to it (Secrets Manager moves AWSPREVIOUS).
+
+    finishSecret may run without a successful testSecret before it (a caller of the step, a
+    pending value written by someone else): AWSCURRENT moves only to a bundle that parses, whose
+    key is the certificate's, which is an end-entity certificate and chains to the CA.
+    """
+    _, bundle, ca = _pending(ctx)
+    verify_promotable(bundle, ca.certificate)
     current = ctx.metadata.version_with("AWSCURRENT")
     ctx.services.store.promote(ctx.secret_arn, ctx.event.token, current)
     logger.info("AWSCURRENT moved to the new version", extra={"previous_version": current})
@@ -118,6 +132,25 @@ STEPS: dict[Step, Callable[[StepContext], None]] = {
     Step.TEST: test_secret,
     Step.FINISH: finish_secret,
 }
+
+
+def _pending(ctx: StepContext) -> tuple[CertSpec, CertBundle, CaFacts]:
+    """The AWSPENDING version's spec, bundle and CA.
+
+    Raises:
+        VerificationError: the version has no value or no certificate.
+        SpecError: the value is not a valid specification.
+    """
+    value = ctx.services.store.pending_value(ctx.secret_arn, ctx.event.token)
+    if value is None:
+        raise VerificationError("pending", f"version {ctx.event.token} has no value staged AWSPENDING")
+    fields = load_secret_fields(value)
+    spec = parse_spec(fields)
+    ctx.observe(spec)
+    bundle = CertBundle.from_fields(fields)
+    if bundle is None:
+        raise VerificationError("pending", "the AWSPENDING version holds no certificate")
+    return spec, bundle, ctx.services.authorities.get(spec.ca_arn)
 
 
 def _readable_bundle(fields: Mapping[str, Any]) -> CertBundle | None:
@@ -136,6 +169,7 @@ def _still_fits(current: CertBundle, spec: CertSpec, ca: CaFacts) -> bool:
     try:
         check_key_matches(current)
         check_chain(current, ca.certificate)
+        check_end_entity(current)
         check_names(current, spec)
         check_key_algorithm(current, spec)
     except CertRotateError as exc:

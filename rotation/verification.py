@@ -46,11 +46,53 @@ def verify_bundle(
     """
     check_key_matches(bundle)
     check_chain(bundle, ca_certificate)
+    check_end_entity(bundle)
     check_names(bundle, spec)
     check_validity(bundle, now)
     check_key_algorithm(bundle, spec)
     if handshake:
         check_handshake(bundle, spec, ca_certificate)
+
+
+def verify_promotable(bundle: CertBundle, ca_certificate: x509.Certificate) -> None:
+    """The cheap checks finishSecret makes before it moves AWSCURRENT.
+
+    The bundle parses (every PEM field, certificate blocks only where certificates belong), its key
+    is the certificate's, the certificate is an end-entity server certificate and it chains to the
+    CA. No handshake: testSecret made it, and finishSecret must not depend on having run after it.
+
+    Raises:
+        VerificationError: the first property that does not hold.
+    """
+    check_key_matches(bundle)
+    check_chain(bundle, ca_certificate)
+    check_end_entity(bundle)
+
+
+def check_end_entity(bundle: CertBundle) -> None:
+    """The certificate is a TLS server leaf: not a CA, cannot sign certificates or CRLs, serverAuth.
+
+    A secret's writer must never obtain a certificate that can issue others; a certificate whose
+    extended key usage is present but lacks serverAuth is refused by every TLS client anyway.
+    """
+    extensions = bundle.certificate.extensions
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise VerificationError("end-entity", "CERTIFICATE_PEM is a CA certificate (basicConstraints CA:TRUE)")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+        if usage.key_cert_sign or usage.crl_sign:
+            raise VerificationError("end-entity", "CERTIFICATE_PEM may sign certificates or CRLs (keyCertSign/cRLSign)")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if x509.oid.ExtendedKeyUsageOID.SERVER_AUTH not in purposes:
+            raise VerificationError("end-entity", "CERTIFICATE_PEM's extended key usage lacks serverAuth")
+    except x509.ExtensionNotFound:
+        pass
 
 
 def check_key_matches(bundle: CertBundle) -> None:

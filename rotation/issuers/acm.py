@@ -3,18 +3,23 @@
 ACM holds the key. First issuance requests a certificate; forced rotations renew it; scheduled
 rotations pick up ACM's own managed renewal, and renew only inside the renewal window when ACM
 has not. Every export uses a fresh random passphrase and stores the key decrypted (PKCS#8).
+
+Ownership: ``CERTIFICATE_ARN`` is written into the secret, so whoever can write the secret can
+point it at any certificate. The rotation therefore exports or renews only a certificate whose
+:data:`OWNER_TAG` names this very secret — a tag written by ``RequestCertificate`` itself, and
+never added afterwards (the rotation role's IAM policy allows tagging only certificates that do
+not carry it yet, and exporting or renewing only those that do).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 from rotation.aws import aws_call
 from rotation.bundle import CertBundle, join_pem
-from rotation.errors import IssuanceError
+from rotation.errors import IssuanceError, SpecError
 from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
 from rotation.keys import load_private_key
 from rotation.renewal import Plan, is_due
@@ -22,15 +27,37 @@ from rotation.telemetry import logger
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32
-SECRET_TAG_PREFIX = "certrotate:secret:"
+#: Tag on an ACM certificate naming the one secret whose rotation requested it.
+OWNER_TAG = "certrotate:secret-arn"
 
 
-def secret_tag(secret_arn: str) -> dict[str, str]:
-    """The tag that records, on the ACM certificate, a secret holding it (one tag per secret).
+def owner_tag(secret_arn: str) -> dict[str, str]:
+    """The ownership tag ``RequestCertificate`` writes; the *Certificate Available* handler reads it too."""
+    return {"Key": OWNER_TAG, "Value": secret_arn}
 
-    The *ACM Certificate Available* handler reads these tags to rotate every holder at once.
+
+def certificate_owner(client: Any, certificate_arn: str) -> str | None:
+    """The secret ARN the certificate's :data:`OWNER_TAG` names, or None."""
+    with aws_call(_SERVICE, "ListTagsForCertificate"):
+        tags = client.list_tags_for_certificate(CertificateArn=certificate_arn).get("Tags", [])
+    return next((str(t.get("Value") or "") or None for t in tags if t.get("Key") == OWNER_TAG), None)
+
+
+def check_owner(client: Any, certificate_arn: str, secret_arn: str) -> None:
+    """Refuse a certificate this secret's rotation did not request.
+
+    Raises:
+        SpecError: naming CERTIFICATE_ARN; nothing was exported, renewed or tagged.
     """
-    return {"Key": SECRET_TAG_PREFIX + hashlib.sha256(secret_arn.encode()).hexdigest()[:16], "Value": secret_arn}
+    owner = certificate_owner(client, certificate_arn)
+    if owner != secret_arn:
+        raise SpecError(
+            "CERTIFICATE_ARN",
+            certificate_arn,
+            f"this secret's rotation did not request that certificate (its {OWNER_TAG} tag is "
+            f"{'missing' if owner is None else 'another secret'}); it is neither exported nor renewed",
+            "the ARN this secret's rotation wrote, or no CERTIFICATE_ARN (then a new certificate is requested)",
+        )
 
 
 _FAILED = {"FAILED", "REVOKED", "VALIDATION_TIMED_OUT", "INACTIVE", "EXPIRED"}
@@ -46,11 +73,11 @@ class AcmIssuer:
         if request.plan is Plan.ISSUE or current is None:
             arn = self._request(client, request)
             budget.poll(lambda: self._issued(client, arn, None), f"ACM certificate {arn} to be issued")
+            check_owner(client, arn, request.secret_arn)
             return self._export(client, arn)
         arn = current.certificate_arn
         serial = current.certificate.serial_number
-        with aws_call(_SERVICE, "AddTagsToCertificate"):  # idempotent; heals copies and older secrets
-            client.add_tags_to_certificate(CertificateArn=arn, Tags=[secret_tag(request.secret_arn)])
+        check_owner(client, arn, request.secret_arn)  # before any export or renewal of arn
         if request.plan is Plan.REFRESH:
             description = self._describe(client, arn)
             if not _has_serial(description, serial) and description.get("Status") == "ISSUED":
@@ -73,8 +100,12 @@ class AcmIssuer:
                 SubjectAlternativeNames=list(spec.names),
                 CertificateAuthorityArn=spec.ca_arn,
                 KeyAlgorithm=spec.key_algorithm.value,
-                IdempotencyToken=idempotency_token(request.token, spec.ca_arn, length=ACM_TOKEN_LENGTH),
-                Tags=[secret_tag(request.secret_arn)],
+                # The secret is part of the token: another secret's rotation replaying this one's
+                # ClientRequestToken (RotateSecret lets its caller choose it) gets its own certificate.
+                IdempotencyToken=idempotency_token(
+                    request.token, spec.ca_arn, request.secret_arn, length=ACM_TOKEN_LENGTH
+                ),
+                Tags=[owner_tag(request.secret_arn)],
             )
         return str(response["CertificateArn"])
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rotation.emulation.rotation_service import rotate, rotation_function_in_moto
+from rotation.emulation.rotation_service import LAMBDA_ARN, rotate, rotation_function_in_moto, stage_pending
 from rotation.event_handlers import acm_certificate_available, rotation_succeeded
 from tests.support.driver import replace_current, secret_fields
 
@@ -27,16 +27,16 @@ def rotate_calls(client: Any) -> list[str]:
     return seen
 
 
-def test_a_renewed_certificate_rotates_every_secret_holding_it_and_nothing_else(
+def test_a_renewed_certificate_rotates_the_secret_that_requested_it_and_nothing_else(
     aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
 ) -> None:
     spec = {"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "server1.example"}
-    first = make_secret(spec)
-    rotate(first)
-    certificate_arn = secret_fields(aws.sm, first)["CERTIFICATE_ARN"]
-    second = make_secret(spec)  # a copy of the first secret holding the same certificate
-    replace_current(aws.sm, second, json.dumps(secret_fields(aws.sm, first)))
-    rotate(second)  # its rotation records it on the certificate too
+    owner = make_secret(spec)
+    rotate(owner)
+    certificate_arn = secret_fields(aws.sm, owner)["CERTIFICATE_ARN"]
+    copy = make_secret(spec)  # a copy of the owner's value holding the same certificate: not its owner
+    replace_current(aws.sm, copy, json.dumps(secret_fields(aws.sm, owner)))
+    stage_pending(copy)  # names certrotate's rotation function, as the owner does
     unrelated = make_secret(spec)
     rotate(unrelated)
     assert secret_fields(aws.sm, unrelated)["CERTIFICATE_ARN"] != certificate_arn
@@ -46,9 +46,9 @@ def test_a_renewed_certificate_rotates_every_secret_holding_it_and_nothing_else(
     # moto refuses RotateSecret after a completed rotation (it reads AWSPENDING+AWSCURRENT as "in
     # progress") and cannot invoke a Lambda: RotateSecret runs certrotate's rotation as the service would.
     with rotation_function_in_moto() as failures:
-        rotated = acm_certificate_available.rotate_holders(event, aws.acm, aws.sm)
+        rotated = acm_certificate_available.rotate_holders(event, aws.acm, aws.sm, LAMBDA_ARN)
     assert failures == []
-    assert sorted(rotated) == sorted([first, second]) == sorted(calls)
+    assert rotated == [owner] == calls
 
 
 def test_an_unknown_certificate_does_nothing_and_says_so(aws: Any, no_key_material_in_logs: Any) -> None:
@@ -60,7 +60,7 @@ def test_an_unknown_certificate_does_nothing_and_says_so(aws: Any, no_key_materi
     )["CertificateArn"]
     calls = rotate_calls(aws.sm)
     event = sample("acm-certificate-available", resources=[other])
-    assert acm_certificate_available.rotate_holders(event, aws.acm, aws.sm) == []
+    assert acm_certificate_available.rotate_holders(event, aws.acm, aws.sm, LAMBDA_ARN) == []
     assert calls == []
     assert any("nothing to do" in line for line in no_key_material_in_logs.lines)
     assert acm_certificate_available.certificate_arn_of(sample("acm-certificate-expired")) is None

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 
 from rotation.errors import VerificationError
 from rotation.guard import ROTATE_NOW_TAG
-from rotation.issuers.acm import secret_tag
+from rotation.issuers.acm import owner_tag
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import rotate, run_steps, secret_fields, stage_pending, stages
 
@@ -54,7 +54,7 @@ def test_first_issuance_requests_and_exports(
     assert request["CertificateAuthorityArn"] == root_ca
     assert request["SubjectAlternativeNames"] == ["server1.example", "www.server1.example"]
     assert request["IdempotencyToken"].isalnum() and len(request["IdempotencyToken"]) <= 32
-    assert secret_tag(arn) in request["Tags"]
+    assert request["Tags"] == [owner_tag(arn)]
 
 
 @pytest.mark.parametrize("key", ACM_KEYS)
