@@ -10,6 +10,9 @@ import pytest
 from rotation.errors import SpecError
 from rotation.spec import (
     DEFAULT_TEMPLATE_ARN,
+    END_ENTITY_TEMPLATES,
+    MAX_NAMES,
+    SECRET_VALUE_LIMIT,
     CertificateType,
     KeyAlgorithm,
     KeyFamily,
@@ -189,3 +192,93 @@ def test_acm_refuses_key_reuse() -> None:
 def test_secret_string_must_be_a_json_object(raw: str) -> None:
     with pytest.raises(SpecError, match="SecretString"):
         load_secret_fields(raw)
+
+
+# Issue 8: only end-entity server templates; names a client can be served under; numbers as numbers.
+
+CA_OR_OTHER_TEMPLATES = [
+    "RootCACertificate/V1",
+    "RootCACertificate_APIPassthrough/V1",
+    "SubordinateCACertificate_PathLen0/V1",
+    "SubordinateCACertificate_PathLen3_CSRPassthrough/V1",
+    "BlankSubordinateCACertificate_PathLen1_APICSRPassthrough/V1",
+    "BlankEndEntityCertificate_APICSRPassthrough/V1",
+    "CodeSigningCertificate/V1",
+    "OCSPSigningCertificate_APIPassthrough/V1",
+    "EndEntityClientAuthCertificate/V1",
+    "EndEntityCertificate/V2",
+]
+
+
+@pytest.mark.parametrize("template", CA_OR_OTHER_TEMPLATES)
+def test_template_arn_must_be_an_end_entity_server_template(template: str) -> None:
+    arn = f"arn:aws:acm-pca:::template/{template}"
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**PCA_ORIGINAL, "TEMPLATE_ARN": arn})
+    assert caught.value.field == "TEMPLATE_ARN" and caught.value.value == arn
+    assert isinstance(caught.value.allowed, tuple) and len(caught.value.allowed) == len(END_ENTITY_TEMPLATES)
+
+
+@pytest.mark.parametrize("template", END_ENTITY_TEMPLATES)
+def test_every_end_entity_server_template_is_accepted(template: str) -> None:
+    for partition in ("aws", "aws-us-gov"):
+        arn = f"arn:{partition}:acm-pca:::template/{template}"
+        assert parse_spec({**PCA_ORIGINAL, "TEMPLATE_ARN": arn}).template_arn == arn
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("COMMON_NAME", "app\n.example"),
+        ("COMMON_NAME", "app.exa\nmple"),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["www\n.example"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["fe80::1%eth0"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["*.internal"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["*"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["www.*.example"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["w*.example.internal"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", ["*.*.example.internal"]),
+        ("SUBJECT_ALTERNATIVE_NAMES", [f"h{i}.example" for i in range(10_000)]),
+        ("CA_ARN", CA_ARN + "\n\n x"),
+        ("TEMPLATE_ARN", DEFAULT_TEMPLATE_ARN + "\nx"),
+    ],
+)
+def test_names_and_arns_that_cannot_be_served_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**PCA_ORIGINAL, field: value})
+    assert caught.value.field == field
+
+
+def test_wildcards_follow_rfc_6125() -> None:
+    spec = parse_spec({**PCA_ORIGINAL, "COMMON_NAME": "*.apps.example", "SUBJECT_ALTERNATIVE_NAMES": ["*.b.example"]})
+    assert spec.names == ("*.apps.example", "*.b.example")
+
+
+def test_the_san_cap_and_the_secret_size_are_checked_before_issuance() -> None:
+    ninety_nine = [f"h{i}.example" for i in range(MAX_NAMES - 1)]
+    assert len(parse_spec({**PCA_ORIGINAL, "SUBJECT_ALTERNATIVE_NAMES": ninety_nine}).names) == MAX_NAMES
+    with pytest.raises(SpecError, match="SUBJECT_ALTERNATIVE_NAMES"):
+        parse_spec({**PCA_ORIGINAL, "SUBJECT_ALTERNATIVE_NAMES": [*ninety_nine, "one-more.example"]})
+    long_names = [f"{'a' * 60}.{'b' * 60}.{'c' * 60}.{'d' * 60}.{i:04d}" for i in range(MAX_NAMES - 1)]
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**PCA_ORIGINAL, "SUBJECT_ALTERNATIVE_NAMES": long_names})
+    assert caught.value.field == "SecretString" and str(SECRET_VALUE_LIMIT) in str(caught.value)
+
+
+def test_deeply_nested_json_is_a_spec_error_not_a_recursion_error() -> None:
+    with pytest.raises(SpecError, match="SecretString"):
+        load_secret_fields("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SpecError, match="SUBJECT_ALTERNATIVE_NAMES"):
+        parse_spec({**PCA_ORIGINAL, "SUBJECT_ALTERNATIVE_NAMES": "[" * 100_000 + "]" * 100_000})
+
+
+@pytest.mark.parametrize(("value", "hours"), [(0.25, 6), (1, 24), ("0.5", 12)])
+def test_renew_before_days_accepts_json_numbers(value: Any, hours: int) -> None:
+    spec = parse_spec({**PCA_ORIGINAL, "RENEW_BEFORE_DAYS": value})
+    assert spec.renew_before == timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, -0.5])
+def test_renew_before_days_refuses_other_numbers(value: Any) -> None:
+    with pytest.raises(SpecError, match="RENEW_BEFORE_DAYS"):
+        parse_spec({**PCA_ORIGINAL, "RENEW_BEFORE_DAYS": value})

@@ -6,11 +6,13 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from freezegun import freeze_time
 
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.errors import VerificationError
-from rotation.keys import key_algorithm_of
+from rotation.keys import key_algorithm_of, load_private_key, private_key_pem
 from rotation.spec import KeyAlgorithm
 from rotation.verification import check_handshake, verify_bundle
 from tests.support.certs import LocalCA, spec_for
@@ -129,3 +131,49 @@ def test_outputs_merge_into_the_spec_unchanged() -> None:
     assert merged["CERTIFICATE_SERIAL"] == format(bundle.certificate.serial_number, "X")
     assert merged["CERTIFICATE_KEY_ALGORITHM"] == "EC_prime256v1"
     assert merged["CERTIFICATE_NOT_AFTER"].endswith("Z")
+
+
+# Issue 8: certificate fields hold certificates only; the checked-key cache never skips an outside key.
+
+
+@pytest.mark.parametrize("field", ["CERTIFICATE_PEM", "CERTIFICATE_CHAIN_PEM"])
+@pytest.mark.parametrize("extra", ["key", "text", "other block"])
+def test_certificate_fields_hold_certificate_blocks_only(field: str, extra: str) -> None:
+    bundle = CA.issue(NAMES)
+    chain = bundle.chain_pem or CA.certificate_pem
+    added = {
+        "key": bundle.private_key_pem,
+        "text": "Bag Attributes: friendlyName\n",
+        "other block": "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    }[extra]
+    pems = {"CERTIFICATE_PEM": bundle.certificate_pem, "CERTIFICATE_CHAIN_PEM": chain}
+    pems[field] = pems[field] + added
+    tampered = CertBundle(pems["CERTIFICATE_PEM"], bundle.private_key_pem, pems["CERTIFICATE_CHAIN_PEM"], "")
+    with pytest.raises(VerificationError) as caught:
+        verify_bundle(tampered, SPEC, CA.certificate, now(), handshake=False)
+    assert caught.value.check == field
+    assert "BEGIN" not in str(caught.value) and "friendlyName" not in str(caught.value)
+
+
+def test_two_certificates_in_certificate_pem_are_refused() -> None:
+    bundle = CA.issue(NAMES)
+    doubled = dataclasses.replace(bundle, certificate_pem=bundle.certificate_pem + bundle.certificate_pem)
+    with pytest.raises(VerificationError, match="exactly one") as caught:
+        verify_bundle(doubled, SPEC, CA.certificate, now(), handshake=False)
+    assert caught.value.check == "CERTIFICATE_PEM"
+
+
+def test_checked_keys_are_reused_by_exact_text_and_outside_keys_are_checked_in_full() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key_pem(key)
+    assert load_private_key(pem) is key  # produced here: no second full check
+    assert load_private_key(pem.replace("\n", "\r\n")) is not key  # other bytes: parsed and checked
+    numbers = key.private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p, numbers.q, numbers.d + 2, numbers.dmp1, numbers.dmq1, numbers.iqmp, numbers.public_numbers
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    broken_pem = broken.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with pytest.raises(ValueError, match="not a readable PEM private key"):
+        load_private_key(broken_pem)  # an inconsistent key from outside is refused by the full check

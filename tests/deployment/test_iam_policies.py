@@ -1,0 +1,146 @@
+"""Every policy in the CloudFormation templates, checked against an IAM database (policy_sentry).
+
+policy_sentry ships AWS's Service Authorization Reference as a database: each action exists, and
+each condition key is one the action supports (for at least one of its resource types) or a
+global key. Then the trust boundaries of issue 8, statement by statement: the rotation role
+issues only end-entity templates (the same list the spec accepts), exports and renews only ACM
+certificates carrying the ownership tag, tags only untagged certificates, and the ACM event
+function rotates only secrets whose rotation function is certrotate's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from policy_sentry.querying.actions import get_action_data, get_actions_for_service
+
+from rotation.build.templates import OUTPUT
+from rotation.issuers.acm import OWNER_TAG
+from rotation.spec import END_ENTITY_TEMPLATES
+
+TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
+#: Global condition keys (any action); the tag keys are not global: the action must list them.
+GLOBAL_PREFIXES = ("aws:",)
+SERVICE_SPECIFIC_AWS_KEYS = ("aws:RequestTag/", "aws:ResourceTag/", "aws:TagKeys")
+
+
+def load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every policy document in a template: role policies, key, topic and secret resource policies."""
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                yield logical_id, policy["PolicyDocument"]
+        for name in ("KeyPolicy", "PolicyDocument", "ResourcePolicy"):
+            if isinstance(properties.get(name), dict) and "Statement" in properties[name]:
+                yield logical_id, properties[name]
+
+
+def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, document in policy_documents(template):
+        for statement in document["Statement"]:
+            yield logical_id, statement
+
+
+def condition_keys_of(action: str) -> set[str] | None:
+    """The condition keys an action supports (all resource types), or None for an unknown action."""
+    service, name = action.split(":", 1)
+    if "*" in name:
+        matching = [a for a in get_actions_for_service(service) if a.lower().startswith(action.lower().rstrip("*"))]
+        if not matching:
+            return None
+        return set().union(*(condition_keys_of(a) or set() for a in matching))
+    data = get_action_data(service, name)
+    if not data:
+        return None
+    return {key for entry in data[service] for key in entry["condition_keys"]}
+
+
+def key_supported(key: str, supported: set[str]) -> bool:
+    if key in supported:
+        return True
+    for pattern in supported:  # aws:ResourceTag/${TagKey}, kms:EncryptionContext:${EncryptionContextKey}
+        if "${" in pattern and key.startswith(pattern.split("${", 1)[0]):
+            return True
+    return key.startswith(GLOBAL_PREFIXES) and not key.startswith(SERVICE_SPECIFIC_AWS_KEYS)
+
+
+def all_statements() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(t.name, role, s) for t in TEMPLATES for role, s in statements(load(t))]
+
+
+@pytest.mark.parametrize(
+    ("template", "role", "statement"),
+    all_statements(),
+    ids=[f"{t}:{r}:{s.get('Sid', '-')}" for t, r, s in all_statements()],
+)
+def test_every_action_and_condition_key_exists_in_the_iam_database(
+    template: str, role: str, statement: dict[str, Any]
+) -> None:
+    if statement.get("Action") == "sts:AssumeRole":
+        return
+    for action in as_list(statement["Action"]):
+        supported = condition_keys_of(action)
+        assert supported is not None, f"{role}: {action} is not an IAM action"
+        for operator, keys in (statement.get("Condition") or {}).items():
+            for key in keys:
+                assert key_supported(key, supported), f"{role}: {operator} {key} is not a condition key of {action}"
+
+
+def rotation_role(name: str) -> dict[str, dict[str, Any]]:
+    template = load(OUTPUT / "central-account.yaml")
+    return {s["Sid"]: s for r, s in statements(template) if r == name}
+
+
+def test_issue_certificate_is_limited_to_the_specs_end_entity_templates() -> None:
+    issuing = [s for s in rotation_role("RotationFunctionRole").values() if "acm-pca:IssueCertificate" in as_list(s["Action"])]
+    assert len(issuing) == 1
+    (statement,) = issuing
+    assert as_list(statement["Action"]) == ["acm-pca:IssueCertificate"]
+    allowed = statement["Condition"]["StringEquals"]["acm-pca:TemplateArn"]
+    arns = [a["Fn::Sub"].replace("${AWS::Partition}", "aws") for a in allowed]
+    assert arns == [f"arn:aws:acm-pca:::template/{t}" for t in END_ENTITY_TEMPLATES]
+
+
+def test_acm_export_renew_and_tagging_depend_on_the_ownership_tag() -> None:
+    role = rotation_role("RotationFunctionRole")
+    by_action = {a: s for s in role.values() for a in as_list(s["Action"]) if a.startswith("acm:")}
+    owner_pattern = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}
+    for action in ("acm:ExportCertificate", "acm:RenewCertificate"):
+        assert by_action[action]["Condition"] == {"StringLike": {f"aws:ResourceTag/{OWNER_TAG}": owner_pattern}}
+    tagging = by_action["acm:AddTagsToCertificate"]["Condition"]
+    assert tagging["Null"] == {f"aws:ResourceTag/{OWNER_TAG}": "true"}  # never re-tags an owned certificate
+    assert tagging["ForAllValues:StringEquals"] == {"aws:TagKeys": [OWNER_TAG]}
+    request = by_action["acm:RequestCertificate"]["Condition"]
+    assert request["StringEquals"] == {"acm:CertificateAuthority": {"Ref": "CertificateAuthorityArns"}}
+    assert request["StringLike"] == {f"aws:RequestTag/{OWNER_TAG}": owner_pattern}
+    unconditioned = {a for a, s in by_action.items() if "Condition" not in s}
+    assert unconditioned == {"acm:DescribeCertificate", "acm:ListTagsForCertificate"}
+
+
+def test_the_acm_event_function_rotates_only_secrets_of_the_rotation_function() -> None:
+    template = load(OUTPUT / "central-account.yaml")
+    role = rotation_role("EventFunctionRole")
+    secret_statements = [s for s in role.values() if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+    assert secret_statements and all(
+        s["Condition"]["StringEquals"]["secretsmanager:resource/AllowRotationLambdaArn"]["Fn::Sub"].endswith(
+            ":function:${AWS::StackName}-rotation"
+        )
+        for s in secret_statements
+    )
+    assert "secretsmanager:RotateSecret" in {a for s in secret_statements for a in as_list(s["Action"])}
+    variables = template["Resources"]["AcmCertificateAvailableFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["CERTROTATE_ROTATION_FUNCTION_ARN"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
