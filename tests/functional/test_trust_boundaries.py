@@ -197,7 +197,15 @@ def test_a_secret_pointing_at_another_secrets_certificate_gets_nothing(
 def test_replaying_another_rotations_token_requests_a_certificate_of_ones_own(
     aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
 ) -> None:
-    """RotateSecret lets its caller choose the ClientRequestToken; ACM idempotency must not hand over."""
+    """RotateSecret lets its caller choose the ClientRequestToken; ACM idempotency must not hand over.
+
+    ACM returns the certificate of an earlier request with the same IdempotencyToken within an hour;
+    moto only does so when the tags are equal too, so the token itself is asserted to differ.
+    """
+    tokens: list[str] = []
+    aws.acm.meta.events.register(
+        "provide-client-params.acm.RequestCertificate", lambda params, **_: tokens.append(params["IdempotencyToken"])
+    )
     victim = make_secret(acm_spec(root_ca), name="team-a/web")
     attacker = make_secret(acm_spec(root_ca), name="team-b/web")
     token = rotate(victim)
@@ -205,6 +213,7 @@ def test_replaying_another_rotations_token_requests_a_certificate_of_ones_own(
     stage_pending(attacker, token)
     run_steps(attacker, token)
     stolen = secret_fields(aws.sm, attacker)
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
     assert stolen["CERTIFICATE_ARN"] != victim_fields["CERTIFICATE_ARN"]
     assert stolen["PRIVATE_KEY_PEM"] != victim_fields["PRIVATE_KEY_PEM"]
 
