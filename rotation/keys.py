@@ -10,6 +10,7 @@ import ipaddress
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from rotation.spec import CertSpec, KeyAlgorithm
+from rotation.spec import CertSpec, KeyAlgorithm, KeyFamily
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -53,6 +54,56 @@ _CSR_HASH: dict[KeyAlgorithm, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
 def generate_key(algorithm: KeyAlgorithm) -> PrivateKey:
     """A fresh private key of the given algorithm."""
     return _GENERATORS[algorithm]()
+
+
+class _SpareKeys:
+    """Fresh keys made one issuance ahead, in a background thread, while the rotation waits on AWS.
+
+    :meth:`take` hands out a key that was never used for anything (each key once) and starts
+    making the next one of the same algorithm at once, so key generation (RSA-2048: ~35 ms of
+    CPU, RSA-4096 far more) runs while this rotation waits for IssueCertificate and
+    GetCertificate instead of before them. OpenSSL releases the GIL while it searches for primes.
+    The first issuance of an algorithm in a container generates in line; EC keys (well under a
+    millisecond) always do.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spares: dict[KeyAlgorithm, Future[PrivateKey]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def take(self, algorithm: KeyAlgorithm) -> PrivateKey:
+        with self._lock:
+            spare = self._spares.pop(algorithm, None)
+        # A spare under way finishes sooner than a new start; with none, generate in line first.
+        key = spare.result() if spare is not None else generate_key(algorithm)
+        self._prepare(algorithm)
+        return key
+
+    def wait(self) -> None:
+        """Block until every spare under way is made (benchmarks count that time as the rotation's)."""
+        with self._lock:
+            spares = list(self._spares.values())
+        for spare in spares:
+            spare.exception()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._spares.clear()
+
+    def _prepare(self, algorithm: KeyAlgorithm) -> None:
+        if algorithm.family is not KeyFamily.RSA:
+            return  # an EC key takes well under a millisecond: nothing to win
+        with self._lock:
+            if algorithm in self._spares:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certrotate-keygen")
+            self._spares[algorithm] = self._executor.submit(generate_key, algorithm)
+
+
+#: The container's spare keys (see :class:`_SpareKeys`).
+SPARE_KEYS = _SpareKeys()
 
 
 def key_algorithm_of(key: object) -> KeyAlgorithm | None:

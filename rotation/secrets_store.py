@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from rotation.aws import aws_call
@@ -12,10 +14,19 @@ _SERVICE = "secretsmanager"
 
 
 class SecretStore:
-    """Reads and stages versions of one account's secrets."""
+    """Reads and stages versions of one account's secrets.
 
-    def __init__(self, client: Any) -> None:
+    A secret version's value never changes once written (PutSecretValue with an existing version
+    id and another value fails), so the value this container staged under a token is what
+    testSecret and finishSecret would read back: they get it from memory and save a
+    GetSecretValue each. A container that did not stage the version reads it.
+    """
+
+    def __init__(self, client: Any, *, remembered: int = 64) -> None:
         self._client = client
+        self._staged: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._remembered = remembered
+        self._lock = threading.Lock()
 
     def describe(self, secret_id: str) -> SecretMetadata:
         with aws_call(_SERVICE, "DescribeSecret"):
@@ -29,6 +40,10 @@ class SecretStore:
 
     def pending_value(self, secret_id: str, token: str) -> str | None:
         """The SecretString staged AWSPENDING under ``token``, or None while it has no value."""
+        with self._lock:
+            staged = self._staged.get((secret_id, token))
+        if staged is not None:
+            return staged
         try:
             with aws_call(_SERVICE, "GetSecretValue"):
                 response = self._client.get_secret_value(SecretId=secret_id, VersionId=token, VersionStage="AWSPENDING")
@@ -46,6 +61,10 @@ class SecretStore:
                 SecretString=secret_string,
                 VersionStages=["AWSPENDING"],
             )
+        with self._lock:
+            self._staged[(secret_id, token)] = secret_string
+            while len(self._staged) > self._remembered:
+                self._staged.popitem(last=False)
 
     def promote(self, secret_id: str, token: str, current_version: str | None) -> None:
         """Move AWSCURRENT to ``token`` (Secrets Manager moves AWSPREVIOUS itself)."""

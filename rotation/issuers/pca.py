@@ -12,9 +12,9 @@ from rotation.certificate_authority import ca_error
 from rotation.errors import AwsCallError, IssuanceError
 from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
 from rotation.keys import (
+    SPARE_KEYS,
     PrivateKey,
     build_csr,
-    generate_key,
     key_algorithm_of,
     public_key_der,
     public_key_sha256,
@@ -65,7 +65,7 @@ class PcaIssuer:
             key = current.private_key
             if key_algorithm_of(key) is request.spec.key_algorithm:
                 return key
-        return generate_key(request.spec.key_algorithm)
+        return SPARE_KEYS.take(request.spec.key_algorithm)
 
     @staticmethod
     def _issue(client: Any, ca_arn: str, csr: bytes, spec: CertSpec, algorithm: str, token: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 import rotation.handler
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError
+from rotation.secrets_store import SecretStore
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import STEPS, rotate, run_steps, secret_fields, stage_pending, stages
 from tests.support.faults import KINDS, inject
@@ -119,11 +121,15 @@ PCA_CALLS = [
     ("createSecret", "sm", "PutSecretValue", 1),
     ("setSecret", "sm", "DescribeSecret", 1),
     ("testSecret", "sm", "DescribeSecret", 1),
-    ("testSecret", "sm", "GetSecretValue", 1),
+    ("testSecret", "sm", "GetSecretValue", 1),  # in another container than createSecret's
     ("testSecret", "pca", "GetCertificateAuthorityCertificate", 1),
     ("finishSecret", "sm", "DescribeSecret", 1),
+    ("finishSecret", "sm", "GetSecretValue", 1),  # in another container than createSecret's
     ("finishSecret", "sm", "UpdateSecretVersionStage", 1),
 ]
+#: Steps that read the pending value only when another container staged it (issue 8: a container
+#: remembers the immutable version it put, and testSecret/finishSecret then need no GetSecretValue).
+READ_ONLY_IN_ANOTHER_CONTAINER = {("testSecret", "GetSecretValue"), ("finishSecret", "GetSecretValue")}
 #: Calls whose lost answer (timeout after the service acted) leaves a completed write behind.
 COMMITTING = {("PutSecretValue", "createSecret"), ("UpdateSecretVersionStage", "finishSecret")}
 ACM_CALLS = [
@@ -150,6 +156,7 @@ def test_each_call_failing_once(
     nth: int,
     issuer: str,
     kind: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     arn = make_secret(pca_secret(root_ca) if issuer == "pca" else acm_secret(root_ca))
     before = current_version(aws, arn)
@@ -158,6 +165,9 @@ def test_each_call_failing_once(
     run_steps(arn, token, earlier)
     pending_before = pending_has_value(aws, arn, token)
     rotation.handler.services().authorities.forget(root_ca)  # make the CA read happen in this step
+    if (step, operation) in READ_ONLY_IN_ANOTHER_CONTAINER:
+        services = rotation.handler.services()
+        monkeypatch.setattr(rotation.handler, "_services", dataclasses.replace(services, store=SecretStore(aws.sm)))
     hits = inject(getattr(aws, client), operation, kind, nth=nth)
 
     with pytest.raises(CertRotateError) as caught:
