@@ -142,7 +142,10 @@ def side_by_side(rotations: int, *, cache_ca_keys: bool) -> dict[str, dict[str, 
             SIDE_BY_SIDE[1]: {**base, "CERTIFICATE_TYPE": "PCA_ISSUED", "REUSE_PRIVATE_KEY": "true"},
             SIDE_BY_SIDE[2]: {**base, "CERTIFICATE_TYPE": "PCA_ISSUED"},
         }
-        arns = {name: sm.create_secret(Name=f"side-{i}", SecretString=json.dumps(spec))["ARN"] for i, (name, spec) in enumerate(specs.items())}
+        arns = {
+            name: sm.create_secret(Name=f"side-{i}", SecretString=json.dumps(spec))["ARN"]
+            for i, (name, spec) in enumerate(specs.items())
+        }
 
         def certrotate(arn: str) -> None:
             rotate(arn)

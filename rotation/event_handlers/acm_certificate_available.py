@@ -46,7 +46,9 @@ def holds_certificate(secretsmanager: Any, secret_arn: str, certificate_arn: str
     except SpecError:
         held = None
     if held != certificate_arn:
-        logger.warning("%s does not hold %s (its CERTIFICATE_ARN differs); not rotating it", secret_arn, certificate_arn)
+        logger.warning(
+            "%s does not hold %s (its CERTIFICATE_ARN differs); not rotating it", secret_arn, certificate_arn
+        )
         return False
     return True
 
@@ -61,7 +63,9 @@ def rotate_holders(
         logger.warning("not an ACM Certificate Available event; nothing to do")
         return []
     if not function_arn:
-        logger.error("%s is not set: cannot tell certrotate's secrets from others; nothing rotated", ROTATION_FUNCTION_VARIABLE)
+        logger.error(
+            "%s is not set: cannot tell certrotate's secrets from others; nothing rotated", ROTATION_FUNCTION_VARIABLE
+        )
         return []
     owner = certificate_owner(acm, certificate_arn)
     if owner is None:

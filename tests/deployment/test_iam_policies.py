@@ -106,7 +106,9 @@ def rotation_role(name: str) -> dict[str, dict[str, Any]]:
 
 
 def test_issue_certificate_is_limited_to_the_specs_end_entity_templates() -> None:
-    issuing = [s for s in rotation_role("RotationFunctionRole").values() if "acm-pca:IssueCertificate" in as_list(s["Action"])]
+    issuing = [
+        s for s in rotation_role("RotationFunctionRole").values() if "acm-pca:IssueCertificate" in as_list(s["Action"])
+    ]
     assert len(issuing) == 1
     (statement,) = issuing
     assert as_list(statement["Action"]) == ["acm-pca:IssueCertificate"]

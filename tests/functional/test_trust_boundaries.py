@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.secretsmanager.models import secretsmanager_backends
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import secretsmanager_backends
 
 import rotation.spec
 from rotation.cli import main as certrotate
@@ -62,7 +62,9 @@ def assert_nothing_staged(sm: Any, arn: str, token: str, current_before: str) ->
         sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
 
 
-def signed_by_ca(ca_arn: str, *, ca: bool = False, cert_sign: bool = False, eku: list[Any] | None = None) -> tuple[str, str]:
+def signed_by_ca(
+    ca_arn: str, *, ca: bool = False, cert_sign: bool = False, eku: list[Any] | None = None
+) -> tuple[str, str]:
     """A certificate for NAME signed by the moto CA, with the given extensions; (cert PEM, key PEM)."""
     issuer = moto_ca(ca_arn)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -114,7 +116,9 @@ def test_a_ca_certificate_from_the_issuer_is_never_staged(
     aws: Any, root_ca: str, make_secret: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even if a CA template got past the spec, createSecret's verification refuses the result."""
-    monkeypatch.setattr(rotation.spec, "END_ENTITY_TEMPLATES", (*rotation.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1"))
+    monkeypatch.setattr(
+        rotation.spec, "END_ENTITY_TEMPLATES", (*rotation.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1")
+    )
     arn = make_secret(pca_spec(root_ca, TEMPLATE_ARN=ROOT_TEMPLATE))
     before = current_version(aws.sm, arn)
     token = stage_pending(arn)
@@ -151,8 +155,10 @@ def test_test_and_finish_refuse_a_pending_certificate_that_is_no_tls_server_leaf
 
 def test_create_secret_command_refuses_a_ca_template(aws: Any, root_ca: str, capfd: pytest.CaptureFixture[str]) -> None:
     code = certrotate(
-        ["create-secret", "web", "--type", "PCA_ISSUED", "--ca-arn", root_ca, "--common-name", NAME]
-        + ["--template-arn", ROOT_TEMPLATE]
+        [
+            *("create-secret", "web", "--type", "PCA_ISSUED", "--ca-arn", root_ca),
+            *("--common-name", NAME, "--template-arn", ROOT_TEMPLATE),
+        ]
     )
     assert code == 3
     assert f"TEMPLATE_ARN={ROOT_TEMPLATE!r}" in capfd.readouterr().err
@@ -240,7 +246,10 @@ def tag_as_holder(aws: Any, certificate_arn: str, secret_arn: str) -> None:
     """A tag writer names ``secret_arn`` on the certificate, under every key a holder was ever read from."""
     aws.acm.add_tags_to_certificate(
         CertificateArn=certificate_arn,
-        Tags=[{"Key": OWNER_TAG, "Value": secret_arn}, {"Key": "certrotate:secret:0123456789abcdef", "Value": secret_arn}],
+        Tags=[
+            {"Key": OWNER_TAG, "Value": secret_arn},
+            {"Key": "certrotate:secret:0123456789abcdef", "Value": secret_arn},
+        ],
     )
 
 
@@ -327,8 +336,13 @@ def test_finish_refuses_a_pending_bundle_that_does_not_hold_together(
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
         now = dt.datetime.now(dt.UTC)
         self_signed = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1))
             .sign(key, hashes.SHA256())
         )
         fields.update(
@@ -377,7 +391,9 @@ UNSERVABLE: dict[str, dict[str, Any]] = {
     "bare TLD wildcard": {"SUBJECT_ALTERNATIVE_NAMES": ["*.internal"]},
     "wildcard not leftmost": {"SUBJECT_ALTERNATIVE_NAMES": ["www.*.example.internal"]},
     "10,000 SANs": {"SUBJECT_ALTERNATIVE_NAMES": [f"h{i}.example.internal" for i in range(10_000)]},
-    "over 64 KB": {"SUBJECT_ALTERNATIVE_NAMES": [f"{'a' * 60}.{'b' * 60}.{'c' * 60}.{'d' * 60}.{i:04d}" for i in range(99)]},
+    "over 64 KB": {
+        "SUBJECT_ALTERNATIVE_NAMES": [f"{'a' * 60}.{'b' * 60}.{'c' * 60}.{'d' * 60}.{i:04d}" for i in range(99)]
+    },
 }
 
 
@@ -404,7 +420,9 @@ def test_deeply_nested_json_is_a_clear_error(aws: Any, root_ca: str, make_secret
 
 
 def test_renew_before_days_as_a_json_number_rotates(aws: Any, root_ca: str, make_secret: Any) -> None:
-    arn = make_secret(pca_spec(root_ca, KEY_ALGORITHM="EC_prime256v1", RENEWAL_POLICY="WHEN_DUE", RENEW_BEFORE_DAYS=0.25))
+    arn = make_secret(
+        pca_spec(root_ca, KEY_ALGORITHM="EC_prime256v1", RENEWAL_POLICY="WHEN_DUE", RENEW_BEFORE_DAYS=0.25)
+    )
     rotate(arn)
     assert secret_fields(aws.sm, arn)["RENEW_BEFORE_DAYS"] == 0.25
 
