@@ -115,8 +115,12 @@ def bench_one(certificate_type: str, key: str, rotations: int, *, cache_ca_keys:
 SIDE_BY_SIDE = ("original sample (re-implemented)", "certrotate, key kept", "certrotate, fresh key")
 
 
-def side_by_side(rotations: int, *, cache_ca_keys: bool) -> dict[str, dict[str, float]]:
-    """Median ms and AWS calls per rotation of the three contenders, runs alternating on one backend."""
+def side_by_side(rotations: int, *, cache_ca_keys: bool, latency_ms: float = 0.0) -> dict[str, dict[str, float]]:
+    """Median ms and AWS calls per rotation of the three contenders, runs alternating on one backend.
+
+    ``latency_ms`` adds that much network wait (a sleep, which leaves the CPU free) to every AWS
+    call of both contenders, as a call to a real endpoint would; moto in process answers at CPU cost.
+    """
     import boto3
     from moto import mock_aws
 
@@ -135,6 +139,9 @@ def side_by_side(rotations: int, *, cache_ca_keys: bool) -> dict[str, dict[str, 
         for client in (sm, pca, acm):
             client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
         ca = create_ca(pca)
+        if latency_ms:
+            for client in (sm, pca, acm):
+                client.meta.events.register("before-call", lambda **_: time.sleep(latency_ms / 1000))
         rotation.handler._services = build_services(sm, lambda r: pca, lambda r: acm)
         base = {"CA_ARN": ca, "COMMON_NAME": "bench.example.internal", "KEY_ALGORITHM": "RSA_2048"}
         specs = {
@@ -176,18 +183,21 @@ def side_by_side(rotations: int, *, cache_ca_keys: bool) -> dict[str, dict[str, 
     }
 
 
-def print_side_by_side(rotations: int) -> None:
-    raw = side_by_side(rotations, cache_ca_keys=False)
-    tuned = side_by_side(rotations, cache_ca_keys=True)
+def print_side_by_side(rotations: int, latency_ms: float) -> None:
+    columns = {
+        "moto as is": side_by_side(rotations, cache_ca_keys=False),
+        "CA key kept": side_by_side(rotations, cache_ca_keys=True),
+        f"kept +{latency_ms:g} ms/call": side_by_side(rotations, cache_ca_keys=True, latency_ms=latency_ms),
+    }
     baseline = SIDE_BY_SIDE[0]
     print("\nPrivate CA RSA-2048, side by side on one moto backend, runs alternating (median ms; x = / original)")
-    print(f"{'':<34} {'moto as is':>18} {'CA key kept':>18} {'calls':>6}")
+    print(f"{'':<34}" + "".join(f"{title:>20}" for title in columns) + f"{'calls':>7}")
     for name in SIDE_BY_SIDE:
-        r, t = raw[name], tuned[name]
-        print(
-            f"{name:<34} {r['median_ms']:>8.1f} ({r['median_ms'] / raw[baseline]['median_ms']:.2f}x) "
-            f"{t['median_ms']:>8.1f} ({t['median_ms'] / tuned[baseline]['median_ms']:.2f}x) {r['calls']:>6.0f}"
+        cells = "".join(
+            f"{c[name]['median_ms']:>12.1f} ({c[name]['median_ms'] / c[baseline]['median_ms']:.2f}x)"
+            for c in columns.values()
         )
+        print(f"{name:<34}{cells}{columns['moto as is'][name]['calls']:>7.0f}")
 
 
 def main() -> None:
@@ -195,9 +205,10 @@ def main() -> None:
     parser.add_argument("--rotations", type=int, default=30, help="rotations per configuration (default 30)")
     parser.add_argument("--breakdown", action="store_true", help="print the API calls of a later rotation")
     parser.add_argument("--side-by-side-only", action="store_true", help="only the comparison with the original")
+    parser.add_argument("--latency-ms", type=float, default=10.0, help="network wait per AWS call, third column")
     args = parser.parse_args()
     if args.side_by_side_only:
-        print_side_by_side(args.rotations)
+        print_side_by_side(args.rotations, args.latency_ms)
         return
     raw = bench(args.rotations, cache_ca_keys=False)
     tuned = bench(args.rotations, cache_ca_keys=True)
@@ -211,7 +222,7 @@ def main() -> None:
         )
         if args.breakdown:
             print("    " + ", ".join(f"{k}={v}" for k, v in sorted(r["later_breakdown"].items())))
-    print_side_by_side(args.rotations)
+    print_side_by_side(args.rotations, args.latency_ms)
     print(f"\nrotation.handler cold import: {import_time_ms():.1f} ms (median of 7, python -X importtime)")
     print(f"rotations per configuration: {args.rotations}; python {sys.version.split()[0]}; moto in process")
 
