@@ -253,6 +253,18 @@ def tag_as_holder(aws: Any, certificate_arn: str, secret_arn: str) -> None:
     )
 
 
+def assert_certificate_available_rotates_nothing(aws: Any, certificate_arn: str) -> None:
+    """ACM's renewal event for the certificate starts no rotation (RotateSecret is never called)."""
+    seen: list[str] = []
+    aws.sm.meta.events.register(
+        "provide-client-params.secrets-manager.RotateSecret", lambda params, **_: seen.append(params["SecretId"])
+    )
+    event = {"source": "aws.acm", "detail-type": "ACM Certificate Available", "resources": [certificate_arn]}
+    with rotation_function_in_moto() as failures:
+        rotated = acm_certificate_available.rotate_holders(event, aws.acm, aws.sm, LAMBDA_ARN)
+    assert rotated == [] and seen == [] and failures == []
+
+
 def test_a_tag_naming_an_unrelated_secret_does_not_rotate_it(
     aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
 ) -> None:
@@ -266,14 +278,7 @@ def test_a_tag_naming_an_unrelated_secret_does_not_rotate_it(
     backend.rotation_enabled = True
     backend.rotation_lambda_arn = "arn:aws:lambda:us-east-1:123456789012:function:db-rotation"
     tag_as_holder(aws, certificate_arn, database)
-    seen: list[str] = []
-    aws.sm.meta.events.register(
-        "provide-client-params.secrets-manager.RotateSecret", lambda params, **_: seen.append(params["SecretId"])
-    )
-    event = {"source": "aws.acm", "detail-type": "ACM Certificate Available", "resources": [certificate_arn]}
-    with rotation_function_in_moto() as failures:
-        rotated = acm_certificate_available.rotate_holders(event, aws.acm, aws.sm, LAMBDA_ARN)
-    assert rotated == [] and seen == [] and failures == []
+    assert_certificate_available_rotates_nothing(aws, certificate_arn)
 
 
 def test_a_tag_naming_another_certrotate_secret_does_not_rotate_it(
@@ -284,14 +289,7 @@ def test_a_tag_naming_another_certrotate_secret_does_not_rotate_it(
     rotate(other)
     certificate_arn = secret_fields(aws.sm, owner)["CERTIFICATE_ARN"]
     tag_as_holder(aws, certificate_arn, other)  # other's CERTIFICATE_ARN is not this certificate
-    seen: list[str] = []
-    aws.sm.meta.events.register(
-        "provide-client-params.secrets-manager.RotateSecret", lambda params, **_: seen.append(params["SecretId"])
-    )
-    event = {"source": "aws.acm", "detail-type": "ACM Certificate Available", "resources": [certificate_arn]}
-    with rotation_function_in_moto() as failures:
-        rotated = acm_certificate_available.rotate_holders(event, aws.acm, aws.sm, LAMBDA_ARN)
-    assert rotated == [] and seen == [] and failures == []
+    assert_certificate_available_rotates_nothing(aws, certificate_arn)
 
 
 # --- 4. finishSecret promotes only a verified bundle -------------------------------------------
