@@ -344,11 +344,12 @@ def _size(fields: Mapping[str, Any]) -> None:
 def _check_size(fields: Mapping[str, Any], common_name: str, sans: tuple[str, ...]) -> None:
     """Refuse, before anything is issued, a spec whose rotated secret would exceed 64 KB.
 
-    The estimate counts the spec as stored, the names twice more (in the certificate's subject and
-    SANs, base64 in PEM) and :data:`BUNDLE_ALLOWANCE` for the key, the chain and the metadata.
+    The estimate counts the spec as stored (without the current bundle, which the new one
+    replaces), the names twice more (in the certificate's subject and SANs, base64 in PEM) and
+    :data:`BUNDLE_ALLOWANCE` for the key, the chain and the metadata.
     """
     try:
-        spec_bytes = len(json.dumps(fields).encode())
+        spec_bytes = len(json.dumps({k: v for k, v in fields.items() if k not in OUTPUT_FIELDS}).encode())
     except (TypeError, ValueError, RecursionError):
         spec_bytes = SECRET_VALUE_LIMIT
     name_bytes = sum(len(n) + 4 for n in (common_name, common_name, *sans))
