@@ -76,10 +76,10 @@ def expand_slots(template: dict[str, Any]) -> None:
             item = slot_item(template, parameter, count, index)
             condition: dict[str, Any] = {"Fn::Not": [{"Fn::Equals": [item, ""]}]}
             if when is not None:
-                condition = {"Fn::And": [condition, substitute(when, ITEM, lambda _: item)]}
+                condition = {"Fn::And": [condition, substitute(when, ITEM, lambda _, item=item: item)]}
             name = f"{logical_id}{index + 1}"
             template.setdefault("Conditions", {})[name] = condition
-            copy = substitute(json.loads(json.dumps(resource)), ITEM, lambda _: item)
+            copy = substitute(json.loads(json.dumps(resource)), ITEM, lambda _, item=item: item)
             resources[name] = {"Condition": name, **copy}
     template["Resources"] = resources
 

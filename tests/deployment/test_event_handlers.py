@@ -256,7 +256,7 @@ def test_other_events_do_nothing_and_a_malformed_secret_id_is_refused() -> None:
             assert rotation_succeeded.handle(sample(name), ssm, None, settings=SETTINGS, scope=CENTRAL) is None
     event = sample("secretsmanager-rotation-succeeded")
     event["detail"]["additionalEventData"]["SecretId"] = "certs/web"  # a name, not the full ARN the document needs
-    with pytest.raises(EventError, match="additionalEventData.SecretId='certs/web'"):
+    with pytest.raises(EventError, match=r"additionalEventData\.SecretId='certs/web'"):
         rotation_succeeded.handle(event, ssm, None, settings=SETTINGS, scope=CENTRAL)
 
 
