@@ -31,8 +31,8 @@ SHARED_CA = f"arn:aws:acm-pca:{REGION}:{OTHER}:certificate-authority/22222222-22
 # moto warns about each resource type it skips (listed in the module docstring).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 WORKLOAD_BUSES = [
-    f"arn:aws:events:{REGION}:{WORKLOAD}:event-bus/certrotate-workload",
-    f"arn:aws:events:{REGION}:{OTHER}:event-bus/certrotate-workload",
+    f"arn:aws:events:{REGION}:{WORKLOAD}:event-bus/certrotate",
+    f"arn:aws:events:{REGION}:{OTHER}:event-bus/certrotate",
 ]
 
 
@@ -126,7 +126,7 @@ def test_the_central_stack_forwards_to_each_listed_bus_with_a_role_retries_and_a
     assert {"ForwardRotation1", "ForwardRotation2"} <= set(ids) and "ForwardRotation3" not in ids
 
     lam = boto3.client("lambda", region_name=REGION)
-    converge = lam.get_function_configuration(FunctionName="certrotate-converge")
+    converge = lam.get_function_configuration(FunctionName=ids["ConvergeFunction"])
     variables = converge["Environment"]["Variables"]
     assert variables["ROTATION_FUNCTION_ARN"] == outputs["RotationFunctionArn"]  # what the IAM condition names
     assert variables["EXPECTED_ACCOUNT"] == CENTRAL
@@ -176,7 +176,7 @@ def test_the_workload_stack_admits_rotations_on_its_own_bus_and_converges_throug
     code_bucket()
     pattern = f"arn:aws:secretsmanager:{REGION}:{CENTRAL}:secret:certs/*"
     stack = create(
-        "certrotate-workload",
+        "StackSet-certrotate-workload-0123abcd",  # how a StackSet names its stacks
         "workload-account.yaml",
         {
             "CentralAccountId": CENTRAL,
@@ -187,12 +187,13 @@ def test_the_workload_stack_admits_rotations_on_its_own_bus_and_converges_throug
         },
     )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    assert outputs["EventBusArn"] == f"arn:aws:events:{REGION}:{WORKLOAD}:event-bus/certrotate-workload"
+    # A fixed name, so the central stack can list every account's bus without reading each stack.
+    assert outputs["EventBusArn"] == f"arn:aws:events:{REGION}:{WORKLOAD}:event-bus/certrotate"
     assert outputs["ApacheServerInstanceRole"].startswith(f"arn:aws:iam::{WORKLOAD}:role/certrotate/")
     assert rule_targets("default") == {}  # the default bus is left alone
-    ((_rule, (target,)),) = rule_targets("certrotate-workload").items()
+    ((_rule, (target,)),) = rule_targets("certrotate").items()
     converge = boto3.client("lambda", region_name=REGION).get_function_configuration(
-        FunctionName="certrotate-workload-converge"
+        FunctionName=physical_ids("StackSet-certrotate-workload-0123abcd")["ConvergeFunction"]
     )
     assert target["Arn"] == converge["FunctionArn"]
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400 and "DeadLetterConfig" in target
