@@ -53,7 +53,13 @@ def credentials(endpoint: str, account: str) -> dict[str, str]:
 
 def run(block: str, cwd: Path, env: dict[str, str]) -> str:
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, f"{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr[-3000:]}"
     return result.stdout
