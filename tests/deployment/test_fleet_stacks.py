@@ -4,8 +4,10 @@ moto creates the functions, roles, queue, key, topic, bus and rules and evaluate
 it skips (with a warning) AWS::SSM::Association, AWS::CloudWatch::Alarm, AWS::ACMPCA::Permission,
 AWS::Events::EventBusPolicy and the queue/topic policies, whose declarations test_templates.py
 checks. moto's EventBridge cannot invoke a Lambda target and rewrites ``account`` on bus-to-bus
-delivery, so delivery itself is not executed here: the rules' patterns are matched against the AWS
+delivery, so that delivery is not executed here: the rules' patterns are matched against the AWS
 sample events in test_templates.py, and what each rule would deliver to is read back from moto.
+The notice rules, whose targets are the topic, are put through a moto bus with an SQS queue in the
+topic's place.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 
 from rotation.build.templates import OUTPUT
+
+ROOT_EVENTS = OUTPUT.parent / "tests" / "fixtures" / "aws_events"
 
 CENTRAL = "123456789012"
 WORKLOAD = "222233334444"
@@ -200,3 +204,67 @@ def test_the_workload_stack_admits_rotations_on_its_own_bus_and_converges_throug
     variables = converge["Environment"]["Variables"]
     assert variables["EXPECTED_ACCOUNT"] == CENTRAL and variables["SECRET_ARN_PATTERN"] == pattern
     assert variables["ROTATION_FUNCTION_ARN"] == ""
+
+
+NOTICES = {
+    "AcmNoticeRule": [
+        "acm-certificate-approaching-expiration",
+        "acm-certificate-expired",
+        "acm-certificate-renewal-action-required",
+    ],
+    "RotationFailureRule": ["secretsmanager-rotation-failed", "secretsmanager-rotation-abandoned"],
+}
+SAMPLES = [
+    *NOTICES["AcmNoticeRule"],
+    *NOTICES["RotationFailureRule"],
+    "acm-certificate-available",
+    "secretsmanager-rotation-succeeded",
+]
+
+
+@pytest.mark.parametrize("rule", sorted(NOTICES))
+def test_the_notice_rules_deliver_a_message_naming_what_the_event_is_about(
+    rule: str, moto_accounts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template's pattern and input transformer on a moto bus, the topic swapped for an SQS queue
+    (moto's EventBridge delivers to SQS, not SNS): every AWS sample event is put, and each message
+    that arrives must name the event's kind and its certificate or secret, with no path left empty."""
+    import json
+
+    import yaml
+
+    in_account(monkeypatch, CENTRAL)
+    declared = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())["Resources"][rule]["Properties"]
+    (target,) = declared["Targets"]
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="notices")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=rule, EventPattern=json.dumps(declared["EventPattern"]))
+    events.put_targets(
+        Rule=rule, Targets=[{"Id": "notify", "Arn": queue_arn, "InputTransformer": target["InputTransformer"]}]
+    )
+    for name in SAMPLES:
+        event = json.loads((ROOT_EVENTS / f"{name}.json").read_text())
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"]),
+            "Resources": event["resources"],
+        }
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+        received = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
+        if name not in NOTICES[rule]:
+            assert received == [], name
+            continue
+        (message,) = received
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        text = json.loads(message["Body"])
+        assert text.startswith("certrotate: "), text
+        if rule == "AcmNoticeRule":
+            assert event["detail-type"] in text and event["resources"][0] in text
+            assert event["detail"]["CommonName"] in text
+        else:
+            assert event["detail"]["eventName"] in text
+            assert event["detail"]["additionalEventData"]["SecretId"] in text
+        assert "<" not in text and "()" not in text and " for  " not in text
