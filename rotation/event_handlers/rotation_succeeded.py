@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotation.aws import aws_call, make_client
-from rotation.errors import EventError
+from rotation.errors import AwsCallError, EventError
 from rotation.telemetry import logger
 
 INSTANCE_TAG = "certrotate:secret"
@@ -144,8 +144,15 @@ def in_scope(secret: RotatedSecret, event: Mapping[str, Any], scope: Scope, secr
         return False
     if scope.rotation_function_arn is None:
         return True
-    with aws_call("secretsmanager", "DescribeSecret"):
-        rotation_function = secretsmanager.describe_secret(SecretId=secret.arn).get("RotationLambdaARN")
+    try:
+        with aws_call("secretsmanager", "DescribeSecret"):
+            rotation_function = secretsmanager.describe_secret(SecretId=secret.arn).get("RotationLambdaARN")
+    except AwsCallError as exc:
+        if exc.code != "AccessDeniedException":
+            raise
+        # The role may describe only secrets that name this stack's rotation function (IAM
+        # condition), so a denial is the answer "not ours", not a failure to retry.
+        rotation_function = None
     if rotation_function != scope.rotation_function_arn:
         logger.info("%s is not rotated by %s; nothing to do", secret.arn, scope.rotation_function_arn)
         return False

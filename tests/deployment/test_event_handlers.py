@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from rotation.emulation.rotation_service import rotate, rotation_function_in_moto
-from rotation.errors import EventError
+from rotation.errors import AwsCallError, EventError
 from rotation.event_handlers import acm_certificate_available, rotation_succeeded
 from rotation.event_handlers.rotation_succeeded import (
     AssociationSettings,
@@ -283,3 +283,19 @@ def test_the_templates_example_associations_use_the_name_the_function_derives() 
         )
         secret = RotatedSecret(arn="x", name=name, account="123456789012")
         assert declared.replace("${AWS::StackName}", stack) == association_name(secret)
+
+
+def test_a_secret_iam_will_not_let_the_function_describe_is_skipped_not_retried() -> None:
+    """The central role may DescribeSecret only on secrets naming this stack's rotation function; every
+    other secret's RotationSucceeded is denied, and must end as "nothing to do", not in the DLQ."""
+    secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
+    sm_stub = Stubber(secretsmanager)
+    sm_stub.add_client_error("describe_secret", "AccessDeniedException", "not authorized", 400)
+    sm_stub.add_client_error("describe_secret", "ThrottlingException", "slow down", 400)
+    ssm, ssm_stub = stubbed_ssm()  # nothing planned: no association may be touched
+    scope = Scope("123456789012", "*", rotation_function_arn="arn:aws:lambda:us-east-1:123456789012:function:x")
+    event = sample("secretsmanager-rotation-succeeded")
+    with sm_stub, ssm_stub:
+        assert rotation_succeeded.handle(event, ssm, secretsmanager, settings=SETTINGS, scope=scope) is None
+        with pytest.raises(AwsCallError, match="ThrottlingException"):  # anything else is retried
+            rotation_succeeded.handle(event, ssm, secretsmanager, settings=SETTINGS, scope=scope)
