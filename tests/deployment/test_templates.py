@@ -332,9 +332,11 @@ def test_the_workload_bus_admits_the_central_accounts_secrets_manager_events_onl
     assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${CentralAccountId}:root"}}
     assert statement["Action"] == "events:PutEvents"
     assert statement["Resource"] == {"Fn::GetAtt": ["CertificateEventBus", "Arn"]}
-    assert statement["Condition"]["StringEquals"] == {
-        "events:source": "aws.secretsmanager",
-        "events:detail-type": "AWS Service Event via CloudTrail",
+    # Written as AWS's example bus policy writes them (EventBridge User Guide, "Send events to a custom
+    # bus in a different account"): events:source is multi-valued, one value per PutEvents entry.
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"events:source": ["aws.secretsmanager"]},
+        "StringEquals": {"events:detail-type": "AWS Service Event via CloudTrail"},
     }
     rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
     assert [r["Properties"]["EventBusName"] for r in rules] == [{"Fn::GetAtt": ["CertificateEventBus", "Name"]}]
