@@ -3,12 +3,22 @@
 An ``AWS::SSM::Document`` resource whose ``Metadata.certrotate.document`` names a document gets
 that document's rendered content as ``Content`` (never a hand copy). Fragments listed in the
 template's ``Metadata.certrotate.fragments`` (``cfn/src/fragments/``) are merged in section by
-section, so resources both account templates need are written once. ``python -m
-rotation.build.templates`` rewrites the templates; a test proves the committed ones are current.
+section, so resources both account templates need are written once; where a fragment needs a
+value that differs between the templates it writes ``{certrotate:bind: NAME}`` and each template
+gives ``NAME`` in ``Metadata.certrotate.bind``.
+
+CloudFormation has no loop without a transform (which neither moto nor every deploy path runs),
+so a resource with ``Metadata.certrotate.slots: {list: PARAMETER, count: N}`` is written N times
+(``<LogicalId>1`` … ``<LogicalId>N``), the i-th under a generated condition that the list has an
+i-th item (and, with ``when``, that the condition ``when`` holds for it); ``{certrotate:item: i}``
+inside the resource stands for that item. The list is padded with empty items, so no
+``Fn::Select`` ever runs past its end. ``python -m rotation.build.templates`` rewrites the
+templates; a test proves the committed ones are current.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,8 +36,57 @@ def document_contents() -> dict[str, Any]:
     return {d.name: yaml.safe_load(render(d)) for d in DOCUMENTS}
 
 
+BIND = "certrotate:bind"
+ITEM = "certrotate:item"
+
+
+def substitute(value: Any, key: str, replace: Any) -> Any:
+    """``value`` with every one-key mapping ``{key: x}`` replaced by ``replace(x)``."""
+    if isinstance(value, dict):
+        if set(value) == {key}:
+            return replace(value[key])
+        return {k: substitute(v, key, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, key, replace) for v in value]
+    return value
+
+
+def slot_item(template: dict[str, Any], parameter: str, count: int, index: int) -> dict[str, Any]:
+    """The ``index``-th (0-based) item of a list parameter, "" past its end."""
+    kind = template["Parameters"][parameter]["Type"]
+    joined = {"Ref": parameter} if kind == "String" else {"Fn::Join": [",", {"Ref": parameter}]}
+    padded = {"Fn::Join": ["", [joined, "," * count]]}
+    return {"Fn::Select": [index, {"Fn::Split": [",", padded]}]}
+
+
+def expand_slots(template: dict[str, Any]) -> None:
+    resources: dict[str, Any] = {}
+    for logical_id, resource in template["Resources"].items():
+        slots = (resource.get("Metadata") or {}).get("certrotate", {}).get("slots")
+        if not slots:
+            resources[logical_id] = resource
+            continue
+        del resource["Metadata"]["certrotate"]["slots"]
+        if not resource["Metadata"]["certrotate"]:
+            del resource["Metadata"]["certrotate"]
+        if not resource["Metadata"]:
+            del resource["Metadata"]
+        parameter, count, when = slots["list"], int(slots["count"]), slots.get("when")
+        for index in range(count):
+            item = slot_item(template, parameter, count, index)
+            condition: dict[str, Any] = {"Fn::Not": [{"Fn::Equals": [item, ""]}]}
+            if when is not None:
+                condition = {"Fn::And": [condition, substitute(when, ITEM, lambda _, item=item: item)]}
+            name = f"{logical_id}{index + 1}"
+            template.setdefault("Conditions", {})[name] = condition
+            copy = substitute(json.loads(json.dumps(resource)), ITEM, lambda _, item=item: item)
+            resources[name] = {"Condition": name, **copy}
+    template["Resources"] = resources
+
+
 def render_template(source: Path) -> str:
     template = yaml.safe_load(source.read_text())
+    bindings = template.get("Metadata", {}).get("certrotate", {}).pop("bind", {})
     fragments = template.get("Metadata", {}).get("certrotate", {}).get("fragments", [])
     for fragment_name in fragments:
         fragment = yaml.safe_load((SOURCES / "fragments" / fragment_name).read_text())
@@ -35,13 +94,15 @@ def render_template(source: Path) -> str:
             clash = set(entries) & set(template.get(section, {}))
             if clash:
                 raise ValueError(f"{fragment_name} redefines {section} {sorted(clash)} of {source.name}")
-            template.setdefault(section, {}).update(entries)
+            template.setdefault(section, {}).update(substitute(entries, BIND, lambda name: bindings[name]))
     if fragments:
         del template["Metadata"]["certrotate"]["fragments"]
         if not template["Metadata"]["certrotate"]:
             del template["Metadata"]["certrotate"]
         if not template["Metadata"]:
             del template["Metadata"]
+    expand_slots(template)
+    template = json.loads(json.dumps(template))  # no shared nodes, so no YAML anchors in the output
     contents = document_contents()
     for resource in template["Resources"].values():
         name = (resource.get("Metadata") or {}).get("certrotate", {}).get("document")

@@ -1,88 +1,218 @@
-"""A rotation finished → install the new certificate on the hosts that serve it, in every account.
+"""A certificate secret rotated → bring every host that serves it to the new certificate, now and later.
 
-In the central account it receives Secrets Manager's *RotationSucceeded* event (via CloudTrail),
-runs the install document on this account's instances tagged ``certrotate:secret`` = the
-secret's name, and forwards a ``certrotate`` / ``Certificate Rotated`` event to each workload
-account's event bus (``WORKLOAD_EVENT_BUS_ARNS``). In a workload account it receives that
-forwarded event and runs the document on its own tagged instances.
+Hosts converge through SSM State Manager: one association per secret runs the install document
+(``RunUpdateTLS``) on the instances tagged ``certrotate:secret`` = the secret's name, on a schedule
+(default ``rate(30 minutes)``) and at once on an instance that newly matches (a host that was
+stopped during the rotation, or launched by Auto Scaling afterwards). This handler receives
+Secrets Manager's *RotationSucceeded* event (via CloudTrail): in the central account from its own
+bus, in a workload account from the central account's bus through a bus-to-bus rule (the event
+arrives unchanged: source ``aws.secretsmanager``, account = the central account). It makes sure
+the secret's association exists with the stack's settings (creating or updating it) and starts it
+once, so a rotation still reaches the hosts within a minute.
+
+What the event may ask for is bounded by configuration, not by the event: the account it must
+come from (``EXPECTED_ACCOUNT``), an ARN pattern the secret must match (``SECRET_ARN_PATTERN``, the
+secrets this account's hosts may read), and in the central account the rotation function the
+secret must name (``ROTATION_FUNCTION_ARN``), so no association is made for a secret certrotate
+does not rotate. The association's only parameter is the secret's ARN; paths stay the document's
+defaults (see the README for per-host paths).
 """
 
 from __future__ import annotations
 
-import json
+import fnmatch
+import hashlib
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rotation.aws import aws_call, make_client
+from rotation.errors import AwsCallError, EventError
 from rotation.telemetry import logger
 
-FORWARDED_SOURCE = "certrotate"
-FORWARDED_DETAIL_TYPE = "Certificate Rotated"
 INSTANCE_TAG = "certrotate:secret"
+ASSOCIATION_PREFIX = "certrotate-"
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:(?P<account>[0-9]{12}):secret:(?P<name>[A-Za-z0-9/_+=.@-]{1,512})-[A-Za-z0-9]{6}$"
+)
+_ESCAPES = {"_": "__", "/": "_s", "+": "_p", "=": "_e", "@": "_a"}
+_NAME_LIMIT = 128
 
 
-def secret_of(event: Mapping[str, Any]) -> str | None:
-    """The rotated secret's ARN, from a RotationSucceeded or a forwarded event."""
+@dataclass(frozen=True)
+class RotatedSecret:
+    arn: str
+    name: str  # without the six-character suffix Secrets Manager appends
+    account: str
+
+
+@dataclass(frozen=True)
+class AssociationSettings:
+    """What every certrotate association in this account looks like (from the stack's parameters)."""
+
+    document: str
+    schedule: str
+    max_concurrency: str
+    max_errors: str
+    compliance_severity: str
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> AssociationSettings:
+        return cls(
+            document=environ.get("INSTALL_DOCUMENT", "RunUpdateTLS"),
+            schedule=environ.get("ASSOCIATION_SCHEDULE", "rate(30 minutes)"),
+            max_concurrency=environ.get("ASSOCIATION_MAX_CONCURRENCY", "25%"),
+            max_errors=environ.get("ASSOCIATION_MAX_ERRORS", "10%"),
+            compliance_severity=environ.get("ASSOCIATION_COMPLIANCE_SEVERITY", "HIGH"),
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rotations this account acts on."""
+
+    expected_account: str
+    secret_arn_pattern: str
+    rotation_function_arn: str | None = None  # central account only: the secret must name it
+
+
+def rotated_secret(event: Mapping[str, Any]) -> RotatedSecret | None:
+    """The secret of a RotationSucceeded event, or None for any other event.
+
+    Raises:
+        EventError: a RotationSucceeded event whose SecretId is not a full secret ARN.
+    """
     detail = event.get("detail") or {}
-    if event.get("source") == "aws.secretsmanager" and detail.get("eventName") == "RotationSucceeded":
-        secret = (detail.get("additionalEventData") or {}).get("SecretId")
-        return str(secret) if secret else None
-    if event.get("source") == FORWARDED_SOURCE and event.get("detail-type") == FORWARDED_DETAIL_TYPE:
-        secret = detail.get("secretArn")
-        return str(secret) if secret else None
-    return None
-
-
-def deploy(secret_arn: str, ssm: Any, document: str) -> str:
-    name = secret_arn.split(":")[6].rsplit("-", 1)[0]  # the secret's name, without the random suffix
-    with aws_call("ssm", "SendCommand"):
-        command = ssm.send_command(
-            DocumentName=document,
-            Targets=[{"Key": f"tag:{INSTANCE_TAG}", "Values": [name]}],
-            Parameters={"SecretArn": [secret_arn]},
-            MaxConcurrency="25%",
-            MaxErrors="0",
-            Comment=f"certrotate: install rotated {name}",
-        )["Command"]
-    logger.info("install document %s sent to instances tagged %s=%s", document, INSTANCE_TAG, name)
-    return str(command["CommandId"])
-
-
-def forward(secret_arn: str, events: Any, buses: list[str]) -> None:
-    for bus in buses:
-        entry = {
-            "Source": FORWARDED_SOURCE,
-            "DetailType": FORWARDED_DETAIL_TYPE,
-            "EventBusName": bus,
-            "Detail": json.dumps({"secretArn": secret_arn}),
-        }
-        with aws_call("events", "PutEvents"):
-            response = events.put_events(Entries=[entry])
-        if response.get("FailedEntryCount"):
-            raise RuntimeError(f"forwarding to {bus} failed: {response['Entries'][0].get('ErrorCode')}")
-        logger.info("rotation of %s forwarded to %s", secret_arn, bus)
-
-
-def handle(event: Mapping[str, Any], ssm: Any, events: Any, *, document: str, buses: list[str]) -> str | None:
-    secret_arn = secret_of(event)
-    if secret_arn is None:
-        logger.warning("not a rotation event; nothing to do")
+    if event.get("source") != "aws.secretsmanager" or detail.get("eventName") != "RotationSucceeded":
         return None
-    command_id = deploy(secret_arn, ssm, document)
-    if event.get("source") == "aws.secretsmanager":
-        forward(secret_arn, events, buses)
-    return command_id
+    secret_id = str((detail.get("additionalEventData") or {}).get("SecretId") or "")
+    match = _SECRET_ARN.match(secret_id)
+    if match is None:
+        raise EventError(
+            f"detail.additionalEventData.SecretId={secret_id[:600]!r}: not a full secret ARN "
+            "(arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)"
+        )
+    return RotatedSecret(arn=secret_id, name=match["name"], account=match["account"])
+
+
+def association_name(secret: RotatedSecret) -> str:
+    """``certrotate-`` + the secret's name, escaped one-to-one into SSM's ``[A-Za-z0-9_.-]``.
+
+    Distinct secret names give distinct association names; a name too long for SSM's 128
+    characters is cut and made unique by a hash of the whole name.
+    """
+    escaped = "".join(_ESCAPES.get(c, c) for c in secret.name)
+    name = ASSOCIATION_PREFIX + escaped
+    if len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(secret.name.encode()).hexdigest()[:16]
+    return f"{name[: _NAME_LIMIT - len(digest) - 1]}-{digest}"
+
+
+def desired_association(secret: RotatedSecret, settings: AssociationSettings) -> dict[str, Any]:
+    """The CreateAssociation request for ``secret`` (also what UpdateAssociation must restore)."""
+    return {
+        "Name": settings.document,
+        "AssociationName": association_name(secret),
+        "Targets": [{"Key": f"tag:{INSTANCE_TAG}", "Values": [secret.name]}],
+        "Parameters": {"SecretArn": [secret.arn]},
+        "ScheduleExpression": settings.schedule,
+        "ApplyOnlyAtCronInterval": False,
+        "MaxConcurrency": settings.max_concurrency,
+        "MaxErrors": settings.max_errors,
+        "ComplianceSeverity": settings.compliance_severity,
+        "SyncCompliance": "AUTO",
+    }
+
+
+_COMPARED = ("Name", "Targets", "Parameters", "ScheduleExpression", "MaxConcurrency", "MaxErrors", "ComplianceSeverity")
+
+
+def in_scope(secret: RotatedSecret, event: Mapping[str, Any], scope: Scope, secretsmanager: Any) -> bool:
+    if str(event.get("account")) != scope.expected_account or secret.account != scope.expected_account:
+        logger.warning(
+            "rotation of %s reported by account %s; this stack acts only on account %s",
+            secret.arn,
+            event.get("account"),
+            scope.expected_account,
+        )
+        return False
+    if not fnmatch.fnmatchcase(secret.arn, scope.secret_arn_pattern):
+        logger.info("%s is outside %s; nothing to do", secret.arn, scope.secret_arn_pattern)
+        return False
+    if scope.rotation_function_arn is None:
+        return True
+    try:
+        with aws_call("secretsmanager", "DescribeSecret"):
+            rotation_function = secretsmanager.describe_secret(SecretId=secret.arn).get("RotationLambdaARN")
+    except AwsCallError as exc:
+        if exc.code != "AccessDeniedException":
+            raise
+        # The role may describe only secrets that name this stack's rotation function (IAM
+        # condition), so a denial is the answer "not ours", not a failure to retry.
+        rotation_function = None
+    if rotation_function != scope.rotation_function_arn:
+        logger.info("%s is not rotated by %s; nothing to do", secret.arn, scope.rotation_function_arn)
+        return False
+    return True
+
+
+def converge(secret: RotatedSecret, ssm: Any, settings: AssociationSettings) -> str:
+    """Make the secret's association match ``settings`` and run it now; returns its id."""
+    desired = desired_association(secret, settings)
+    name = desired["AssociationName"]
+    with aws_call("ssm", "ListAssociations"):
+        found = ssm.list_associations(AssociationFilterList=[{"key": "AssociationName", "value": name}])
+    existing = [a for a in found.get("Associations", []) if a.get("AssociationName") == name]
+    if not existing:
+        with aws_call("ssm", "CreateAssociation"):
+            created = ssm.create_association(**desired)["AssociationDescription"]
+        logger.info("association %s created for %s; it runs on matching instances now", name, secret.arn)
+        return str(created["AssociationId"])
+    association_id = str(existing[0]["AssociationId"])
+    with aws_call("ssm", "DescribeAssociation"):
+        current = ssm.describe_association(AssociationId=association_id)["AssociationDescription"]
+    if any(current.get(key) != desired[key] for key in _COMPARED):
+        with aws_call("ssm", "UpdateAssociation"):
+            ssm.update_association(AssociationId=association_id, **desired)
+        logger.info("association %s updated to this stack's settings", name)
+    with aws_call("ssm", "StartAssociationsOnce"):
+        ssm.start_associations_once(AssociationIds=[association_id])
+    logger.info("association %s started for the rotation of %s", name, secret.arn)
+    return association_id
+
+
+def handle(
+    event: Mapping[str, Any], ssm: Any, secretsmanager: Any, *, settings: AssociationSettings, scope: Scope
+) -> str | None:
+    """Converge the hosts of the event's secret; returns the association id, or None if out of scope."""
+    secret = rotated_secret(event)
+    if secret is None:
+        logger.warning("not a RotationSucceeded event; nothing to do")
+        return None
+    if not in_scope(secret, event, scope, secretsmanager):
+        return None
+    return converge(secret, ssm, settings)
+
+
+def scope_from_environment(environ: Mapping[str, str]) -> Scope:
+    return Scope(
+        expected_account=environ["EXPECTED_ACCOUNT"],
+        secret_arn_pattern=environ["SECRET_ARN_PATTERN"],
+        rotation_function_arn=environ.get("ROTATION_FUNCTION_ARN") or None,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    buses = [b for b in os.environ.get("WORKLOAD_EVENT_BUS_ARNS", "").split(",") if b]
-    command_id = handle(
+    scope = scope_from_environment(os.environ)
+    association_id = handle(
         event,
         make_client("ssm"),
-        make_client("events"),
-        document=os.environ.get("INSTALL_DOCUMENT", "RunUpdateTLS"),
-        buses=buses,
+        make_client("secretsmanager") if scope.rotation_function_arn else None,
+        settings=AssociationSettings.from_environment(os.environ),
+        scope=scope,
     )
-    return {"commandId": command_id}
+    return {"associationId": association_id}

@@ -49,10 +49,21 @@ def policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, 
                 yield logical_id, properties[name]
 
 
+def unconditional(statement: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A statement, or both branches of one written as ``Fn::If`` (``AWS::NoValue`` dropped)."""
+    if "Fn::If" in statement:
+        for branch in statement["Fn::If"][1:]:
+            if isinstance(branch, dict) and branch != {"Ref": "AWS::NoValue"}:
+                yield from unconditional(branch)
+        return
+    yield statement
+
+
 def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for logical_id, document in policy_documents(template):
-        for statement in document["Statement"]:
-            yield logical_id, statement
+        for written in document["Statement"]:
+            for statement in unconditional(written):
+                yield logical_id, statement
 
 
 def condition_keys_of(action: str) -> set[str] | None:
