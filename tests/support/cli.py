@@ -1,0 +1,73 @@
+"""Running the installed ``certrotate`` console script as a user runs it: a subprocess.
+
+The script is the one installed next to the interpreter running the tests (the venv's), never
+whatever ``certrotate`` comes first on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REGION = "us-east-1"
+SCRIPT = Path(sys.executable).with_name("certrotate")
+KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
+
+
+def script() -> list[str]:
+    assert SCRIPT.is_file(), f"the console script is not installed next to {sys.executable}"
+    return [str(SCRIPT)]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """A clean environment: test credentials, no profile or endpoint from the caller's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        COLUMNS="200",
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback."""
+    result = subprocess.run(
+        [*script(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or cli_env(),
+        input=input_text,
+        check=False,
+    )
+    for marker in KEY_MARKERS:
+        assert marker not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("certrotate: error: "), result.stderr
+    return lines[0]
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The error lines among stderr's messages and progress lines."""
+    return [line for line in result.stderr.splitlines() if line.startswith("certrotate: error: ")]
+
+
+def the_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a failed run (progress and messages may precede it)."""
+    errors = error_lines(result)
+    assert len(errors) == 1, result.stderr
+    return errors[0]
