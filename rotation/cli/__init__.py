@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--python", default="3.12", help="target Lambda Python version (3.12)")
     package.add_argument("--dist-dir", default="dist", help="output directory (dist)")
 
-    completion = command("completion", "print a shell completion script: eval \"$(certrotate completion bash)\"")
+    completion = command("completion", 'print a shell completion script: eval "$(certrotate completion bash)"')
     completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
 

@@ -7,63 +7,24 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-import rotation.handler
 from rotation.cli.local_apache import free_port
-from rotation.emulation.pki import create_ca, real_acm_chain
-from rotation.emulation.rotation_service import rotation_function_in_moto
-from tests.support import cli
-from tests.support.cli import error_lines, one_error_line, the_error
-
-REGION = "us-east-1"
-LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
-
-
-@pytest.fixture
-def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's server, with RotateSecret running our handler (whose clients call the same server)."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    rotation.handler.reset()
-    with real_acm_chain(), rotation_function_in_moto() as failures:
-        yield moto_endpoint
-    rotation.handler.reset()
-    assert all(not isinstance(f, AssertionError) for f in failures)
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
-
-
-def certrotate(*args: str, endpoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    extra = ["--endpoint-url", endpoint] if endpoint else []
-    return cli.run(*args, *extra, timeout=timeout)
-
-
-@pytest.fixture
-def ca(endpoint: str) -> str:
-    return create_ca(client(endpoint, "acm-pca"))
-
-
-def make_secret(endpoint: str, name: str, fields: dict[str, Any]) -> str:
-    return str(client(endpoint, "secretsmanager").create_secret(Name=name, SecretString=json.dumps(fields))["ARN"])
-
-
-def pca_fields(ca: str, **extra: str) -> dict[str, str]:
-    return {
-        "CERTIFICATE_TYPE": "PCA_ISSUED",
-        "CA_ARN": ca,
-        "COMMON_NAME": "app.example.internal",
-        "KEY_ALGORITHM": "EC_prime256v1",
-        **extra,
-    }
+from tests.support.cli import (
+    LAMBDA,
+    certrotate,
+    client,
+    enable_rotation,
+    error_lines,
+    make_secret,
+    one_error_line,
+    pca_fields,
+    the_error,
+)
 
 
 def test_create_secret_rotate_and_status(endpoint: str, ca: str) -> None:
@@ -123,11 +84,6 @@ def test_rotate_of_an_unknown_secret_is_one_clear_line(endpoint: str) -> None:
     result = certrotate("rotate", "no/such/secret", endpoint=endpoint)
     assert result.returncode == 3
     assert "ResourceNotFoundException" in one_error_line(result)
-
-
-def enable_rotation(endpoint: str, arn: str) -> None:
-    """Rotation on with the rotation function, as the console does (its first rotation runs at once)."""
-    client(endpoint, "secretsmanager").rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA)
 
 
 def test_rotate_wait_reports_a_failed_rotation_within_seconds(endpoint: str, ca: str) -> None:

@@ -6,10 +6,12 @@ whatever ``certrotate`` comes first on PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REGION = "us-east-1"
 SCRIPT = Path(sys.executable).with_name("certrotate")
@@ -71,3 +73,39 @@ def the_error(result: subprocess.CompletedProcess[str]) -> str:
     errors = error_lines(result)
     assert len(errors) == 1, result.stderr
     return errors[0]
+
+
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
+
+
+def certrotate(*args: str, endpoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``certrotate ARGS --endpoint-url ENDPOINT`` (the endpoint option after the command, as users type it)."""
+    extra = ["--endpoint-url", endpoint] if endpoint else []
+    return run(*args, *extra, timeout=timeout)
+
+
+def client(endpoint: str, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+def make_secret(endpoint: str, name: str, fields: dict[str, Any] | str, **extra: Any) -> str:
+    value = fields if isinstance(fields, str) else json.dumps(fields)
+    sm = client(endpoint, "secretsmanager")
+    return str(sm.create_secret(Name=name, SecretString=value, **extra)["ARN"])
+
+
+def pca_fields(ca: str, **extra: str) -> dict[str, str]:
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": ca,
+        "COMMON_NAME": "app.example.internal",
+        "KEY_ALGORITHM": "EC_prime256v1",
+        **extra,
+    }
+
+
+def enable_rotation(endpoint: str, arn: str) -> None:
+    """Rotation on with the rotation function, as the console does (its first rotation runs at once)."""
+    client(endpoint, "secretsmanager").rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA)
