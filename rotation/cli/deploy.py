@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--role-arn", help="assume this role to run the command in another account")
     parser.add_argument("--document", default="RunUpdateTLS")
-    parser.add_argument("--max-concurrency", type=options.max_concurrency, default="10", help="instances or % (10)")
-    parser.add_argument("--max-errors", type=options.max_errors, default="0", help="instances or % (0)")
+    parser.add_argument("--max-concurrency", type=options.max_concurrency, default="10", help="instances or %% (10)")
+    parser.add_argument("--max-errors", type=options.max_errors, default="0", help="instances or %% (0)")
     parser.add_argument(
         "--timeout",
         type=options.positive_number("--timeout"),

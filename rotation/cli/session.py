@@ -2,7 +2,7 @@
 
 Every client the CLI makes has a connect timeout, a read timeout and one retry, so an endpoint
 that accepts connections and never answers fails a call in about ``2 * read_timeout`` seconds
-(20 s with the defaults) instead of botocore's 60 s read timeout times its retries.
+(20 s with the defaults, 26 s if connecting also stalls) instead of botocore's 60 s read timeout times its retries.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from rotation.errors import CertRotateError
 
-DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
 MAX_ATTEMPTS = 2  # the first try and one retry (botocore's standard mode: throttling, 5xx, timeouts)
 
