@@ -18,7 +18,6 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 
 from rotation.aws import aws_call
@@ -81,20 +80,18 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
 
 
 class _Shown:
-    """Each check as it completes: ``ok    name  detail`` (stdout; stderr with --output json)."""
+    """Each check as it completes, one line: ``ok   name: detail`` (stdout; stderr with --output json)."""
+
+    _STYLES = {Outcome.OK: "green", Outcome.FAIL: "bold red", Outcome.SKIP: "yellow"}
 
     def __init__(self, out: Output) -> None:
         self._out = out
 
     def add(self, check: Check) -> None:
-        if self._out.json_mode:
-            return
-        table = Table.grid(padding=(0, 1))
-        table.add_column(width=4, no_wrap=True)
-        table.add_column(overflow="fold")
-        style = {Outcome.OK: "green", Outcome.FAIL: "bold red", Outcome.SKIP: "yellow"}[check.outcome]
-        table.add_row(Text(check.outcome.value, style=style), Text(f"{check.name}: {check.detail}"))
-        self._out.show(table)
+        line = Text.assemble(
+            (check.outcome.value.ljust(4), self._STYLES[check.outcome]), f" {check.name}: {check.detail}"
+        )
+        (self._out.stderr if self._out.json_mode else self._out.stdout).print(line, soft_wrap=True)
 
 
 def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:

@@ -268,7 +268,7 @@ _DETAIL_LABELS = (
 
 
 def detail_table(detail: Mapping[str, Any]) -> Table:
-    table = Table(show_header=False, box=None, padding=(0, 1))
+    table = Table.grid(padding=(0, 2, 0, 0))
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for key, label in _DETAIL_LABELS:

@@ -50,7 +50,7 @@ def stage_pending(secret_id: str, token: str | None = None, region: str = "us-ea
     secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
     secret.rotation_requested = True
     secret.rotation_enabled = True
-    secret.rotation_lambda_arn = LAMBDA_ARN
+    secret.rotation_lambda_arn = secret.rotation_lambda_arn or LAMBDA_ARN
     return token
 
 

@@ -96,7 +96,18 @@ def html_500_endpoint() -> Iterator[str]:
         ["--endpoint-url", "{endpoint}", "--output", "json", "status"],
         ["--debug", "--endpoint-url", "{endpoint}", "status", "--output", "json"],
         ["status", "--endpoint-url", "{endpoint}", "--output", "json", "--no-color"],
-        ["--region", "us-east-1", "--connect-timeout", "3", "status", "--read-timeout", "9", "--json", "--endpoint-url", "{endpoint}"],
+        [
+            "--region",
+            "us-east-1",
+            "--connect-timeout",
+            "3",
+            "status",
+            "--read-timeout",
+            "9",
+            "--json",
+            "--endpoint-url",
+            "{endpoint}",
+        ],
     ],
 )
 def test_global_options_before_or_after_the_command(endpoint: str, ca: str, arguments: list[str]) -> None:
