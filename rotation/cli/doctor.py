@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 
@@ -82,7 +82,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
 class _Shown:
     """Each check as it completes, one line: ``ok   name: detail`` (stdout; stderr with --output json)."""
 
-    _STYLES = {Outcome.OK: "green", Outcome.FAIL: "bold red", Outcome.SKIP: "yellow"}
+    _STYLES: ClassVar[dict[Outcome, str]] = {Outcome.OK: "green", Outcome.FAIL: "bold red", Outcome.SKIP: "yellow"}
 
     def __init__(self, out: Output) -> None:
         self._out = out

@@ -221,7 +221,7 @@ def test_an_endpoint_that_never_answers_fails_fast_with_exit_4(command: list[str
 
 
 def test_the_default_bounds_fail_a_silent_endpoint_in_under_30_seconds() -> None:
-    # One call against a silent endpoint costs at most attempts × (connect + read) plus botocore's
+    # One call against a silent endpoint costs at most attempts * (connect + read) plus botocore's
     # standard-mode backoff (under 2 s for one retry): the defaults keep that under 30 s.
     config = AwsContext(None, "us-east-1", "http://127.0.0.1:9").client("secretsmanager").meta.config
     assert config.retries["total_max_attempts"] == MAX_ATTEMPTS
