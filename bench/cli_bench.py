@@ -36,9 +36,9 @@ def main() -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    from rotation.cli.inventory import certificate_secrets
     from rotation.cli.local_apache import free_port
     from rotation.cli.session import AwsContext
-    from rotation.cli.inventory import certificate_secrets
     from tests.support.certs import CA_ARN, LocalCA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
