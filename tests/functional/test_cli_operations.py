@@ -396,3 +396,35 @@ def test_doctor_names_each_broken_part(deployment: dict[str, str], prefix: str, 
     assert any(f"{prefix}unrotated use the AWS managed key" in line for line in failed)  # cross-account: no
     assert len(failed) == 6
     assert "check(s): 6 failed" in result.stderr
+
+
+def test_a_wait_on_a_terminal_is_one_live_line(endpoint: str, ca: str, prefix: str) -> None:
+    import os
+    import pty
+    import subprocess
+
+    arn = rotated(endpoint, f"{prefix}web", ca)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*cli.script(), "rotate", arn, "--wait", "--endpoint-url", endpoint],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=cli.cli_env(TERM="xterm-256color"),
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    text = output.decode(errors="replace")
+    assert "\x1b[?25l" in text  # rich's live display took the line (cursor hidden while it redraws)
+    assert f"waiting: {prefix}web done" in text  # its last state stays on screen
+    assert f"{prefix}web: serial " in text
