@@ -113,7 +113,11 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
         yield _guarded(f"rotation function {function}", partial(_function, aws, function))
     by_ca: dict[str, list[SecretRecord]] = defaultdict(list)
     for record in readable:
-        by_ca[str((record.fields or {}).get("CA_ARN") or "")].append(record)
+        ca_arn = str((record.fields or {}).get("CA_ARN") or "")
+        if ca_arn:
+            by_ca[ca_arn].append(record)
+        else:
+            yield Check(f"secret {record.name}", Outcome.FAIL, "its specification names no CA_ARN")
     for ca_arn, using in by_ca.items():
         yield _guarded(f"CA {ca_arn}", partial(_ca, aws, ca_arn, using))
     for document in args.document or ["RunUpdateTLS", "RollbackTLS"]:

@@ -165,6 +165,7 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
     assert "1 of 2 instance(s) did not succeed" in the_error(failed)
     assert "1 done, 1 failed, 0 pending of 2 instance(s)" in failed.stderr  # the progress line
     assert "chain does not verify" in failed.stdout
+    assert f"deploy {arn}" in failed.stdout and ":secret:" in arn  # the title as written, no emoji
 
 
 def test_an_unknown_profile_is_one_clear_line() -> None:
