@@ -73,9 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the instances (900)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
-    parser.add_argument(
-        "--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS, help="= --output json"
-    )
+    options.json_alias(parser)
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:

@@ -80,3 +80,10 @@ def max_errors(value: str) -> str:
     if not _MAX_ERRORS.match(value):
         raise _invalid("--max-errors", value, "expected a number of instances >= 0 or a percentage 0%-100%")
     return value
+
+
+def json_alias(parser: argparse.ArgumentParser) -> None:
+    """``--json``, kept for the commands that had it: the same as the global ``--output json``."""
+    parser.add_argument(
+        "--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS, help="= --output json"
+    )

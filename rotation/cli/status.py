@@ -56,9 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flag certificates expiring within (30)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when any certificate needs attention")
-    parser.add_argument(
-        "--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS, help="= --output json"
-    )
+    options.json_alias(parser)
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
