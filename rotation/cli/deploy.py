@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
 from rotation.aws import aws_call
 from rotation.cli import options
-from rotation.cli.output import Output, Progress
+from rotation.cli.output import Output, Progress, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 
@@ -107,11 +106,11 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if out.json_mode:
         out.emit_json([asdict(r) for r in results])
     elif results:
-        table = Table(title=Text(f"deploy {secret_arn}"))
+        table = Table(title=literal(f"deploy {secret_arn}"))
         for column in ("instance", "status", "served serial", "detail"):
-            table.add_column(Text(column), overflow="fold")
+            table.add_column(literal(column), overflow="fold")
         for r in results:
-            table.add_row(Text(r.instance_id), Text(r.status), Text(r.served_serial or "-"), Text(r.detail))
+            table.add_row(literal(r.instance_id), literal(r.status), literal(r.served_serial or "-"), literal(r.detail))
         out.show(table)
     if failure is not None:
         raise failure

@@ -1,20 +1,30 @@
 """Where the command line writes: results on stdout, messages and progress on stderr.
 
 User text (secret names, ARNs, subjects, error messages) is printed literally: both consoles have
-rich markup, emoji codes and highlighting off, so ``[/oops]`` or ``:secret:`` stay as written.
-With ``--output json`` stdout carries only the JSON document.
+rich markup, emoji codes and highlighting off, so ``[/oops]`` or ``:secret:`` stay as written, and
+:func:`literal` shows control characters as escapes, so a secret's writer cannot send terminal
+control sequences (retitle, clear, hide text) to the operator's terminal through ``status``.
+With ``--output json`` stdout carries only the JSON document (``json.dumps`` escapes them too).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.text import Text
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def literal(value: object, style: str = "") -> Text:
+    """``value`` as text to show: no markup, control characters as visible escapes (``\\x1b``)."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)), style=style)
 
 
 def _console(*, stderr: bool, color: bool) -> Console:
@@ -38,7 +48,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self._console.is_terminal:
-            self._status = self._console.status(Text(""))
+            self._status = self._console.status(literal(""))
             self._status.__enter__()
         return self
 
@@ -46,16 +56,16 @@ class Progress:
         if self._status is not None:
             self._status.__exit__(None, None, None)
             if self._last:
-                self._console.print(Text(self._last))
+                self._console.print(literal(self._last))
 
     def update(self, text: str) -> None:
         if text == self._last:
             return
         self._last = text
         if self._status is not None:
-            self._status.update(Text(text))
+            self._status.update(literal(text))
         else:
-            self._console.print(Text(text), soft_wrap=True)
+            self._console.print(literal(text), soft_wrap=True)
 
 
 class Output:
@@ -66,11 +76,11 @@ class Output:
 
     def say(self, text: str) -> None:
         """A human result line: stdout, or stderr when stdout is reserved for JSON."""
-        (self.stderr if self.json_mode else self.stdout).print(Text(text), soft_wrap=True)
+        (self.stderr if self.json_mode else self.stdout).print(literal(text), soft_wrap=True)
 
     def note(self, text: str) -> None:
         """A message about the run, never part of the result: stderr."""
-        self.stderr.print(Text(text), soft_wrap=True)
+        self.stderr.print(literal(text), soft_wrap=True)
 
     def show(self, renderable: RenderableType) -> None:
         self.stdout.print(renderable)
@@ -87,8 +97,6 @@ class Output:
 
 def error_line(problem: object) -> str:
     """One line for an error: whitespace collapsed, an HTML error page reduced to its title."""
-    import re
-
     text = str(problem)
     if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output
+from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -165,12 +164,12 @@ _COLUMNS: Sequence[tuple[str, int]] = (
 
 def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
     shown = [name for name, minimum in _COLUMNS if width >= minimum]
-    table = Table(title=Text(f"{len(rows)} certificate secret(s)"), expand=False)
+    table = Table(title=literal(f"{len(rows)} certificate secret(s)"), expand=False)
     for name in shown:
         if name in ("secret", "subject", "health"):
-            table.add_column(Text(name), overflow="fold", ratio=2 if name != "health" else 1)
+            table.add_column(literal(name), overflow="fold", ratio=2 if name != "health" else 1)
         else:
-            table.add_column(Text(name), no_wrap=True, justify="right" if name == "days left" else "left")
+            table.add_column(literal(name), no_wrap=True, justify="right" if name == "days left" else "left")
     for r in rows:
         cells = {
             "secret": r.name,
@@ -183,10 +182,10 @@ def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
             "rotation": "on" if r.rotation_enabled else "off",
             "health": ", ".join(r.flags) or "ok",
         }
-        table.add_row(*(Text(cells[name]) for name in shown))
+        table.add_row(*(literal(cells[name]) for name in shown))
     hidden = [name for name in dict(_COLUMNS) if name not in shown]
     if hidden:
-        table.caption = Text(f"wider terminal or status NAME for: {', '.join(hidden)}")
+        table.caption = literal(f"wider terminal or status NAME for: {', '.join(hidden)}")
     return table
 
 
@@ -281,6 +280,6 @@ def detail_table(detail: Mapping[str, Any]) -> Table:
             text = ", ".join(value) or "-"
         else:
             text = str(value) or "-"
-        table.add_row(Text(label), Text(text))
-    table.add_row(Text(""), Text(""))
+        table.add_row(literal(label), literal(text))
+    table.add_row(literal(""), literal(""))
     return table

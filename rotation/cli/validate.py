@@ -75,9 +75,10 @@ def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[
 
 
 def _file_fields(path: Path) -> dict[str, Any]:
-    data = path.read_bytes()
+    with path.open("rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidInputError(f"{path}: {len(data)} bytes; a secret value holds at most {MAX_FILE_BYTES}")
+        raise InvalidInputError(f"{path}: larger than {MAX_FILE_BYTES} bytes, the most a secret value holds")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -246,6 +246,24 @@ def test_user_text_is_printed_literally(endpoint: str, ca: str) -> None:
     assert "🤫" not in result.stdout and "👍" not in result.stdout
 
 
+def test_a_secret_writer_cannot_send_terminal_control_sequences(endpoint: str, ca: str) -> None:
+    # The attacker writes the secret; the operator runs status in a terminal. OSC 0 would retitle
+    # it, CSI 2J clear it, and a C1 CSI (0x9b) does the same on terminals that honour C1.
+    hostile = "web\x1b]0;owned\x07\x1b[2J\u009b31m.example"
+    make_secret(
+        endpoint,
+        "controls/web",
+        pca_fields(ca, COMMON_NAME=hostile, CERTIFICATE_NOT_AFTER="2099-01-01T00:00:00Z"),
+    )
+    for args in (["status", "--prefix", "controls/"], ["status", "controls/web"]):
+        result = certrotate(*args, endpoint=endpoint)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x9b" not in result.stdout and "\x07" not in result.stdout
+        assert "web\\x1b]0;owned\\x07\\x1b[2J\\x9b31m.example" in result.stdout  # shown, escaped
+    as_json = certrotate("status", "--prefix", "controls/", "--json", endpoint=endpoint)
+    assert json.loads(as_json.stdout)[0]["subject"] == hostile and "\x1b" not in as_json.stdout
+
+
 # -- shell completion ------------------------------------------------------------------------------------
 
 
