@@ -9,6 +9,7 @@ never printed. Exit codes are :class:`ExitCode`, the table in the README.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
@@ -57,13 +58,14 @@ _NOT_FOUND = {
     "InvalidDocument",
     "InvalidInstanceId",
 }
-_COMMANDS = ("demo", "status", "rotate", "deploy", "validate", "create-secret", "doctor", "package", "completion")
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like every other certrotate error."""
 
     def error(self, message: str) -> NoReturn:
+        # "argument --tag: --tag 'foo': expected KEY=VALUE" says the flag twice: keep the second.
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
         self.exit(ExitCode.USAGE, f"certrotate: error: {message} (see: {self.prog} --help)\n")
 
 

@@ -29,10 +29,6 @@ POLL_SECONDS = 2.0
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 
-class RotationTimeoutError(CertRotateError):
-    """A rotation did not reach AWSCURRENT in time."""
-
-
 class RotationFailedError(CertRotateError):
     """One or more rotations failed; ``problems`` has one line each."""
 

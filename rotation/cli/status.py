@@ -18,7 +18,7 @@ from rich.table import Table
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
-from rotation.cli.session import AwsContext
+from rotation.cli.session import AwsContext, UsageError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    if args.names and (args.prefix or args.tag):
+        raise UsageError("name secrets, or select them with --prefix / --tag, not both")
     records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag)
     now = datetime.now(UTC)
     rows = [status_of(r, now, args.window_days) for r in records]
