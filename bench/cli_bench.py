@@ -24,7 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-CERTROTATE = str(Path(sys.executable).with_name("certrotate"))  # the console script of this interpreter
+from tests.support.cli import SCRIPT  # noqa: E402 - the console script installed with this interpreter
+
+CERTROTATE = str(SCRIPT)
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Running the installed ``certrotate`` console script as a user runs it: a subprocess.
 
-The script is the one installed next to the interpreter running the tests (the venv's), never
-whatever ``certrotate`` comes first on PATH.
+The script is the one installed with the interpreter running the tests (next to it in a venv, else
+in its scripts directory), never whatever ``certrotate`` comes first on PATH.
 """
 
 from __future__ import annotations
@@ -10,11 +10,19 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 REGION = "us-east-1"
-SCRIPT = Path(sys.executable).with_name("certrotate")
+SCRIPT = next(
+    (
+        path
+        for path in (Path(sys.executable).with_name("certrotate"), Path(sysconfig.get_path("scripts")) / "certrotate")
+        if path.is_file()
+    ),
+    Path(sys.executable).with_name("certrotate"),
+)
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
 
 
