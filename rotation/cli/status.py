@@ -150,42 +150,60 @@ def days_left(days: float | None) -> str:
     return str(int(days))
 
 
-# Columns by priority: the narrowest terminal keeps the first three; wider ones add the rest.
-_COLUMNS: Sequence[tuple[str, int]] = (
-    ("secret", 0),
-    ("days left", 0),
-    ("health", 0),
-    ("type", 100),
-    ("key", 100),
-    ("subject", 100),
-    ("rotation", 120),
-    ("last rotated", 150),
-    ("next rotation", 150),
+# Columns in priority order: the first three always; the others while they fit at their natural width.
+_COLUMNS: Sequence[str] = (
+    "secret",
+    "days left",
+    "health",
+    "type",
+    "key",
+    "subject",
+    "rotation",
+    "last rotated",
+    "next rotation",
 )
+_FOLDED = ("secret", "subject", "health")  # may wrap; never cut
+_BORDER = 3  # "│ " before each cell and " " after it
+
+
+def _cells(r: CertificateStatus) -> dict[str, str]:
+    return {
+        "secret": r.name,
+        "type": r.certificate_type.removesuffix("_ISSUED") or "-",
+        "key": r.key_algorithm or "-",
+        "subject": r.subject or "-",
+        "days left": days_left(r.days_to_expiry),
+        "last rotated": r.last_rotated[:10] or "-",
+        "next rotation": r.next_rotation[:10] or "-",
+        "rotation": "on" if r.rotation_enabled else "off",
+        "health": ", ".join(r.flags) or "ok",
+    }
+
+
+def columns_for(rows: Sequence[dict[str, str]], width: int) -> list[str]:
+    """The columns to show at ``width``: the first three, then each that still fits whole."""
+    natural = {name: max([len(name), *(len(row[name]) for row in rows)]) + _BORDER for name in _COLUMNS}
+    shown = list(_COLUMNS[:3])
+    used = sum(natural[name] for name in shown) + 1
+    for name in _COLUMNS[3:]:
+        if used + natural[name] <= width:
+            shown.append(name)
+            used += natural[name]
+    return shown
 
 
 def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
-    shown = [name for name, minimum in _COLUMNS if width >= minimum]
+    cells = [_cells(r) for r in rows]
+    shown = columns_for(cells, width)
     table = Table(title=literal(f"{len(rows)} certificate secret(s)"), expand=False)
     for name in shown:
-        if name in ("secret", "subject", "health"):
-            table.add_column(literal(name), overflow="fold", ratio=2 if name != "health" else 1)
+        if name in _FOLDED:
+            table.add_column(literal(name), overflow="fold")
         else:
             table.add_column(literal(name), no_wrap=True, justify="right" if name == "days left" else "left")
-    for r in rows:
-        cells = {
-            "secret": r.name,
-            "type": r.certificate_type.removesuffix("_ISSUED") or "-",
-            "key": r.key_algorithm or "-",
-            "subject": r.subject or "-",
-            "days left": days_left(r.days_to_expiry),
-            "last rotated": r.last_rotated[:10] or "-",
-            "next rotation": r.next_rotation[:10] or "-",
-            "rotation": "on" if r.rotation_enabled else "off",
-            "health": ", ".join(r.flags) or "ok",
-        }
-        table.add_row(*(literal(cells[name]) for name in shown))
-    hidden = [name for name in dict(_COLUMNS) if name not in shown]
+    for row in cells:
+        table.add_row(*(literal(row[name]) for name in shown))
+    hidden = [name for name in _COLUMNS if name not in shown]
     if hidden:
         table.caption = literal(f"wider terminal or status NAME for: {', '.join(hidden)}")
     return table
@@ -238,8 +256,8 @@ def _renewal_policy(fields: Mapping[str, Any]) -> str:
 
     try:
         return parse_spec(fields).renewal_policy.value
-    except SpecError as exc:
-        return f"unknown ({exc})"
+    except SpecError:
+        return "unknown: the specification is invalid (certrotate validate NAME lists why)"
 
 
 _DETAIL_LABELS = (
