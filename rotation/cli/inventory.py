@@ -45,6 +45,11 @@ class SecretRecord:
         return str(self.metadata.get("RotationLambdaARN") or "")
 
     @property
+    def stuck_pending(self) -> str:
+        """The version holding AWSPENDING without AWSCURRENT (a rotation that never finished), or ""."""
+        return next((v for v, s in self.stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s), "")
+
+    @property
     def rotation_configured(self) -> bool:
         return bool(self.metadata.get("RotationEnabled")) and bool(self.rotation_lambda_arn)
 

@@ -96,23 +96,38 @@ def _select(aws: AwsContext, args: argparse.Namespace, out: Output) -> list[Secr
     records = certificate_secrets(aws, names=args.secrets, tags=args.filter)
     if args.secrets:
         for record in records:
-            if not record.rotation_configured:
-                raise InvalidInputError(
-                    f"{record.name}: rotation is not configured (no rotation function, or rotation disabled); "
-                    "turn it on with `aws secretsmanager rotate-secret --rotation-lambda-arn ARN`"
-                )
+            refusal = _refusal(record)
+            if refusal:
+                raise InvalidInputError(f"{record.name}: {refusal}")
         return records
     chosen = []
     for record in records:
-        if not record.is_certificate:
-            out.note(f"skipped {record.name}: {record.problem}")
-        elif not record.rotation_configured:
-            out.note(f"skipped {record.name}: rotation is not configured")
+        refusal = record.problem if not record.is_certificate else _refusal(record)
+        if refusal:
+            out.note(f"skipped {record.name}: {refusal.split(';')[0]}")
         else:
             chosen.append(record)
     if not chosen:
         raise InvalidInputError("no certificate secret with rotation configured matches")
     return chosen
+
+
+def _refusal(record: SecretRecord) -> str:
+    """Why Secrets Manager would not, or should not, rotate this certificate secret now ("" if it may)."""
+    if not record.rotation_configured:
+        return (
+            "rotation is not configured (no rotation function, or rotation disabled); "
+            "turn it on with `aws secretsmanager rotate-secret --rotation-lambda-arn ARN`"
+        )
+    if record.stuck_pending:
+        # Secrets Manager answers RotateSecret with an error while AWSPENDING sits on another version.
+        return (
+            f"a previous rotation never finished (AWSPENDING is on version {record.stuck_pending}, which is not "
+            "AWSCURRENT) and Secrets Manager refuses a new one until it does; `certrotate status NAME` shows it, "
+            "the rotation function's logs say why; to abandon it: `aws secretsmanager update-secret-version-stage "
+            f"--secret-id {record.arn} --version-stage AWSPENDING --remove-from-version-id {record.stuck_pending}`"
+        )
+    return ""
 
 
 def _planned(record: SecretRecord, status: str) -> Rotation:

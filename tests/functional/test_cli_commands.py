@@ -18,11 +18,11 @@ from tests.support.cli import (
     LAMBDA,
     certrotate,
     client,
-    enable_rotation,
     error_lines,
     make_secret,
     one_error_line,
     pca_fields,
+    rotated,
     the_error,
 )
 
@@ -87,8 +87,11 @@ def test_rotate_of_an_unknown_secret_is_one_clear_line(endpoint: str) -> None:
 
 
 def test_rotate_wait_reports_a_failed_rotation_within_seconds(endpoint: str, ca: str) -> None:
-    arn = make_secret(endpoint, "cli/broken", pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
-    enable_rotation(endpoint, arn)
+    # Rotation works, then the secret's writer asks for a key Private CA cannot sign: the next
+    # rotation fails in createSecret (RotateSecret itself succeeds, as it does in AWS).
+    arn = rotated(endpoint, "cli/broken", ca)
+    broken = {**pca_fields(ca), "KEY_ALGORITHM": "TYPE_DSA"}
+    client(endpoint, "secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(broken))
     started = time.monotonic()
     result = certrotate("rotate", arn, "--wait", "--timeout", "120", endpoint=endpoint)
     elapsed = time.monotonic() - started

@@ -25,6 +25,7 @@ from tests.support.cli import (
     make_secret,
     one_error_line,
     pca_fields,
+    rotated,
     the_error,
 )
 
@@ -46,19 +47,6 @@ def certificate_fields(ca: str, **extra: str) -> dict[str, str]:
         "CERTIFICATE_KEY_ALGORITHM": "EC_prime256v1",
     }
     return pca_fields(ca, **{**metadata, **extra})
-
-
-def rotated(endpoint: str, name: str, ca: str, **extra: str) -> str:
-    """A certificate secret with rotation on and its first certificate issued."""
-    arn = make_secret(endpoint, name, pca_fields(ca, **extra))
-    enable_rotation(endpoint, arn)
-    sm = client(endpoint, "secretsmanager")
-    for _ in range(100):
-        value = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
-        if "CERTIFICATE_SERIAL" in value:
-            return arn
-        time.sleep(0.1)
-    raise AssertionError("the first rotation did not finish")
 
 
 # -- status -----------------------------------------------------------------------------------------
@@ -148,10 +136,13 @@ def test_rotate_refuses_non_certificate_and_unconfigured_secrets(endpoint: str, 
     sm = client(endpoint, "secretsmanager")
     plain = make_secret(endpoint, f"{prefix}plain", "just a password")
     unconfigured = make_secret(endpoint, f"{prefix}cert", pca_fields(ca))
+    stuck = make_secret(endpoint, f"{prefix}stuck", pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
+    enable_rotation(endpoint, stuck)  # its first rotation fails: AWSPENDING stays on a version never current
     for secret, why in (
         (password, "a JSON object without CERTIFICATE_TYPE"),
         (plain, "plain text"),
         (unconfigured, "rotation is not configured"),
+        (stuck, "a previous rotation never finished (AWSPENDING is on version "),
     ):
         result = certrotate("rotate", secret, endpoint=endpoint)
         assert result.returncode == ExitCode.INVALID, result.stderr

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,16 @@ def pca_fields(ca: str, **extra: str) -> dict[str, str]:
 def enable_rotation(endpoint: str, arn: str) -> None:
     """Rotation on with the rotation function, as the console does (its first rotation runs at once)."""
     client(endpoint, "secretsmanager").rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA)
+
+
+def rotated(endpoint: str, name: str, ca: str, **extra: str) -> str:
+    """A certificate secret with rotation on and its first certificate issued."""
+    arn = make_secret(endpoint, name, pca_fields(ca, **extra))
+    enable_rotation(endpoint, arn)
+    sm = client(endpoint, "secretsmanager")
+    for _ in range(100):
+        value = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+        if "CERTIFICATE_SERIAL" in value:
+            return arn
+        time.sleep(0.1)
+    raise AssertionError("the first rotation did not finish")
