@@ -142,7 +142,7 @@ def test_rotate_refuses_non_certificate_and_unconfigured_secrets(endpoint: str, 
         (password, "a JSON object without CERTIFICATE_TYPE"),
         (plain, "plain text"),
         (unconfigured, "rotation is not configured"),
-        (stuck, "a previous rotation never finished (AWSPENDING is on version "),
+        (stuck, "a rotation is still in progress or has failed (AWSPENDING is on version "),
     ):
         result = certrotate("rotate", secret, endpoint=endpoint)
         assert result.returncode == ExitCode.INVALID, result.stderr
