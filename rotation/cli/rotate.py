@@ -123,8 +123,9 @@ def _refusal(record: SecretRecord) -> str:
         # Secrets Manager answers RotateSecret with an error while AWSPENDING sits on another version.
         return (
             f"a rotation is still in progress or has failed (AWSPENDING is on version {record.stuck_pending}, which is "
-            "not AWSCURRENT) and Secrets Manager refuses a new one until it finishes; `certrotate status NAME` shows it, "
-            "the rotation function's logs say why; to abandon it: `aws secretsmanager update-secret-version-stage "
+            "not AWSCURRENT) and Secrets Manager refuses a new one until it finishes; `certrotate status NAME` "
+            "shows it, the rotation function's logs say why; to abandon it: "
+            "`aws secretsmanager update-secret-version-stage "
             f"--secret-id {record.arn} --version-stage AWSPENDING --remove-from-version-id {record.stuck_pending}`"
         )
     return ""
