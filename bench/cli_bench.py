@@ -1,9 +1,11 @@
 """Benchmark: ``certrotate status`` over 1,000 certificate secrets on moto's server, and the demo.
 
-Run from the repository root:  python bench/cli_bench.py [--secrets 1000]
+Run from the repository root:  python bench/cli_bench.py [--secrets 1000] [--runs 3]
 
 Prints the wall time of the installed ``certrotate status --json`` (a subprocess, as a user runs
-it), the AWS calls one status makes (counted in process), and the wall time of ``certrotate demo``.
+it), the AWS calls one status makes (counted in process), the wall time of ``certrotate demo``
+with the real Apache and with the Python stand-in (median of ``--runs``), the cold import time
+of ``rotation.handler``, and the machine it ran on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
+import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.support.cli import SCRIPT  # noqa: E402 - the console script installed with this interpreter
+
+CERTROTATE = str(SCRIPT)
 
 
 def main() -> int:
@@ -33,9 +38,9 @@ def main() -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    from rotation.cli.inventory import certificate_secrets
     from rotation.cli.local_apache import free_port
     from rotation.cli.session import AwsContext
-    from rotation.cli.status import collect
     from tests.support.certs import CA_ARN, LocalCA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -63,12 +68,11 @@ def main() -> int:
         )
         for index in range(args.secrets):
             sm.create_secret(Name=f"bench/cert-{index:05d}", SecretString=value)
-        certrotate = shutil.which("certrotate") or "certrotate"
         walls = []
         for _ in range(args.runs):
             start = time.perf_counter()
             result = subprocess.run(
-                [certrotate, "status", "--json", "--endpoint-url", endpoint],
+                [CERTROTATE, "status", "--json", "--endpoint-url", endpoint],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -86,7 +90,7 @@ def main() -> int:
             return made
 
         aws.client = counted  # type: ignore[method-assign]
-        collect(aws, prefix=None, tags={}, window_days=30)
+        certificate_secrets(aws)
     finally:
         server.stop()
     print(
@@ -98,11 +102,22 @@ def main() -> int:
         + ", ".join(f"{k}={v}" for k, v in sorted(calls.items()))
         + f" (total {sum(calls.values())})"
     )
-    certrotate = shutil.which("certrotate") or "certrotate"
-    start = time.perf_counter()
-    demo = subprocess.run([certrotate, "demo"], capture_output=True, text=True, env=env, check=False)
-    used = "Apache" if "installed on Apache" in demo.stdout else "Python TLS server"
-    print(f"certrotate demo: exit {demo.returncode}, {time.perf_counter() - start:.1f} s wall (served by {used})")
+    for extra in ([], ["--no-apache"]):
+        demo_walls, used, codes = [], "", set()
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            demo = subprocess.run([CERTROTATE, "demo", *extra], capture_output=True, text=True, env=env, check=False)
+            demo_walls.append(time.perf_counter() - start)
+            codes.add(demo.returncode)
+            used = "Apache" if "installed on Apache" in demo.stdout else "Python TLS server"
+        print(
+            f"certrotate demo {' '.join(extra)}: exit {sorted(codes)}, {statistics.median(demo_walls):.1f} s wall "
+            f"(median of {args.runs}; min {min(demo_walls):.1f}, max {max(demo_walls):.1f}; served by {used})"
+        )
+    from bench.rotation_bench import import_time_ms
+
+    print(f"rotation.handler cold import: {import_time_ms():.1f} ms (median of 7 fresh interpreters, -X importtime)")
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
     return 0
 
 

@@ -1,30 +1,54 @@
 """The ``certrotate`` command line.
 
-Exit codes: 0 success; 1 the operation failed (AWS error, rotation not finished, an instance
-failed); 2 usage error; 3 invalid input (bad specification, unknown secret, bad flag value);
-4 AWS unreachable or no credentials. Errors are one line on stderr (``--debug`` for tracebacks);
-key material is never printed.
+Global options (``--region``, ``--profile``, ``--endpoint-url``, ``--debug``, ``--output``,
+``--no-color``, ``--connect-timeout``, ``--read-timeout``) go before or after the command, as
+with the AWS CLI. Errors are one line on stderr (``--debug`` for tracebacks); key material is
+never printed. Exit codes are :class:`ExitCode`, the table in the README.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from typing import Any, NoReturn
 
 from rotation import __version__
-from rotation.cli.session import AwsContext, UsageError, add_aws_options
+from rotation.cli import options
+from rotation.cli.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # the operation failed: AWS error, rotation failed or timed out, instance failed, check failed
+    USAGE = 2  # a flag, argument or flag value the command cannot use
+    INVALID = 3  # the input is unusable: bad specification, unknown secret or file, not a certificate secret
+    UNREACHABLE = 4  # AWS unreachable, timed out, or no region/credentials
+    INTERRUPTED = 130  # Ctrl-C
+
+
 _UNREACHABLE = {
     "EndpointConnectionError",
     "ConnectTimeoutError",
-    "NoCredentialsError",
+    "ReadTimeoutError",
     "ConnectionClosedError",
+    "ProxyConnectionError",
+    "SSLError",
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "TokenRetrievalError",
+    "UnauthorizedSSOTokenError",
+    "SSOTokenLoadError",
     "ProfileNotFound",
     "NoRegionError",
-    "PartialCredentialsError",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
 }
 _NOT_FOUND = {
     "ResourceNotFoundException",
@@ -36,188 +60,165 @@ _NOT_FOUND = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other certrotate error."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --tag: --tag 'foo': expected KEY=VALUE" says the flag twice: keep the second.
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
+        self.exit(ExitCode.USAGE, f"certrotate: error: {message} (see: {self.prog} --help)\n")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
+    """The global options; on a command their default is SUPPRESS so a value given first survives."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if on_command else value
+
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--region", type=options.region, default=default(None), help="AWS region")
+    group.add_argument("--profile", default=default(None), help="named AWS profile")
+    group.add_argument(
+        "--endpoint-url",
+        type=options.endpoint_url,
+        default=default(None),
+        help="AWS endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL)",
+    )
+    group.add_argument("--output", choices=["table", "json"], default=default("table"), help="table (default) or json")
+    group.add_argument("--no-color", action="store_true", default=default(False), help="no colour")
+    group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
+    group.add_argument(
+        "--connect-timeout",
+        type=options.positive_number("--connect-timeout", maximum=300),
+        default=default(DEFAULT_CONNECT_TIMEOUT),
+        metavar="SECONDS",
+        help=f"per AWS call ({DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--read-timeout",
+        type=options.positive_number("--read-timeout", maximum=300),
+        default=default(DEFAULT_READ_TIMEOUT),
+        metavar="SECONDS",
+        help=f"per AWS call, one retry ({DEFAULT_READ_TIMEOUT:g})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="certrotate", description="Private TLS certificates kept fresh by AWS Secrets Manager rotation."
     )
     parser.add_argument("--version", action="version", version=f"certrotate {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _global_options(parser, on_command=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    def command(name: str, text: str, *, aws: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-        if aws:
-            add_aws_options(sub)
+        _global_options(sub, on_command=True)
         return sub
 
-    demo = command("demo", "run the whole product locally: no AWS account, no network", aws=False)
+    from rotation.cli import create_secret, deploy, doctor, rotate, status, validate
+
+    demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
     demo.add_argument(
         "--no-apache", action="store_true", help="serve with a Python TLS server even when apache2 is installed"
     )
+    status.add_arguments(command("status", "certificate secrets, their expiry and rotation health"))
+    rotate.add_arguments(command("rotate", "rotate now: a fresh certificate whatever the renewal policy"))
+    deploy.add_arguments(command("deploy", "install the certificate on instances with the RunUpdateTLS document"))
+    validate.add_arguments(command("validate", "check a certificate specification (a JSON file or a secret)"))
+    create_secret.add_arguments(command("create-secret", "create a certificate secret, validated, with rotation"))
+    doctor.add_arguments(command("doctor", "check a deployment from where you stand: one line per check"))
 
-    status = command("status", "certificate secrets, their expiry and rotation health")
-    status.add_argument("--prefix", help="only secrets whose name starts with this")
-    status.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag")
-    status.add_argument("--window-days", type=float, default=30, help="flag certificates expiring within (30)")
-    status.add_argument("--json", action="store_true", help="JSON for scripts")
-
-    rotate = command("rotate", "rotate now: a fresh certificate whatever the renewal policy")
-    rotate.add_argument("secret", help="secret name or ARN")
-    rotate.add_argument("--wait", action="store_true", help="follow the rotation to AWSCURRENT")
-    rotate.add_argument("--timeout", type=float, default=300, help="seconds to wait (300)")
-
-    deploy = command("deploy", "install the certificate on instances with the RunUpdateTLS document")
-    deploy.add_argument("secret", help="secret ARN (full ARN: hosts may be in other accounts)")
-    deploy.add_argument(
-        "--targets", action="append", required=True, help="instance ids (i-1,i-2) or a tag selector tag:Key=Value"
-    )
-    deploy.add_argument("--role-arn", help="assume this role to run the command in another account")
-    deploy.add_argument("--document", default="RunUpdateTLS")
-    deploy.add_argument("--max-concurrency", default="10")
-    deploy.add_argument("--max-errors", default="0")
-    deploy.add_argument("--timeout", type=float, default=900, help="seconds to wait for the instances (900)")
-    deploy.add_argument("--json", action="store_true")
-
-    validate = command("validate", "check a certificate specification (a JSON file or a secret)")
-    validate.add_argument("target", help="a JSON file, or a secret name/ARN")
-    validate.add_argument("--offline", action="store_true", help="skip the checks against the CA")
-
-    package = command("package", "build the Lambda zip for arm64 or x86_64 (binary wheels, reproducible)", aws=False)
+    package = command("package", "build the Lambda zip for arm64 or x86_64 (binary wheels, reproducible)")
     package.add_argument("--arch", choices=["arm64", "x86_64"], default="arm64")
     package.add_argument("--python", default="3.12", help="target Lambda Python version (3.12)")
-    package.add_argument("--output", default="dist", help="output directory (dist)")
+    package.add_argument("--dist-dir", default="dist", help="output directory (dist)")
 
-    create = command("create-secret", "create a certificate secret, validated, with rotation")
-    from rotation.cli.create_secret import add_arguments
-
-    add_arguments(create)
+    completion = command("completion", 'print a shell completion script: eval "$(certrotate completion bash)"')
+    completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``certrotate`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from rotation.cli.output import Output, error_line
+
+    out = Output(json_mode=args.output == "json", color=not args.no_color)
     try:
-        return _run(args)
+        return int(_run(parser, args, out))
     except CertRotateError as exc:
         if args.debug:
             raise
         for problem in getattr(exc, "problems", None) or [exc]:
-            print(f"certrotate: error: {problem}", file=sys.stderr)
-        return _exit_code(exc)
+            out.note(f"certrotate: error: {error_line(problem)}")
+        return int(exit_code(exc))
     except KeyboardInterrupt:
-        return EXIT_FAILED
+        out.note("certrotate: interrupted")
+        return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
         if args.debug:
             raise
         from botocore.exceptions import BotoCoreError
 
-        print(f"certrotate: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE if isinstance(exc, BotoCoreError) else EXIT_FAILED
+        out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}")
+        return int(ExitCode.UNREACHABLE if isinstance(exc, BotoCoreError) else ExitCode.FAILED)
 
 
-def _exit_code(exc: CertRotateError) -> int:
+def exit_code(exc: CertRotateError) -> ExitCode:
+    from rotation.cli.session import ConfigurationError, InvalidInputError, UsageError
     from rotation.cli.validate import InvalidSpecError
 
-    if isinstance(exc, (SpecError, UsageError, InvalidSpecError)):
-        return EXIT_INVALID
+    if isinstance(exc, UsageError):
+        return ExitCode.USAGE
+    if isinstance(exc, ConfigurationError):
+        return ExitCode.UNREACHABLE
+    if isinstance(exc, (SpecError, InvalidInputError, InvalidSpecError)):
+        return ExitCode.INVALID
     if isinstance(exc, AwsCallError):
         if exc.code in _UNREACHABLE:
-            return EXIT_UNREACHABLE
+            return ExitCode.UNREACHABLE
         if exc.code in _NOT_FOUND:
-            return EXIT_INVALID
-    return EXIT_FAILED
+            return ExitCode.INVALID
+    return ExitCode.FAILED
 
 
-def _say(text: str) -> None:
-    print(text)
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) -> int:
+    if args.command == "completion":
+        import shtab
 
-
-def _run(args: argparse.Namespace) -> int:
+        out.stdout.file.write(shtab.complete(parser, shell=args.shell))
+        return ExitCode.OK
     if args.command == "demo":
         from rotation.cli.demo import run_demo
 
-        return run_demo(args.workdir, use_apache=not args.no_apache)
+        return run_demo(args.workdir, use_apache=not args.no_apache, region=args.region, out=out)
     if args.command == "package":
         from pathlib import Path
 
         from rotation.build.lambda_zip import build
 
-        built = build(args.arch, args.python, Path(args.output))
-        _say(f"{built.path}: {built.size / 1e6:.1f} MB, sha256 {built.sha256}")
-        return EXIT_OK
+        built = build(args.arch, args.python, Path(args.dist_dir))
+        if out.json_mode:
+            out.emit_json({"path": str(built.path), "size": built.size, "sha256": built.sha256})
+        else:
+            out.say(f"{built.path}: {built.size / 1e6:.1f} MB, sha256 {built.sha256}")
+        return ExitCode.OK
+    from rotation.cli.session import AwsContext
+
     aws = AwsContext.from_args(args)
-    if args.command == "status":
-        from rotation.cli.create_secret import parse_tags
-        from rotation.cli.status import collect, render
-
-        tags = {t["Key"]: t["Value"] for t in parse_tags(args.tag)}
-        rows = collect(aws, prefix=args.prefix, tags=tags, window_days=args.window_days)
-        text = render(rows, args.json)
-        if text is not None:
-            print(text)
-        return EXIT_OK
-    if args.command == "rotate":
-        from rotation.cli.rotate import rotate_now
-
-        rotate_now(aws, args.secret, wait=args.wait, timeout=args.timeout, say=_say)
-        return EXIT_OK
-    if args.command == "validate":
-        from rotation.cli.validate import load_target, validate
-
-        fields = load_target(aws, args.target)
-        online = not args.offline and aws.has_credentials()
-        if not online:
-            _say("checking offline: the CA is not checked" + ("" if args.offline else " (no AWS credentials)"))
-        validate(fields, aws if online else None, _say)
-        return EXIT_OK
-    if args.command == "create-secret":
-        from rotation.cli.create_secret import create_secret
-
-        create_secret(aws, args, _say)
-        return EXIT_OK
-    if args.command == "deploy":
-        return _deploy(aws, args)
-    return EXIT_USAGE
+    runner: Callable[[Any, argparse.Namespace, Any], int] = _runner(args.command)
+    return runner(aws, args, out)
 
 
-def _deploy(aws: AwsContext, args: argparse.Namespace) -> int:
-    import json
-    from dataclasses import asdict
+def _runner(name: str) -> Callable[[Any, argparse.Namespace, Any], int]:
+    import importlib
 
-    from rotation.cli.deploy import DeployFailedError, deploy, targets_from
-
-    try:
-        results = deploy(
-            aws,
-            args.secret,
-            targets_from(args.targets),
-            document=args.document,
-            role_arn=args.role_arn,
-            max_concurrency=args.max_concurrency,
-            max_errors=args.max_errors,
-            timeout=args.timeout,
-            say=_say,
-        )
-        failure: DeployFailedError | None = None
-    except DeployFailedError as exc:
-        results, failure = exc.results, exc
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"deploy {args.secret}")
-        for column in ("instance", "status", "served serial", "detail"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(r.instance_id, r.status, r.served_serial or "-", r.detail)
-        Console(highlight=False).print(table)
-    if failure is not None:
-        raise failure
-    return EXIT_OK
+    module = importlib.import_module(f"rotation.cli.{name.replace('-', '_')}")
+    run: Callable[[Any, argparse.Namespace, Any], int] = module.run
+    return run
 
 
 if __name__ == "__main__":  # pragma: no cover

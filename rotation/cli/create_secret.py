@@ -2,7 +2,8 @@
 
 Builds the specification from flags, validates it (offline and against the CA), creates the
 secret (KMS key, tags), and, given the rotation function, turns rotation on with its schedule —
-which issues the first certificate at once.
+which issues the first certificate at once. Either all of it happens or nothing is left behind:
+a secret whose rotation cannot be turned on is deleted again (without a recovery window).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from rotation.aws import aws_call
+from rotation.cli import options
+from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
 from rotation.cli.validate import validate
+from rotation.errors import AwsCallError, CertRotateError
 
 _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 
@@ -25,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", required=True, choices=["ACM_ISSUED", "PCA_ISSUED"], dest="certificate_type")
     parser.add_argument("--ca-arn", required=True)
     parser.add_argument("--common-name", required=True)
-    parser.add_argument("--san", action="append", default=[], help="extra DNS name or IP (repeatable)")
+    parser.add_argument(
+        "--san",
+        type=options.comma_list,
+        action="extend",
+        default=[],
+        help="extra DNS names or IPs: a,b or repeated --san",
+    )
     parser.add_argument("--key-algorithm", help="RSA_2048 (default), RSA_3072, RSA_4096, EC_prime256v1, ...")
     parser.add_argument("--signing-hash", choices=["sha256", "sha384", "sha512"])
     parser.add_argument("--template-arn")
@@ -34,11 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renewal-policy", choices=["ALWAYS", "WHEN_DUE"])
     parser.add_argument("--renew-before-days")
     parser.add_argument("--kms-key-id", help="KMS key for the secret (the workload roles need decrypt on it)")
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--tag", type=options.tag, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rotation-lambda-arn", help="turn rotation on with this function")
     schedule = parser.add_mutually_exclusive_group()
     schedule.add_argument("--schedule", help="rotation schedule, e.g. 'rate(4 hours)' or 'rate(30 days)'")
-    schedule.add_argument("--rotate-every-days", type=int)
+    schedule.add_argument("--rotate-every-days", type=options.positive_number("--rotate-every-days", maximum=1000))
+    parser.add_argument("--dry-run", action="store_true", help="validate and say what would be created; change nothing")
 
 
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,52 +71,90 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def parse_tags(raw: list[str]) -> list[dict[str, str]]:
-    tags = []
-    for item in raw:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--tag {item!r}: expected KEY=VALUE")
-        tags.append({"Key": key, "Value": value})
-    return tags
-
-
-def create_secret(aws: AwsContext, args: argparse.Namespace, say: Callable[[str], None]) -> str:
-    """Validate, create, and optionally enable rotation; returns the secret ARN."""
-    fields = spec_from_args(args)
-    tags = parse_tags(args.tag)
+def _schedule(args: argparse.Namespace) -> dict[str, Any]:
     schedule: dict[str, Any] = {}
     if args.schedule:
         if not _SCHEDULE.match(args.schedule):
             raise UsageError(f"--schedule {args.schedule!r}: expected rate(N hours|days) or cron(...)")
         schedule = {"ScheduleExpression": args.schedule}
     elif args.rotate_every_days:
-        schedule = {"AutomaticallyAfterDays": args.rotate_every_days}
+        if args.rotate_every_days != int(args.rotate_every_days):
+            raise UsageError(f"--rotate-every-days {args.rotate_every_days:g}: expected whole days")
+        schedule = {"AutomaticallyAfterDays": int(args.rotate_every_days)}
     if schedule and not args.rotation_lambda_arn:
         raise UsageError("a rotation schedule needs --rotation-lambda-arn")
-    validate(fields, aws, say)
-    sm = aws.client("secretsmanager")
+    return schedule
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    fields = spec_from_args(args)
+    tags = [{"Key": key, "Value": value} for key, value in args.tag]
+    schedule = _schedule(args)
+    summary = validate(fields, aws, out.say)
     request: dict[str, Any] = {
         "Name": args.name,
         "SecretString": json.dumps(fields),
         "Description": f"certrotate {args.certificate_type} certificate for {args.common_name}",
+        **({"KmsKeyId": args.kms_key_id} if args.kms_key_id else {}),
+        **({"Tags": tags} if tags else {}),
     }
-    if args.kms_key_id:
-        request["KmsKeyId"] = args.kms_key_id
-    if tags:
-        request["Tags"] = tags
+    result: dict[str, Any] = {
+        "name": args.name,
+        "arn": "",
+        "specification": fields,
+        "rotation_function": args.rotation_lambda_arn or "",
+        "schedule": schedule,
+        "dry_run": bool(args.dry_run),
+        "summary": summary,
+    }
+    if args.dry_run:
+        _report(result, out, f"would create {args.name}: {json.dumps(fields)}")
+        return 0
+    sm = aws.client("secretsmanager")
     with aws_call("secretsmanager", "CreateSecret"):
         arn = str(sm.create_secret(**request)["ARN"])
-    say(f"created {arn}")
+    result["arn"] = arn
     if args.rotation_lambda_arn:
-        rotation: dict[str, Any] = {
-            "SecretId": arn,
-            "RotationLambdaARN": args.rotation_lambda_arn,
-            "RotateImmediately": True,
-        }
-        if schedule:
-            rotation["RotationRules"] = schedule
+        _enable_rotation(sm, arn, args.rotation_lambda_arn, schedule)
+    _report(result, out, f"created {arn}")
+    return 0
+
+
+def _enable_rotation(sm: Any, arn: str, function: str, schedule: dict[str, Any]) -> None:
+    """RotateSecret with the function; on failure the new secret is deleted so a rerun can succeed.
+
+    Raises:
+        AwsCallError: rotation could not be turned on (the secret is gone again).
+        CertRotateError: neither could the secret be deleted (its ARN is in the message).
+    """
+    rotation: dict[str, Any] = {"SecretId": arn, "RotationLambdaARN": function, "RotateImmediately": True}
+    if schedule:
+        rotation["RotationRules"] = schedule
+    try:
         with aws_call("secretsmanager", "RotateSecret"):
             sm.rotate_secret(**rotation)
-        say("rotation enabled; the first certificate is being issued")
-    return arn
+    except AwsCallError as failure:
+        try:
+            with aws_call("secretsmanager", "DeleteSecret"):
+                sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        except AwsCallError as cleanup:
+            raise CertRotateError(
+                f"{failure}; and the new secret {arn} could not be deleted ({cleanup.code}): delete it by hand"
+            ) from failure
+        detail = str(failure).removeprefix(f"{failure.service} {failure.operation} failed: {failure.code}").strip(" ()")
+        raise AwsCallError(
+            failure.service,
+            failure.operation,
+            failure.code,
+            f"{detail + '; ' if detail else ''}the new secret was deleted again, nothing is left behind",
+        ) from failure
+
+
+def _report(result: dict[str, Any], out: Output, line: str) -> None:
+    if out.json_mode:
+        out.emit_json(result)
+        return
+    out.say(line)
+    if result["rotation_function"]:
+        verb = "would turn" if result["dry_run"] else "turned"
+        out.say(f"{verb} rotation on with {result['rotation_function']}; the first certificate is issued at once")

@@ -76,7 +76,7 @@ def _secrets(issuing: str) -> list[tuple[str, dict[str, str]]]:
 
 
 @contextlib.contextmanager
-def _offline_aws() -> Iterator[None]:
+def _offline_aws(region: str) -> Iterator[None]:
     """Credentials and settings that keep every call inside moto, whatever the caller's shell holds."""
     saved = dict(os.environ)
     for name in (
@@ -90,7 +90,7 @@ def _offline_aws() -> Iterator[None]:
     os.environ.update(
         AWS_ACCESS_KEY_ID="certrotate-demo",
         AWS_SECRET_ACCESS_KEY="certrotate-demo",  # noqa: S106 - moto accepts any
-        AWS_DEFAULT_REGION=REGION,
+        AWS_DEFAULT_REGION=region,
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
     try:
@@ -100,8 +100,13 @@ def _offline_aws() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
-    """Run the demo; returns the exit code."""
+def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None = None, out: Any = None) -> int:
+    """Run the demo in ``region`` (moto's, default us-east-1); returns the exit code.
+
+    With ``out`` in JSON mode the narration goes to stderr and stdout gets one JSON summary.
+    """
+    json_mode = _narrate_to(out)
+    region = region or REGION
     try:
         from moto import mock_aws
         from moto.server import ThreadedMotoServer
@@ -115,7 +120,7 @@ def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="certrotate-demo-")))
         )
         base.mkdir(parents=True, exist_ok=True)
-        stack.enter_context(_offline_aws())
+        stack.enter_context(_offline_aws(region))
         stack.enter_context(mock_aws())
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         moto_port = free_port()
@@ -131,8 +136,8 @@ def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
 
         rotation.handler.reset()
         stack.callback(rotation.handler.reset)
-        sm = boto3.client("secretsmanager", region_name=REGION)
-        pca = boto3.client("acm-pca", region_name=REGION)
+        sm = boto3.client("secretsmanager", region_name=region)
+        pca = boto3.client("acm-pca", region_name=region)
         _step("Private CA hierarchy in moto: a root CA and an issuing CA")
         root = create_ca(pca, name="certrotate Demo Root CA")
         issuing = create_ca(pca, parent=root, name="certrotate Demo Issuing CA")
@@ -145,14 +150,16 @@ def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
         hostnames = [s.hostname for s in demo_secrets]
         target = _target(stack, base, hostnames, f"http://127.0.0.1:{moto_port}", use_apache=use_apache)
         for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=False)
+            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=False, region=region)
         previous = {s.arn: s.served_serial for s in demo_secrets}
         _step("rotate now: a fresh certificate for each secret, whatever its renewal policy")
         for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=True)
+            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=True, region=region)
         changed = all(previous[s.arn] != s.served_serial for s in demo_secrets)
         _table(demo_secrets, previous, target.label)
     elapsed = time.monotonic() - started
+    if json_mode:
+        _summary(demo_secrets, previous, target.label, region, elapsed, changed)
     if not changed:
         console.print("[red]the served certificate did not change after rotate-now[/red]")
         return 1
@@ -161,6 +168,15 @@ def run_demo(workdir: str | None, *, use_apache: bool = True) -> int:
         "nothing left running[/green]"
     )
     return 0
+
+
+def _narrate_to(out: Any) -> bool:
+    """Narration on stdout, or on stderr when stdout is for ``--output json``; returns JSON mode."""
+    global console
+    json_mode = bool(out is not None and out.json_mode)
+    no_color = bool(out is not None and out.stdout.no_color)
+    console = Console(highlight=False, emoji=False, stderr=json_mode, no_color=no_color)
+    return json_mode
 
 
 class Target(Protocol):
@@ -266,14 +282,16 @@ def _step(text: str) -> None:
     console.print(f"[bold cyan]>[/bold cyan] {text}")
 
 
-def _rotate_and_serve(sm: Any, secret: DemoSecret, target: Target, ca_pem: str, *, rotate_now: bool) -> None:
-    from rotation.emulation.rotation_service import rotate, stage_pending
+def _rotate_and_serve(
+    sm: Any, secret: DemoSecret, target: Target, ca_pem: str, *, rotate_now: bool, region: str
+) -> None:
+    from rotation.emulation.rotation_service import run_steps, stage_pending
 
-    token = stage_pending(secret.arn)
+    token = stage_pending(secret.arn, region=region)
     if rotate_now:
         sm.tag_resource(SecretId=secret.arn, Tags=[{"Key": ROTATE_NOW_TAG, "Value": token}])
     with contextlib.redirect_stdout(io.StringIO()):  # the Lambda's EMF metric lines
-        rotate(secret.arn, token)
+        run_steps(secret.arn, token)
     fields = json.loads(sm.get_secret_value(SecretId=secret.arn, VersionStage="AWSCURRENT")["SecretString"])
     bundle = CertBundle.from_fields(fields)
     assert bundle is not None
@@ -289,6 +307,29 @@ def _rotate_and_serve(sm: Any, secret: DemoSecret, target: Target, ca_pem: str, 
         f"{secret.hostname}: serial {bundle.serial_hex[:8]} rotated, installed on {target.label}, "
         "verified by a TLS handshake"
     )
+
+
+def _summary(
+    demo_secrets: list[DemoSecret], previous: dict[str, str], served_by: str, region: str, elapsed: float, changed: bool
+) -> None:
+    """``--output json``: one document on stdout."""
+    rows = []
+    for secret in demo_secrets:
+        bundle = secret.bundle
+        assert bundle is not None
+        rows.append(
+            {
+                "secret": secret.hostname,
+                "type": secret.certificate_type,
+                "key": bundle.key_algorithm_label,
+                "serial_before_rotate_now": previous[secret.arn],
+                "serial": bundle.serial_hex,
+                "not_after": bundle.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "served": secret.served_serial == bundle.serial_hex,
+            }
+        )
+    document = {"served_by": served_by, "region": region, "elapsed_seconds": round(elapsed, 1), "rotated": changed}
+    sys.stdout.write(json.dumps({**document, "secrets": rows}, indent=2) + "\n")
 
 
 def _table(demo_secrets: list[DemoSecret], previous: dict[str, str], served_by: str) -> None:

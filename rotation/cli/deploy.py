@@ -1,14 +1,23 @@
-"""``certrotate deploy``: run RunUpdateTLS on instances, in this or another account and region."""
+"""``certrotate deploy``: run RunUpdateTLS on instances, in this or another account and region.
+
+While it waits, a live line counts the instances done, failed and pending. A command that
+reaches no instance (SSM reports it finished with no target) fails at once instead of waiting.
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich.table import Table
+
 from rotation.aws import aws_call
+from rotation.cli import options
+from rotation.cli.output import Output, Progress, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 
@@ -44,15 +53,90 @@ class DeployFailedError(CertRotateError):
         self.results = results
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("secret", help="secret name or ARN (sent as its full ARN: hosts may be in other accounts)")
+    parser.add_argument(
+        "--targets",
+        action="append",
+        required=True,
+        help="instance ids (i-0123456789abcdef0,i-...) or one tag selector tag:Key=Value",
+    )
+    parser.add_argument("--role-arn", help="assume this role to run the command in another account")
+    parser.add_argument("--document", default="RunUpdateTLS")
+    parser.add_argument("--max-concurrency", type=options.max_concurrency, default="10", help="instances or %% (10)")
+    parser.add_argument("--max-errors", type=options.max_errors, default="0", help="instances or %% (0)")
+    parser.add_argument(
+        "--timeout",
+        type=options.positive_number("--timeout"),
+        default=900.0,
+        help="seconds to wait for the instances (900)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
+    options.json_alias(parser)
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    targets = targets_from(args.targets)
+    secret_arn = secret_arn_of(aws, args.secret)
+    if args.dry_run:
+        selectors = [f"{t['Key']}={','.join(t['Values'])}" for t in targets.get("Targets", [])]
+        where = ", ".join(targets.get("InstanceIds") or selectors)
+        account = f" in the account of {args.role_arn}" if args.role_arn else ""
+        plan = {"document": args.document, "secret_arn": secret_arn, "targets": targets, "role_arn": args.role_arn}
+        if out.json_mode:
+            out.emit_json({"dry_run": True, **plan})
+        else:
+            out.say(f"would run {args.document}{account} on {where} with SecretArn={secret_arn}")
+        return 0
+    try:
+        results = deploy(
+            aws,
+            secret_arn,
+            targets,
+            document=args.document,
+            role_arn=args.role_arn,
+            max_concurrency=args.max_concurrency,
+            max_errors=args.max_errors,
+            timeout=args.timeout,
+            out=out,
+        )
+        failure: DeployFailedError | None = None
+    except DeployFailedError as exc:
+        results, failure = exc.results, exc
+    if out.json_mode:
+        out.emit_json([asdict(r) for r in results])
+    elif results:
+        table = Table(title=literal(f"deploy {secret_arn}"))
+        for column in ("instance", "status", "served serial", "detail"):
+            table.add_column(literal(column), overflow="fold")
+        for r in results:
+            table.add_row(literal(r.instance_id), literal(r.status), literal(r.served_serial or "-"), literal(r.detail))
+        out.show(table)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def secret_arn_of(aws: AwsContext, secret: str) -> str:
+    """The full ARN the document needs: given, or looked up for a name (DescribeSecret)."""
+    if secret.startswith("arn:"):
+        return secret
+    with aws_call("secretsmanager", "DescribeSecret"):
+        return str(aws.client("secretsmanager").describe_secret(SecretId=secret)["ARN"])
+
+
 def targets_from(values: list[str]) -> dict[str, Any]:
     """``--targets i-1,i-2`` or ``--targets tag:Key=Value`` → SendCommand's InstanceIds or Targets."""
-    items = [v for raw in values for v in raw.split(",") if v]
+    items = [v for raw in values for v in options.comma_list(raw)]
     if items and all(_INSTANCE.match(i) for i in items):
         return {"InstanceIds": items}
     if len(items) == 1 and items[0].startswith("tag:") and "=" in items[0]:
         key, _, value = items[0].partition("=")
         return {"Targets": [{"Key": key, "Values": value.split("|")}]}
-    raise UsageError("--targets: instance ids (i-0123456789abcdef0,...) or one tag selector tag:Key=Value")
+    raise UsageError(
+        f"--targets {','.join(items)!r}: expected instance ids (i-0123456789abcdef0,...) or one tag selector "
+        "tag:Key=Value"
+    )
 
 
 def deploy(
@@ -65,7 +149,7 @@ def deploy(
     max_concurrency: str,
     max_errors: str,
     timeout: float,
-    say: Callable[[str], None],
+    out: Output,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[InstanceResult]:
     """Send the install document, wait for every instance, return their results.
@@ -85,19 +169,9 @@ def deploy(
             **targets,
         )["Command"]
     command_id = command["CommandId"]
-    say(f"command {command_id} sent ({document})")
-    deadline = time.monotonic() + timeout
-    results: dict[str, InstanceResult] = {}
-    while True:
-        for instance_id in _instances(ssm, command_id, command):
-            if instance_id in results and results[instance_id].status in _DONE:
-                continue
-            results[instance_id] = _invocation(ssm, command_id, instance_id)
-        if results and all(r.status in _DONE for r in results.values()):
-            break
-        if time.monotonic() >= deadline:
-            break
-        sleep(2)
+    out.note(f"command {command_id} sent ({document})")
+    with out.progress() as progress:
+        results = _wait(ssm, command_id, command, time.monotonic() + timeout, progress, sleep)
     ordered = sorted(results.values(), key=lambda r: r.instance_id)
     failed = [r for r in ordered if r.status != "Success"]
     if failed or not ordered:
@@ -110,19 +184,52 @@ def deploy(
     return ordered
 
 
-def _instances(ssm: Any, command_id: str, command: dict[str, Any]) -> list[str]:
+def _wait(
+    ssm: Any,
+    command_id: str,
+    command: dict[str, Any],
+    deadline: float,
+    progress: Progress,
+    sleep: Callable[[float], None],
+) -> dict[str, InstanceResult]:
+    results: dict[str, InstanceResult] = {}
+    while True:
+        instances, command_status = _instances(ssm, command_id, command)
+        for instance_id in instances:
+            if instance_id in results and results[instance_id].status in _DONE:
+                continue
+            results[instance_id] = _invocation(ssm, command_id, instance_id)
+        done = [r for r in results.values() if r.status in _DONE]
+        failed = [r for r in done if r.status != "Success"]
+        progress.update(
+            f"{command_id}: {len(done) - len(failed)} done, {len(failed)} failed, "
+            f"{len(results) - len(done)} pending of {len(results)} instance(s) (command {command_status or 'sent'})"
+        )
+        if results and len(done) == len(results):
+            return results
+        if not results and command_status in _DONE:
+            return results  # SSM finished the command without a single target
+        if time.monotonic() >= deadline:
+            return results
+        sleep(2)
+
+
+def _instances(ssm: Any, command_id: str, command: dict[str, Any]) -> tuple[list[str], str]:
+    """The command's instances so far and its own status (ListCommands)."""
+    with aws_call("ssm", "ListCommands"):
+        listed = ssm.list_commands(CommandId=command_id)["Commands"]
+    status = str(listed[0].get("Status", "")) if listed else ""
     try:
         with aws_call("ssm", "ListCommandInvocations"):
             pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id)
-            return [i["InstanceId"] for page in pages for i in page.get("CommandInvocations", [])]
+            return [i["InstanceId"] for page in pages for i in page.get("CommandInvocations", [])], status
     except AwsCallError as exc:
         # moto lacks the action and answers an HTML 500 (code "500"): fall back as for "not implemented".
         if exc.code not in ("InvalidAction", "NotImplemented", "UnknownOperationException", "500"):
             raise
     # Without ListCommandInvocations (moto), ListCommands' instance ids are the next best source.
-    with aws_call("ssm", "ListCommands"):
-        listed = ssm.list_commands(CommandId=command_id)["Commands"]
-    return list(listed[0].get("InstanceIds") or command.get("InstanceIds") or [])
+    found = (listed[0].get("InstanceIds") if listed else None) or command.get("InstanceIds") or []
+    return list(found), status
 
 
 def _invocation(ssm: Any, command_id: str, instance_id: str) -> InstanceResult:

@@ -1,21 +1,252 @@
-"""``certrotate rotate``: rotate now, a fresh certificate whatever the renewal policy."""
+"""``certrotate rotate``: rotate now, a fresh certificate whatever the renewal policy.
+
+Only certificate secrets with rotation configured are rotated. With ``--wait`` each rotation is
+followed until its version is AWSCURRENT, and a failure is noticed within a poll or two from
+what the rotation leaves behind: the rotation function's own structured log lines for that
+token (its CloudWatch log group, found from DescribeSecret's rotation Lambda ARN) and the
+version's staging labels.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from rotation.aws import aws_call
-from rotation.cli.session import AwsContext
-from rotation.errors import CertRotateError
+from rotation.aws import aws_call, redact
+from rotation.cli import options
+from rotation.cli.inventory import SecretRecord, certificate_secrets
+from rotation.cli.output import Output
+from rotation.cli.session import AwsContext, InvalidInputError, UsageError
+from rotation.errors import AwsCallError, CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
 
+POLL_SECONDS = 2.0
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
-class RotationTimeoutError(CertRotateError):
-    """The rotation did not reach AWSCURRENT in time."""
+
+class RotationFailedError(CertRotateError):
+    """One or more rotations failed; ``problems`` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class Rotation:
+    """One rotate-now and what ``--wait`` learnt of it."""
+
+    secret: str
+    arn: str
+    token: str
+    function: str
+    serial_before: str
+    status: str = "started"  # started | done | failed | timed-out | would-rotate
+    step: str = ""
+    error: str = ""
+    serial_after: str = ""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("secrets", nargs="*", metavar="SECRET", help="secret names or ARNs")
+    parser.add_argument("--all", action="store_true", help="every certificate secret with rotation configured")
+    parser.add_argument(
+        "--filter",
+        type=options.tag_filter,
+        action="append",
+        default=[],
+        metavar="tag:KEY=VALUE",
+        help="certificate secrets with this tag (repeatable: all must match)",
+    )
+    parser.add_argument("--wait", action="store_true", help="follow each rotation to AWSCURRENT")
+    parser.add_argument(
+        "--timeout", type=options.positive_number("--timeout"), default=300.0, help="seconds to wait (300)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="say what would be rotated; change nothing")
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    selected = _select(aws, args, out)
+    if args.dry_run:
+        rotations = [_planned(r, "would-rotate") for r in selected]
+        _report(rotations, out, lambda r: f"would rotate {r.secret} with {r.function}")
+        return 0
+    rotations = [start(aws, record) for record in selected]
+    if args.wait:
+        for r in rotations:
+            out.note(f"rotation {r.token} started for {r.secret}")
+        follow(aws, rotations, timeout=args.timeout, out=out)
+    _report(rotations, out, _line)
+    failed = [r for r in rotations if r.status in ("failed", "timed-out")]
+    if failed:
+        raise RotationFailedError([_line(r) for r in failed])
+    return 0
+
+
+def _select(aws: AwsContext, args: argparse.Namespace, out: Output) -> list[SecretRecord]:
+    if args.secrets and (args.all or args.filter):
+        raise UsageError("name secrets, or select them with --all / --filter tag:KEY=VALUE, not both")
+    if not args.secrets and not (args.all or args.filter):
+        raise UsageError("name one or more secrets, or use --all or --filter tag:KEY=VALUE")
+    records = certificate_secrets(aws, names=args.secrets, tags=args.filter)
+    if args.secrets:
+        for record in records:
+            refusal = _refusal(record)
+            if refusal:
+                raise InvalidInputError(f"{record.name}: {refusal}")
+        return records
+    chosen = []
+    for record in records:
+        refusal = record.problem if not record.is_certificate else _refusal(record)
+        if refusal:
+            out.note(f"skipped {record.name}: {refusal.split(';')[0]}")
+        else:
+            chosen.append(record)
+    if not chosen:
+        raise InvalidInputError("no certificate secret with rotation configured matches")
+    return chosen
+
+
+def _refusal(record: SecretRecord) -> str:
+    """Why Secrets Manager would not, or should not, rotate this certificate secret now ("" if it may)."""
+    if not record.rotation_configured:
+        return (
+            "rotation is not configured (no rotation function, or rotation disabled); "
+            "turn it on with `aws secretsmanager rotate-secret --rotation-lambda-arn ARN`"
+        )
+    if record.stuck_pending:
+        # Secrets Manager answers RotateSecret with an error while AWSPENDING sits on another version.
+        return (
+            f"a rotation is still in progress or has failed (AWSPENDING is on version {record.stuck_pending}, which is "
+            "not AWSCURRENT) and Secrets Manager refuses a new one until it finishes; `certrotate status NAME` "
+            "shows it, the rotation function's logs say why; to abandon it: "
+            "`aws secretsmanager update-secret-version-stage "
+            f"--secret-id {record.arn} --version-stage AWSPENDING --remove-from-version-id {record.stuck_pending}`"
+        )
+    return ""
+
+
+def _planned(record: SecretRecord, status: str) -> Rotation:
+    serial = str((record.fields or {}).get("CERTIFICATE_SERIAL") or "")
+    return Rotation(record.name, record.arn, "", record.rotation_lambda_arn, serial, status=status)
+
+
+def start(aws: AwsContext, record: SecretRecord) -> Rotation:
+    """Tag the secret rotate-now with a fresh token, then RotateSecret with that token."""
+    sm = aws.client("secretsmanager")
+    rotation = _planned(record, "started")
+    rotation.token = str(uuid.uuid4())
+    with aws_call("secretsmanager", "TagResource"):
+        sm.tag_resource(SecretId=record.arn, Tags=[{"Key": ROTATE_NOW_TAG, "Value": rotation.token}])
+    with aws_call("secretsmanager", "RotateSecret"):
+        sm.rotate_secret(SecretId=record.arn, ClientRequestToken=rotation.token, RotateImmediately=True)
+    return rotation
+
+
+def follow(
+    aws: AwsContext,
+    rotations: Sequence[Rotation],
+    *,
+    timeout: float,
+    out: Output,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll each rotation until it is AWSCURRENT, failed or out of time; a live line meanwhile."""
+    sm = aws.client("secretsmanager")
+    logs = _FunctionLogs(aws, out)
+    started_ms = int(time.time() * 1000) - 60_000
+    deadline = time.monotonic() + timeout
+    with out.progress() as progress:
+        while True:
+            for r in rotations:
+                if r.status == "started":
+                    _poll(sm, logs, r, started_ms)
+            progress.update("waiting: " + "; ".join(_progress(r) for r in rotations))
+            if all(r.status != "started" for r in rotations):
+                return
+            if time.monotonic() >= deadline:
+                break
+            sleep(POLL_SECONDS)
+    for r in rotations:
+        if r.status == "started":
+            r.status = "timed-out"
+            r.error = f"did not reach AWSCURRENT within {timeout:g} s"
+
+
+def _poll(sm: Any, logs: _FunctionLogs, r: Rotation, started_ms: int) -> None:
+    with aws_call("secretsmanager", "DescribeSecret"):
+        stages = sm.describe_secret(SecretId=r.arn).get("VersionIdsToStages", {})
+    labels = stages.get(r.token, [])
+    if "AWSCURRENT" in labels:
+        r.status, r.step = "done", "finishSecret"
+        r.serial_after = current_serial(sm, r.arn)
+        if not r.serial_after:
+            r.status, r.error = "failed", "it finished but AWSCURRENT holds no certificate"
+        return
+    for line in logs.lines(r.function, r.token, started_ms):
+        r.step = str(line.get("step") or r.step)
+        if str(line.get("level", "")).upper() in ("ERROR", "CRITICAL"):
+            r.status, r.error = "failed", redact(str(line.get("message") or "failed"))[:300]
+            return
+    if "AWSPENDING" not in labels:
+        r.status = "failed"
+        r.error = "its version is no longer AWSPENDING (another rotation replaced it, or it was cancelled)"
+        return
+    if r.step in ("", "createSecret") and _pending_has_value(sm, r):
+        r.step = r.step or "createSecret"  # createSecret has staged the new certificate
+
+
+def _pending_has_value(sm: Any, r: Rotation) -> bool:
+    try:
+        with aws_call("secretsmanager", "GetSecretValue"):
+            sm.get_secret_value(SecretId=r.arn, VersionId=r.token, VersionStage="AWSPENDING")
+    except AwsCallError as exc:
+        if exc.code == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+class _FunctionLogs:
+    """The rotation function's JSON log lines for one token, from its CloudWatch log group."""
+
+    def __init__(self, aws: AwsContext, out: Output) -> None:
+        self._aws = aws
+        self._out = out
+        self._clients: dict[str, Any] = {}
+        self._disabled = False
+
+    def lines(self, function_arn: str, token: str, since_ms: int) -> list[Mapping[str, Any]]:
+        parts = function_arn.split(":")
+        if self._disabled or len(parts) < 7:
+            return []
+        region, name = parts[3], parts[6]
+        client = self._clients.get(region) or self._clients.setdefault(region, self._aws.client("logs", region))
+        try:
+            with aws_call("logs", "FilterLogEvents"):
+                events = client.filter_log_events(
+                    logGroupName=f"/aws/lambda/{name}", startTime=since_ms, filterPattern=f'"{token}"'
+                ).get("events", [])
+        except AwsCallError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []  # the function has not logged yet
+            self._disabled = True
+            self._out.note(f"cannot read the rotation function's logs ({exc.code}): following version stages only")
+            return []
+        found: list[Mapping[str, Any]] = []
+        for event in events:
+            try:
+                line = json.loads(event.get("message") or "")
+            except ValueError:
+                continue
+            if isinstance(line, dict) and line.get("token") == token:
+                found.append(line)
+        return found
 
 
 def current_serial(sm: Any, secret_id: str) -> str:
@@ -27,45 +258,29 @@ def current_serial(sm: Any, secret_id: str) -> str:
         return ""
 
 
-def rotate_now(
-    aws: AwsContext,
-    secret_id: str,
-    *,
-    wait: bool,
-    timeout: float,
-    say: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Mark this rotation rotate-now and start it; with ``wait``, follow it to AWSCURRENT.
+def _progress(r: Rotation) -> str:
+    if r.status == "started":
+        step = r.step or "createSecret"
+        index = STEPS.index(step) + 1 if step in STEPS else 1
+        return f"{r.secret} at {step} ({index}/4)"
+    return f"{r.secret} {r.status}"
 
-    Raises:
-        AwsCallError: the secret is unknown, rotation is not configured, or a call failed.
-        RotationTimeoutError: ``wait`` and the new version did not become AWSCURRENT in time.
-    """
-    sm = aws.client("secretsmanager")
-    token = str(uuid.uuid4())
-    before = current_serial(sm, secret_id) if wait else ""
-    with aws_call("secretsmanager", "TagResource"):
-        sm.tag_resource(SecretId=secret_id, Tags=[{"Key": ROTATE_NOW_TAG, "Value": token}])
-    with aws_call("secretsmanager", "RotateSecret"):
-        sm.rotate_secret(SecretId=secret_id, ClientRequestToken=token, RotateImmediately=True)
-    say(f"rotation {token} started for {secret_id}")
-    if not wait:
-        return token
-    deadline = time.monotonic() + timeout
-    while True:
-        with aws_call("secretsmanager", "DescribeSecret"):
-            stages = sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
-        if "AWSCURRENT" in stages.get(token, []):
-            break
-        if time.monotonic() >= deadline:
-            raise RotationTimeoutError(
-                f"rotation {token} of {secret_id} did not reach AWSCURRENT within "
-                f"{timeout:.0f} s; see the rotation function's logs"
-            )
-        sleep(2)
-    after = current_serial(sm, secret_id)
-    if not after:
-        raise CertRotateError(f"rotation {token} finished but AWSCURRENT holds no certificate")
-    say(f"serial {before or '(none)'} -> {after}")
-    return token
+
+def _line(r: Rotation) -> str:
+    if r.status == "done":
+        return f"{r.secret}: serial {r.serial_before or '(none)'} -> {r.serial_after}"
+    if r.status == "failed":
+        return f"{r.secret}: rotation {r.token} failed at {r.step or 'an unknown step'}: {r.error}"
+    if r.status == "timed-out":
+        at = f" (last seen at {r.step})" if r.step else ""
+        return f"{r.secret}: rotation {r.token} {r.error}{at}; see the rotation function's logs"
+    return f"{r.secret}: rotation {r.token} started"
+
+
+def _report(rotations: Sequence[Rotation], out: Output, line: Callable[[Rotation], str]) -> None:
+    if out.json_mode:
+        out.emit_json([asdict(r) for r in rotations])
+        return
+    for r in rotations:
+        if r.status not in ("failed", "timed-out"):  # failures are the error lines
+            out.say(line(r))

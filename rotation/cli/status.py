@@ -1,21 +1,28 @@
 """``certrotate status``: the certificate secrets, their certificates and their health.
 
-Reads metadata only: ListSecrets (100 a page) and BatchGetSecretValue (20 a call), then the
-``CERTIFICATE_*`` metadata fields rotation writes; no PEM is parsed and none is printed.
+The list reads metadata only: ListSecrets and BatchGetSecretValue, then the ``CERTIFICATE_*``
+fields rotation writes; no PEM is parsed. ``status NAME…`` shows named certificates in full and
+reads their (public) certificate for its names. A malformed secret is reported on its own row.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rotation.aws import aws_call
-from rotation.cli.session import AwsContext
+from rich.table import Table
 
-BATCH = 20
+from rotation.cli import options
+from rotation.cli.inventory import SecretRecord, certificate_secrets
+from rotation.cli.output import Output, literal
+from rotation.cli.session import AwsContext, UsageError
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
+ATTENTION = ("expired", "expiring", "rotation-failed", "rotation-overdue", "bad-metadata", "unreadable")
 
 
 @dataclass
@@ -32,121 +39,267 @@ class CertificateStatus:
     last_rotated: str
     next_rotation: str
     flags: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
-def collect(
-    aws: AwsContext, *, prefix: str | None, tags: Mapping[str, str], window_days: float, now: datetime | None = None
-) -> list[CertificateStatus]:
-    sm = aws.client("secretsmanager")
-    now = now or datetime.now(UTC)
-    listed = list(_list(sm, prefix, tags))
-    values = _values(sm, [s["ARN"] for s in listed])
-    rows = []
-    for secret in listed:
-        fields = values.get(secret["ARN"])
-        if not isinstance(fields, dict) or "CERTIFICATE_TYPE" not in fields:
-            continue  # not a certificate secret
-        rows.append(_row(secret, fields, now, window_days))
-    return sorted(rows, key=lambda r: (r.days_to_expiry is None, r.days_to_expiry or 0, r.name))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="show these certificate secrets in full")
+    parser.add_argument("--prefix", help="only secrets whose name starts with this")
+    parser.add_argument(
+        "--tag", type=options.tag, action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag"
+    )
+    parser.add_argument(
+        "--window-days",
+        type=options.positive_number("--window-days"),
+        default=30.0,
+        help="flag certificates expiring within (30)",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when any certificate needs attention")
+    options.json_alias(parser)
 
 
-def _list(sm: Any, prefix: str | None, tags: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-    filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
-    for key, value in tags.items():
-        filters += [{"Key": "tag-key", "Values": [key]}, {"Key": "tag-value", "Values": [value]}]
-    arguments: dict[str, Any] = {"MaxResults": 100, **({"Filters": filters} if filters else {})}
-    with aws_call("secretsmanager", "ListSecrets"):
-        for page in sm.get_paginator("list_secrets").paginate(**arguments):
-            for secret in page.get("SecretList", []):
-                have = {t["Key"]: t.get("Value", "") for t in secret.get("Tags") or []}
-                if all(have.get(k) == v for k, v in tags.items()) and not secret.get("DeletedDate"):
-                    yield secret
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    if args.names and (args.prefix or args.tag):
+        raise UsageError("name secrets, or select them with --prefix / --tag, not both")
+    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag)
+    now = datetime.now(UTC)
+    rows = [status_of(r, now, args.window_days) for r in records]
+    if not args.names:
+        rows.sort(key=lambda r: (r.days_to_expiry is None, r.days_to_expiry or 0, r.name))
+    if args.names:
+        details = [detail_of(record, row) for record, row in zip(records, rows, strict=True)]
+        if out.json_mode:
+            out.emit_json(details)
+        else:
+            for detail in details:
+                out.show(detail_table(detail))
+    elif out.json_mode:
+        out.emit_json([asdict(r) for r in rows])
+    else:
+        out.show(render_table(rows, out.stdout.width))
+    attention = [r for r in rows if set(r.flags) & set(ATTENTION)]
+    if args.check and attention:
+        out.note(
+            f"{len(attention)} certificate(s) need attention: "
+            + ", ".join(f"{r.name} ({', '.join(f for f in r.flags if f in ATTENTION)})" for r in attention)
+        )
+        return 1
+    return 0
 
 
-def _values(sm: Any, arns: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for start in range(0, len(arns), BATCH):
-        with aws_call("secretsmanager", "BatchGetSecretValue"):
-            response = sm.batch_get_secret_value(SecretIdList=arns[start : start + BATCH])
-        for item in response.get("SecretValues", []):
-            try:
-                values[item["ARN"]] = json.loads(item.get("SecretString") or "")
-            except ValueError:
-                values[item["ARN"]] = None
-    return values
-
-
-def _row(secret: Mapping[str, Any], fields: Mapping[str, Any], now: datetime, window_days: float) -> CertificateStatus:
+def status_of(record: SecretRecord, now: datetime, window_days: float) -> CertificateStatus:
+    """The row of one secret; bad metadata becomes a flag and a problem, never an exception."""
+    fields: Mapping[str, Any] = record.fields or {}
+    flags: list[str] = []
+    problems: list[str] = []
+    if record.fields is None:
+        flags.append("unreadable")
+        problems.append(record.problem)
     not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
     days = None
     if not_after:
-        expiry = datetime.strptime(not_after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        days = round((expiry - now).total_seconds() / 86400, 1)
-    flags = []
-    if days is None:
+        try:
+            expiry = datetime.strptime(not_after, TIME_FORMAT).replace(tzinfo=UTC)
+            days = round((expiry - now).total_seconds() / 86400, 2)
+        except ValueError:
+            flags.append("bad-metadata")
+            problems.append(f"CERTIFICATE_NOT_AFTER={not_after!r}: expected YYYY-MM-DDTHH:MM:SSZ")
+    if days is None and "bad-metadata" not in flags and record.fields is not None:
         flags.append("no-certificate")
-    elif days <= 0:
+    elif days is not None and days <= 0:
         flags.append("expired")
-    elif days <= window_days:
+    elif days is not None and days <= window_days:
         flags.append("expiring")
-    if not secret.get("RotationEnabled"):
+    metadata = record.metadata
+    if not metadata.get("RotationEnabled"):
         flags.append("rotation-disabled")
-    stages = secret.get("SecretVersionsToStages") or {}
-    if any("AWSPENDING" in s and "AWSCURRENT" not in s for s in stages.values()):
+    if any("AWSPENDING" in s and "AWSCURRENT" not in s for s in record.stages.values()):
         flags.append("rotation-failed")  # a rotation started and never reached AWSCURRENT
-    next_rotation = secret.get("NextRotationDate")
-    if secret.get("RotationEnabled") and next_rotation and next_rotation < now:
+    next_rotation = metadata.get("NextRotationDate")
+    if metadata.get("RotationEnabled") and isinstance(next_rotation, datetime) and next_rotation < now:
         flags.append("rotation-overdue")
     return CertificateStatus(
-        name=secret.get("Name", ""),
-        arn=secret["ARN"],
-        certificate_type=str(fields.get("CERTIFICATE_TYPE")),
+        name=record.name,
+        arn=record.arn,
+        certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
         key_algorithm=str(fields.get("CERTIFICATE_KEY_ALGORITHM") or fields.get("KEY_ALGORITHM") or ""),
         subject=str(fields.get("COMMON_NAME") or ""),
         serial=str(fields.get("CERTIFICATE_SERIAL") or ""),
         not_after=not_after,
         days_to_expiry=days,
-        rotation_enabled=bool(secret.get("RotationEnabled")),
-        last_rotated=_when(secret.get("LastRotatedDate")),
+        rotation_enabled=bool(metadata.get("RotationEnabled")),
+        last_rotated=_when(metadata.get("LastRotatedDate")),
         next_rotation=_when(next_rotation),
         flags=flags,
+        problems=problems,
     )
 
 
 def _when(moment: Any) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(moment, datetime) else ""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT) if isinstance(moment, datetime) else ""
 
 
-def render(rows: list[CertificateStatus], as_json: bool) -> str | None:
-    if as_json:
-        return json.dumps([asdict(r) for r in rows], indent=2)
-    from rich.console import Console
-    from rich.table import Table
+def days_left(days: float | None) -> str:
+    """Whole days, hours under a day: ``365``, ``6h``, ``expired``."""
+    if days is None:
+        return "-"
+    if days <= 0:
+        return "expired"
+    if days < 1:
+        return f"{max(int(days * 24), 1)}h"
+    return str(int(days))
 
-    table = Table(title=f"{len(rows)} certificate secret(s)")
-    for column in (
-        "secret",
-        "type",
-        "key",
-        "subject",
-        "days left",
-        "last rotated",
-        "next rotation",
-        "rotation",
-        "health",
-    ):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.name,
-            r.certificate_type.removesuffix("_ISSUED"),
-            r.key_algorithm,
-            r.subject,
-            "-" if r.days_to_expiry is None else f"{r.days_to_expiry:.1f}",
-            r.last_rotated[:10] or "-",
-            r.next_rotation[:10] or "-",
-            "on" if r.rotation_enabled else "off",
-            ", ".join(r.flags) or "ok",
-        )
-    Console(highlight=False).print(table)
-    return None
+
+# Columns in priority order: the first three always; the others while they fit at their natural width.
+_COLUMNS: Sequence[str] = (
+    "secret",
+    "days left",
+    "health",
+    "type",
+    "key",
+    "subject",
+    "rotation",
+    "last rotated",
+    "next rotation",
+)
+_FOLDED = ("secret", "subject", "health")  # may wrap; never cut
+_BORDER = 3  # "│ " before each cell and " " after it
+
+
+def _cells(r: CertificateStatus) -> dict[str, str]:
+    return {
+        "secret": r.name,
+        "type": r.certificate_type.removesuffix("_ISSUED") or "-",
+        "key": r.key_algorithm or "-",
+        "subject": r.subject or "-",
+        "days left": days_left(r.days_to_expiry),
+        "last rotated": r.last_rotated[:10] or "-",
+        "next rotation": r.next_rotation[:10] or "-",
+        "rotation": "on" if r.rotation_enabled else "off",
+        "health": ", ".join(r.flags) or "ok",
+    }
+
+
+def columns_for(rows: Sequence[dict[str, str]], width: int) -> list[str]:
+    """The columns to show at ``width``: the first three, then each that still fits whole."""
+    natural = {name: max([len(name), *(len(row[name]) for row in rows)]) + _BORDER for name in _COLUMNS}
+    shown = list(_COLUMNS[:3])
+    used = sum(natural[name] for name in shown) + 1
+    for name in _COLUMNS[3:]:
+        if used + natural[name] <= width:
+            shown.append(name)
+            used += natural[name]
+    return shown
+
+
+def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
+    cells = [_cells(r) for r in rows]
+    shown = columns_for(cells, width)
+    table = Table(title=literal(f"{len(rows)} certificate secret(s)"), expand=False)
+    for name in shown:
+        if name in _FOLDED:
+            table.add_column(literal(name), overflow="fold")
+        else:
+            table.add_column(literal(name), no_wrap=True, justify="right" if name == "days left" else "left")
+    for row in cells:
+        table.add_row(*(literal(row[name]) for name in shown))
+    hidden = [name for name in _COLUMNS if name not in shown]
+    if hidden:
+        table.caption = literal(f"wider terminal or status NAME for: {', '.join(hidden)}")
+    return table
+
+
+def detail_of(record: SecretRecord, row: CertificateStatus) -> dict[str, Any]:
+    """Everything about one certificate secret: the row, the certificate's names, the rotation setup."""
+    fields: Mapping[str, Any] = record.fields or {}
+    metadata = record.metadata
+    rules = metadata.get("RotationRules") or {}
+    pending = [v for v, stages in record.stages.items() if "AWSPENDING" in stages and "AWSCURRENT" not in stages]
+    return {
+        **asdict(row),
+        "ca_arn": str(fields.get("CA_ARN") or ""),
+        "subject_alternative_names": _names(fields),
+        "not_before": str(fields.get("CERTIFICATE_NOT_BEFORE") or ""),
+        "certificate_arn": str(fields.get("CERTIFICATE_ARN") or ""),
+        "fingerprint_sha256": str(fields.get("CERTIFICATE_FINGERPRINT_SHA256") or ""),
+        "renewal_policy": _renewal_policy(fields),
+        "rotation_function": record.rotation_lambda_arn,
+        "rotation_schedule": str(rules.get("ScheduleExpression") or "")
+        or (f"every {rules['AutomaticallyAfterDays']} days" if rules.get("AutomaticallyAfterDays") else ""),
+        "pending_versions": pending,
+    }
+
+
+def _names(fields: Mapping[str, Any]) -> list[str]:
+    """DNS names and IPs of the stored (public) certificate; the spec's when there is none."""
+    pem = fields.get("CERTIFICATE_PEM")
+    if isinstance(pem, str) and pem:
+        try:
+            from cryptography import x509
+
+            certificate = x509.load_pem_x509_certificate(pem.encode())
+            extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            return [str(n) for n in extension.get_values_for_type(x509.DNSName)] + [
+                str(ip) for ip in extension.get_values_for_type(x509.IPAddress)
+            ]
+        except (ValueError, x509.ExtensionNotFound):
+            pass
+    sans = fields.get("SUBJECT_ALTERNATIVE_NAMES") or []
+    names = options.comma_list(sans) if isinstance(sans, str) else [str(s) for s in sans]
+    common = str(fields.get("COMMON_NAME") or "")
+    return ([common] if common else []) + [n for n in names if n != common]
+
+
+def _renewal_policy(fields: Mapping[str, Any]) -> str:
+    from rotation.errors import SpecError
+    from rotation.spec import parse_spec
+
+    try:
+        return parse_spec(fields).renewal_policy.value
+    except SpecError:
+        return "unknown: the specification is invalid (certrotate validate NAME lists why)"
+
+
+_DETAIL_LABELS = (
+    ("name", "secret"),
+    ("arn", "ARN"),
+    ("certificate_type", "type"),
+    ("ca_arn", "CA"),
+    ("subject", "subject"),
+    ("subject_alternative_names", "names"),
+    ("serial", "serial"),
+    ("not_before", "not before"),
+    ("not_after", "not after"),
+    ("days_to_expiry", "days left"),
+    ("key_algorithm", "key"),
+    ("renewal_policy", "renewal policy"),
+    ("rotation_enabled", "rotation"),
+    ("rotation_function", "rotation function"),
+    ("rotation_schedule", "schedule"),
+    ("last_rotated", "last rotated"),
+    ("next_rotation", "next rotation"),
+    ("pending_versions", "pending"),
+    ("flags", "health"),
+    ("problems", "problems"),
+)
+
+
+def detail_table(detail: Mapping[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2, 0, 0))
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for key, label in _DETAIL_LABELS:
+        value = detail[key]
+        if key == "days_to_expiry":
+            text = days_left(value)
+        elif key == "rotation_enabled":
+            text = "on" if value else "off"
+        elif key == "flags":
+            text = ", ".join(value) or "ok"
+        elif isinstance(value, list):
+            text = ", ".join(value) or "-"
+        else:
+            text = str(value) or "-"
+        table.add_row(literal(label), literal(text))
+    table.add_row(literal(""), literal(""))
+    return table

@@ -1,15 +1,26 @@
-"""``certrotate validate``: check a certificate specification before rotation is enabled."""
+"""``certrotate validate``: check a certificate specification before rotation is enabled.
+
+The target is a file when one exists at that path. Otherwise, with ``--offline``, it is a missing
+file (the typo case); online it is a secret name or ARN. Online checks add the CA: it exists, is
+ACTIVE, and its key family matches the signing algorithm.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.cli.session import AwsContext
-from rotation.errors import CertificateAuthorityError, CertRotateError, SpecError
-from rotation.spec import CertificateType, load_secret_fields, parse_spec, spec_problems
+from rotation.cli.inventory import decode_value
+from rotation.cli.output import Output
+from rotation.cli.session import AwsContext, InvalidInputError
+from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError, SpecError
+from rotation.spec import CertificateType, parse_spec, spec_problems
+
+MAX_FILE_BYTES = 64 * 1024  # a secret value is at most 64 KiB
 
 
 class InvalidSpecError(CertRotateError):
@@ -20,36 +31,95 @@ class InvalidSpecError(CertRotateError):
         super().__init__(f"{len(problems)} problem(s): " + "; ".join(str(p) for p in problems))
 
 
-def load_target(aws: AwsContext, target: str) -> dict[str, Any]:
-    """The fields of a spec file, or of a secret's AWSCURRENT value when ``target`` is no file."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="a JSON file, or a secret name/ARN")
+    parser.add_argument("--offline", action="store_true", help="a file only; skip the checks against the CA")
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    fields = load_target(aws, args.target, offline=args.offline)
+    online = not args.offline and aws.has_credentials()
+    if not online:
+        out.note("checking offline: the CA is not checked" + ("" if args.offline else " (no AWS credentials)"))
+    summary = validate(fields, aws if online else None, out.say if not out.json_mode else lambda _: None)
+    if out.json_mode:
+        out.emit_json({"target": args.target, "valid": True, "ca_checked": online, "summary": summary})
+    return 0
+
+
+def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[str, Any]:
+    """The fields of a spec file, or of a secret's AWSCURRENT value when ``target`` is no file.
+
+    Raises:
+        InvalidInputError: no such file (offline), a file that is not UTF-8 or too large, a secret
+            that holds plain text or binary, or neither a file nor a secret of that name.
+    """
     path = Path(target)
     if path.is_file():
-        return load_secret_fields(path.read_text())
-    with aws_call("secretsmanager", "GetSecretValue"):
-        value = aws.client("secretsmanager").get_secret_value(SecretId=target, VersionStage="AWSCURRENT")
-    return load_secret_fields(value.get("SecretString") or "")
+        return _file_fields(path)
+    if path.exists():
+        raise InvalidInputError(f"{target}: not a regular file")
+    if offline:
+        raise InvalidInputError(f"{target}: no such file (--offline reads files only)")
+    try:
+        with aws_call("secretsmanager", "GetSecretValue"):
+            value = aws.client("secretsmanager").get_secret_value(SecretId=target, VersionStage="AWSCURRENT")
+    except AwsCallError as exc:
+        if exc.code == "ResourceNotFoundException":
+            raise InvalidInputError(f"{target}: no such file, and no secret of that name") from None
+        raise
+    fields, problem = decode_value(value)
+    if fields is None:
+        raise InvalidInputError(f"secret {target} holds {problem}")
+    return dict(fields)
 
 
-def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str], None]) -> None:
+def _file_fields(path: Path) -> dict[str, Any]:
+    with path.open("rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInputError(f"{path}: larger than {MAX_FILE_BYTES} bytes, the most a secret value holds")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "a specification is a UTF-8 JSON object"
+        ) from None
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(fields, dict):
+        raise InvalidInputError(f"{path}: a JSON {type(fields).__name__}, not an object of certificate fields")
+    return fields
+
+
+def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str], None]) -> str:
     """Offline checks of every field, then, with ``aws``, the CA: exists, ACTIVE, key family.
+
+    Returns the one-line summary it also says.
 
     Raises:
         InvalidSpecError: one or more problems, all listed.
     """
     problems: list[CertRotateError] = list(spec_problems(fields))
     if not problems and aws is not None:
-        problems += _ca_problems(parse_spec(fields), aws)
+        problems += ca_problems(parse_spec(fields), aws)
     if problems:
         raise InvalidSpecError(problems)
     spec = parse_spec(fields)
-    say(
+    summary = (
         f"valid: {spec.certificate_type.value} {spec.common_name} ({', '.join(spec.names)}), "
         f"{spec.key_algorithm.value}, {spec.signing_hash.value}, renewal {spec.renewal_policy.value}"
         + ("" if aws is None else ", CA checked")
     )
+    say(summary)
+    return summary
 
 
-def _ca_problems(spec: Any, aws: AwsContext) -> list[CertRotateError]:
+def ca_problems(spec: Any, aws: AwsContext) -> list[CertRotateError]:
+    """The CA named by ``spec``: exists, ACTIVE, key family matching the signing algorithm."""
     from rotation.certificate_authority import CertificateAuthorities
     from rotation.signing import signing_algorithm
 

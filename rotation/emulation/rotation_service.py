@@ -9,6 +9,7 @@ Secrets Manager does before it calls createSecret; :func:`run_steps` then calls 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -49,7 +50,7 @@ def stage_pending(secret_id: str, token: str | None = None, region: str = "us-ea
     secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
     secret.rotation_requested = True
     secret.rotation_enabled = True
-    secret.rotation_lambda_arn = LAMBDA_ARN
+    secret.rotation_lambda_arn = secret.rotation_lambda_arn or LAMBDA_ARN
     return token
 
 
@@ -68,6 +69,37 @@ def rotate(secret_id: str, token: str | None = None) -> str:
     return token
 
 
+class _LambdaLogShipper(logging.Handler):
+    """What Lambda does with a function's log output: each line into ``/aws/lambda/NAME`` in CloudWatch Logs.
+
+    moto runs no Lambda, so the rotation runs in a thread of moto's process; this handler takes the
+    Powertools log records of that thread only, formatted exactly as the function writes them, and
+    puts them into moto's CloudWatch Logs, where ``certrotate rotate --wait`` reads them.
+    """
+
+    def __init__(self, function_arn: str, token: str, region: str) -> None:
+        super().__init__(logging.DEBUG)
+        from moto.logs.exceptions import ResourceAlreadyExistsException
+        from moto.logs.models import logs_backends
+
+        self._thread = threading.current_thread().name
+        self._backend = logs_backends[DEFAULT_ACCOUNT_ID][region]
+        self._group = f"/aws/lambda/{function_arn.split(':')[6]}"
+        self._stream = time.strftime("%Y/%m/%d/[$LATEST]") + token.replace("-", "")
+        with contextlib.suppress(ResourceAlreadyExistsException):
+            self._backend.create_log_group(self._group, {})
+        with contextlib.suppress(ResourceAlreadyExistsException):
+            self._backend.create_log_stream(self._group, self._stream)
+        powertools = logging.getLogger("certrotate")
+        self.setFormatter(next((h.formatter for h in powertools.handlers if h.formatter), logging.Formatter()))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if threading.current_thread().name != self._thread:
+            return
+        event = {"timestamp": int(record.created * 1000), "message": self.format(record)}
+        self._backend.put_log_events(self._group, self._stream, [event])
+
+
 @contextlib.contextmanager
 def rotation_function_in_moto() -> Iterator[list[BaseException]]:
     """Make moto's RotateSecret invoke certrotate's rotation function, as Secrets Manager does.
@@ -75,7 +107,8 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
     moto can only invoke Lambdas it runs in Docker; this replaces its RotateSecret with what the
     service does: record the rotation configuration, stage AWSPENDING on a new version (the
     ClientRequestToken), answer at once, and run the four steps in the background. Step failures
-    are collected in the yielded list (Secrets Manager would log them and retry).
+    are collected in the yielded list (Secrets Manager would log them and retry), and the function's
+    log lines land in moto's CloudWatch Logs group ``/aws/lambda/NAME``, as Lambda ships them.
 
     It also makes moto track AWSCURRENT when UpdateSecretVersionStage moves it: moto otherwise keeps
     serving the old version to calls without a stage (BatchGetSecretValue, which ``status`` uses).
@@ -113,12 +146,18 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
         token = stage_pending(secret.arn, client_request_token, region=self.region_name)
         steps = STEPS if rotate_immediately else ("testSecret",)
 
+        region = self.region_name
+
         def run() -> None:
+            shipper = _LambdaLogShipper(secret.rotation_lambda_arn, token, region)
+            logging.getLogger("certrotate").addHandler(shipper)
             try:
                 run_steps(secret.arn, token, steps)
                 secret.last_rotation_date = int(time.time())
             except BaseException as exc:
                 failures.append(exc)
+            finally:
+                logging.getLogger("certrotate").removeHandler(shipper)
 
         thread = threading.Thread(target=run, name=f"rotation-{token}", daemon=True)
         threads.append(thread)

@@ -6,86 +6,25 @@ moto's server. moto cannot invoke a rotation Lambda, so its RotateSecret runs ce
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-import rotation.handler
 from rotation.cli.local_apache import free_port
-from rotation.emulation.pki import create_ca, real_acm_chain
-from rotation.emulation.rotation_service import rotation_function_in_moto
-
-REGION = "us-east-1"
-LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
-
-
-@pytest.fixture
-def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's server, with RotateSecret running our handler (whose clients call the same server)."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    rotation.handler.reset()
-    with real_acm_chain(), rotation_function_in_moto() as failures:
-        yield moto_endpoint
-    rotation.handler.reset()
-    assert all(not isinstance(f, AssertionError) for f in failures)
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
-
-
-def certrotate(*args: str, endpoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    script = shutil.which("certrotate")
-    command = [script] if script else [sys.executable, "-m", "rotation.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        COLUMNS="200",
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
-    extra = ["--endpoint-url", endpoint] if endpoint else []
-    result = subprocess.run(
-        [*command, *args, *extra], capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
-    assert "PRIVATE KEY" not in result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("certrotate: error: "), result.stderr
-    return lines[0]
-
-
-@pytest.fixture
-def ca(endpoint: str) -> str:
-    return create_ca(client(endpoint, "acm-pca"))
-
-
-def make_secret(endpoint: str, name: str, fields: dict[str, Any]) -> str:
-    return str(client(endpoint, "secretsmanager").create_secret(Name=name, SecretString=json.dumps(fields))["ARN"])
-
-
-def pca_fields(ca: str, **extra: str) -> dict[str, str]:
-    return {
-        "CERTIFICATE_TYPE": "PCA_ISSUED",
-        "CA_ARN": ca,
-        "COMMON_NAME": "app.example.internal",
-        "KEY_ALGORITHM": "EC_prime256v1",
-        **extra,
-    }
+from tests.support.cli import (
+    LAMBDA,
+    certrotate,
+    client,
+    error_lines,
+    make_secret,
+    one_error_line,
+    pca_fields,
+    rotated,
+    the_error,
+)
 
 
 def test_create_secret_rotate_and_status(endpoint: str, ca: str) -> None:
@@ -147,11 +86,22 @@ def test_rotate_of_an_unknown_secret_is_one_clear_line(endpoint: str) -> None:
     assert "ResourceNotFoundException" in one_error_line(result)
 
 
-def test_rotate_wait_times_out_when_the_rotation_fails(endpoint: str, ca: str) -> None:
-    arn = make_secret(endpoint, "cli/broken", pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
-    result = certrotate("rotate", arn, "--wait", "--timeout", "6", endpoint=endpoint)
+def test_rotate_wait_reports_a_failed_rotation_within_seconds(endpoint: str, ca: str) -> None:
+    # Rotation works, then the secret's writer asks for a key Private CA cannot sign: the next
+    # rotation fails in createSecret (RotateSecret itself succeeds, as it does in AWS).
+    arn = rotated(endpoint, "cli/broken", ca)
+    broken = {**pca_fields(ca), "KEY_ALGORITHM": "TYPE_DSA"}
+    client(endpoint, "secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(broken))
+    started = time.monotonic()
+    result = certrotate("rotate", arn, "--wait", "--timeout", "120", endpoint=endpoint)
+    elapsed = time.monotonic() - started
     assert result.returncode == 1
-    assert "did not reach AWSCURRENT" in one_error_line(result)
+    # The step and the rotation function's own error, read from its log lines for this token.
+    error = the_error(result)
+    assert "failed at createSecret" in error and "KEY_ALGORITHM='TYPE_DSA'" in error
+    assert elapsed < 15, elapsed
+    # Never silent: the wait printed where the rotation was (plain lines: stderr is no terminal).
+    assert "waiting: cli/broken failed" in result.stderr
 
 
 def test_validate_a_file_offline_and_against_the_ca(endpoint: str, ca: str, tmp_path: Path) -> None:
@@ -165,7 +115,7 @@ def test_validate_a_file_offline_and_against_the_ca(endpoint: str, ca: str, tmp_
     bad.write_text(json.dumps(pca_fields(ca, KEY_ALGORITHM="TYPE_DSA", SIGNING_HASH="sha1", COMMON_NAME="bad name")))
     result = certrotate("validate", str(bad), "--offline")
     assert result.returncode == 3
-    lines = result.stderr.strip().splitlines()
+    lines = error_lines(result)
     assert len(lines) == 3
     for field in ("KEY_ALGORITHM='TYPE_DSA'", "SIGNING_HASH='sha1'", "COMMON_NAME='bad name'"):
         assert any(field in line and "allowed" in line for line in lines), field
@@ -194,7 +144,7 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
     arn = make_secret(endpoint, "cli/deployed", pca_fields(ca))
     result = certrotate("deploy", arn, "--targets", "tag:certrotate=web", "--json", endpoint=endpoint)
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    rows = json.loads(result.stdout)  # only JSON on stdout
     assert [r["instance_id"] for r in rows] == instances and {r["status"] for r in rows} == {"Success"}
 
     # moto runs no document and reports Success; a failed host is what it cannot produce.
@@ -215,8 +165,10 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
     monkeypatch.setattr(Command, "get_invocation", failing)
     failed = certrotate("deploy", arn, "--targets", ",".join(instances), endpoint=endpoint)
     assert failed.returncode == 1
-    assert "1 of 2 instance(s) did not succeed" in one_error_line(failed)
+    assert "1 of 2 instance(s) did not succeed" in the_error(failed)
+    assert "1 done, 1 failed, 0 pending of 2 instance(s)" in failed.stderr  # the progress line
     assert "chain does not verify" in failed.stdout
+    assert f"deploy {arn}" in failed.stdout and ":secret:" in arn  # the title as written, no emoji
 
 
 def test_an_unknown_profile_is_one_clear_line() -> None:
@@ -227,7 +179,7 @@ def test_an_unknown_profile_is_one_clear_line() -> None:
 def test_bad_targets_and_unreachable_endpoints(endpoint: str) -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"
     result = certrotate("deploy", arn, "--targets", "web-servers", endpoint=endpoint)
-    assert result.returncode == 3 and "--targets" in one_error_line(result)
+    assert result.returncode == 2 and "--targets 'web-servers'" in one_error_line(result)
     unreachable = certrotate("status", endpoint=f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 4
     assert "EndpointConnectionError" in one_error_line(unreachable)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.support import cli
 
 
 def certrotate() -> list[str]:
-    script = shutil.which("certrotate")
-    return [script] if script else [sys.executable, "-m", "rotation.cli"]
+    return cli.script()
 
 
 def clean_env() -> dict[str, str]:
@@ -21,9 +21,9 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_demo(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_demo(workdir: Path, *extra: str, before: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*certrotate(), "demo", "--workdir", str(workdir), *extra],
+        [*certrotate(), *before, "demo", "--workdir", str(workdir), *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,6 +61,17 @@ def test_demo_without_apache_uses_the_labelled_stand_in(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo", "--no-apache")
     assert_demo_proved_rotation(result, tmp_path / "demo", "Python TLS server")
     assert "stands in" in result.stdout
+
+
+def test_demo_takes_the_global_region_and_json_output(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo", "--no-apache", before=("--region", "eu-west-1", "--output", "json"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # the narration went to stderr
+    assert summary["region"] == "eu-west-1" and summary["rotated"] is True
+    assert summary["served_by"] == "Python TLS server"
+    for secret in summary["secrets"]:
+        assert secret["served"] and secret["serial"] != secret["serial_before_rotate_now"]
+    assert "demo complete" in result.stderr
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -1,0 +1,139 @@
+"""The certificate secrets of an account: listed, or named, with their values read in batches.
+
+ListSecrets (100 a page) or DescribeSecret per name, then BatchGetSecretValue (20 a call). A
+secret whose value cannot be read or decoded is kept with its problem, never dropped silently
+when it was named and never fatal for the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotation.aws import aws_call
+from rotation.cli.session import AwsContext, InvalidInputError
+
+BATCH = 20
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """One secret: its ListSecrets/DescribeSecret metadata and its decoded AWSCURRENT value."""
+
+    name: str
+    arn: str
+    metadata: Mapping[str, Any]
+    fields: Mapping[str, Any] | None = None
+    problem: str = ""  # why ``fields`` is None (unreadable, not JSON, binary)
+    named: bool = field(default=False, compare=False)
+
+    @property
+    def is_certificate(self) -> bool:
+        return self.fields is not None and "CERTIFICATE_TYPE" in self.fields
+
+    @property
+    def stages(self) -> Mapping[str, list[str]]:
+        # ListSecrets says SecretVersionsToStages, DescribeSecret says VersionIdsToStages.
+        found = self.metadata.get("VersionIdsToStages") or self.metadata.get("SecretVersionsToStages") or {}
+        return dict(found)
+
+    @property
+    def rotation_lambda_arn(self) -> str:
+        return str(self.metadata.get("RotationLambdaARN") or "")
+
+    @property
+    def stuck_pending(self) -> str:
+        """The version holding AWSPENDING without AWSCURRENT (a rotation that never finished), or ""."""
+        return next((v for v, s in self.stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s), "")
+
+    @property
+    def rotation_configured(self) -> bool:
+        return bool(self.metadata.get("RotationEnabled")) and bool(self.rotation_lambda_arn)
+
+
+def listed(sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return list(_list(sm, prefix, tags))
+
+
+def _list(sm: Any, prefix: str | None, tags: Sequence[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
+    for key, value in tags:
+        filters += [{"Key": "tag-key", "Values": [key]}, {"Key": "tag-value", "Values": [value]}]
+    arguments: dict[str, Any] = {"MaxResults": 100, **({"Filters": filters} if filters else {})}
+    with aws_call("secretsmanager", "ListSecrets"):
+        for page in sm.get_paginator("list_secrets").paginate(**arguments):
+            for secret in page.get("SecretList", []):
+                have = {t["Key"]: t.get("Value", "") for t in secret.get("Tags") or []}
+                if all(have.get(k) == v for k, v in tags) and not secret.get("DeletedDate"):
+                    yield secret
+
+
+def described(sm: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """DescribeSecret for each name, in order; an unknown name is an invalid-input error."""
+    found = []
+    for name in names:
+        with aws_call("secretsmanager", "DescribeSecret"):
+            found.append(sm.describe_secret(SecretId=name))
+    return found
+
+
+def records(sm: Any, metadata: Sequence[Mapping[str, Any]], *, named: bool = False) -> list[SecretRecord]:
+    """Each secret with its AWSCURRENT value decoded (BatchGetSecretValue, 20 a call)."""
+    arns = [str(m["ARN"]) for m in metadata]
+    values: dict[str, tuple[Mapping[str, Any] | None, str]] = {}
+    for start in range(0, len(arns), BATCH):
+        with aws_call("secretsmanager", "BatchGetSecretValue"):
+            response = sm.batch_get_secret_value(SecretIdList=arns[start : start + BATCH])
+        for item in response.get("SecretValues", []):
+            values[item["ARN"]] = decode_value(item)
+        for error in response.get("Errors", []):
+            values[str(error.get("SecretId"))] = (None, f"{UNREADABLE}: {error.get('ErrorCode', 'error')}")
+    return [
+        SecretRecord(
+            name=str(m.get("Name") or m["ARN"]),
+            arn=str(m["ARN"]),
+            metadata=m,
+            fields=values.get(str(m["ARN"]), (None, "no value"))[0],
+            problem=values.get(str(m["ARN"]), (None, "no value"))[1],
+            named=named,
+        )
+        for m in metadata
+    ]
+
+
+def decode_value(item: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:
+    """A secret value's JSON object, or None and what the value is instead."""
+    if "SecretString" not in item:
+        return None, "a binary secret (SecretBinary), not a JSON certificate specification"
+    try:
+        fields = json.loads(item["SecretString"])
+    except ValueError:
+        return None, "plain text, not a JSON certificate specification"
+    if not isinstance(fields, dict):
+        return None, f"a JSON {type(fields).__name__}, not a certificate specification object"
+    return fields, ""
+
+
+def certificate_secrets(
+    aws: AwsContext, *, names: Sequence[str] = (), prefix: str | None = None, tags: Sequence[tuple[str, str]] = ()
+) -> list[SecretRecord]:
+    """Named secrets (each must be a certificate secret) or every listed certificate secret.
+
+    Raises:
+        InvalidInputError: a named secret holds no certificate specification.
+        AwsCallError: a call failed (an unknown name: ResourceNotFoundException).
+    """
+    sm = aws.client("secretsmanager")
+    if names:
+        found = records(sm, described(sm, names), named=True)
+        for record in found:
+            if not record.is_certificate:
+                why = record.problem or "a JSON object without CERTIFICATE_TYPE"
+                raise InvalidInputError(f"{record.name} is not a certificate secret: it holds {why}")
+        return found
+    # A secret we cannot read may be a certificate secret: keep it, with its problem, for ``status``.
+    found = records(sm, listed(sm, prefix=prefix, tags=tags))
+    return [r for r in found if r.is_certificate or r.problem.startswith(UNREADABLE)]

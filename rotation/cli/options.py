@@ -1,0 +1,89 @@
+"""Flag value parsers: each names the flag, the value and what is allowed (a usage error, exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$")
+# SSM SendCommand's own patterns for MaxConcurrency and MaxErrors.
+_MAX_CONCURRENCY = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
+_MAX_ERRORS = re.compile(r"^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$")
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+
+
+def _invalid(flag: str, value: str, allowed: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{flag} {value!r}: {allowed}")
+
+
+def positive_number(flag: str, *, maximum: float | None = None) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise _invalid(flag, value, "expected a number of seconds/days greater than 0") from None
+        if not number > 0 or (maximum is not None and number > maximum):
+            upper = f" and at most {maximum:g}" if maximum is not None else ""
+            raise _invalid(flag, value, f"expected a number greater than 0{upper}")
+        return number
+
+    return parse
+
+
+def endpoint_url(value: str, source: str = "--endpoint-url") -> str:
+    """An http(s) URL with a host, e.g. ``http://127.0.0.1:5000``."""
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise _invalid(source, value, "expected http(s)://HOST[:PORT]")
+    return value
+
+
+def region(value: str) -> str:
+    if not _REGION.match(value):
+        raise _invalid("--region", value, "expected a region name such as us-east-1")
+    return value
+
+
+def tag(value: str) -> tuple[str, str]:
+    key, sep, tag_value = value.partition("=")
+    if not sep or not key or not _TAG_KEY.match(key):
+        raise _invalid("--tag", value, "expected KEY=VALUE")
+    return key, tag_value
+
+
+def tag_filter(value: str) -> tuple[str, str]:
+    if not value.startswith("tag:"):
+        raise _invalid("--filter", value, "expected tag:KEY=VALUE")
+    key, value_ = tag(value.removeprefix("tag:"))
+    return key, value_
+
+
+def comma_list(value: str) -> list[str]:
+    """``a,b`` or ``a`` → ``["a", "b"]`` (spaces around items dropped, empty items ignored)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def max_concurrency(value: str) -> str:
+    if not _MAX_CONCURRENCY.match(value):
+        raise _invalid("--max-concurrency", value, "expected a number of instances >= 1 or a percentage 1%-100%")
+    return value
+
+
+def max_errors(value: str) -> str:
+    if not _MAX_ERRORS.match(value):
+        raise _invalid("--max-errors", value, "expected a number of instances >= 0 or a percentage 0%-100%")
+    return value
+
+
+def json_alias(parser: argparse.ArgumentParser) -> None:
+    """``--json``, kept for the commands that had it: the same as the global ``--output json``."""
+    parser.add_argument(
+        "--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS, help="= --output json"
+    )

@@ -1,0 +1,133 @@
+"""Running the installed ``certrotate`` console script as a user runs it: a subprocess.
+
+The script is the one installed with the interpreter running the tests (next to it in a venv, else
+in its scripts directory), never whatever ``certrotate`` comes first on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+REGION = "us-east-1"
+SCRIPT = next(
+    (
+        path
+        for path in (Path(sys.executable).with_name("certrotate"), Path(sysconfig.get_path("scripts")) / "certrotate")
+        if path.is_file()
+    ),
+    Path(sys.executable).with_name("certrotate"),
+)
+KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
+
+
+def script() -> list[str]:
+    assert SCRIPT.is_file(), f"the console script is not installed next to {sys.executable}"
+    return [str(SCRIPT)]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """A clean environment: test credentials, no profile or endpoint from the caller's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        COLUMNS="200",
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback."""
+    result = subprocess.run(
+        [*script(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or cli_env(),
+        input=input_text,
+        check=False,
+    )
+    for marker in KEY_MARKERS:
+        assert marker not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("certrotate: error: "), result.stderr
+    return lines[0]
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The error lines among stderr's messages and progress lines."""
+    return [line for line in result.stderr.splitlines() if line.startswith("certrotate: error: ")]
+
+
+def the_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a failed run (progress and messages may precede it)."""
+    errors = error_lines(result)
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
+
+
+def certrotate(*args: str, endpoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``certrotate ARGS --endpoint-url ENDPOINT`` (the endpoint option after the command, as users type it)."""
+    extra = ["--endpoint-url", endpoint] if endpoint else []
+    return run(*args, *extra, timeout=timeout)
+
+
+def client(endpoint: str, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+def make_secret(endpoint: str, name: str, fields: dict[str, Any] | str, **extra: Any) -> str:
+    value = fields if isinstance(fields, str) else json.dumps(fields)
+    sm = client(endpoint, "secretsmanager")
+    return str(sm.create_secret(Name=name, SecretString=value, **extra)["ARN"])
+
+
+def pca_fields(ca: str, **extra: str) -> dict[str, str]:
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": ca,
+        "COMMON_NAME": "app.example.internal",
+        "KEY_ALGORITHM": "EC_prime256v1",
+        **extra,
+    }
+
+
+def enable_rotation(endpoint: str, arn: str) -> None:
+    """Rotation on with the rotation function, as the console does (its first rotation runs at once)."""
+    client(endpoint, "secretsmanager").rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA)
+
+
+def rotated(endpoint: str, name: str, ca: str, **extra: str) -> str:
+    """A certificate secret with rotation on and its first certificate issued."""
+    arn = make_secret(endpoint, name, pca_fields(ca, **extra))
+    enable_rotation(endpoint, arn)
+    sm = client(endpoint, "secretsmanager")
+    for _ in range(100):
+        value = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+        if "CERTIFICATE_SERIAL" in value:
+            return arn
+        time.sleep(0.1)
+    raise AssertionError("the first rotation did not finish")
