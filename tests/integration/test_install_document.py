@@ -32,7 +32,13 @@ def file_parameters(apache: Apache) -> dict[str, str]:
 
 
 def install(apache: Apache, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
-    return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=env, timeout=120)
+    environment = {**env, **apache.installer_environment()}
+    return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=environment, timeout=120)
+
+
+def rollback(apache: Apache, env: dict[str, str], **extra: str) -> CommandResult:
+    environment = {**env, **apache.installer_environment()}
+    return run_document(ROLLBACK, {**file_parameters(apache), **extra}, env=environment, timeout=120)
 
 
 _CLIENT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -154,14 +160,14 @@ def test_rollback_document_restores_the_previous_certificate(
 ) -> None:
     old_serial = served_serial(apache)
     assert install(apache, put_secret(ca.issue([HOSTNAME])), host_env).ok
-    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=120)
+    result = rollback(apache, host_env)
     assert result.ok, result.stderr
     assert served_serial(apache) == old_serial
     assert "rolled back" in result.stdout
 
 
 def test_rollback_without_previous_files_refuses(apache: Apache, host_env: dict[str, str]) -> None:
-    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=60)
+    result = rollback(apache, host_env)
     assert result.steps[-1].exit_code == 7 and "no previous file" in result.stderr
 
 
