@@ -38,6 +38,7 @@ restore the previous files.
 
 import base64
 import calendar
+import contextlib
 import enum
 import errno
 import fcntl
@@ -126,7 +127,14 @@ DISTROS = (
     Distro("debian", "apache2", "apache2ctl", "apache2", "/etc/ssl/certs", "/etc/ssl/private"),
     Distro("rhel", "httpd", "apachectl", "httpd", "/etc/pki/tls/certs", "/etc/pki/tls/private"),
 )
-OS_FAMILIES = {"debian": "debian", "ubuntu": "debian", "rhel": "rhel", "fedora": "rhel", "centos": "rhel", "amzn": "rhel"}
+OS_FAMILIES = {
+    "debian": "debian",
+    "ubuntu": "debian",
+    "rhel": "rhel",
+    "fedora": "rhel",
+    "centos": "rhel",
+    "amzn": "rhel",
+}
 
 HOST_CONFIG = "/etc/certrotate/installer.json"
 # Read by the program only: the documents never set it, and a command's sender sets no variable
@@ -215,27 +223,23 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
     try:
         action = Action(action_name)
     except ValueError:
-        raise InstallError(
-            Exit.BAD_PARAMETER, "unknown action {!r} (allowed: install, rollback)".format(action_name)
-        ) from None
+        raise InstallError(Exit.BAD_PARAMETER, f"unknown action {action_name!r} (allowed: install, rollback)") from None
     values = {}  # type: Dict[str, str]
     for parameter in PARAMETERS[action]:
         value = environ.get("SSM_" + parameter.name)
         if value is None:
             if parameter.default is None:
-                raise InstallError(Exit.BAD_PARAMETER, "parameter {} is required".format(parameter.name))
+                raise InstallError(Exit.BAD_PARAMETER, f"parameter {parameter.name} is required")
             value = parameter.default
         if re.fullmatch(parameter.pattern, value) is None:
             raise InstallError(
                 Exit.BAD_PARAMETER,
-                "parameter {} has a value that is not allowed: {!r} (pattern {})".format(
-                    parameter.name, value, parameter.pattern
-                ),
+                f"parameter {parameter.name} has a value that is not allowed: {value!r} (pattern {parameter.pattern})",
             )
         values[parameter.name] = value
     port = int(values[HTTPS_PORT.name])
     if port > 65535:
-        raise InstallError(Exit.BAD_PARAMETER, "parameter HttpsPort must be at most 65535, not {}".format(port))
+        raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
     return Request(
         action,
         values.get(SECRET_ARN.name, ""),
@@ -272,7 +276,7 @@ def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
     path = environ.get(HOST_CONFIG_VARIABLE) or HOST_CONFIG
     explicit = HOST_CONFIG_VARIABLE in environ
     if not os.path.isabs(path):
-        raise refused("{} must be an absolute path, not {!r}".format(HOST_CONFIG_VARIABLE, path))
+        raise refused(f"{HOST_CONFIG_VARIABLE} must be an absolute path, not {path!r}")
     directory, name = os.path.split(path)
     try:
         dir_fd = open_directory(directory, euid)
@@ -286,12 +290,12 @@ def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
         os.close(dir_fd)
     if data is None:
         if explicit:
-            raise refused("host configuration {} does not exist".format(path))
+            raise refused(f"host configuration {path} does not exist")
         return default_host_config()
     try:
         settings = json.loads(data.decode("utf-8"))
     except ValueError as exc:
-        raise refused("host configuration {} is not valid JSON: {}".format(path, exc)) from None
+        raise refused(f"host configuration {path} is not valid JSON: {exc}") from None
     return parse_host_config(path, settings)
 
 
@@ -301,14 +305,14 @@ def default_host_config() -> HostConfig:
 
 def _absolute(path: str, value: Any, what: str) -> str:
     if not isinstance(value, str) or re.fullmatch(PATH_PATTERN, value) is None or value in ("", "/"):
-        raise refused("host configuration {}: {} must be an absolute path, not {!r}".format(path, what, value))
+        raise refused(f"host configuration {path}: {what} must be an absolute path, not {value!r}")
     return value
 
 
 def parse_host_config(path: str, settings: Any) -> HostConfig:
     """Pure: the validated settings of the host file ``path``."""
     if not isinstance(settings, dict):
-        raise refused("host configuration {} must be a JSON object".format(path))
+        raise refused(f"host configuration {path} must be a JSON object")
     unknown = sorted(set(settings) - set(HOST_CONFIG_KEYS))
     if unknown:
         raise refused(
@@ -318,7 +322,7 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
         )
     extra = settings.get("allowed_directories", [])
     if not isinstance(extra, list):
-        raise refused("host configuration {}: allowed_directories must be a list of paths".format(path))
+        raise refused(f"host configuration {path}: allowed_directories must be a list of paths")
     allowed = DEFAULT_ALLOWED + tuple(_absolute(path, entry, "allowed_directories entry") for entry in extra)
     apache_config = settings.get("apache_config")
     if apache_config is not None:
@@ -331,7 +335,11 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
         spec = settings["test_fault"]
         names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
         if not isinstance(spec, dict) or not isinstance(spec.get("at"), str) or spec.get("signal") not in names:
-            raise refused("host configuration " + path + ': test_fault must be an object {"at": POINT, "signal": "KILL" or "TERM"}')
+            raise refused(
+                "host configuration "
+                + path
+                + ': test_fault must be an object {"at": POINT, "signal": "KILL" or "TERM"}'
+            )
         fault = Fault(spec["at"], int(names[spec["signal"]]))
     return HostConfig(path, allowed, apache_config, journal_dir, lock_dir, fault)
 
@@ -350,7 +358,7 @@ class FaultInjector:
     def changed(self) -> None:
         """Called after every rename or link that changes what is on disk: points change:1, change:2..."""
         self.changes += 1
-        self.point("change:{}".format(self.changes))
+        self.point(f"change:{self.changes}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _owners(euid: int) -> str:
-    return "root" if euid == 0 else "root or uid {}".format(euid)
+    return "root" if euid == 0 else f"root or uid {euid}"
 
 
 def check_directory(st: os.stat_result, path: str, euid: int, final: bool) -> None:
@@ -372,17 +380,14 @@ def check_directory(st: os.stat_result, path: str, euid: int, final: bool) -> No
     """
     if st.st_uid not in (0, euid):
         raise refused(
-            "{} is owned by uid {}; every directory on the path must be owned by {}".format(
-                path, st.st_uid, _owners(euid)
-            )
+            f"{path} is owned by uid {st.st_uid}; every directory on the path must be owned by {_owners(euid)}"
         )
     if st.st_mode & 0o022:
         if not final and st.st_uid == 0 and st.st_mode & stat.S_ISVTX:
             return
         raise refused(
-            "{} is writable by group or others (mode {:o}); nobody but {} may write there".format(
-                path, stat.S_IMODE(st.st_mode), _owners(euid)
-            )
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"nobody but {_owners(euid)} may write there"
         )
 
 
@@ -409,15 +414,13 @@ def open_directory(path: str, euid: int, create_mode: Optional[int] = None) -> i
                 child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 if not (final and create_mode is not None):
-                    raise InstallError(Exit.BAD_PARAMETER, "directory does not exist: {}".format(walked)) from None
-                try:
+                    raise InstallError(Exit.BAD_PARAMETER, f"directory does not exist: {walked}") from None
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(part, create_mode, dir_fd=fd)
-                except FileExistsError:
-                    pass
                 child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise refused("{} is not a directory (or is a link)".format(walked)) from None
+                    raise refused(f"{walked} is not a directory (or is a link)") from None
                 raise
             os.close(fd)
             fd = child
@@ -446,18 +449,18 @@ def read_regular(
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(st.st_mode):
-        raise refused("{} is a symbolic link; certrotate never follows links".format(shown))
+        raise refused(f"{shown} is a symbolic link; certrotate never follows links")
     if not stat.S_ISREG(st.st_mode):
-        raise refused("{} is not a regular file".format(shown))
+        raise refused(f"{shown} is not a regular file")
     if st.st_nlink != 1:
-        raise refused("{} has {} hard links; certrotate replaces only files with one name".format(shown, st.st_nlink))
+        raise refused(f"{shown} has {st.st_nlink} hard links; certrotate replaces only files with one name")
     if owner_must_be is not None and (st.st_uid not in owner_must_be or st.st_mode & 0o022):
-        raise refused("{} must be owned by root and writable by nobody else".format(shown))
+        raise refused(f"{shown} must be owned by root and writable by nobody else")
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-            raise refused("{} changed while it was checked".format(shown))
+            raise refused(f"{shown} changed while it was checked")
         chunks = []
         size = 0
         while True:
@@ -466,7 +469,7 @@ def read_regular(
                 break
             size += len(chunk)
             if size > MAX_FILE_BYTES:
-                raise refused("{} is larger than {} bytes".format(shown, MAX_FILE_BYTES))
+                raise refused(f"{shown} is larger than {MAX_FILE_BYTES} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
@@ -497,7 +500,7 @@ class Target:
         self.name = os.path.basename(path)
 
     def __repr__(self) -> str:
-        return "Target({}, {})".format(self.kind.name, self.path)
+        return f"Target({self.kind.name}, {self.path})"
 
     def sibling(self, suffix: str) -> str:
         return self.name + suffix
@@ -513,10 +516,8 @@ class Target:
         return True
 
     def remove(self, suffix: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.name + suffix, dir_fd=self.dir_fd)
-        except FileNotFoundError:
-            pass
 
     def same_file(self, suffix_a: str, suffix_b: str) -> bool:
         try:
@@ -587,7 +588,7 @@ def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> No
         )
     if name in TRUST_BUNDLES:
         raise InstallError(
-            Exit.BAD_PARAMETER, "parameter {} {} is an OS trust bundle; certrotate never touches it".format(kind.parameter, path)
+            Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path} is an OS trust bundle; certrotate never touches it"
         )
     if not name.endswith(TARGET_SUFFIXES):
         raise InstallError(
@@ -612,9 +613,8 @@ def open_targets(files: Tuple[str, str, str], host: HostConfig, euid: int) -> Li
                 if other.path == resolved:
                     raise InstallError(
                         Exit.BAD_PARAMETER,
-                        "parameter {} must name a different file than {} ({})".format(
-                            kind.parameter, other.kind.parameter, resolved
-                        ),
+                        f"parameter {kind.parameter} must name a different file "
+                        f"than {other.kind.parameter} ({resolved})",
                     )
             targets.append(Target(kind, resolved, open_directory(os.path.dirname(resolved), euid)))
         return targets
@@ -641,15 +641,15 @@ def pem_blocks(text: str, field: str) -> List[Tuple[str, bytes]]:
     position = 0
     for match in _PEM_BLOCK.finditer(text):
         if text[position : match.start()].strip():
-            raise ValueError("{} has text outside its PEM blocks".format(field))
+            raise ValueError(f"{field} has text outside its PEM blocks")
         try:
             der = base64.b64decode("".join(match.group(2).split()), validate=True)
         except ValueError:
-            raise ValueError("{} has a PEM block that is not base64".format(field)) from None
+            raise ValueError(f"{field} has a PEM block that is not base64") from None
         blocks.append((match.group(1), der))
         position = match.end()
     if text[position:].strip():
-        raise ValueError("{} has text outside its PEM blocks".format(field))
+        raise ValueError(f"{field} has text outside its PEM blocks")
     return blocks
 
 
@@ -716,7 +716,7 @@ class CertificateFacts(NamedTuple):
 
     @property
     def serial_hex(self) -> str:
-        return "{:X}".format(self.serial)
+        return f"{self.serial:X}"
 
 
 def certificate_facts(der: bytes) -> CertificateFacts:
@@ -775,10 +775,10 @@ def parse_bundle(certificate: str, key: str, chain: str, names: Tuple[str, str, 
     """
     cert_blocks = pem_blocks(certificate, names[0])
     if [label for label, _ in cert_blocks] != ["CERTIFICATE"]:
-        raise ValueError("{} must hold exactly one CERTIFICATE block and nothing else".format(names[0]))
+        raise ValueError(f"{names[0]} must hold exactly one CERTIFICATE block and nothing else")
     chain_blocks = pem_blocks(chain, names[2])
     if not chain_blocks or any(label != "CERTIFICATE" for label, _ in chain_blocks):
-        raise ValueError("{} must hold CERTIFICATE blocks only".format(names[2]))
+        raise ValueError(f"{names[2]} must hold CERTIFICATE blocks only")
     key_blocks = pem_blocks(key, names[1])
     if len(key_blocks) != 1 or key_blocks[0][0] not in KEY_LABELS:
         raise ValueError(
@@ -804,11 +804,12 @@ def _memory_file(data: bytes) -> Tuple[str, Any]:
     never linked into a directory (O_TMPFILE), gone when closed or when this process dies."""
     import tempfile
 
-    directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    handle = tempfile.TemporaryFile(dir=directory)
+    in_memory = "/dev/shm"  # noqa: S108 - O_TMPFILE: the file never has a name to race for
+    directory = in_memory if os.path.isdir(in_memory) else None
+    handle = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller closes it
     handle.write(data)
     handle.flush()
-    return "/dev/fd/{}".format(handle.fileno()), handle
+    return f"/dev/fd/{handle.fileno()}", handle
 
 
 def server_context(bundle: Bundle) -> ssl.SSLContext:
@@ -866,7 +867,7 @@ def handshake(bundle: Bundle) -> None:
                 if index == 1 and not done[0]:
                     continue  # the client's alert explains it on its side
                 reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
-                raise ValueError("the chain does not verify the certificate: {}".format(reason)) from None
+                raise ValueError(f"the chain does not verify the certificate: {reason}") from None
         if done[0]:
             return
     raise ValueError("the chain does not verify the certificate: the in-memory handshake did not finish")
@@ -881,10 +882,15 @@ def validate_bundle(bundle: Bundle, now: float) -> None:
     facts = bundle.facts
     if facts.not_after <= now:
         raise InstallError(
-            Exit.BUNDLE_INVALID, "the certificate expired at {}".format(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after)))
+            Exit.BUNDLE_INVALID,
+            "the certificate expired at {}".format(
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))
+            ),
         )
     if not facts.common_name:
-        raise InstallError(Exit.BUNDLE_INVALID, "the certificate has no common name to check the served certificate with")
+        raise InstallError(
+            Exit.BUNDLE_INVALID, "the certificate has no common name to check the served certificate with"
+        )
     try:
         handshake(bundle)
     except ValueError as exc:
@@ -897,7 +903,10 @@ def key_matches(certificate: bytes, key: bytes) -> bool:
         cert_blocks = pem_blocks(certificate.decode("ascii"), "certificate")
         key_blocks = pem_blocks(key.decode("ascii"), "key")
         bundle = Bundle(
-            pem("CERTIFICATE", cert_blocks[0][1]), pem(key_blocks[0][0], key_blocks[0][1]), b"", certificate_facts(cert_blocks[0][1])
+            pem("CERTIFICATE", cert_blocks[0][1]),
+            pem(key_blocks[0][0], key_blocks[0][1]),
+            b"",
+            certificate_facts(cert_blocks[0][1]),
         )
         server_context(bundle)
     except (ValueError, IndexError, UnicodeDecodeError):
@@ -917,7 +926,9 @@ def check_existing_content(kind: TargetKind, data: bytes, shown: str) -> None:
         labels = ["?"]
     if not labels:
         return
-    expected_ok = (len(labels) == 1 and labels[0] in KEY_LABELS) if kind is TargetKind.KEY else set(labels) == {"CERTIFICATE"}
+    expected_ok = (
+        (len(labels) == 1 and labels[0] in KEY_LABELS) if kind is TargetKind.KEY else set(labels) == {"CERTIFICATE"}
+    )
     if not expected_ok:
         raise refused(
             "{} exists and is not a {} file; certrotate replaces only its own kind of file".format(
@@ -941,7 +952,9 @@ def tool_environment(environ: Dict[str, str]) -> Dict[str, str]:
 def find_tool(name: str, env: Dict[str, str]) -> str:
     found = shutil.which(name, path=env["PATH"])
     if found is None:
-        raise InstallError(Exit.HOST_UNSUPPORTED, "{} is not installed on this host (not in {})".format(name, env["PATH"]))
+        raise InstallError(
+            Exit.HOST_UNSUPPORTED, "{} is not installed on this host (not in {})".format(name, env["PATH"])
+        )
     return found
 
 
@@ -976,20 +989,25 @@ def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise InstallError(Exit.SECRET_UNREADABLE, "cannot read secret {}: the aws CLI timed out".format(request.secret_arn)) from None
-    where = "secret {} ({})".format(request.secret_arn, request.version_stage)
+        raise InstallError(
+            Exit.SECRET_UNREADABLE, f"cannot read secret {request.secret_arn}: the aws CLI timed out"
+        ) from None
+    where = f"secret {request.secret_arn} ({request.version_stage})"
     if done.returncode != 0:
         lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise InstallError(Exit.SECRET_UNREADABLE, "cannot read {}: {}".format(where, lines[-1] if lines else "aws exit {}".format(done.returncode)))
+        raise InstallError(
+            Exit.SECRET_UNREADABLE,
+            "cannot read {}: {}".format(where, lines[-1] if lines else f"aws exit {done.returncode}"),
+        )
     try:
         fields = json.loads(json.loads(done.stdout.decode("utf-8"))["SecretString"])
     except (ValueError, KeyError, TypeError):
-        raise InstallError(Exit.SECRET_UNREADABLE, "{}: the secret value is not a JSON object".format(where)) from None
+        raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object") from None
     if not isinstance(fields, dict):
-        raise InstallError(Exit.SECRET_UNREADABLE, "{}: the secret value is not a JSON object".format(where))
+        raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object")
     for field in ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM"):
         if not isinstance(fields.get(field), str) or "-----BEGIN" not in fields[field]:
-            raise InstallError(Exit.SECRET_UNREADABLE, "{}: the secret has no {}".format(where, field))
+            raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret has no {field}")
     return fields
 
 
@@ -1062,9 +1080,9 @@ class Apache:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the DER served is compared byte for byte
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=3) as raw:
-                with context.wrap_socket(raw, server_hostname=hostname) as tls:
-                    return tls.getpeercert(binary_form=True)
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+            with raw, context.wrap_socket(raw, server_hostname=hostname) as tls:
+                return tls.getpeercert(binary_form=True)
         except (OSError, ssl.SSLError, ValueError):
             return None
 
@@ -1079,12 +1097,12 @@ class Apache:
                 break
             time.sleep(0.1)
         if seen is None:
-            return False, "nothing answers TLS on port {}".format(self.port)
+            return False, f"nothing answers TLS on port {self.port}"
         try:
             other = certificate_facts(seen).serial_hex
         except (ValueError, IndexError):
             other = "unknown"
-        return False, "Apache on port {} serves serial {}, expected {}".format(self.port, other, facts.serial_hex)
+        return False, f"Apache on port {self.port} serves serial {other}, expected {facts.serial_hex}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1113,18 +1131,20 @@ class Journal:
         try:
             record = json.loads(data.decode("utf-8"))
         except ValueError:
-            raise InstallError(Exit.ROLLBACK_INCOMPLETE, "journal {} is unreadable; inspect the certificate files by hand".format(self.path)) from None
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE, f"journal {self.path} is unreadable; inspect the certificate files by hand"
+            ) from None
         if not isinstance(record, dict):
-            raise InstallError(Exit.ROLLBACK_INCOMPLETE, "journal {} is not a record".format(self.path))
+            raise InstallError(Exit.ROLLBACK_INCOMPLETE, f"journal {self.path} is not a record")
         return record
 
     def write(self, record: Dict[str, Any]) -> None:
         temporary = JOURNAL_NAME + ".tmp"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=self.dir_fd)
-        except FileNotFoundError:
-            pass
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd
+        )
         try:
             os.write(fd, json.dumps(record, sort_keys=True).encode("utf-8"))
             os.fsync(fd)
@@ -1134,10 +1154,8 @@ class Journal:
         os.fsync(self.dir_fd)
 
     def clear(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(JOURNAL_NAME, dir_fd=self.dir_fd)
-        except FileNotFoundError:
-            pass
         os.fsync(self.dir_fd)
 
 
@@ -1175,8 +1193,12 @@ class Swap:
         self.phase = None  # type: Optional[Phase]
 
     @classmethod
-    def from_journal(cls, record: Dict[str, Any], targets: Sequence[Target], journal: Journal, faults: FaultInjector) -> "Swap":
-        swap = cls(Action(record["action"]), targets, [b""] * len(targets), bool(record["keep_previous"]), journal, faults)
+    def from_journal(
+        cls, record: Dict[str, Any], targets: Sequence[Target], journal: Journal, faults: FaultInjector
+    ) -> "Swap":
+        swap = cls(
+            Action(record["action"]), targets, [b""] * len(targets), bool(record["keep_previous"]), journal, faults
+        )
         swap.existed = [bool(entry["existed"]) for entry in record["targets"]]
         swap.new_hashes = [str(entry["new_sha256"]) for entry in record["targets"]]
         swap.phase = Phase(record["phase"])
@@ -1307,7 +1329,6 @@ class Host:
         os.close(self.journal_fd)
 
 
-
 def acquire_lock(config: HostConfig, euid: int) -> int:
     """The host's one install lock, on a descriptor no child inherits (O_CLOEXEC).
 
@@ -1320,20 +1341,20 @@ def acquire_lock(config: HostConfig, euid: int) -> int:
         fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise refused("lock {} is a symbolic link".format(path)) from None
+            raise refused(f"lock {path} is a symbolic link") from None
         raise
     finally:
         os.close(dir_fd)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, euid):
         os.close(fd)
-        raise refused("lock {} is not a regular file of {}".format(path, _owners(euid)))
+        raise refused(f"lock {path} is not a regular file of {_owners(euid)}")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-            raise InstallError(Exit.BUSY, "another certrotate install is running on this host (lock {})".format(path)) from None
+            raise InstallError(Exit.BUSY, f"another certrotate install is running on this host (lock {path})") from None
         raise
     return fd
 
@@ -1360,16 +1381,19 @@ def recover(host: Host) -> None:
         try:
             for entry in record["targets"]:
                 path = str(entry["path"])
-                targets.append(Target(TargetKind[entry["kind"]], path, open_directory(os.path.dirname(path), host.euid)))
+                targets.append(
+                    Target(TargetKind[entry["kind"]], path, open_directory(os.path.dirname(path), host.euid))
+                )
             swap = Swap.from_journal(record, targets, host.journal, host.faults)
         except (KeyError, ValueError, TypeError) as exc:
             raise InstallError(
-                Exit.ROLLBACK_INCOMPLETE, "journal {} cannot be used ({}); inspect the certificate files by hand".format(host.journal.path, exc)
+                Exit.ROLLBACK_INCOMPLETE,
+                f"journal {host.journal.path} cannot be used ({exc}); inspect the certificate files by hand",
             ) from None
         try:
             if swap.phase is Phase.COMMITTING:
                 host.guard.protect(swap.finish_commit)
-                say("finished an interrupted {} (its certificate was served); previous files kept".format(swap.action.value))
+                say(f"finished an interrupted {swap.action.value} (its certificate was served); previous files kept")
             else:
                 host.guard.protect(swap.undo)
                 note = ""
@@ -1383,9 +1407,8 @@ def recover(host: Host) -> None:
         except OSError as exc:
             raise InstallError(
                 Exit.ROLLBACK_INCOMPLETE,
-                "cannot recover an interrupted install ({}); the journal {} is kept for the next run".format(
-                    describe_os_error(exc), host.journal.path
-                ),
+                f"cannot recover an interrupted install ({describe_os_error(exc)}); "
+                f"the journal {host.journal.path} is kept for the next run",
             ) from None
     finally:
         for target in targets:
@@ -1393,8 +1416,8 @@ def recover(host: Host) -> None:
 
 
 def describe_os_error(exc: OSError) -> str:
-    where = " ({})".format(exc.filename) if exc.filename else ""
-    return "{}{}".format(exc.strerror or exc, where)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def classify(exc: BaseException) -> Tuple[Exit, str]:
@@ -1402,14 +1425,14 @@ def classify(exc: BaseException) -> Tuple[Exit, str]:
     if isinstance(exc, InstallError):
         return exc.code, exc.message
     if isinstance(exc, Interrupted):
-        return Exit.INTERRUPTED, "interrupted by signal {}".format(signal.Signals(exc.signum).name)
+        return Exit.INTERRUPTED, f"interrupted by signal {signal.Signals(exc.signum).name}"
     if isinstance(exc, OSError):
-        return Exit.WRITE_FAILED, "a file operation failed: {}".format(describe_os_error(exc))
+        return Exit.WRITE_FAILED, f"a file operation failed: {describe_os_error(exc)}"
     trace = exc.__traceback__
     while trace is not None and trace.tb_next is not None:
         trace = trace.tb_next
     line = trace.tb_lineno if trace is not None else 0
-    return Exit.INTERNAL, "unexpected {} at line {} of the installer".format(type(exc).__name__, line)
+    return Exit.INTERNAL, f"unexpected {type(exc).__name__} at line {line} of the installer"
 
 
 def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
@@ -1419,12 +1442,11 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
         return InstallError(code, reason + "; nothing was changed")
     try:
         host.guard.protect(swap.undo)
-    except Exception as undo_exc:  # noqa: BLE001 - reported, the journal stays for the next run
+    except Exception as undo_exc:
         return InstallError(
             Exit.ROLLBACK_INCOMPLETE,
-            "{}; restoring the previous files failed too ({}); the journal {} is kept and the next run finishes the rollback".format(
-                reason, classify(undo_exc)[1], host.journal.path
-            ),
+            f"{reason}; restoring the previous files failed too ({classify(undo_exc)[1]}); "
+            f"the journal {host.journal.path} is kept and the next run finishes the rollback",
         )
     if phase is Phase.STAGING:
         return InstallError(code, reason + "; no live file was changed")
@@ -1432,8 +1454,8 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
     if phase is Phase.SWAPPED:
         notes = []  # type: List[str]
         host.guard.protect(lambda: notes.append(reload_after_undo(host)))
-        note = " ({})".format(notes[0]) if notes else ""
-    return InstallError(code, "{}; the previous certificate files are restored{}".format(reason, note))
+        note = f" ({notes[0]})" if notes else ""
+    return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
 
 
 def read_live(targets: Sequence[Target]) -> List[Optional[bytes]]:
@@ -1482,9 +1504,8 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
     except OSError as exc:
         raise InstallError(
             Exit.WRITE_FAILED,
-            "the new certificate is served, but keeping the previous files failed ({}); the next run finishes it".format(
-                describe_os_error(exc)
-            ),
+            "the new certificate is served, but keeping the previous files failed "
+            f"({describe_os_error(exc)}); the next run finishes it",
         ) from None
 
 
@@ -1494,7 +1515,9 @@ BUNDLE_FIELDS = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     fields = fetch_secret(host.request, host.apache.env)
     try:
-        bundle = parse_bundle(fields[BUNDLE_FIELDS[0]], fields[BUNDLE_FIELDS[1]], fields[BUNDLE_FIELDS[2]], BUNDLE_FIELDS)
+        bundle = parse_bundle(
+            fields[BUNDLE_FIELDS[0]], fields[BUNDLE_FIELDS[1]], fields[BUNDLE_FIELDS[2]], BUNDLE_FIELDS
+        )
     except ValueError as exc:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
     validate_bundle(bundle, time.time())
@@ -1512,17 +1535,17 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
     for target in targets:
         data = target.read(PREVIOUS_SUFFIX)
         if data is None:
-            raise InstallError(Exit.NOTHING_TO_ROLL_BACK, "no previous file to restore for {}".format(target.path))
+            raise InstallError(Exit.NOTHING_TO_ROLL_BACK, f"no previous file to restore for {target.path}")
         saved.append(data)
     names = (targets[0].path + PREVIOUS_SUFFIX, targets[1].path + PREVIOUS_SUFFIX, targets[2].path + PREVIOUS_SUFFIX)
     try:
         bundle = parse_bundle(saved[0].decode("ascii"), saved[1].decode("ascii"), saved[2].decode("ascii"), names)
         if not bundle.facts.common_name:
-            raise ValueError("{} has no common name".format(names[0]))
+            raise ValueError(f"{names[0]} has no common name")
         handshake(bundle)
     except (ValueError, UnicodeDecodeError, IndexError) as exc:
         raise InstallError(
-            Exit.BUNDLE_INVALID, "the saved previous files are not a valid pair ({}); nothing was changed".format(exc)
+            Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc}); nothing was changed"
         ) from None
     live = read_live(targets)
     keep = old_pair_matches(live)
@@ -1537,22 +1560,22 @@ RUNS = {Action.INSTALL: run_install, Action.ROLLBACK: run_rollback}  # type: Dic
 def print_outcome(outcome: Outcome) -> None:
     facts = outcome.facts
     if not outcome.changed:
-        say("certificate serial {} is already installed; nothing changed".format(facts.serial_hex))
+        say(f"certificate serial {facts.serial_hex} is already installed; nothing changed")
     elif outcome.action is Action.INSTALL:
-        say("installed; Apache on port {} serves:".format(outcome.port))
+        say(f"installed; Apache on port {outcome.port} serves:")
     else:
-        say("rolled back; Apache on port {} serves:".format(outcome.port))
-    print("  subject=CN={}".format(facts.common_name))
-    print("  serial={}".format(facts.serial_hex))
+        say(f"rolled back; Apache on port {outcome.port} serves:")
+    print(f"  subject=CN={facts.common_name}")
+    print(f"  serial={facts.serial_hex}")
     print("  notAfter={}".format(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))))
-    print("  SHA256 Fingerprint={}".format(facts.fingerprint))
+    print(f"  SHA256 Fingerprint={facts.fingerprint}")
     if outcome.changed:
         kept = (
             "previous kept as *" + PREVIOUS_SUFFIX
             if outcome.previous_kept
-            else "the replaced files were not a matching pair, so the *{} files were left as they were".format(PREVIOUS_SUFFIX)
+            else f"the replaced files were not a matching pair, so the *{PREVIOUS_SUFFIX} files were left as they were"
         )
-        say("files written: {} {} (0600) {}; {}".format(outcome.targets[0], outcome.targets[1], outcome.targets[2], kept))
+        say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
     sys.stdout.flush()
 
 
@@ -1574,7 +1597,7 @@ def check_apache_config(path: str, euid: int) -> None:
     dir_fd = open_directory(os.path.dirname(path), euid)
     try:
         if read_regular(dir_fd, os.path.basename(path), path, owner_must_be=(0, euid)) is None:
-            raise refused("apache_config {} does not exist".format(path))
+            raise refused(f"apache_config {path} does not exist")
     finally:
         os.close(dir_fd)
 
@@ -1607,11 +1630,11 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         warn("error: " + exc.message)
         return int(exc.code)
     except Interrupted as exc:
-        warn("error: {}; nothing was changed".format(classify(exc)[1]))
+        warn(f"error: {classify(exc)[1]}; nothing was changed")
         return int(Exit.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - a bug before the first change: say where, nothing else
+    except Exception as exc:
         code, reason = classify(exc)
-        warn("error: {}; nothing was changed".format(reason))
+        warn(f"error: {reason}; nothing was changed")
         return int(code)
     finally:
         for target in targets:

@@ -128,7 +128,9 @@ def substitute(command: str, parameters: Mapping[str, str]) -> str:
 def environment_variables(document: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
     """``SSM_<Name>`` for each ENV_VAR parameter, as the SSM Agent sets them."""
     declared: dict[str, Any] = document.get("parameters") or {}
-    return {f"SSM_{name}": values[name] for name, spec in declared.items() if spec.get("interpolationType") == "ENV_VAR"}
+    return {
+        f"SSM_{name}": values[name] for name, spec in declared.items() if spec.get("interpolationType") == "ENV_VAR"
+    }
 
 
 def run_document(
