@@ -8,6 +8,7 @@ import ast
 import glob
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python3") + 
 
 def test_vermin_finds_nothing_newer_than_3_6() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vermin", "-t=3.6-", "--no-tips", "--violations", "--eval-annotations", str(PROGRAM)],
+        [str(Path(sys.executable).with_name("vermin")), "-t=3.6-", "--no-tips", "--violations", "--eval-annotations", str(PROGRAM)],
         capture_output=True,
         text=True,
         check=False,
