@@ -103,7 +103,9 @@ def test_an_intermediate_alone_is_enough_as_chain(program: ModuleType, ca: Local
     sub = ca.subordinate()
     bundle = sub.issue(["a.test"])
     intermediate_only = bundle.chain_pem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
-    program.validate_bundle(parse(program, bundle.certificate_pem, bundle.private_key_pem, intermediate_only), time.time())
+    program.validate_bundle(
+        parse(program, bundle.certificate_pem, bundle.private_key_pem, intermediate_only), time.time()
+    )
 
 
 def test_an_expired_certificate_is_refused(program: ModuleType, ca: LocalCA) -> None:

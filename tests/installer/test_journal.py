@@ -76,7 +76,9 @@ class Scene:
     def targets(self) -> list[Any]:
         p = self.program
         files = (str(self.root / "tls" / name) for name in FILES)
-        return [p.Target(kind, path, p.open_directory(os.path.dirname(path), 0)) for kind, path in zip(p.TargetKind, files)]
+        return [
+            p.Target(kind, path, p.open_directory(os.path.dirname(path), 0)) for kind, path in zip(p.TargetKind, files)
+        ]
 
 
 def contents(program: ModuleType, bundle: Any) -> tuple[bytes, bytes, bytes]:

@@ -20,7 +20,14 @@ OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python3") + 
 
 def test_vermin_finds_nothing_newer_than_3_6() -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("vermin")), "-t=3.6-", "--no-tips", "--violations", "--eval-annotations", str(PROGRAM)],
+        [
+            str(Path(sys.executable).with_name("vermin")),
+            "-t=3.6-",
+            "--no-tips",
+            "--violations",
+            "--eval-annotations",
+            str(PROGRAM),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -20,6 +20,7 @@ import pytest
 from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
+from tests.installer.helpers import LocalUser, local_user, user_problem
 from tests.support.certs import LocalCA
 
 REGION = "us-east-1"
@@ -93,3 +94,11 @@ def put_secret(sm: Any) -> Callable[..., str]:
         return str(sm.create_secret(Name=name, SecretString=value)["ARN"])
 
     return put
+
+
+@pytest.fixture
+def attacker() -> Iterator[LocalUser]:
+    """A real unprivileged local user (useradd), removed afterwards."""
+    require(user_problem())
+    with local_user() as user:
+        yield user
