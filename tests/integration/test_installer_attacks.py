@@ -104,12 +104,8 @@ def test_2_a_system_file_is_never_a_target(
     live, serial = snapshot(apache), served_serial(apache)
     result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env, **{parameter: path})
     clean_failure(result, 2)
-    assert (
-        parameter in result.stderr
-        and "trust bundle" in result.stderr
-        or "allowed" in result.stderr
-        or ("must end with" in result.stderr)
-    )
+    assert parameter in result.stderr
+    assert any(reason in result.stderr for reason in ("trust bundle", "outside the allowed", "must end with"))
     after = os.stat(path)
     assert Path(path).read_bytes() == before[0] and (after.st_ino, after.st_mode) == (
         before[1].st_ino,
@@ -326,7 +322,10 @@ def tiny_disk(apache: Apache) -> Callable[[int], None]:
     ssl_dir = apache.root / "ssl"
     saved = {p.relative_to(ssl_dir): (p.read_bytes(), p.stat().st_mode) for p in ssl_dir.rglob("*") if p.is_file()}
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(ssl_dir)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(ssl_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     require(None if mounted.returncode == 0 else f"cannot mount a tmpfs: {mounted.stderr.strip()}")
     (ssl_dir / "certs").mkdir(mode=0o755)
