@@ -62,13 +62,16 @@ def test_the_installers_own_user_may_own_the_path(program: ModuleType, tmp_path:
     refused(program, program.open_directory, str(mine), 0)  # the same directory is not root's
 
 
+def owned_by(user: LocalUser, directory: Path, mode: int = 0o755) -> Path:
+    directory.mkdir(mode=mode)
+    os.chown(directory, user.uid, user.gid)
+    return directory
+
+
 def test_a_symlinked_directory_into_an_unsafe_place_is_refused(
     program: ModuleType, tmp_path: Path, attacker: LocalUser
 ) -> None:
-    theirs = tmp_path / "theirs"
-    theirs.mkdir(mode=0o755)
-    os.chown(theirs, attacker.uid, attacker.gid)
-    (tmp_path / "certs").symlink_to(theirs)
+    (tmp_path / "certs").symlink_to(owned_by(attacker, tmp_path / "theirs"))
     refused(program, program.open_directory, str(tmp_path / "certs"), 0)
 
 
@@ -215,8 +218,6 @@ def test_the_lock_is_exclusive_and_never_inherited(program: ModuleType, tmp_path
 def test_a_state_directory_another_user_owns_is_refused(
     program: ModuleType, tmp_path: Path, attacker: LocalUser
 ) -> None:
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    os.chown(state, attacker.uid, attacker.gid)
+    state = owned_by(attacker, tmp_path / "state", 0o700)
     config = program.HostConfig("test", (), None, str(state), str(state), None)
     refused(program, program.acquire_lock, config, 0)

@@ -15,6 +15,9 @@ import pytest
 from rotation.build.ssm_documents import PROGRAM
 from tests.support.certs import LocalCA
 
+VERMIN = (
+    str(Path(sys.executable).with_name("vermin")) if Path(sys.executable).with_name("vermin").exists() else "vermin"
+)
 OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python3") + glob.glob("/usr/bin/python3.[6-9]"))
 
 

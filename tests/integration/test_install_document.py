@@ -251,3 +251,38 @@ def test_the_secret_is_read_in_the_region_of_its_arn(
     result = install(apache, arn, env)
     assert result.ok, result.stderr
     assert served_serial(apache) == new.certificate.serial_number
+
+
+def test_an_agent_older_than_env_var_interpolation_installs_through_the_fallback(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """SSM Agents before 3.3.2746.0 set no SSM_<Name>: the document's fallback lines fill them in."""
+    new = ca.issue([HOSTNAME])
+    environment = {**host_env, **apache.installer_environment()}
+    parameters = {"SecretArn": put_secret(new), **file_parameters(apache)}
+    result = run_document(INSTALL, parameters, env=environment, timeout=120, env_var_interpolation=False)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
+
+
+OLDEST_PYTHON = sorted(Path("/root/.pyenv/versions").glob("3.6.*/bin/python3.6"))
+
+
+def test_the_documents_run_on_python_3_6(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
+) -> None:
+    """RHEL 8's platform-python is 3.6: the whole install and rollback on a 3.6 interpreter."""
+    if not OLDEST_PYTHON:
+        pytest.skip("no Python 3.6 here (tests/installer/test_python_versions.py still checks the source)")
+    bin_dir = tmp_path / "py36"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(OLDEST_PYTHON[-1])
+    env = {**host_env, "PATH": f"{bin_dir}:{host_env['PATH']}"}
+    old_serial = served_serial(apache)
+    new = ca.issue([HOSTNAME], key_algorithm=KeyAlgorithm.RSA_2048)
+    result = install(apache, put_secret(new), env)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
+    back = rollback(apache, env)
+    assert back.ok, back.stderr
+    assert served_serial(apache) == old_serial
