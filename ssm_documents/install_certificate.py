@@ -1042,15 +1042,18 @@ class Apache:
 
     def config_test(self) -> Tuple[bool, str]:
         command = self._command("-t") if self.main_config else self._command("configtest")
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            timeout=APACHE_TIMEOUT_SECONDS,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                timeout=APACHE_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False, f"the config test did not finish in {APACHE_TIMEOUT_SECONDS} s"
         return done.returncode == 0, done.stdout.decode("utf-8", "replace")
 
     def reload(self, mode: str) -> Tuple[bool, str]:
@@ -1061,16 +1064,19 @@ class Apache:
 
         command = self._command("-k", mode) if self.main_config else self._command(mode)
         with tempfile.TemporaryFile() as output:
-            done = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=self.env,
-                timeout=APACHE_TIMEOUT_SECONDS,
-                check=False,
-                close_fds=True,
-            )
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    env=self.env,
+                    timeout=APACHE_TIMEOUT_SECONDS,
+                    check=False,
+                    close_fds=True,
+                )
+            except subprocess.TimeoutExpired:
+                return False, f"{' '.join(command)} did not finish in {APACHE_TIMEOUT_SECONDS} s"
             output.seek(0)
             text = output.read(65536).decode("utf-8", "replace")
         return done.returncode == 0, text
@@ -1272,21 +1278,20 @@ class Swap:
 
 
 class SignalGuard:
-    """Turns SIGTERM/SIGINT/SIGHUP into ``Interrupted``, except while an undo must not be cut short."""
+    """Turns SIGTERM/SIGINT/SIGHUP into ``Interrupted``, except while an undo, a commit or the reload
+    after an undo runs: those are the way back to a consistent host, so a signal then is ignored
+    and the run ends as soon as they are done (SIGKILL is left to the journal)."""
 
     def __init__(self) -> None:
         self.deferred = False
-        self.pending = None  # type: Optional[int]
 
     def install(self) -> None:
         for signum in SIGNALS:
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.deferred:
-            self.pending = signum
-            return
-        raise Interrupted(signum)
+        if not self.deferred:
+            raise Interrupted(signum)
 
     def protect(self, work: Callable[[], None]) -> None:
         self.deferred = True
@@ -1360,10 +1365,14 @@ def acquire_lock(config: HostConfig, euid: int) -> int:
 
 
 def reload_after_undo(host: Host) -> str:
-    ok, _ = host.apache.config_test()
-    if not ok:
-        return "Apache was not reloaded: its config test fails with the restored files too"
-    ok, _ = host.apache.reload("graceful")
+    """Reload Apache onto the restored files; a failure here is reported, never raised."""
+    try:
+        ok, _ = host.apache.config_test()
+        if not ok:
+            return "Apache was not reloaded: its config test fails with the restored files too"
+        ok, _ = host.apache.reload("graceful")
+    except Exception as exc:  # the restore is done; say why the reload is not
+        return f"Apache was not reloaded: {classify(exc)[1]}"
     return "Apache reloaded" if ok else "Apache did not reload"
 
 
