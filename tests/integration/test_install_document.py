@@ -111,13 +111,19 @@ def _bad_secrets(ca: LocalCA) -> dict[str, tuple[Any, int, str]]:
             "chain does not verify",
         ),
         "expired": (expired.to_fields(), 4, "expired"),
+        "key in the chain": (
+            good.to_fields() | {"CERTIFICATE_CHAIN_PEM": good.chain_pem + good.private_key_pem},
+            4,
+            "CERTIFICATE_CHAIN_PEM must hold CERTIFICATE blocks only",
+        ),
         "malformed JSON": ("{not json", 3, "not a JSON object"),
         "no certificate": ({"COMMON_NAME": HOSTNAME}, 3, "has no CERTIFICATE_PEM"),
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["key does not match", "chain does not verify", "expired", "malformed JSON", "no certificate"]
+    "case",
+    ["key does not match", "chain does not verify", "expired", "key in the chain", "malformed JSON", "no certificate"],
 )
 def test_a_bad_bundle_changes_nothing(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], case: str
