@@ -1,9 +1,12 @@
 """certrotate installer: put the certificate held in a Secrets Manager secret on an Apache host.
 
-The SSM documents RunUpdateTLS and RollbackTLS embed this file unchanged and start it with the
-host's python3 (3.6 or later, standard library only) as ``python3 -I - install|rollback``.
-Parameters arrive as data in ``SSM_<Name>`` environment variables (interpolationType ENV_VAR)
-and are checked again here against the documents' allowedPattern.
+The SSM documents RunUpdateTLS and RollbackTLS embed this file (zlib + base64, for SSM's 64 KB
+document limit) and run it with the host's python3 (3.6 or later, standard library only) in
+isolated mode, its first argument ``install`` or ``rollback``. Parameters arrive as data in
+``SSM_<Name>`` environment variables (interpolationType ENV_VAR) and are checked again here
+against the documents' allowedPattern. Whoever runs the program (never a document or its sender)
+may name another host file in ``CERTROTATE_INSTALLER_CONFIG``; tests and the unprivileged local
+demo do. ``FINISHERS`` are the steps run after a success, each given the ``Outcome``.
 
 Guarantees:
 - Writes only under the allowed directories (``DEFAULT_ALLOWED`` plus ``allowed_directories``
@@ -24,7 +27,8 @@ Guarantees:
   only by a pair whose key matches its certificate, and only after the new one is served.
 - One install at a time per host: a lock under ``/run/certrotate``, on a descriptor no child
   (Apache included) inherits.
-- The private key is never printed, logged or written anywhere but the key file.
+- The private key is never printed or logged, and never written anywhere but the key file
+  (for the handshake check it sits in an unnamed in-memory file that vanishes with the process).
 
 Exit codes (``Exit``): 0 installed, already installed or rolled back; 1 unexpected error (a bug;
 the files were restored); 2 bad parameter; 3 secret unreadable or malformed; 4 bundle (or, for
