@@ -1,6 +1,6 @@
 """Benchmark: swap a certificate on the real Apache with RunUpdateTLS while clients keep connecting.
 
-Run from the repository root as root, with apache2, openssl and the aws CLI installed:
+Run from the repository root as root, with apache2 and the aws CLI installed:
     python bench/install_swap_bench.py [--threads 4] [--handshakes 800]
 
 Starts Debian's apache2 on a loopback port and moto's server, runs the install document through
@@ -110,12 +110,14 @@ def main() -> int:
             threads = [threading.Thread(target=hammer) for _ in range(args.threads)]
             for thread in threads:
                 thread.start()
-            aws = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
+            beside = Path(sys.executable).with_name("aws")  # its directory first: python3 there is plain
+            aws = str(beside) if beside.exists() else shutil.which("aws") or "aws"
             env = {
                 "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ACCESS_KEY_ID": "bench",
                 "AWS_SECRET_ACCESS_KEY": "bench",
                 "PATH": f"{Path(aws).parent}:{os.environ['PATH']}",
+                **apache.installer_environment(),
             }
             document_start = time.monotonic()
             result = run_document(

@@ -1,37 +1,74 @@
-"""Render the SSM Run Command documents from the installer script (one source of truth).
+"""Render the SSM Run Command documents from the installer program (one source of truth).
 
 ``python -m rotation.build.ssm_documents`` rewrites ``ssm_documents/*.yaml``; a test proves the
-committed documents equal what this renders, so the YAML always carries the script unchanged.
-Every parameter that reaches the shell has an ``allowedPattern`` (or ``allowedValues``), the
-same pattern the script checks again, and the script receives each value single-quoted.
+committed documents equal what this renders, so the YAML always carries the program unchanged.
+
+Each parameter reaches the program as data: ``interpolationType: ENV_VAR`` makes the SSM Agent
+(3.3.2746.0 and later) put the value in ``SSM_<Name>``; for older agents the launcher applies
+AWS's documented fallback, ``if [ -z "${SSM_X+x}" ]; then export SSM_X="{{ X }}"; fi``, which is
+safe because every ``allowedPattern`` (the program's own patterns, checked again by the program)
+excludes the characters a double-quoted shell word interprets. The launcher then starts the
+program with the host's python3 (or RHEL 8's platform-python).
+
+The program travels zlib-compressed and base64-encoded in a quoted here-document: SSM limits a
+document (with its parameter values) to 64 KB, and the readable program is larger. A test proves
+the blob decodes to ``ssm_documents/install_certificate.py`` byte for byte;
+``python -m rotation.build.ssm_documents --decode ssm_documents/RunUpdateTLS.yaml`` prints it.
 """
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS_DIR = ROOT / "ssm_documents"
-SCRIPT = DOCUMENTS_DIR / "install_certificate.sh"
+PROGRAM = DOCUMENTS_DIR / "install_certificate.py"
+HEREDOC_END = "CERTROTATE_PYTHON"
 
-SECRET_ARN_PATTERN = (
-    r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$"
-)
-PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$"
+
+def load_installer() -> ModuleType:
+    """The installer program as a module (it is one file outside the package)."""
+    spec = importlib.util.spec_from_file_location("certrotate_installer", PROGRAM)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {PROGRAM}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+INSTALLER = load_installer()
+
+DESCRIPTIONS = {
+    "SecretArn": "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
+    "VersionStage": "Staging label to install.",
+    "CertificateFile": "Certificate path under an allowed directory; empty = the distribution's default "
+    "(/etc/ssl/certs/certrotate.pem or /etc/pki/tls/certs/certrotate.pem).",
+    "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the distribution's "
+    "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
+    "ChainFile": "Chain path under an allowed directory; empty = the distribution's default "
+    "(certrotate-chain.pem next to the certificate).",
+    "ServiceName": "Apache flavour: apache2 (Debian/Ubuntu) or httpd (Amazon Linux/RHEL); "
+    "empty = detect from /etc/os-release.",
+    "HttpsPort": "Local port where Apache serves TLS, to prove the new certificate is served.",
+    "ReloadMode": "graceful (default: no dropped connections) or restart.",
+}
 
 
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    flag: str
     description: str
+    pattern: str
     default: str | None = None
-    pattern: str | None = None
     values: tuple[str, ...] = ()
 
     def to_ssm(self) -> dict[str, Any]:
@@ -40,76 +77,22 @@ class Parameter:
             spec["default"] = self.default
         if self.values:
             spec["allowedValues"] = list(self.values)
-        if self.pattern:
-            spec["allowedPattern"] = self.pattern
+        spec["allowedPattern"] = self.pattern
+        spec["interpolationType"] = "ENV_VAR"
         return spec
 
 
-SECRET = Parameter(
-    "SecretArn",
-    "--secret-arn",
-    "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
-    pattern=SECRET_ARN_PATTERN,
-)
-STAGE = Parameter(
-    "VersionStage", "--version-stage", "Staging label to install.", "AWSCURRENT", r"^[A-Za-z0-9_.-]{1,256}$"
-)
-FILES = (
-    Parameter(
-        "CertificateFile",
-        "--certificate-file",
-        "Certificate path; empty = the distribution's default "
-        "(/etc/ssl/certs/certrotate.pem or /etc/pki/tls/certs/certrotate.pem).",
-        "",
-        PATH_PATTERN,
-    ),
-    Parameter(
-        "KeyFile",
-        "--key-file",
-        "Private key path (written 0600, root); empty = the distribution's "
-        "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
-        "",
-        PATH_PATTERN,
-    ),
-    Parameter(
-        "ChainFile",
-        "--chain-file",
-        "Chain path; empty = the distribution's default (certrotate-chain.pem next to the certificate).",
-        "",
-        PATH_PATTERN,
-    ),
-)
-APACHE = (
-    Parameter(
-        "ServiceName",
-        "--service",
-        "Apache flavour: apache2 (Debian/Ubuntu) or httpd (Amazon Linux/RHEL); empty = detect from /etc/os-release.",
-        "",
-        r"^$|^(apache2|httpd)$",
-    ),
-    Parameter(
-        "ApacheConfigFile",
-        "--apache-config",
-        "Apache main config file when not the distribution's default; empty = use apachectl/apache2ctl.",
-        "",
-        PATH_PATTERN,
-    ),
-    Parameter(
-        "HttpsPort",
-        "--https-port",
-        "Local port where Apache serves TLS, to prove the new certificate is served.",
-        "443",
-        r"^[1-9][0-9]{0,4}$",
-    ),
-    Parameter(
-        "ReloadMode",
-        "--reload",
-        "graceful (default: no dropped connections) or restart.",
-        "graceful",
-        r"^(graceful|restart)$",
-        values=("graceful", "restart"),
-    ),
-)
+def _parameters(action: Any) -> tuple[Parameter, ...]:
+    return tuple(
+        Parameter(
+            p.name,
+            DESCRIPTIONS[p.name],
+            p.pattern,
+            p.default,
+            INSTALLER.RELOAD_MODES if p.name == "ReloadMode" else (),
+        )
+        for p in INSTALLER.PARAMETERS[action]
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +110,7 @@ DOCUMENTS = (
         "certrotate: install the certificate from a Secrets Manager secret on Apache, "
         "validated first, atomically, with a config test, graceful reload, TLS check and automatic rollback.",
         "installCertificate",
-        (SECRET, STAGE, *FILES, *APACHE),
+        _parameters(INSTALLER.Action.INSTALL),
         "install",
     ),
     Document(
@@ -135,26 +118,60 @@ DOCUMENTS = (
         "certrotate: restore the certificate files kept by the last install on Apache, then "
         "config test, reload and TLS check.",
         "rollbackCertificate",
-        (*FILES, *APACHE),
+        _parameters(INSTALLER.Action.ROLLBACK),
         "rollback",
     ),
 )
 
 
-def script_lines() -> list[str]:
-    text = SCRIPT.read_text()
+def program_text() -> str:
+    text = PROGRAM.read_text()
     if "{{" in text:
-        raise ValueError(f"{SCRIPT} must not contain '{{{{': SSM would substitute it")
-    return text.splitlines()
+        raise ValueError(f"{PROGRAM} must not contain '{{{{': SSM would substitute it")
+    return text
 
 
-def header(document: Document) -> list[str]:
-    """The lines before the script: its arguments, each value single-quoted.
+def program_blob_lines() -> list[str]:
+    """The program, compressed and base64-encoded in 76-column lines (no ``{{``, no quotes)."""
+    blob = base64.b64encode(zlib.compress(program_text().encode("utf-8"), 9)).decode("ascii")
+    return [blob[i : i + 76] for i in range(0, len(blob), 76)]
 
-    Safe because every allowedPattern excludes quotes, and the script checks each value again.
-    """
-    arguments = " ".join(f"{p.flag} '{{{{ {p.name} }}}}'" for p in document.parameters)
-    return ["#!/usr/bin/env bash", f"set -- --action {document.action} {arguments}"]
+
+def decode_blob(lines: list[str]) -> str:
+    return zlib.decompress(base64.b64decode("".join(lines))).decode("utf-8")
+
+
+# Runs the here-document: the decoded program as __main__, its argv[1] the action.
+_BOOTSTRAP = (
+    "import base64, sys, zlib; "
+    "source = zlib.decompress(base64.b64decode(sys.stdin.read())); "
+    'exec(compile(source, "install_certificate.py", "exec"), {"__name__": "__main__"})'
+)
+
+
+def launcher(document: Document) -> list[str]:
+    """The POSIX sh lines before the program: parameters into SSM_<Name>, then python3."""
+    fallback = [
+        f'if [ -z "${{SSM_{p.name}+x}}" ]; then export SSM_{p.name}="{{{{ {p.name} }}}}"; fi'
+        for p in document.parameters
+    ]
+    return [
+        "#!/bin/sh",
+        "# certrotate: the SSM Agent passes each parameter in SSM_<Name> (interpolationType ENV_VAR,",
+        "# agent 3.3.2746.0 and later); for older agents AWS's documented fallback fills it in. The",
+        "# program checks every value again. The here-document is ssm_documents/install_certificate.py,",
+        "# zlib-compressed and base64-encoded (SSM's 64 KB document limit).",
+        *fallback,
+        'python=""',
+        "for candidate in python3 /usr/libexec/platform-python; do",
+        '  if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi',
+        "done",
+        'if [ -z "$python" ]; then',
+        "  echo 'certrotate: error: no python3 on this host (install python3, 3.6 or later)' >&2",
+        "  exit 13",
+        "fi",
+        f"exec \"$python\" -I -c '{_BOOTSTRAP}' {document.action} <<'{HEREDOC_END}'",
+    ]
 
 
 def render(document: Document) -> str:
@@ -167,11 +184,14 @@ def render(document: Document) -> str:
                 "action": "aws:runShellScript",
                 "name": document.step,
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
-                "inputs": {"timeoutSeconds": "600", "runCommand": [*header(document), *script_lines()]},
+                "inputs": {
+                    "timeoutSeconds": "600",
+                    "runCommand": [*launcher(document), *program_blob_lines(), HEREDOC_END],
+                },
             }
         ],
     }
-    generated = "# Generated by `python -m rotation.build.ssm_documents` from install_certificate.sh; do not edit.\n"
+    generated = "# Generated by `python -m rotation.build.ssm_documents` from install_certificate.py; do not edit.\n"
     return generated + str(yaml.safe_dump(body, sort_keys=False, width=120))
 
 
@@ -179,7 +199,18 @@ def document_path(document: Document) -> Path:
     return DOCUMENTS_DIR / f"{document.name}.yaml"
 
 
-def main() -> int:
+def embedded_program(path: Path) -> str:
+    """The program a rendered document carries, decoded."""
+    commands: list[str] = yaml.safe_load(path.read_text())["mainSteps"][0]["inputs"]["runCommand"]
+    start = next(i for i, line in enumerate(commands) if line.endswith(f"<<'{HEREDOC_END}'")) + 1
+    return decode_blob(commands[start : commands.index(HEREDOC_END, start)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--decode"] and len(argv) == 2:
+        sys.stdout.write(embedded_program(Path(argv[1])))
+        return 0
     for document in DOCUMENTS:
         document_path(document).write_text(render(document))
         print(f"wrote {document_path(document).relative_to(ROOT)}")

@@ -208,7 +208,11 @@ class ApacheTarget:
         result = run_document(
             document_path(DOCUMENTS[0]),
             {"SecretArn": secret.arn, **self.apache.document_parameters(secret.hostname)},
-            env={"AWS_ENDPOINT_URL": self.endpoint, "PATH": f"{Path(self.aws_cli).parent}:{os.environ['PATH']}"},
+            env={
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "PATH": f"{Path(self.aws_cli).parent}:{os.environ['PATH']}",
+                **self.apache.installer_environment(),
+            },
         )
         if not result.ok:
             lines = result.stderr.strip().splitlines()

@@ -6,6 +6,7 @@ name, each with its own certificate, key and chain files, so the installer's SNI
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,10 +15,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rotation.bundle import CertBundle
 
 MODULES = Path("/usr/lib/apache2/modules")
+# The installer's host-file variable (ssm_documents/install_certificate.py HOST_CONFIG_VARIABLE):
+# set by whoever runs the installer, never by a document or its sender.
+INSTALLER_CONFIG_VARIABLE = "CERTROTATE_INSTALLER_CONFIG"
 _MAIN = """\
 ServerRoot "{root}"
 DefaultRuntimeDir "{root}/run"
@@ -86,10 +91,37 @@ class LocalApache:
             "CertificateFile": str(self.cert_file(hostname)),
             "KeyFile": str(self.key_file(hostname)),
             "ChainFile": str(self.chain_file(hostname)),
-            "ApacheConfigFile": str(self.config),
             "HttpsPort": str(self.port),
             "ServiceName": "apache2",
         }
+
+    @property
+    def installer_config(self) -> Path:
+        return self.root / "installer.json"
+
+    @property
+    def state_directory(self) -> Path:
+        return self.root / "state"
+
+    def write_installer_config(self, **extra: Any) -> Path:
+        """The host file the installer trusts for this Apache (owned by whoever runs it): the
+        ``ssl`` directory allowed, this Apache's main config, a state directory of its own."""
+        settings = {
+            "allowed_directories": [str(self.root / "ssl")],
+            "apache_config": str(self.config),
+            "state_directory": str(self.state_directory),
+            **extra,
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.installer_config.write_text(json.dumps(settings, indent=2) + "\n")
+        self.installer_config.chmod(0o644)
+        return self.installer_config
+
+    def installer_environment(self) -> dict[str, str]:
+        """What the process running the installer for this Apache sets (never a document parameter)."""
+        if not self.installer_config.exists():
+            self.write_installer_config()
+        return {INSTALLER_CONFIG_VARIABLE: str(self.installer_config)}
 
     def write_bundle(self, bundle: CertBundle, hostname: str | None = None) -> None:
         """Put files in place directly (before Apache starts; later installs go through the document)."""

@@ -2,9 +2,14 @@
 
 moto records SendCommand but runs nothing. This runner takes a schemaVersion 2.2 document, checks
 the given parameters the way SSM does before it sends anything to an instance (unknown names,
-missing required values, type, allowedValues, allowedPattern), fills in defaults, substitutes
-``{{ Name }}`` and runs each ``aws:runShellScript`` step with bash, in order, stopping at the first
+missing required values, type, allowedValues, allowedPattern), fills in defaults, and runs each
+``aws:runShellScript`` step with ``sh`` (as the SSM Agent does), in order, stopping at the first
 failing step, and reports each step's exit code and output.
+
+Parameters reach a step as the agent passes them: every ``{{ Name }}`` in the commands is replaced
+by the value, and a parameter with ``interpolationType: ENV_VAR`` is also exported as
+``SSM_<Name>`` (SSM Agent 3.3.2746.0 and later). ``env_var_interpolation=False`` runs a document
+as an older agent does, which knows no ENV_VAR and only substitutes text.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import yaml
 
 from rotation.errors import CertRotateError
 
-_BASH = shutil.which("bash") or "/bin/bash"
+_SH = shutil.which("sh") or "/bin/sh"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
 
@@ -64,6 +69,9 @@ def load_document(path: Path) -> dict[str, Any]:
     return document
 
 
+INTERPOLATION_TYPES = ("ENV_VAR",)
+
+
 def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | list[str]]) -> dict[str, str]:
     """The parameter values SSM would run the document with.
 
@@ -84,6 +92,11 @@ def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | li
             value = spec["default"]
         else:
             raise DocumentParameterError(f"parameter {name} is required")
+        interpolation = spec.get("interpolationType")
+        if interpolation is not None and interpolation not in INTERPOLATION_TYPES:
+            raise DocumentParameterError(
+                f"parameter {name}: interpolationType {interpolation!r} is not one of {', '.join(INTERPOLATION_TYPES)}"
+            )
         kind = spec.get("type", "String")
         values = value if kind == "StringList" else [value]
         if kind == "StringList" and not isinstance(value, list):
@@ -112,14 +125,23 @@ def substitute(command: str, parameters: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, command)
 
 
+def environment_variables(document: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    """``SSM_<Name>`` for each ENV_VAR parameter, as the SSM Agent sets them."""
+    declared: dict[str, Any] = document.get("parameters") or {}
+    return {
+        f"SSM_{name}": values[name] for name, spec in declared.items() if spec.get("interpolationType") == "ENV_VAR"
+    }
+
+
 def run_document(
     path: Path,
     parameters: Mapping[str, str | list[str]],
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = 600,
+    env_var_interpolation: bool = True,
 ) -> CommandResult:
-    """Check the parameters, then run every ``aws:runShellScript`` step with bash.
+    """Check the parameters, then run every ``aws:runShellScript`` step with sh.
 
     Raises:
         DocumentParameterError: SSM would refuse the parameters; nothing ran.
@@ -128,6 +150,8 @@ def run_document(
 
     document = load_document(path)
     values = resolve_parameters(document, parameters)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSM_")}
+    agent_env = environment_variables(document, values) if env_var_interpolation else {}
     result = CommandResult()
     started = time.monotonic()
     for step in document.get("mainSteps", []):
@@ -139,11 +163,11 @@ def run_document(
             script_path = Path(directory) / "_script.sh"
             script_path.write_text(script)
             completed = subprocess.run(  # noqa: S603 - the document's own script, parameters checked above
-                [_BASH, str(script_path)],
+                [_SH, str(script_path)],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env={**os.environ, **(env or {})},
+                env={**inherited, **(env or {}), **agent_env},
                 check=False,
             )
         result.steps.append(StepResult(step["name"], completed.returncode, completed.stdout, completed.stderr))

@@ -20,6 +20,7 @@ import pytest
 from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
+from tests.installer.helpers import LocalUser, local_user, user_problem
 from tests.support.certs import LocalCA
 
 REGION = "us-east-1"
@@ -34,8 +35,11 @@ def require(problem: str | None) -> None:
 
 
 def aws_cli() -> str | None:
-    found = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-    return found if os.path.exists(found) else None
+    """The aws CLI beside this interpreter first: its directory goes first on the installer's PATH,
+    so ``python3`` there is a plain interpreter (a pyenv shim would put its own bin first)."""
+    beside = Path(sys.executable).with_name("aws")
+    found = str(beside) if beside.exists() else shutil.which("aws")
+    return found if found and os.path.exists(found) else None
 
 
 @pytest.fixture
@@ -48,8 +52,6 @@ def host_env(moto_endpoint: str) -> dict[str, str]:
     """The environment the installer runs in: the aws CLI pointed at moto's server."""
     cli = aws_cli()
     require(None if cli else "the aws CLI is not installed (pip install awscli)")
-    for tool in ("openssl", "flock"):
-        require(None if shutil.which(tool) else f"{tool} is not installed")
     assert cli is not None
     return {
         "AWS_ENDPOINT_URL": moto_endpoint,
@@ -92,3 +94,11 @@ def put_secret(sm: Any) -> Callable[..., str]:
         return str(sm.create_secret(Name=name, SecretString=value)["ARN"])
 
     return put
+
+
+@pytest.fixture
+def attacker() -> Iterator[LocalUser]:
+    """A real unprivileged local user (useradd), removed afterwards."""
+    require(user_problem())
+    with local_user() as user:
+        yield user

@@ -1,4 +1,4 @@
-"""The documents as SSM sees them, and parameters that try to reach a shell."""
+"""The documents as SSM sees them, and parameters that try to reach a shell or the program."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from rotation.build.ssm_documents import DOCUMENTS, SCRIPT, document_path, header, render, script_lines
+from rotation.build.ssm_documents import (
+    DOCUMENTS,
+    HEREDOC_END,
+    INSTALLER,
+    PROGRAM,
+    document_path,
+    embedded_program,
+    launcher,
+    render,
+)
 from rotation.emulation.ssm_runner import DocumentParameterError, resolve_parameters, run_document
 from tests.integration.conftest import require
 
@@ -25,65 +35,82 @@ INJECTIONS = {
         f"{ARN}`id`",
         f"{ARN}\ntouch /tmp/x",
         f"{ARN}' && id && '",
+        f'{ARN}" && id && "',
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b",
     ],
-    "VersionStage": ["AWSCURRENT;id", "$(id)", "AWSCURRENT\n"],
-    "CertificateFile": ["/etc/ssl/../shadow", "relative/path.pem", "/tmp/x;id", "/tmp/$(id)", "/tmp/`id`"],
-    "KeyFile": ["/etc/ssl/private/../../x", "/tmp/a b"],
+    "VersionStage": ["AWSCURRENT;id", "$(id)", "AWSCURRENT\n", 'AWSCURRENT"'],
+    "CertificateFile": ["/etc/ssl/../shadow", "relative/path.pem", "/tmp/x;id", "/tmp/$(id)", "/tmp/`id`", '/tmp/"x'],
+    "KeyFile": ["/etc/ssl/private/../../x", "/tmp/a b", "/tmp/a\\b"],
     "HttpsPort": ["443;id", "0", "-1"],
     "ServiceName": ["nginx", "apache2;id"],
     "ReloadMode": ["stop", "graceful;id"],
 }
 CASES = [(name, value) for name, values in INJECTIONS.items() for value in values]
-FLAGS = {p.name: p.flag for p in DOCUMENTS[0].parameters}
+# Characters a double-quoted sh word interprets: AWS's fallback for old agents puts the value there.
+SHELL_ACTIVE = '"$`\\\n\r'
+VALID = {
+    "SecretArn": ARN,
+    "VersionStage": "AWSCURRENT",
+    "CertificateFile": "/etc/ssl/certs/web.pem",
+    "KeyFile": "/etc/ssl/private/web.key",
+    "ChainFile": "/etc/ssl/certs/web-chain.pem",
+    "ServiceName": "httpd",
+    "HttpsPort": "8443",
+    "ReloadMode": "graceful",
+}
 
 
-def test_documents_are_committed_as_rendered_from_the_script() -> None:
+def test_documents_are_committed_as_rendered_from_the_program() -> None:
     for document in DOCUMENTS:
         assert document_path(document).read_text() == render(document), "run: python -m rotation.build.ssm_documents"
 
 
-def test_documents_carry_the_script_unchanged_and_have_the_fields_ssm_requires() -> None:
+def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires() -> None:
     for document in DOCUMENTS:
-        loaded = yaml.safe_load(document_path(document).read_text())
+        text = document_path(document).read_text()
+        assert len(text.encode()) < 64 * 1024 - 4096  # SSM's 64 KB quota, with room for parameter values
+        loaded = yaml.safe_load(text)
         assert loaded["schemaVersion"] == "2.2" and loaded["description"]
         (step,) = loaded["mainSteps"]
         assert step["action"] == "aws:runShellScript" and step["name"]
         commands = step["inputs"]["runCommand"]
-        assert commands[: len(header(document))] == header(document)
-        assert "\n".join(commands[len(header(document)) :]) + "\n" == SCRIPT.read_text()
+        assert commands[: len(launcher(document))] == launcher(document) and commands[-1] == HEREDOC_END
+        assert embedded_program(document_path(document)) == PROGRAM.read_text()
+        assert set(loaded["parameters"]) == {p.name for p in INSTALLER.PARAMETERS[INSTALLER.Action(document.action)]}
         for name, spec in loaded["parameters"].items():
             assert spec["type"] == "String" and spec["description"]
-            assert "allowedPattern" in spec, name  # every parameter reaches the shell
+            assert spec["interpolationType"] == "ENV_VAR"  # the value reaches the program as data
             assert spec["allowedPattern"].startswith("^") and spec["allowedPattern"].endswith("$")
-            assert "'" not in spec["allowedPattern"]  # values are single-quoted into the script
-            placeholder = f"'{{{{ {name} }}}}'"
-            assert placeholder in commands[1]
+            fallback = f'if [ -z "${{SSM_{name}+x}}" ]; then export SSM_{name}="{{{{ {name} }}}}"; fi'
+            assert fallback in commands  # AWS's documented fallback for agents before 3.3.2746.0
+        placeholders = re.findall(r"\{\{\s*(\w+)\s*\}\}", "\n".join(commands))
+        assert sorted(placeholders) == sorted(loaded["parameters"])  # only inside the fallback lines
 
 
-def test_the_script_checks_the_same_patterns_as_the_documents() -> None:
-    in_script = dict(re.findall(r"^RE_([A-Z_]+)='([^']*)'$", SCRIPT.read_text(), re.MULTILINE))
-    declared = {p.name: p.pattern for d in DOCUMENTS for p in d.parameters if p.pattern}
-    by_script_name = {
-        "SecretArn": "SECRET_ARN",
-        "VersionStage": "STAGE",
-        "CertificateFile": "PATH",
-        "KeyFile": "PATH",
-        "ChainFile": "PATH",
-        "ApacheConfigFile": "PATH",
-        "HttpsPort": "PORT",
-        "ServiceName": "SERVICE",
-        "ReloadMode": "RELOAD",
-    }
-    for name, pattern in declared.items():
-        assert in_script[by_script_name[name]] == pattern, name
-    assert "{{" not in "".join(script_lines())
+def test_no_document_offers_an_apache_config_to_the_sender() -> None:
+    for document in DOCUMENTS:
+        assert "ApacheConfigFile" not in yaml.safe_load(document_path(document).read_text())["parameters"]
 
 
-def test_shellcheck_passes() -> None:
+@pytest.mark.parametrize("name", list(VALID))
+def test_no_pattern_admits_a_character_the_fallback_quotes_would_interpret(name: str) -> None:
+    pattern = {p.name: p.pattern for p in INSTALLER.PARAMETERS[INSTALLER.Action.INSTALL]}[name]
+    valid = VALID[name]
+    assert re.fullmatch(pattern, valid)
+    for character in SHELL_ACTIVE + "'":
+        for position in range(len(valid) + 1):
+            assert re.fullmatch(pattern, valid[:position] + character + valid[position:]) is None, (name, character)
+
+
+def test_the_launcher_passes_shellcheck_as_posix_sh(tmp_path: Path) -> None:
     require(None if shutil.which("shellcheck") else "shellcheck is not installed (apt-get install -y shellcheck)")
-    result = subprocess.run(["shellcheck", "-S", "style", str(SCRIPT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    for document in DOCUMENTS:
+        script = tmp_path / f"{document.name}.sh"
+        script.write_text("\n".join([*launcher(document), "AAAA", HEREDOC_END]) + "\n")
+        result = subprocess.run(
+            ["shellcheck", "-s", "sh", "-S", "style", str(script)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
 
 
 @pytest.mark.parametrize(("name", "value"), CASES, ids=[f"{n}={v!r}" for n, v in CASES])
@@ -94,22 +121,21 @@ def test_the_runner_refuses_what_ssm_refuses(name: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), CASES, ids=[f"{n}={v!r}" for n, v in CASES])
-def test_the_script_alone_refuses_them_too(tmp_path: Path, name: str, value: str) -> None:
+def test_the_program_alone_refuses_them_too(tmp_path: Path, name: str, value: str) -> None:
+    """The second wall: the program checks SSM_<Name> against the same patterns, before anything."""
     marker = Path("/tmp/certrotate-pwned")
     marker.unlink(missing_ok=True)
-    arguments = {"--secret-arn": ARN, FLAGS[name]: value}
-    argv = [item for pair in arguments.items() for item in pair]
     result = subprocess.run(
-        ["bash", str(SCRIPT), *argv],
+        [sys.executable, "-I", str(PROGRAM), "install"],
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": os.environ["PATH"]},
+        env={"PATH": os.environ["PATH"], "SSM_SecretArn": ARN, f"SSM_{name}": value},
         cwd=tmp_path,
         timeout=30,
     )
     assert result.returncode == 2, result.stderr
-    assert "not allowed" in result.stderr
+    assert "not allowed" in result.stderr and name in result.stderr
     assert not marker.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -117,15 +143,57 @@ def test_the_runner_checks_names_requirements_and_values() -> None:
     document = yaml.safe_load(INSTALL.read_text())
     with pytest.raises(DocumentParameterError, match="unknown parameter"):
         resolve_parameters(document, {"SecretArn": ARN, "Command": "id"})
+    with pytest.raises(DocumentParameterError, match="unknown parameter"):
+        resolve_parameters(document, {"SecretArn": ARN, "ApacheConfigFile": "/tmp/evil.conf"})
     with pytest.raises(DocumentParameterError, match="SecretArn is required"):
         resolve_parameters(document, {})
     with pytest.raises(DocumentParameterError, match="must be a string"):
         resolve_parameters(document, {"SecretArn": [ARN]})
     values = resolve_parameters(document, {"SecretArn": ARN})
     assert values["VersionStage"] == "AWSCURRENT" and values["ReloadMode"] == "graceful" and values["KeyFile"] == ""
+    broken = {**document, "parameters": {"X": {"type": "String", "interpolationType": "SHELL"}}}
+    with pytest.raises(DocumentParameterError, match="interpolationType"):
+        resolve_parameters(broken, {"X": "y"})
 
 
 def test_a_refused_parameter_runs_nothing(tmp_path: Path) -> None:
     with pytest.raises(DocumentParameterError):
         run_document(INSTALL, {"SecretArn": f"{ARN};touch {tmp_path}/ran"})
     assert not (tmp_path / "ran").exists()
+
+
+ECHO = {
+    "schemaVersion": "2.2",
+    "description": "prints its parameter two ways",
+    "parameters": {"Message": {"type": "String", "interpolationType": "ENV_VAR", "allowedPattern": '^[^"]*$'}},
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "echo",
+            "inputs": {
+                "runCommand": [
+                    'if [ -z "${SSM_Message+x}" ]; then export SSM_Message="{{ Message }}"; fi',
+                    'printf "%s|%s\\n" "$SSM_Message" "${CAME_FROM_AGENT:-text}"',
+                ]
+            },
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("new_agent", [True, False], ids=["agent-3.3.2746+", "older-agent"])
+def test_the_runner_interpolates_as_the_agent_documents(tmp_path: Path, new_agent: bool) -> None:
+    """New agents export SSM_<Name>; older ones only substitute {{ }} text, and the fallback fills it."""
+    path = tmp_path / "echo.yaml"
+    path.write_text(yaml.safe_dump(ECHO))
+    result = run_document(path, {"Message": "a b $HOME"}, env_var_interpolation=new_agent)
+    assert result.ok, result.stderr
+    expanded = "a b $HOME" if new_agent else f"a b {os.environ['HOME']}"  # why every pattern excludes $
+    assert result.stdout == f"{expanded}|text\n"
+
+
+def test_the_host_file_variable_is_the_programs() -> None:
+    from rotation.cli.local_apache import INSTALLER_CONFIG_VARIABLE
+
+    assert INSTALLER.HOST_CONFIG_VARIABLE == INSTALLER_CONFIG_VARIABLE
+    assert INSTALLER_CONFIG_VARIABLE not in "\n".join(launcher(DOCUMENTS[0]))

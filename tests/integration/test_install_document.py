@@ -32,7 +32,13 @@ def file_parameters(apache: Apache) -> dict[str, str]:
 
 
 def install(apache: Apache, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
-    return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=env, timeout=120)
+    environment = {**env, **apache.installer_environment()}
+    return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=environment, timeout=120)
+
+
+def rollback(apache: Apache, env: dict[str, str], **extra: str) -> CommandResult:
+    environment = {**env, **apache.installer_environment()}
+    return run_document(ROLLBACK, {**file_parameters(apache), **extra}, env=environment, timeout=120)
 
 
 _CLIENT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -105,13 +111,19 @@ def _bad_secrets(ca: LocalCA) -> dict[str, tuple[Any, int, str]]:
             "chain does not verify",
         ),
         "expired": (expired.to_fields(), 4, "expired"),
+        "key in the chain": (
+            good.to_fields() | {"CERTIFICATE_CHAIN_PEM": good.chain_pem + good.private_key_pem},
+            4,
+            "CERTIFICATE_CHAIN_PEM must hold CERTIFICATE blocks only",
+        ),
         "malformed JSON": ("{not json", 3, "not a JSON object"),
         "no certificate": ({"COMMON_NAME": HOSTNAME}, 3, "has no CERTIFICATE_PEM"),
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["key does not match", "chain does not verify", "expired", "malformed JSON", "no certificate"]
+    "case",
+    ["key does not match", "chain does not verify", "expired", "key in the chain", "malformed JSON", "no certificate"],
 )
 def test_a_bad_bundle_changes_nothing(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], case: str
@@ -154,14 +166,14 @@ def test_rollback_document_restores_the_previous_certificate(
 ) -> None:
     old_serial = served_serial(apache)
     assert install(apache, put_secret(ca.issue([HOSTNAME])), host_env).ok
-    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=120)
+    result = rollback(apache, host_env)
     assert result.ok, result.stderr
     assert served_serial(apache) == old_serial
     assert "rolled back" in result.stdout
 
 
 def test_rollback_without_previous_files_refuses(apache: Apache, host_env: dict[str, str]) -> None:
-    result = run_document(ROLLBACK, file_parameters(apache), env=host_env, timeout=60)
+    result = rollback(apache, host_env)
     assert result.steps[-1].exit_code == 7 and "no previous file" in result.stderr
 
 
@@ -245,3 +257,38 @@ def test_the_secret_is_read_in_the_region_of_its_arn(
     result = install(apache, arn, env)
     assert result.ok, result.stderr
     assert served_serial(apache) == new.certificate.serial_number
+
+
+def test_an_agent_older_than_env_var_interpolation_installs_through_the_fallback(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """SSM Agents before 3.3.2746.0 set no SSM_<Name>: the document's fallback lines fill them in."""
+    new = ca.issue([HOSTNAME])
+    environment = {**host_env, **apache.installer_environment()}
+    parameters = {"SecretArn": put_secret(new), **file_parameters(apache)}
+    result = run_document(INSTALL, parameters, env=environment, timeout=120, env_var_interpolation=False)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
+
+
+OLDEST_PYTHON = sorted(Path("/root/.pyenv/versions").glob("3.6.*/bin/python3.6"))
+
+
+def test_the_documents_run_on_python_3_6(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
+) -> None:
+    """RHEL 8's platform-python is 3.6: the whole install and rollback on a 3.6 interpreter."""
+    if not OLDEST_PYTHON:
+        pytest.skip("no Python 3.6 here (tests/installer/test_python_versions.py still checks the source)")
+    bin_dir = tmp_path / "py36"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(OLDEST_PYTHON[-1])
+    env = {**host_env, "PATH": f"{bin_dir}:{host_env['PATH']}"}
+    old_serial = served_serial(apache)
+    new = ca.issue([HOSTNAME], key_algorithm=KeyAlgorithm.RSA_2048)
+    result = install(apache, put_secret(new), env)
+    assert result.ok, result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
+    back = rollback(apache, env)
+    assert back.ok, back.stderr
+    assert served_serial(apache) == old_serial

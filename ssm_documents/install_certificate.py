@@ -1,0 +1,1662 @@
+"""certrotate installer: put the certificate held in a Secrets Manager secret on an Apache host.
+
+The SSM documents RunUpdateTLS and RollbackTLS embed this file (zlib + base64, for SSM's 64 KB
+document limit) and run it with the host's python3 (3.6 or later, standard library only) in
+isolated mode, its first argument ``install`` or ``rollback``. Parameters arrive as data in
+``SSM_<Name>`` environment variables (interpolationType ENV_VAR) and are checked again here
+against the documents' allowedPattern. Whoever runs the program (never a document or its sender)
+may name another host file in ``CERTROTATE_INSTALLER_CONFIG``; tests and the unprivileged local
+demo do. ``FINISHERS`` are the steps run after a success, each given the ``Outcome``.
+
+Guarantees:
+- Writes only under the allowed directories (``DEFAULT_ALLOWED`` plus ``allowed_directories``
+  of the root-owned host file ``/etc/certrotate/installer.json``, never a command parameter);
+  every directory from ``/`` to a target is owned by root (or the user running the installer)
+  and writable by nobody else; a target that is a symlink, has other hard links, is not a
+  regular file, is not a certificate or key file, or is an OS trust bundle is refused. Every
+  file is opened relative to a directory descriptor with O_NOFOLLOW; new files are created
+  O_EXCL with their final mode (key 0600).
+- Checks everything before the first change: the secret's fields are CERTIFICATE blocks (and
+  one private key in PRIVATE_KEY_PEM only), the key matches, the chain verifies the certificate
+  in an in-memory TLS handshake, the certificate is inside its validity period.
+- Every change is registered in a journal (in a root-only state directory) before it is made.
+  Any failure after the first change (write error or full disk, config test, reload, serve
+  check, SIGTERM/SIGINT/SIGHUP, a bug) restores the previous files and reloads Apache; after a
+  SIGKILL or a crash, the next run rolls the interrupted install back (or finishes keeping the
+  previous files) before anything else. The saved ``*.certrotate-previous`` files are replaced
+  only by a pair whose key matches its certificate, and only after the new one is served.
+- One install at a time per host: a lock under ``/run/certrotate``, on a descriptor no child
+  (Apache included) inherits.
+- The private key is never printed or logged, and never written anywhere but the key file
+  (for the handshake check it sits in an unnamed in-memory file that vanishes with the process).
+
+Exit codes (``Exit``): 0 installed, already installed or rolled back; 1 unexpected error (a bug;
+the files were restored); 2 bad parameter; 3 secret unreadable or malformed; 4 bundle (or, for
+RollbackTLS, the saved previous files) invalid; 5 Apache config test failed; 6 reload or serve
+check failed; 7 nothing to roll back; 8 another install is running; 9 refused: unsafe path,
+link, ownership or host configuration; 10 a file could not be written (full disk, I/O error);
+11 interrupted by a signal; 12 a rollback could not finish (the journal is kept; the next run
+retries it); 13 the host lacks a tool (python3, the aws CLI, Apache). 5, 6, 10, 11 and 1
+restore the previous files.
+"""
+
+import base64
+import calendar
+import contextlib
+import enum
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+# ---------------------------------------------------------------------------------------------
+# Closed choices and tables
+# ---------------------------------------------------------------------------------------------
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1
+    BAD_PARAMETER = 2
+    SECRET_UNREADABLE = 3
+    BUNDLE_INVALID = 4
+    CONFIG_TEST_FAILED = 5
+    RELOAD_FAILED = 6
+    NOTHING_TO_ROLL_BACK = 7
+    BUSY = 8
+    REFUSED = 9
+    WRITE_FAILED = 10
+    INTERRUPTED = 11
+    ROLLBACK_INCOMPLETE = 12
+    HOST_UNSUPPORTED = 13
+
+
+class Action(enum.Enum):
+    INSTALL = "install"
+    ROLLBACK = "rollback"
+
+
+class Parameter(NamedTuple):
+    """A document parameter: the program checks the same pattern as the document's allowedPattern."""
+
+    name: str
+    pattern: str
+    default: Optional[str]  # None: required
+
+
+PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$"
+SECRET_ARN = Parameter(
+    "SecretArn",
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$",
+    None,
+)
+VERSION_STAGE = Parameter("VersionStage", r"^[A-Za-z0-9_.-]{1,256}$", "AWSCURRENT")
+CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
+KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
+CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
+SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd)$", "")
+HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
+RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
+
+FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
+APACHE_PARAMETERS = (SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
+PARAMETERS = {
+    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, *APACHE_PARAMETERS),
+    Action.ROLLBACK: (*FILE_PARAMETERS, *APACHE_PARAMETERS),
+}
+RELOAD_MODES = ("graceful", "restart")
+
+
+class Distro(NamedTuple):
+    family: str
+    service: str
+    control: str
+    server: str
+    cert_dir: str
+    key_dir: str
+
+
+DISTROS = (
+    Distro("debian", "apache2", "apache2ctl", "apache2", "/etc/ssl/certs", "/etc/ssl/private"),
+    Distro("rhel", "httpd", "apachectl", "httpd", "/etc/pki/tls/certs", "/etc/pki/tls/private"),
+)
+OS_FAMILIES = {
+    "debian": "debian",
+    "ubuntu": "debian",
+    "rhel": "rhel",
+    "fedora": "rhel",
+    "centos": "rhel",
+    "amzn": "rhel",
+}
+
+HOST_CONFIG = "/etc/certrotate/installer.json"
+# Read by the program only: the documents never set it, and a command's sender sets no variable
+# but SSM_<Name>. A file it names is trusted only when root (or the user running the installer,
+# as in the unprivileged local demo) owns it and every directory above it.
+HOST_CONFIG_VARIABLE = "CERTROTATE_INSTALLER_CONFIG"
+DEFAULT_ALLOWED = ("/etc/pki/tls", "/etc/ssl", "/etc/httpd", "/etc/apache2", "/etc/certrotate")
+JOURNAL_DIR = "/var/lib/certrotate"
+LOCK_DIR = "/run/certrotate"
+HOST_CONFIG_KEYS = ("allowed_directories", "apache_config", "state_directory", "test_fault")
+
+# OS trust bundles: never a target, whatever directory is allowed.
+TRUST_BUNDLES = frozenset(
+    {"ca-certificates.crt", "ca-bundle.crt", "ca-bundle.trust.crt", "cert.pem", "tls-ca-bundle.pem"}
+)
+TARGET_SUFFIXES = (".pem", ".crt", ".cer", ".cert", ".key")
+KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
+
+NEW_SUFFIX = ".certrotate-new"
+UNDO_SUFFIX = ".certrotate-undo"
+PREVIOUS_SUFFIX = ".certrotate-previous"
+JOURNAL_NAME = "journal.json"
+LOCK_NAME = "install.lock"
+MAX_FILE_BYTES = 1 << 20
+SERVE_WAIT_SECONDS = 30.0
+AWS_TIMEOUT_SECONDS = 120
+APACHE_TIMEOUT_SECONDS = 120
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and output
+# ---------------------------------------------------------------------------------------------
+
+
+class InstallError(Exception):
+    """A failure with its documented exit code; the message never holds key material."""
+
+    def __init__(self, code: Exit, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Interrupted(BaseException):
+    """SIGTERM, SIGINT or SIGHUP arrived: roll back and exit 11."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def say(text: str) -> None:
+    print("certrotate: " + text, flush=True)
+
+
+def warn(text: str) -> None:
+    print("certrotate: " + text, file=sys.stderr, flush=True)
+
+
+def refused(text: str) -> InstallError:
+    return InstallError(Exit.REFUSED, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters and host configuration
+# ---------------------------------------------------------------------------------------------
+
+
+class Request(NamedTuple):
+    action: Action
+    secret_arn: str
+    version_stage: str
+    files: Tuple[str, str, str]  # certificate, key, chain ("" = the distribution's default)
+    service: str
+    port: int
+    reload_mode: str
+
+
+def read_request(action_name: str, environ: Dict[str, str]) -> Request:
+    """The parameters of one run, checked against the documents' patterns.
+
+    Raises:
+        InstallError: BAD_PARAMETER naming the parameter, its value and the rule.
+    """
+    try:
+        action = Action(action_name)
+    except ValueError:
+        raise InstallError(Exit.BAD_PARAMETER, f"unknown action {action_name!r} (allowed: install, rollback)") from None
+    values = {}  # type: Dict[str, str]
+    for parameter in PARAMETERS[action]:
+        value = environ.get("SSM_" + parameter.name)
+        if value is None:
+            if parameter.default is None:
+                raise InstallError(Exit.BAD_PARAMETER, f"parameter {parameter.name} is required")
+            value = parameter.default
+        if re.fullmatch(parameter.pattern, value) is None:
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {parameter.name} has a value that is not allowed: {value!r} (pattern {parameter.pattern})",
+            )
+        values[parameter.name] = value
+    port = int(values[HTTPS_PORT.name])
+    if port > 65535:
+        raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
+    return Request(
+        action,
+        values.get(SECRET_ARN.name, ""),
+        values.get(VERSION_STAGE.name, VERSION_STAGE.default or ""),
+        (values[CERTIFICATE_FILE.name], values[KEY_FILE.name], values[CHAIN_FILE.name]),
+        values[SERVICE_NAME.name],
+        port,
+        values[RELOAD_MODE.name],
+    )
+
+
+class Fault(NamedTuple):
+    """Test-only fault injection, enabled by the trusted host file: a signal at a named point."""
+
+    at: str
+    signum: int
+
+
+class HostConfig(NamedTuple):
+    source: str
+    allowed: Tuple[str, ...]
+    apache_config: Optional[str]
+    journal_dir: str
+    lock_dir: str
+    fault: Optional[Fault]
+
+
+def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
+    """The host's own settings: only root (or the installer's user) can have written them.
+
+    Raises:
+        InstallError: REFUSED when the file is not trustworthy or not valid.
+    """
+    path = environ.get(HOST_CONFIG_VARIABLE) or HOST_CONFIG
+    explicit = HOST_CONFIG_VARIABLE in environ
+    if not os.path.isabs(path):
+        raise refused(f"{HOST_CONFIG_VARIABLE} must be an absolute path, not {path!r}")
+    directory, name = os.path.split(path)
+    try:
+        dir_fd = open_directory(directory, euid)
+    except InstallError:
+        if not explicit and not os.path.lexists(path):
+            return default_host_config()
+        raise
+    try:
+        data = read_regular(dir_fd, name, path, owner_must_be=(0, euid))
+    finally:
+        os.close(dir_fd)
+    if data is None:
+        if explicit:
+            raise refused(f"host configuration {path} does not exist")
+        return default_host_config()
+    try:
+        settings = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise refused(f"host configuration {path} is not valid JSON: {exc}") from None
+    return parse_host_config(path, settings)
+
+
+def default_host_config() -> HostConfig:
+    return HostConfig("(defaults)", DEFAULT_ALLOWED, None, JOURNAL_DIR, LOCK_DIR, None)
+
+
+def _absolute(path: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or re.fullmatch(PATH_PATTERN, value) is None or value in ("", "/"):
+        raise refused(f"host configuration {path}: {what} must be an absolute path, not {value!r}")
+    return value
+
+
+def parse_host_config(path: str, settings: Any) -> HostConfig:
+    """Pure: the validated settings of the host file ``path``."""
+    if not isinstance(settings, dict):
+        raise refused(f"host configuration {path} must be a JSON object")
+    unknown = sorted(set(settings) - set(HOST_CONFIG_KEYS))
+    if unknown:
+        raise refused(
+            "host configuration {}: unknown key(s) {} (allowed: {})".format(
+                path, ", ".join(unknown), ", ".join(HOST_CONFIG_KEYS)
+            )
+        )
+    extra = settings.get("allowed_directories", [])
+    if not isinstance(extra, list):
+        raise refused(f"host configuration {path}: allowed_directories must be a list of paths")
+    allowed = DEFAULT_ALLOWED + tuple(_absolute(path, entry, "allowed_directories entry") for entry in extra)
+    apache_config = settings.get("apache_config")
+    if apache_config is not None:
+        apache_config = _absolute(path, apache_config, "apache_config")
+    journal_dir, lock_dir = JOURNAL_DIR, LOCK_DIR
+    if "state_directory" in settings:
+        journal_dir = lock_dir = _absolute(path, settings["state_directory"], "state_directory")
+    fault = None
+    if "test_fault" in settings:
+        spec = settings["test_fault"]
+        names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+        if not isinstance(spec, dict) or not isinstance(spec.get("at"), str) or spec.get("signal") not in names:
+            raise refused(
+                "host configuration "
+                + path
+                + ': test_fault must be an object {"at": POINT, "signal": "KILL" or "TERM"}'
+            )
+        fault = Fault(spec["at"], int(names[spec["signal"]]))
+    return HostConfig(path, allowed, apache_config, journal_dir, lock_dir, fault)
+
+
+class FaultInjector:
+    """Sends the configured signal to this process at the configured point (tests only)."""
+
+    def __init__(self, fault: Optional[Fault]) -> None:
+        self.fault = fault
+        self.changes = 0
+
+    def point(self, name: str) -> None:
+        if self.fault is not None and self.fault.at == name:
+            os.kill(os.getpid(), self.fault.signum)
+
+    def changed(self) -> None:
+        """Called after every rename or link that changes what is on disk: points change:1, change:2..."""
+        self.changes += 1
+        self.point(f"change:{self.changes}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Path policy: directories opened component by component, never through a link
+# ---------------------------------------------------------------------------------------------
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _owners(euid: int) -> str:
+    return "root" if euid == 0 else f"root or uid {euid}"
+
+
+def check_directory(st: os.stat_result, path: str, euid: int, final: bool) -> None:
+    """Pure: refuse a directory another user could change.
+
+    A root-owned sticky directory (such as /tmp) is accepted above the final one: others may add
+    names to it but cannot rename or remove the entries root or the installer's user own there.
+    """
+    if st.st_uid not in (0, euid):
+        raise refused(
+            f"{path} is owned by uid {st.st_uid}; every directory on the path must be owned by {_owners(euid)}"
+        )
+    if st.st_mode & 0o022:
+        if not final and st.st_uid == 0 and st.st_mode & stat.S_ISVTX:
+            return
+        raise refused(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"nobody but {_owners(euid)} may write there"
+        )
+
+
+def open_directory(path: str, euid: int, create_mode: Optional[int] = None) -> int:
+    """A descriptor on ``path``, each component checked by ``check_directory`` and opened O_NOFOLLOW.
+
+    ``path`` is resolved once (symlinked directories such as RHEL's /etc/ssl/certs are followed
+    then); the walk refuses any symlink that appears afterwards. With ``create_mode`` a missing
+    last component is created with that mode.
+
+    Raises:
+        InstallError: BAD_PARAMETER when it does not exist, REFUSED when it is not safe.
+    """
+    real = os.path.realpath(path)
+    parts = [p for p in real.split("/") if p]
+    fd = os.open("/", _DIRECTORY_FLAGS)
+    try:
+        check_directory(os.fstat(fd), "/", euid, final=not parts)
+        walked = ""
+        for index, part in enumerate(parts):
+            walked += "/" + part
+            final = index == len(parts) - 1
+            try:
+                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not (final and create_mode is not None):
+                    raise InstallError(Exit.BAD_PARAMETER, f"directory does not exist: {walked}") from None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, create_mode, dir_fd=fd)
+                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise refused(f"{walked} is not a directory (or is a link)") from None
+                raise
+            os.close(fd)
+            fd = child
+            check_directory(os.fstat(fd), walked, euid, final)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_within(path: str, directories: Sequence[str]) -> bool:
+    """Pure: ``path`` equals one of ``directories`` or lies below one."""
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
+def read_regular(
+    dir_fd: int, name: str, shown: str, owner_must_be: Optional[Tuple[int, ...]] = None
+) -> Optional[bytes]:
+    """The bytes of ``name`` in ``dir_fd``, or None when absent; never through a link.
+
+    Raises:
+        InstallError: REFUSED for a link, a hard link, a non-regular or an oversized file.
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise refused(f"{shown} is a symbolic link; certrotate never follows links")
+    if not stat.S_ISREG(st.st_mode):
+        raise refused(f"{shown} is not a regular file")
+    if st.st_nlink != 1:
+        raise refused(f"{shown} has {st.st_nlink} hard links; certrotate replaces only files with one name")
+    if owner_must_be is not None and (st.st_uid not in owner_must_be or st.st_mode & 0o022):
+        raise refused(f"{shown} must be owned by root and writable by nobody else")
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise refused(f"{shown} changed while it was checked")
+        chunks = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise refused(f"{shown} is larger than {MAX_FILE_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+class TargetKind(enum.Enum):
+    CERTIFICATE = ("CertificateFile", 0o644)
+    KEY = ("KeyFile", 0o600)
+    CHAIN = ("ChainFile", 0o644)
+
+    @property
+    def parameter(self) -> str:
+        return str(self.value[0])
+
+    @property
+    def mode(self) -> int:
+        return int(self.value[1])
+
+
+class Target:
+    """One file certrotate manages, held by a descriptor on its checked directory."""
+
+    def __init__(self, kind: TargetKind, path: str, dir_fd: int) -> None:
+        self.kind = kind
+        self.path = path
+        self.dir_fd = dir_fd
+        self.name = os.path.basename(path)
+
+    def __repr__(self) -> str:
+        return f"Target({self.kind.name}, {self.path})"
+
+    def sibling(self, suffix: str) -> str:
+        return self.name + suffix
+
+    def read(self, suffix: str = "") -> Optional[bytes]:
+        return read_regular(self.dir_fd, self.name + suffix, self.path + suffix)
+
+    def exists(self, suffix: str = "") -> bool:
+        try:
+            os.stat(self.name + suffix, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove(self, suffix: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.name + suffix, dir_fd=self.dir_fd)
+
+    def same_file(self, suffix_a: str, suffix_b: str) -> bool:
+        try:
+            a = os.stat(self.name + suffix_a, dir_fd=self.dir_fd, follow_symlinks=False)
+            b = os.stat(self.name + suffix_b, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+    def write_new(self, data: bytes) -> None:
+        """``NAME.certrotate-new``: created O_EXCL|O_NOFOLLOW with the final mode, synced."""
+        self.remove(NEW_SUFFIX)  # a stale one from a crash before the journal existed
+        fd = os.open(
+            self.sibling(NEW_SUFFIX),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            self.kind.mode,
+            dir_fd=self.dir_fd,
+        )
+        try:
+            if os.geteuid() == 0:
+                os.fchown(fd, 0, 0)
+            os.fchmod(fd, self.kind.mode)  # whatever the umask
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def rename(self, suffix_from: str, suffix_to: str) -> None:
+        os.replace(self.name + suffix_from, self.name + suffix_to, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def link(self, suffix_from: str, suffix_to: str) -> None:
+        os.link(
+            self.name + suffix_from,
+            self.name + suffix_to,
+            src_dir_fd=self.dir_fd,
+            dst_dir_fd=self.dir_fd,
+            follow_symlinks=False,
+        )
+
+    def sync_directory(self) -> None:
+        os.fsync(self.dir_fd)
+
+
+def default_files(distro: Distro) -> Tuple[str, str, str]:
+    return (
+        distro.cert_dir + "/certrotate.pem",
+        distro.key_dir + "/certrotate.key",
+        distro.cert_dir + "/certrotate-chain.pem",
+    )
+
+
+def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> None:
+    """Pure: where a target may be, from its resolved path and the allow-list.
+
+    Raises:
+        InstallError: BAD_PARAMETER naming the parameter, the value and what is allowed.
+    """
+    name = os.path.basename(path)
+    if not is_within(os.path.dirname(path), allowed):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameter {} {} is outside the allowed directories ({}; more only through {})".format(
+                kind.parameter, path, ", ".join(allowed), HOST_CONFIG
+            ),
+        )
+    if name in TRUST_BUNDLES:
+        raise InstallError(
+            Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path} is an OS trust bundle; certrotate never touches it"
+        )
+    if not name.endswith(TARGET_SUFFIXES):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameter {} {} must end with one of {}".format(kind.parameter, path, " ".join(TARGET_SUFFIXES)),
+        )
+
+
+def open_targets(files: Tuple[str, str, str], host: HostConfig, euid: int) -> List[Target]:
+    """The three targets, each in a checked directory inside the allow-list, all distinct.
+
+    Raises:
+        InstallError: BAD_PARAMETER or REFUSED.
+    """
+    allowed = [os.path.realpath(d) for d in host.allowed]
+    targets = []  # type: List[Target]
+    try:
+        for kind, path in zip(TargetKind, files):
+            resolved = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+            check_target_name(kind, resolved, allowed)
+            for other in targets:
+                if other.path == resolved:
+                    raise InstallError(
+                        Exit.BAD_PARAMETER,
+                        f"parameter {kind.parameter} must name a different file "
+                        f"than {other.kind.parameter} ({resolved})",
+                    )
+            targets.append(Target(kind, resolved, open_directory(os.path.dirname(resolved), euid)))
+        return targets
+    except BaseException:
+        for target in targets:
+            os.close(target.dir_fd)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# PEM and DER (pure)
+# ---------------------------------------------------------------------------------------------
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n\t ]*?)-----END \1-----")
+
+
+def pem_blocks(text: str, field: str) -> List[Tuple[str, bytes]]:
+    """Pure: (label, DER) of every PEM block; anything but whitespace between blocks is refused.
+
+    Raises:
+        ValueError: naming ``field``, never quoting its content.
+    """
+    blocks = []
+    position = 0
+    for match in _PEM_BLOCK.finditer(text):
+        if text[position : match.start()].strip():
+            raise ValueError(f"{field} has text outside its PEM blocks")
+        try:
+            der = base64.b64decode("".join(match.group(2).split()), validate=True)
+        except ValueError:
+            raise ValueError(f"{field} has a PEM block that is not base64") from None
+        blocks.append((match.group(1), der))
+        position = match.end()
+    if text[position:].strip():
+        raise ValueError(f"{field} has text outside its PEM blocks")
+    return blocks
+
+
+def pem(label: str, der: bytes) -> bytes:
+    """Pure: canonical PEM (64-column base64)."""
+    body = base64.b64encode(der).decode("ascii")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN {0}-----\n{1}\n-----END {0}-----\n".format(label, "\n".join(lines))).encode("ascii")
+
+
+def _tlv(data: bytes, position: int) -> Tuple[int, int, int]:
+    """(tag, start of the value, end of the value) of the DER element at ``position``."""
+    if position + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, length = data[position], data[position + 1]
+    position += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 1 <= count <= 4 or position + count > len(data):
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[position : position + count], "big")
+        position += count
+    end = position + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, position, end
+
+
+def _children(data: bytes, start: int, end: int) -> List[Tuple[int, int, int, int]]:
+    """(tag, header start, value start, end) of each element between ``start`` and ``end``."""
+    found = []
+    position = start
+    while position < end:
+        tag, value, stop = _tlv(data, position)
+        found.append((tag, position, value, stop))
+        position = stop
+    return found
+
+
+def _der_time(tag: int, value: bytes) -> float:
+    text = value.decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ
+        year = int(text[:2])
+        text = ("19" if year >= 50 else "20") + text
+    return float(calendar.timegm(time.strptime(text.rstrip("Z"), "%Y%m%d%H%M%S")))
+
+
+_STRING_CODECS = {0x0C: "utf-8", 0x13: "latin-1", 0x14: "latin-1", 0x16: "latin-1", 0x1E: "utf-16-be"}
+_COMMON_NAME_OID = b"\x55\x04\x03"
+
+
+class CertificateFacts(NamedTuple):
+    der: bytes
+    serial: int
+    not_before: float
+    not_after: float
+    common_name: str
+    public_key: bytes  # SubjectPublicKeyInfo DER
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.der).hexdigest().upper()
+        return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+    @property
+    def serial_hex(self) -> str:
+        return f"{self.serial:X}"
+
+
+def certificate_facts(der: bytes) -> CertificateFacts:
+    """Pure: what the installer needs from a DER certificate.
+
+    Raises:
+        ValueError: not a certificate.
+    """
+    tag, start, end = _tlv(der, 0)
+    if tag != 0x30 or end != len(der):
+        raise ValueError("not a DER certificate")
+    tbs = _children(der, start, end)[0]
+    fields = _children(der, tbs[2], tbs[3])
+    index = 1 if fields[0][0] == 0xA0 else 0
+    serial_field, validity, subject, key = fields[index], fields[index + 3], fields[index + 4], fields[index + 5]
+    if serial_field[0] != 0x02 or validity[0] != 0x30 or subject[0] != 0x30 or key[0] != 0x30:
+        raise ValueError("not a DER certificate")
+    serial = int.from_bytes(der[serial_field[2] : serial_field[3]], "big", signed=True)
+    times = [_der_time(t, der[v:e]) for t, _, v, e in _children(der, validity[2], validity[3])]
+    common_name = ""
+    for _, _, rdn_value, rdn_end in _children(der, subject[2], subject[3]):
+        for _, _, attribute, attribute_end in _children(der, rdn_value, rdn_end):
+            parts = _children(der, attribute, attribute_end)
+            if len(parts) == 2 and der[parts[0][2] : parts[0][3]] == _COMMON_NAME_OID and not common_name:
+                codec = _STRING_CODECS.get(parts[1][0], "latin-1")
+                common_name = der[parts[1][2] : parts[1][3]].decode(codec)
+    return CertificateFacts(der, serial, times[0], times[1], common_name, der[key[1] : key[3]])
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundle: content rules, key match and chain, proven by an in-memory TLS handshake
+# ---------------------------------------------------------------------------------------------
+
+
+class Bundle(NamedTuple):
+    """Canonical PEM bytes of the three files, and the certificate's facts."""
+
+    certificate: bytes
+    key: bytes
+    chain: bytes
+    facts: CertificateFacts
+
+    def contents(self) -> Tuple[bytes, bytes, bytes]:
+        return (self.certificate, self.key, self.chain)
+
+
+def parse_bundle(certificate: str, key: str, chain: str, names: Tuple[str, str, str]) -> Bundle:
+    """Pure: the three PEM texts under the content rules.
+
+    CERTIFICATE_PEM holds exactly one CERTIFICATE block, CERTIFICATE_CHAIN_PEM one or more and
+    nothing else, PRIVATE_KEY_PEM exactly one unencrypted private key: a key anywhere else, or
+    anything else anywhere, is refused.
+
+    Raises:
+        ValueError: naming the field.
+    """
+    cert_blocks = pem_blocks(certificate, names[0])
+    if [label for label, _ in cert_blocks] != ["CERTIFICATE"]:
+        raise ValueError(f"{names[0]} must hold exactly one CERTIFICATE block and nothing else")
+    chain_blocks = pem_blocks(chain, names[2])
+    if not chain_blocks or any(label != "CERTIFICATE" for label, _ in chain_blocks):
+        raise ValueError(f"{names[2]} must hold CERTIFICATE blocks only")
+    key_blocks = pem_blocks(key, names[1])
+    if len(key_blocks) != 1 or key_blocks[0][0] not in KEY_LABELS:
+        raise ValueError(
+            "{} must hold exactly one unencrypted private key ({})".format(names[1], ", ".join(KEY_LABELS))
+        )
+    facts = certificate_facts(cert_blocks[0][1])
+    for _, der in chain_blocks:
+        certificate_facts(der)
+    return Bundle(
+        pem("CERTIFICATE", cert_blocks[0][1]),
+        pem(key_blocks[0][0], key_blocks[0][1]),
+        b"".join(pem("CERTIFICATE", der) for _, der in chain_blocks),
+        facts,
+    )
+
+
+def _raise_on_password() -> bytes:
+    raise ValueError("the private key is encrypted")
+
+
+def _memory_file(data: bytes) -> Tuple[str, Any]:
+    """A /dev/fd path to an unnamed file holding ``data``: in RAM (/dev/shm) where the host has it,
+    never linked into a directory (O_TMPFILE), gone when closed or when this process dies."""
+    import tempfile
+
+    in_memory = "/dev/shm"  # noqa: S108 - O_TMPFILE: the file never has a name to race for
+    directory = in_memory if os.path.isdir(in_memory) else None
+    handle = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller closes it
+    handle.write(data)
+    handle.flush()
+    return f"/dev/fd/{handle.fileno()}", handle
+
+
+def server_context(bundle: Bundle) -> ssl.SSLContext:
+    """A TLS server context holding the bundle's certificate and key.
+
+    Raises:
+        ValueError: the key does not match, or cannot be read.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert_path, cert_file = _memory_file(bundle.certificate)
+    key_path, key_file = _memory_file(bundle.key)
+    try:
+        context.load_cert_chain(cert_path, key_path, password=_raise_on_password)
+    except (OSError, ValueError) as exc:
+        if not isinstance(exc, ssl.SSLError):
+            raise ValueError("the private key cannot be read") from None
+        # KEY_VALUES_MISMATCH: same key type; NO_CERTIFICATE_ASSIGNED: a key of another type.
+        if str(getattr(exc, "reason", "")) in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+            raise ValueError("the private key does not match the certificate") from None
+        raise ValueError("the private key cannot be read") from None
+    finally:
+        cert_file.close()
+        key_file.close()
+    return context
+
+
+_PARTIAL_CHAIN = 0x80000  # X509_V_FLAG_PARTIAL_CHAIN (ssl.VERIFY_X509_PARTIAL_CHAIN from Python 3.10)
+
+
+def handshake(bundle: Bundle) -> None:
+    """A TLS handshake in memory: our server, a client trusting only the bundle's chain.
+
+    Raises:
+        ValueError: the key does not match or the chain does not verify the certificate.
+    """
+    server = server_context(bundle)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False  # names are the rotation's business; this proves key and chain
+    client.verify_flags |= _PARTIAL_CHAIN
+    client.load_verify_locations(cadata=bundle.chain.decode("ascii"))
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_client = client.wrap_bio(to_client, to_server)
+    tls_server = server.wrap_bio(to_server, to_client, server_side=True)
+    done = [False, False]
+    for _ in range(20):
+        for index, side in enumerate((tls_client, tls_server)):
+            if done[index]:
+                continue
+            try:
+                side.do_handshake()
+                done[index] = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except ssl.SSLError as exc:
+                if index == 1 and not done[0]:
+                    continue  # the client's alert explains it on its side
+                reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+                raise ValueError(f"the chain does not verify the certificate: {reason}") from None
+        if done[0]:
+            return
+    raise ValueError("the chain does not verify the certificate: the in-memory handshake did not finish")
+
+
+def validate_bundle(bundle: Bundle, now: float) -> None:
+    """Everything checked before the first change.
+
+    Raises:
+        InstallError: BUNDLE_INVALID.
+    """
+    facts = bundle.facts
+    if facts.not_after <= now:
+        raise InstallError(
+            Exit.BUNDLE_INVALID,
+            "the certificate expired at {}".format(
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))
+            ),
+        )
+    if not facts.common_name:
+        raise InstallError(
+            Exit.BUNDLE_INVALID, "the certificate has no common name to check the served certificate with"
+        )
+    try:
+        handshake(bundle)
+    except ValueError as exc:
+        raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
+
+
+def key_matches(certificate: bytes, key: bytes) -> bool:
+    """Whether a certificate file's first certificate and a key file belong together."""
+    try:
+        cert_blocks = pem_blocks(certificate.decode("ascii"), "certificate")
+        key_blocks = pem_blocks(key.decode("ascii"), "key")
+        bundle = Bundle(
+            pem("CERTIFICATE", cert_blocks[0][1]),
+            pem(key_blocks[0][0], key_blocks[0][1]),
+            b"",
+            certificate_facts(cert_blocks[0][1]),
+        )
+        server_context(bundle)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def check_existing_content(kind: TargetKind, data: bytes, shown: str) -> None:
+    """An existing target must already be a certificate (or key) file: certrotate replaces no other file.
+
+    Raises:
+        InstallError: REFUSED.
+    """
+    try:
+        labels = [label for label, _ in pem_blocks(data.decode("ascii"), shown)]
+    except (ValueError, UnicodeDecodeError):
+        labels = ["?"]
+    if not labels:
+        return
+    expected_ok = (
+        (len(labels) == 1 and labels[0] in KEY_LABELS) if kind is TargetKind.KEY else set(labels) == {"CERTIFICATE"}
+    )
+    if not expected_ok:
+        raise refused(
+            "{} exists and is not a {} file; certrotate replaces only its own kind of file".format(
+                shown, "private key" if kind is TargetKind.KEY else "certificate"
+            )
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Subprocesses: the aws CLI and Apache
+# ---------------------------------------------------------------------------------------------
+
+
+def tool_environment(environ: Dict[str, str]) -> Dict[str, str]:
+    env = dict(environ)
+    env["PATH"] = env.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+    env["LANG"] = env["LC_ALL"] = "C"
+    return env
+
+
+def find_tool(name: str, env: Dict[str, str]) -> str:
+    found = shutil.which(name, path=env["PATH"])
+    if found is None:
+        raise InstallError(
+            Exit.HOST_UNSUPPORTED, "{} is not installed on this host (not in {})".format(name, env["PATH"])
+        )
+    return found
+
+
+def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
+    """The secret's JSON fields, read with the aws CLI in the secret's own region.
+
+    Raises:
+        InstallError: SECRET_UNREADABLE (stderr's last line, never stdout), HOST_UNSUPPORTED.
+    """
+    region = request.secret_arn.split(":")[3]
+    command = [
+        find_tool("aws", env),
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        request.secret_arn,
+        "--version-stage",
+        request.version_stage,
+        "--region",
+        region,
+        "--output",
+        "json",
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=AWS_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InstallError(
+            Exit.SECRET_UNREADABLE, f"cannot read secret {request.secret_arn}: the aws CLI timed out"
+        ) from None
+    where = f"secret {request.secret_arn} ({request.version_stage})"
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        raise InstallError(
+            Exit.SECRET_UNREADABLE,
+            "cannot read {}: {}".format(where, lines[-1] if lines else f"aws exit {done.returncode}"),
+        )
+    try:
+        fields = json.loads(json.loads(done.stdout.decode("utf-8"))["SecretString"])
+    except (ValueError, KeyError, TypeError):
+        raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object") from None
+    if not isinstance(fields, dict):
+        raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object")
+    for field in ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM"):
+        if not isinstance(fields.get(field), str) or "-----BEGIN" not in fields[field]:
+            raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret has no {field}")
+    return fields
+
+
+def pick_distro(service: str, os_release: Optional[str]) -> Distro:
+    """Pure: the distribution row from ServiceName, else from /etc/os-release's ID and ID_LIKE."""
+    if service:
+        return next(d for d in DISTROS if d.service == service)
+    ids = []  # type: List[str]
+    for line in (os_release or "").splitlines():
+        key, _, value = line.partition("=")
+        if key in ("ID", "ID_LIKE"):
+            ids.extend(value.strip().strip("\"'").split())
+    for identifier in ids:
+        if identifier in OS_FAMILIES:
+            return next(d for d in DISTROS if d.family == OS_FAMILIES[identifier])
+    raise InstallError(Exit.BAD_PARAMETER, "cannot tell the distribution; pass ServiceName apache2 or httpd")
+
+
+class Apache:
+    """The config test, reload and served-certificate check of the host's Apache."""
+
+    def __init__(self, distro: Distro, main_config: Optional[str], port: int, env: Dict[str, str]) -> None:
+        self.distro = distro
+        self.main_config = main_config
+        self.port = port
+        self.env = env
+
+    def _command(self, *arguments: str) -> List[str]:
+        if self.main_config:
+            return [find_tool(self.distro.server, self.env), "-f", self.main_config, *arguments]
+        return [find_tool(self.distro.control, self.env), *arguments]
+
+    def config_test(self) -> Tuple[bool, str]:
+        command = self._command("-t") if self.main_config else self._command("configtest")
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                timeout=APACHE_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False, f"the config test did not finish in {APACHE_TIMEOUT_SECONDS} s"
+        return done.returncode == 0, done.stdout.decode("utf-8", "replace")
+
+    def reload(self, mode: str) -> Tuple[bool, str]:
+        """graceful or restart; starts Apache when it is not running. Output goes to a file, not a
+        pipe, because a daemon started here would hold a pipe open; no descriptor of ours but
+        that file is inherited (Python's descriptors are non-inheritable)."""
+        import tempfile
+
+        command = self._command("-k", mode) if self.main_config else self._command(mode)
+        with tempfile.TemporaryFile() as output:
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    env=self.env,
+                    timeout=APACHE_TIMEOUT_SECONDS,
+                    check=False,
+                    close_fds=True,
+                )
+            except subprocess.TimeoutExpired:
+                return False, f"{' '.join(command)} did not finish in {APACHE_TIMEOUT_SECONDS} s"
+            output.seek(0)
+            text = output.read(65536).decode("utf-8", "replace")
+        return done.returncode == 0, text
+
+    def served(self, hostname: str) -> Optional[bytes]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the DER served is compared byte for byte
+        try:
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+            with raw, context.wrap_socket(raw, server_hostname=hostname) as tls:
+                return tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError, ValueError):
+            return None
+
+    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> Tuple[bool, str]:
+        deadline = time.monotonic() + deadline_seconds
+        seen = None  # type: Optional[bytes]
+        while True:
+            seen = self.served(facts.common_name)
+            if seen == facts.der:
+                return True, ""
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if seen is None:
+            return False, f"nothing answers TLS on port {self.port}"
+        try:
+            other = certificate_facts(seen).serial_hex
+        except (ValueError, IndexError):
+            other = "unknown"
+        return False, f"Apache on port {self.port} serves serial {other}, expected {facts.serial_hex}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal and the swap: register, change, verify, undo on any failure
+# ---------------------------------------------------------------------------------------------
+
+
+class Phase(enum.Enum):
+    STAGING = "staging"  # writing NAME.certrotate-new files; live files untouched
+    SWAPPING = "swapping"  # live files being replaced; Apache not reloaded yet
+    SWAPPED = "swapped"  # all live files replaced; Apache may have been reloaded
+    COMMITTING = "committing"  # the new files are served; undo files become the previous files
+
+
+class Journal:
+    """One JSON record in the state directory, replaced atomically at every phase."""
+
+    def __init__(self, dir_fd: int, directory: str) -> None:
+        self.dir_fd = dir_fd
+        self.path = os.path.join(directory, JOURNAL_NAME)
+
+    def read(self) -> Optional[Dict[str, Any]]:
+        data = read_regular(self.dir_fd, JOURNAL_NAME, self.path)
+        if data is None:
+            return None
+        try:
+            record = json.loads(data.decode("utf-8"))
+        except ValueError:
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE, f"journal {self.path} is unreadable; inspect the certificate files by hand"
+            ) from None
+        if not isinstance(record, dict):
+            raise InstallError(Exit.ROLLBACK_INCOMPLETE, f"journal {self.path} is not a record")
+        return record
+
+    def write(self, record: Dict[str, Any]) -> None:
+        temporary = JOURNAL_NAME + ".tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=self.dir_fd)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd
+        )
+        try:
+            os.write(fd, json.dumps(record, sort_keys=True).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, JOURNAL_NAME, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        os.fsync(self.dir_fd)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(JOURNAL_NAME, dir_fd=self.dir_fd)
+        os.fsync(self.dir_fd)
+
+
+def sha256(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+class Swap:
+    """Replace the three live files together, keeping what it takes to undo every step.
+
+    For each target: ``NAME.certrotate-new`` is written (stage); the live file gets a second name
+    ``NAME.certrotate-undo`` (a hard link: no copy, no space) and the new file is renamed over it
+    (apply); on success the undo name becomes ``NAME.certrotate-previous`` when the old pair
+    matched, else it is dropped (commit); on failure each undo name is renamed back (undo).
+    Every phase is in the journal first, so the next run can finish or undo it after a SIGKILL.
+    """
+
+    def __init__(
+        self,
+        action: Action,
+        targets: Sequence[Target],
+        contents: Sequence[bytes],
+        keep_previous: bool,
+        journal: Journal,
+        faults: FaultInjector,
+    ) -> None:
+        self.action = action
+        self.targets = list(targets)
+        self.contents = list(contents)
+        self.keep_previous = keep_previous
+        self.journal = journal
+        self.faults = faults
+        self.existed = [t.exists() for t in self.targets]
+        self.new_hashes = [str(sha256(c)) for c in self.contents]
+        self.phase = None  # type: Optional[Phase]
+
+    @classmethod
+    def from_journal(
+        cls, record: Dict[str, Any], targets: Sequence[Target], journal: Journal, faults: FaultInjector
+    ) -> "Swap":
+        swap = cls(
+            Action(record["action"]), targets, [b""] * len(targets), bool(record["keep_previous"]), journal, faults
+        )
+        swap.existed = [bool(entry["existed"]) for entry in record["targets"]]
+        swap.new_hashes = [str(entry["new_sha256"]) for entry in record["targets"]]
+        swap.phase = Phase(record["phase"])
+        return swap
+
+    def record(self, phase: Phase) -> None:
+        self.phase = phase
+        self.journal.write(
+            {
+                "version": 1,
+                "action": self.action.value,
+                "phase": phase.value,
+                "keep_previous": self.keep_previous,
+                "pid": os.getpid(),
+                "targets": [
+                    {"path": t.path, "kind": t.kind.name, "existed": existed, "new_sha256": digest}
+                    for t, existed, digest in zip(self.targets, self.existed, self.new_hashes)
+                ],
+            }
+        )
+
+    def stage(self) -> None:
+        self.record(Phase.STAGING)
+        for target, data in zip(self.targets, self.contents):
+            target.write_new(data)
+        self.faults.point("staged")
+
+    def apply(self) -> None:
+        self.record(Phase.SWAPPING)
+        for target, existed in zip(self.targets, self.existed):
+            if existed:
+                target.remove(UNDO_SUFFIX)
+                target.link("", UNDO_SUFFIX)
+                self.faults.changed()
+            target.rename(NEW_SUFFIX, "")
+            self.faults.changed()
+        for target in self.targets:
+            target.sync_directory()
+        self.record(Phase.SWAPPED)
+        self.faults.point("swapped")
+
+    def commit(self) -> None:
+        self.record(Phase.COMMITTING)
+        self.finish_commit()
+
+    def finish_commit(self) -> None:
+        for target in self.targets:
+            if target.exists(UNDO_SUFFIX):
+                if self.keep_previous:
+                    target.rename(UNDO_SUFFIX, PREVIOUS_SUFFIX)
+                    self.faults.changed()
+                else:
+                    target.remove(UNDO_SUFFIX)
+            target.remove(NEW_SUFFIX)
+            target.sync_directory()
+        self.journal.clear()
+
+    def undo(self) -> None:
+        """Put every live file back as it was; idempotent, so recovery runs the same code."""
+        for target, existed, digest in zip(self.targets, self.existed, self.new_hashes):
+            if target.exists(UNDO_SUFFIX):
+                if target.same_file(UNDO_SUFFIX, ""):
+                    target.remove(UNDO_SUFFIX)  # linked, not yet replaced: rename would do nothing
+                else:
+                    target.rename(UNDO_SUFFIX, "")
+            elif not existed and target.exists() and sha256(target.read()) == digest:
+                target.remove("")
+            target.remove(NEW_SUFFIX)
+            target.sync_directory()
+        self.journal.clear()
+
+
+class SignalGuard:
+    """Turns SIGTERM/SIGINT/SIGHUP into ``Interrupted``, except while an undo, a commit or the reload
+    after an undo runs: those are the way back to a consistent host, so a signal then is ignored
+    and the run ends as soon as they are done (SIGKILL is left to the journal)."""
+
+    def __init__(self) -> None:
+        self.deferred = False
+
+    def install(self) -> None:
+        for signum in SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.deferred:
+            raise Interrupted(signum)
+
+    def protect(self, work: Callable[[], None]) -> None:
+        self.deferred = True
+        try:
+            work()
+        finally:
+            self.deferred = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+class Outcome(NamedTuple):
+    """What this run leaves the host serving: the input of every finishing step."""
+
+    action: Action
+    changed: bool
+    facts: CertificateFacts
+    targets: Tuple[str, str, str]
+    port: int
+    previous_kept: bool
+
+
+class Host:
+    """Everything one run works with, opened and checked once."""
+
+    def __init__(self, request: Request, config: HostConfig, apache: Apache, euid: int, guard: SignalGuard) -> None:
+        self.request = request
+        self.config = config
+        self.apache = apache
+        self.euid = euid
+        self.guard = guard
+        self.faults = FaultInjector(config.fault)
+        self.journal_fd = open_directory(config.journal_dir, euid, create_mode=0o700)
+        self.journal = Journal(self.journal_fd, config.journal_dir)
+
+    def close(self) -> None:
+        os.close(self.journal_fd)
+
+
+def acquire_lock(config: HostConfig, euid: int) -> int:
+    """The host's one install lock, on a descriptor no child inherits (O_CLOEXEC).
+
+    Raises:
+        InstallError: BUSY when another run holds it, REFUSED when it is not ours.
+    """
+    dir_fd = open_directory(config.lock_dir, euid, create_mode=0o700)
+    path = os.path.join(config.lock_dir, LOCK_NAME)
+    try:
+        fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise refused(f"lock {path} is a symbolic link") from None
+        raise
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, euid):
+        os.close(fd)
+        raise refused(f"lock {path} is not a regular file of {_owners(euid)}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise InstallError(Exit.BUSY, f"another certrotate install is running on this host (lock {path})") from None
+        raise
+    return fd
+
+
+def reload_after_undo(host: Host) -> str:
+    """Reload Apache onto the restored files; a failure here is reported, never raised."""
+    try:
+        ok, _ = host.apache.config_test()
+        if not ok:
+            return "Apache was not reloaded: its config test fails with the restored files too"
+        ok, _ = host.apache.reload("graceful")
+    except Exception as exc:  # the restore is done; say why the reload is not
+        return f"Apache was not reloaded: {classify(exc)[1]}"
+    return "Apache reloaded" if ok else "Apache did not reload"
+
+
+def recover(host: Host) -> None:
+    """Before anything else: undo (or finish) a run that was killed halfway.
+
+    Raises:
+        InstallError: ROLLBACK_INCOMPLETE when it cannot, the journal kept for the next run.
+    """
+    record = host.journal.read()
+    if record is None:
+        return
+    targets = []  # type: List[Target]
+    try:
+        try:
+            for entry in record["targets"]:
+                path = str(entry["path"])
+                targets.append(
+                    Target(TargetKind[entry["kind"]], path, open_directory(os.path.dirname(path), host.euid))
+                )
+            swap = Swap.from_journal(record, targets, host.journal, host.faults)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE,
+                f"journal {host.journal.path} cannot be used ({exc}); inspect the certificate files by hand",
+            ) from None
+        try:
+            if swap.phase is Phase.COMMITTING:
+                host.guard.protect(swap.finish_commit)
+                say(f"finished an interrupted {swap.action.value} (its certificate was served); previous files kept")
+            else:
+                host.guard.protect(swap.undo)
+                note = ""
+                if swap.phase is Phase.SWAPPED:
+                    note = "; " + reload_after_undo(host)
+                say(
+                    "recovered an interrupted {} (stopped while {}): the files it replaced are back{}".format(
+                        swap.action.value, swap.phase.value if swap.phase else "?", note
+                    )
+                )
+        except OSError as exc:
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE,
+                f"cannot recover an interrupted install ({describe_os_error(exc)}); "
+                f"the journal {host.journal.path} is kept for the next run",
+            ) from None
+    finally:
+        for target in targets:
+            os.close(target.dir_fd)
+
+
+def describe_os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def classify(exc: BaseException) -> Tuple[Exit, str]:
+    """The exit code and message of a failure; never the text of an arbitrary exception."""
+    if isinstance(exc, InstallError):
+        return exc.code, exc.message
+    if isinstance(exc, Interrupted):
+        return Exit.INTERRUPTED, f"interrupted by signal {signal.Signals(exc.signum).name}"
+    if isinstance(exc, OSError):
+        return Exit.WRITE_FAILED, f"a file operation failed: {describe_os_error(exc)}"
+    trace = exc.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    line = trace.tb_lineno if trace is not None else 0
+    return Exit.INTERNAL, f"unexpected {type(exc).__name__} at line {line} of the installer"
+
+
+def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
+    code, reason = classify(exc)
+    phase = swap.phase
+    if phase is None:
+        return InstallError(code, reason + "; nothing was changed")
+    try:
+        host.guard.protect(swap.undo)
+    except Exception as undo_exc:
+        return InstallError(
+            Exit.ROLLBACK_INCOMPLETE,
+            f"{reason}; restoring the previous files failed too ({classify(undo_exc)[1]}); "
+            f"the journal {host.journal.path} is kept and the next run finishes the rollback",
+        )
+    if phase is Phase.STAGING:
+        return InstallError(code, reason + "; no live file was changed")
+    note = ""
+    if phase is Phase.SWAPPED:
+        notes = []  # type: List[str]
+        host.guard.protect(lambda: notes.append(reload_after_undo(host)))
+        note = f" ({notes[0]})" if notes else ""
+    return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
+
+
+def read_live(targets: Sequence[Target]) -> List[Optional[bytes]]:
+    live = []  # type: List[Optional[bytes]]
+    for target in targets:
+        data = target.read()
+        if data is not None:
+            check_existing_content(target.kind, data, target.path)
+        live.append(data)
+    return live
+
+
+def old_pair_matches(live: Sequence[Optional[bytes]]) -> bool:
+    """Whether the live files may become the previous files: all present, key matching."""
+    if any(data is None for data in live):
+        return False
+    certificate, key = live[0], live[1]
+    assert certificate is not None and key is not None
+    return key_matches(certificate, key)
+
+
+def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous: bool) -> None:
+    """Stage, swap, config test, reload, prove over TLS; undo everything on any failure."""
+    swap = Swap(host.request.action, targets, bundle.contents(), keep_previous, host.journal, host.faults)
+    mode = host.request.reload_mode
+    try:
+        swap.stage()
+        swap.apply()
+        ok, output = host.apache.config_test()
+        if not ok:
+            for line in output.strip().splitlines()[-3:]:
+                warn("  " + line)
+            raise InstallError(Exit.CONFIG_TEST_FAILED, "Apache config test failed")
+        ok, output = host.apache.reload(mode)
+        if not ok:
+            lines = [line for line in output.splitlines() if line.strip()]
+            raise InstallError(Exit.RELOAD_FAILED, "Apache {} failed{}".format(mode, ": " + lines[-1] if lines else ""))
+        host.faults.point("reloaded")
+        ok, why = host.apache.wait_for(bundle.facts)
+        if not ok:
+            raise InstallError(Exit.RELOAD_FAILED, "Apache does not serve the new certificate: " + why)
+    except BaseException as exc:  # every failure after the first change is undone
+        raise roll_back(host, swap, exc) from None
+    try:
+        host.guard.protect(swap.commit)
+    except OSError as exc:
+        raise InstallError(
+            Exit.WRITE_FAILED,
+            "the new certificate is served, but keeping the previous files failed "
+            f"({describe_os_error(exc)}); the next run finishes it",
+        ) from None
+
+
+BUNDLE_FIELDS = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
+
+
+def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
+    fields = fetch_secret(host.request, host.apache.env)
+    try:
+        bundle = parse_bundle(
+            fields[BUNDLE_FIELDS[0]], fields[BUNDLE_FIELDS[1]], fields[BUNDLE_FIELDS[2]], BUNDLE_FIELDS
+        )
+    except ValueError as exc:
+        raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
+    validate_bundle(bundle, time.time())
+    live = read_live(targets)
+    files = (targets[0].path, targets[1].path, targets[2].path)
+    if live == list(bundle.contents()):
+        return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
+    keep = old_pair_matches(live)
+    swap_in(host, targets, bundle, keep)
+    return Outcome(Action.INSTALL, True, bundle.facts, files, host.request.port, keep)
+
+
+def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
+    saved = []  # type: List[bytes]
+    for target in targets:
+        data = target.read(PREVIOUS_SUFFIX)
+        if data is None:
+            raise InstallError(Exit.NOTHING_TO_ROLL_BACK, f"no previous file to restore for {target.path}")
+        saved.append(data)
+    names = (targets[0].path + PREVIOUS_SUFFIX, targets[1].path + PREVIOUS_SUFFIX, targets[2].path + PREVIOUS_SUFFIX)
+    try:
+        bundle = parse_bundle(saved[0].decode("ascii"), saved[1].decode("ascii"), saved[2].decode("ascii"), names)
+        if not bundle.facts.common_name:
+            raise ValueError(f"{names[0]} has no common name")
+        handshake(bundle)
+    except (ValueError, UnicodeDecodeError, IndexError) as exc:
+        raise InstallError(
+            Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc}); nothing was changed"
+        ) from None
+    live = read_live(targets)
+    keep = old_pair_matches(live)
+    swap_in(host, targets, bundle, keep)
+    files = (targets[0].path, targets[1].path, targets[2].path)
+    return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep)
+
+
+RUNS = {Action.INSTALL: run_install, Action.ROLLBACK: run_rollback}  # type: Dict[Action, Callable[[Host, Sequence[Target]], Outcome]]
+
+
+def print_outcome(outcome: Outcome) -> None:
+    facts = outcome.facts
+    if not outcome.changed:
+        say(f"certificate serial {facts.serial_hex} is already installed; nothing changed")
+    elif outcome.action is Action.INSTALL:
+        say(f"installed; Apache on port {outcome.port} serves:")
+    else:
+        say(f"rolled back; Apache on port {outcome.port} serves:")
+    print(f"  subject=CN={facts.common_name}")
+    print(f"  serial={facts.serial_hex}")
+    print("  notAfter={}".format(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))))
+    print(f"  SHA256 Fingerprint={facts.fingerprint}")
+    if outcome.changed:
+        kept = (
+            "previous kept as *" + PREVIOUS_SUFFIX
+            if outcome.previous_kept
+            else f"the replaced files were not a matching pair, so the *{PREVIOUS_SUFFIX} files were left as they were"
+        )
+        say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
+    sys.stdout.flush()
+
+
+# Steps that run after a successful run, in order, each given the Outcome. A step that records
+# what this host serves (SSM custom inventory) belongs here.
+FINISHERS = (print_outcome,)  # type: Tuple[Callable[[Outcome], None], ...]
+
+
+def read_os_release() -> Optional[str]:
+    try:
+        with open("/etc/os-release", encoding="utf-8") as handle:
+            return handle.read(65536)
+    except OSError:
+        return None
+
+
+def check_apache_config(path: str, euid: int) -> None:
+    """The host file's apache_config: like the host file, only root (or the installer's user) wrote it."""
+    dir_fd = open_directory(os.path.dirname(path), euid)
+    try:
+        if read_regular(dir_fd, os.path.basename(path), path, owner_must_be=(0, euid)) is None:
+            raise refused(f"apache_config {path} does not exist")
+    finally:
+        os.close(dir_fd)
+
+
+def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
+    """Run one install or rollback; returns the exit code (``Exit``)."""
+    euid = os.geteuid()
+    guard = SignalGuard()
+    guard.install()
+    lock_fd = None  # type: Optional[int]
+    host = None  # type: Optional[Host]
+    targets = []  # type: List[Target]
+    try:
+        request = read_request(argv[1] if len(argv) > 1 else "install", environ)
+        config = load_host_config(environ, euid)
+        if config.apache_config:
+            check_apache_config(config.apache_config, euid)
+        distro = pick_distro(request.service, read_os_release())
+        files = tuple(given or default for given, default in zip(request.files, default_files(distro)))
+        apache = Apache(distro, config.apache_config, request.port, tool_environment(environ))
+        lock_fd = acquire_lock(config, euid)
+        host = Host(request, config, apache, euid, guard)
+        recover(host)
+        targets = open_targets((files[0], files[1], files[2]), config, euid)
+        outcome = RUNS[request.action](host, targets)
+        for finish in FINISHERS:
+            finish(outcome)
+        return int(Exit.OK)
+    except InstallError as exc:
+        warn("error: " + exc.message)
+        return int(exc.code)
+    except Interrupted as exc:
+        warn(f"error: {classify(exc)[1]}; nothing was changed")
+        return int(Exit.INTERRUPTED)
+    except Exception as exc:
+        code, reason = classify(exc)
+        warn(f"error: {reason}; nothing was changed")
+        return int(code)
+    finally:
+        for target in targets:
+            os.close(target.dir_fd)
+        if host is not None:
+            host.close()
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, dict(os.environ)))

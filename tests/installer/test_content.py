@@ -1,0 +1,139 @@
+"""What the installer accepts from a secret: CERTIFICATE blocks only, one key only in the key field,
+a matching key and a chain that verifies, proven by an in-memory TLS handshake (no openssl CLI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from types import ModuleType
+
+import pytest
+
+from rotation.spec import KeyAlgorithm
+from tests.support.certs import LocalCA
+
+NAMES = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
+
+
+@pytest.fixture(scope="module")
+def ca() -> LocalCA:
+    return LocalCA(name="Installer Unit CA")
+
+
+def parse(program: ModuleType, cert: str, key: str, chain: str) -> object:
+    return program.parse_bundle(cert, key, chain, NAMES)
+
+
+@pytest.mark.parametrize(
+    "algorithm", [KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1], ids=str
+)
+def test_a_good_bundle_passes_and_its_facts_are_read_from_der(
+    program: ModuleType, ca: LocalCA, algorithm: KeyAlgorithm
+) -> None:
+    sub = ca.subordinate()
+    bundle = sub.issue(["www.certrotate.test"], key_algorithm=algorithm)
+    parsed = parse(program, bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem)
+    program.validate_bundle(parsed, time.time())
+    facts = parsed.facts  # type: ignore[attr-defined]
+    assert facts.serial_hex == bundle.serial_hex
+    assert facts.common_name == "www.certrotate.test"
+    assert facts.fingerprint == bundle.fingerprint_sha256.upper() or facts.fingerprint.replace(":", "") == (
+        bundle.fingerprint_sha256.replace(":", "").upper()
+    )
+    assert int(facts.not_after) == int(bundle.not_after.timestamp())
+    assert parsed.certificate == bundle.certificate_pem.encode()  # type: ignore[attr-defined]  # canonical already
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        (0, "{key}", "CERTIFICATE_PEM must hold exactly one CERTIFICATE block"),
+        (0, "{cert}{cert}", "CERTIFICATE_PEM must hold exactly one CERTIFICATE block"),
+        (0, "{cert}{key}", "CERTIFICATE_PEM must hold exactly one CERTIFICATE block"),
+        (2, "{chain}{key}", "CERTIFICATE_CHAIN_PEM must hold CERTIFICATE blocks only"),
+        (2, "", "CERTIFICATE_CHAIN_PEM must hold CERTIFICATE blocks only"),
+        (1, "{key}{key}", "PRIVATE_KEY_PEM must hold exactly one unencrypted private key"),
+        (1, "{cert}", "PRIVATE_KEY_PEM must hold exactly one unencrypted private key"),
+        (0, "Bag Attributes\n{cert}", "CERTIFICATE_PEM has text outside its PEM blocks"),
+        (0, "{cert}trailing", "CERTIFICATE_PEM has text outside its PEM blocks"),
+        (2, "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n", "not base64"),
+        (2, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "text outside"),
+    ],
+)
+def test_content_rules_refuse_a_key_anywhere_else_and_anything_else(
+    program: ModuleType, ca: LocalCA, field: int, text: str, message: str
+) -> None:
+    bundle = ca.issue(["www.certrotate.test"])
+    values = {"cert": bundle.certificate_pem, "key": bundle.private_key_pem, "chain": bundle.chain_pem}
+    texts = [bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem]
+    texts[field] = text.format(**values)
+    with pytest.raises(ValueError, match=message) as caught:
+        parse(program, *texts)
+    assert "PRIVATE KEY-----" not in str(caught.value)
+
+
+def invalid(program: ModuleType, cert: str, key: str, chain: str) -> str:
+    with pytest.raises(program.InstallError) as caught:
+        program.validate_bundle(parse(program, cert, key, chain), time.time())
+    assert caught.value.code == program.Exit.BUNDLE_INVALID
+    return str(caught.value.message)
+
+
+def test_a_key_of_another_certificate_is_refused(program: ModuleType, ca: LocalCA) -> None:
+    good, other_ec, other_rsa = (
+        ca.issue(["a.test"]),
+        ca.issue(["a.test"]),
+        ca.issue(["a.test"], key_algorithm=KeyAlgorithm.RSA_2048),
+    )
+    for other in (other_ec, other_rsa):
+        message = invalid(program, good.certificate_pem, other.private_key_pem, good.chain_pem)
+        assert message == "the private key does not match the certificate"
+    assert program.key_matches(good.certificate_pem.encode(), good.private_key_pem.encode())
+    assert not program.key_matches(good.certificate_pem.encode(), other_rsa.private_key_pem.encode())
+
+
+def test_a_chain_that_does_not_verify_is_refused(program: ModuleType, ca: LocalCA) -> None:
+    foreign = LocalCA(name="Foreign CA").issue(["a.test"])
+    good = ca.issue(["a.test"])
+    message = invalid(program, foreign.certificate_pem, foreign.private_key_pem, good.chain_pem)
+    assert message.startswith("the chain does not verify the certificate")
+
+
+def test_an_intermediate_alone_is_enough_as_chain(program: ModuleType, ca: LocalCA) -> None:
+    sub = ca.subordinate()
+    bundle = sub.issue(["a.test"])
+    intermediate_only = bundle.chain_pem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    program.validate_bundle(
+        parse(program, bundle.certificate_pem, bundle.private_key_pem, intermediate_only), time.time()
+    )
+
+
+def test_an_expired_certificate_is_refused(program: ModuleType, ca: LocalCA) -> None:
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    expired = ca.issue(["a.test"], not_before=start, lifetime=dt.timedelta(days=1))
+    assert "expired" in invalid(program, expired.certificate_pem, expired.private_key_pem, expired.chain_pem)
+
+
+def test_der_parsing_refuses_garbage(program: ModuleType) -> None:
+    for der in (b"", b"\x30\x03\x02\x01", b"\x04\x00", b"\x30\x85" + b"\x00" * 8):
+        with pytest.raises((ValueError, IndexError)):
+            program.certificate_facts(der)
+
+
+@pytest.mark.parametrize(
+    ("service", "os_release", "family"),
+    [
+        ("httpd", "ID=debian", "rhel"),
+        ("", 'ID="amzn"\nID_LIKE="centos rhel fedora"', "rhel"),
+        ("", "ID=rhel\nID_LIKE=fedora", "rhel"),
+        ("", "ID=ubuntu\nID_LIKE=debian", "debian"),
+        ("", "ID=linuxmint\nID_LIKE=ubuntu", "debian"),
+    ],
+)
+def test_the_distribution_table(program: ModuleType, service: str, os_release: str, family: str) -> None:
+    assert program.pick_distro(service, os_release).family == family
+
+
+def test_an_unknown_distribution_needs_service_name(program: ModuleType) -> None:
+    with pytest.raises(program.InstallError, match="pass ServiceName"):
+        program.pick_distro("", "ID=arch")

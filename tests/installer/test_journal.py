@@ -1,0 +1,187 @@
+"""The swap and its journal: killed at any point, the next run puts the host back in one piece.
+
+Files are real (a directory under tmp_path) and the killed run really dies of SIGKILL (a forked
+child that the program's test-only fault point kills); Apache is a stub recording config tests
+and reloads, because what is tested here is the file system protocol. The same points are killed
+against the real Apache through the document in tests/integration/test_installer_attacks.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support.certs import LocalCA
+
+FILES = ("site.pem", "site.key", "site-chain.pem")
+# Every point where a run can die: after staging, after each link/rename of the swap (1-6), after
+# the swap, after the reload, after each rename of the commit (7-9).
+POINTS = ["staged", *(f"change:{n}" for n in range(1, 7)), "swapped", "reloaded", *(f"change:{n}" for n in (7, 8, 9))]
+COMMITTING = {"change:7", "change:8", "change:9"}
+
+
+@dataclass
+class StubApache:
+    config_ok: bool = True
+    reload_ok: bool = True
+    served_ok: bool = True
+    calls: list[str] = field(default_factory=list)
+
+    def config_test(self) -> tuple[bool, str]:
+        self.calls.append("configtest")
+        return self.config_ok, "" if self.config_ok else "AH00526: Syntax error"
+
+    def reload(self, mode: str) -> tuple[bool, str]:
+        self.calls.append(mode)
+        return self.reload_ok, ""
+
+    def wait_for(self, facts: Any) -> tuple[bool, str]:
+        return self.served_ok, "" if self.served_ok else "Apache on port 1 serves serial 1, expected 2"
+
+
+@dataclass
+class Scene:
+    program: ModuleType
+    root: Path
+    old: tuple[bytes, bytes, bytes]
+    previous: tuple[bytes, bytes, bytes]
+    new: Any  # the program's Bundle
+
+    def live(self) -> tuple[bytes, ...]:
+        return tuple((self.root / "tls" / name).read_bytes() for name in FILES)
+
+    def saved(self) -> tuple[bytes, ...]:
+        return tuple((self.root / "tls" / f"{name}.certrotate-previous").read_bytes() for name in FILES)
+
+    def work_files(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "tls").iterdir() if p.name.endswith(("-new", "-undo")))
+
+    def host(self, apache: StubApache, fault: Any = None) -> Any:
+        p = self.program
+        files = tuple(str(self.root / "tls" / name) for name in FILES)
+        request = p.Request(p.Action.INSTALL, "", "AWSCURRENT", files, "apache2", 443, "graceful")
+        state = str(self.root / "state")
+        config = p.HostConfig("test", (str(self.root / "tls"),), None, state, state, fault)
+        guard = p.SignalGuard()
+        guard.install()
+        return p.Host(request, config, apache, 0, guard)
+
+    def targets(self) -> list[Any]:
+        p = self.program
+        files = (str(self.root / "tls" / name) for name in FILES)
+        return [
+            p.Target(kind, path, p.open_directory(os.path.dirname(path), 0)) for kind, path in zip(p.TargetKind, files)
+        ]
+
+
+def contents(program: ModuleType, bundle: Any) -> tuple[bytes, bytes, bytes]:
+    parsed = program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch"))
+    return parsed.contents()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def scene(program: ModuleType, tmp_path: Path) -> Iterator[Scene]:
+    ca = LocalCA(name="Journal CA")
+    tls = tmp_path / "tls"
+    tls.mkdir(mode=0o755)
+    old, previous = contents(program, ca.issue(["a.test"])), contents(program, ca.issue(["a.test"]))
+    for name, data, saved in zip(FILES, old, previous):
+        (tls / name).write_bytes(data)
+        (tls / f"{name}.certrotate-previous").write_bytes(saved)
+    new = ca.issue(["a.test"])
+    bundle = program.parse_bundle(new.certificate_pem, new.private_key_pem, new.chain_pem, ("c", "k", "ch"))
+    saved_handlers = {s: signal.getsignal(s) for s in program.SIGNALS}
+    try:
+        yield Scene(program, tmp_path, old, previous, bundle)
+    finally:
+        for signum, handler in saved_handlers.items():
+            signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_run_killed_anywhere_is_undone_or_finished_by_the_next(scene: Scene, point: str) -> None:
+    p = scene.program
+    host = scene.host(StubApache(), p.Fault(point, int(signal.SIGKILL)))
+    targets = scene.targets()
+    child = os.fork()
+    if child == 0:  # the run that is killed: the program sends itself SIGKILL at the point
+        try:
+            p.swap_in(host, targets, scene.new, True)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert (scene.root / "state" / "journal.json").exists()
+
+    after = StubApache()
+    next_run = scene.host(after)
+    p.recover(next_run)
+    assert not (scene.root / "state" / "journal.json").exists()
+    assert scene.work_files() == []
+    if point in COMMITTING:  # the new certificate had been served: finish keeping the old as previous
+        assert scene.live() == scene.new.contents() and scene.saved() == scene.old
+        assert after.calls == []
+    else:  # undone: live and previous exactly as before the killed run
+        assert scene.live() == scene.old and scene.saved() == scene.previous
+        assert after.calls == (["configtest", "graceful"] if point in ("swapped", "reloaded") else [])
+    p.recover(scene.host(StubApache()))  # nothing left to do: idempotent
+    assert scene.live() in (scene.old, scene.new.contents())
+
+
+@pytest.mark.parametrize(
+    ("apache", "code"),
+    [
+        (StubApache(config_ok=False), 5),
+        (StubApache(reload_ok=False), 6),
+        (StubApache(served_ok=False), 6),
+    ],
+    ids=["config test", "reload", "serve check"],
+)
+def test_a_failure_after_the_swap_restores_and_reloads(scene: Scene, apache: StubApache, code: int) -> None:
+    p = scene.program
+    apache.calls.clear()
+    with pytest.raises(p.InstallError) as caught:
+        p.swap_in(scene.host(apache), scene.targets(), scene.new, True)
+    assert caught.value.code == code and "restored" in caught.value.message
+    assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
+    assert apache.calls[-2:] == ["configtest", "graceful"] or not apache.config_ok
+
+
+@pytest.mark.parametrize("point", ["staged", "change:1", "change:4", "swapped"])
+def test_sigterm_rolls_back_at_once(scene: Scene, point: str) -> None:
+    p = scene.program
+    with pytest.raises(p.InstallError) as caught:
+        p.swap_in(scene.host(StubApache(), p.Fault(point, int(signal.SIGTERM))), scene.targets(), scene.new, True)
+    assert caught.value.code == p.Exit.INTERRUPTED and "SIGTERM" in caught.value.message
+    assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
+    assert not (scene.root / "state" / "journal.json").exists()
+
+
+def test_success_keeps_the_old_pair_as_previous_with_modes(scene: Scene) -> None:
+    p = scene.program
+    p.swap_in(scene.host(StubApache()), scene.targets(), scene.new, True)
+    assert scene.live() == scene.new.contents() and scene.saved() == scene.old and scene.work_files() == []
+    key = (scene.root / "tls" / "site.key").stat()
+    assert key.st_mode & 0o777 == 0o600 and key.st_uid == 0 and key.st_nlink == 1
+    assert (scene.root / "tls" / "site.pem").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_unmatched_old_pair_never_replaces_the_previous_files(scene: Scene) -> None:
+    p = scene.program
+    p.swap_in(scene.host(StubApache()), scene.targets(), scene.new, False)
+    assert scene.live() == scene.new.contents() and scene.saved() == scene.previous and scene.work_files() == []
+
+
+def test_a_first_install_undone_leaves_no_file(program: ModuleType, tmp_path: Path, scene: Scene) -> None:
+    for name in FILES:
+        (scene.root / "tls" / name).unlink()
+    with pytest.raises(program.InstallError):
+        program.swap_in(scene.host(StubApache(config_ok=False)), scene.targets(), scene.new, False)
+    assert sorted(p.name for p in (scene.root / "tls").iterdir() if "previous" not in p.name) == []

@@ -1,0 +1,223 @@
+"""Where the installer may write: allow-list, directory ownership, links, file kinds, host file.
+
+Each refusal is played by an attacker who owns something on the path (a real ``useradd`` user)
+or by a planted link; on main the shell installer wrote through every one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.installer.helpers import LocalUser
+
+CERT = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def refused(program: ModuleType, call: object, *args: object, **kwargs: object) -> str:
+    with pytest.raises(program.InstallError) as caught:
+        call(*args, **kwargs)  # type: ignore[operator]
+    assert caught.value.code == program.Exit.REFUSED, caught.value.message
+    return str(caught.value.message)
+
+
+def test_a_root_owned_path_is_accepted_even_below_sticky_tmp(program: ModuleType, tmp_path: Path) -> None:
+    target = tmp_path / "tls"
+    target.mkdir(mode=0o755)
+    fd = program.open_directory(str(target), 0)
+    try:
+        assert os.path.samestat(os.fstat(fd), target.stat())
+    finally:
+        os.close(fd)
+
+
+def test_a_directory_another_user_owns_is_refused(program: ModuleType, tmp_path: Path, attacker: LocalUser) -> None:
+    owned = tmp_path / "theirs"
+    owned.mkdir(mode=0o755)
+    os.chown(owned, attacker.uid, attacker.gid)
+    (owned / "tls").mkdir(mode=0o755)  # root's, but inside the attacker's directory
+    for path in (owned, owned / "tls"):
+        message = refused(program, program.open_directory, str(path), 0)
+        assert f"owned by uid {attacker.uid}" in message
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757, 0o1777])
+def test_a_directory_others_may_write_is_refused(program: ModuleType, tmp_path: Path, mode: int) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    assert "writable by group or others" in refused(program, program.open_directory, str(shared), 0)
+
+
+def test_the_installers_own_user_may_own_the_path(program: ModuleType, tmp_path: Path, attacker: LocalUser) -> None:
+    """DESIGN rule 7: the unprivileged demo runs the installer as the user who owns its files."""
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    os.chown(mine, attacker.uid, attacker.gid)
+    os.close(program.open_directory(str(mine), attacker.uid))
+    refused(program, program.open_directory, str(mine), 0)  # the same directory is not root's
+
+
+def owned_by(user: LocalUser, directory: Path, mode: int = 0o755) -> Path:
+    directory.mkdir(mode=mode)
+    os.chown(directory, user.uid, user.gid)
+    return directory
+
+
+def test_a_symlinked_directory_into_an_unsafe_place_is_refused(
+    program: ModuleType, tmp_path: Path, attacker: LocalUser
+) -> None:
+    (tmp_path / "certs").symlink_to(owned_by(attacker, tmp_path / "theirs"))
+    refused(program, program.open_directory, str(tmp_path / "certs"), 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/etc/passwd", "outside the allowed directories"),
+        ("/etc/shadow", "outside the allowed directories"),
+        ("/etc/sudoers", "outside the allowed directories"),
+        ("/root/.ssh/authorized_keys", "outside the allowed directories"),
+        ("/etc/ssl/certs/ca-certificates.crt", "OS trust bundle"),
+        ("/etc/pki/tls/certs/ca-bundle.crt", "OS trust bundle"),
+        ("/etc/ssl/openssl.cnf", "must end with"),
+        ("/etc/apache2/apache2.conf", "must end with"),
+        ("/etc/httpd/conf.d/evil.conf", "must end with"),
+    ],
+)
+def test_a_target_outside_the_policy_is_a_bad_parameter(program: ModuleType, path: str, message: str) -> None:
+    with pytest.raises(program.InstallError) as caught:
+        program.check_target_name(program.TargetKind.CERTIFICATE, path, program.DEFAULT_ALLOWED)
+    assert caught.value.code == program.Exit.BAD_PARAMETER
+    assert message in caught.value.message and "CertificateFile" in caught.value.message
+
+
+def host_config(program: ModuleType, tmp_path: Path, directory: Path) -> object:
+    return program.HostConfig("test", (str(directory),), None, str(tmp_path), str(tmp_path), None)
+
+
+def test_the_same_file_twice_is_a_bad_parameter(program: ModuleType, tmp_path: Path) -> None:
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    with pytest.raises(program.InstallError) as caught:
+        program.open_targets(
+            (str(tls / "a.pem"), str(tls / "a.key"), str(tls / "a.pem")), host_config(program, tmp_path, tls), 0
+        )
+    assert caught.value.code == program.Exit.BAD_PARAMETER
+    assert "ChainFile must name a different file than CertificateFile" in caught.value.message
+
+
+@pytest.fixture
+def tls(program: ModuleType, tmp_path: Path) -> tuple[Path, int]:
+    directory = tmp_path / "tls"
+    directory.mkdir(mode=0o755)
+    return directory, program.open_directory(str(directory), 0)
+
+
+def test_a_symlinked_target_is_refused_and_not_followed(program: ModuleType, tls: tuple[Path, int]) -> None:
+    directory, fd = tls
+    secret = directory.parent / "root-only"
+    secret.write_text("root only\n")
+    (directory / "site.pem").symlink_to(secret)
+    assert "symbolic link" in refused(program, program.read_regular, fd, "site.pem", "site.pem")
+
+
+def test_a_hard_linked_target_is_refused(program: ModuleType, tls: tuple[Path, int]) -> None:
+    directory, fd = tls
+    (directory / "site.pem").write_text(CERT)
+    os.link(directory / "site.pem", directory / "elsewhere.pem")
+    assert "2 hard links" in refused(program, program.read_regular, fd, "site.pem", "site.pem")
+
+
+def test_a_fifo_target_is_refused(program: ModuleType, tls: tuple[Path, int]) -> None:
+    directory, fd = tls
+    os.mkfifo(directory / "site.pem")
+    assert "not a regular file" in refused(program, program.read_regular, fd, "site.pem", "site.pem")
+
+
+def test_an_existing_file_of_another_kind_is_refused(program: ModuleType) -> None:
+    program.check_existing_content(program.TargetKind.CERTIFICATE, CERT.encode(), "x.pem")
+    program.check_existing_content(program.TargetKind.CERTIFICATE, b"", "x.pem")
+    for kind, data in [
+        (program.TargetKind.CERTIFICATE, b"ServerName example\n"),
+        (program.TargetKind.CHAIN, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        (program.TargetKind.KEY, CERT.encode()),
+    ]:
+        assert "not a" in refused(program, program.check_existing_content, kind, data, "x")
+
+
+def write_host_file(path: Path, settings: dict[str, object], mode: int = 0o644) -> Path:
+    path.write_text(json.dumps(settings))
+    path.chmod(mode)
+    return path
+
+
+def test_the_host_file_extends_the_allow_list(program: ModuleType, tmp_path: Path) -> None:
+    path = write_host_file(tmp_path / "installer.json", {"allowed_directories": ["/srv/tls"]})
+    config = program.load_host_config({program.HOST_CONFIG_VARIABLE: str(path)}, 0)
+    assert config.allowed == (*program.DEFAULT_ALLOWED, "/srv/tls")
+    assert (config.journal_dir, config.lock_dir) == ("/var/lib/certrotate", "/run/certrotate")
+
+
+def test_a_host_file_another_user_could_write_is_refused(
+    program: ModuleType, tmp_path: Path, attacker: LocalUser
+) -> None:
+    theirs = write_host_file(tmp_path / "theirs.json", {"allowed_directories": ["/"]})
+    os.chown(theirs, attacker.uid, attacker.gid)
+    assert "owned by root" in refused(program, program.load_host_config, {program.HOST_CONFIG_VARIABLE: str(theirs)}, 0)
+    writable = write_host_file(tmp_path / "writable.json", {}, mode=0o666)
+    refused(program, program.load_host_config, {program.HOST_CONFIG_VARIABLE: str(writable)}, 0)
+    linked = tmp_path / "linked.json"
+    linked.symlink_to(write_host_file(tmp_path / "real.json", {}))
+    refused(program, program.load_host_config, {program.HOST_CONFIG_VARIABLE: str(linked)}, 0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"allowed_directories": "/srv"},
+        {"allowed_directories": ["relative"]},
+        {"allowed_directories": ["/"]},
+        {"apache_config": "x.conf"},
+        {"state_directory": 7},
+        {"test_fault": {"at": "staged", "signal": "STOP"}},
+        {"CertificateFile": "/etc/passwd"},
+        [],
+    ],
+)
+def test_a_host_file_must_be_valid(program: ModuleType, tmp_path: Path, settings: object) -> None:
+    path = tmp_path / "installer.json"
+    path.write_text(json.dumps(settings))
+    refused(program, program.load_host_config, {program.HOST_CONFIG_VARIABLE: str(path)}, 0)
+
+
+def test_no_host_file_means_the_defaults_and_a_named_one_must_exist(program: ModuleType, tmp_path: Path) -> None:
+    if not os.path.exists(program.HOST_CONFIG):
+        assert program.load_host_config({}, 0) == program.default_host_config()
+    refused(program, program.load_host_config, {program.HOST_CONFIG_VARIABLE: str(tmp_path / "none.json")}, 0)
+
+
+def test_the_lock_is_exclusive_and_never_inherited(program: ModuleType, tmp_path: Path) -> None:
+    config = program.HostConfig("test", (), None, str(tmp_path / "state"), str(tmp_path / "state"), None)
+    fd = program.acquire_lock(config, 0)
+    try:
+        assert not os.get_inheritable(fd)
+        assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+        with pytest.raises(program.InstallError) as caught:
+            program.acquire_lock(config, 0)
+        assert caught.value.code == program.Exit.BUSY
+    finally:
+        os.close(fd)
+    os.close(program.acquire_lock(config, 0))
+
+
+def test_a_state_directory_another_user_owns_is_refused(
+    program: ModuleType, tmp_path: Path, attacker: LocalUser
+) -> None:
+    state = owned_by(attacker, tmp_path / "state", 0o700)
+    config = program.HostConfig("test", (), None, str(state), str(state), None)
+    refused(program, program.acquire_lock, config, 0)
