@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -337,8 +338,12 @@ def _summary(
 
 
 def _table(demo_secrets: list[DemoSecret], previous: dict[str, str], served_by: str) -> None:
-    table = Table(title=f"certrotate demo: served by {served_by}, checked by TLS handshakes trusting only the CA")
-    for column in ("secret", "type", "key", "serial → rotate-now", "not after", "served"):
+    table = Table(
+        title=f"certrotate demo: served by {served_by}, checked by TLS handshakes trusting only the CA",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("secret", "type", "key", "serial → new", "not after", "served"):
         table.add_column(column, no_wrap=True)
     for secret in demo_secrets:
         bundle = secret.bundle

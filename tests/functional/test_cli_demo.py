@@ -37,8 +37,10 @@ def assert_demo_proved_rotation(result: subprocess.CompletedProcess[str], workdi
     out = result.stdout
     assert "demo complete" in out
     assert out.count(f"installed on {served_by}") == 4  # two secrets, rotated twice each
+    header = next(line for line in out.splitlines() if line.split()[:1] == ["secret"])
+    assert header.split()[-1] == "served"  # the table fits 80 columns: no header cut to "serv…"
     for name in ("server1.example", "server2.example"):
-        row = next(line for line in out.splitlines() if line.startswith(f"│ {name}"))
+        row = next(line for line in out.splitlines() if line.split()[:1] == [name])
         before, after = re.findall(r"([0-9A-F]{8}) → ([0-9A-F]{8})", row)[0]
         assert before != after and "yes" in row
     assert "PRIVATE KEY" not in out + result.stderr
