@@ -140,8 +140,13 @@ def run_document(
     env: Mapping[str, str] | None = None,
     timeout: float = 600,
     env_var_interpolation: bool = True,
+    instance_id: str | None = None,
+    region: str = "us-east-1",
 ) -> CommandResult:
     """Check the parameters, then run every ``aws:runShellScript`` step with sh.
+
+    With ``instance_id``, the steps see ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` as
+    the SSM agent sets them for every command it runs (amazon-ssm-agent's executers package).
 
     Raises:
         DocumentParameterError: SSM would refuse the parameters; nothing ran.
@@ -152,6 +157,8 @@ def run_document(
     values = resolve_parameters(document, parameters)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSM_")}
     agent_env = environment_variables(document, values) if env_var_interpolation else {}
+    if instance_id is not None:
+        agent_env.update(AWS_SSM_INSTANCE_ID=instance_id, AWS_SSM_REGION_NAME=region)
     result = CommandResult()
     started = time.monotonic()
     for step in document.get("mainSteps", []):
