@@ -182,3 +182,27 @@ def run_document(
             break
     result.seconds = time.monotonic() - started
     return result
+
+
+def run_association(
+    path: Path,
+    parameters: Mapping[str, str | list[str]],
+    targets: Mapping[str, Mapping[str, str]],
+    *,
+    region: str = "us-east-1",
+    timeout: float = 600,
+) -> dict[str, CommandResult]:
+    """One State Manager association pass: the document on every target instance that is up.
+
+    ``targets`` maps an instance id to the environment its agent runs commands in (the host's own
+    variables: its installer host file, its aws CLI); a stopped instance is not a target until it
+    is back. Instances run one after another (MaxConcurrency 1); each result is keyed by instance
+    id. moto runs no association, so tests call this on their schedule: each call is one
+    scheduled (or StartAssociationsOnce) run.
+    """
+    results: dict[str, CommandResult] = {}
+    for instance_id, env in targets.items():
+        results[instance_id] = run_document(
+            path, parameters, env=env, timeout=timeout, instance_id=instance_id, region=region
+        )
+    return results
