@@ -6,7 +6,7 @@ isolated mode, its first argument ``install`` or ``rollback``. Parameters arrive
 ``SSM_<Name>`` environment variables (interpolationType ENV_VAR) and are checked again here
 against the documents' allowedPattern. Whoever runs the program (never a document or its sender)
 may name another host file in ``CERTROTATE_INSTALLER_CONFIG``; tests and the unprivileged local
-demo do. ``FINISHERS`` are the steps run after a success, each given the ``Outcome``.
+demo do. ``FINISHERS`` are the steps run after a success, each given the ``Host`` and ``Outcome``.
 
 Guarantees:
 - Writes only under the allowed directories (``DEFAULT_ALLOWED`` plus ``allowed_directories``
@@ -29,6 +29,12 @@ Guarantees:
   (Apache included) inherits.
 - The private key is never printed or logged, and never written anywhere but the key file
   (for the handshake check it sits in an unnamed in-memory file that vanishes with the process).
+- After every run that got as far as the certificate files (installed, unchanged, rolled back,
+  failed) the host's fleet view is recorded: public facts of what each file serves, as SSM custom
+  inventory ``Custom:CertrotateCertificate`` for the instance the SSM agent names in
+  ``AWS_SSM_INSTANCE_ID``/``AWS_SSM_REGION_NAME`` (kept in the state directory, since PutInventory
+  replaces the type whole). Recording never changes the run's exit code; a failure to record is a
+  warning on stderr.
 
 Exit codes (``Exit``): 0 installed, already installed or rolled back; 1 unexpected error (a bug;
 the files were restored); 2 bad parameter; 3 secret unreadable or malformed; 4 bundle (or, for
