@@ -968,29 +968,15 @@ def find_tool(name: str, env: Dict[str, str]) -> str:
     return found
 
 
-def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
-    """The secret's JSON fields, read with the aws CLI in the secret's own region.
+def run_aws(arguments: List[str], env: Dict[str, str], code: Exit, what: str) -> bytes:
+    """The stdout of ``aws ARGUMENTS``.
 
     Raises:
-        InstallError: SECRET_UNREADABLE (stderr's last line, never stdout), HOST_UNSUPPORTED.
+        InstallError: ``code`` with ``what`` and stderr's last line (never stdout), HOST_UNSUPPORTED.
     """
-    region = request.secret_arn.split(":")[3]
-    command = [
-        find_tool("aws", env),
-        "secretsmanager",
-        "get-secret-value",
-        "--secret-id",
-        request.secret_arn,
-        "--version-stage",
-        request.version_stage,
-        "--region",
-        region,
-        "--output",
-        "json",
-    ]
     try:
         done = subprocess.run(
-            command,
+            [find_tool("aws", env), *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -999,18 +985,25 @@ def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise InstallError(
-            Exit.SECRET_UNREADABLE, f"cannot read secret {request.secret_arn}: the aws CLI timed out"
-        ) from None
-    where = f"secret {request.secret_arn} ({request.version_stage})"
+        raise InstallError(code, what + ": the aws CLI timed out") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise InstallError(
-            Exit.SECRET_UNREADABLE,
-            "cannot read {}: {}".format(where, lines[-1] if lines else f"aws exit {done.returncode}"),
-        )
+        raise InstallError(code, "{}: {}".format(what, lines[-1] if lines else f"aws exit {done.returncode}"))
+    return done.stdout
+
+
+def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
+    """The secret's JSON fields, read with the aws CLI in the secret's own region.
+
+    Raises:
+        InstallError: SECRET_UNREADABLE (stderr's last line, never stdout), HOST_UNSUPPORTED.
+    """
+    where = f"secret {request.secret_arn} ({request.version_stage})"
+    arguments = ["secretsmanager", "get-secret-value", "--secret-id", request.secret_arn]
+    arguments += ["--version-stage", request.version_stage, "--region", request.secret_arn.split(":")[3]]
+    stdout = run_aws([*arguments, "--output", "json"], env, Exit.SECRET_UNREADABLE, "cannot read " + where)
     try:
-        fields = json.loads(json.loads(done.stdout.decode("utf-8"))["SecretString"])
+        fields = json.loads(json.loads(stdout.decode("utf-8"))["SecretString"])
     except (ValueError, KeyError, TypeError):
         raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object") from None
     if not isinstance(fields, dict):
@@ -1726,34 +1719,9 @@ def put_inventory(items: List[Dict[str, Any]], env: Dict[str, str]) -> str:
         raise InstallError(Exit.INTERNAL, f"{INSTANCE_ID_VARIABLE} {instance!r} is not an instance id")
     if re.fullmatch(REGION_PATTERN, region) is None:
         raise InstallError(Exit.INTERNAL, f"{REGION_VARIABLE} {region!r} is not a region")
-    command = [
-        find_tool("aws", env),
-        "ssm",
-        "put-inventory",
-        "--instance-id",
-        instance,
-        "--region",
-        region,
-        "--items",
-        json.dumps(items, sort_keys=True),
-        "--output",
-        "json",
-    ]
-    try:
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            timeout=AWS_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InstallError(Exit.INTERNAL, "the aws CLI timed out") from None
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise InstallError(Exit.INTERNAL, lines[-1] if lines else f"aws exit {done.returncode}")
+    arguments = ["ssm", "put-inventory", "--instance-id", instance, "--region", region]
+    arguments += ["--items", json.dumps(items, sort_keys=True), "--output", "json"]
+    run_aws(arguments, env, Exit.INTERNAL, "PutInventory")
     return f"{INVENTORY_TYPE} of {instance} in {region}"
 
 

@@ -49,10 +49,7 @@ def role_arn(value: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these certificate secrets")
-    parser.add_argument("--prefix", help="only secrets whose name starts with this")
-    parser.add_argument(
-        "--tag", type=options.tag, action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag"
-    )
+    options.secret_selection(parser)
     parser.add_argument(
         "--role-arn",
         type=role_arn,
