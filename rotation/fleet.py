@@ -27,6 +27,7 @@ class HostState(StrEnum):
     OLDER = "older"  # serves another certificate of the secret (an older one)
     FAILED = "failed"  # its latest run failed; what it still serves is in the record
     STALE = "stale"  # no record for more than STALE_INTERVALS convergence intervals
+    UNKNOWN = "unknown"  # the secret's current certificate is not known here (not readable, no metadata)
 
 
 class RunStatus(StrEnum):
@@ -158,13 +159,15 @@ def serves(report: HostReport, fingerprint_or_serial: str) -> bool:
 
 def classify(report: HostReport, current: CurrentCertificate | None, now: datetime, interval: timedelta) -> HostState:
     """The state of one record: stale first (then nothing it says is known now), then failed,
-    then whether it serves the current certificate (by fingerprint; by serial when the secret
-    carries no fingerprint)."""
+    then unknown when the secret's current certificate is not known, then whether it serves the
+    current certificate (by fingerprint; by serial when the secret carries no fingerprint)."""
     if now - report.recorded_at > STALE_INTERVALS * interval:
         return HostState.STALE
     if report.status is RunStatus.FAILED:
         return HostState.FAILED
-    if current is not None and serves(report, current.fingerprint or current.serial):
+    if current is None or not (current.fingerprint or current.serial):
+        return HostState.UNKNOWN
+    if serves(report, current.fingerprint or current.serial):
         return HostState.CURRENT
     return HostState.OLDER
 

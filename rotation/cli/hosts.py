@@ -183,7 +183,13 @@ def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-_STYLE = {HostState.CURRENT: "green", HostState.OLDER: "yellow", HostState.FAILED: "red", HostState.STALE: "magenta"}
+_STYLE = {
+    HostState.CURRENT: "green",
+    HostState.OLDER: "yellow",
+    HostState.FAILED: "red",
+    HostState.STALE: "magenta",
+    HostState.UNKNOWN: "",
+}
 
 
 def _ago(moment: datetime, now: datetime) -> str:
@@ -193,7 +199,11 @@ def _ago(moment: datetime, now: datetime) -> str:
 
 def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime) -> Table:
     counts = ", ".join(f"{len(fleet.in_state(s))} {s.value}" for s in HostState)
-    current = f"current serial {fleet.current.serial or '-'}" if fleet.current else "not a selected secret"
+    current = (
+        f"current serial {fleet.current.serial or '-'}"
+        if fleet.current
+        else "current certificate unknown (not a certificate secret these credentials read)"
+    )
     title = f"{names.get(fleet.secret_arn) or fleet.secret_arn}: {current}; {counts}"
     table = Table(title=literal(title), expand=False)
     for name in ("instance", "account", "state", "serial", "file", "reported", "detail"):

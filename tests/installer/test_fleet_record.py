@@ -63,3 +63,18 @@ def test_the_record_is_bounded(program: ModuleType) -> None:
 def test_without_the_agents_instance_id_nothing_is_sent(program: ModuleType) -> None:
     said = program.put_inventory([], {"PATH": "/nonexistent"})
     assert "AWS_SSM_INSTANCE_ID is not set" in said
+
+
+def test_the_items_are_what_the_put_inventory_model_accepts(program: ModuleType) -> None:
+    """botocore's own validator for PutInventory's input shape (types, required members, lengths)."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    bundle = LocalCA(name="Shape CA").issue(["www.certrotate.test"])
+    parsed = program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch"))
+    entry = program.inventory_entry(request(program), FILES, parsed.facts, program.Served.FAILED, 5, "x" * 5000, 1.8e9)
+    items = program.inventory_items([entry], 1.8e9)
+    shape = botocore.session.get_session().get_service_model("ssm").operation_model("PutInventory").input_shape
+    report = ParamValidator().validate({"InstanceId": "i-0123456789abcdef0", "Items": items}, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert len(entry["Message"]) == program.MESSAGE_LIMIT <= 4096  # a value's limit in the API reference

@@ -92,6 +92,8 @@ def test_without_a_fingerprint_in_the_secret_the_serial_decides() -> None:
     by_serial = CurrentCertificate(ARN, "1F2E3D", "")
     assert classify(one(record(fingerprint=OLD_FP)), by_serial, NOW, INTERVAL) is HostState.CURRENT
     assert classify(one(record(serial="99")), by_serial, NOW, INTERVAL) is HostState.OLDER
+    nothing = CurrentCertificate(ARN, "", "")
+    assert classify(one(record()), nothing, NOW, INTERVAL) is HostState.UNKNOWN  # never "older" by default
 
 
 def test_malformed_records_are_problems_never_reports() -> None:
@@ -123,7 +125,7 @@ def test_fleet_view_groups_by_secret_and_keeps_secrets_no_host_reported() -> Non
     assert [h.report.instance_id for h in fleets[ARN].in_state(HostState.CURRENT)] == ["i-0000000000000000a"]
     assert [h.report.instance_id for h in fleets[ARN].in_state(HostState.OLDER)] == ["i-0000000000000000b"]
     assert fleets[silent].hosts == ()
-    assert fleets[other].current is None and fleets[other].hosts[0].state is HostState.OLDER
+    assert fleets[other].current is None and fleets[other].hosts[0].state is HostState.UNKNOWN
 
 
 def test_hosts_serving_counts_failed_and_stale_hosts() -> None:
