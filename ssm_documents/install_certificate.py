@@ -1831,6 +1831,8 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
     except Exception as exc:
         code, reason = classify(exc)
         warn(f"error: {reason}; nothing was changed")
+        if host is not None and targets:
+            record_failure(host, targets, int(code), reason)
         return int(code)
     finally:
         for target in targets:

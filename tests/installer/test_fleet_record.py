@@ -78,3 +78,43 @@ def test_the_items_are_what_the_put_inventory_model_accepts(program: ModuleType)
     report = ParamValidator().validate({"InstanceId": "i-0123456789abcdef0", "Items": items}, shape)
     assert not report.has_errors(), report.generate_report()
     assert len(entry["Message"]) == program.MESSAGE_LIMIT <= 4096  # a value's limit in the API reference
+
+
+def test_an_unexpected_error_is_recorded_too(program: ModuleType, tmp_path: Any, monkeypatch: Any) -> None:
+    """A bug before any change (exit 1) still leaves a failed record, kept on the host when the
+    installer runs outside the SSM agent (no AWS_SSM_INSTANCE_ID)."""
+    ssl_dir = tmp_path / "ssl"
+    (ssl_dir / "certs").mkdir(parents=True)
+    (ssl_dir / "private").mkdir(mode=0o700)
+    apache_config = tmp_path / "apache2.conf"
+    apache_config.write_text("# not read: the run fails before Apache\n")
+    host_file = tmp_path / "installer.json"
+    state = tmp_path / "state"
+    host_file.write_text(
+        json.dumps(
+            {"allowed_directories": [str(ssl_dir)], "apache_config": str(apache_config), "state_directory": str(state)}
+        )
+    )
+    cert, key, chain = (
+        ssl_dir / "certs" / "web.pem",
+        ssl_dir / "private" / "web.key",
+        ssl_dir / "certs" / "web-chain.pem",
+    )
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        program.HOST_CONFIG_VARIABLE: str(host_file),
+        "SSM_SecretArn": ARN,
+        "SSM_CertificateFile": str(cert),
+        "SSM_KeyFile": str(key),
+        "SSM_ChainFile": str(chain),
+        "SSM_ServiceName": "apache2",
+    }
+
+    def bug(*_: Any) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(program, "fetch_secret", bug)
+    assert program.main(["install_certificate.py", "install"], environ) == program.Exit.INTERNAL
+    (entry,) = json.loads((state / program.INVENTORY_STATE).read_text())
+    assert entry["Status"] == "failed" and entry["ExitCode"] == "1" and entry["SecretArn"] == ARN
+    assert "unexpected ZeroDivisionError" in entry["Message"] and entry["Serial"] == ""  # nothing served yet
