@@ -6,7 +6,7 @@ isolated mode, its first argument ``install`` or ``rollback``. Parameters arrive
 ``SSM_<Name>`` environment variables (interpolationType ENV_VAR) and are checked again here
 against the documents' allowedPattern. Whoever runs the program (never a document or its sender)
 may name another host file in ``CERTROTATE_INSTALLER_CONFIG``; tests and the unprivileged local
-demo do. ``FINISHERS`` are the steps run after a success, each given the ``Outcome``.
+demo do. ``FINISHERS`` are the steps run after a success, each given the ``Host`` and ``Outcome``.
 
 Guarantees:
 - Writes only under the allowed directories (``DEFAULT_ALLOWED`` plus ``allowed_directories``
@@ -29,6 +29,12 @@ Guarantees:
   (Apache included) inherits.
 - The private key is never printed or logged, and never written anywhere but the key file
   (for the handshake check it sits in an unnamed in-memory file that vanishes with the process).
+- After every run that got as far as the certificate files (installed, unchanged, rolled back,
+  failed) the host's fleet view is recorded: public facts of what each file serves, as SSM custom
+  inventory ``Custom:CertrotateCertificate`` for the instance the SSM agent names in
+  ``AWS_SSM_INSTANCE_ID``/``AWS_SSM_REGION_NAME`` (kept in the state directory, since PutInventory
+  replaces the type whole). Recording never changes the run's exit code; a failure to record is a
+  warning on stderr.
 
 Exit codes (``Exit``): 0 installed, already installed or rolled back; 1 unexpected error (a bug;
 the files were restored); 2 bad parameter; 3 secret unreadable or malformed; 4 bundle (or, for
@@ -962,29 +968,15 @@ def find_tool(name: str, env: Dict[str, str]) -> str:
     return found
 
 
-def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
-    """The secret's JSON fields, read with the aws CLI in the secret's own region.
+def run_aws(arguments: List[str], env: Dict[str, str], code: Exit, what: str) -> bytes:
+    """The stdout of ``aws ARGUMENTS``.
 
     Raises:
-        InstallError: SECRET_UNREADABLE (stderr's last line, never stdout), HOST_UNSUPPORTED.
+        InstallError: ``code`` with ``what`` and stderr's last line (never stdout), HOST_UNSUPPORTED.
     """
-    region = request.secret_arn.split(":")[3]
-    command = [
-        find_tool("aws", env),
-        "secretsmanager",
-        "get-secret-value",
-        "--secret-id",
-        request.secret_arn,
-        "--version-stage",
-        request.version_stage,
-        "--region",
-        region,
-        "--output",
-        "json",
-    ]
     try:
         done = subprocess.run(
-            command,
+            [find_tool("aws", env), *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -993,18 +985,25 @@ def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise InstallError(
-            Exit.SECRET_UNREADABLE, f"cannot read secret {request.secret_arn}: the aws CLI timed out"
-        ) from None
-    where = f"secret {request.secret_arn} ({request.version_stage})"
+        raise InstallError(code, what + ": the aws CLI timed out") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise InstallError(
-            Exit.SECRET_UNREADABLE,
-            "cannot read {}: {}".format(where, lines[-1] if lines else f"aws exit {done.returncode}"),
-        )
+        raise InstallError(code, "{}: {}".format(what, lines[-1] if lines else f"aws exit {done.returncode}"))
+    return done.stdout
+
+
+def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
+    """The secret's JSON fields, read with the aws CLI in the secret's own region.
+
+    Raises:
+        InstallError: SECRET_UNREADABLE (stderr's last line, never stdout), HOST_UNSUPPORTED.
+    """
+    where = f"secret {request.secret_arn} ({request.version_stage})"
+    arguments = ["secretsmanager", "get-secret-value", "--secret-id", request.secret_arn]
+    arguments += ["--version-stage", request.version_stage, "--region", request.secret_arn.split(":")[3]]
+    stdout = run_aws([*arguments, "--output", "json"], env, Exit.SECRET_UNREADABLE, "cannot read " + where)
     try:
-        fields = json.loads(json.loads(done.stdout.decode("utf-8"))["SecretString"])
+        fields = json.loads(json.loads(stdout.decode("utf-8"))["SecretString"])
     except (ValueError, KeyError, TypeError):
         raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object") from None
     if not isinstance(fields, dict):
@@ -1127,6 +1126,21 @@ class Phase(enum.Enum):
     COMMITTING = "committing"  # the new files are served; undo files become the previous files
 
 
+def replace_state_file(dir_fd: int, name: str, data: bytes) -> None:
+    """Replace ``name`` in the state directory atomically (mode 0600, never through a link)."""
+    temporary = name + ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=dir_fd)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
+
+
 class Journal:
     """One JSON record in the state directory, replaced atomically at every phase."""
 
@@ -1149,19 +1163,7 @@ class Journal:
         return record
 
     def write(self, record: Dict[str, Any]) -> None:
-        temporary = JOURNAL_NAME + ".tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary, dir_fd=self.dir_fd)
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd
-        )
-        try:
-            os.write(fd, json.dumps(record, sort_keys=True).encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, JOURNAL_NAME, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-        os.fsync(self.dir_fd)
+        replace_state_file(self.dir_fd, JOURNAL_NAME, json.dumps(record, sort_keys=True).encode("utf-8"))
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -1570,7 +1572,7 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
 RUNS = {Action.INSTALL: run_install, Action.ROLLBACK: run_rollback}  # type: Dict[Action, Callable[[Host, Sequence[Target]], Outcome]]
 
 
-def print_outcome(outcome: Outcome) -> None:
+def print_outcome(host: Host, outcome: Outcome) -> None:
     facts = outcome.facts
     if not outcome.changed:
         say(f"certificate serial {facts.serial_hex} is already installed; nothing changed")
@@ -1592,9 +1594,188 @@ def print_outcome(outcome: Outcome) -> None:
     sys.stdout.flush()
 
 
-# Steps that run after a successful run, in order, each given the Outcome. A step that records
-# what this host serves (SSM custom inventory) belongs here.
-FINISHERS = (print_outcome,)  # type: Tuple[Callable[[Outcome], None], ...]
+# ---------------------------------------------------------------------------------------------
+# The fleet view: what this host serves, recorded as SSM custom inventory after every run
+# ---------------------------------------------------------------------------------------------
+
+INVENTORY_TYPE = "Custom:CertrotateCertificate"
+INVENTORY_SCHEMA_VERSION = "1.0"
+INVENTORY_STATE = "inventory.json"
+INSTANCE_ID_VARIABLE = "AWS_SSM_INSTANCE_ID"  # the SSM agent sets both for every command it runs
+REGION_VARIABLE = "AWS_SSM_REGION_NAME"
+INSTANCE_ID_PATTERN = r"i-(\w{8}|\w{17})|mi-\w{17}"  # PutInventory's InstanceId pattern
+REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-[0-9]"
+MAX_INVENTORY_ENTRIES = 50  # certificate files per host; the oldest records beyond are dropped
+MESSAGE_LIMIT = 1024
+INVENTORY_KEYS = (
+    "SecretArn",
+    "VersionStage",
+    "CertificateFile",
+    "KeyFile",
+    "ChainFile",
+    "HttpsPort",
+    "Status",
+    "ExitCode",
+    "Message",
+    "RecordedAt",
+    "Serial",
+    "NotAfter",
+    "FingerprintSha256",
+    "Subject",
+)
+
+
+class Served(enum.Enum):
+    INSTALLED = "installed"
+    UNCHANGED = "unchanged"
+    ROLLED_BACK = "rolled-back"
+    FAILED = "failed"
+
+
+def iso_time(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def inventory_entry(
+    request: Request,
+    files: Tuple[str, str, str],
+    facts: Optional[CertificateFacts],
+    status: Served,
+    code: int,
+    message: str,
+    now: float,
+) -> Dict[str, str]:
+    """Pure: the fleet-view record of one run: what ``files`` serve now; public facts only."""
+    entry = dict.fromkeys(INVENTORY_KEYS, "")
+    entry.update(
+        SecretArn=request.secret_arn,
+        VersionStage=request.version_stage if request.secret_arn else "",
+        CertificateFile=files[0],
+        KeyFile=files[1],
+        ChainFile=files[2],
+        HttpsPort=str(request.port),
+        Status=status.value,
+        ExitCode=str(int(code)),
+        Message=message[:MESSAGE_LIMIT],
+        RecordedAt=iso_time(now),
+    )
+    if facts is not None:
+        entry.update(
+            Serial=facts.serial_hex,
+            NotAfter=iso_time(facts.not_after),
+            FingerprintSha256=facts.fingerprint,
+            Subject=facts.common_name,
+        )
+    return entry
+
+
+def merge_inventory(recorded: Any, entry: Dict[str, str]) -> List[Dict[str, str]]:
+    """Pure: this host's records with ``entry`` in place of the one for the same certificate file.
+
+    PutInventory replaces a custom type whole, so every run sends the records of all the
+    certificate files this host serves, kept in its state directory. A rollback names no secret:
+    its record keeps the secret of the file's previous record. Malformed records are dropped.
+    """
+    kept = []  # type: List[Dict[str, str]]
+    for record in recorded if isinstance(recorded, list) else []:
+        if not isinstance(record, dict) or set(record) != set(INVENTORY_KEYS):
+            continue
+        if not all(isinstance(value, str) for value in record.values()):
+            continue
+        if record["CertificateFile"] == entry["CertificateFile"]:
+            if not entry["SecretArn"]:
+                entry = dict(entry, SecretArn=record["SecretArn"], VersionStage=record["VersionStage"])
+            continue
+        kept.append(record)
+    kept.append(entry)
+    kept.sort(key=lambda record: record["RecordedAt"], reverse=True)
+    return sorted(kept[:MAX_INVENTORY_ENTRIES], key=lambda record: record["CertificateFile"])
+
+
+def inventory_items(entries: List[Dict[str, str]], now: float) -> List[Dict[str, Any]]:
+    """Pure: PutInventory's Items. No ContentHash: every run's RecordedAt changes the content anyway,
+    and MD5 is unavailable on FIPS-mode hosts."""
+    return [
+        {
+            "TypeName": INVENTORY_TYPE,
+            "SchemaVersion": INVENTORY_SCHEMA_VERSION,
+            "CaptureTime": iso_time(now),
+            "Content": entries,
+        }
+    ]
+
+
+def put_inventory(items: List[Dict[str, Any]], env: Dict[str, str]) -> str:
+    """PutInventory with the aws CLI for the instance the SSM agent runs us on; returns what it did.
+
+    Raises:
+        InstallError: the record could not be sent (the caller reports it and carries on).
+    """
+    instance = env.get(INSTANCE_ID_VARIABLE, "")
+    region = env.get(REGION_VARIABLE, "")
+    if not instance:
+        return f"{INSTANCE_ID_VARIABLE} is not set (not run by the SSM agent): kept on this host only"
+    if re.fullmatch(INSTANCE_ID_PATTERN, instance) is None:
+        raise InstallError(Exit.INTERNAL, f"{INSTANCE_ID_VARIABLE} {instance!r} is not an instance id")
+    if re.fullmatch(REGION_PATTERN, region) is None:
+        raise InstallError(Exit.INTERNAL, f"{REGION_VARIABLE} {region!r} is not a region")
+    arguments = ["ssm", "put-inventory", "--instance-id", instance, "--region", region]
+    arguments += ["--items", json.dumps(items, sort_keys=True), "--output", "json"]
+    run_aws(arguments, env, Exit.INTERNAL, "PutInventory")
+    return f"{INVENTORY_TYPE} of {instance} in {region}"
+
+
+def record_fleet_view(host: Host, entry: Dict[str, str]) -> None:
+    """Keep ``entry`` with this host's other records and send them all; never fails the run.
+
+    A record that cannot be kept or sent is reported on stderr ("fleet view not recorded") and
+    the run keeps its own exit code: the install itself is what the exit code describes, and a
+    host that stops reporting shows as stale in ``certrotate hosts``.
+    """
+    try:
+        path = os.path.join(host.config.journal_dir, INVENTORY_STATE)
+        data = read_regular(host.journal_fd, INVENTORY_STATE, path)
+        recorded = None  # type: Any
+        if data is not None:
+            try:
+                recorded = json.loads(data.decode("utf-8"))
+            except ValueError:
+                warn(f"warning: {path} was not valid JSON; the fleet view starts again from this run")
+        now = time.time()
+        entries = merge_inventory(recorded, entry)
+        replace_state_file(host.journal_fd, INVENTORY_STATE, json.dumps(entries, sort_keys=True).encode("utf-8"))
+        where = put_inventory(inventory_items(entries, now), host.apache.env)
+        say(f"fleet view: {entry['Status']} serial {entry['Serial'] or '-'} recorded ({where})")
+    except Exception as exc:
+        warn("warning: fleet view not recorded: " + classify(exc)[1])
+
+
+def record_outcome(host: Host, outcome: Outcome) -> None:
+    if outcome.action is Action.ROLLBACK:
+        status = Served.ROLLED_BACK
+    else:
+        status = Served.INSTALLED if outcome.changed else Served.UNCHANGED
+    record_fleet_view(
+        host, inventory_entry(host.request, outcome.targets, outcome.facts, status, Exit.OK, "", time.time())
+    )
+
+
+def record_failure(host: Host, targets: Sequence[Target], code: int, message: str) -> None:
+    """A failed run is recorded too, with what the certificate file serves after the rollback."""
+    facts = None  # type: Optional[CertificateFacts]
+    try:
+        live = targets[0].read()
+        if live is not None:
+            blocks = pem_blocks(live.decode("ascii"), targets[0].path)
+            facts = certificate_facts(blocks[0][1]) if blocks else None
+    except Exception:
+        facts = None
+    files = (targets[0].path, targets[1].path, targets[2].path)
+    record_fleet_view(host, inventory_entry(host.request, files, facts, Served.FAILED, code, message, time.time()))
+
+
+# Steps that run after a successful run, in order, each given the Host and the Outcome.
+FINISHERS = (print_outcome, record_outcome)  # type: Tuple[Callable[[Host, Outcome], None], ...]
 
 
 def read_os_release() -> Optional[str]:
@@ -1637,10 +1818,12 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         targets = open_targets((files[0], files[1], files[2]), config, euid)
         outcome = RUNS[request.action](host, targets)
         for finish in FINISHERS:
-            finish(outcome)
+            finish(host, outcome)
         return int(Exit.OK)
     except InstallError as exc:
         warn("error: " + exc.message)
+        if host is not None and targets:
+            record_failure(host, targets, int(exc.code), exc.message)
         return int(exc.code)
     except Interrupted as exc:
         warn(f"error: {classify(exc)[1]}; nothing was changed")
@@ -1648,6 +1831,8 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
     except Exception as exc:
         code, reason = classify(exc)
         warn(f"error: {reason}; nothing was changed")
+        if host is not None and targets:
+            record_failure(host, targets, int(code), reason)
         return int(code)
     finally:
         for target in targets:

@@ -87,3 +87,11 @@ def json_alias(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS, help="= --output json"
     )
+
+
+def secret_selection(parser: argparse.ArgumentParser) -> None:
+    """``--prefix`` and ``--tag``: which certificate secrets a listing command reads."""
+    parser.add_argument("--prefix", help="only secrets whose name starts with this")
+    parser.add_argument(
+        "--tag", type=tag, action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag"
+    )

@@ -44,10 +44,7 @@ class CertificateStatus:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="show these certificate secrets in full")
-    parser.add_argument("--prefix", help="only secrets whose name starts with this")
-    parser.add_argument(
-        "--tag", type=options.tag, action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag"
-    )
+    options.secret_selection(parser)
     parser.add_argument(
         "--window-days",
         type=options.positive_number("--window-days"),

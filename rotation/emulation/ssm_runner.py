@@ -140,8 +140,13 @@ def run_document(
     env: Mapping[str, str] | None = None,
     timeout: float = 600,
     env_var_interpolation: bool = True,
+    instance_id: str | None = None,
+    region: str = "us-east-1",
 ) -> CommandResult:
     """Check the parameters, then run every ``aws:runShellScript`` step with sh.
+
+    With ``instance_id``, the steps see ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` as
+    the SSM agent sets them for every command it runs (amazon-ssm-agent's executers package).
 
     Raises:
         DocumentParameterError: SSM would refuse the parameters; nothing ran.
@@ -152,6 +157,8 @@ def run_document(
     values = resolve_parameters(document, parameters)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSM_")}
     agent_env = environment_variables(document, values) if env_var_interpolation else {}
+    if instance_id is not None:
+        agent_env.update(AWS_SSM_INSTANCE_ID=instance_id, AWS_SSM_REGION_NAME=region)
     result = CommandResult()
     started = time.monotonic()
     for step in document.get("mainSteps", []):
@@ -175,3 +182,27 @@ def run_document(
             break
     result.seconds = time.monotonic() - started
     return result
+
+
+def run_association(
+    path: Path,
+    parameters: Mapping[str, str | list[str]],
+    targets: Mapping[str, Mapping[str, str]],
+    *,
+    region: str = "us-east-1",
+    timeout: float = 600,
+) -> dict[str, CommandResult]:
+    """One State Manager association pass: the document on every target instance that is up.
+
+    ``targets`` maps an instance id to the environment its agent runs commands in (the host's own
+    variables: its installer host file, its aws CLI); a stopped instance is not a target until it
+    is back. Instances run one after another (MaxConcurrency 1); each result is keyed by instance
+    id. moto runs no association, so tests call this on their schedule: each call is one
+    scheduled (or StartAssociationsOnce) run.
+    """
+    results: dict[str, CommandResult] = {}
+    for instance_id, env in targets.items():
+        results[instance_id] = run_document(
+            path, parameters, env=env, timeout=timeout, instance_id=instance_id, region=region
+        )
+    return results

@@ -157,3 +157,47 @@ def test_the_acm_event_function_rotates_only_secrets_of_the_rotation_function() 
     assert "secretsmanager:RotateSecret" in {a for s in secret_statements for a in as_list(s["Action"])}
     variables = template["Resources"]["AcmCertificateAvailableFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["CERTROTATE_ROTATION_FUNCTION_ARN"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
+
+
+# -- the fleet view (issue 10) ----------------------------------------------------------------------
+
+#: AWS's managed policy for instances run by the SSM agent; its document (AWS Managed Policy
+#: Reference, AmazonSSMManagedInstanceCore v2) grants ssm:PutInventory, which the installer calls
+#: to record what the host serves.
+SSM_INSTANCE_CORE = "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def instance_roles(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        principals = [
+            s.get("Principal", {}).get("Service")
+            for s in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        ]
+        if "ec2.amazonaws.com" in principals:
+            yield logical_id, resource["Properties"]
+
+
+def test_every_instance_role_may_record_the_fleet_view() -> None:
+    found = [
+        (path.name, logical_id, [m.get("Fn::Sub") for m in properties.get("ManagedPolicyArns", [])])
+        for path in TEMPLATES
+        for logical_id, properties in instance_roles(load(path))
+    ]
+    assert {logical_id for _, logical_id, _ in found} >= {"InstanceRole", "DemoInstanceRole"}
+    for name, logical_id, managed in found:
+        assert SSM_INSTANCE_CORE in managed, f"{name} {logical_id} cannot PutInventory"
+
+
+def test_the_fleet_view_role_reads_inventory_only_and_only_for_the_central_account() -> None:
+    workload = load(OUTPUT / "workload-account.yaml")
+    role = workload["Resources"]["FleetViewRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${CentralAccountId}:root"}}
+    actions = {a for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] for a in as_list(s["Action"])}
+    assert actions == {"ssm:GetInventory", "ssm:ListInventoryEntries"}
+    for action in actions:  # neither supports a resource type, so "*" is as narrow as IAM allows
+        (entry,) = get_action_data("ssm", action.split(":")[1])["ssm"]
+        assert entry["resource_arn_format"] == "*"
+    assert workload["Outputs"]["FleetViewRoleArn"]["Value"] == {"Fn::GetAtt": ["FleetViewRole", "Arn"]}

@@ -129,7 +129,7 @@ def test_a_value_given_before_the_command_survives_the_commands_default(endpoint
 
 
 def test_every_command_takes_the_global_options() -> None:
-    for command in ("demo", "status", "rotate", "deploy", "validate", "create-secret", "doctor", "package"):
+    for command in ("demo", "status", "rotate", "deploy", "hosts", "validate", "create-secret", "doctor", "package"):
         text = cli.run(command, "--help").stdout
         for option in ("--region", "--profile", "--endpoint-url", "--debug", "--output", "--no-color"):
             assert option in text, (command, option)

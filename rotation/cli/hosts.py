@@ -1,0 +1,225 @@
+"""``certrotate hosts``: per certificate secret, which instances serve the current certificate.
+
+The installer records what each host serves as SSM custom inventory (``Custom:CertrotateCertificate``)
+after every run. This command reads the secrets (ListSecrets/BatchGetSecretValue, the caller's
+account) and the records with GetInventory in each account named by ``--role-arn`` (assumed, as
+``deploy`` does), or in the caller's own account when no role is given, and shows each instance
+as current, older, failed or stale (:mod:`rotation.fleet`). An SSM resource data sync is not
+read: GetInventory per account needs no bucket or Athena, and the workload stacks' FleetViewRole
+grants exactly it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.table import Table
+
+from rotation.aws import aws_call
+from rotation.cli import options
+from rotation.cli.inventory import SecretRecord, certificate_secrets
+from rotation.cli.output import Output, literal
+from rotation.cli.session import AwsContext, UsageError
+from rotation.fleet import (
+    INVENTORY_TYPE,
+    STALE_INTERVALS,
+    CurrentCertificate,
+    HostReport,
+    HostState,
+    SecretFleet,
+    fleet_view,
+    normalize_fingerprint,
+    normalize_serial,
+    parse_reports,
+)
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
+
+
+def role_arn(value: str) -> str:
+    if not _ROLE_ARN.match(value):
+        raise argparse.ArgumentTypeError(f"--role-arn {value!r}: expected arn:aws:iam::ACCOUNT:role/NAME")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these certificate secrets")
+    options.secret_selection(parser)
+    parser.add_argument(
+        "--role-arn",
+        type=role_arn,
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="read the hosts of this account through this role (repeat for each account; default: your own account)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=options.positive_number("--interval"),
+        default=30.0,
+        metavar="MINUTES",
+        help=f"the convergence schedule; a host silent for {STALE_INTERVALS} intervals is stale (30)",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when any host is not on the current certificate")
+
+
+@dataclass(frozen=True)
+class AccountInventory:
+    account: str
+    reports: list[HostReport]
+    problems: list[str]
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    if args.names and (args.prefix or args.tag):
+        raise UsageError("name secrets, or select them with --prefix / --tag, not both")
+    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag)
+    currents = {r.arn: current_of(r) for r in records if r.is_certificate}
+    accounts = [read_account(aws, role) for role in args.role_arn] or [read_account(aws, None)]
+    reports = [report for account in accounts for report in account.reports]
+    selected = bool(args.names or args.prefix or args.tag)
+    if selected:
+        reports = [r for r in reports if r.secret_arn in currents]
+    now = datetime.now(UTC)
+    fleets = fleet_view(reports, currents, now, timedelta(minutes=args.interval))
+    names = {r.arn: r.name for r in records}
+    problems = [problem for account in accounts for problem in account.problems]
+    if out.json_mode:
+        out.emit_json({"secrets": [as_json(f, names) for f in fleets], "problems": problems})
+    else:
+        for fleet in fleets:
+            out.show(render(fleet, names, now))
+        if not fleets:
+            out.say("no certificate secrets and no host records")
+        for problem in problems:
+            out.note(f"certrotate: warning: {problem}")
+    behind = [h for f in fleets for h in f.hosts if h.state is not HostState.CURRENT]
+    if args.check and behind:
+        out.note(f"{len(behind)} host record(s) not on the current certificate")
+        return 1
+    return 0
+
+
+def current_of(record: SecretRecord) -> CurrentCertificate:
+    """The secret's current certificate: from its (public) PEM, else from its metadata fields."""
+    fields: Mapping[str, Any] = record.fields or {}
+    pem = fields.get("CERTIFICATE_PEM")
+    if isinstance(pem, str) and pem:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        try:
+            certificate = x509.load_pem_x509_certificate(pem.encode())
+            return CurrentCertificate(
+                record.arn, format(certificate.serial_number, "X"), certificate.fingerprint(hashes.SHA256()).hex()
+            )
+        except ValueError:
+            pass
+    return CurrentCertificate(
+        record.arn,
+        normalize_serial(str(fields.get("CERTIFICATE_SERIAL") or "")),
+        normalize_fingerprint(str(fields.get("CERTIFICATE_FINGERPRINT_SHA256") or "")),
+    )
+
+
+def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
+    """Every instance's records in one account (GetInventory, 50 instances a page)."""
+    if role is None:
+        session = None
+        with aws_call("sts", "GetCallerIdentity"):
+            account = str(aws.client("sts").get_caller_identity()["Account"])
+    else:
+        session = aws.assumed(role, session_name="certrotate-hosts")
+        account = role.split(":")[4]
+    ssm = aws.client("ssm", session=session)
+    reports: list[HostReport] = []
+    problems: list[str] = []
+    token: str | None = None
+    while True:
+        request: dict[str, Any] = {"ResultAttributes": [{"TypeName": INVENTORY_TYPE}], "MaxResults": 50}
+        if token:
+            request["NextToken"] = token
+        with aws_call("ssm", "GetInventory"):
+            page = ssm.get_inventory(**request)
+        for entity in page.get("Entities", []):
+            item = (entity.get("Data") or {}).get(INVENTORY_TYPE) or {}
+            found, bad = parse_reports(account, str(entity.get("Id", "")), item.get("Content") or [])
+            reports.extend(found)
+            problems.extend(bad)
+        token = page.get("NextToken")
+        if not token:
+            return AccountInventory(account, reports, problems)
+
+
+def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
+    counts = {state.value: len(fleet.in_state(state)) for state in HostState}
+    return {
+        "secret": names.get(fleet.secret_arn, ""),
+        "arn": fleet.secret_arn,
+        "current_serial": fleet.current.serial if fleet.current else "",
+        "current_fingerprint_sha256": fleet.current.fingerprint if fleet.current else "",
+        "counts": counts,
+        "hosts": [
+            {
+                "account": v.report.account,
+                "instance_id": v.report.instance_id,
+                "state": v.state.value,
+                "status": v.report.status.value,
+                "exit_code": v.report.exit_code,
+                "serial": v.report.serial,
+                "fingerprint_sha256": v.report.fingerprint,
+                "not_after": v.report.not_after,
+                "certificate_file": v.report.certificate_file,
+                "recorded_at": v.report.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "message": v.report.message,
+            }
+            for v in fleet.hosts
+        ],
+    }
+
+
+_STYLE = {
+    HostState.CURRENT: "green",
+    HostState.OLDER: "yellow",
+    HostState.FAILED: "red",
+    HostState.STALE: "magenta",
+    HostState.UNKNOWN: "",
+}
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    minutes = int((now - moment).total_seconds() // 60)
+    return f"{minutes}m ago" if minutes < 120 else f"{minutes // 60}h ago"
+
+
+def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime) -> Table:
+    counts = ", ".join(f"{len(fleet.in_state(s))} {s.value}" for s in HostState)
+    current = (
+        f"current serial {fleet.current.serial or '-'}"
+        if fleet.current
+        else "current certificate unknown (not a certificate secret these credentials read)"
+    )
+    title = f"{names.get(fleet.secret_arn) or fleet.secret_arn}: {current}; {counts}"
+    table = Table(title=literal(title), expand=False)
+    for name in ("instance", "account", "state", "serial", "file", "reported", "detail"):
+        table.add_column(literal(name), overflow="fold")
+    for view in fleet.hosts:
+        r = view.report
+        detail = f"exit {r.exit_code}: {r.message}" if view.state is HostState.FAILED else r.status.value
+        table.add_row(
+            literal(r.instance_id),
+            literal(r.account),
+            literal(view.state.value, _STYLE[view.state]),
+            literal(r.serial or "-"),
+            literal(r.certificate_file),
+            literal(_ago(r.recorded_at, now)),
+            literal(detail),
+        )
+    if not fleet.hosts:
+        table.caption = literal("no host has reported this secret")
+    return table
