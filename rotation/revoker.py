@@ -26,8 +26,13 @@ def revoke(
     entry: IssuedCertificate,
     reason: RevocationReason,
     now: datetime,
+    *,
+    in_function: bool = True,
 ) -> bool:
     """Revoke one ledger entry; False when the CA says it already was (then it is recorded as revoked).
+
+    ``in_function`` off for the command line, which prints its own timeline: the log line and the
+    EMF metric are for the function's log stream.
 
     Raises:
         AwsCallError: RevokeCertificate failed for another reason; the ledger is unchanged.
@@ -44,6 +49,8 @@ def revoke(
             raise
         already = True
     ledger.mark_revoked(entry.secret_arn, entry.serial, reason.value, now)
+    if not in_function:
+        return not already
     if not already:
         telemetry.certificate_revoked(reason.value)
     logger.info(
