@@ -116,4 +116,15 @@ def _with_hosts(decision: Decision, serving: Callable[[str], Sequence[HostReport
     return Decision(decision.certificate, Outcome.SERVED, names)
 
 
-__all__ = ["Decision", "IssuedCertificate", "Outcome", "RevocationReason", "plan_superseded"]
+def history_state(entry: IssuedCertificate, now: datetime) -> str:
+    """What ``certrotate status NAME`` says of a ledger entry."""
+    if entry.revoked_at is not None:
+        return f"revoked ({entry.revocation_reason or 'unspecified'})"
+    if entry.not_after <= now:
+        return "expired"
+    if entry.superseded_at is not None:
+        return "superseded, valid"
+    return "current" if entry.current_from is not None else "issued, never current"
+
+
+__all__ = ["Decision", "IssuedCertificate", "Outcome", "RevocationReason", "history_state", "plan_superseded"]

@@ -93,16 +93,15 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
     if not args.ledger_table:
         raise UsageError(f"--ledger-table is required (or set {LEDGER_TABLE_ENV})")
     (record,) = certificate_secrets(aws, names=[args.secret])
+    ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
+    compromised = _compromised_entry(ledger, record.arn, hosts.current_of(record).serial, record.name)
     refusal = _refusal(record)
     if refusal:
         raise InvalidInputError(f"{record.name}: {refusal}")
-    spec = parse_spec(record.fields or {})
-    if spec.reuse_private_key:
+    if parse_spec(record.fields or {}).reuse_private_key:
         raise InvalidInputError(
             f"{record.name}: REUSE_PRIVATE_KEY=true would keep the compromised key; set it to false first"
         )
-    ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
-    compromised = _compromised_entry(ledger, record.arn, hosts.current_of(record).serial, record.name)
     holders = _holders(aws, args.role_arn, record.arn)
     timeline = Timeline(out)
     where = ", ".join(f"{h.account}/{h.instance_id}" for h in holders) or "no host has reported this secret"

@@ -23,6 +23,7 @@ import rotation.handler
 from rotation.bundle import CertBundle
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.engine import build_services
+from rotation.fleet import normalize_serial
 from rotation.ledger import Ledger, create_table
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
@@ -47,10 +48,11 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
 
 
 def revoked(ca_arn: str) -> dict[str, str]:
-    """Serial (no colons) → reason, as moto's Private CA recorded RevokeCertificate."""
+    """Serial (as rotation.fleet.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
+    (the serial as sent: colon-separated bytes)."""
     ca = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca_arn]
     entries = ca.revoked_certificates.items()
-    return {serial.replace(":", ""): str(entry["revocation_reason"]) for serial, entry in entries}
+    return {normalize_serial(serial): str(entry["revocation_reason"]) for serial, entry in entries}
 
 
 def serial_of(aws: Any, arn: str) -> str:

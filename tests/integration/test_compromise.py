@@ -33,6 +33,7 @@ from rotation.emulation.pki import create_ca
 from rotation.emulation.rotation_service import rotation_function_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import run_association
+from rotation.fleet import normalize_serial
 from rotation.ledger import LEDGER_TABLE_ENV, create_table
 from tests.integration.conftest import HOSTNAME, REGION
 from tests.integration.test_convergence import new_host, rotate
@@ -115,9 +116,8 @@ class Agents:
 
 def revocations(ca_arn: str) -> dict[str, str]:
     ca = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca_arn]
-    return {
-        serial.replace(":", ""): str(entry["revocation_reason"]) for serial, entry in ca.revoked_certificates.items()
-    }
+    entries = ca.revoked_certificates.items()
+    return {normalize_serial(serial): str(entry["revocation_reason"]) for serial, entry in entries}
 
 
 def revoke(endpoint: str, name: str, *flags: str) -> tuple[int, dict[str, Any], str]:
@@ -189,6 +189,27 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
             assert events(report)[:3] == ["found", "revoked", "rotating"]
             assert revocations(pca) == {first: "KEY_COMPROMISE", third: "KEY_COMPROMISE"}
             assert format(served_serial(hosts[HOST_B]), "X") == second  # B really kept serving the old one
+            fourth = report["new_serial"]
+
+            # status NAME: every certificate the rotations issued, newest first, with its state.
+            result = cli.certrotate("status", name, "--output", "json", endpoint=endpoint)
+            assert result.returncode == 0, result.stderr
+            (detail,) = json.loads(result.stdout)
+            states = [(c["serial"], c["state"]) for c in detail["certificates"]]
+            assert states == [
+                (fourth, "current"),
+                (third, "revoked (KEY_COMPROMISE)"),
+                (second, "superseded, valid"),  # B still serves it: never revoked behind its back
+                (first, "revoked (KEY_COMPROMISE)"),
+            ]
+
+            # The attacker writes another secret holding this secret's certificate: nothing is revoked.
+            stolen = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+            sm.create_secret(Name=f"{name}-copy", SecretString=stolen)
+            result = cli.certrotate("revoke", f"{name}-copy", "--compromised", endpoint=endpoint)
+            assert result.returncode == 3
+            assert "is not in the issuance ledger" in cli.the_error(result) and fourth in cli.the_error(result)
+            assert fourth not in revocations(pca)
         assert agents.errors == []
     finally:
         for host in hosts.values():
