@@ -22,7 +22,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 import rotation.handler
 from rotation.bundle import CertBundle
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import build_services
+from rotation.engine import assumed_client, build_services
 from rotation.fleet import normalize_serial
 from rotation.ledger import Ledger, create_table
 from tests.conftest import REGION
@@ -61,7 +61,7 @@ def serial_of(aws: Any, arn: str) -> str:
     return bundle.serial_hex
 
 
-def serve(serial: str, arn: str, instance: str = "i-0123456789abcdef0") -> None:
+def serve(serial: str, arn: str, instance: str = "i-0123456789abcdef0", ssm: Any = None) -> None:
     """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record)."""
     record = {
         "SecretArn": arn,
@@ -72,7 +72,7 @@ def serve(serial: str, arn: str, instance: str = "i-0123456789abcdef0") -> None:
         "Serial": serial,
         "FingerprintSha256": "00" * 32,
     }
-    boto3.client("ssm", REGION).put_inventory(
+    (ssm or boto3.client("ssm", REGION)).put_inventory(
         InstanceId=instance,
         Items=[
             {
@@ -175,3 +175,44 @@ def test_a_secret_pointing_at_a_certificate_it_did_not_issue_revokes_nothing_of_
     assert victim_serial not in revoked(root_ca)
     assert revoked(root_ca) == {own[0]: "SUPERSEDED", own[1]: "SUPERSEDED"}
     assert {e.serial for e in ledger.entries(attacker)} == set(own)
+
+
+def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_all_revocation(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function reads each workload account's fleet view through its FleetViewRole (moto's STS
+    gives the assumed role's account its own inventory)."""
+    role = "arn:aws:iam::111111111111:role/certrotate-fleet-view"
+    sts = boto3.client("sts", region_name=REGION)
+    workload_ssm = assumed_client(sts, role, "ssm")
+    broken = {"role": False}
+
+    def assume(arn: str) -> Any:
+        if broken["role"]:
+            # moto assumes any role; a RoleArn under 20 characters is refused (by botocore's validation)
+            return assumed_client(sts, "arn:aws:iam::1:r", "ssm")
+        return assumed_client(sts, arn, "ssm")
+
+    services = build_services(
+        aws.sm,
+        lambda region: aws.pca,
+        lambda region: aws.acm,
+        ledger=ledger,
+        ssm_client=boto3.client("ssm", REGION),
+        fleet_role_arns=[role],
+        assume_ssm=assume,
+    )
+    monkeypatch.setattr(rotation.handler, "_services", services)
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, "i-0ffffffffffffffff", ssm=workload_ssm)  # a host of the workload account
+    b = rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
+    serve(b, arn, "i-0ffffffffffffffff", ssm=workload_ssm)
+    broken["role"] = True
+    c = rotate_at(aws, arn, START + timedelta(days=2))
+    assert revoked(root_ca) == {}  # the workload account could not be read: nothing revoked
+    assert aws.calls["acm-pca:RevokeCertificate"] == 0
+    broken["role"] = False
+    rotate_at(aws, arn, START + timedelta(days=3))
+    assert set(revoked(root_ca)) == {a, c}  # b: the workload host still serves it
