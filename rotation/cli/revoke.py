@@ -29,7 +29,6 @@ from rotation.errors import CertRotateError
 from rotation.fleet import HostReport, normalize_serial, serves
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.revocation import IssuedCertificate, RevocationReason
-from rotation.revoker import revoke
 from rotation.spec import parse_spec
 
 POLL_SECONDS = 2.0
@@ -117,7 +116,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
     timeline.add("found", f"{record.name}: compromised serial {compromised.serial}; hosts: {where}")
     revoked = False
     if args.immediately:
-        revoke(ledger, _pca(aws), compromised, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)
+        revoke(ledger, aws, compromised)
         timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE), before the rotation")
         revoked = True
     rotation = start(aws, record)
@@ -130,7 +129,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
     _install(aws, args, out, timeline, record.arn, holders)
     stuck = _wait_for_hosts(aws, args, timeline, record.arn, holders, new_serial, sleep)
     if not revoked and not stuck:
-        revoke(ledger, _pca(aws), compromised, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)
+        revoke(ledger, aws, compromised)
         timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE)")
         revoked = True
     problems = [f"{name} still serves serial {compromised.serial} after {args.timeout:g} s" for name in stuck]
@@ -229,3 +228,11 @@ def _wait_for_hosts(
 
 def _pca(aws: AwsContext) -> Callable[[str], Any]:
     return lambda region: aws.client("acm-pca", region)
+
+
+def revoke(ledger: Ledger, aws: AwsContext, entry: IssuedCertificate) -> None:
+    """KEY_COMPROMISE through rotation.revoker, imported here: it loads the function's Logger, whose
+    level is read at import (the demo sets it after the command line is parsed)."""
+    from rotation.revoker import revoke as revoke_entry
+
+    revoke_entry(ledger, _pca(aws), entry, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)
