@@ -216,3 +216,24 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
     broken["role"] = False
     rotate_at(aws, arn, START + timedelta(days=3))
     assert set(revoked(root_ca)) == {a, c}  # b: the workload host still serves it
+
+
+def test_acm_issued_private_certificates_are_revoked_through_their_private_ca(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any, ledger: Ledger
+) -> None:
+    """ACM_ISSUED alike: ACM's private certificates come from the user's CA (real_acm_chain makes
+    moto's ACM sign with it), so RevokeCertificate goes to CA_ARN with the certificate's serial."""
+    fields = {
+        "CERTIFICATE_TYPE": "ACM_ISSUED",
+        "CA_ARN": root_ca,
+        "COMMON_NAME": "server1.example",
+        "ENVIRONMENT": "TEST",  # every rotation renews
+        "REVOKE_SUPERSEDED_AFTER": "1 DAYS",
+    }
+    arn = make_secret(fields)
+    a = rotate_at(aws, arn, START)
+    b = rotate_at(aws, arn, START + timedelta(hours=2))
+    c = rotate_at(aws, arn, START + timedelta(days=1, hours=3))
+    assert len({a, b, c}) == 3
+    assert revoked(root_ca) == {a: "SUPERSEDED"}  # a was replaced 25 h ago; b just now
+    assert {e.certificate_type for e in ledger.entries(arn)} == {"ACM_ISSUED"}
