@@ -3,10 +3,11 @@
 The steps, each a line of the timeline: find the compromised certificate (the secret's AWSCURRENT)
 in the issuance ledger (only a certificate this secret's rotations issued is revoked); with
 ``--immediately`` revoke it first; rotate now with a fresh key and wait (``rotate``'s code); send
-the install document to every instance that reported this secret in the fleet view (``deploy``'s
-code); wait until the fleet view shows each of them on the new serial or the timeout passes (per
-host); then revoke with reason KEY_COMPROMISE. A host that did not move keeps the certificate valid
-(unless ``--immediately``) and makes the command exit 1.
+the install document to every instance of this account that reported this secret in the fleet view
+(``deploy``'s code; workload accounts install through their own RotationSucceeded rule); wait until
+the fleet view shows each of them on the new serial or the timeout passes (per host); then revoke
+with reason KEY_COMPROMISE. A host that did not move keeps the certificate valid (unless
+``--immediately``) and makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -181,13 +182,18 @@ def _install(
     for report in holders:
         by_account.setdefault(report.account, []).append(report.instance_id)
     for account, instances in sorted(by_account.items()):
+        if account in roles:
+            # A FleetViewRole reads inventory only; that account's RotationSucceeded rule (forwarded
+            # bus to bus) starts its association, which installs on its instances.
+            timeline.add("install", f"{account}: through its RotationSucceeded rule and association")
+            continue
         try:
             deploy(
                 aws,
                 arn,
                 {"InstanceIds": sorted(set(instances))},
                 document=args.document,
-                role_arn=roles.get(account),
+                role_arn=None,
                 max_concurrency="50%",
                 max_errors="100%",
                 timeout=args.timeout,
