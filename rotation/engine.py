@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from rotation.aws import make_client
+from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
 from rotation.guard import Verdict, check_step
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
+from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.revoker import fleet_reader
 from rotation.rotation_event import RotationEvent
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec
 from rotation.steps import STEPS, Services, StepContext
 from rotation.telemetry import logger
+
+#: Comma-separated FleetViewRole ARNs of the workload accounts whose hosts revocation must see.
+FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"
 
 
 def utc_now() -> datetime:
@@ -26,9 +32,23 @@ def build_services(
     secrets_client: Any,
     pca_for_region: Callable[[str], Any],
     acm_for_region: Callable[[str], Any],
+    *,
+    ledger: Ledger | None = None,
+    ssm_client: Any = None,
+    fleet_role_arns: Sequence[str] = (),
+    assume_ssm: Callable[[str], Any] = lambda role: None,
 ) -> Services:
-    """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda)."""
+    """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
+
+    Without a ledger no history is kept and nothing is revoked; without an SSM client the fleet
+    view is not read and nothing is revoked either. ``fleet_role_arns`` are the workload accounts'
+    FleetViewRoles, read through ``assume_ssm(role)`` (an SSM client in that account).
+    """
+    fleet = None if ssm_client is None else fleet_reader(ssm_client, assume_ssm, fleet_role_arns)
     return Services(
+        ledger=ledger,
+        pca_for_region=pca_for_region,
+        fleet=fleet,
         store=SecretStore(secrets_client),
         authorities=CertificateAuthorities(pca_for_region),
         issuers={
@@ -45,11 +65,35 @@ def default_services() -> Services:
     def regional(service: str, region: str) -> Any:
         return make_client(service, region)
 
+    table = os.environ.get(LEDGER_TABLE_ENV, "")
+    roles = [r.strip() for r in os.environ.get(FLEET_ROLES_ENV, "").split(",") if r.strip()]
     return build_services(
         make_client("secretsmanager"),
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
+        ledger=Ledger(make_client("dynamodb"), table) if table else None,
+        ssm_client=make_client("ssm") if table else None,
+        fleet_role_arns=roles,
+        assume_ssm=lambda role: assumed_client(make_client("sts"), role, "ssm"),
     )
+
+
+def assumed_client(sts: Any, role_arn: str, service: str) -> Any:
+    """A client for ``service`` with the credentials of ``role_arn`` (AssumeRole).
+
+    Raises:
+        AwsCallError: the role cannot be assumed.
+    """
+    import boto3
+
+    with aws_call("sts", "AssumeRole"):
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName="certrotate-revocation")["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return session.client(service, config=client_config())  # type: ignore[call-overload]
 
 
 def run_step(

@@ -145,6 +145,8 @@ class CertSpec:
     renewal_policy: RenewalPolicy
     renew_before: timedelta | None
     reuse_private_key: bool
+    #: Revoke a certificate this long after it was replaced, once no host serves it; None = never.
+    revoke_superseded_after: timedelta | None = None
 
     @property
     def ca_region(self) -> str:
@@ -265,6 +267,7 @@ def parse_spec(fields: Mapping[str, Any]) -> CertSpec:
         renewal_policy=_enum(fields, "RENEWAL_POLICY", RenewalPolicy) or policy_default,
         renew_before=_renew_before(fields),
         reuse_private_key=reuse,
+        revoke_superseded_after=_revoke_superseded_after(fields),
     )
 
 
@@ -280,6 +283,7 @@ def spec_problems(fields: Mapping[str, Any]) -> list[SpecError]:
         _template_arn,
         _validity,
         _renew_before,
+        _revoke_superseded_after,
         lambda f: _enum(f, "RENEWAL_POLICY", RenewalPolicy),
         lambda f: _bool(f, "REUSE_PRIVATE_KEY"),
         _size,
@@ -576,3 +580,24 @@ def _renew_before(fields: Mapping[str, Any]) -> timedelta | None:
             "a number greater than 0 (fractions allowed, e.g. 0.25 for 6 hours)",
         )
     return timedelta(days=days)
+
+
+_GRACE = re.compile(r"(\d{1,4})\s*(HOURS?|DAYS?|H|D)?", re.IGNORECASE)
+
+
+def _revoke_superseded_after(fields: Mapping[str, Any]) -> timedelta | None:
+    """``REVOKE_SUPERSEDED_AFTER``: how long a replaced certificate stays valid (absent: never revoked)."""
+    raw = _string(fields, "REVOKE_SUPERSEDED_AFTER", number=True)
+    if not raw:
+        return None
+    match = _GRACE.fullmatch(raw.strip())
+    if not match:
+        raise SpecError(
+            "REVOKE_SUPERSEDED_AFTER",
+            raw,
+            "not a grace period",
+            "a whole number of days (e.g. 7), or '<n> DAYS', '<n> HOURS' (0 to 9999)",
+        )
+    amount = int(match.group(1))
+    unit = (match.group(2) or "D")[0].upper()
+    return timedelta(hours=amount) if unit == "H" else timedelta(days=amount)

@@ -15,9 +15,13 @@ from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, SpecError, VerificationError
+from rotation.fleet import HostReport
 from rotation.guard import SecretMetadata
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
+from rotation.ledger import Ledger
 from rotation.renewal import decide
+from rotation.revocation import IssuedCertificate
+from rotation.revoker import revoke_superseded
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
@@ -40,6 +44,12 @@ class Services:
     store: SecretStore
     authorities: CertificateAuthorities
     issuers: Mapping[CertificateType, Issuer]
+    #: The issuance ledger (None: no history kept, nothing revoked).
+    ledger: Ledger | None = None
+    #: Private CA client per region, for RevokeCertificate.
+    pca_for_region: Callable[[str], Any] | None = None
+    #: The fleet records of an account: (reports, problems).
+    fleet: Callable[[str], tuple[list[HostReport], list[str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,21 @@ def create_secret(ctx: StepContext) -> None:
             "the rotated secret would exceed Secrets Manager's limit",
             f"at most {SECRET_VALUE_LIMIT} bytes: fewer or shorter names",
         )
-    store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
+    if fresh and ctx.services.ledger is not None:
+        ctx.services.ledger.record_issued(
+            IssuedCertificate(
+                secret_arn=ctx.secret_arn,
+                serial=bundle.serial_hex,
+                ca_arn=spec.ca_arn,
+                certificate_type=spec.certificate_type.value,
+                version_id=ctx.event.token,
+                issued_at=ctx.clock(),
+                not_after=bundle.not_after,
+                fingerprint=bundle.fingerprint_sha256,
+            )
+        )
+    store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     if fresh:
         telemetry.certificate_issued(spec.certificate_type.value, bundle.not_after, ctx.clock())
     logger.info(
@@ -119,11 +142,39 @@ def finish_secret(ctx: StepContext) -> None:
     pending value written by someone else): AWSCURRENT moves only to a bundle that parses, whose
     key is the certificate's, which is an end-entity certificate and chains to the CA.
     """
-    _, bundle, ca = _pending(ctx)
+    spec, bundle, ca = _pending(ctx)
     verify_promotable(bundle, ca.certificate)
     current = ctx.metadata.version_with("AWSCURRENT")
     ctx.services.store.promote(ctx.secret_arn, ctx.event.token, current)
     logger.info("AWSCURRENT moved to the new version", extra={"previous_version": current})
+    _after_promotion(ctx, spec, bundle)
+
+
+def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> None:
+    """Record the promotion in the ledger, then revoke superseded certificates past their grace.
+
+    The rotation has succeeded by now: a failure here is logged and counted, never raised (a retry
+    of finishSecret would find the version current and stop before this).
+    """
+    services = ctx.services
+    if services.ledger is None:
+        return
+    try:
+        if not services.ledger.mark_current(ctx.secret_arn, ctx.event.token, bundle.serial_hex, ctx.clock()):
+            logger.info("the new AWSCURRENT certificate is not in the ledger (not issued by this rotation)")
+        grace = spec.revoke_superseded_after
+        if grace is None or services.pca_for_region is None or services.fleet is None:
+            return
+        reports, problems = services.fleet(ctx.secret_arn.split(":")[4])
+        if problems:
+            logger.warning("fleet view has %d unreadable record(s); nothing revoked this time", len(problems))
+            return
+        revoke_superseded(
+            services.ledger, services.pca_for_region, ctx.secret_arn, [bundle.serial_hex], reports, ctx.clock(), grace
+        )
+    except CertRotateError as exc:
+        telemetry.revocation_failed()
+        logger.error("superseded revocation failed: %s", exc, extra={"error_type": type(exc).__name__})
 
 
 STEPS: dict[Step, Callable[[StepContext], None]] = {

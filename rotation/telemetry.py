@@ -35,3 +35,15 @@ def certificate_issued(certificate_type: str, not_after: datetime, now: datetime
 
 def step_failed(step: str, certificate_type: str) -> None:
     _emit("RotationStepFailures", 1, {"CertificateType": certificate_type, "Step": step})
+
+
+def certificate_revoked(reason: str) -> None:
+    _emit("CertificatesRevoked", 1, {"Reason": reason})
+
+
+def revocation_skipped_served(count: int) -> None:
+    _emit("RevocationsSkippedServed", count, {})
+
+
+def revocation_failed() -> None:
+    _emit("RevocationFailures", 1, {})

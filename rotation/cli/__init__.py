@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, on_command=True)
         return sub
 
-    from rotation.cli import create_secret, deploy, doctor, hosts, rotate, status, validate
+    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, status, validate
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_arguments(command("status", "certificate secrets, their expiry and rotation health"))
     rotate.add_arguments(command("rotate", "rotate now: a fresh certificate whatever the renewal policy"))
     deploy.add_arguments(command("deploy", "install the certificate on instances with the RunUpdateTLS document"))
+    revoke.add_arguments(
+        command("revoke", "compromised key: rotate, install everywhere, wait for every host, revoke (KEY_COMPROMISE)")
+    )
     hosts.add_arguments(command("hosts", "which instances serve each secret's current certificate (SSM inventory)"))
     validate.add_arguments(command("validate", "check a certificate specification (a JSON file or a secret)"))
     create_secret.add_arguments(command("create-secret", "create a certificate secret, validated, with rotation"))

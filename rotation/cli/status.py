@@ -8,6 +8,7 @@ reads their (public) certificate for its names. A malformed secret is reported o
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext, UsageError
+from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.revocation import history_state
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
@@ -52,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flag certificates expiring within (30)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when any certificate needs attention")
+    parser.add_argument(
+        "--ledger-table",
+        default=os.environ.get(LEDGER_TABLE_ENV, ""),
+        help=f"with NAME: list its past certificates and their revocation state (default ${LEDGER_TABLE_ENV})",
+    )
     options.json_alias(parser)
 
 
@@ -65,11 +73,17 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         rows.sort(key=lambda r: (r.days_to_expiry is None, r.days_to_expiry or 0, r.name))
     if args.names:
         details = [detail_of(record, row) for record, row in zip(records, rows, strict=True)]
+        if args.ledger_table:
+            ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
+            for detail in details:
+                detail["certificates"] = certificate_history(ledger, detail["arn"], now)
         if out.json_mode:
             out.emit_json(details)
         else:
             for detail in details:
                 out.show(detail_table(detail))
+                if "certificates" in detail:
+                    out.show(history_table(detail["name"], detail["certificates"]))
     elif out.json_mode:
         out.emit_json([asdict(r) for r in rows])
     else:
@@ -299,4 +313,38 @@ def detail_table(detail: Mapping[str, Any]) -> Table:
             text = str(value) or "-"
         table.add_row(literal(label), literal(text))
     table.add_row(literal(""), literal(""))
+    return table
+
+
+def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[str, str]]:
+    """The secret's certificates from the issuance ledger, newest first, with their revocation state."""
+
+    def when(moment: datetime | None) -> str:
+        return moment.strftime(TIME_FORMAT) if moment else ""
+
+    entries = sorted(ledger.entries(arn), key=lambda e: e.issued_at, reverse=True)
+    return [
+        {
+            "serial": e.serial,
+            "state": history_state(e, now),
+            "issued": when(e.issued_at),
+            "replaced": when(e.superseded_at),
+            "revoked": when(e.revoked_at),
+            "reason": e.revocation_reason,
+            "not_after": when(e.not_after),
+        }
+        for e in entries
+    ]
+
+
+def history_table(name: str, history: Sequence[Mapping[str, str]]) -> Table:
+    table = Table(title=literal(f"{name}: certificates issued by its rotations"))
+    for column in ("serial", "state", "issued", "replaced", "revoked", "not_after"):
+        table.add_column(literal(column), overflow="fold")
+    for row in history:
+        table.add_row(
+            *(literal(row[c] or "-") for c in ("serial", "state", "issued", "replaced", "revoked", "not_after"))
+        )
+    if not history:
+        table.caption = literal("no entry in the issuance ledger")
     return table

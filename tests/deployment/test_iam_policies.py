@@ -201,3 +201,17 @@ def test_the_fleet_view_role_reads_inventory_only_and_only_for_the_central_accou
         (entry,) = get_action_data("ssm", action.split(":")[1])["ssm"]
         assert entry["resource_arn_format"] == "*"
     assert workload["Outputs"]["FleetViewRoleArn"]["Value"] == {"Fn::GetAtt": ["FleetViewRole", "Arn"]}
+
+
+def test_revoke_certificate_only_on_the_configured_cas_in_every_template() -> None:
+    """Issue 12: no role of any template may revoke on a CA other than the configured ones."""
+    revoking = [
+        (t.name, role, s)
+        for t in TEMPLATES
+        for role, s in statements(load(t))
+        if any(a in ("acm-pca:RevokeCertificate", "acm-pca:*", "*") for a in as_list(s["Action"]))
+    ]
+    assert [(t, role) for t, role, _ in revoking] == [("central-account.yaml", "RotationFunctionRole")]
+    (_, _, statement) = revoking[0]
+    assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["acm-pca:RevokeCertificate"]
+    assert statement["Resource"] == {"Ref": "CertificateAuthorityArns"}

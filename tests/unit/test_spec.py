@@ -22,6 +22,7 @@ from rotation.spec import (
     ValidityUnit,
     load_secret_fields,
     parse_spec,
+    spec_problems,
 )
 from tests.support.certs import CA_ARN
 
@@ -282,3 +283,25 @@ def test_renew_before_days_accepts_json_numbers(value: Any, hours: int) -> None:
 def test_renew_before_days_refuses_other_numbers(value: Any) -> None:
     with pytest.raises(SpecError, match="RENEW_BEFORE_DAYS"):
         parse_spec({**PCA_ORIGINAL, "RENEW_BEFORE_DAYS": value})
+
+
+@pytest.mark.parametrize(
+    ("raw", "grace"),
+    [("7 DAYS", timedelta(days=7)), ("7", timedelta(days=7)), ("12 hours", timedelta(hours=12)), ("0", timedelta(0))],
+)
+def test_revoke_superseded_after_is_a_grace_period(raw: str, grace: timedelta) -> None:
+    fields = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA_ARN_FOR_GRACE, "COMMON_NAME": "a.example"}
+    assert parse_spec({**fields, "REVOKE_SUPERSEDED_AFTER": raw}).revoke_superseded_after == grace
+    assert parse_spec(fields).revoke_superseded_after is None
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1 DAYS", "7 WEEKS", "1.5"])
+def test_a_bad_grace_names_the_field_the_value_and_what_is_allowed(raw: str) -> None:
+    fields = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA_ARN_FOR_GRACE, "COMMON_NAME": "a.example"}
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**fields, "REVOKE_SUPERSEDED_AFTER": raw})
+    assert caught.value.field == "REVOKE_SUPERSEDED_AFTER" and raw in str(caught.value) and "DAYS" in str(caught.value)
+    assert [p.field for p in spec_problems({**fields, "REVOKE_SUPERSEDED_AFTER": raw})] == ["REVOKE_SUPERSEDED_AFTER"]
+
+
+CA_ARN_FOR_GRACE = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"

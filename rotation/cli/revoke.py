@@ -1,0 +1,244 @@
+"""``certrotate revoke NAME --compromised``: replace a compromised certificate everywhere, then revoke it.
+
+The steps, each a line of the timeline: find the compromised certificate (the secret's AWSCURRENT)
+in the issuance ledger (only a certificate this secret's rotations issued is revoked); with
+``--immediately`` revoke it first; rotate now with a fresh key and wait (``rotate``'s code); send
+the install document to every instance of this account that reported this secret in the fleet view
+(``deploy``'s code; workload accounts install through their own RotationSucceeded rule); wait until
+the fleet view shows each of them on the new serial or the timeout passes (per host); then revoke
+with reason KEY_COMPROMISE. A host that did not move keeps the certificate valid (unless
+``--immediately``) and makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rotation.cli import hosts, options
+from rotation.cli.deploy import DeployFailedError, deploy
+from rotation.cli.inventory import certificate_secrets
+from rotation.cli.output import Output
+from rotation.cli.rotate import RotationFailedError, _refusal, follow, start
+from rotation.cli.session import AwsContext, InvalidInputError, UsageError
+from rotation.errors import CertRotateError
+from rotation.fleet import HostReport, normalize_serial, serves
+from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.revocation import IssuedCertificate, RevocationReason
+from rotation.spec import parse_spec
+
+POLL_SECONDS = 2.0
+
+
+class HostsDidNotMoveError(CertRotateError):
+    """Some hosts still serve the compromised certificate after the timeout."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class Timeline:
+    """What happened and when, in seconds from the start of the command."""
+
+    out: Output
+    started: float = field(default_factory=time.monotonic)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, event: str, detail: str) -> None:
+        seconds = round(time.monotonic() - self.started, 1)
+        self.events.append({"seconds": seconds, "event": event, "detail": detail})
+        if not self.out.json_mode:
+            self.out.say(f"+{seconds:6.1f}s  {event:<10} {detail}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("secret", metavar="NAME", help="certificate secret name or ARN")
+    parser.add_argument("--compromised", action="store_true", help="its current key is compromised (required)")
+    parser.add_argument(
+        "--immediately", action="store_true", help="revoke before replacing it (hosts serve a revoked certificate)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    parser.add_argument(
+        "--timeout",
+        type=options.positive_number("--timeout"),
+        default=900.0,
+        help="seconds to wait for the rotation, then for the hosts (900 each)",
+    )
+    parser.add_argument(
+        "--role-arn",
+        type=hosts.role_arn,
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="hosts of this account, through its FleetViewRole (repeat; default: your own account)",
+    )
+    parser.add_argument(
+        "--ledger-table",
+        default=os.environ.get(LEDGER_TABLE_ENV, ""),
+        help=f"the issuance ledger table (the central stack's output; default ${LEDGER_TABLE_ENV})",
+    )
+    parser.add_argument("--document", default="RunUpdateTLS", help="install document (RunUpdateTLS)")
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[[float], None] = time.sleep) -> int:
+    if not args.compromised:
+        raise UsageError("say why: --compromised (superseded certificates are revoked by the rotation function)")
+    if not args.ledger_table:
+        raise UsageError(f"--ledger-table is required (or set {LEDGER_TABLE_ENV})")
+    (record,) = certificate_secrets(aws, names=[args.secret])
+    ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
+    compromised = _compromised_entry(ledger, record.arn, hosts.current_of(record).serial, record.name)
+    refusal = _refusal(record)
+    if refusal:
+        raise InvalidInputError(f"{record.name}: {refusal}")
+    if parse_spec(record.fields or {}).reuse_private_key:
+        raise InvalidInputError(
+            f"{record.name}: REUSE_PRIVATE_KEY=true would keep the compromised key; set it to false first"
+        )
+    holders = _holders(aws, args.role_arn, record.arn)
+    timeline = Timeline(out)
+    where = ", ".join(f"{h.account}/{h.instance_id}" for h in holders) or "no host has reported this secret"
+    if args.dry_run:
+        steps = [
+            *(["revoke KEY_COMPROMISE first"] if args.immediately else []),
+            "rotate now with a fresh key and wait",
+            f"install on {where}",
+            "wait until each host serves the new serial",
+            *([] if args.immediately else ["revoke KEY_COMPROMISE"]),
+        ]
+        return _finish(out, timeline, {"dry_run": True, "serial": compromised.serial, "plan": steps}, [])
+    timeline.add("found", f"{record.name}: compromised serial {compromised.serial}; hosts: {where}")
+    revoked = False
+    if args.immediately:
+        revoke(ledger, aws, compromised)
+        timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE), before the rotation")
+        revoked = True
+    rotation = start(aws, record)
+    timeline.add("rotating", f"rotation {rotation.token} started")
+    follow(aws, [rotation], timeout=args.timeout, out=out)
+    if rotation.status != "done":
+        raise RotationFailedError([f"{record.name}: rotation {rotation.token} {rotation.status}: {rotation.error}"])
+    new_serial = normalize_serial(rotation.serial_after)
+    timeline.add("rotated", f"serial {compromised.serial} -> {new_serial}")
+    _install(aws, args, out, timeline, record.arn, holders)
+    stuck = _wait_for_hosts(aws, args, timeline, record.arn, holders, new_serial, sleep)
+    if not revoked and not stuck:
+        revoke(ledger, aws, compromised)
+        timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE)")
+        revoked = True
+    problems = [f"{name} still serves serial {compromised.serial} after {args.timeout:g} s" for name in stuck]
+    if stuck and not revoked:
+        problems.append(f"serial {compromised.serial} NOT revoked while a host serves it (--immediately revokes first)")
+    result = {
+        "serial": compromised.serial,
+        "new_serial": new_serial,
+        "revoked": revoked,
+        "hosts_not_moved": stuck,
+    }
+    return _finish(out, timeline, result, problems)
+
+
+def _finish(out: Output, timeline: Timeline, result: dict[str, Any], problems: list[str]) -> int:
+    if out.json_mode:
+        out.emit_json({**result, "timeline": timeline.events})
+    elif result.get("dry_run"):
+        out.say(f"would, for serial {result['serial']}:")
+        for number, step in enumerate(result["plan"], 1):
+            out.say(f"  {number}. {step}")
+    if problems:
+        raise HostsDidNotMoveError(problems)
+    return 0
+
+
+def _compromised_entry(ledger: Ledger, secret_arn: str, serial: str, name: str) -> IssuedCertificate:
+    entries = {e.serial: e for e in ledger.entries(secret_arn)}
+    entry = entries.get(normalize_serial(serial))
+    if entry is None:
+        raise InvalidInputError(
+            f"{name}: its current certificate (serial {serial or 'unknown'}) is not in the issuance ledger: "
+            "certrotate revokes only certificates this secret's rotations issued"
+        )
+    return entry
+
+
+def _holders(aws: AwsContext, roles: list[str], secret_arn: str) -> list[HostReport]:
+    """Every instance that reported this secret (its latest record per certificate file)."""
+    accounts = [hosts.read_account(aws, role) for role in roles] or [hosts.read_account(aws, None)]
+    return [r for account in accounts for r in account.reports if r.secret_arn == secret_arn]
+
+
+def _install(
+    aws: AwsContext, args: argparse.Namespace, out: Output, timeline: Timeline, arn: str, holders: list[HostReport]
+) -> None:
+    roles = {role.split(":")[4]: role for role in args.role_arn}
+    by_account: dict[str, list[str]] = {}
+    for report in holders:
+        by_account.setdefault(report.account, []).append(report.instance_id)
+    for account, instances in sorted(by_account.items()):
+        if account in roles:
+            # A FleetViewRole reads inventory only; that account's RotationSucceeded rule (forwarded
+            # bus to bus) starts its association, which installs on its instances.
+            timeline.add("install", f"{account}: through its RotationSucceeded rule and association")
+            continue
+        try:
+            deploy(
+                aws,
+                arn,
+                {"InstanceIds": sorted(set(instances))},
+                document=args.document,
+                role_arn=None,
+                max_concurrency="50%",
+                max_errors="100%",
+                timeout=args.timeout,
+                out=out,
+            )
+            timeline.add("installed", f"{args.document} sent to {', '.join(sorted(set(instances)))} ({account})")
+        except DeployFailedError as exc:
+            failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
+            timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+
+
+def _wait_for_hosts(
+    aws: AwsContext,
+    args: argparse.Namespace,
+    timeline: Timeline,
+    arn: str,
+    holders: list[HostReport],
+    new_serial: str,
+    sleep: Callable[[float], None],
+) -> list[str]:
+    """Poll the fleet view until every holder serves ``new_serial``; the names of those that did not."""
+    waiting = {f"{h.account}/{h.instance_id}" for h in holders}
+    deadline = time.monotonic() + args.timeout
+    while waiting:
+        reports = _holders(aws, args.role_arn, arn)
+        for name in sorted(waiting):
+            mine = [r for r in reports if f"{r.account}/{r.instance_id}" == name]
+            if mine and all(serves(r, new_serial) for r in mine):
+                waiting.discard(name)
+                timeline.add("moved", f"{name} serves serial {new_serial}")
+        if not waiting or time.monotonic() >= deadline:
+            break
+        sleep(POLL_SECONDS)
+    for name in sorted(waiting):
+        timeline.add("timeout", f"{name} did not move to serial {new_serial}")
+    return sorted(waiting)
+
+
+def _pca(aws: AwsContext) -> Callable[[str], Any]:
+    return lambda region: aws.client("acm-pca", region)
+
+
+def revoke(ledger: Ledger, aws: AwsContext, entry: IssuedCertificate) -> None:
+    """KEY_COMPROMISE through rotation.revoker, imported here: it loads the function's Logger, whose
+    level is read at import (the demo sets it after the command line is parsed)."""
+    from rotation.revoker import revoke as revoke_entry
+
+    revoke_entry(ledger, _pca(aws), entry, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)

@@ -1,0 +1,149 @@
+"""The issuance ledger: which certificates each secret's rotations received from the CA (DynamoDB).
+
+Secrets Manager keeps only the AWSCURRENT, AWSPREVIOUS and labelled versions of a secret (and a few
+recent unlabelled ones), and whoever may call PutSecretValue writes their values. Revocation needs
+the whole history, from a source the secret's writer cannot write: this table, written only by the
+rotation function's role. Partition key ``SecretArn`` (the ARN DescribeSecret returned to the
+rotation, never a value read from the secret), sort key ``Serial``; an entry is written in
+createSecret when the issuer returned a new certificate, becomes current in finishSecret, is
+superseded when a newer entry becomes current, and records its revocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rotation.aws import aws_call
+from rotation.errors import AwsCallError
+from rotation.fleet import normalize_serial
+from rotation.revocation import IssuedCertificate
+
+LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
+_SERVICE = "dynamodb"
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(_TIME)
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("S"), str) or not value["S"]:
+        return None
+    return datetime.strptime(value["S"], _TIME).replace(tzinfo=UTC)
+
+
+def _text(item: Mapping[str, Any], key: str) -> str:
+    value = item.get(key)
+    return str(value.get("S", "")) if isinstance(value, Mapping) else ""
+
+
+class Ledger:
+    """The ledger table on an injected DynamoDB client."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self.table = table
+
+    def record_issued(self, entry: IssuedCertificate) -> None:
+        """Add an issued certificate (a retry of the same createSecret writes the same entry)."""
+        item: dict[str, Any] = {
+            "SecretArn": {"S": entry.secret_arn},
+            "Serial": {"S": normalize_serial(entry.serial)},
+            "CaArn": {"S": entry.ca_arn},
+            "CertificateType": {"S": entry.certificate_type},
+            "VersionId": {"S": entry.version_id},
+            "IssuedAt": {"S": _time(entry.issued_at)},
+            "NotAfter": {"S": _time(entry.not_after)},
+            "Fingerprint": {"S": entry.fingerprint},
+        }
+        try:
+            with aws_call(_SERVICE, "PutItem"):
+                self._client.put_item(
+                    TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(Serial)"
+                )
+        except AwsCallError as exc:
+            if exc.code != "ConditionalCheckFailedException":
+                raise
+
+    def entries(self, secret_arn: str) -> list[IssuedCertificate]:
+        """Every entry of one secret (Query, paged)."""
+        found: list[IssuedCertificate] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "SecretArn = :arn",
+            "ExpressionAttributeValues": {":arn": {"S": secret_arn}},
+            "ConsistentRead": True,
+        }
+        while True:
+            with aws_call(_SERVICE, "Query"):
+                page = self._client.query(**request)
+            found.extend(self._entry(item) for item in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return found
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_current(self, secret_arn: str, version_id: str, serial: str, now: datetime) -> bool:
+        """The entry ``serial`` of ``version_id`` became AWSCURRENT: every other entry not yet
+        superseded is superseded now. False (and nothing changes) when the ledger has no such entry:
+        a certificate the rotation did not issue never supersedes one it did."""
+        entries = self.entries(secret_arn)
+        serial = normalize_serial(serial)
+        promoted = next((e for e in entries if e.serial == serial and e.version_id == version_id), None)
+        if promoted is None:
+            return False
+        if promoted.current_from is None:
+            self._set(secret_arn, serial, {"CurrentFrom": _time(now)})
+        for entry in entries:
+            if entry.serial != serial and entry.superseded_at is None:
+                self._set(secret_arn, entry.serial, {"SupersededAt": _time(now)})
+        return True
+
+    def mark_revoked(self, secret_arn: str, serial: str, reason: str, now: datetime) -> None:
+        self._set(secret_arn, normalize_serial(serial), {"RevokedAt": _time(now), "RevocationReason": reason})
+
+    def _set(self, secret_arn: str, serial: str, values: Mapping[str, str]) -> None:
+        names = {f"#k{i}": key for i, key in enumerate(values)}
+        updates = {f":v{i}": {"S": value} for i, value in enumerate(values.values())}
+        with aws_call(_SERVICE, "UpdateItem"):
+            self._client.update_item(
+                TableName=self.table,
+                Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": serial}},
+                UpdateExpression="SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(values))),
+                ConditionExpression="attribute_exists(Serial)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=updates,
+            )
+
+    @staticmethod
+    def _entry(item: Mapping[str, Any]) -> IssuedCertificate:
+        issued = _parse(item.get("IssuedAt")) or datetime.min.replace(tzinfo=UTC)
+        return IssuedCertificate(
+            secret_arn=_text(item, "SecretArn"),
+            serial=_text(item, "Serial"),
+            ca_arn=_text(item, "CaArn"),
+            certificate_type=_text(item, "CertificateType"),
+            version_id=_text(item, "VersionId"),
+            issued_at=issued,
+            not_after=_parse(item.get("NotAfter")) or issued,
+            fingerprint=_text(item, "Fingerprint"),
+            current_from=_parse(item.get("CurrentFrom")),
+            superseded_at=_parse(item.get("SupersededAt")),
+            revoked_at=_parse(item.get("RevokedAt")),
+            revocation_reason=_text(item, "RevocationReason"),
+        )
+
+
+def create_table(client: Any, table: str) -> None:
+    """The table as the central template declares it (the demo and tests on moto)."""
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "SecretArn", "KeyType": "HASH"}, {"AttributeName": "Serial", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "SecretArn", "AttributeType": "S"},
+            {"AttributeName": "Serial", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

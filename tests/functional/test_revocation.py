@@ -1,0 +1,239 @@
+"""Superseded revocation in the rotation function (moto, freezegun, the real handler).
+
+moto's acm-pca RevokeCertificate stores each revocation on the CA's backend object
+(``revoked_certificates``, keyed by the serial as sent, with the reason and time); it has no CRL to
+read back, so :func:`revoked` reads that dictionary. moto never answers
+RequestAlreadyProcessedException, so "never twice" is proven by counting RevokeCertificate calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from freezegun import freeze_time
+from moto.acmpca.models import acmpca_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+import rotation.handler
+from rotation.bundle import CertBundle
+from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
+from rotation.engine import assumed_client, build_services
+from rotation.fleet import normalize_serial
+from rotation.ledger import Ledger, create_table
+from tests.conftest import REGION
+from tests.functional.test_handler_observability import emf_records, log_records
+from tests.support.driver import replace_current, rotate, secret_fields
+
+TABLE = "certrotate-issued-certificates"
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """The handler wired to moto with the ledger table and the fleet view (SSM inventory)."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    create_table(dynamodb, TABLE)
+    table = Ledger(dynamodb, TABLE)
+    services = build_services(
+        aws.sm, lambda region: aws.pca, lambda region: aws.acm, ledger=table, ssm_client=boto3.client("ssm", REGION)
+    )
+    monkeypatch.setattr(rotation.handler, "_services", services)
+    with ssm_inventory_in_moto():
+        yield table
+
+
+def revoked(ca_arn: str) -> dict[str, str]:
+    """Serial (as rotation.fleet.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
+    (the serial as sent: colon-separated bytes)."""
+    ca = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca_arn]
+    entries = ca.revoked_certificates.items()
+    return {normalize_serial(serial): str(entry["revocation_reason"]) for serial, entry in entries}
+
+
+def serial_of(aws: Any, arn: str) -> str:
+    bundle = CertBundle.from_fields(secret_fields(aws.sm, arn))
+    assert bundle is not None
+    return bundle.serial_hex
+
+
+def serve(serial: str, arn: str, instance: str = "i-0123456789abcdef0", ssm: Any = None) -> None:
+    """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record)."""
+    record = {
+        "SecretArn": arn,
+        "CertificateFile": "/etc/ssl/certs/www.pem",
+        "Status": "unchanged",
+        "ExitCode": "0",
+        "RecordedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Serial": serial,
+        "FingerprintSha256": "00" * 32,
+    }
+    (ssm or boto3.client("ssm", REGION)).put_inventory(
+        InstanceId=instance,
+        Items=[
+            {
+                "TypeName": "Custom:CertrotateCertificate",
+                "SchemaVersion": "1.0",
+                "CaptureTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Content": [record],
+            }
+        ],
+    )
+
+
+def spec(ca_arn: str, name: str = "www.example.internal", **fields: str) -> dict[str, str]:
+    return {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca_arn, "COMMON_NAME": name, **fields}
+
+
+def rotate_at(aws: Any, arn: str, when: datetime) -> str:
+    with freeze_time(when):
+        rotate(arn)
+    return serial_of(aws, arn)
+
+
+def test_revoked_only_after_the_grace_never_twice_never_the_current_one(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="7 DAYS"))
+    a = rotate_at(aws, arn, START)
+    b = rotate_at(aws, arn, START + timedelta(days=1))  # A superseded at day 1
+    assert revoked(root_ca) == {}
+    c = rotate_at(aws, arn, START + timedelta(days=7, hours=23))  # A superseded 6 d 23 h ago: in grace
+    assert revoked(root_ca) == {}
+    d = rotate_at(aws, arn, START + timedelta(days=8, hours=1))  # A: 7 d 1 h; B, C: less
+    assert revoked(root_ca) == {a: "SUPERSEDED"}
+    e = rotate_at(aws, arn, START + timedelta(days=30))
+    assert revoked(root_ca) == {a: "SUPERSEDED", b: "SUPERSEDED", c: "SUPERSEDED"}
+    assert aws.calls["acm-pca:RevokeCertificate"] == 3  # A once, though every rotation looked again
+    assert d not in revoked(root_ca) and e not in revoked(root_ca)  # d is in grace, e is current
+    history = {entry.serial: entry for entry in ledger.entries(arn)}
+    assert set(history) == {a, b, c, d, e}
+    assert history[a].revocation_reason == "SUPERSEDED" and history[e].superseded_at is None
+
+
+def test_no_grace_field_revokes_nothing_but_keeps_the_history(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    arn = make_secret(spec(root_ca))
+    for day in (0, 10, 20):
+        rotate_at(aws, arn, START + timedelta(days=day))
+    assert revoked(root_ca) == {} and aws.calls["acm-pca:RevokeCertificate"] == 0
+    assert len(ledger.entries(arn)) == 3
+
+
+def test_a_served_certificate_waits_is_reported_then_revoked_once_no_host_serves_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, capfd: pytest.CaptureFixture[str]
+) -> None:
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a, arn)
+    b = rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
+    out = capfd.readouterr().out
+    (skipped,) = [m for m in emf_records(out) if "RevocationsSkippedServed" in m]
+    assert skipped["RevocationsSkippedServed"] == [1.0]
+    (line,) = [r for r in log_records(out) if "not revoked" in r["message"]]
+    assert line["serial"] == a and line["reason"] == "SUPERSEDED" and "i-0123456789abcdef0" in line["message"]
+
+    serve(b, arn)  # the host moved on
+    rotate_at(aws, arn, START + timedelta(days=2))
+    assert revoked(root_ca) == {a: "SUPERSEDED"}
+    out = capfd.readouterr().out
+    (metric,) = [m for m in emf_records(out) if "CertificatesRevoked" in m]
+    assert metric["Reason"] == "SUPERSEDED"
+    (line,) = [r for r in log_records(out) if r["message"].startswith(f"certificate {a} revoked")]
+    assert line["serial"] == a and line["reason"] == "SUPERSEDED"
+
+
+def test_a_host_serving_it_for_another_secret_does_not_hold_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a, "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf")
+    rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {a: "SUPERSEDED"}
+
+
+def test_a_secret_pointing_at_a_certificate_it_did_not_issue_revokes_nothing_of_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    """The attacker can write secret B (PutSecretValue) and wants A's certificate revoked: they put
+    A's certificate, key and chain fields into B (as its current value, then as an older one).
+    B's rotations revoke only what B's rotations issued."""
+    victim = make_secret(spec(root_ca, "victim.example.internal"), name="victim")
+    victim_serial = rotate_at(aws, victim, START)
+    attacker = make_secret(spec(root_ca, "victim.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="attacker")
+    stolen = {**secret_fields(aws.sm, victim), "REVOKE_SUPERSEDED_AFTER": "0"}
+    with freeze_time(START + timedelta(hours=1)):
+        replace_current(aws.sm, attacker, json.dumps(stolen))
+    own = [rotate_at(aws, attacker, START + timedelta(days=day)) for day in (1, 2, 3)]
+    assert victim_serial not in revoked(root_ca)
+    assert revoked(root_ca) == {own[0]: "SUPERSEDED", own[1]: "SUPERSEDED"}
+    assert {e.serial for e in ledger.entries(attacker)} == set(own)
+
+
+def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_all_revocation(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function reads each workload account's fleet view through its FleetViewRole (moto's STS
+    gives the assumed role's account its own inventory)."""
+    role = "arn:aws:iam::111111111111:role/certrotate-fleet-view"
+    sts = boto3.client("sts", region_name=REGION)
+    workload_ssm = assumed_client(sts, role, "ssm")
+    broken = {"role": False}
+
+    def assume(arn: str) -> Any:
+        if broken["role"]:
+            # moto assumes any role; a RoleArn under 20 characters is refused (by botocore's validation)
+            return assumed_client(sts, "arn:aws:iam::1:r", "ssm")
+        return assumed_client(sts, arn, "ssm")
+
+    services = build_services(
+        aws.sm,
+        lambda region: aws.pca,
+        lambda region: aws.acm,
+        ledger=ledger,
+        ssm_client=boto3.client("ssm", REGION),
+        fleet_role_arns=[role],
+        assume_ssm=assume,
+    )
+    monkeypatch.setattr(rotation.handler, "_services", services)
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, "i-0ffffffffffffffff", ssm=workload_ssm)  # a host of the workload account
+    b = rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
+    serve(b, arn, "i-0ffffffffffffffff", ssm=workload_ssm)
+    broken["role"] = True
+    c = rotate_at(aws, arn, START + timedelta(days=2))
+    assert revoked(root_ca) == {}  # the workload account could not be read: nothing revoked
+    assert aws.calls["acm-pca:RevokeCertificate"] == 0
+    broken["role"] = False
+    rotate_at(aws, arn, START + timedelta(days=3))
+    assert set(revoked(root_ca)) == {a, c}  # b: the workload host still serves it
+
+
+def test_acm_issued_private_certificates_are_revoked_through_their_private_ca(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any, ledger: Ledger
+) -> None:
+    """ACM_ISSUED alike: ACM's private certificates come from the user's CA (real_acm_chain makes
+    moto's ACM sign with it), so RevokeCertificate goes to CA_ARN with the certificate's serial."""
+    fields = {
+        "CERTIFICATE_TYPE": "ACM_ISSUED",
+        "CA_ARN": root_ca,
+        "COMMON_NAME": "server1.example",
+        "ENVIRONMENT": "TEST",  # every rotation renews
+        "REVOKE_SUPERSEDED_AFTER": "1 DAYS",
+    }
+    arn = make_secret(fields)
+    a = rotate_at(aws, arn, START)
+    b = rotate_at(aws, arn, START + timedelta(hours=2))
+    c = rotate_at(aws, arn, START + timedelta(days=1, hours=3))
+    assert len({a, b, c}) == 3
+    assert revoked(root_ca) == {a: "SUPERSEDED"}  # a was replaced 25 h ago; b just now
+    assert {e.certificate_type for e in ledger.entries(arn)} == {"ACM_ISSUED"}
