@@ -14,7 +14,8 @@ from typing import Any
 from rotation import telemetry
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError
-from rotation.fleet import INVENTORY_TYPE, HostReport, hosts_serving, parse_reports
+from rotation.fleet import HostReport, hosts_serving
+from rotation.fleet_inventory import read_fleet
 from rotation.ledger import Ledger
 from rotation.revocation import Decision, IssuedCertificate, Outcome, RevocationReason, plan_superseded
 from rotation.telemetry import logger
@@ -93,25 +94,6 @@ def revoke_superseded(
         if decision.outcome is Outcome.REVOKE:
             revoke(ledger, pca_for_region, decision.certificate, RevocationReason.SUPERSEDED, now)
     return decisions
-
-
-def read_fleet(ssm: Any, account: str) -> tuple[list[HostReport], list[str]]:
-    """Every certrotate inventory record of one account (GetInventory, 50 instances a page), and a
-    problem line for each record that is not one (then what that host serves is not known)."""
-    reports: list[HostReport] = []
-    problems: list[str] = []
-    request: dict[str, Any] = {"ResultAttributes": [{"TypeName": INVENTORY_TYPE}], "MaxResults": 50}
-    while True:
-        with aws_call("ssm", "GetInventory"):
-            page = ssm.get_inventory(**request)
-        for entity in page.get("Entities", []):
-            item = (entity.get("Data") or {}).get(INVENTORY_TYPE) or {}
-            found, bad = parse_reports(account, str(entity.get("Id", "")), item.get("Content") or [])
-            reports.extend(found)
-            problems.extend(bad)
-        if not page.get("NextToken"):
-            return reports, problems
-        request["NextToken"] = page["NextToken"]
 
 
 def fleet_reader(

@@ -26,7 +26,6 @@ from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.fleet import (
-    INVENTORY_TYPE,
     STALE_INTERVALS,
     CurrentCertificate,
     HostReport,
@@ -35,8 +34,8 @@ from rotation.fleet import (
     fleet_view,
     normalize_fingerprint,
     normalize_serial,
-    parse_reports,
 )
+from rotation.fleet_inventory import read_fleet
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
 
@@ -136,24 +135,8 @@ def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
     else:
         session = aws.assumed(role, session_name="certrotate-hosts")
         account = role.split(":")[4]
-    ssm = aws.client("ssm", session=session)
-    reports: list[HostReport] = []
-    problems: list[str] = []
-    token: str | None = None
-    while True:
-        request: dict[str, Any] = {"ResultAttributes": [{"TypeName": INVENTORY_TYPE}], "MaxResults": 50}
-        if token:
-            request["NextToken"] = token
-        with aws_call("ssm", "GetInventory"):
-            page = ssm.get_inventory(**request)
-        for entity in page.get("Entities", []):
-            item = (entity.get("Data") or {}).get(INVENTORY_TYPE) or {}
-            found, bad = parse_reports(account, str(entity.get("Id", "")), item.get("Content") or [])
-            reports.extend(found)
-            problems.extend(bad)
-        token = page.get("NextToken")
-        if not token:
-            return AccountInventory(account, reports, problems)
+    reports, problems = read_fleet(aws.client("ssm", session=session), account)
+    return AccountInventory(account, reports, problems)
 
 
 def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
