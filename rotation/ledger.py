@@ -6,13 +6,16 @@ the whole history, from a source the secret's writer cannot write: this table, w
 rotation function's role. Partition key ``SecretArn`` (the ARN DescribeSecret returned to the
 rotation, never a value read from the secret), sort key ``Serial``; an entry is written in
 createSecret when the issuer returned a new certificate, becomes current in finishSecret, is
-superseded when a newer entry becomes current, and records its revocation.
+superseded when a newer entry becomes current, and records its revocation. An entry expires from
+the table (DynamoDB TTL on ``ExpiresAt``) :data:`KEPT_AFTER_EXPIRY` after its certificate does:
+an expired certificate is never revoked, so the history stays bounded for secrets that rotate every
+few hours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rotation.aws import aws_call
@@ -23,6 +26,10 @@ from rotation.revocation import IssuedCertificate
 LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 _SERVICE = "dynamodb"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
+#: How long an entry outlives its certificate (``status NAME`` still shows it as expired).
+KEPT_AFTER_EXPIRY = timedelta(days=90)
+#: The TTL attribute the central template's table declares.
+TTL_ATTRIBUTE = "ExpiresAt"
 
 
 def _time(value: datetime) -> str:
@@ -58,6 +65,7 @@ class Ledger:
             "IssuedAt": {"S": _time(entry.issued_at)},
             "NotAfter": {"S": _time(entry.not_after)},
             "Fingerprint": {"S": entry.fingerprint},
+            TTL_ATTRIBUTE: {"N": str(int((entry.not_after + KEPT_AFTER_EXPIRY).timestamp()))},
         }
         try:
             with aws_call(_SERVICE, "PutItem"):
@@ -146,4 +154,7 @@ def create_table(client: Any, table: str) -> None:
             {"AttributeName": "Serial", "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     )

@@ -15,16 +15,18 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from freezegun import freeze_time
 from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 import rotation.handler
+from rotation.build.templates import OUTPUT
 from rotation.bundle import CertBundle
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.engine import assumed_client, build_services
 from rotation.fleet import normalize_serial
-from rotation.ledger import Ledger, create_table
+from rotation.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
 from tests.support.driver import replace_current, rotate, secret_fields
@@ -237,3 +239,25 @@ def test_acm_issued_private_certificates_are_revoked_through_their_private_ca(
     assert len({a, b, c}) == 3
     assert revoked(root_ca) == {a: "SUPERSEDED"}  # a was replaced 25 h ago; b just now
     assert {e.certificate_type for e in ledger.entries(arn)} == {"ACM_ISSUED"}
+
+
+def test_the_history_expires_from_the_ledger_after_its_certificates(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    """Each entry carries a DynamoDB TTL 90 days past its certificate's notAfter (moto records the TTL
+    setting and the attribute but never deletes: DynamoDB's sweeper is not emulated), and the central
+    template's table declares the same TTL attribute, so a secret rotating every few hours keeps a
+    bounded history."""
+    arn = make_secret(spec(root_ca))
+    rotate_at(aws, arn, START)
+    (entry,) = ledger.entries(arn)
+    dynamodb = boto3.client("dynamodb", REGION)
+    item = dynamodb.get_item(TableName=ledger.table, Key={"SecretArn": {"S": arn}, "Serial": {"S": entry.serial}})[
+        "Item"
+    ]
+    assert int(item[TTL_ATTRIBUTE]["N"]) == int((entry.not_after + KEPT_AFTER_EXPIRY).timestamp())
+    ttl = dynamodb.describe_time_to_live(TableName=ledger.table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == TTL_ATTRIBUTE and ttl["TimeToLiveStatus"] == "ENABLED"
+    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    declared = template["Resources"]["IssuanceLedgerTable"]["Properties"]["TimeToLiveSpecification"]
+    assert declared == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
