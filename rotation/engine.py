@@ -34,17 +34,19 @@ def build_services(
     acm_for_region: Callable[[str], Any],
     *,
     ledger: Ledger | None = None,
-    ssm_client: Any = None,
+    make_ssm: Callable[[], Any] | None = None,
     fleet_role_arns: Sequence[str] = (),
     assume_ssm: Callable[[str], Any] = lambda role: None,
 ) -> Services:
     """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
 
     Without a ledger no history is kept and nothing is revoked; without an SSM client the fleet
-    view is not read and nothing is revoked either. ``fleet_role_arns`` are the workload accounts'
-    FleetViewRoles, read through ``assume_ssm(role)`` (an SSM client in that account).
+    view is not read and nothing is revoked either (``make_ssm`` is called only when a revocation
+    needs the view, so a container whose secrets never revoke creates no SSM client).
+    ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through ``assume_ssm(role)``
+    (an SSM client in that account).
     """
-    fleet = None if ssm_client is None else fleet_reader(ssm_client, assume_ssm, fleet_role_arns)
+    fleet = None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns)
     return Services(
         ledger=ledger,
         pca_for_region=pca_for_region,
@@ -62,7 +64,7 @@ def default_services() -> Services:
     """Services on boto3 clients: Secrets Manager in the function's region, PCA/ACM in the CA's."""
 
     @cache
-    def regional(service: str, region: str) -> Any:
+    def regional(service: str, region: str | None) -> Any:
         return make_client(service, region)
 
     table = os.environ.get(LEDGER_TABLE_ENV, "")
@@ -72,7 +74,7 @@ def default_services() -> Services:
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
         ledger=Ledger(make_client("dynamodb"), table) if table else None,
-        ssm_client=make_client("ssm") if table else None,
+        make_ssm=(lambda: regional("ssm", None)) if table else None,
         fleet_role_arns=roles,
         assume_ssm=lambda role: assumed_client(make_client("sts"), role, "ssm"),
     )

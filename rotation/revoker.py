@@ -97,15 +97,16 @@ def revoke_superseded(
 
 
 def fleet_reader(
-    ssm: Any, assume: Callable[[str], Any], role_arns: Sequence[str]
+    make_ssm: Callable[[], Any], assume: Callable[[str], Any], role_arns: Sequence[str]
 ) -> Callable[[str], tuple[list[HostReport], list[str]]]:
-    """The fleet view the function reads: its own account, then each workload account through its
-    FleetViewRole (``assume(role)`` → an SSM client there). A role that cannot be read raises, so
-    nothing is revoked while a workload account's hosts are unknown.
+    """The fleet view the function reads: its own account (``make_ssm()``, called only when a
+    revocation needs the view), then each workload account through its FleetViewRole
+    (``assume(role)`` → an SSM client there). A role that cannot be read raises, so nothing is
+    revoked while a workload account's hosts are unknown.
     """
 
     def read(account: str) -> tuple[list[HostReport], list[str]]:
-        reports, problems = read_fleet(ssm, account)
+        reports, problems = read_fleet(make_ssm(), account)
         for role in role_arns:
             found, bad = read_fleet(assume(role), role.split(":")[4])
             reports.extend(found)

@@ -42,7 +42,11 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     create_table(dynamodb, TABLE)
     table = Ledger(dynamodb, TABLE)
     services = build_services(
-        aws.sm, lambda region: aws.pca, lambda region: aws.acm, ledger=table, ssm_client=boto3.client("ssm", REGION)
+        aws.sm,
+        lambda region: aws.pca,
+        lambda region: aws.acm,
+        ledger=table,
+        make_ssm=lambda: boto3.client("ssm", REGION),
     )
     monkeypatch.setattr(rotation.handler, "_services", services)
     with ssm_inventory_in_moto():
@@ -200,7 +204,7 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
         lambda region: aws.pca,
         lambda region: aws.acm,
         ledger=ledger,
-        ssm_client=boto3.client("ssm", REGION),
+        make_ssm=lambda: boto3.client("ssm", REGION),
         fleet_role_arns=[role],
         assume_ssm=assume,
     )
