@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rotation.errors import AwsCallError
+from rotation.redaction import redact
+
+__all__ = ["aws_call", "client_config", "error_code", "make_client", "redact"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from botocore.config import Config
@@ -44,14 +46,6 @@ def error_code(exc: BaseException) -> str:
         if code:
             return str(code)
     return type(exc).__name__
-
-
-_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.DOTALL)
-
-
-def redact(text: str) -> str:
-    """Drop any PEM block from a message (AWS validation errors may echo request values)."""
-    return _PEM_BLOCK.sub("<redacted PEM>", text)
 
 
 @contextlib.contextmanager

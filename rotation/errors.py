@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rotation.redaction import quote
+
 
 class CertRotateError(Exception):
     """Root of every error raised by certrotate."""
@@ -28,7 +30,7 @@ class SpecError(CertRotateError):
         self.value = value
         self.problem = problem
         self.allowed = tuple(allowed) if allowed is not None and not isinstance(allowed, str) else allowed
-        shown = "<missing>" if value is None else repr(value)
+        shown = quote(value)
         message = f"{field}={shown}: {problem}"
         if isinstance(self.allowed, tuple):
             message += f"; allowed: {', '.join(self.allowed)}"
