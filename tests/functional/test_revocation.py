@@ -46,7 +46,7 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
         lambda region: aws.pca,
         lambda region: aws.acm,
         ledger=table,
-        make_ssm=lambda: boto3.client("ssm", REGION),
+        make_ssm=lambda region: boto3.client("ssm", region or REGION),
     )
     monkeypatch.setattr(rotation.handler, "_services", services)
     with ssm_inventory_in_moto():
@@ -155,14 +155,37 @@ def test_a_served_certificate_waits_is_reported_then_revoked_once_no_host_serves
     assert line["serial"] == a and line["reason"] == "SUPERSEDED"
 
 
-def test_a_host_serving_it_for_another_secret_does_not_hold_it(
-    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+@pytest.mark.parametrize(
+    "named",
+    [
+        pytest.param(lambda arn: arn[: -len("-AbCdEf")], id="partial-arn"),  # RunUpdateTLS takes the name's ARN
+        pytest.param(lambda arn: arn.rsplit(":", 1)[1], id="bare-name"),
+        pytest.param(lambda arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:made-up-XyZxYz", id="made-up"),
+    ],
+)
+def test_a_host_serving_the_serial_holds_it_whatever_secret_arn_its_record_names(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, named: Any
 ) -> None:
+    """Issue 16 item 1(a)/(c): the host serves the certificate, not an ARN. A host installed through
+    the secret's partial ARN, or whose failed run wrote a made-up SecretArn over the record of the
+    file it really serves, still holds the revocation of the serial it reports."""
     arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
     a = rotate_at(aws, arn, START)
-    serve(a, "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf")
+    serve(a, named(arn))
     rotate_at(aws, arn, START + timedelta(days=1))
-    assert revoked(root_ca) == {a: "SUPERSEDED"}
+    assert revoked(root_ca) == {}
+    assert aws.calls["acm-pca:RevokeCertificate"] == 0
+
+
+def test_a_record_spelling_the_serial_lowercase_holds_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    """The record is matched by serial in any spelling (the GetInventory filter sends each)."""
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a.lower(), arn)
+    rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
 
 
 def test_a_secret_pointing_at_a_certificate_it_did_not_issue_revokes_nothing_of_it(
@@ -193,7 +216,7 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
     workload_ssm = assumed_client(sts, role, "ssm")
     broken = {"role": False}
 
-    def assume(arn: str) -> Any:
+    def assume(arn: str, region: str | None) -> Any:
         if broken["role"]:
             # moto assumes any role; a RoleArn under 20 characters is refused (by botocore's validation)
             return assumed_client(sts, "arn:aws:iam::1:r", "ssm")
@@ -204,7 +227,7 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
         lambda region: aws.pca,
         lambda region: aws.acm,
         ledger=ledger,
-        make_ssm=lambda: boto3.client("ssm", REGION),
+        make_ssm=lambda region: boto3.client("ssm", region or REGION),
         fleet_role_arns=[role],
         assume_ssm=assume,
     )

@@ -63,12 +63,13 @@ def test_each_entry_gets_the_one_outcome_that_applies_first() -> None:
     }
 
 
-def test_a_served_decision_names_the_hosts_and_the_pca_serial_is_colon_separated_bytes() -> None:
+def test_a_served_decision_names_the_hosts_and_the_pca_serial_is_lowercase_colon_separated_bytes() -> None:
     reports = [host("C3", "i-0bbbbbbbbbbbbbbbb"), host("C3", "i-0aaaaaaaaaaaaaaaa")]
     (decision,) = plan_superseded([entry("C3", replaced_days_ago=8)], (), lambda s: reports, NOW, timedelta(0))
     assert decision.outcome is Outcome.SERVED
     assert decision.served_by == ("123456789012/i-0aaaaaaaaaaaaaaaa", "123456789012/i-0bbbbbbbbbbbbbbbb")
-    assert entry("ABC", replaced_days_ago=1).pca_serial == "0A:BC"
+    # Issue 16 item 11: lowercase, as every RevokeCertificate example in the API reference writes it.
+    assert entry("ABC", replaced_days_ago=1).pca_serial == "0a:bc"
 
 
 def test_history_states() -> None:
