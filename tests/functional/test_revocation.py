@@ -335,7 +335,7 @@ def test_a_malformed_record_holds_only_the_serial_it_names_and_the_hold_is_measu
     """Issue 16 item 2: root on one host writes malformed records (one naming secret W's old serial,
     one naming nothing). Before, every secret's superseded revocation stopped with one WARNING line.
     Now only W's serial is held, the reason names the instance, and RevocationsHeld /
-    RevocationHeldSeconds are emitted; the other secret's old certificate is revoked."""
+    RevocationHeldDays are emitted; the other secret's old certificate is revoked."""
     web = make_secret(spec(root_ca, "web.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="web")
     api = make_secret(spec(root_ca, "api.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="api")
     web_old, api_old = rotate_at(aws, web, START), rotate_at(aws, api, START)
@@ -361,15 +361,15 @@ def test_a_malformed_record_holds_only_the_serial_it_names_and_the_hold_is_measu
     assert line["serial"] == web_old and "123456789012/i-0bad0bad0bad0bad0" in line["message"]
     assert "unreadable record" in line["message"] and "i-0bad0bad0bad0bad1" not in line["message"]
     (held,) = [m for m in emf_records(out) if "RevocationsHeld" in m]
-    (seconds,) = [m for m in emf_records(out) if "RevocationHeldSeconds" in m]
+    (seconds,) = [m for m in emf_records(out) if "RevocationHeldDays" in m]
     assert held["RevocationsHeld"] == [1.0]
-    assert seconds["RevocationHeldSeconds"] == [0.0]  # grace 0, superseded at this very rotation
+    assert seconds["RevocationHeldDays"] == [0.0]  # grace 0, superseded at this very rotation
     with freeze_time(START + timedelta(days=3)):
         capfd.readouterr()
         rotate(web)
-    seconds_later = [m for m in emf_records(capfd.readouterr().out) if "RevocationHeldSeconds" in m]
+    days_later = [m for m in emf_records(capfd.readouterr().out) if "RevocationHeldDays" in m]
     # the day-0 certificate was superseded on day 1: held for two days past its grace of 0
-    assert max(m["RevocationHeldSeconds"][0] for m in seconds_later) == 2 * 86400
+    assert max(m["RevocationHeldDays"][0] for m in days_later) == 2.0
 
 
 def test_an_unreadable_workload_account_holds_only_the_secrets_it_may_read(
