@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 INVENTORY_TYPE = "Custom:CertrotateCertificate"
+#: The instance tag a secret's State Manager association targets (value: the secret's name).
+INSTANCE_TAG = "certrotate:secret"
 #: A host is stale when its latest record is older than this many convergence intervals.
 STALE_INTERVALS = 2
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

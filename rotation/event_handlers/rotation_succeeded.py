@@ -30,9 +30,9 @@ from typing import Any
 
 from rotation.aws import aws_call, make_client
 from rotation.errors import AwsCallError, EventError
+from rotation.fleet import INSTANCE_TAG
 from rotation.telemetry import logger
 
-INSTANCE_TAG = "certrotate:secret"
 ASSOCIATION_PREFIX = "certrotate-"
 _SECRET_ARN = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:(?P<account>[0-9]{12}):secret:(?P<name>[A-Za-z0-9/_+=.@-]{1,512})-[A-Za-z0-9]{6}$"
