@@ -312,3 +312,29 @@ def test_revocation_metrics_are_alarmed_as_telemetry_emits_them(
     assert schema[0] == namespace and set(schema[1:]) == dimensions
     assert properties["Threshold"] == threshold
     assert properties["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+
+
+@pytest.mark.parametrize("rule", ["ForwardRotation1", "ForwardRotation20"])
+def test_workload_buses_receive_only_the_rotations_of_secrets_a_reader_reads(rule: str) -> None:
+    """Issue 16 item 5: before, every workload bus received every secret's rotation events
+    (database passwords included). With SecretReaders, a rotation is forwarded only when its secret
+    is under a reader's prefix."""
+    import json
+
+    from moto.events.models import EventPattern
+
+    from tests.deployment.test_templates import sample
+
+    stack = Stack(load("central-account.yaml"), {"CertificateAuthorityArns": "arn:ca", **READERS})
+    resource = stack.template["Resources"][rule]
+    pattern = EventPattern.load(json.dumps(stack.resolve(resource["Properties"]["EventPattern"])))
+    event = sample("secretsmanager-rotation-succeeded")
+
+    def rotated(name: str) -> dict[str, Any]:
+        detail = {**event["detail"], "additionalEventData": {"SecretId": secret_arn(name)}}
+        return {**event, "detail": detail}
+
+    assert pattern.matches_event(rotated("web/front"))
+    assert pattern.matches_event(rotated("certs/certrotate-example-pca"))
+    assert not pattern.matches_event(rotated("db/password"))
+    assert not pattern.matches_event(rotated("prod/web/front"))  # a prefix, not a substring

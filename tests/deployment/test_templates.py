@@ -155,7 +155,10 @@ def test_embedded_documents_equal_the_files(name: str) -> None:
 
 
 def rule_pattern(template: str, rule: str, **resolved: Any) -> EventPattern:
-    raw = load(template)["Resources"][rule]["Properties"]["EventPattern"]
+    from tests.deployment.test_fleet_trust_templates import Stack
+
+    loaded = load(template)
+    raw = Stack(loaded, {}).resolve(loaded["Resources"][rule]["Properties"]["EventPattern"])  # default parameters
     raw.update(resolved)  # parameters resolved as CloudFormation would
     return EventPattern.load(json.dumps(raw))
 
