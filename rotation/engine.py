@@ -10,6 +10,7 @@ from typing import Any
 
 from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
+from rotation.fleet import FleetScope
 from rotation.guard import Verdict, check_step
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
@@ -34,19 +35,23 @@ def build_services(
     acm_for_region: Callable[[str], Any],
     *,
     ledger: Ledger | None = None,
-    make_ssm: Callable[[], Any] | None = None,
+    make_ssm: Callable[[str | None], Any] | None = None,
     fleet_role_arns: Sequence[str] = (),
-    assume_ssm: Callable[[str], Any] = lambda role: None,
+    assume_ssm: Callable[[str, str | None], Any] = lambda role, region: None,
+    fleet_scope: FleetScope | None = None,
 ) -> Services:
     """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
 
     Without a ledger no history is kept and nothing is revoked; without an SSM client the fleet
     view is not read and nothing is revoked either (``make_ssm`` is called only when a revocation
     needs the view, so a container whose secrets never revoke creates no SSM client).
-    ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through ``assume_ssm(role)``
-    (an SSM client in that account).
+    ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through
+    ``assume_ssm(role, region)`` (an SSM client in that account), in each of ``fleet_scope``'s
+    regions (``make_ssm(region)``; ``None``: the function's own region).
     """
-    fleet = None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns)
+    fleet = (
+        None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
+    )
     return Services(
         ledger=ledger,
         pca_for_region=pca_for_region,
@@ -74,13 +79,14 @@ def default_services() -> Services:
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
         ledger=Ledger(make_client("dynamodb"), table) if table else None,
-        make_ssm=(lambda: regional("ssm", None)) if table else None,
+        make_ssm=(lambda region: regional("ssm", region)) if table else None,
         fleet_role_arns=roles,
-        assume_ssm=lambda role: assumed_client(make_client("sts"), role, "ssm"),
+        assume_ssm=lambda role, region: assumed_client(make_client("sts"), role, "ssm", region),
+        fleet_scope=FleetScope.from_environment(os.environ),
     )
 
 
-def assumed_client(sts: Any, role_arn: str, service: str) -> Any:
+def assumed_client(sts: Any, role_arn: str, service: str, region: str | None = None) -> Any:
     """A client for ``service`` with the credentials of ``role_arn`` (AssumeRole).
 
     Raises:
@@ -95,7 +101,7 @@ def assumed_client(sts: Any, role_arn: str, service: str) -> Any:
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
-    return session.client(service, config=client_config())  # type: ignore[call-overload]
+    return session.client(service, region_name=region, config=client_config())  # type: ignore[call-overload]
 
 
 def run_step(

@@ -10,12 +10,15 @@ answers "which hosts serve this certificate" (:func:`hosts_serving`) for revocat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 INVENTORY_TYPE = "Custom:CertrotateCertificate"
+#: The instance tag a secret's State Manager association targets (value: the secret's name).
+INSTANCE_TAG = "certrotate:secret"
 #: A host is stale when its latest record is older than this many convergence intervals.
 STALE_INTERVALS = 2
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -99,31 +102,56 @@ class SecretFleet:
         return [host for host in self.hosts if host.state is state]
 
 
-def parse_reports(
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record that is not one: what it names of a certificate (for revocation to hold just that)."""
+
+    account: str
+    instance_id: str
+    where: str
+    detail: str
+    serial: str = ""  # normalized, when the record carries a Serial string
+    fingerprint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}"
+
+
+def parse_records(
     account: str, instance_id: str, content: Iterable[Mapping[str, str]]
-) -> tuple[list[HostReport], list[str]]:
-    """The records of one instance, and a problem line for each one that is not a record.
+) -> tuple[list[HostReport], list[RecordProblem]]:
+    """The records of one instance, and a :class:`RecordProblem` for each one that is not a record.
 
     Whoever can call PutInventory for the instance writes these: a bad record is reported, never
     trusted for more than what it claims about that instance.
     """
     reports: list[HostReport] = []
-    problems: list[str] = []
+    problems: list[RecordProblem] = []
     for index, entry in enumerate(content):
-        missing = [key for key in REQUIRED if not isinstance(entry.get(key), str)]
         where = f"{account}/{instance_id} {INVENTORY_TYPE}[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(RecordProblem(account, instance_id, where, "not a map"))
+            continue
+        serial = entry.get("Serial")
+        fingerprint = entry.get("FingerprintSha256")
+        named = {
+            "serial": normalize_serial(serial) if isinstance(serial, str) else "",
+            "fingerprint": normalize_fingerprint(fingerprint) if isinstance(fingerprint, str) else "",
+        }
+        missing = [key for key in REQUIRED if not isinstance(entry.get(key), str)]
         if missing:
-            problems.append(f"{where}: missing {', '.join(missing)}")
+            problems.append(RecordProblem(account, instance_id, where, f"missing {', '.join(missing)}", **named))
             continue
         try:
             status = RunStatus(entry["Status"])
             code = int(entry["ExitCode"])
             recorded = datetime.strptime(entry["RecordedAt"], TIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
-            problems.append(
-                f"{where}: Status {entry['Status']!r} (allowed: {', '.join(RunStatus)}), "
+            detail = (
+                f"Status {entry['Status']!r} (allowed: {', '.join(RunStatus)}), "
                 f"ExitCode {entry['ExitCode']!r} or RecordedAt {entry['RecordedAt']!r} ({TIME_FORMAT}) is not valid"
             )
+            problems.append(RecordProblem(account, instance_id, where, detail, **named))
             continue
         reports.append(
             HostReport(
@@ -146,6 +174,14 @@ def parse_reports(
             )
         )
     return reports, problems
+
+
+def parse_reports(
+    account: str, instance_id: str, content: Iterable[Mapping[str, str]]
+) -> tuple[list[HostReport], list[str]]:
+    """:func:`parse_records` with each problem as its line."""
+    reports, problems = parse_records(account, instance_id, content)
+    return reports, [str(problem) for problem in problems]
 
 
 def serves(report: HostReport, fingerprint_or_serial: str) -> bool:
@@ -193,6 +229,26 @@ def fleet_view(
     ]
 
 
+def serial_forms(serial: str) -> list[str]:
+    """The spellings of one serial a record may carry, for an exact-match GetInventory filter: the
+    installer's (uppercase hex, no colons) first, then lowercase and colon-separated bytes."""
+    plain = normalize_serial(serial)
+    if not plain:
+        return []
+    padded = plain if len(plain) % 2 == 0 else "0" + plain
+    pairs = ":".join(padded[i : i + 2] for i in range(0, len(padded), 2))
+    forms = [plain, plain.lower(), padded, padded.lower(), pairs, pairs.lower()]
+    return list(dict.fromkeys(forms))
+
+
+def serves_certificate(report: HostReport, serial: str, fingerprint: str) -> bool:
+    """Whether the record reports this certificate by serial or by fingerprint, whatever secret ARN
+    (full, partial or made up) it names: a host serves a certificate, not an ARN."""
+    if serial and serves(report, serial):
+        return True
+    return bool(fingerprint) and len(normalize_fingerprint(fingerprint)) == 64 and serves(report, fingerprint)
+
+
 def hosts_serving(reports: Sequence[HostReport], fingerprint_or_serial: str) -> list[HostReport]:
     """The records whose file served that certificate when last reported, whatever their state.
 
@@ -201,3 +257,68 @@ def hosts_serving(reports: Sequence[HostReport], fingerprint_or_serial: str) -> 
     a superseded certificate only when this is empty.
     """
     return [report for report in reports if serves(report, fingerprint_or_serial)]
+
+
+#: Where revocation looks for hosts (the rotation function's environment, set by the central stack).
+FLEET_REGIONS_ENV = "CERTROTATE_FLEET_REGIONS"
+SECRET_READERS_ENV = "CERTROTATE_SECRET_READERS"
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{0,512}$")
+
+
+class ScopeError(ValueError):
+    """A fleet scope setting that is not valid (names the variable and the value)."""
+
+
+@dataclass(frozen=True)
+class FleetScope:
+    """Where hosts that may serve a certificate run, so revocation reads every one of them.
+
+    ``regions``: each region the revoker reads in every account (``CERTROTATE_FLEET_REGIONS``, the
+    central stack's ``FleetRegions``; empty: the function's own region). ``readers``: (account,
+    secret-name prefix) pairs from the central stack's ``SecretReaders``, the accounts each secret is
+    readable from. An account that cannot be read holds only the revocations of secrets it may read
+    (every secret while no reader is configured); the secret's own account concerns all of its.
+    """
+
+    regions: tuple[str, ...] = ()
+    readers: tuple[tuple[str, str], ...] = ()
+
+    def concerns(self, account: str, secret_arn: str) -> bool:
+        """Whether hosts of ``account`` may serve the certificates of ``secret_arn``."""
+        parts = secret_arn.split(":")
+        if len(parts) < 7 or parts[4] == account or not self.readers:
+            return True
+        name = ":".join(parts[6:])
+        return any(reader == account and name.startswith(prefix) for reader, prefix in self.readers)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> FleetScope:
+        """Raises:
+        ScopeError: a region or reader entry is malformed."""
+        regions = [r.strip() for r in environ.get(FLEET_REGIONS_ENV, "").split(",") if r.strip()]
+        for region in regions:
+            if not _REGION.match(region):
+                raise ScopeError(f"{FLEET_REGIONS_ENV}: {region[:40]!r} is not a region name (e.g. eu-west-1)")
+        return cls(tuple(dict.fromkeys(regions)), parse_readers(environ.get(SECRET_READERS_ENV, "")))
+
+
+def parse_readers(text: str) -> tuple[tuple[str, str], ...]:
+    """``ACCOUNT:NAME-PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
+
+    Raises:
+        ScopeError: an entry is not a 12-digit account, a colon and a secret-name prefix.
+    """
+    readers = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        account, _, prefix = entry.partition(":")
+        if not _ACCOUNT.match(account) or not _PREFIX.match(prefix) or ":" not in entry:
+            raise ScopeError(
+                f"{SECRET_READERS_ENV}: {entry[:80]!r} is not ACCOUNT:NAME-PREFIX "
+                "(12 digits, a colon, then the start of the secret names that account reads)"
+            )
+        readers.append((account, prefix))
+    return tuple(readers)

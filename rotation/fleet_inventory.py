@@ -3,24 +3,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.fleet import INVENTORY_TYPE, HostReport, parse_reports
+from rotation.fleet import INVENTORY_TYPE, HostReport, RecordProblem, parse_records, serial_forms
+
+#: GetInventory's InventoryFilter.Values holds at most 40 values (botocore's ssm model,
+#: ``InventoryFilterValueList``: max 40); several values of one Equal filter match any of them.
+FILTER_VALUES = 40
 
 
 def read_fleet(ssm: Any, account: str) -> tuple[list[HostReport], list[str]]:
     """Every certrotate inventory record of one account (GetInventory, 50 instances a page), and a
     problem line for each record that is not one (then what that host serves is not known)."""
+    reports, problems = read_records(ssm, account)
+    return reports, [str(problem) for problem in problems]
+
+
+def read_records(
+    ssm: Any, account: str, serials: Sequence[str] | None = None
+) -> tuple[list[HostReport], list[RecordProblem]]:
+    """The records of one account; with ``serials``, only the instances whose records name one of
+    them (a ``Custom:CertrotateCertificate.Serial`` Equal filter over each serial's spellings, 40
+    values a call), so hosts that serve other certificates cost nothing to read.
+
+    A filter matches an instance when any of its records names the serial; every record of that
+    instance comes back, and each is matched again by :func:`rotation.fleet.serves_certificate`.
+    """
+    if serials is None:
+        return _read(ssm, account, [])
+    values = list(dict.fromkeys(form for serial in serials for form in serial_forms(serial)))
     reports: list[HostReport] = []
-    problems: list[str] = []
+    problems: list[RecordProblem] = []
+    seen: set[str] = set()
+    for start in range(0, len(values), FILTER_VALUES):
+        chunk = values[start : start + FILTER_VALUES]
+        found, bad = _read(ssm, account, [{"Key": f"{INVENTORY_TYPE}.Serial", "Values": chunk, "Type": "Equal"}])
+        fresh = {r.instance_id for r in found} | {p.instance_id for p in bad}
+        reports.extend(r for r in found if r.instance_id not in seen)
+        problems.extend(p for p in bad if p.instance_id not in seen)
+        seen |= fresh
+    return reports, problems
+
+
+def _read(ssm: Any, account: str, filters: list[dict[str, Any]]) -> tuple[list[HostReport], list[RecordProblem]]:
+    reports: list[HostReport] = []
+    problems: list[RecordProblem] = []
     request: dict[str, Any] = {"ResultAttributes": [{"TypeName": INVENTORY_TYPE}], "MaxResults": 50}
+    if filters:
+        request["Filters"] = filters
     while True:
         with aws_call("ssm", "GetInventory"):
             page = ssm.get_inventory(**request)
         for entity in page.get("Entities", []):
             item = (entity.get("Data") or {}).get(INVENTORY_TYPE) or {}
-            found, bad = parse_reports(account, str(entity.get("Id", "")), item.get("Content") or [])
+            found, bad = parse_records(account, str(entity.get("Id", "")), item.get("Content") or [])
             reports.extend(found)
             problems.extend(bad)
         if not page.get("NextToken"):

@@ -14,7 +14,8 @@ few hours.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,17 @@ def _parse(value: Any) -> datetime | None:
 def _text(item: Mapping[str, Any], key: str) -> str:
     value = item.get(key)
     return str(value.get("S", "")) if isinstance(value, Mapping) else ""
+
+
+def _strings(item: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = item.get(key)
+    found = value.get("SS", []) if isinstance(value, Mapping) else []
+    return tuple(sorted(str(v) for v in found)) if isinstance(found, list) else ()
+
+
+def _second(value: datetime) -> datetime:
+    """A time as the table stores it (whole seconds, UTC)."""
+    return value.astimezone(UTC).replace(microsecond=0)
 
 
 class Ledger:
@@ -97,17 +109,45 @@ class Ledger:
         """The entry ``serial`` of ``version_id`` became AWSCURRENT: every other entry not yet
         superseded is superseded now. False (and nothing changes) when the ledger has no such entry:
         a certificate the rotation did not issue never supersedes one it did."""
+        return self.promote(secret_arn, version_id, serial, now)[0]
+
+    def promote(
+        self, secret_arn: str, version_id: str, serial: str, now: datetime
+    ) -> tuple[bool, list[IssuedCertificate]]:
+        """:meth:`mark_current`, and the secret's entries as they are after it (one Query: finishSecret
+        reads the ledger once)."""
         entries = self.entries(secret_arn)
         serial = normalize_serial(serial)
         promoted = next((e for e in entries if e.serial == serial and e.version_id == version_id), None)
         if promoted is None:
-            return False
-        if promoted.current_from is None:
-            self._set(secret_arn, serial, {"CurrentFrom": _time(now)})
+            return False, entries
+        after = []
         for entry in entries:
-            if entry.serial != serial and entry.superseded_at is None:
+            changed = entry
+            if entry.serial == serial and entry.current_from is None:
+                self._set(secret_arn, serial, {"CurrentFrom": _time(now)})
+                changed = replace(entry, current_from=_second(now))
+            elif entry.serial != serial and entry.superseded_at is None:
                 self._set(secret_arn, entry.serial, {"SupersededAt": _time(now)})
-        return True
+                changed = replace(entry, superseded_at=_second(now))
+            after.append(changed)
+        return True, after
+
+    def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str]) -> None:
+        """Remember the hosts seen serving an entry (``HeldBy``, a string set): each must later show a
+        newer certificate of the secret before the entry is revoked (rotation.revocation)."""
+        names = sorted(set(hosts))
+        if not names:
+            return
+        with aws_call(_SERVICE, "UpdateItem"):
+            self._client.update_item(
+                TableName=self.table,
+                Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
+                UpdateExpression="ADD #held :hosts",
+                ConditionExpression="attribute_exists(Serial)",
+                ExpressionAttributeNames={"#held": "HeldBy"},
+                ExpressionAttributeValues={":hosts": {"SS": names}},
+            )
 
     def mark_revoked(self, secret_arn: str, serial: str, reason: str, now: datetime) -> None:
         self._set(secret_arn, normalize_serial(serial), {"RevokedAt": _time(now), "RevocationReason": reason})
@@ -141,6 +181,7 @@ class Ledger:
             superseded_at=_parse(item.get("SupersededAt")),
             revoked_at=_parse(item.get("RevokedAt")),
             revocation_reason=_text(item, "RevocationReason"),
+            held_by=_strings(item, "HeldBy"),
         )
 
 

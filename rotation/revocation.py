@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rotation.fleet import HostReport, normalize_serial
+from rotation.fleet import HostReport, RecordProblem, normalize_fingerprint, normalize_serial, serves_certificate
 
 
 class RevocationReason(StrEnum):
@@ -26,6 +26,7 @@ class RevocationReason(StrEnum):
 class Outcome(StrEnum):
     REVOKE = "revoke"
     SERVED = "served"  # a host still reports serving it: waits, reported
+    HELD = "held"  # what could concern it is not known (a record, an account) or not accounted for
     IN_GRACE = "in-grace"  # replaced less than the grace ago
     NOT_SUPERSEDED = "not-superseded"  # never replaced (a pending or the current one)
     CURRENT = "current"  # AWSCURRENT or AWSPENDING holds it now
@@ -49,12 +50,15 @@ class IssuedCertificate:
     superseded_at: datetime | None = None
     revoked_at: datetime | None = None
     revocation_reason: str = ""
+    #: "account/instance" of every host the revoker once saw serving it (the ledger's HeldBy).
+    held_by: tuple[str, ...] = ()
 
     @property
     def pca_serial(self) -> str:
-        """The serial as Private CA's RevokeCertificate takes it: colon-separated hex pairs."""
+        """The serial as Private CA's RevokeCertificate takes it: lowercase colon-separated hex pairs,
+        as every example in the API reference writes it (``e8:cb:d2:be:...``)."""
         text = self.serial if len(self.serial) % 2 == 0 else "0" + self.serial
-        return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
+        return ":".join(text[i : i + 2] for i in range(0, len(text), 2)).lower()
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,28 @@ class Decision:
     certificate: IssuedCertificate
     outcome: Outcome
     served_by: tuple[str, ...] = ()  # "account/instance" of the hosts still serving it
+    held_for: tuple[str, ...] = ()  # why it is held: each names the instance or the account
 
     @property
     def detail(self) -> str:
-        if self.served_by:
-            return f"served by {', '.join(self.served_by)}"
-        return self.outcome.value
+        reasons = [f"served by {', '.join(self.served_by)}"] if self.served_by else []
+        reasons.extend(self.held_for)
+        return "; ".join(reasons) or self.outcome.value
+
+
+@dataclass(frozen=True)
+class FleetEvidence:
+    """What the fleet view said about the candidates' serials.
+
+    ``reports``: the readable records of every instance whose records name a candidate's (or the
+    current certificate's) serial; ``bad_records``: the unreadable ones among them; ``unreadable``:
+    one line per account and region that could not be read and whose hosts may serve the secret
+    (:meth:`rotation.fleet.FleetScope.concerns`).
+    """
+
+    reports: tuple[HostReport, ...] = ()
+    bad_records: tuple[RecordProblem, ...] = ()
+    unreadable: tuple[str, ...] = ()
 
 
 def plan_superseded(
@@ -92,6 +112,71 @@ def plan_superseded(
     for entry in sorted(entries, key=lambda e: e.issued_at, reverse=True):
         decisions.append(Decision(entry, _outcome(entry, keep, now, grace)))
     return [_with_hosts(d, serving) if d.outcome is Outcome.REVOKE else d for d in decisions]
+
+
+def candidates(
+    entries: Iterable[IssuedCertificate], in_use: Iterable[str], now: datetime, grace: timedelta
+) -> list[Decision]:
+    """One decision per ledger entry, newest first, before the fleet is read: an entry is a
+    candidate (``REVOKE``) when it is superseded past the grace, not in use, not expired and not
+    revoked. Only then is the fleet view worth reading."""
+    keep = {normalize_serial(serial) for serial in in_use if serial}
+    ordered = sorted(entries, key=lambda e: e.issued_at, reverse=True)
+    return [Decision(entry, _outcome(entry, keep, now, grace)) for entry in ordered]
+
+
+def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence) -> list[Decision]:
+    """Each candidate revoked only when nothing the fleet view says could concern it.
+
+    A candidate waits (``SERVED``) while any record reports its serial or fingerprint, whatever
+    secret ARN the record names (full, partial, another one, made up). It is ``HELD`` when a record
+    that names its serial or fingerprint cannot be read, when an account whose hosts may serve the
+    secret cannot be read, or when a host once seen serving it (``held_by``) does not now report
+    a newer certificate of the same secret (one that became current after this one was superseded)
+    in a record made after that one became current: a record that vanished, or was rewritten to a
+    serial this secret's rotations never delivered, proves nothing, so it holds instead of
+    releasing. Other unreadable records and accounts hold nothing.
+    """
+    history = [d.certificate for d in decisions]
+    return [_judge(d, evidence, history) if d.outcome is Outcome.REVOKE else d for d in decisions]
+
+
+def successors(entry: IssuedCertificate, history: Iterable[IssuedCertificate]) -> list[IssuedCertificate]:
+    """The entries of the secret that became current after ``entry`` was superseded."""
+    if entry.superseded_at is None:
+        return []
+    return [e for e in history if e.current_from is not None and e.current_from >= entry.superseded_at]
+
+
+def _judge(decision: Decision, evidence: FleetEvidence, history: Sequence[IssuedCertificate]) -> Decision:
+    entry = decision.certificate
+    serial, fingerprint = normalize_serial(entry.serial), normalize_fingerprint(entry.fingerprint)
+    serving = [r for r in evidence.reports if serves_certificate(r, serial, fingerprint)]
+    names = tuple(sorted({f"{h.account}/{h.instance_id}" for h in serving}))
+    held: list[str] = []
+    for problem in evidence.bad_records:
+        if (problem.serial and problem.serial == serial) or (fingerprint and problem.fingerprint == fingerprint):
+            held.append(f"{problem.account}/{problem.instance_id}: unreadable record ({problem.detail})")
+    held.extend(f"account {line}" for line in evidence.unreadable)
+    for host in entry.held_by:
+        if host not in names and not _moved_on(host, evidence.reports, successors(entry, history)):
+            held.append(f"{host} served it and reports no newer certificate of this secret since")
+    if names:
+        return Decision(entry, Outcome.SERVED, names, tuple(held))
+    if held:
+        return Decision(entry, Outcome.HELD, (), tuple(held))
+    return decision
+
+
+def _moved_on(host: str, reports: Sequence[HostReport], newer: Sequence[IssuedCertificate]) -> bool:
+    mine = [r for r in reports if f"{r.account}/{r.instance_id}" == host]
+    return any(
+        serves_certificate(r, e.serial, e.fingerprint)
+        and e.current_from is not None
+        and r.recorded_at >= e.current_from
+        for r in mine
+        for e in newer
+    )
 
 
 def _outcome(entry: IssuedCertificate, keep: set[str], now: datetime, grace: timedelta) -> Outcome:
@@ -127,4 +212,14 @@ def history_state(entry: IssuedCertificate, now: datetime) -> str:
     return "current" if entry.current_from is not None else "issued, never current"
 
 
-__all__ = ["Decision", "IssuedCertificate", "Outcome", "RevocationReason", "history_state", "plan_superseded"]
+__all__ = [
+    "Decision",
+    "FleetEvidence",
+    "IssuedCertificate",
+    "Outcome",
+    "RevocationReason",
+    "candidates",
+    "history_state",
+    "hold_or_revoke",
+    "plan_superseded",
+]

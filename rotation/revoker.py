@@ -13,11 +13,20 @@ from typing import Any
 
 from rotation import telemetry
 from rotation.aws import aws_call
-from rotation.errors import AwsCallError
-from rotation.fleet import HostReport, hosts_serving
-from rotation.fleet_inventory import read_fleet
+from rotation.errors import AwsCallError, CertRotateError
+from rotation.fleet import FleetScope, HostReport, RecordProblem
+from rotation.fleet_inventory import read_records
 from rotation.ledger import Ledger
-from rotation.revocation import Decision, IssuedCertificate, Outcome, RevocationReason, plan_superseded
+from rotation.revocation import (
+    Decision,
+    FleetEvidence,
+    IssuedCertificate,
+    Outcome,
+    RevocationReason,
+    candidates,
+    hold_or_revoke,
+    successors,
+)
 from rotation.telemetry import logger
 
 
@@ -64,53 +73,123 @@ def revoke(
     return not already
 
 
+#: The fleet evidence about some serials of one secret: ``fleet(secret_arn, serials)``.
+FleetReader = Callable[[str, Sequence[str]], FleetEvidence]
+
+
 def revoke_superseded(
     ledger: Ledger,
     pca_for_region: Callable[[str], Any],
-    secret_arn: str,
+    entries: Sequence[IssuedCertificate],
     in_use: Sequence[str],
-    reports: Sequence[HostReport],
+    fleet: FleetReader,
     now: datetime,
     grace: timedelta,
 ) -> list[Decision]:
-    """Revoke each superseded entry past its grace that no host serves; the decisions, as taken.
+    """Revoke each superseded entry past its grace that nothing in the fleet view holds; the
+    decisions, as taken. The fleet view is read only when some entry is past its grace, and only
+    for the instances whose records name a candidate's serial or one of its successors'.
 
     Raises:
         AwsCallError: a ledger or RevokeCertificate call failed (entries revoked before it stay so).
     """
-    mine = [r for r in reports if r.secret_arn == secret_arn]
-    decisions = plan_superseded(ledger.entries(secret_arn), in_use, lambda s: hosts_serving(mine, s), now, grace)
-    served = [d for d in decisions if d.outcome is Outcome.SERVED]
-    for decision in served:
+    decisions = candidates(entries, in_use, now, grace)
+    due = [d.certificate for d in decisions if d.outcome is Outcome.REVOKE]
+    if not due:
+        return decisions
+    secret_arn = due[0].secret_arn
+    wanted = [e.serial for e in due]
+    for entry in due:
+        wanted.extend(s.serial for s in successors(entry, entries))
+    wanted.extend(in_use)
+    decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))))
+    waiting = [d for d in decisions if d.outcome in (Outcome.SERVED, Outcome.HELD)]
+    for decision in waiting:
         logger.warning(
             "superseded certificate %s not revoked: %s",
             decision.certificate.serial,
             decision.detail,
-            extra={"serial": decision.certificate.serial, "reason": RevocationReason.SUPERSEDED.value},
+            extra={
+                "serial": decision.certificate.serial,
+                "reason": RevocationReason.SUPERSEDED.value,
+                "held_for": list(decision.held_for),
+                "served_by": list(decision.served_by),
+            },
         )
+        new_holders = set(decision.served_by) - set(decision.certificate.held_by)
+        if new_holders:
+            ledger.add_holders(secret_arn, decision.certificate.serial, new_holders)
+    served = [d for d in waiting if d.outcome is Outcome.SERVED]
     if served:
         telemetry.revocation_skipped_served(len(served))
+    if waiting:
+        longest = max(now - (d.certificate.superseded_at or now) - grace for d in waiting)
+        telemetry.revocation_held(len(waiting), max(longest.total_seconds(), 0.0))
     for decision in decisions:
         if decision.outcome is Outcome.REVOKE:
             revoke(ledger, pca_for_region, decision.certificate, RevocationReason.SUPERSEDED, now)
     return decisions
 
 
-def fleet_reader(
-    make_ssm: Callable[[], Any], assume: Callable[[str], Any], role_arns: Sequence[str]
-) -> Callable[[str], tuple[list[HostReport], list[str]]]:
-    """The fleet view the function reads: its own account (``make_ssm()``, called only when a
-    revocation needs the view), then each workload account through its FleetViewRole
-    (``assume(role)`` → an SSM client there). A role that cannot be read raises, so nothing is
-    revoked while a workload account's hosts are unknown.
-    """
+def after_promotion(
+    ledger: Ledger,
+    pca_for_region: Callable[[str], Any] | None,
+    fleet: FleetReader | None,
+    secret_arn: str,
+    version_id: str,
+    serial: str,
+    now: datetime,
+    grace: timedelta | None,
+) -> list[Decision]:
+    """finishSecret's bookkeeping: mark the new certificate current in the ledger (one Query), then
+    revoke superseded entries past their grace (:func:`revoke_superseded`).
 
-    def read(account: str) -> tuple[list[HostReport], list[str]]:
-        reports, problems = read_fleet(make_ssm(), account)
-        for role in role_arns:
-            found, bad = read_fleet(assume(role), role.split(":")[4])
-            reports.extend(found)
-            problems.extend(bad)
-        return reports, problems
+    Raises:
+        AwsCallError: a ledger, GetInventory or RevokeCertificate call failed.
+    """
+    promoted, entries = ledger.promote(secret_arn, version_id, serial, now)
+    if not promoted:
+        logger.info("the new AWSCURRENT certificate is not in the ledger (not issued by this rotation)")
+    if grace is None or pca_for_region is None or fleet is None:
+        return []
+    return revoke_superseded(ledger, pca_for_region, entries, [serial], fleet, now, grace)
+
+
+def fleet_reader(
+    make_ssm: Callable[[str | None], Any],
+    assume: Callable[[str, str | None], Any],
+    role_arns: Sequence[str],
+    scope: FleetScope,
+) -> FleetReader:
+    """The fleet view the function reads: its own account (``make_ssm(region)``) and each workload
+    account through its FleetViewRole (``assume(role, region)`` → an SSM client there), in every
+    region of ``scope`` (the function's own when none is configured). Clients are made only when a
+    revocation needs the view.
+
+    An account or region that cannot be read holds the revocations of the secrets whose hosts may
+    run there (:meth:`FleetScope.concerns`), named in the held reason; it never raises.
+    """
+    regions: list[str | None] = list(scope.regions) or [None]
+
+    def read(secret_arn: str, serials: Sequence[str]) -> FleetEvidence:
+        own = secret_arn.split(":")[4]
+        sources = [(own, None)] + [(role.split(":")[4], role) for role in role_arns]
+        reports: list[HostReport] = []
+        problems: list[RecordProblem] = []
+        unreadable: list[str] = []
+        for account, role in sources:
+            for region in regions:
+                try:
+                    ssm = make_ssm(region) if role is None else assume(role, region)
+                    found, bad = read_records(ssm, account, serials)
+                except CertRotateError as exc:
+                    if scope.concerns(account, secret_arn):
+                        unreadable.append(f"{account} in {region or 'this region'} unreadable: {exc}")
+                    else:
+                        logger.warning("fleet view of account %s (%s) unreadable: %s", account, region, exc)
+                    continue
+                reports.extend(found)
+                problems.extend(bad)
+        return FleetEvidence(tuple(reports), tuple(problems), tuple(unreadable))
 
     return read

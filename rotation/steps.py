@@ -15,13 +15,12 @@ from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, SpecError, VerificationError
-from rotation.fleet import HostReport
 from rotation.guard import SecretMetadata
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
 from rotation.ledger import Ledger
 from rotation.renewal import decide
 from rotation.revocation import IssuedCertificate
-from rotation.revoker import revoke_superseded
+from rotation.revoker import FleetReader, after_promotion
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
@@ -48,8 +47,8 @@ class Services:
     ledger: Ledger | None = None
     #: Private CA client per region, for RevokeCertificate.
     pca_for_region: Callable[[str], Any] | None = None
-    #: The fleet records of an account: (reports, problems).
-    fleet: Callable[[str], tuple[list[HostReport], list[str]]] | None = None
+    #: The fleet view's evidence about some serials of a secret (rotation.revoker.fleet_reader).
+    fleet: FleetReader | None = None
 
 
 @dataclass(frozen=True)
@@ -160,17 +159,15 @@ def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> No
     if services.ledger is None:
         return
     try:
-        if not services.ledger.mark_current(ctx.secret_arn, ctx.event.token, bundle.serial_hex, ctx.clock()):
-            logger.info("the new AWSCURRENT certificate is not in the ledger (not issued by this rotation)")
-        grace = spec.revoke_superseded_after
-        if grace is None or services.pca_for_region is None or services.fleet is None:
-            return
-        reports, problems = services.fleet(ctx.secret_arn.split(":")[4])
-        if problems:
-            logger.warning("fleet view has %d unreadable record(s); nothing revoked this time", len(problems))
-            return
-        revoke_superseded(
-            services.ledger, services.pca_for_region, ctx.secret_arn, [bundle.serial_hex], reports, ctx.clock(), grace
+        after_promotion(
+            services.ledger,
+            services.pca_for_region,
+            services.fleet,
+            ctx.secret_arn,
+            ctx.event.token,
+            bundle.serial_hex,
+            ctx.clock(),
+            spec.revoke_superseded_after,
         )
     except CertRotateError as exc:
         telemetry.revocation_failed()

@@ -47,3 +47,10 @@ def revocation_skipped_served(count: int) -> None:
 
 def revocation_failed() -> None:
     _emit("RevocationFailures", 1, {})
+
+
+def revocation_held(count: int, longest_seconds: float) -> None:
+    """Superseded certificates past their grace that were not revoked this time (served, or held by
+    something unreadable), and how long the longest has waited past its grace."""
+    _emit("RevocationsHeld", count, {})
+    _emit("RevocationHeldDays", round(longest_seconds / 86400, 2), {}, MetricUnit.NoUnit)

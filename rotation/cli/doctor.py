@@ -3,7 +3,10 @@
 Read-only. Checks credentials and region (STS), the certificate secrets and their rotation, each
 rotation function (exists; its resource policy lets ``secretsmanager.amazonaws.com`` invoke it),
 each CA in use (ACTIVE; its key family is one every spec using it can sign with), the SSM
-documents, and each secret's KMS key policy (admits ``kms:Decrypt`` for the workload roles given).
+documents, each secret's KMS key policy (admits ``kms:Decrypt`` for the workload roles given), and
+the fleet view superseded revocation reads: GetInventory in each region of each account (this one,
+and each FleetViewRole) named by the rotation functions' ``CERTROTATE_FLEET_REGIONS`` and
+``CERTROTATE_FLEET_ROLE_ARNS`` or by ``--fleet-region`` / ``--fleet-role-arn``.
 Policies are read, not simulated: a statement's conditions are shown, not evaluated.
 """
 
@@ -64,6 +67,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ARN",
         help="a workload instance role the secrets' KMS key policy must admit for kms:Decrypt",
     )
+    parser.add_argument(
+        "--fleet-role-arn",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a FleetViewRole revocation reads (besides the rotation functions' CERTROTATE_FLEET_ROLE_ARNS)",
+    )
+    parser.add_argument(
+        "--fleet-region",
+        action="append",
+        default=[],
+        metavar="REGION",
+        help="a region revocation reads (besides the rotation functions' CERTROTATE_FLEET_REGIONS)",
+    )
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
@@ -123,6 +140,7 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
     for document in args.document or ["RunUpdateTLS", "RollbackTLS"]:
         yield _guarded(f"document {document}", partial(_document, aws, document))
     yield from _kms(aws, readable, args.workload_role_arn)
+    yield from _fleet(aws, list(functions), args)
 
 
 def _guarded(name: str, check: Callable[[], tuple[Outcome, str]]) -> Check:
@@ -262,3 +280,37 @@ def _admits(statement: Mapping[str, Any], role_arn: str) -> bool:
 def _conditions(statement: Mapping[str, Any]) -> str:
     condition = statement.get("Condition")
     return f" (when {json.dumps(condition, sort_keys=True)})" if condition else ""
+
+
+def _fleet(aws: AwsContext, functions: Sequence[str], args: argparse.Namespace) -> Iterator[Check]:
+    """One check per account and region superseded revocation reads (GetInventory, one page)."""
+    roles, regions = list(args.fleet_role_arn), list(args.fleet_region)
+    for function in functions:
+        parts = function.split(":")
+        region = parts[3] if function.startswith("arn:") and len(parts) > 3 else None
+        try:
+            with aws_call("lambda", "GetFunctionConfiguration"):
+                configuration = aws.client("lambda", region).get_function_configuration(FunctionName=function)
+        except AwsCallError:
+            continue  # the rotation function check above names the problem
+        variables = (configuration.get("Environment") or {}).get("Variables") or {}
+        roles += [r.strip() for r in str(variables.get("CERTROTATE_FLEET_ROLE_ARNS", "")).split(",") if r.strip()]
+        regions += [r.strip() for r in str(variables.get("CERTROTATE_FLEET_REGIONS", "")).split(",") if r.strip()]
+    if not roles and not regions:
+        return
+    for role in [None, *dict.fromkeys(roles)]:
+        for region in dict.fromkeys(regions or [aws.region_name]):
+            where = f"{role.split(':')[4]} through {role}" if role else "this account"
+            yield _guarded(f"fleet view {where}, {region}", partial(_fleet_view, aws, role, region))
+
+
+def _fleet_view(aws: AwsContext, role: str | None, region: str) -> tuple[Outcome, str]:
+    from rotation.fleet import INVENTORY_TYPE
+
+    session = aws.assumed(role, session_name="certrotate-doctor") if role else None
+    with aws_call("ssm", "GetInventory"):
+        page = aws.client("ssm", region, session=session).get_inventory(
+            ResultAttributes=[{"TypeName": INVENTORY_TYPE}], MaxResults=1
+        )
+    seen = "instances report" if page.get("Entities") else "no instance reports yet"
+    return Outcome.OK, f"GetInventory readable ({seen}); revocation holds this account's secrets while it is not"

@@ -3,11 +3,14 @@
 The steps, each a line of the timeline: find the compromised certificate (the secret's AWSCURRENT)
 in the issuance ledger (only a certificate this secret's rotations issued is revoked); with
 ``--immediately`` revoke it first; rotate now with a fresh key and wait (``rotate``'s code); send
-the install document to every instance of this account that reported this secret in the fleet view
-(``deploy``'s code; workload accounts install through their own RotationSucceeded rule); wait until
-the fleet view shows each of them on the new serial or the timeout passes (per host); then revoke
-with reason KEY_COMPROMISE. A host that did not move keeps the certificate valid (unless
-``--immediately``) and makes the command exit 1.
+the install document to the instances the secret's association targets (tag ``certrotate:secret``
+= the secret's name, set by the account's admin; ``deploy``'s code; workload accounts install
+through their own RotationSucceeded rule); wait until each of them, and each host whose record
+reports the compromised serial, shows the new serial and no longer the old one, or the timeout
+passes (per host); then revoke with reason KEY_COMPROMISE. Records only watch progress: a host
+record (which any root of that account can write) never chooses where the command goes. A host
+that did not move keeps the certificate valid (unless ``--immediately``) and makes the command
+exit 1.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rotation.aws import aws_call
 from rotation.cli import hosts, options
 from rotation.cli.deploy import DeployFailedError, deploy
 from rotation.cli.inventory import certificate_secrets
@@ -27,7 +31,8 @@ from rotation.cli.output import Output
 from rotation.cli.rotate import RotationFailedError, _refusal, follow, start
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import CertRotateError
-from rotation.fleet import HostReport, normalize_serial, serves
+from rotation.fleet import INSTANCE_TAG, HostReport, normalize_serial, serves
+from rotation.fleet_inventory import read_records
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.revocation import IssuedCertificate, RevocationReason
 from rotation.spec import parse_spec
@@ -102,9 +107,11 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         raise InvalidInputError(
             f"{record.name}: REUSE_PRIVATE_KEY=true would keep the compromised key; set it to false first"
         )
-    holders = _holders(aws, args.role_arn, record.arn)
+    holders = _serving(aws, args.role_arn, [compromised.serial])
     timeline = Timeline(out)
-    where = ", ".join(f"{h.account}/{h.instance_id}" for h in holders) or "no host has reported this secret"
+    tagged = f"the instances tagged {INSTANCE_TAG}={record.name}"
+    reporting = ", ".join(sorted({f"{h.account}/{h.instance_id}" for h in holders}))
+    where = f"{tagged} (hosts reporting the serial: {reporting or 'none'})"
     if args.dry_run:
         steps = [
             *(["revoke KEY_COMPROMISE first"] if args.immediately else []),
@@ -127,8 +134,9 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         raise RotationFailedError([f"{record.name}: rotation {rotation.token} {rotation.status}: {rotation.error}"])
     new_serial = normalize_serial(rotation.serial_after)
     timeline.add("rotated", f"serial {compromised.serial} -> {new_serial}")
-    _install(aws, args, out, timeline, record.arn, holders)
-    stuck = _wait_for_hosts(aws, args, timeline, record.arn, holders, new_serial, sleep)
+    own = _install(aws, args, out, timeline, record)
+    waiting = sorted({f"{h.account}/{h.instance_id}" for h in holders} | set(own))
+    stuck = _wait_for_hosts(aws, args, timeline, waiting, compromised.serial, new_serial, sleep)
     if not revoked and not stuck:
         revoke(ledger, aws, compromised)
         timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE)")
@@ -168,60 +176,77 @@ def _compromised_entry(ledger: Ledger, secret_arn: str, serial: str, name: str) 
     return entry
 
 
-def _holders(aws: AwsContext, roles: list[str], secret_arn: str) -> list[HostReport]:
-    """Every instance that reported this secret (its latest record per certificate file)."""
-    accounts = [hosts.read_account(aws, role) for role in roles] or [hosts.read_account(aws, None)]
-    return [r for account in accounts for r in account.reports if r.secret_arn == secret_arn]
+def _serving(aws: AwsContext, roles: list[str], serials: list[str]) -> list[HostReport]:
+    """The records, in this account and each ``--role-arn`` account, of the instances whose records
+    name one of ``serials`` (whatever secret ARN they name)."""
+    reports: list[HostReport] = []
+    sources: list[str | None] = [*roles] or [None]
+    for role in sources:
+        if role is None:
+            session = None
+            with aws_call("sts", "GetCallerIdentity"):
+                account = str(aws.client("sts").get_caller_identity()["Account"])
+        else:
+            session = aws.assumed(role, session_name="certrotate-revoke")
+            account = role.split(":")[4]
+        found, _ = read_records(aws.client("ssm", session=session), account, serials)
+        reports.extend(found)
+    return reports
 
 
-def _install(
-    aws: AwsContext, args: argparse.Namespace, out: Output, timeline: Timeline, arn: str, holders: list[HostReport]
-) -> None:
-    roles = {role.split(":")[4]: role for role in args.role_arn}
-    by_account: dict[str, list[str]] = {}
-    for report in holders:
-        by_account.setdefault(report.account, []).append(report.instance_id)
-    for account, instances in sorted(by_account.items()):
-        if account in roles:
-            # A FleetViewRole reads inventory only; that account's RotationSucceeded rule (forwarded
-            # bus to bus) starts its association, which installs on its instances.
-            timeline.add("install", f"{account}: through its RotationSucceeded rule and association")
-            continue
-        try:
-            deploy(
-                aws,
-                arn,
-                {"InstanceIds": sorted(set(instances))},
-                document=args.document,
-                role_arn=None,
-                max_concurrency="50%",
-                max_errors="100%",
-                timeout=args.timeout,
-                out=out,
-            )
-            timeline.add("installed", f"{args.document} sent to {', '.join(sorted(set(instances)))} ({account})")
-        except DeployFailedError as exc:
-            failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
-            timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+def _install(aws: AwsContext, args: argparse.Namespace, out: Output, timeline: Timeline, record: Any) -> list[str]:
+    """Send the install document to the secret's association targets in this account (when no
+    ``--role-arn`` is given); the "account/instance" names it reached."""
+    for role in args.role_arn:
+        # A FleetViewRole reads inventory only; that account's RotationSucceeded rule (forwarded
+        # bus to bus) starts its association, which installs on its instances.
+        timeline.add("install", f"{role.split(':')[4]}: through its RotationSucceeded rule and association")
+    if args.role_arn:
+        return []
+    with aws_call("sts", "GetCallerIdentity"):
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    targets = {"Targets": [{"Key": f"tag:{INSTANCE_TAG}", "Values": [record.name]}]}
+    try:
+        results = deploy(
+            aws,
+            record.arn,
+            targets,
+            document=args.document,
+            role_arn=None,
+            max_concurrency="50%",
+            max_errors="100%",
+            timeout=args.timeout,
+            out=out,
+        )
+    except DeployFailedError as exc:
+        failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
+        timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+        results = exc.results
+    else:
+        reached = ", ".join(r.instance_id for r in results)
+        timeline.add("installed", f"{args.document} sent to {reached} ({account}, tag {INSTANCE_TAG}={record.name})")
+    return [f"{account}/{r.instance_id}" for r in results]
 
 
 def _wait_for_hosts(
     aws: AwsContext,
     args: argparse.Namespace,
     timeline: Timeline,
-    arn: str,
-    holders: list[HostReport],
+    waiting_for: list[str],
+    old_serial: str,
     new_serial: str,
     sleep: Callable[[float], None],
 ) -> list[str]:
-    """Poll the fleet view until every holder serves ``new_serial``; the names of those that did not."""
-    waiting = {f"{h.account}/{h.instance_id}" for h in holders}
+    """Poll the fleet view until each host reports ``new_serial`` and no longer ``old_serial``;
+    the names of those that did not."""
+    waiting = set(waiting_for)
     deadline = time.monotonic() + args.timeout
     while waiting:
-        reports = _holders(aws, args.role_arn, arn)
+        reports = _serving(aws, args.role_arn, [old_serial, new_serial])
         for name in sorted(waiting):
             mine = [r for r in reports if f"{r.account}/{r.instance_id}" == name]
-            if mine and all(serves(r, new_serial) for r in mine):
+            moved = any(serves(r, new_serial) for r in mine) and not any(serves(r, old_serial) for r in mine)
+            if moved:
                 waiting.discard(name)
                 timeline.add("moved", f"{name} serves serial {new_serial}")
         if not waiting or time.monotonic() >= deadline:

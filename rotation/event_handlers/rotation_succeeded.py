@@ -30,9 +30,9 @@ from typing import Any
 
 from rotation.aws import aws_call, make_client
 from rotation.errors import AwsCallError, EventError
+from rotation.fleet import INSTANCE_TAG
 from rotation.telemetry import logger
 
-INSTANCE_TAG = "certrotate:secret"
 ASSOCIATION_PREFIX = "certrotate-"
 _SECRET_ARN = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:(?P<account>[0-9]{12}):secret:(?P<name>[A-Za-z0-9/_+=.@-]{1,512})-[A-Za-z0-9]{6}$"
@@ -98,11 +98,25 @@ def rotated_secret(event: Mapping[str, Any]) -> RotatedSecret | None:
 
 
 def association_name(secret: RotatedSecret) -> str:
-    """``certrotate-`` + the secret's name, escaped one-to-one into SSM's ``[A-Za-z0-9_.-]``.
+    """``certrotate-`` + the secret's name escaped one-to-one into SSM's ``[A-Za-z0-9_.-]`` + ``-`` +
+    the six characters Secrets Manager appended to its ARN.
 
-    Distinct secret names give distinct association names; a name too long for SSM's 128
-    characters is cut and made unique by a hash of the whole name.
+    The suffix is new for each incarnation of a name, so a secret deleted and recreated under the
+    same name gets its own association instead of taking over the old one's. A name too long for
+    SSM's 128 characters is cut and ends in ``.`` + a hash of the whole ARN: a form no uncut name
+    can take (an uncut one ends in ``-`` and six characters), so distinct secrets never collide.
     """
+    escaped = "".join(_ESCAPES.get(c, c) for c in secret.name)
+    name = f"{ASSOCIATION_PREFIX}{escaped}-{secret.arn[-6:]}"
+    if len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(secret.arn.encode()).hexdigest()[:16]
+    return f"{name[: _NAME_LIMIT - len(digest) - 1]}.{digest}"
+
+
+def legacy_association_name(secret: RotatedSecret) -> str:
+    """The name earlier versions gave (no incarnation suffix): converge renames such an association
+    when it installs exactly this secret's ARN, and leaves any other alone."""
     escaped = "".join(_ESCAPES.get(c, c) for c in secret.name)
     name = ASSOCIATION_PREFIX + escaped
     if len(name) <= _NAME_LIMIT:
@@ -159,22 +173,43 @@ def in_scope(secret: RotatedSecret, event: Mapping[str, Any], scope: Scope, secr
     return True
 
 
+def find_associations(ssm: Any, name: str) -> list[dict[str, Any]]:
+    """The associations named exactly ``name`` (ListAssociations, every page: the filter is not an
+    exact match, and SSM pages its answer)."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"AssociationFilterList": [{"key": "AssociationName", "value": name}]}
+    while True:
+        with aws_call("ssm", "ListAssociations"):
+            page = ssm.list_associations(**request)
+        found.extend(a for a in page.get("Associations", []) if a.get("AssociationName") == name)
+        if not page.get("NextToken"):
+            return found
+        request["NextToken"] = page["NextToken"]
+
+
 def converge(secret: RotatedSecret, ssm: Any, settings: AssociationSettings) -> str:
     """Make the secret's association match ``settings`` and run it now; returns its id."""
     desired = desired_association(secret, settings)
     name = desired["AssociationName"]
-    with aws_call("ssm", "ListAssociations"):
-        found = ssm.list_associations(AssociationFilterList=[{"key": "AssociationName", "value": name}])
-    existing = [a for a in found.get("Associations", []) if a.get("AssociationName") == name]
+    existing = find_associations(ssm, name)
+    current: dict[str, Any] | None = None
+    if not existing:
+        for legacy in find_associations(ssm, legacy_association_name(secret)):
+            with aws_call("ssm", "DescribeAssociation"):
+                described = ssm.describe_association(AssociationId=legacy["AssociationId"])["AssociationDescription"]
+            if described.get("Parameters") == desired["Parameters"]:  # this very secret: rename it
+                existing, current = [legacy], described
+                break
     if not existing:
         with aws_call("ssm", "CreateAssociation"):
             created = ssm.create_association(**desired)["AssociationDescription"]
         logger.info("association %s created for %s; it runs on matching instances now", name, secret.arn)
         return str(created["AssociationId"])
     association_id = str(existing[0]["AssociationId"])
-    with aws_call("ssm", "DescribeAssociation"):
-        current = ssm.describe_association(AssociationId=association_id)["AssociationDescription"]
-    if any(current.get(key) != desired[key] for key in _COMPARED):
+    if current is None:
+        with aws_call("ssm", "DescribeAssociation"):
+            current = ssm.describe_association(AssociationId=association_id)["AssociationDescription"]
+    if current.get("AssociationName") != name or any(current.get(key) != desired[key] for key in _COMPARED):
         with aws_call("ssm", "UpdateAssociation"):
             ssm.update_association(AssociationId=association_id, **desired)
         logger.info("association %s updated to this stack's settings", name)

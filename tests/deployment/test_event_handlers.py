@@ -108,11 +108,16 @@ def web() -> RotatedSecret:
 
 def test_a_first_rotation_creates_the_association_that_converges_tagged_hosts() -> None:
     ssm, stub = stubbed_ssm()
-    name = "certrotate-certs_sweb"
+    name = "certrotate-certs_sweb-AbCdEf"
     stub.add_response(
         "list_associations",
         {"Associations": []},
         {"AssociationFilterList": [{"key": "AssociationName", "value": name}]},
+    )
+    stub.add_response(  # and none under the name earlier versions gave
+        "list_associations",
+        {"Associations": []},
+        {"AssociationFilterList": [{"key": "AssociationName", "value": "certrotate-certs_sweb"}]},
     )
     stub.add_response(
         "create_association",
@@ -264,10 +269,82 @@ def test_association_names_are_distinct_for_distinct_secrets_and_fit_ssm() -> No
     import re
 
     names = ["certs/web", "certs_sweb", "certs_web", "certs+web", "certs=web", "certs@web", "a" * 512, "a" * 511 + "b"]
-    derived = [association_name(RotatedSecret(arn="x", name=n, account="123456789012")) for n in names]
+    derived = [association_name(RotatedSecret(arn=arn_of(n), name=n, account="123456789012")) for n in names]
     assert len(set(derived)) == len(names)
     for name in derived:
         assert re.fullmatch(r"[a-zA-Z0-9_\-.]{3,128}", name), name
+
+
+def arn_of(name: str, suffix: str = "AbCdEf") -> str:
+    return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-{suffix}"
+
+
+def test_a_name_that_spells_another_secrets_cut_name_gets_its_own_association() -> None:
+    """Issue 16 item 6. Before, a secret named like another's cut-and-hashed name (hyphen and hex
+    are allowed in names) got the same association name, and with it the other's hosts."""
+    long = RotatedSecret(arn=arn_of("a" * 300), name="a" * 300, account="123456789012")
+    cut = association_name(long)
+    spelled = cut.removeprefix("certrotate-")  # a legal secret name
+    impostor = RotatedSecret(arn=arn_of(spelled[:-7], spelled[-6:]), name=spelled[:-7], account="123456789012")
+    assert association_name(impostor) != cut
+    legacy_impostor = RotatedSecret(arn=arn_of(spelled), name=spelled, account="123456789012")
+    assert association_name(legacy_impostor) != cut
+
+
+def test_a_secret_recreated_under_the_same_name_does_not_take_over_the_old_association() -> None:
+    """Issue 16 item 6: the old incarnation's association (legacy name, the old ARN) is left alone;
+    the new incarnation gets its own; ListAssociations is paged and matched exactly."""
+    ssm, stub = stubbed_ssm()
+    recreated = RotatedSecret(arn=arn_of("certs/web", "ZzZzZz"), name="certs/web", account="123456789012")
+    name = "certrotate-certs_sweb-ZzZzZz"
+    old_id, new_id = "8dfe3659-4309-493a-8755-0123456789aa", "8dfe3659-4309-493a-8755-0123456789ac"
+    like = {"AssociationName": "certrotate-certs_sweb-ZzZzZz-other", "AssociationId": old_id}
+    stub.add_response(
+        "list_associations",
+        {"Associations": [like], "NextToken": "page-2"},
+        {"AssociationFilterList": [{"key": "AssociationName", "value": name}]},
+    )
+    stub.add_response(
+        "list_associations",
+        {"Associations": []},
+        {"AssociationFilterList": [{"key": "AssociationName", "value": name}], "NextToken": "page-2"},
+    )
+    stub.add_response(
+        "list_associations",
+        {"Associations": [{"AssociationName": "certrotate-certs_sweb", "AssociationId": old_id}]},
+        {"AssociationFilterList": [{"key": "AssociationName", "value": "certrotate-certs_sweb"}]},
+    )
+    old = desired_association(web(), SETTINGS) | {"AssociationId": old_id, "AssociationName": "certrotate-certs_sweb"}
+    stub.add_response("describe_association", {"AssociationDescription": old}, {"AssociationId": old_id})
+    stub.add_response(
+        "create_association",
+        {"AssociationDescription": {"AssociationId": new_id, "AssociationName": name}},
+        desired_association(recreated, SETTINGS),
+    )
+    with stub:
+        assert rotation_succeeded.converge(recreated, ssm, SETTINGS) == new_id
+    stub.assert_no_pending_responses()  # no UpdateAssociation of the old one
+
+
+def test_an_association_under_the_legacy_name_for_this_very_secret_is_renamed() -> None:
+    ssm, stub = stubbed_ssm()
+    desired = desired_association(web(), SETTINGS)
+    stub.add_response("list_associations", {"Associations": []})
+    stub.add_response(
+        "list_associations",
+        {"Associations": [{"AssociationName": "certrotate-certs_sweb", "AssociationId": ASSOCIATION_ID}]},
+    )
+    legacy = desired | {"AssociationId": ASSOCIATION_ID, "AssociationName": "certrotate-certs_sweb"}
+    stub.add_response("describe_association", {"AssociationDescription": legacy})
+    stub.add_response(
+        "update_association",
+        {"AssociationDescription": {"AssociationId": ASSOCIATION_ID}},
+        {"AssociationId": ASSOCIATION_ID, **desired},
+    )
+    stub.add_response("start_associations_once", {}, {"AssociationIds": [ASSOCIATION_ID]})
+    with stub:
+        assert rotation_succeeded.converge(web(), ssm, SETTINGS) == ASSOCIATION_ID
+    stub.assert_no_pending_responses()
 
 
 def test_the_templates_example_associations_use_the_name_the_function_derives() -> None:
@@ -276,13 +353,19 @@ def test_the_templates_example_associations_use_the_name_the_function_derives() 
 
     resources = load("central-account.yaml")["Resources"]
     for label in ("pca", "acm"):
-        declared = resources[f"Example{label.capitalize()}Association"]["Properties"]["AssociationName"]["Fn::Sub"]
+        declared, bound = resources[f"Example{label.capitalize()}Association"]["Properties"]["AssociationName"][
+            "Fn::Sub"
+        ]
         stack = "certrotate"
         name = resources[f"Example{label.capitalize()}Secret"]["Properties"]["Name"]["Fn::Sub"].replace(
             "${AWS::StackName}", stack
         )
-        secret = RotatedSecret(arn="x", name=name, account="123456789012")
-        assert declared.replace("${AWS::StackName}", stack) == association_name(secret)
+        arn = arn_of(name, "QwErTy")  # what Ref gives: the secret's ARN
+        index, (separator, _) = bound["Suffix"]["Fn::Select"][0], bound["Suffix"]["Fn::Select"][1]["Fn::Split"]
+        suffix = arn.split(separator)[index]
+        secret = RotatedSecret(arn=arn, name=name, account="123456789012")
+        rendered = declared.replace("${AWS::StackName}", stack).replace("${Suffix}", suffix)
+        assert rendered == association_name(secret)
 
 
 def test_a_secret_iam_will_not_let_the_function_describe_is_skipped_not_retried() -> None:

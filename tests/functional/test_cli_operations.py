@@ -418,3 +418,34 @@ def test_a_wait_on_a_terminal_is_one_live_line(endpoint: str, ca: str, prefix: s
     assert "\x1b[?25l" in text  # rich's live display took the line (cursor hidden while it redraws)
     assert f"waiting: {prefix}web done" in text  # its last state stays on screen
     assert f"{prefix}web: serial " in text
+
+
+def test_doctor_checks_every_account_and_region_revocation_reads(
+    deployment: dict[str, str], prefix: str, endpoint: str
+) -> None:
+    """Issue 16 item 1: the regions and accounts the revoker reads are configured on the rotation
+    function (CERTROTATE_FLEET_REGIONS, CERTROTATE_FLEET_ROLE_ARNS) and checked by doctor: one line
+    each, FAIL when GetInventory cannot be read there (here: before the inventory emulation)."""
+    from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
+
+    role = "arn:aws:iam::111111111111:role/certrotate/FleetViewRole"
+    client(endpoint, "lambda").update_function_configuration(
+        FunctionName=deployment["function"],
+        Environment={
+            "Variables": {"CERTROTATE_FLEET_REGIONS": "us-east-1,eu-west-1", "CERTROTATE_FLEET_ROLE_ARNS": role}
+        },
+    )
+    unreadable = doctor(deployment, prefix, endpoint)  # moto alone has no GetInventory
+    failed = [line for line in unreadable.stdout.splitlines() if line.startswith("FAIL")]
+    assert unreadable.returncode == ExitCode.FAILED and len(failed) == 4, unreadable.stdout
+    assert any(line.startswith(f"FAIL fleet view 111111111111 through {role}, eu-west-1:") for line in failed)
+    with ssm_inventory_in_moto():
+        result = doctor(deployment, prefix, endpoint)
+    assert result.returncode == 0, result.stdout + result.stderr
+    fleet = [line for line in result.stdout.splitlines() if " fleet view " in line]
+    assert [line.split(": GetInventory")[0] for line in fleet] == [
+        "ok   fleet view this account, us-east-1",
+        "ok   fleet view this account, eu-west-1",
+        f"ok   fleet view 111111111111 through {role}, us-east-1",
+        f"ok   fleet view 111111111111 through {role}, eu-west-1",
+    ]

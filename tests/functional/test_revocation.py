@@ -25,7 +25,7 @@ from rotation.build.templates import OUTPUT
 from rotation.bundle import CertBundle
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.engine import assumed_client, build_services
-from rotation.fleet import normalize_serial
+from rotation.fleet import FleetScope, normalize_serial
 from rotation.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
@@ -46,7 +46,7 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
         lambda region: aws.pca,
         lambda region: aws.acm,
         ledger=table,
-        make_ssm=lambda: boto3.client("ssm", REGION),
+        make_ssm=lambda region: boto3.client("ssm", region or REGION),
     )
     monkeypatch.setattr(rotation.handler, "_services", services)
     with ssm_inventory_in_moto():
@@ -67,16 +67,26 @@ def serial_of(aws: Any, arn: str) -> str:
     return bundle.serial_hex
 
 
-def serve(serial: str, arn: str, instance: str = "i-0123456789abcdef0", ssm: Any = None) -> None:
-    """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record)."""
+def serve(
+    serial: str,
+    arn: str,
+    instance: str = "i-0123456789abcdef0",
+    ssm: Any = None,
+    *,
+    recorded_at: datetime | None = None,
+    **fields: str,
+) -> None:
+    """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record);
+    ``fields`` replace or add record fields (a forger's or a broken record)."""
     record = {
         "SecretArn": arn,
         "CertificateFile": "/etc/ssl/certs/www.pem",
         "Status": "unchanged",
         "ExitCode": "0",
-        "RecordedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "RecordedAt": (recorded_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Serial": serial,
         "FingerprintSha256": "00" * 32,
+        **fields,
     }
     (ssm or boto3.client("ssm", REGION)).put_inventory(
         InstanceId=instance,
@@ -155,14 +165,37 @@ def test_a_served_certificate_waits_is_reported_then_revoked_once_no_host_serves
     assert line["serial"] == a and line["reason"] == "SUPERSEDED"
 
 
-def test_a_host_serving_it_for_another_secret_does_not_hold_it(
-    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+@pytest.mark.parametrize(
+    "named",
+    [
+        pytest.param(lambda arn: arn[: -len("-AbCdEf")], id="partial-arn"),  # RunUpdateTLS takes the name's ARN
+        pytest.param(lambda arn: arn.rsplit(":", 1)[1], id="bare-name"),
+        pytest.param(lambda arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:made-up-XyZxYz", id="made-up"),
+    ],
+)
+def test_a_host_serving_the_serial_holds_it_whatever_secret_arn_its_record_names(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, named: Any
 ) -> None:
+    """Issue 16 item 1(a)/(c): the host serves the certificate, not an ARN. A host installed through
+    the secret's partial ARN, or whose failed run wrote a made-up SecretArn over the record of the
+    file it really serves, still holds the revocation of the serial it reports."""
     arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
     a = rotate_at(aws, arn, START)
-    serve(a, "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf")
+    serve(a, named(arn))
     rotate_at(aws, arn, START + timedelta(days=1))
-    assert revoked(root_ca) == {a: "SUPERSEDED"}
+    assert revoked(root_ca) == {}
+    assert aws.calls["acm-pca:RevokeCertificate"] == 0
+
+
+def test_a_record_spelling_the_serial_lowercase_holds_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    """The record is matched by serial in any spelling (the GetInventory filter sends each)."""
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a.lower(), arn)
+    rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
 
 
 def test_a_secret_pointing_at_a_certificate_it_did_not_issue_revokes_nothing_of_it(
@@ -193,7 +226,7 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
     workload_ssm = assumed_client(sts, role, "ssm")
     broken = {"role": False}
 
-    def assume(arn: str) -> Any:
+    def assume(arn: str, region: str | None) -> Any:
         if broken["role"]:
             # moto assumes any role; a RoleArn under 20 characters is refused (by botocore's validation)
             return assumed_client(sts, "arn:aws:iam::1:r", "ssm")
@@ -204,7 +237,7 @@ def test_a_host_in_a_workload_account_holds_it_and_an_unreadable_account_stops_a
         lambda region: aws.pca,
         lambda region: aws.acm,
         ledger=ledger,
-        make_ssm=lambda: boto3.client("ssm", REGION),
+        make_ssm=lambda region: boto3.client("ssm", region or REGION),
         fleet_role_arns=[role],
         assume_ssm=assume,
     )
@@ -265,3 +298,124 @@ def test_the_history_expires_from_the_ledger_after_its_certificates(
     template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
     declared = template["Resources"]["IssuanceLedgerTable"]["Properties"]["TimeToLiveSpecification"]
     assert declared == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+
+
+def wire(aws: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch, **options: Any) -> None:
+    """The handler on moto with the ledger and these fleet-view options (build_services')."""
+    services = build_services(
+        aws.sm,
+        lambda region: aws.pca,
+        lambda region: aws.acm,
+        ledger=ledger,
+        make_ssm=lambda region: boto3.client("ssm", region or REGION),
+        **options,
+    )
+    monkeypatch.setattr(rotation.handler, "_services", services)
+
+
+def test_a_host_in_another_configured_region_holds_it(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 1(b): the revoker reads every region of FleetScope (CERTROTATE_FLEET_REGIONS),
+    not only its own; a host in eu-west-1 still serving the old certificate holds it."""
+    wire(aws, ledger, monkeypatch, fleet_scope=FleetScope(regions=(REGION, "eu-west-1")))
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, "i-0eeeeeeeeeeeeeeee", ssm=boto3.client("ssm", "eu-west-1"))
+    b = rotate_at(aws, arn, START + timedelta(days=1))
+    assert revoked(root_ca) == {}
+    serve(b, arn, "i-0eeeeeeeeeeeeeeee", ssm=boto3.client("ssm", "eu-west-1"))
+    rotate_at(aws, arn, START + timedelta(days=2))
+    assert revoked(root_ca) == {a: "SUPERSEDED"}  # a: the host moved on; b: that host serves it now
+
+
+def test_a_malformed_record_holds_only_the_serial_it_names_and_the_hold_is_measured(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16 item 2: root on one host writes malformed records (one naming secret W's old serial,
+    one naming nothing). Before, every secret's superseded revocation stopped with one WARNING line.
+    Now only W's serial is held, the reason names the instance, and RevocationsHeld /
+    RevocationHeldDays are emitted; the other secret's old certificate is revoked."""
+    web = make_secret(spec(root_ca, "web.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="web")
+    api = make_secret(spec(root_ca, "api.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="api")
+    web_old, api_old = rotate_at(aws, web, START), rotate_at(aws, api, START)
+    serve(web_old, web, "i-0bad0bad0bad0bad0", Status="pwned")  # unreadable, names web's serial
+    ssm = boto3.client("ssm", REGION)
+    ssm.put_inventory(
+        InstanceId="i-0bad0bad0bad0bad1",
+        Items=[
+            {
+                "TypeName": "Custom:CertrotateCertificate",
+                "SchemaVersion": "1.0",
+                "CaptureTime": "2026-03-01T00:00:00Z",
+                "Content": [{"Garbage": "x"}],
+            }
+        ],
+    )
+    capfd.readouterr()
+    rotate_at(aws, web, START + timedelta(days=1))
+    rotate_at(aws, api, START + timedelta(days=1))
+    assert revoked(root_ca) == {api_old: "SUPERSEDED"}
+    out = capfd.readouterr().out
+    (line,) = [r for r in log_records(out) if "not revoked" in r["message"]]
+    assert line["serial"] == web_old and "123456789012/i-0bad0bad0bad0bad0" in line["message"]
+    assert "unreadable record" in line["message"] and "i-0bad0bad0bad0bad1" not in line["message"]
+    (held,) = [m for m in emf_records(out) if "RevocationsHeld" in m]
+    (seconds,) = [m for m in emf_records(out) if "RevocationHeldDays" in m]
+    assert held["RevocationsHeld"] == [1.0]
+    assert seconds["RevocationHeldDays"] == [0.0]  # grace 0, superseded at this very rotation
+    with freeze_time(START + timedelta(days=3)):
+        capfd.readouterr()
+        rotate(web)
+    days_later = [m for m in emf_records(capfd.readouterr().out) if "RevocationHeldDays" in m]
+    # the day-0 certificate was superseded on day 1: held for two days past its grace of 0
+    assert max(m["RevocationHeldDays"][0] for m in days_later) == 2.0
+
+
+def test_an_unreadable_workload_account_holds_only_the_secrets_it_may_read(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 2: account 111111111111 reads only secrets named web/* (SecretReaders); its
+    FleetViewRole cannot be assumed. web/* revocations are held naming that account; db/* ones,
+    which no host there can read, are revoked. Before, one unreadable account stopped them all."""
+    role = "arn:aws:iam::111111111111:role/certrotate/FleetViewRole"
+
+    def assume(arn: str, region: str | None) -> Any:
+        # moto assumes any role; a RoleArn under 20 characters is refused (by botocore's validation)
+        return assumed_client(boto3.client("sts", region_name=REGION), "arn:aws:iam::1:r", "ssm")
+
+    scope = FleetScope(readers=(("111111111111", "web/"),))
+    wire(aws, ledger, monkeypatch, fleet_role_arns=[role], assume_ssm=assume, fleet_scope=scope)
+    web = make_secret(spec(root_ca, "web.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="web/front")
+    db = make_secret(spec(root_ca, "db.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="db/main")
+    web_old, db_old = rotate_at(aws, web, START), rotate_at(aws, db, START)
+    rotate_at(aws, web, START + timedelta(days=1))
+    rotate_at(aws, db, START + timedelta(days=1))
+    assert revoked(root_ca) == {db_old: "SUPERSEDED"}
+    assert web_old not in revoked(root_ca)
+
+
+def test_a_record_rewritten_by_another_host_holds_instead_of_releasing(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger
+) -> None:
+    """Issue 16 item 3: root on host X rewrites host Y's record (PutInventory is not scoped per
+    instance) so that Y seems to have moved off the old certificate: to a serial this secret never
+    delivered, then to the current serial but dated before it became current, then gone. Y was seen
+    serving A (the ledger's HeldBy), so each forgery holds A; only a record of a newer certificate
+    of the secret, made after that one became current, releases it."""
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    y = "i-0aaaaaaaaaaaaaaaa"
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, y)
+    b = rotate_at(aws, arn, START + timedelta(days=1))  # Y serves A: held, Y recorded as a holder
+    assert revoked(root_ca) == {}
+    assert {e.serial: e.held_by for e in ledger.entries(arn)}[a] == (f"123456789012/{y}",)
+    serve("DEADBEEF", arn, y)  # forged: a serial this secret's rotations never issued
+    c = rotate_at(aws, arn, START + timedelta(days=2))
+    assert a not in revoked(root_ca)
+    serve(b, arn, y, recorded_at=START + timedelta(hours=12))  # forged: dated before B became current
+    rotate_at(aws, arn, START + timedelta(days=3))
+    assert a not in revoked(root_ca)
+    serve(c, arn, y)  # Y really moved to C, current since day 2: the record is dated after that
+    rotate_at(aws, arn, START + timedelta(days=4))
+    assert a in revoked(root_ca)

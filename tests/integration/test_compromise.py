@@ -41,7 +41,6 @@ from tests.integration.test_install_document import served_serial
 from tests.support import cli
 from tests.support.certs import LocalCA
 
-HOST_A, HOST_B = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"
 INSTALL = DOCUMENTS_DIR / "RunUpdateTLS.yaml"
 TABLE = "certrotate-ledger-compromise"
 
@@ -145,6 +144,18 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
         "KEY_ALGORITHM": "EC_prime256v1",
     }
     arn = str(sm.create_secret(Name=name, SecretString=json.dumps(fields))["ARN"])
+    # The secret's association targets: EC2 instances tagged certrotate:secret = its name (moto
+    # resolves SendCommand's tag targets to them, as SSM does).
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "certrotate:secret", "Value": name}]}]
+    HOST_A, HOST_B = (
+        str(
+            ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=tags)["Instances"][0][
+                "InstanceId"
+            ]
+        )
+        for _ in range(2)
+    )
     hosts = {HOST_A: new_host(tmp_path / "a", ca), HOST_B: new_host(tmp_path / "b", ca)}
     a, b = f"123456789012/{HOST_A}", f"123456789012/{HOST_B}"
     try:
@@ -156,6 +167,7 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
             code, plan, _ = revoke(endpoint, name, "--dry-run")
             assert code == 0 and plan["dry_run"] and plan["serial"] == first
             assert plan["plan"][-1] == "revoke KEY_COMPROMISE" and HOST_B in plan["plan"][1]
+            assert f"tagged certrotate:secret={name}" in plan["plan"][1]
             current = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
             assert current["CERTIFICATE_SERIAL"] == first and revocations(pca) == {}  # nothing happened
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from rotation.fleet import HostReport, RunStatus
-from rotation.revocation import IssuedCertificate, Outcome, history_state, plan_superseded
+import pytest
+
+from rotation.fleet import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
+from rotation.revocation import (
+    FleetEvidence,
+    IssuedCertificate,
+    Outcome,
+    candidates,
+    history_state,
+    hold_or_revoke,
+    plan_superseded,
+)
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:www-AbCdEf"
@@ -63,12 +73,13 @@ def test_each_entry_gets_the_one_outcome_that_applies_first() -> None:
     }
 
 
-def test_a_served_decision_names_the_hosts_and_the_pca_serial_is_colon_separated_bytes() -> None:
+def test_a_served_decision_names_the_hosts_and_the_pca_serial_is_lowercase_colon_separated_bytes() -> None:
     reports = [host("C3", "i-0bbbbbbbbbbbbbbbb"), host("C3", "i-0aaaaaaaaaaaaaaaa")]
     (decision,) = plan_superseded([entry("C3", replaced_days_ago=8)], (), lambda s: reports, NOW, timedelta(0))
     assert decision.outcome is Outcome.SERVED
     assert decision.served_by == ("123456789012/i-0aaaaaaaaaaaaaaaa", "123456789012/i-0bbbbbbbbbbbbbbbb")
-    assert entry("ABC", replaced_days_ago=1).pca_serial == "0A:BC"
+    # Issue 16 item 11: lowercase, as every RevokeCertificate example in the API reference writes it.
+    assert entry("ABC", replaced_days_ago=1).pca_serial == "0a:bc"
 
 
 def test_history_states() -> None:
@@ -78,3 +89,59 @@ def test_history_states() -> None:
     assert history_state(entry("A", replaced_days_ago=1, not_after=NOW), NOW) == "expired"
     revoked = entry("A", replaced_days_ago=1, revoked_at=NOW, revocation_reason="KEY_COMPROMISE")
     assert history_state(revoked, NOW) == "revoked (KEY_COMPROMISE)"
+
+
+def test_a_record_naming_the_fingerprint_holds_whatever_serial_or_secret_it_names() -> None:
+    """Issue 16 item 1: matched by serial or fingerprint; the record's SecretArn plays no part."""
+    old = entry("C3", replaced_days_ago=8, fingerprint="ab" * 32)
+    by_fingerprint = replace(host("99"), secret_arn="made-up", fingerprint="ab" * 32)
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((by_fingerprint,)))
+    assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
+
+
+def test_an_unreadable_record_holds_only_the_certificate_it_names() -> None:
+    """Issue 16 item 2: the bound of an unreadable record is the serial (or fingerprint) it names."""
+    first, second = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=8)
+    bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
+    nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial")
+    decisions = hold_or_revoke(candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)))
+    by_serial = {d.certificate.serial: d for d in decisions}
+    assert by_serial["C3"].outcome is Outcome.HELD and "i-0bad0bad0bad0bad0" in by_serial["C3"].detail
+    assert by_serial["D4"].outcome is Outcome.REVOKE
+
+
+def test_an_unreadable_account_holds_every_candidate_of_the_secret_naming_the_account() -> None:
+    decisions = hold_or_revoke(
+        candidates([entry("C3", replaced_days_ago=8)], (), NOW, timedelta(0)),
+        FleetEvidence(unreadable=("111111111111 in eu-west-1 unreadable: AccessDenied",)),
+    )
+    assert decisions[0].outcome is Outcome.HELD and "111111111111 in eu-west-1" in decisions[0].detail
+
+
+def test_a_past_holder_releases_only_with_a_newer_certificate_reported_after_it_became_current() -> None:
+    """Issue 16 item 3: a host that served C3 must now report a successor, recorded after that
+    successor became current; a vanished record or a serial never delivered holds."""
+    old = entry("C3", replaced_days_ago=8, held_by=("123456789012/i-0123456789abcdef0",))
+    new = entry("D4", replaced_days_ago=None, current_from=NOW - timedelta(days=8))
+    plan = candidates([old, new], ("D4",), NOW, timedelta(0))
+
+    def outcome(*reports: HostReport) -> Outcome:
+        return {d.certificate.serial: d.outcome for d in hold_or_revoke(plan, FleetEvidence(reports))}["C3"]
+
+    assert outcome() is Outcome.HELD  # the record vanished
+    assert outcome(host("FF")) is Outcome.HELD  # a serial the secret never delivered
+    assert outcome(replace(host("D4"), recorded_at=NOW - timedelta(days=9))) is Outcome.HELD  # dated before
+    assert outcome(host("D4")) is Outcome.REVOKE
+
+
+def test_rotation_scope_readers_bound_which_accounts_concern_a_secret() -> None:
+    scope = FleetScope(readers=(("111111111111", "web/"),))
+    assert scope.concerns("111111111111", "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/a-AbCdEf")
+    assert not scope.concerns("111111111111", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db/a-AbCdEf")
+    assert scope.concerns("123456789012", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db/a-AbCdEf")
+    assert FleetScope().concerns("111111111111", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db/a-AbCdEf")
+    with pytest.raises(ScopeError, match="CERTROTATE_SECRET_READERS"):
+        FleetScope.from_environment({"CERTROTATE_SECRET_READERS": "1111:web/"})
+    assert FleetScope.from_environment(
+        {"CERTROTATE_SECRET_READERS": "111111111111:web/,222222222222:", "CERTROTATE_FLEET_REGIONS": "eu-west-1"}
+    ) == FleetScope(("eu-west-1",), (("111111111111", "web/"), ("222222222222", "")))
