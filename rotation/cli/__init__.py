@@ -116,12 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, on_command=True)
         return sub
 
-    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, status, validate
+    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, sandbox, status, validate
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
     demo.add_argument(
         "--no-apache", action="store_true", help="serve with a Python TLS server even when apache2 is installed"
+    )
+    sandbox.add_arguments(
+        command(
+            "sandbox", "a local AWS account (moto) with a CA, the rotation function and documents: try every command"
+        )
     )
     status.add_arguments(command("status", "certificate secrets, their expiry and rotation health"))
     rotate.add_arguments(command("rotate", "rotate now: a fresh certificate whatever the renewal policy"))
@@ -154,8 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_run(parser, args, out))
     except CertRotateError as exc:
-        if args.debug:
-            raise
+        _traceback(args, out)
         for problem in getattr(exc, "problems", None) or [exc]:
             out.note(f"certrotate: error: {error_line(problem)}")
         return int(exit_code(exc))
@@ -163,12 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.note("certrotate: interrupted")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
-        if args.debug:
-            raise
+        _traceback(args, out)
         from botocore.exceptions import BotoCoreError
 
         out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}")
         return int(ExitCode.UNREACHABLE if isinstance(exc, BotoCoreError) else ExitCode.FAILED)
+
+
+def _traceback(args: argparse.Namespace, out: Any) -> None:
+    """With ``--debug``: the traceback of the error being handled (redacted), before its usual line and code."""
+    if getattr(args, "debug", False):
+        import traceback
+
+        out.note(traceback.format_exc().rstrip())
 
 
 def exit_code(exc: CertRotateError) -> ExitCode:
@@ -199,6 +210,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) ->
         from rotation.cli.demo import run_demo
 
         return run_demo(args.workdir, use_apache=not args.no_apache, region=args.region, out=out)
+    if args.command == "sandbox":
+        from rotation.cli.sandbox import run as run_sandbox
+
+        return run_sandbox(args, out)
     if args.command == "package":
         from pathlib import Path
 

@@ -1,10 +1,14 @@
 """Where the command line writes: results on stdout, messages and progress on stderr.
 
-User text (secret names, ARNs, subjects, error messages) is printed literally: both consoles have
-rich markup, emoji codes and highlighting off, so ``[/oops]`` or ``:secret:`` stay as written, and
-:func:`literal` shows control characters as escapes, so a secret's writer cannot send terminal
-control sequences (retitle, clear, hide text) to the operator's terminal through ``status``.
-With ``--output json`` stdout carries only the JSON document (``json.dumps`` escapes them too).
+Every piece of user text the command line prints (secret names, ARNs, subjects, a secret's fields,
+host records, error messages) goes through one path: :func:`literal` for the consoles and
+:meth:`Output.emit_json` for JSON, both redacting through :mod:`rotation.redaction` first, so a
+PEM block or a long base64 run pasted into any field never reaches a terminal or a monitoring
+job's log. Both consoles have rich markup, emoji codes and highlighting off, so ``[/oops]`` or
+``:secret:`` stay as written, and :func:`literal` shows control characters as escapes, so a
+secret's writer cannot send terminal control sequences (retitle, clear, hide text) to the
+operator's terminal through ``status``. With ``--output json`` stdout carries only the JSON
+document (``json.dumps`` escapes control characters too).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from rotation.redaction import redact, redact_data
+
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def literal(value: object, style: str = "") -> Text:
-    """``value`` as text to show: no markup, control characters as visible escapes (``\\x1b``)."""
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)), style=style)
+    """``value`` as text to show: redacted, no markup, control characters as visible escapes (``\\x1b``)."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(str(value))), style=style)
 
 
 def _console(*, stderr: bool, color: bool) -> Console:
@@ -86,7 +92,7 @@ class Output:
         self.stdout.print(renderable)
 
     def emit_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(redact_data(data), indent=2, default=lambda o: redact(str(o))) + "\n")
         sys.stdout.flush()
 
     @contextlib.contextmanager
@@ -95,12 +101,28 @@ class Output:
             yield progress
 
 
+#: An error line longer than this (an AWS message echoing a large request) loses its middle, marked.
+ERROR_LINE_LIMIT = 4000
+#: What a shortened line keeps of its end: the fix to paste is always at the end of a message.
+_KEPT_TAIL = 2500
+
+
 def error_line(problem: object) -> str:
-    """One line for an error: whitespace collapsed, an HTML error page reduced to its title."""
+    """One line for an error: whitespace collapsed, an HTML error page reduced to its title.
+
+    Never cut silently, never cut at the end: the terminal wraps a long line, and a command the
+    message tells the user to paste (always its end) is kept whole. Only a line over
+    :data:`ERROR_LINE_LIMIT` characters loses part of its middle, with a marker saying how much.
+    """
     text = str(problem)
     if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         body = re.sub(r"<[^>]*>", " ", title.group(1) if title else "")
         prefix = re.split(r"\s*\(?<", text, maxsplit=1)[0]
         text = f"{prefix} (an HTML page, not an AWS response{': ' + body.strip() if body.strip() else ''})"
-    return " ".join(text.split())[:500]
+    text = " ".join(text.split())
+    if len(text) > ERROR_LINE_LIMIT:
+        head = ERROR_LINE_LIMIT - _KEPT_TAIL
+        cut = len(text) - head - _KEPT_TAIL
+        text = f"{text[:head]} …[{cut} characters not shown]… {text[-_KEPT_TAIL:]}"
+    return text

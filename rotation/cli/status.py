@@ -1,8 +1,11 @@
 """``certrotate status``: the certificate secrets, their certificates and their health.
 
-The list reads metadata only: ListSecrets and BatchGetSecretValue, then the ``CERTIFICATE_*``
-fields rotation writes; no PEM is parsed. ``status NAME…`` shows named certificates in full and
-reads their (public) certificate for its names. A malformed secret is reported on its own row.
+The list reads ListSecrets and BatchGetSecretValue, then the ``CERTIFICATE_*`` fields rotation
+writes and the (public) ``CERTIFICATE_PEM`` itself: the certificate is what hosts serve, so its
+expiry and serial win over metadata that is missing (a secret in the original sample's format) or
+disagrees with it (a flag and a problem). ``status NAME…`` shows named certificates in full. A
+malformed secret is reported on its own row. Every value shown goes through the output's one
+rendering path (``rotation.cli.output``), which redacts key material.
 """
 
 from __future__ import annotations
@@ -21,11 +24,20 @@ from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.redaction import quote
 from rotation.revocation import history_state
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
-ATTENTION = ("expired", "expiring", "rotation-failed", "rotation-overdue", "bad-metadata", "unreadable")
+ATTENTION = (
+    "expired",
+    "expiring",
+    "rotation-failed",
+    "rotation-overdue",
+    "bad-metadata",
+    "bad-certificate",
+    "unreadable",
+)
 
 
 @dataclass
@@ -106,16 +118,9 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
     if record.fields is None:
         flags.append("unreadable")
         problems.append(record.problem)
-    not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
-    days = None
-    if not_after:
-        try:
-            expiry = datetime.strptime(not_after, TIME_FORMAT).replace(tzinfo=UTC)
-            days = round((expiry - now).total_seconds() / 86400, 2)
-        except ValueError:
-            flags.append("bad-metadata")
-            problems.append(f"CERTIFICATE_NOT_AFTER={not_after!r}: expected YYYY-MM-DDTHH:MM:SSZ")
-    if days is None and "bad-metadata" not in flags and record.fields is not None:
+    expiry, not_after, serial = _expiry(fields, flags, problems)
+    days = None if expiry is None else round((expiry - now).total_seconds() / 86400, 2)
+    if days is None and not flags and record.fields is not None:
         flags.append("no-certificate")
     elif days is not None and days <= 0:
         flags.append("expired")
@@ -135,7 +140,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
         key_algorithm=str(fields.get("CERTIFICATE_KEY_ALGORITHM") or fields.get("KEY_ALGORITHM") or ""),
         subject=str(fields.get("COMMON_NAME") or ""),
-        serial=str(fields.get("CERTIFICATE_SERIAL") or ""),
+        serial=serial,
         not_after=not_after,
         days_to_expiry=days,
         rotation_enabled=bool(metadata.get("RotationEnabled")),
@@ -144,6 +149,54 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags=flags,
         problems=problems,
     )
+
+
+def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:
+    """Expiry, not-after text and serial: the certificate's own when it has one, else the metadata's."""
+    not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
+    serial = str(fields.get("CERTIFICATE_SERIAL") or "")
+    expiry: datetime | None = None
+    if not_after:
+        try:
+            expiry = datetime.strptime(not_after, TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            flags.append("bad-metadata")
+            problems.append(f"CERTIFICATE_NOT_AFTER={quote(not_after)}: expected YYYY-MM-DDTHH:MM:SSZ")
+    certificate = certificate_facts(fields.get("CERTIFICATE_PEM"))
+    if isinstance(certificate, str):
+        flags.append("bad-certificate")
+        problems.append(certificate)
+    elif certificate is not None:
+        pem_expiry, pem_serial = certificate
+        if expiry is not None and expiry != pem_expiry:
+            flags.append("bad-metadata")
+            problems.append(
+                f"CERTIFICATE_NOT_AFTER={quote(not_after)} disagrees with the certificate "
+                f"(not after {pem_expiry.strftime(TIME_FORMAT)}): the certificate is shown"
+            )
+        if serial and serial.upper().replace(":", "") != pem_serial:
+            flags.append("bad-metadata")
+            problems.append(f"CERTIFICATE_SERIAL={quote(serial)} disagrees with the certificate ({pem_serial})")
+        expiry, not_after, serial = pem_expiry, pem_expiry.strftime(TIME_FORMAT), pem_serial
+    return expiry, not_after, serial
+
+
+def certificate_facts(pem: object) -> tuple[datetime, str] | str | None:
+    """Not-after and serial (upper-case hex, as rotation writes it) of a stored ``CERTIFICATE_PEM``.
+
+    None when there is none; the problem (a string) when it is not a certificate.
+    """
+    if not pem:
+        return None
+    if not isinstance(pem, str):
+        return f"CERTIFICATE_PEM: a JSON {type(pem).__name__}, not a PEM certificate"
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return "CERTIFICATE_PEM: not a PEM certificate"
+    return certificate.not_valid_after_utc, format(certificate.serial_number, "X")
 
 
 def _when(moment: Any) -> str:

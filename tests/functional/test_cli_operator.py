@@ -1,0 +1,234 @@
+"""The command line an operator can trust (issue 19), through the installed console script against
+moto's server: nothing secret printed, nothing expired missed, nothing cut, errors that say what
+to do next. Each test plays the operator (or the secret's writer) and fails on the code before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
+from rotation.fleet import INVENTORY_TYPE
+from rotation.spec import END_ENTITY_TEMPLATES
+from tests.support import cli
+from tests.support.certs import LocalCA
+from tests.support.cli import certrotate, client, error_lines, make_secret, pca_fields, rotated, the_error
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}/"
+
+
+def _key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _body(pem: str) -> str:
+    """A key's base64 body without its armour, on one line (what a careless paste leaves)."""
+    return "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+
+
+def _no_key(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+    shown = result.stdout + result.stderr
+    for secret in secrets:
+        for line in secret.splitlines():
+            if len(line) >= 40 and not line.startswith("-----"):
+                assert line not in shown, "a line of key material was printed"
+
+
+# 1. Key material pasted into a secret's fields is never printed, by any command, in any format.
+
+
+def test_key_material_in_a_secrets_fields_is_never_printed(endpoint: str, ca: str) -> None:
+    prefix = _unique("leak")
+    pem, body = _key_pem(), _body(_key_pem())
+    armoured = make_secret(endpoint, f"{prefix}armoured", pca_fields(ca, COMMON_NAME=pem))
+    bare = make_secret(
+        endpoint,
+        f"{prefix}bare",
+        pca_fields(ca, COMMON_NAME=body, SUBJECT_ALTERNATIVE_NAMES=body, CERTIFICATE_NOT_AFTER=body),
+    )
+    for args in (
+        ("status", armoured),
+        ("status", bare),
+        ("status", "--prefix", prefix),
+        ("status", "--prefix", prefix, "--check", "--output", "json"),
+        ("status", armoured, bare, "--output", "json"),
+        ("validate", armoured),
+        ("validate", bare),
+        ("validate", bare, "--output", "json"),
+        ("doctor", "--prefix", prefix),
+        ("doctor", "--prefix", prefix, "--output", "json"),
+    ):
+        result = certrotate(*args, endpoint=endpoint)  # asserts no "PRIVATE KEY" anywhere
+        _no_key(result, pem, body)
+        assert result.returncode in (0, 1, 3), result.stderr
+    shown = certrotate("status", armoured, bare, "--output", "json", endpoint=endpoint).stdout
+    assert "<redacted PEM>" in shown and "<redacted base64>" in shown
+
+
+def test_key_material_in_a_host_record_is_never_printed(moto_endpoint: str) -> None:
+    pem = _key_pem()
+    bundle = LocalCA(name="Leak CA").issue(["www.certrotate.test"])
+    prefix = _unique("hostleak")
+    fields = {"CERTIFICATE_TYPE": "PCA_ISSUED", "COMMON_NAME": "www.certrotate.test", **bundle.to_fields()}
+    arn = make_secret(moto_endpoint, f"{prefix}www", fields)
+    record = {
+        "SecretArn": arn,
+        "VersionStage": "AWSCURRENT",
+        "CertificateFile": "/etc/ssl/certs/www.pem",
+        "Status": "failed",
+        "ExitCode": "6",
+        "Message": f"apache said {pem}",
+        "RecordedAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Serial": bundle.serial_hex,
+        "Subject": _body(pem),
+    }
+    with ssm_inventory_in_moto():
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        item = {"TypeName": INVENTORY_TYPE, "SchemaVersion": "1.0", "CaptureTime": now, "Content": [record]}
+        client(moto_endpoint, "ssm").put_inventory(InstanceId="i-0000000000000leak", Items=[item])
+        for args in (("hosts", "--prefix", prefix), ("hosts", "--prefix", prefix, "--output", "json")):
+            result = certrotate(*args, endpoint=moto_endpoint)
+            _no_key(result, pem)
+
+
+# 2. A certificate without its metadata (the original sample's format) or with metadata that lies.
+
+
+def _certificate_only(ca: LocalCA, **lifetime: Any) -> dict[str, str]:
+    bundle = ca.issue(["old.example.internal"], **lifetime)
+    return {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/x",
+        "COMMON_NAME": "old.example.internal",
+        "CERTIFICATE_PEM": bundle.certificate_pem,
+        "CERTIFICATE_CHAIN_PEM": bundle.chain_pem,
+    }
+
+
+def test_an_expired_certificate_without_metadata_is_flagged_and_fails_the_check(moto_endpoint: str) -> None:
+    local = LocalCA(name="Sample CA")
+    prefix = _unique("sample")
+    five_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=95)
+    make_secret(moto_endpoint, f"{prefix}expired", _certificate_only(local, not_before=five_days_ago))
+    soon = dt.datetime.now(dt.UTC) - dt.timedelta(days=80)
+    make_secret(moto_endpoint, f"{prefix}expiring", _certificate_only(local, not_before=soon))
+    result = certrotate("status", "--prefix", prefix, "--check", "--output", "json", endpoint=moto_endpoint)
+    assert result.returncode == 1
+    rows = {row["name"].removeprefix(prefix): row for row in json.loads(result.stdout)}
+    assert "expired" in rows["expired"]["flags"] and "no-certificate" not in rows["expired"]["flags"]
+    assert -6 < rows["expired"]["days_to_expiry"] < -4
+    assert "expiring" in rows["expiring"]["flags"] and 9 < rows["expiring"]["days_to_expiry"] < 11
+    assert "expired" in result.stderr and f"{prefix}expired" in result.stderr
+
+
+def test_metadata_that_disagrees_with_the_certificate_loses(moto_endpoint: str) -> None:
+    local = LocalCA(name="Liar CA")
+    prefix = _unique("liar")
+    fields = _certificate_only(local, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=91))
+    fields["CERTIFICATE_NOT_AFTER"] = "2099-01-01T00:00:00Z"  # the writer says fine; the certificate has expired
+    arn = make_secret(moto_endpoint, f"{prefix}web", fields)
+    result = certrotate("status", arn, "--check", "--output", "json", endpoint=moto_endpoint)
+    assert result.returncode == 1
+    [row] = json.loads(result.stdout)
+    assert {"expired", "bad-metadata"} <= set(row["flags"])
+    assert row["not_after"] != "2099-01-01T00:00:00Z"
+    assert any("disagrees with the certificate" in p for p in row["problems"])
+
+
+# 3. Never cut a command the user must paste.
+
+
+def test_the_stuck_rotation_fix_is_whole_with_a_long_name(endpoint: str, ca: str) -> None:
+    name = "stuck/" + "n" * 490
+    arn = rotated(endpoint, name, ca)
+    sm = client(endpoint, "secretsmanager")
+    pending = str(uuid.uuid4())
+    sm.put_secret_value(SecretId=arn, ClientRequestToken=pending, SecretString="{}", VersionStages=["AWSPENDING"])
+    result = certrotate("rotate", name, endpoint=endpoint)
+    assert result.returncode == 3
+    error = the_error(result)
+    fix = (
+        f"aws secretsmanager update-secret-version-stage --secret-id {arn} --version-stage AWSPENDING "
+        f"--remove-from-version-id {pending}"
+    )
+    assert fix in error
+
+
+def test_validate_lists_every_allowed_template_whole(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    fields = pca_fields(
+        "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/x",
+        TEMPLATE_ARN="arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1",
+        COMMON_NAME="bad name",
+    )
+    spec.write_text(json.dumps(fields))
+    result = certrotate("validate", str(spec), "--offline")
+    assert result.returncode == 3
+    [template] = [line for line in error_lines(result) if "TEMPLATE_ARN=" in line]
+    for allowed in END_ENTITY_TEMPLATES:
+        assert f"arn:aws:acm-pca:::template/{allowed}" in template
+    assert template.endswith(f"template/{END_ENTITY_TEMPLATES[-1]}")
+
+
+# 6. --debug adds the traceback and keeps the line and the exit code.
+
+
+def test_debug_shows_the_traceback_then_the_same_line_and_code(endpoint: str) -> None:
+    plain = certrotate("rotate", "no/such/secret", endpoint=endpoint)
+    debug = subprocess.run(
+        [*cli.script(), "rotate", "no/such/secret", "--debug", "--endpoint-url", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli.cli_env(),
+        check=False,
+    )
+    assert plain.returncode == debug.returncode == 3
+    assert "Traceback" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1] == plain.stderr.rstrip().splitlines()[-1]
+
+
+# 7. validate --output json says "invalid" on stdout, with every problem as data.
+
+
+def test_validate_json_of_an_invalid_spec_lists_the_problems(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(pca_fields("arn:aws:acm-pca:us-east-1:1:certificate-authority/x", KEY_ALGORITHM="DSA")))
+    result = certrotate("validate", str(spec), "--offline", "--output", "json")
+    assert result.returncode == 3
+    document = json.loads(result.stdout)
+    assert document["valid"] is False
+    problems = {p["field"]: p for p in document["problems"]}
+    assert problems["KEY_ALGORITHM"]["value"] == "DSA"
+    assert "RSA_2048" in problems["KEY_ALGORITHM"]["allowed"]
+    assert error_lines(result)  # the error lines on stderr, as without --output json
+
+
+# 9. One secret without a value does not hide the others.
+
+
+def test_a_value_less_secret_is_flagged_on_its_own_row(endpoint: str, ca: str) -> None:
+    prefix = _unique("valueless")
+    rotated(endpoint, f"{prefix}good", ca)
+    sm = client(endpoint, "secretsmanager")
+    sm.create_secret(Name=f"{prefix}empty")
+    result = certrotate("status", "--prefix", prefix, "--output", "json", endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"].removeprefix(prefix): row for row in json.loads(result.stdout)}
+    assert "unreadable" in rows["empty"]["flags"]
+    assert rows["good"]["serial"]
+    checked = certrotate("status", "--prefix", prefix, "--check", endpoint=endpoint)
+    assert checked.returncode == 1 and f"{prefix}empty" in checked.stderr
