@@ -148,8 +148,10 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     from rotation.emulation.pki import create_ca
     from rotation.emulation.rotation_service import LAMBDA_ARN
 
+    session: Any = boto3.Session(region_name=region)
+
     def client(service: str) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=endpoint)
+        return session.client(service, endpoint_url=endpoint)
 
     role = client("iam").create_role(RoleName="certrotate-rotation", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     function_arn = LAMBDA_ARN.replace("us-east-1", region)
