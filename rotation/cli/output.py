@@ -17,7 +17,7 @@ import contextlib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -126,3 +126,37 @@ def error_line(problem: object) -> str:
         cut = len(text) - head - _KEPT_TAIL
         text = f"{text[:head]} …[{cut} characters not shown]… {text[-_KEPT_TAIL:]}"
     return text
+
+
+#: ``"│ "`` before each cell and ``" "`` after it.
+CELL_BORDER = 3
+#: A column that may wrap counts at most this wide when deciding what fits (one long name must
+#: not push every other column off every row: it wraps instead).
+FOLDED_WIDTH = 32
+
+
+def columns_that_fit(
+    rows: Sequence[Mapping[str, str]],
+    columns: Sequence[str],
+    width: int,
+    *,
+    always: int = 3,
+    folded: Collection[str] = (),
+) -> list[str]:
+    """The columns to show at ``width``: the first ``always``, then each that still fits whole, in order.
+
+    ``columns`` is in priority order. A ``folded`` column (it wraps, never cut) counts at most
+    :data:`FOLDED_WIDTH` characters wide.
+    """
+
+    def natural(name: str) -> int:
+        widest = max([len(name), *(len(row[name]) for row in rows)])
+        return (min(widest, FOLDED_WIDTH) if name in folded else widest) + CELL_BORDER
+
+    shown = list(columns[:always])
+    used = sum(natural(name) for name in shown) + 1
+    for name in columns[always:]:
+        if used + natural(name) <= width:
+            shown.append(name)
+            used += natural(name)
+    return shown

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output, literal
+from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.redaction import quote
@@ -95,7 +95,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             for detail in details:
                 out.show(detail_table(detail))
                 if "certificates" in detail:
-                    out.show(history_table(detail["name"], detail["certificates"]))
+                    out.show(history_table(detail["name"], detail["certificates"], out.stdout.width))
     elif out.json_mode:
         out.emit_json([asdict(r) for r in rows])
     else:
@@ -227,7 +227,6 @@ _COLUMNS: Sequence[str] = (
     "next rotation",
 )
 _FOLDED = ("secret", "subject", "health")  # may wrap; never cut
-_BORDER = 3  # "│ " before each cell and " " after it
 
 
 def _cells(r: CertificateStatus) -> dict[str, str]:
@@ -246,14 +245,7 @@ def _cells(r: CertificateStatus) -> dict[str, str]:
 
 def columns_for(rows: Sequence[dict[str, str]], width: int) -> list[str]:
     """The columns to show at ``width``: the first three, then each that still fits whole."""
-    natural = {name: max([len(name), *(len(row[name]) for row in rows)]) + _BORDER for name in _COLUMNS}
-    shown = list(_COLUMNS[:3])
-    used = sum(natural[name] for name in shown) + 1
-    for name in _COLUMNS[3:]:
-        if used + natural[name] <= width:
-            shown.append(name)
-            used += natural[name]
-    return shown
+    return columns_that_fit(rows, _COLUMNS, width, folded=_FOLDED)
 
 
 def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
@@ -390,14 +382,24 @@ def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[st
     ]
 
 
-def history_table(name: str, history: Sequence[Mapping[str, str]]) -> Table:
+_HISTORY_COLUMNS = ("serial", "state", "not_after", "issued", "replaced", "revoked")
+
+
+def history_table(name: str, history: Sequence[Mapping[str, str]], width: int = 200) -> Table:
+    """The ledger's certificates: serial and state whole on one line, then the dates that fit (UTC days)."""
+    cells = [
+        {c: (row[c][:10] if c not in ("serial", "state") else row[c]) or "-" for c in _HISTORY_COLUMNS}
+        for row in history
+    ]
+    shown = columns_that_fit(cells, _HISTORY_COLUMNS, width, always=2)
     table = Table(title=literal(f"{name}: certificates issued by its rotations"))
-    for column in ("serial", "state", "issued", "replaced", "revoked", "not_after"):
-        table.add_column(literal(column), overflow="fold")
-    for row in history:
-        table.add_row(
-            *(literal(row[c] or "-") for c in ("serial", "state", "issued", "replaced", "revoked", "not_after"))
-        )
+    for column in shown:
+        table.add_column(literal(column.replace("_", " ")), no_wrap=True)
+    for row in cells:
+        table.add_row(*(literal(row[c]) for c in shown))
+    hidden = [c.replace("_", " ") for c in _HISTORY_COLUMNS if c not in shown]
     if not history:
         table.caption = literal("no entry in the issuance ledger")
+    elif hidden:
+        table.caption = literal(f"wider terminal or --output json for: {', '.join(hidden)}")
     return table

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -232,3 +233,95 @@ def test_a_value_less_secret_is_flagged_on_its_own_row(endpoint: str, ca: str) -
     assert rows["good"]["serial"]
     checked = certrotate("status", "--prefix", prefix, "--check", endpoint=endpoint)
     assert checked.returncode == 1 and f"{prefix}empty" in checked.stderr
+
+
+# 4. The region hint names a variable botocore reads, and AWS_REGION (which botocore ignores) is honoured.
+
+
+def test_aws_region_is_honoured_and_the_hint_names_aws_default_region(endpoint: str) -> None:
+    env = cli.cli_env()
+    del env["AWS_DEFAULT_REGION"]
+    regional = cli.run("status", "--endpoint-url", endpoint, "--output", "json", env={**env, "AWS_REGION": "us-east-1"})
+    assert regional.returncode == 0, regional.stderr
+    json.loads(regional.stdout)
+    missing = cli.run("status", "--endpoint-url", endpoint, env=env)
+    assert missing.returncode == 4
+    line = cli.one_error_line(missing)
+    assert "AWS_DEFAULT_REGION" in line and "--region" in line
+
+
+# 5. Readable at 80 columns: one line per host, problems first, a state filter; ledger serials whole.
+
+
+def _host_record(arn: str, bundle: Any, instance: str, status: str) -> dict[str, str]:
+    return {
+        "SecretArn": arn,
+        "VersionStage": "AWSCURRENT",
+        "CertificateFile": "/etc/apache2/ssl/payments-web-certificate-with-a-long-name.pem",
+        "KeyFile": "/etc/apache2/ssl/payments-web.key",
+        "ChainFile": "/etc/apache2/ssl/payments-web-chain.pem",
+        "HttpsPort": "443",
+        "Status": status,
+        "ExitCode": "6" if status == "failed" else "0",
+        "Message": "apachectl configtest failed: SSLCertificateFile not readable" if status == "failed" else "",
+        "RecordedAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Serial": bundle.serial_hex,
+        "NotAfter": "2099-01-01T00:00:00Z",
+        "FingerprintSha256": bundle.fingerprint_sha256.upper(),
+        "Subject": "www.certrotate.test",
+    }
+
+
+def test_hosts_fit_80_columns_problems_first_and_filter_by_state(moto_endpoint: str) -> None:
+    local = LocalCA(name="Fleet CA")
+    old, new = local.issue(["www.certrotate.test"]), local.issue(["www.certrotate.test"])
+    prefix = _unique("fleet")
+    fields = {"CERTIFICATE_TYPE": "PCA_ISSUED", "COMMON_NAME": "www.certrotate.test", **new.to_fields()}
+    arn = make_secret(moto_endpoint, f"{prefix}www", fields)
+    instances = [f"i-{n:017x}" for n in range(12)]
+    with ssm_inventory_in_moto():
+        ssm = client(moto_endpoint, "ssm")
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for n, instance in enumerate(instances):
+            status, bundle = ("failed", old) if n == 7 else ("installed", new if n % 2 else old)
+            record = _host_record(arn, bundle, instance, status)
+            item = {"TypeName": INVENTORY_TYPE, "SchemaVersion": "1.0", "CaptureTime": now, "Content": [record]}
+            ssm.put_inventory(InstanceId=instance, Items=[item])
+        narrow = cli.cli_env(COLUMNS="80")
+        result = cli.run("hosts", "--prefix", prefix, "--endpoint-url", moto_endpoint, env=narrow)
+        failed = cli.run("hosts", "--prefix", prefix, "--state", "failed", "--endpoint-url", moto_endpoint, env=narrow)
+        bad = cli.run("hosts", "--state", "broken", "--endpoint-url", moto_endpoint, env=narrow)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    rows = [line for line in lines if any(i in line for i in instances)]
+    assert len(rows) == len(instances)  # one line per host
+    for line in rows:  # the serial whole on the host's line
+        assert old.serial_hex in line or new.serial_hex in line
+    assert instances[7] in rows[0] and "failed" in rows[0]  # problems first
+    states = [next(s for s in ("failed", "older", "current") if s in line) for line in rows]
+    assert states == sorted(states, key=["failed", "older", "current"].index)
+    assert "--output json for:" in result.stdout  # what a narrow terminal does not show is said
+    shown = [line for line in failed.stdout.splitlines() if any(i in line for i in instances)]
+    assert len(shown) == 1 and instances[7] in shown[0]
+    assert bad.returncode == 2 and "--state 'broken'" in bad.stderr
+
+
+def test_the_ledger_table_keeps_each_serial_on_one_line_at_80_columns(
+    endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rotation.handler
+    from rotation.ledger import create_table
+
+    table = f"ledger-{uuid.uuid4().hex[:8]}"
+    create_table(client(endpoint, "dynamodb"), table)
+    monkeypatch.setenv("CERTROTATE_LEDGER_TABLE", table)
+    rotation.handler.reset()
+    arn = rotated(endpoint, f"{_unique('ledger')}web", ca)
+    serial = json.loads(client(endpoint, "secretsmanager").get_secret_value(SecretId=arn)["SecretString"])[
+        "CERTIFICATE_SERIAL"
+    ]
+    result = cli.run("status", arn, "--ledger-table", table, "--endpoint-url", endpoint, env=cli.cli_env(COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert any(serial in line and "current" in line for line in result.stdout.splitlines())
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
