@@ -273,7 +273,7 @@ def test_create_secret_that_cannot_enable_rotation_leaves_nothing(endpoint: str,
 
 
 def test_deploy_dry_run_and_a_command_that_reaches_no_instance(endpoint: str, ca: str, prefix: str) -> None:
-    arn = make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    arn = rotated(endpoint, f"{prefix}web", ca)  # deploy refuses a secret with no certificate yet
     dry = certrotate("deploy", f"{prefix}web", "--targets", "tag:certrotate=nobody", "--dry-run", endpoint=endpoint)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.strip() == f"would run RunUpdateTLS on tag:certrotate=nobody with SecretArn={arn}"

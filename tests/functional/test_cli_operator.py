@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,58 @@ def test_the_ledger_table_keeps_each_serial_on_one_line_at_80_columns(
     assert result.returncode == 0, result.stderr
     assert any(serial in line and "current" in line for line in result.stdout.splitlines())
     assert all(len(line) <= 80 for line in result.stdout.splitlines())
+
+
+# 10. One rotation per secret however it is named; deploy refuses what rotate refuses.
+
+
+def test_a_secret_named_twice_rotates_once(endpoint: str, ca: str) -> None:
+    name = f"{_unique('twice')}web"
+    arn = rotated(endpoint, name, ca)
+    result = certrotate("rotate", name, arn, name, "--output", "json", endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 1
+    sm = client(endpoint, "secretsmanager")
+    for _ in range(100):  # the one rotation finishes; a second would have raced it for AWSPENDING
+        stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+        if not any("AWSPENDING" in s and "AWSCURRENT" not in s for s in stages.values()):
+            break
+        time.sleep(0.1)
+    assert len(stages) == 3  # the value-less first version, the first certificate's, this rotation's
+
+
+def test_deploy_refuses_a_plain_text_secret_and_one_without_a_certificate(endpoint: str, ca: str) -> None:
+    prefix = _unique("undeployable")
+    plain = make_secret(endpoint, f"{prefix}plain", "hunter2")
+    fresh = make_secret(endpoint, f"{prefix}fresh", pca_fields(ca))
+    for secret, why in ((plain, "not a certificate secret"), (fresh, "has no certificate yet")):
+        result = certrotate("deploy", secret, "--targets", "i-0123456789abcdef0", endpoint=endpoint)
+        assert result.returncode == 3 and why in cli.one_error_line(result), result.stderr
+        assert "hunter2" not in result.stderr
+    assert not client(endpoint, "ssm").list_commands()["Commands"] or all(
+        c["Parameters"]["SecretArn"][0] not in (plain, fresh)
+        for c in client(endpoint, "ssm").list_commands()["Commands"]
+    )
+
+
+# Bulk rotation: a stable order, one summary line per reason, and --all asks first.
+
+
+def test_rotate_all_summarises_skips_in_a_stable_order_and_needs_yes(endpoint: str, ca: str) -> None:
+    prefix = _unique("bulk")
+    for n in (3, 1, 2):
+        make_secret(endpoint, f"{prefix}off-{n}", pca_fields(ca))  # rotation not configured: skipped
+    rotated(endpoint, f"{prefix}on-b", ca, team="bulk")
+    rotated(endpoint, f"{prefix}on-a", ca)
+    dry = certrotate("rotate", "--all", "--dry-run", "--output", "json", endpoint=endpoint)
+    assert dry.returncode == 0, dry.stderr
+    names = [r["secret"] for r in json.loads(dry.stdout) if r["secret"].startswith(prefix)]
+    assert names == [f"{prefix}on-a", f"{prefix}on-b"]
+    summary = [line for line in dry.stderr.splitlines() if f"{prefix}off-1" in line]
+    assert len(summary) == 1 and "rotation is not configured" in summary[0]
+    assert summary[0].index("off-1") < summary[0].index("off-2") < summary[0].index("off-3")
+    sm = client(endpoint, "secretsmanager")
+    before = sm.describe_secret(SecretId=f"{prefix}on-a")["VersionIdsToStages"]
+    unconfirmed = certrotate("rotate", "--all", endpoint=endpoint)
+    assert unconfirmed.returncode == 2 and "--yes" in cli.the_error(unconfirmed)
+    assert sm.describe_secret(SecretId=f"{prefix}on-a")["VersionIdsToStages"] == before  # nothing was rotated
