@@ -28,6 +28,17 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None
     assert commands[1] in ci_lines
 
 
+def test_the_demo_installs_its_own_extra_with_what_it_runs() -> None:
+    """The first command installs `.[demo]`, not the dev tools; the extra has the aws CLI the installer calls."""
+    import tomllib
+
+    assert readme_commands()[0] == "pip install -e '.[demo]' && certrotate demo"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    demo = {re.split(r"[\[>=<]", requirement)[0].lower() for requirement in extras["demo"]}
+    assert {"moto", "awscli", "pyyaml", "flask", "flask-cors"} <= demo
+    assert not demo & {"pytest", "mypy", "ruff", "cfn-lint", "policy_sentry"}
+
+
 def test_the_lambda_handler_string_resolves() -> None:
     module, function = ["rotation.handler", "lambda_handler"]
     assert callable(getattr(importlib.import_module(module), function))

@@ -150,7 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``certrotate`` console script."""
+    """Entry point of the ``certrotate`` console script.
+
+    Ctrl-C at any moment (parsing, importing a command's modules) is the one line and exit 130.
+    A shell starts ``certrotate … &`` with SIGINT ignored, and Python then never installs its
+    handler: restore it, so ``kill -INT`` stops a background run as it stops a foreground one.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("certrotate: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from rotation.cli.output import Output, error_line

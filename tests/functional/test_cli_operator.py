@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -381,3 +382,48 @@ def test_rotate_all_summarises_skips_in_a_stable_order_and_needs_yes(endpoint: s
     unconfirmed = certrotate("rotate", "--all", endpoint=endpoint)
     assert unconfirmed.returncode == 2 and "--yes" in cli.the_error(unconfirmed)
     assert sm.describe_secret(SecretId=f"{prefix}on-a")["VersionIdsToStages"] == before  # nothing was rotated
+
+
+# 11. Ctrl-C: never a traceback, however early; a background run stops on SIGINT too.
+
+
+def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
+    """Ctrl-C at every moment of the start, 0.1 s apart, until certrotate is waiting on AWS."""
+    from tests.functional.test_cli_options import silent_endpoint
+
+    outcomes = []
+    with silent_endpoint() as url:
+        for tenth in range(1, 16):
+            process = subprocess.Popen(
+                [*cli.script(), "status", "--endpoint-url", url, "--read-timeout", "60"],
+                env=cli.cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(tenth / 10)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+            outcomes.append((process.returncode, stderr.strip()))
+    for code, stderr in outcomes:
+        if "Fatal Python error: init_import_site" in stderr:
+            continue  # the interpreter's own start (site), before any certrotate code runs
+        # Before Python's handler exists the signal's default action ends the process silently.
+        assert (code, stderr) in ((130, "certrotate: interrupted"), (-signal.SIGINT, "")), (code, stderr)
+    assert (130, "certrotate: interrupted") in outcomes
+
+
+def test_a_background_run_stops_on_sigint() -> None:
+    from tests.functional.test_cli_options import silent_endpoint
+
+    with silent_endpoint() as url:
+        # A non-interactive shell starts `cmd &` with SIGINT ignored, as in any script.
+        script = (
+            f"{cli.script()[0]} status --endpoint-url {url} --read-timeout 60 & pid=$!; "
+            'sleep 1.5; kill -INT "$pid"; wait "$pid"; echo "exit $?"'
+        )
+        result = subprocess.run(
+            ["bash", "-c", script], env=cli.cli_env(), capture_output=True, text=True, timeout=30, check=False
+        )
+    assert result.stdout.strip().splitlines()[-1] == "exit 130", result.stdout + result.stderr
+    assert "certrotate: interrupted" in result.stderr
