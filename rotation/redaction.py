@@ -47,3 +47,10 @@ def redact_data(data: object) -> object:
     if isinstance(data, (list, tuple)):
         return [redact_data(v) for v in data]
     return data
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters; longer, its start and a marker saying how much is not shown."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"

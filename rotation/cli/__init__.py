@@ -178,7 +178,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except CertRotateError as exc:
         _traceback(args, out)
         for problem in getattr(exc, "problems", None) or [exc]:
-            out.note(f"certrotate: error: {error_line(problem)}")
+            hint = _next_step(problem, args)
+            out.note(f"certrotate: error: {error_line(problem)}" + (f"; {hint}" if hint else ""))
         return int(exit_code(exc))
     except KeyboardInterrupt:
         out.note("certrotate: interrupted")
@@ -187,8 +188,33 @@ def _main(argv: Sequence[str] | None) -> int:
         _traceback(args, out)
         from botocore.exceptions import BotoCoreError
 
-        out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}")
+        hint = ""
+        if type(exc).__name__ == "ProfileNotFound":
+            hint = "; next: `aws configure list-profiles` lists them, `aws configure --profile NAME` creates one"
+        out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}{hint}")
         return int(ExitCode.UNREACHABLE if isinstance(exc, BotoCoreError) else ExitCode.FAILED)
+
+
+def _next_step(problem: object, args: argparse.Namespace) -> str:
+    """The hint for an AWS error: where the call went (region, account) and the fix (see ``hints``)."""
+    if not isinstance(problem, AwsCallError) or getattr(args, "command", "") in ("demo", "sandbox", "package"):
+        return ""
+    from rotation.cli.hints import Where, next_step
+    from rotation.cli.session import AwsContext
+
+    try:
+        aws = AwsContext.from_args(args)
+        region = aws.region_name
+    except Exception:
+        return ""
+    account = None
+    if problem.code == "ResourceNotFoundException":
+        try:  # one bounded call: the credentials worked for the call that failed
+            account = str(aws.client("sts").get_caller_identity()["Account"])
+        except Exception:
+            account = None
+    ledger_table = str(getattr(args, "ledger_table", "") or "")
+    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table))
 
 
 def _traceback(args: argparse.Namespace, out: Any) -> None:
@@ -210,7 +236,9 @@ def exit_code(exc: CertRotateError) -> ExitCode:
     if isinstance(exc, (SpecError, InvalidInputError, InvalidSpecError)):
         return ExitCode.INVALID
     if isinstance(exc, AwsCallError):
-        if exc.code in _UNREACHABLE:
+        from rotation.cli.hints import NOT_AN_AWS_ENDPOINT
+
+        if exc.code in _UNREACHABLE or exc.code in NOT_AN_AWS_ENDPOINT:
             return ExitCode.UNREACHABLE
         if exc.code in _NOT_FOUND:
             return ExitCode.INVALID

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -106,7 +107,14 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
         if not record.is_certificate:
             yield Check(f"secret {record.name}", Outcome.FAIL, record.problem)
         elif not record.rotation_configured:
-            yield Check(f"secret {record.name}", Outcome.FAIL, "rotation is not configured")
+            function = shlex.quote(args.function[0]) if args.function else "ROTATION_FUNCTION_ARN"
+            yield Check(
+                f"secret {record.name}",
+                Outcome.FAIL,
+                "rotation is not configured; fix: `aws secretsmanager rotate-secret "
+                f"--secret-id {shlex.quote(record.arn)} --rotation-lambda-arn {function}` "
+                "(the central stack's rotation function; its first rotation runs at once)",
+            )
     functions = dict.fromkeys([*args.function, *(r.rotation_lambda_arn for r in readable if r.rotation_lambda_arn)])
     for function in functions:
         yield _guarded(f"rotation function {function}", partial(_function, aws, function))

@@ -15,6 +15,7 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.session import AwsContext, InvalidInputError
 from rotation.errors import AwsCallError
+from rotation.redaction import quote
 
 BATCH = 20
 UNREADABLE = "unreadable"
@@ -76,8 +77,13 @@ def described(sm: Any, names: Sequence[str]) -> list[dict[str, Any]]:
     """DescribeSecret for each name, in order; an unknown name is an invalid-input error."""
     found = []
     for name in names:
-        with aws_call("secretsmanager", "DescribeSecret"):
-            found.append(sm.describe_secret(SecretId=name))
+        try:
+            with aws_call("secretsmanager", "DescribeSecret"):
+                found.append(sm.describe_secret(SecretId=name))
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+            raise AwsCallError(exc.service, exc.operation, exc.code, f"no secret {quote(name)}") from exc
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -34,6 +35,9 @@ def literal(value: object, style: str = "") -> Text:
 
 
 def _console(*, stderr: bool, color: bool) -> Console:
+    # NO_COLOR (no-color.org) or --no-color: no ANSI styling at all, bold included (rich's own
+    # no_color keeps bold and underline).
+    color = color and not os.environ.get("NO_COLOR")
     return Console(
         stderr=stderr,
         markup=False,

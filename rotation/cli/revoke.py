@@ -36,7 +36,7 @@ POLL_SECONDS = 2.0
 
 
 class HostsDidNotMoveError(CertRotateError):
-    """Some hosts still serve the compromised certificate after the timeout."""
+    """Some hosts did not report the new certificate before the timeout."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -104,13 +104,13 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         )
     holders = _holders(aws, args.role_arn, record.arn)
     timeline = Timeline(out)
-    where = ", ".join(f"{h.account}/{h.instance_id}" for h in holders) or "no host has reported this secret"
+    where = ", ".join(f"{h.account}/{h.instance_id}" for h in holders) or "none has reported this secret"
     if args.dry_run:
         steps = [
             *(["revoke KEY_COMPROMISE first"] if args.immediately else []),
             "rotate now with a fresh key and wait",
-            f"install on {where}",
-            "wait until each host serves the new serial",
+            f"install on {where}" if holders else "install on no host: no host has reported this secret",
+            "wait until each host serves the new serial" if holders else "wait for no host",
             *([] if args.immediately else ["revoke KEY_COMPROMISE"]),
         ]
         return _finish(out, timeline, {"dry_run": True, "serial": compromised.serial, "plan": steps}, [])
@@ -133,7 +133,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         revoke(ledger, aws, compromised)
         timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE)")
         revoked = True
-    problems = [f"{name} still serves serial {compromised.serial} after {args.timeout:g} s" for name in stuck]
+    problems = _not_moved(aws, args, record.arn, stuck, compromised.serial, new_serial)
     if stuck and not revoked:
         problems.append(f"serial {compromised.serial} NOT revoked while a host serves it (--immediately revokes first)")
     result = {
@@ -143,6 +143,26 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         "hosts_not_moved": stuck,
     }
     return _finish(out, timeline, result, problems)
+
+
+def _not_moved(
+    aws: AwsContext, args: argparse.Namespace, arn: str, stuck: list[str], compromised: str, new_serial: str
+) -> list[str]:
+    """One line per host that did not move, saying what it last reported (not always the compromised serial)."""
+    if not stuck:
+        return []
+    last: dict[str, set[str]] = {}
+    for report in _holders(aws, args.role_arn, arn):
+        last.setdefault(f"{report.account}/{report.instance_id}", set()).add(normalize_serial(report.serial))
+    lines = []
+    for name in stuck:
+        serials = last.get(name, set())
+        if normalize_serial(compromised) in serials:
+            lines.append(f"{name} still serves serial {compromised} after {args.timeout:g} s")
+        else:
+            shown = ", ".join(sorted(s for s in serials if s)) or "no serial"
+            lines.append(f"{name} reports serial {shown}, not the new serial {new_serial}, after {args.timeout:g} s")
+    return lines
 
 
 def _finish(out: Output, timeline: Timeline, result: dict[str, Any], problems: list[str]) -> int:

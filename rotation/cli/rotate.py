@@ -27,6 +27,7 @@ from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
+from rotation.redaction import shorten
 
 POLL_SECONDS = 2.0
 #: A bulk rotation names this many skipped secrets per reason, then counts the rest.
@@ -227,7 +228,7 @@ def _poll(sm: Any, logs: _FunctionLogs, r: Rotation, started_ms: int) -> None:
     for line in logs.lines(r.function, r.token, started_ms):
         r.step = str(line.get("step") or r.step)
         if str(line.get("level", "")).upper() in ("ERROR", "CRITICAL"):
-            r.status, r.error = "failed", redact(str(line.get("message") or "failed"))[:300]
+            r.status, r.error = "failed", shorten(redact(str(line.get("message") or "failed")), 1000)
             return
     if "AWSPENDING" not in labels:
         r.status = "failed"

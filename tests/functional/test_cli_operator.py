@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -427,3 +428,137 @@ def test_a_background_run_stops_on_sigint() -> None:
         )
     assert result.stdout.strip().splitlines()[-1] == "exit 130", result.stdout + result.stderr
     assert "certrotate: interrupted" in result.stderr
+
+
+# 12. Fix hints that can be pasted, honest exit codes and wording, NO_COLOR, inputs checked early.
+
+
+def test_fix_hints_name_the_secret_and_can_be_pasted(endpoint: str, ca: str) -> None:
+    prefix = _unique("unconfigured")
+    arn = make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    refused = certrotate("rotate", f"{prefix}web", endpoint=endpoint)
+    assert refused.returncode == 3
+    assert f"aws secretsmanager rotate-secret --secret-id {arn} --rotation-lambda-arn" in cli.the_error(refused)
+    doctor = certrotate("doctor", "--prefix", prefix, endpoint=endpoint)
+    assert doctor.returncode == 1
+    [line] = [line for line in doctor.stdout.splitlines() if "rotation is not configured" in line]
+    assert f"fix: `aws secretsmanager rotate-secret --secret-id {arn} --rotation-lambda-arn" in line
+
+
+def test_not_found_names_the_secret_region_and_account_and_what_next(endpoint: str) -> None:
+    result = certrotate("rotate", "no/such/secret", endpoint=endpoint)
+    assert result.returncode == 3
+    line = cli.one_error_line(result)
+    for part in ("'no/such/secret'", "region us-east-1", "account 123456789012", "certrotate status"):
+        assert part in line, part
+
+
+def test_missing_credentials_say_aws_configure_or_sso_login(endpoint: str) -> None:
+    env = {k: v for k, v in cli.cli_env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    result = cli.run("status", "--endpoint-url", endpoint, env=env)
+    assert result.returncode == 4
+    line = cli.one_error_line(result)
+    assert "NoCredentialsError" in line and "`aws configure`" in line and "`aws sso login`" in line
+
+
+def test_a_404_from_a_web_server_is_unreachable_not_failed() -> None:
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><title>404 Not Found</title></html>"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = certrotate("status", endpoint=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 4
+    line = cli.one_error_line(result)
+    assert "not an AWS API" in line and "--endpoint-url" in line
+
+
+def test_the_ledger_table_is_named_when_it_is_missing(endpoint: str, ca: str) -> None:
+    arn = rotated(endpoint, f"{_unique('noledger')}web", ca)
+    result = certrotate("status", arn, "--ledger-table", "no-such-ledger", endpoint=endpoint)
+    assert result.returncode == 3
+    assert "--ledger-table 'no-such-ledger'" in cli.one_error_line(result)
+
+
+def test_revoke_dry_run_with_no_host_says_so(endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rotation.handler
+    from rotation.ledger import create_table
+
+    table = f"ledger-{uuid.uuid4().hex[:8]}"
+    create_table(client(endpoint, "dynamodb"), table)
+    monkeypatch.setenv("CERTROTATE_LEDGER_TABLE", table)
+    rotation.handler.reset()
+    arn = rotated(endpoint, f"{_unique('revoke')}web", ca)
+    with ssm_inventory_in_moto():
+        result = certrotate("revoke", arn, "--compromised", "--dry-run", "--ledger-table", table, endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    assert "install on no host: no host has reported this secret" in result.stdout
+    assert "install on no host has" not in result.stdout
+
+
+def test_no_color_means_no_ansi_at_all(endpoint: str) -> None:
+    env = cli.cli_env(NO_COLOR="1", FORCE_COLOR="1")  # FORCE_COLOR: styled as on a terminal
+    result = cli.run("doctor", "--prefix", "nothing-here/", "--endpoint-url", endpoint, env=env)
+    assert result.stdout.strip() and "\x1b[" not in result.stdout + result.stderr
+    styled = cli.run(
+        "doctor", "--prefix", "nothing-here/", "--endpoint-url", endpoint, env=cli.cli_env(FORCE_COLOR="1")
+    )
+    assert "\x1b[" in styled.stdout  # the check can fail: without NO_COLOR the same run is styled
+
+
+@pytest.mark.parametrize("module", ["rotation.build.ssm_documents", "rotation.build.templates"])
+def test_build_help_writes_nothing(module: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    generated = sorted((root / "ssm_documents").glob("*.yaml")) + sorted((root / "cfn").glob("*.yaml"))
+    before = {path: path.stat().st_mtime_ns for path in generated}
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=root, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and "usage:" in result.stdout
+    assert "wrote" not in result.stdout
+    assert {path: path.stat().st_mtime_ns for path in generated} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["payments web"], "name 'payments web'"),
+        (["payments/web", "--rotation-lambda-arn", cli.LAMBDA, "--schedule", "cron(bad)"], "'cron(bad)'"),
+        (["payments/web", "--rotation-lambda-arn", cli.LAMBDA, "--schedule", "rate(1 hours)"], "'rate(1 hours)'"),
+    ],
+)
+def test_create_secret_dry_run_refuses_a_bad_name_or_schedule(args: list[str], shown: str) -> None:
+    ca = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/x"
+    common = ["--type", "PCA_ISSUED", "--ca-arn", ca, "--common-name", "web.example.internal", "--dry-run"]
+    result = cli.run("create-secret", *args, *common)
+    assert result.returncode == 2
+    assert shown in cli.one_error_line(result)
+
+
+def test_one_long_name_does_not_hide_the_columns_of_every_row(endpoint: str, ca: str) -> None:
+    prefix = _unique("longname")
+    make_secret(endpoint, f"{prefix}{'n' * 480}", pca_fields(ca))
+    make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    result = cli.run("status", "--prefix", prefix, "--endpoint-url", endpoint, env=cli.cli_env(COLUMNS="120"))
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "days left" in line)
+    for column in ("type", "key"):
+        assert column in header, result.stdout
+    assert all(len(line) <= 120 for line in result.stdout.splitlines())
+    assert "n" * 480 in "".join(line.split("│")[1].strip() for line in result.stdout.splitlines() if "│" in line)
