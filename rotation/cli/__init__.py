@@ -16,7 +16,7 @@ from enum import IntEnum
 from typing import Any, NoReturn
 
 from rotation import __version__
-from rotation.cli import options
+from rotation.cli import examples, options
 from rotation.cli.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 
@@ -66,6 +66,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # "argument --tag: --tag 'foo': expected KEY=VALUE" says the flag twice: keep the second.
         message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
+        mistyped = re.match(
+            r"^argument (COMMAND|COMMAND \S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message
+        )
+        if mistyped:
+            import difflib
+
+            known = re.findall(r"'([^']*)'", mistyped.group(3))
+            close = difflib.get_close_matches(mistyped.group(2), known, n=1, cutoff=0.6)
+            message = f"unknown command {mistyped.group(2)!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            message += f" (commands: {', '.join(known)})"
         self.exit(ExitCode.USAGE, f"certrotate: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -84,7 +94,19 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
         default=default(None),
         help="AWS endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL)",
     )
-    group.add_argument("--output", choices=["table", "json"], default=default("table"), help="table (default) or json")
+    group.add_argument(
+        "--output",
+        choices=["table", "json", "text"],
+        default=default("table"),
+        help="table (default), json, or text (tab-separated, for scripts)",
+    )
+    group.add_argument(
+        "--query",
+        type=options.jmespath_query,
+        default=default(None),
+        metavar="JMESPATH",
+        help='select from the result as the AWS CLI does, e.g. "[?days_to_expiry<`30`].name" (implies json)',
+    )
     group.add_argument("--no-color", action="store_true", default=default(False), help="no colour")
     group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
     group.add_argument(
@@ -112,7 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=examples.epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _global_options(sub, on_command=True)
         return sub
 
@@ -146,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     completion = command("completion", 'print a shell completion script: eval "$(certrotate completion bash)"')
     completion.add_argument("shell", choices=["bash", "zsh"])
+    help_command = command("help", "show a command's help (its options and examples)")
+    help_command.add_argument("topic", nargs="?", metavar="COMMAND", help="the command (default: all commands)")
     return parser
 
 
@@ -172,7 +202,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     from rotation.cli.output import Output, error_line
 
-    out = Output(json_mode=args.output == "json", color=not args.no_color)
+    out = Output(json_mode=args.output == "json", color=not args.no_color, text=args.output == "text", query=args.query)
     try:
         return int(_run(parser, args, out))
     except CertRotateError as exc:
@@ -246,6 +276,8 @@ def exit_code(exc: CertRotateError) -> ExitCode:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) -> int:
+    if args.command == "help":
+        parser.parse_args([args.topic, "--help"] if args.topic else ["--help"])  # prints, exits 0 (or 2: unknown)
     if args.command == "completion":
         import shtab
 

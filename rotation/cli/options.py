@@ -130,3 +130,14 @@ def schedule(value: str) -> str:
         value,
         "expected rate(N hours) with N >= 4, rate(N days) with N <= 1000, or cron(MIN HOUR DAY MONTH WEEKDAY YEAR)",
     )
+
+
+def jmespath_query(value: str) -> object:
+    """A compiled JMESPath expression (``--query``), as the AWS CLI takes it."""
+    import jmespath  # type: ignore[import-untyped]
+    from jmespath.exceptions import JMESPathError  # type: ignore[import-untyped]
+
+    try:
+        return jmespath.compile(value)
+    except JMESPathError as exc:
+        raise _invalid("--query", value, f"not a JMESPath expression ({' '.join(str(exc).split())})") from None

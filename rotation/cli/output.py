@@ -79,8 +79,13 @@ class Progress:
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, color: bool = True) -> None:
-        self.json_mode = json_mode
+    """``json_mode``: stdout carries only the result document, as JSON or (``text``) tab-separated,
+    after ``query`` (JMESPath, as the AWS CLI's ``--query``) selected from it."""
+
+    def __init__(self, *, json_mode: bool = False, color: bool = True, text: bool = False, query: Any = None) -> None:
+        self.json_mode = json_mode or text or query is not None
+        self.text = text
+        self.query = query
         self.stdout = _console(stderr=False, color=color)
         self.stderr = _console(stderr=True, color=color)
 
@@ -96,7 +101,11 @@ class Output:
         self.stdout.print(renderable)
 
     def emit_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(redact_data(data), indent=2, default=lambda o: redact(str(o))) + "\n")
+        """The result document on stdout: redacted, ``--query`` applied, as JSON or ``--output text``."""
+        document = redact_data(json.loads(json.dumps(data, default=lambda o: redact(str(o)))))
+        if self.query is not None:
+            document = self.query.search(document)
+        sys.stdout.write(text_lines(document) if self.text else json.dumps(document, indent=2) + "\n")
         sys.stdout.flush()
 
     @contextlib.contextmanager
@@ -164,3 +173,38 @@ def columns_that_fit(
             shown.append(name)
             used += natural(name)
     return shown
+
+
+def text_lines(document: Any) -> str:
+    """``--output text``: tab-separated, no box drawing, one line per object (as the AWS CLI).
+
+    A list of objects is one line each, the fields in their order; a list of scalars one line;
+    an object one line of its scalar fields, then each of its lists' items on a line; nested values
+    inside a line are compact JSON. Empty (null) values are ``None``, as the AWS CLI prints them.
+    """
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "None"
+        if isinstance(value, bool):
+            return "True" if value else "False"
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, separators=(",", ":"))
+        return _CONTROL.sub(" ", str(value))
+
+    def lines(value: Any) -> list[str]:
+        if isinstance(value, list):
+            if all(not isinstance(v, (dict, list)) for v in value):
+                return ["\t".join(cell(v) for v in value)] if value else []
+            return [line for item in value for line in lines(item)]
+        if isinstance(value, dict):
+            scalars = [cell(v) for v in value.values() if not isinstance(v, list) or not _has_objects(v)]
+            nested = [line for v in value.values() if isinstance(v, list) and _has_objects(v) for line in lines(v)]
+            return (["\t".join(scalars)] if scalars else []) + nested
+        return [cell(value)]
+
+    return "".join(f"{line}\n" for line in lines(document))
+
+
+def _has_objects(value: list[Any]) -> bool:
+    return any(isinstance(item, dict) for item in value)

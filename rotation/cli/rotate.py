@@ -286,6 +286,25 @@ class _FunctionLogs:
         return found
 
 
+#: How far back ``status NAME`` looks for a stuck rotation's failure in the function's logs.
+FAILURE_LOOKBACK_MS = 14 * 24 * 3600 * 1000
+
+
+def failure_of(aws: AwsContext, out: Output, function_arn: str, token: str) -> str:
+    """Why the rotation ``token`` failed: its last error line in the function's logs ("step: message"), or ""."""
+    since = int(time.time() * 1000) - FAILURE_LOOKBACK_MS
+    errors = [
+        line
+        for line in _FunctionLogs(aws, out).lines(function_arn, token, since)
+        if str(line.get("level", "")).upper() in ("ERROR", "CRITICAL")
+    ]
+    if not errors:
+        return ""
+    last = errors[-1]
+    message = shorten(redact(str(last.get("message") or "failed")), 1000)
+    return f"failed at {last.get('step') or 'an unknown step'}: {message}"
+
+
 def current_serial(sm: Any, secret_id: str) -> str:
     with aws_call("secretsmanager", "GetSecretValue"):
         value = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT").get("SecretString") or "{}"

@@ -56,13 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detach", action="store_true", help="serve in the background; the lines include CERTROTATE_SANDBOX_PID"
     )
-    parser.epilog = (
-        "examples:\n"
-        '  eval "$(certrotate sandbox --detach)"   # this shell now talks to the sandbox\n'
-        '  kill "$CERTROTATE_SANDBOX_PID"          # stop it\n'
-        "  certrotate sandbox --ledger --port 5000 # in its own terminal; paste the lines elsewhere"
-    )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run(args: argparse.Namespace, out: Output) -> int:

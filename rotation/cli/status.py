@@ -84,7 +84,10 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if not args.names:
         rows.sort(key=lambda r: (r.days_to_expiry is None, r.days_to_expiry or 0, r.name))
     if args.names:
-        details = [detail_of(record, row) for record, row in zip(records, rows, strict=True)]
+        details = [
+            {**detail, "rotation_failure": _rotation_failure(aws, out, detail)}
+            for detail in (detail_of(record, row) for record, row in zip(records, rows, strict=True))
+        ]
         if args.ledger_table:
             ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
             for detail in details:
@@ -108,6 +111,16 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         )
         return 1
     return 0
+
+
+def _rotation_failure(aws: AwsContext, out: Output, detail: Mapping[str, Any]) -> str:
+    """A stuck rotation's cause, from the function's own log lines (as ``rotate --wait`` reads them)."""
+    if not detail["pending_versions"] or not detail["rotation_function"]:
+        return ""
+    from rotation.cli.rotate import failure_of
+
+    why = failure_of(aws, out, detail["rotation_function"], detail["pending_versions"][0])
+    return why or "no error in the rotation function's logs (still running, or its logs are not readable)"
 
 
 def status_of(record: SecretRecord, now: datetime, window_days: float) -> CertificateStatus:
@@ -335,6 +348,7 @@ _DETAIL_LABELS = (
     ("last_rotated", "last rotated"),
     ("next_rotation", "next rotation"),
     ("pending_versions", "pending"),
+    ("rotation_failure", "why"),
     ("flags", "health"),
     ("problems", "problems"),
 )
@@ -345,7 +359,9 @@ def detail_table(detail: Mapping[str, Any]) -> Table:
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for key, label in _DETAIL_LABELS:
-        value = detail[key]
+        value = detail.get(key, "")
+        if key == "rotation_failure" and not value:
+            continue
         if key == "days_to_expiry":
             text = days_left(value)
         elif key == "rotation_enabled":

@@ -562,3 +562,73 @@ def test_one_long_name_does_not_hide_the_columns_of_every_row(endpoint: str, ca:
         assert column in header, result.stdout
     assert all(len(line) <= 120 for line in result.stdout.splitlines())
     assert "n" * 480 in "".join(line.split("│")[1].strip() for line in result.stdout.splitlines() if "│" in line)
+
+
+# A well-kept CLI: --output text and --query, did you mean, help, examples, why a rotation failed.
+
+
+def test_output_text_and_query_as_the_aws_cli(endpoint: str, ca: str) -> None:
+    prefix = _unique("text")
+    rotated(endpoint, f"{prefix}web", ca)
+    make_secret(endpoint, f"{prefix}new", pca_fields(ca))
+    text = certrotate("status", "--prefix", prefix, "--output", "text", endpoint=endpoint)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 2 and all("\t" in line for line in lines)
+    assert not any(c in text.stdout for c in "┏┃│└")  # no box drawing
+    query = "[?days_to_expiry > `300`].name"
+    assert json.loads(certrotate("status", "--prefix", prefix, "--query", query, endpoint=endpoint).stdout) == [
+        f"{prefix}web"
+    ]
+    columns = certrotate(
+        "status", "--prefix", prefix, "--output", "text", "--query", "[].[name, join(',', flags)]", endpoint=endpoint
+    )
+    assert sorted(columns.stdout.splitlines()) == sorted(
+        [f"{prefix}new\tno-certificate,rotation-disabled", f"{prefix}web\t"]
+    )
+    bad = certrotate("status", "--query", "[?", endpoint=endpoint)
+    assert bad.returncode == 2 and "--query '[?': not a JMESPath expression" in cli.one_error_line(bad)
+
+
+def test_a_mistyped_command_gets_a_suggestion_and_help_is_a_command() -> None:
+    mistyped = cli.run("stauts")
+    assert mistyped.returncode == 2
+    assert "did you mean 'status'?" in cli.one_error_line(mistyped)
+    helped = cli.run("help", "rotate")
+    assert helped.returncode == 0 and helped.stdout == cli.run("rotate", "--help").stdout
+    assert "usage: certrotate rotate" in helped.stdout
+
+
+def test_every_commands_help_has_examples_that_parse() -> None:
+    import shlex
+
+    from rotation.cli import build_parser
+    from rotation.cli.examples import EXAMPLES
+
+    commands = ("status", "rotate", "deploy", "revoke", "hosts", "validate", "create-secret", "doctor", "sandbox")
+    for command in commands:
+        shown = cli.run(command, "--help").stdout
+        assert "examples:" in shown, command
+        for example in EXAMPLES[command]:
+            assert example in shown
+            inner = example.removeprefix('eval "$(').removesuffix(')"')
+            argv = shlex.split(inner)
+            assert argv[0] == "certrotate"
+            build_parser().parse_args(argv[1:])  # exits 2 on an example that does not parse
+
+
+def test_status_of_a_failed_rotation_says_why(endpoint: str, ca: str) -> None:
+    arn = rotated(endpoint, f"{_unique('why')}web", ca)
+    broken = {**pca_fields(ca), "KEY_ALGORITHM": "TYPE_DSA"}
+    client(endpoint, "secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(broken))
+    assert certrotate("rotate", arn, endpoint=endpoint).returncode == 0  # RotateSecret succeeds; createSecret fails
+    for _ in range(50):
+        result = certrotate("status", arn, "--output", "json", endpoint=endpoint)
+        [detail] = json.loads(result.stdout)
+        if detail["rotation_failure"].startswith("failed at"):
+            break
+        time.sleep(0.2)
+    assert "rotation-failed" in detail["flags"]
+    assert detail["rotation_failure"].startswith("failed at createSecret") and "TYPE_DSA" in detail["rotation_failure"]
+    table = certrotate("status", arn, endpoint=endpoint)
+    assert any(line.startswith("why") and "failed at createSecret" in line for line in table.stdout.splitlines())
