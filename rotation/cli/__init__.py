@@ -176,7 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=["bash", "zsh"])
     help_command = command("help", "show a command's help (its options and examples)")
     help_command.add_argument("topic", nargs="?", metavar="COMMAND", help="the command (default: all commands)")
+    _complete_secret_names(commands.choices.values())
     return parser
+
+
+#: What ``certrotate completion`` offers for a secret argument: the certificate secrets' names,
+#: read when the user presses Tab (one bounded ``status`` call with the shell's AWS settings).
+SECRET_NAMES_COMMAND = "certrotate status --output text --query '[].name' 2>/dev/null"
+
+
+def _complete_secret_names(subparsers: Any) -> None:
+    import shtab
+
+    for sub in subparsers:
+        for action in sub._actions:
+            if action.dest in ("names", "secrets", "secret") and not action.option_strings:
+                action.complete = shtab.cmd(SECRET_NAMES_COMMAND)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -632,3 +632,19 @@ def test_status_of_a_failed_rotation_says_why(endpoint: str, ca: str) -> None:
     assert detail["rotation_failure"].startswith("failed at createSecret") and "TYPE_DSA" in detail["rotation_failure"]
     table = certrotate("status", arn, endpoint=endpoint)
     assert any(line.startswith("why") and "failed at createSecret" in line for line in table.stdout.splitlines())
+
+
+def test_bash_completes_secret_names(endpoint: str, ca: str) -> None:
+    prefix = _unique("complete")
+    make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    make_secret(endpoint, f"{prefix}api", pca_fields(ca))
+    env = cli.cli_env(AWS_ENDPOINT_URL=endpoint)
+    env["PATH"] = f"{cli.SCRIPT.parent}:{env['PATH']}"
+    word = f"{prefix}w"
+    script = (
+        'eval "$(certrotate completion bash)"; '
+        f"COMP_WORDS=(certrotate rotate {word}); COMP_CWORD=2; COMP_LINE='certrotate rotate {word}'; "
+        'COMP_POINT=${#COMP_LINE}; _shtab_certrotate certrotate "' + word + '" rotate; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.split() == [f"{prefix}web"], result.stdout + result.stderr
