@@ -218,6 +218,11 @@ def _main(argv: Sequence[str] | None) -> int:
     from rotation.cli.output import Output, error_line
 
     out = Output(json_mode=args.output == "json", color=not args.no_color, text=args.output == "text", query=args.query)
+    import signal
+
+    # From here Ctrl-C is KeyboardInterrupt (rotation.console ended the process at once until now):
+    # a command's cleanup runs, then the one line and exit 130 below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(_run(parser, args, out))
     except CertRotateError as exc:
