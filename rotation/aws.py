@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rotation.errors import AwsCallError
-from rotation.redaction import redact
+from rotation.redaction import redact, shorten
 
 __all__ = ["aws_call", "client_config", "error_code", "make_client", "redact"]
 
@@ -60,7 +60,7 @@ def aws_call(service: str, operation: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        message = redact(str(exc.response.get("Error", {}).get("Message", "")))[:300]
+        message = shorten(redact(str(exc.response.get("Error", {}).get("Message", ""))), 1000)
         raise AwsCallError(service, operation, error_code(exc), message) from exc
     except BotoCoreError as exc:
-        raise AwsCallError(service, operation, type(exc).__name__, redact(str(exc))[:300]) from exc
+        raise AwsCallError(service, operation, type(exc).__name__, shorten(redact(str(exc)), 1000)) from exc

@@ -36,3 +36,21 @@ def quote(value: object) -> str:
     if isinstance(value, str):
         return repr(redact(value))
     return redact(repr(value))
+
+
+def redact_data(data: object) -> object:
+    """A JSON-like document with every string in it (keys too) passed through :func:`redact`."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {redact(str(k)) if isinstance(k, str) else k: redact_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v) for v in data]
+    return data
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters; longer, its start and a marker saying how much is not shown."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"

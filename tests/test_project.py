@@ -6,10 +6,8 @@ import importlib
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+import time
 from pathlib import Path
-
-import pytest
 
 from rotation.emulation.rotation_service import rotation_event
 
@@ -28,6 +26,17 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None
     assert commands[0].endswith("certrotate demo")
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert commands[1] in ci_lines
+
+
+def test_the_demo_installs_its_own_extra_with_what_it_runs() -> None:
+    """The first command installs `.[demo]`, not the dev tools; the extra has the aws CLI the installer calls."""
+    import tomllib
+
+    assert readme_commands()[0] == "pip install -e '.[demo]' && certrotate demo"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    demo = {re.split(r"[\[>=<]", requirement)[0].lower() for requirement in extras["demo"]}
+    assert {"moto", "awscli", "pyyaml", "flask", "flask-cors"} <= demo
+    assert not demo & {"pytest", "mypy", "ruff", "cfn-lint", "policy_sentry"}
 
 
 def test_the_lambda_handler_string_resolves() -> None:
@@ -51,72 +60,30 @@ def readme_cli_examples() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
-@pytest.fixture
-def central_account(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """In moto: a CA, the rotation function with Secrets Manager's invoke permission, the two
-    documents, a KMS key for the workload role; RotateSecret runs certrotate's handler."""
-    import boto3
+def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
+    """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
+    from tests.support.cli import SCRIPT, cli_env
 
-    import rotation.handler
-    from rotation.emulation.pki import create_ca, real_acm_chain
-    from rotation.emulation.rotation_service import rotation_function_in_moto
-    from tests.support.cli import LAMBDA, client
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    rotation.handler.reset()
-    with real_acm_chain(), rotation_function_in_moto() as failures:
-        role = client(moto_endpoint, "iam").create_role(RoleName="readme-rotation", AssumeRolePolicyDocument="{}")
-        lam = client(moto_endpoint, "lambda")
-        lam.create_function(
-            FunctionName=LAMBDA.split(":")[-1],
-            Runtime="python3.12",
-            Role=role["Role"]["Arn"],
-            Handler="rotation.handler.lambda_handler",
-            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
-        )
-        lam.add_permission(
-            FunctionName=LAMBDA,
-            StatementId="secretsmanager",
-            Action="lambda:InvokeFunction",
-            Principal="secretsmanager.amazonaws.com",
-        )
-        for name in ("RunUpdateTLS", "RollbackTLS"):
-            client(moto_endpoint, "ssm").create_document(
-                Name=name,
-                Content=(ROOT / "ssm_documents" / f"{name}.yaml").read_text(),
-                DocumentType="Command",
-                DocumentFormat="YAML",
-            )
-        policy = {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::444455556666:role/certrotate-workload-instance"},
-                    "Action": "kms:Decrypt",
-                    "Resource": "*",
-                }
-            ]
-        }
-        key = client(moto_endpoint, "kms").create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
-        ca = create_ca(boto3.client("acm-pca", region_name="us-east-1", endpoint_url=moto_endpoint))
-        yield {"CA_ARN": ca, "KMS_KEY_ID": key, "ROTATION_LAMBDA_ARN": LAMBDA, "AWS_ENDPOINT_URL": moto_endpoint}
-    rotation.handler.reset()
-    assert not failures
-
-
-def test_every_command_line_example_in_the_readme_runs_as_written(
-    central_account: dict[str, str], tmp_path: Path
-) -> None:
-    from tests.support.cli import SCRIPT, cli_env, pca_fields
-
-    (tmp_path / "spec.json").write_text(json.dumps(pca_fields(central_account["CA_ARN"])))
-    env = cli_env(**central_account)
-    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
     examples = readme_cli_examples()
     assert len(examples) >= 10
-    for line in examples:
-        result = subprocess.run(
-            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
-        assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    assert examples[0] == 'eval "$(certrotate sandbox --detach)"'
+    (tmp_path / "day.sh").write_text("\n".join(examples) + "\n")
+    env = cli_env()
+    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    # Each line must succeed (-e: the first that fails stops the day); the sandbox is stopped even then.
+    wrapper = 'trap \'[ -n "${CERTROTATE_SANDBOX_PID:-}" ] && kill "$CERTROTATE_SANDBOX_PID" 2>/dev/null\' EXIT\n'
+    wrapper += "set -ex\n. ./day.sh\n"
+    result = subprocess.run(
+        ["bash", "-c", wrapper], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    assert "payments/web" in result.stdout
+    # The last line stopped the sandbox: nothing is left running.
+    pid = int(re.findall(r"CERTROTATE_SANDBOX_PID=(\d+)", result.stderr)[-1])
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the sandbox (pid {pid}) is still running")

@@ -207,9 +207,18 @@ def embedded_program(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--decode"] and len(argv) == 2:
-        sys.stdout.write(embedded_program(Path(argv[1])))
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rotation.build.ssm_documents",
+        description="Render ssm_documents/*.yaml from ssm_documents/install_certificate.py (rewrites them).",
+    )
+    parser.add_argument(
+        "--decode", metavar="DOCUMENT", help="print the program a rendered document embeds; write nothing"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)  # --help exits here, writing nothing
+    if args.decode:
+        sys.stdout.write(embedded_program(Path(args.decode)))
         return 0
     for document in DOCUMENTS:
         document_path(document).write_text(render(document))

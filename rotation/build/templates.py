@@ -115,7 +115,14 @@ def render_template(source: Path) -> str:
     return header + str(yaml.safe_dump(template, sort_keys=False, width=120))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rotation.build.templates",
+        description="Render cfn/*.yaml from cfn/src/ with the SSM documents embedded (rewrites them).",
+    )
+    parser.parse_args(sys.argv[1:] if argv is None else argv)  # --help exits here, writing nothing
     for source in sorted(SOURCES.glob("*.yaml")):
         target = OUTPUT / source.name
         target.write_text(render_template(source))

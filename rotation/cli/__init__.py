@@ -16,7 +16,7 @@ from enum import IntEnum
 from typing import Any, NoReturn
 
 from rotation import __version__
-from rotation.cli import options
+from rotation.cli import examples, options
 from rotation.cli.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 
@@ -66,6 +66,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # "argument --tag: --tag 'foo': expected KEY=VALUE" says the flag twice: keep the second.
         message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
+        mistyped = re.match(
+            r"^argument (COMMAND|COMMAND \S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message
+        )
+        if mistyped:
+            import difflib
+
+            known = re.findall(r"'([^']*)'", mistyped.group(3))
+            close = difflib.get_close_matches(mistyped.group(2), known, n=1, cutoff=0.6)
+            message = f"unknown command {mistyped.group(2)!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            message += f" (commands: {', '.join(known)})"
         self.exit(ExitCode.USAGE, f"certrotate: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -84,7 +94,19 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
         default=default(None),
         help="AWS endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL)",
     )
-    group.add_argument("--output", choices=["table", "json"], default=default("table"), help="table (default) or json")
+    group.add_argument(
+        "--output",
+        choices=["table", "json", "text"],
+        default=default("table"),
+        help="table (default), json, or text (tab-separated, for scripts)",
+    )
+    group.add_argument(
+        "--query",
+        type=options.jmespath_query,
+        default=default(None),
+        metavar="JMESPATH",
+        help='select from the result as the AWS CLI does, e.g. "[?days_to_expiry<`30`].name" (implies json)',
+    )
     group.add_argument("--no-color", action="store_true", default=default(False), help="no colour")
     group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
     group.add_argument(
@@ -112,16 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=examples.epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _global_options(sub, on_command=True)
         return sub
 
-    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, status, validate
+    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, sandbox, status, validate
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
     demo.add_argument(
         "--no-apache", action="store_true", help="serve with a Python TLS server even when apache2 is installed"
+    )
+    sandbox.add_arguments(
+        command(
+            "sandbox", "a local AWS account (moto) with a CA, the rotation function and documents: try every command"
+        )
     )
     status.add_arguments(command("status", "certificate secrets, their expiry and rotation health"))
     rotate.add_arguments(command("rotate", "rotate now: a fresh certificate whatever the renewal policy"))
@@ -141,34 +174,105 @@ def build_parser() -> argparse.ArgumentParser:
 
     completion = command("completion", 'print a shell completion script: eval "$(certrotate completion bash)"')
     completion.add_argument("shell", choices=["bash", "zsh"])
+    help_command = command("help", "show a command's help (its options and examples)")
+    help_command.add_argument("topic", nargs="?", metavar="COMMAND", help="the command (default: all commands)")
+    _complete_secret_names(commands.choices.values())
     return parser
 
 
+#: What ``certrotate completion`` offers for a secret argument: the certificate secrets' names,
+#: read when the user presses Tab (one bounded ``status`` call with the shell's AWS settings).
+SECRET_NAMES_COMMAND = "certrotate status --output text --query '[].name' 2>/dev/null"
+
+
+def _complete_secret_names(subparsers: Any) -> None:
+    import shtab
+
+    for sub in subparsers:
+        for action in sub._actions:
+            if action.dest in ("names", "secrets", "secret") and not action.option_strings:
+                action.complete = shtab.cmd(SECRET_NAMES_COMMAND)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``certrotate`` console script."""
+    """Entry point of the ``certrotate`` console script.
+
+    Ctrl-C at any moment (parsing, importing a command's modules) is the one line and exit 130.
+    A shell starts ``certrotate … &`` with SIGINT ignored, and Python then never installs its
+    handler: restore it, so ``kill -INT`` stops a background run as it stops a foreground one.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("certrotate: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from rotation.cli.output import Output, error_line
 
-    out = Output(json_mode=args.output == "json", color=not args.no_color)
+    out = Output(json_mode=args.output == "json", color=not args.no_color, text=args.output == "text", query=args.query)
+    import signal
+
+    # From here Ctrl-C is KeyboardInterrupt (rotation.console ended the process at once until now):
+    # a command's cleanup runs, then the one line and exit 130 below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(_run(parser, args, out))
     except CertRotateError as exc:
-        if args.debug:
-            raise
+        _traceback(args, out)
         for problem in getattr(exc, "problems", None) or [exc]:
-            out.note(f"certrotate: error: {error_line(problem)}")
+            hint = _next_step(problem, args)
+            out.note(f"certrotate: error: {error_line(problem)}" + (f"; {hint}" if hint else ""))
         return int(exit_code(exc))
     except KeyboardInterrupt:
         out.note("certrotate: interrupted")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
-        if args.debug:
-            raise
+        _traceback(args, out)
         from botocore.exceptions import BotoCoreError
 
-        out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}")
+        hint = ""
+        if type(exc).__name__ == "ProfileNotFound":
+            hint = "; next: `aws configure list-profiles` lists them, `aws configure --profile NAME` creates one"
+        out.note(f"certrotate: error: {type(exc).__name__}: {error_line(exc)}{hint}")
         return int(ExitCode.UNREACHABLE if isinstance(exc, BotoCoreError) else ExitCode.FAILED)
+
+
+def _next_step(problem: object, args: argparse.Namespace) -> str:
+    """The hint for an AWS error: where the call went (region, account) and the fix (see ``hints``)."""
+    if not isinstance(problem, AwsCallError) or getattr(args, "command", "") in ("demo", "sandbox", "package"):
+        return ""
+    from rotation.cli.hints import Where, next_step
+    from rotation.cli.session import AwsContext
+
+    try:
+        aws = AwsContext.from_args(args)
+        region = aws.region_name
+    except Exception:
+        return ""
+    account = None
+    if problem.code == "ResourceNotFoundException":
+        try:  # one bounded call: the credentials worked for the call that failed
+            account = str(aws.client("sts").get_caller_identity()["Account"])
+        except Exception:
+            account = None
+    ledger_table = str(getattr(args, "ledger_table", "") or "")
+    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table))
+
+
+def _traceback(args: argparse.Namespace, out: Any) -> None:
+    """With ``--debug``: the traceback of the error being handled (redacted), before its usual line and code."""
+    if getattr(args, "debug", False):
+        import traceback
+
+        out.note(traceback.format_exc().rstrip())
 
 
 def exit_code(exc: CertRotateError) -> ExitCode:
@@ -182,7 +286,9 @@ def exit_code(exc: CertRotateError) -> ExitCode:
     if isinstance(exc, (SpecError, InvalidInputError, InvalidSpecError)):
         return ExitCode.INVALID
     if isinstance(exc, AwsCallError):
-        if exc.code in _UNREACHABLE:
+        from rotation.cli.hints import NOT_AN_AWS_ENDPOINT
+
+        if exc.code in _UNREACHABLE or exc.code in NOT_AN_AWS_ENDPOINT:
             return ExitCode.UNREACHABLE
         if exc.code in _NOT_FOUND:
             return ExitCode.INVALID
@@ -190,6 +296,8 @@ def exit_code(exc: CertRotateError) -> ExitCode:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) -> int:
+    if args.command == "help":
+        parser.parse_args([args.topic, "--help"] if args.topic else ["--help"])  # prints, exits 0 (or 2: unknown)
     if args.command == "completion":
         import shtab
 
@@ -199,6 +307,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) ->
         from rotation.cli.demo import run_demo
 
         return run_demo(args.workdir, use_apache=not args.no_apache, region=args.region, out=out)
+    if args.command == "sandbox":
+        from rotation.cli.sandbox import run as run_sandbox
+
+        return run_sandbox(args, out)
     if args.command == "package":
         from pathlib import Path
 

@@ -24,7 +24,7 @@ _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="secret name")
+    parser.add_argument("name", type=options.secret_name, help="secret name")
     parser.add_argument("--type", required=True, choices=["ACM_ISSUED", "PCA_ISSUED"], dest="certificate_type")
     parser.add_argument("--ca-arn", required=True)
     parser.add_argument("--common-name", required=True)
@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", type=options.tag, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rotation-lambda-arn", help="turn rotation on with this function")
     schedule = parser.add_mutually_exclusive_group()
-    schedule.add_argument("--schedule", help="rotation schedule, e.g. 'rate(4 hours)' or 'rate(30 days)'")
+    schedule.add_argument(
+        "--schedule", type=options.schedule, help="rotation schedule, e.g. 'rate(4 hours)' or 'rate(30 days)'"
+    )
     schedule.add_argument("--rotate-every-days", type=options.positive_number("--rotate-every-days", maximum=1000))
     parser.add_argument("--dry-run", action="store_true", help="validate and say what would be created; change nothing")
 

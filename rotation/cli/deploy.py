@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from rich.table import Table
 from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.output import Output, Progress, literal
-from rotation.cli.session import AwsContext, UsageError
+from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 
 _INSTANCE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
@@ -77,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     targets = targets_from(args.targets)
-    secret_arn = secret_arn_of(aws, args.secret)
+    secret_arn = deployable(aws, args.secret)
     if args.dry_run:
         selectors = [f"{t['Key']}={','.join(t['Values'])}" for t in targets.get("Targets", [])]
         where = ", ".join(targets.get("InstanceIds") or selectors)
@@ -117,12 +118,22 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def secret_arn_of(aws: AwsContext, secret: str) -> str:
-    """The full ARN the document needs: given, or looked up for a name (DescribeSecret)."""
-    if secret.startswith("arn:"):
-        return secret
-    with aws_call("secretsmanager", "DescribeSecret"):
-        return str(aws.client("secretsmanager").describe_secret(SecretId=secret)["ARN"])
+def deployable(aws: AwsContext, secret: str) -> str:
+    """The full ARN of a certificate secret with a certificate to install, as ``rotate`` checks first.
+
+    Raises:
+        InvalidInputError: not a certificate secret (plain text, binary, no CERTIFICATE_TYPE), or no
+            certificate yet (its first rotation has not finished): the installer would only fail.
+    """
+    from rotation.cli.inventory import certificate_secrets
+
+    (record,) = certificate_secrets(aws, names=[secret])
+    if not (record.fields or {}).get("CERTIFICATE_PEM"):
+        raise InvalidInputError(
+            f"{record.name} has no certificate yet (its first rotation has not finished, or rotation is off): "
+            f"nothing to install; `certrotate status {shlex.quote(record.name)}` shows why"
+        )
+    return record.arn
 
 
 def targets_from(values: list[str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from rich.text import Text
 from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output
+from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
 from rotation.errors import AwsCallError, CertRotateError
 
@@ -105,9 +106,8 @@ class _Shown:
         self._out = out
 
     def add(self, check: Check) -> None:
-        line = Text.assemble(
-            (check.outcome.value.ljust(4), self._STYLES[check.outcome]), f" {check.name}: {check.detail}"
-        )
+        outcome = literal(check.outcome.value.ljust(4), self._STYLES[check.outcome])
+        line = Text.assemble(outcome, literal(f" {check.name}: {check.detail}"))
         (self._out.stderr if self._out.json_mode else self._out.stdout).print(line, soft_wrap=True)
 
 
@@ -124,7 +124,14 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
         if not record.is_certificate:
             yield Check(f"secret {record.name}", Outcome.FAIL, record.problem)
         elif not record.rotation_configured:
-            yield Check(f"secret {record.name}", Outcome.FAIL, "rotation is not configured")
+            function = shlex.quote(args.function[0]) if args.function else "ROTATION_FUNCTION_ARN"
+            yield Check(
+                f"secret {record.name}",
+                Outcome.FAIL,
+                "rotation is not configured; fix: `aws secretsmanager rotate-secret "
+                f"--secret-id {shlex.quote(record.arn)} --rotation-lambda-arn {function}` "
+                "(the central stack's rotation function; its first rotation runs at once)",
+            )
     functions = dict.fromkeys([*args.function, *(r.rotation_lambda_arn for r in readable if r.rotation_lambda_arn)])
     for function in functions:
         yield _guarded(f"rotation function {function}", partial(_function, aws, function))

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,13 +23,14 @@ from rich.table import Table
 from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output, literal
+from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.fleet import (
     STALE_INTERVALS,
     CurrentCertificate,
     HostReport,
     HostState,
+    HostView,
     SecretFleet,
     fleet_view,
     normalize_fingerprint,
@@ -64,7 +65,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MINUTES",
         help=f"the convergence schedule; a host silent for {STALE_INTERVALS} intervals is stale (30)",
     )
+    parser.add_argument(
+        "--state",
+        type=host_states,
+        default=None,
+        metavar="STATE[,STATE]",
+        help="only hosts in these states: failed, stale, older, unknown, current",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when any host is not on the current certificate")
+
+
+def host_states(value: str) -> frozenset[HostState]:
+    states = options.comma_list(value)
+    allowed = [s.value for s in HostState]
+    unknown = [s for s in states if s not in allowed]
+    if unknown or not states:
+        raise argparse.ArgumentTypeError(f"--state {value!r}: expected one or more of {', '.join(allowed)}")
+    return frozenset(HostState(s) for s in states)
+
+
+#: Problems first: the order hosts are listed in, and secrets (by their worst host).
+_ORDER = (HostState.FAILED, HostState.STALE, HostState.OLDER, HostState.UNKNOWN, HostState.CURRENT)
+
+
+def ordered(
+    fleets: Sequence[SecretFleet], names: Mapping[str, str], states: frozenset[HostState] | None
+) -> list[SecretFleet]:
+    """Hosts problems first (then account, instance), only ``states`` if given; secrets with problems first."""
+
+    def host_key(view: HostView) -> tuple[int, str, str, str]:
+        r = view.report
+        return _ORDER.index(view.state), r.account, r.instance_id, r.certificate_file
+
+    kept = []
+    for fleet in fleets:
+        hosts = sorted((h for h in fleet.hosts if states is None or h.state in states), key=host_key)
+        if hosts or states is None:
+            kept.append(replace(fleet, hosts=tuple(hosts)))
+    worst = {f.secret_arn: min((_ORDER.index(h.state) for h in f.hosts), default=len(_ORDER)) for f in kept}
+    return sorted(kept, key=lambda f: (worst[f.secret_arn], names.get(f.secret_arn) or f.secret_arn))
 
 
 @dataclass(frozen=True)
@@ -85,14 +124,14 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if selected:
         reports = [r for r in reports if r.secret_arn in currents]
     now = datetime.now(UTC)
-    fleets = fleet_view(reports, currents, now, timedelta(minutes=args.interval))
     names = {r.arn: r.name for r in records}
+    fleets = ordered(fleet_view(reports, currents, now, timedelta(minutes=args.interval)), names, args.state)
     problems = [problem for account in accounts for problem in account.problems]
     if out.json_mode:
         out.emit_json({"secrets": [as_json(f, names) for f in fleets], "problems": problems})
     else:
         for fleet in fleets:
-            out.show(render(fleet, names, now))
+            out.show(render(fleet, names, now, out.stdout.width))
         if not fleets:
             out.say("no certificate secrets and no host records")
         for problem in problems:
@@ -180,7 +219,12 @@ def _ago(moment: datetime, now: datetime) -> str:
     return f"{minutes}m ago" if minutes < 120 else f"{minutes // 60}h ago"
 
 
-def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime) -> Table:
+#: Columns in priority order: instance, state and serial always (serials never wrap), then what fits.
+_HOST_COLUMNS = ("instance", "state", "serial", "reported", "detail", "account", "file")
+_HOST_FOLDED = ("detail", "file")
+
+
+def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: int = 200) -> Table:
     counts = ", ".join(f"{len(fleet.in_state(s))} {s.value}" for s in HostState)
     current = (
         f"current serial {fleet.current.serial or '-'}"
@@ -188,21 +232,29 @@ def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime) -> Table
         else "current certificate unknown (not a certificate secret these credentials read)"
     )
     title = f"{names.get(fleet.secret_arn) or fleet.secret_arn}: {current}; {counts}"
-    table = Table(title=literal(title), expand=False)
-    for name in ("instance", "account", "state", "serial", "file", "reported", "detail"):
-        table.add_column(literal(name), overflow="fold")
+    cells = []
     for view in fleet.hosts:
         r = view.report
-        detail = f"exit {r.exit_code}: {r.message}" if view.state is HostState.FAILED else r.status.value
-        table.add_row(
-            literal(r.instance_id),
-            literal(r.account),
-            literal(view.state.value, _STYLE[view.state]),
-            literal(r.serial or "-"),
-            literal(r.certificate_file),
-            literal(_ago(r.recorded_at, now)),
-            literal(detail),
+        cells.append(
+            {
+                "instance": r.instance_id,
+                "account": r.account,
+                "state": view.state.value,
+                "serial": r.serial or "-",
+                "file": r.certificate_file,
+                "reported": _ago(r.recorded_at, now),
+                "detail": f"exit {r.exit_code}: {r.message}" if view.state is HostState.FAILED else r.status.value,
+            }
         )
+    shown = columns_that_fit(cells, _HOST_COLUMNS, width, folded=_HOST_FOLDED)
+    table = Table(title=literal(title), expand=False)
+    for name in shown:
+        table.add_column(literal(name), **({"overflow": "fold"} if name in _HOST_FOLDED else {"no_wrap": True}))
+    for view, row in zip(fleet.hosts, cells, strict=True):
+        table.add_row(*(literal(row[n], _STYLE[view.state] if n == "state" else "") for n in shown))
+    hidden = [name for name in _HOST_COLUMNS if name not in shown]
     if not fleet.hosts:
         table.caption = literal("no host has reported this secret")
+    elif hidden:
+        table.caption = literal(f"wider terminal or --output json for: {', '.join(hidden)}")
     return table

@@ -14,6 +14,8 @@ from typing import Any
 
 from rotation.aws import aws_call
 from rotation.cli.session import AwsContext, InvalidInputError
+from rotation.errors import AwsCallError
+from rotation.redaction import quote
 
 BATCH = 20
 UNREADABLE = "unreadable"
@@ -75,8 +77,13 @@ def described(sm: Any, names: Sequence[str]) -> list[dict[str, Any]]:
     """DescribeSecret for each name, in order; an unknown name is an invalid-input error."""
     found = []
     for name in names:
-        with aws_call("secretsmanager", "DescribeSecret"):
-            found.append(sm.describe_secret(SecretId=name))
+        try:
+            with aws_call("secretsmanager", "DescribeSecret"):
+                found.append(sm.describe_secret(SecretId=name))
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+            raise AwsCallError(exc.service, exc.operation, exc.code, f"no secret {quote(name)}") from exc
     return found
 
 
@@ -85,8 +92,15 @@ def records(sm: Any, metadata: Sequence[Mapping[str, Any]], *, named: bool = Fal
     arns = [str(m["ARN"]) for m in metadata]
     values: dict[str, tuple[Mapping[str, Any] | None, str]] = {}
     for start in range(0, len(arns), BATCH):
-        with aws_call("secretsmanager", "BatchGetSecretValue"):
-            response = sm.batch_get_secret_value(SecretIdList=arns[start : start + BATCH])
+        try:
+            with aws_call("secretsmanager", "BatchGetSecretValue"):
+                response = sm.batch_get_secret_value(SecretIdList=arns[start : start + BATCH])
+        except AwsCallError as exc:
+            if exc.code not in _ONE_SECRET_FAILS_THE_BATCH:
+                raise
+            # One secret without an AWSCURRENT value fails the whole batch: read these one by one,
+            # so that secret is flagged on its own row and the others are shown.
+            response = _one_by_one(sm, arns[start : start + BATCH])
         for item in response.get("SecretValues", []):
             values[item["ARN"]] = decode_value(item)
         for error in response.get("Errors", []):
@@ -102,6 +116,29 @@ def records(sm: Any, metadata: Sequence[Mapping[str, Any]], *, named: bool = Fal
         )
         for m in metadata
     ]
+
+
+#: Errors of BatchGetSecretValue that one secret of the batch causes (a secret with no AWSCURRENT value).
+_ONE_SECRET_FAILS_THE_BATCH = {"ResourceNotFoundException", "InvalidRequestException", "DecryptionFailure"}
+
+
+def _one_by_one(sm: Any, arns: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """GetSecretValue per secret, in BatchGetSecretValue's response shape (``SecretValues``, ``Errors``)."""
+    response: dict[str, list[dict[str, Any]]] = {"SecretValues": [], "Errors": []}
+    for arn in arns:
+        try:
+            with aws_call("secretsmanager", "GetSecretValue"):
+                item = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+        except AwsCallError as exc:
+            if exc.code in _UNREACHABLE_CODES:
+                raise
+            response["Errors"].append({"SecretId": arn, "ErrorCode": f"{exc.code}, no AWSCURRENT value read"})
+        else:
+            response["SecretValues"].append({**item, "ARN": arn})
+    return response
+
+
+_UNREACHABLE_CODES = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}
 
 
 def decode_value(item: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:

@@ -95,3 +95,49 @@ def secret_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tag", type=tag, action="append", default=[], metavar="KEY=VALUE", help="only secrets with this tag"
     )
+
+
+# CreateSecret's Name: "The secret name can contain ASCII letters, numbers, and the following
+# characters: /_+=.@-", 1 to 512 characters (Secrets Manager API reference, CreateSecret).
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# Secrets Manager schedule expressions (RotationRulesType.ScheduleExpression): rate(N hours|days),
+# "as often as every four hours", at most 1000 days; cron() with six fields (minutes hours
+# day-of-month month day-of-week year), as in the Secrets Manager guide's schedule expressions.
+_RATE = re.compile(r"^rate\((?P<n>[1-9][0-9]*) (?P<unit>hours?|days?)\)$")
+_CRON = re.compile(r"^cron\((?P<fields>[^()]*)\)$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?,/#-]+$")
+
+
+def secret_name(value: str) -> str:
+    if not _SECRET_NAME.match(value):
+        raise _invalid("name", value, "a secret name is 1 to 512 ASCII letters, digits and /_+=.@- (no spaces)")
+    return value
+
+
+def schedule(value: str) -> str:
+    """A Secrets Manager rotation schedule: ``rate(4 hours)`` … ``rate(1000 days)`` or a six-field ``cron(…)``."""
+    rate, cron = _RATE.match(value), _CRON.match(value)
+    if rate:
+        hours = int(rate["n"]) * (24 if rate["unit"].startswith("day") else 1)
+        if 4 <= hours <= 1000 * 24:
+            return value
+    elif cron:
+        fields = cron["fields"].split()
+        if len(fields) == 6 and all(_CRON_FIELD.match(f) for f in fields):
+            return value
+    raise _invalid(
+        "--schedule",
+        value,
+        "expected rate(N hours) with N >= 4, rate(N days) with N <= 1000, or cron(MIN HOUR DAY MONTH WEEKDAY YEAR)",
+    )
+
+
+def jmespath_query(value: str) -> object:
+    """A compiled JMESPath expression (``--query``), as the AWS CLI takes it."""
+    import jmespath  # type: ignore[import-untyped]
+    from jmespath.exceptions import JMESPathError  # type: ignore[import-untyped]
+
+    try:
+        return jmespath.compile(value)
+    except JMESPathError as exc:
+        raise _invalid("--query", value, f"not a JMESPath expression ({' '.join(str(exc).split())})") from None

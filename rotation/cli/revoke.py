@@ -41,7 +41,7 @@ POLL_SECONDS = 2.0
 
 
 class HostsDidNotMoveError(CertRotateError):
-    """Some hosts still serve the compromised certificate after the timeout."""
+    """Some hosts did not report the new certificate before the timeout."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -116,8 +116,8 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         steps = [
             *(["revoke KEY_COMPROMISE first"] if args.immediately else []),
             "rotate now with a fresh key and wait",
-            f"install on {where}",
-            "wait until each host serves the new serial",
+            f"install on {where}" if holders else "install on no host: no host has reported this secret",
+            "wait until each host serves the new serial" if holders else "wait for no host",
             *([] if args.immediately else ["revoke KEY_COMPROMISE"]),
         ]
         return _finish(out, timeline, {"dry_run": True, "serial": compromised.serial, "plan": steps}, [])
@@ -141,7 +141,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         revoke(ledger, aws, compromised)
         timeline.add("revoked", f"serial {compromised.serial} (KEY_COMPROMISE)")
         revoked = True
-    problems = [f"{name} still serves serial {compromised.serial} after {args.timeout:g} s" for name in stuck]
+    problems = _not_moved(aws, args, stuck, compromised.serial, new_serial)
     if stuck and not revoked:
         problems.append(f"serial {compromised.serial} NOT revoked while a host serves it (--immediately revokes first)")
     result = {
@@ -151,6 +151,26 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         "hosts_not_moved": stuck,
     }
     return _finish(out, timeline, result, problems)
+
+
+def _not_moved(
+    aws: AwsContext, args: argparse.Namespace, stuck: list[str], compromised: str, new_serial: str
+) -> list[str]:
+    """One line per host that did not move, saying what it last reported (not always the compromised serial)."""
+    if not stuck:
+        return []
+    last: dict[str, set[str]] = {}
+    for report in _serving(aws, args.role_arn, [compromised, new_serial]):
+        last.setdefault(f"{report.account}/{report.instance_id}", set()).add(normalize_serial(report.serial))
+    lines = []
+    for name in stuck:
+        serials = last.get(name, set())
+        if normalize_serial(compromised) in serials:
+            lines.append(f"{name} still serves serial {compromised} after {args.timeout:g} s")
+        else:
+            shown = ", ".join(sorted(s for s in serials if s)) or "no serial"
+            lines.append(f"{name} reports serial {shown}, not the new serial {new_serial}, after {args.timeout:g} s")
+    return lines
 
 
 def _finish(out: Output, timeline: Timeline, result: dict[str, Any], problems: list[str]) -> int:

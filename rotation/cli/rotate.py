@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,12 +23,16 @@ from typing import Any
 from rotation.aws import aws_call, redact
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output
+from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
+from rotation.redaction import shorten
 
 POLL_SECONDS = 2.0
+#: A bulk rotation names this many skipped secrets per reason, then counts the rest.
+SKIPPED_NAMES = 5
+_VERSION = re.compile(r" \(AWSPENDING is on version [^)]*\)")
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 
@@ -68,10 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=options.positive_number("--timeout"), default=300.0, help="seconds to wait (300)"
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be rotated; change nothing")
+    parser.add_argument("--yes", action="store_true", help="with --all: rotate without asking")
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     selected = _select(aws, args, out)
+    if args.all and not args.dry_run and not args.yes:
+        _confirm(len(selected), out)
     if args.dry_run:
         rotations = [_planned(r, "would-rotate") for r in selected]
         _report(rotations, out, lambda r: f"would rotate {r.secret} with {r.function}")
@@ -88,12 +98,29 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _confirm(count: int, out: Output) -> None:
+    """``rotate --all`` asks first on a terminal; elsewhere it needs ``--yes``.
+
+    Raises:
+        UsageError: not confirmed.
+    """
+    question = f"rotate --all: {count} certificate secret(s) get a new certificate now"
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        out.stderr.print(literal(f"{question}. Rotate them? [y/N] "), end="")
+        if input().strip().lower() in ("y", "yes"):
+            return
+        raise UsageError("not confirmed: nothing rotated")
+    raise UsageError(f"{question}: add --yes to confirm (or --dry-run to list them)")
+
+
 def _select(aws: AwsContext, args: argparse.Namespace, out: Output) -> list[SecretRecord]:
     if args.secrets and (args.all or args.filter):
         raise UsageError("name secrets, or select them with --all / --filter tag:KEY=VALUE, not both")
     if not args.secrets and not (args.all or args.filter):
         raise UsageError("name one or more secrets, or use --all or --filter tag:KEY=VALUE")
-    records = certificate_secrets(aws, names=args.secrets, tags=args.filter)
+    # One rotation per secret, however often it is named (a name and its ARN are the same secret):
+    # two RotateSecret calls would race for AWSPENDING.
+    records = list({r.arn: r for r in certificate_secrets(aws, names=args.secrets, tags=args.filter)}.values())
     if args.secrets:
         for record in records:
             refusal = _refusal(record)
@@ -101,12 +128,20 @@ def _select(aws: AwsContext, args: argparse.Namespace, out: Output) -> list[Secr
                 raise InvalidInputError(f"{record.name}: {refusal}")
         return records
     chosen = []
-    for record in records:
+    skipped: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: r.name):  # a stable order, whatever ListSecrets returns
         refusal = record.problem if not record.is_certificate else _refusal(record)
         if refusal:
-            out.note(f"skipped {record.name}: {refusal.split(';')[0]}")
+            reason = _VERSION.sub("", refusal.split(";")[0])  # the same reason whatever the version
+            skipped.setdefault(reason, []).append(record.name)
         else:
             chosen.append(record)
+    for reason, names in skipped.items():  # one line per reason, not one per secret
+        if len(names) == 1:
+            out.note(f"skipped {names[0]}: {reason}")
+            continue
+        more = f" and {len(names) - SKIPPED_NAMES} more" if len(names) > SKIPPED_NAMES else ""
+        out.note(f"skipped {len(names)} secrets ({reason}): {', '.join(names[:SKIPPED_NAMES])}{more}")
     if not chosen:
         raise InvalidInputError("no certificate secret with rotation configured matches")
     return chosen
@@ -117,7 +152,8 @@ def _refusal(record: SecretRecord) -> str:
     if not record.rotation_configured:
         return (
             "rotation is not configured (no rotation function, or rotation disabled); "
-            "turn it on with `aws secretsmanager rotate-secret --rotation-lambda-arn ARN`"
+            f"turn it on with `aws secretsmanager rotate-secret --secret-id {shlex.quote(record.arn)} "
+            "--rotation-lambda-arn ARN` (the central stack's rotation function)"
         )
     if record.stuck_pending:
         # Secrets Manager answers RotateSecret with an error while AWSPENDING sits on another version.
@@ -126,7 +162,8 @@ def _refusal(record: SecretRecord) -> str:
             "not AWSCURRENT) and Secrets Manager refuses a new one until it finishes; `certrotate status NAME` "
             "shows it, the rotation function's logs say why; to abandon it: "
             "`aws secretsmanager update-secret-version-stage "
-            f"--secret-id {record.arn} --version-stage AWSPENDING --remove-from-version-id {record.stuck_pending}`"
+            f"--secret-id {shlex.quote(record.arn)} --version-stage AWSPENDING "
+            f"--remove-from-version-id {shlex.quote(record.stuck_pending)}`"
         )
     return ""
 
@@ -191,7 +228,7 @@ def _poll(sm: Any, logs: _FunctionLogs, r: Rotation, started_ms: int) -> None:
     for line in logs.lines(r.function, r.token, started_ms):
         r.step = str(line.get("step") or r.step)
         if str(line.get("level", "")).upper() in ("ERROR", "CRITICAL"):
-            r.status, r.error = "failed", redact(str(line.get("message") or "failed"))[:300]
+            r.status, r.error = "failed", shorten(redact(str(line.get("message") or "failed")), 1000)
             return
     if "AWSPENDING" not in labels:
         r.status = "failed"
@@ -247,6 +284,25 @@ class _FunctionLogs:
             if isinstance(line, dict) and line.get("token") == token:
                 found.append(line)
         return found
+
+
+#: How far back ``status NAME`` looks for a stuck rotation's failure in the function's logs.
+FAILURE_LOOKBACK_MS = 14 * 24 * 3600 * 1000
+
+
+def failure_of(aws: AwsContext, out: Output, function_arn: str, token: str) -> str:
+    """Why the rotation ``token`` failed: its last error line in the function's logs ("step: message"), or ""."""
+    since = int(time.time() * 1000) - FAILURE_LOOKBACK_MS
+    errors = [
+        line
+        for line in _FunctionLogs(aws, out).lines(function_arn, token, since)
+        if str(line.get("level", "")).upper() in ("ERROR", "CRITICAL")
+    ]
+    if not errors:
+        return ""
+    last = errors[-1]
+    message = shorten(redact(str(last.get("message") or "failed")), 1000)
+    return f"failed at {last.get('step') or 'an unknown step'}: {message}"
 
 
 def current_serial(sm: Any, secret_id: str) -> str:

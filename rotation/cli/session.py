@@ -62,9 +62,13 @@ class AwsContext:
 
     @property
     def region_name(self) -> str:
-        chosen = self.session.region_name
+        # botocore reads AWS_DEFAULT_REGION and the profile's region, never AWS_REGION (which Lambda,
+        # CodeBuild and the other SDKs set): honour it after those, as the other SDKs do.
+        chosen = self.session.region_name or os.environ.get("AWS_REGION")
         if not chosen:
-            raise ConfigurationError("no AWS region: pass --region or set AWS_REGION")
+            raise ConfigurationError(
+                "no AWS region: pass --region, set AWS_DEFAULT_REGION, or set one in the profile (aws configure)"
+            )
         return str(chosen)
 
     def has_credentials(self) -> bool:

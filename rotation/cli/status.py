@@ -1,8 +1,11 @@
 """``certrotate status``: the certificate secrets, their certificates and their health.
 
-The list reads metadata only: ListSecrets and BatchGetSecretValue, then the ``CERTIFICATE_*``
-fields rotation writes; no PEM is parsed. ``status NAME…`` shows named certificates in full and
-reads their (public) certificate for its names. A malformed secret is reported on its own row.
+The list reads ListSecrets and BatchGetSecretValue, then the ``CERTIFICATE_*`` fields rotation
+writes and the (public) ``CERTIFICATE_PEM`` itself: the certificate is what hosts serve, so its
+expiry and serial win over metadata that is missing (a secret in the original sample's format) or
+disagrees with it (a flag and a problem). ``status NAME…`` shows named certificates in full. A
+malformed secret is reported on its own row. Every value shown goes through the output's one
+rendering path (``rotation.cli.output``), which redacts key material.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from rich.table import Table
 
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output, literal
+from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.redaction import quote
 from rotation.revocation import history_state
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
-ATTENTION = ("expired", "expiring", "rotation-failed", "rotation-overdue", "bad-metadata", "unreadable")
+ATTENTION = (
+    "expired",
+    "expiring",
+    "rotation-failed",
+    "rotation-overdue",
+    "bad-metadata",
+    "bad-certificate",
+    "unreadable",
+)
 
 
 @dataclass
@@ -72,7 +84,10 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if not args.names:
         rows.sort(key=lambda r: (r.days_to_expiry is None, r.days_to_expiry or 0, r.name))
     if args.names:
-        details = [detail_of(record, row) for record, row in zip(records, rows, strict=True)]
+        details = [
+            {**detail, "rotation_failure": _rotation_failure(aws, out, detail)}
+            for detail in (detail_of(record, row) for record, row in zip(records, rows, strict=True))
+        ]
         if args.ledger_table:
             ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
             for detail in details:
@@ -83,7 +98,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             for detail in details:
                 out.show(detail_table(detail))
                 if "certificates" in detail:
-                    out.show(history_table(detail["name"], detail["certificates"]))
+                    out.show(history_table(detail["name"], detail["certificates"], out.stdout.width))
     elif out.json_mode:
         out.emit_json([asdict(r) for r in rows])
     else:
@@ -98,6 +113,16 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _rotation_failure(aws: AwsContext, out: Output, detail: Mapping[str, Any]) -> str:
+    """A stuck rotation's cause, from the function's own log lines (as ``rotate --wait`` reads them)."""
+    if not detail["pending_versions"] or not detail["rotation_function"]:
+        return ""
+    from rotation.cli.rotate import failure_of
+
+    why = failure_of(aws, out, detail["rotation_function"], detail["pending_versions"][0])
+    return why or "no error in the rotation function's logs (still running, or its logs are not readable)"
+
+
 def status_of(record: SecretRecord, now: datetime, window_days: float) -> CertificateStatus:
     """The row of one secret; bad metadata becomes a flag and a problem, never an exception."""
     fields: Mapping[str, Any] = record.fields or {}
@@ -106,16 +131,9 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
     if record.fields is None:
         flags.append("unreadable")
         problems.append(record.problem)
-    not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
-    days = None
-    if not_after:
-        try:
-            expiry = datetime.strptime(not_after, TIME_FORMAT).replace(tzinfo=UTC)
-            days = round((expiry - now).total_seconds() / 86400, 2)
-        except ValueError:
-            flags.append("bad-metadata")
-            problems.append(f"CERTIFICATE_NOT_AFTER={not_after!r}: expected YYYY-MM-DDTHH:MM:SSZ")
-    if days is None and "bad-metadata" not in flags and record.fields is not None:
+    expiry, not_after, serial = _expiry(fields, flags, problems)
+    days = None if expiry is None else round((expiry - now).total_seconds() / 86400, 2)
+    if days is None and not flags and record.fields is not None:
         flags.append("no-certificate")
     elif days is not None and days <= 0:
         flags.append("expired")
@@ -135,7 +153,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
         key_algorithm=str(fields.get("CERTIFICATE_KEY_ALGORITHM") or fields.get("KEY_ALGORITHM") or ""),
         subject=str(fields.get("COMMON_NAME") or ""),
-        serial=str(fields.get("CERTIFICATE_SERIAL") or ""),
+        serial=serial,
         not_after=not_after,
         days_to_expiry=days,
         rotation_enabled=bool(metadata.get("RotationEnabled")),
@@ -144,6 +162,54 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags=flags,
         problems=problems,
     )
+
+
+def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:
+    """Expiry, not-after text and serial: the certificate's own when it has one, else the metadata's."""
+    not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
+    serial = str(fields.get("CERTIFICATE_SERIAL") or "")
+    expiry: datetime | None = None
+    if not_after:
+        try:
+            expiry = datetime.strptime(not_after, TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            flags.append("bad-metadata")
+            problems.append(f"CERTIFICATE_NOT_AFTER={quote(not_after)}: expected YYYY-MM-DDTHH:MM:SSZ")
+    certificate = certificate_facts(fields.get("CERTIFICATE_PEM"))
+    if isinstance(certificate, str):
+        flags.append("bad-certificate")
+        problems.append(certificate)
+    elif certificate is not None:
+        pem_expiry, pem_serial = certificate
+        if expiry is not None and expiry != pem_expiry:
+            flags.append("bad-metadata")
+            problems.append(
+                f"CERTIFICATE_NOT_AFTER={quote(not_after)} disagrees with the certificate "
+                f"(not after {pem_expiry.strftime(TIME_FORMAT)}): the certificate is shown"
+            )
+        if serial and serial.upper().replace(":", "") != pem_serial:
+            flags.append("bad-metadata")
+            problems.append(f"CERTIFICATE_SERIAL={quote(serial)} disagrees with the certificate ({pem_serial})")
+        expiry, not_after, serial = pem_expiry, pem_expiry.strftime(TIME_FORMAT), pem_serial
+    return expiry, not_after, serial
+
+
+def certificate_facts(pem: object) -> tuple[datetime, str] | str | None:
+    """Not-after and serial (upper-case hex, as rotation writes it) of a stored ``CERTIFICATE_PEM``.
+
+    None when there is none; the problem (a string) when it is not a certificate.
+    """
+    if not pem:
+        return None
+    if not isinstance(pem, str):
+        return f"CERTIFICATE_PEM: a JSON {type(pem).__name__}, not a PEM certificate"
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return "CERTIFICATE_PEM: not a PEM certificate"
+    return certificate.not_valid_after_utc, format(certificate.serial_number, "X")
 
 
 def _when(moment: Any) -> str:
@@ -174,7 +240,6 @@ _COLUMNS: Sequence[str] = (
     "next rotation",
 )
 _FOLDED = ("secret", "subject", "health")  # may wrap; never cut
-_BORDER = 3  # "│ " before each cell and " " after it
 
 
 def _cells(r: CertificateStatus) -> dict[str, str]:
@@ -193,14 +258,7 @@ def _cells(r: CertificateStatus) -> dict[str, str]:
 
 def columns_for(rows: Sequence[dict[str, str]], width: int) -> list[str]:
     """The columns to show at ``width``: the first three, then each that still fits whole."""
-    natural = {name: max([len(name), *(len(row[name]) for row in rows)]) + _BORDER for name in _COLUMNS}
-    shown = list(_COLUMNS[:3])
-    used = sum(natural[name] for name in shown) + 1
-    for name in _COLUMNS[3:]:
-        if used + natural[name] <= width:
-            shown.append(name)
-            used += natural[name]
-    return shown
+    return columns_that_fit(rows, _COLUMNS, width, folded=_FOLDED)
 
 
 def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
@@ -290,6 +348,7 @@ _DETAIL_LABELS = (
     ("last_rotated", "last rotated"),
     ("next_rotation", "next rotation"),
     ("pending_versions", "pending"),
+    ("rotation_failure", "why"),
     ("flags", "health"),
     ("problems", "problems"),
 )
@@ -300,7 +359,9 @@ def detail_table(detail: Mapping[str, Any]) -> Table:
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for key, label in _DETAIL_LABELS:
-        value = detail[key]
+        value = detail.get(key, "")
+        if key == "rotation_failure" and not value:
+            continue
         if key == "days_to_expiry":
             text = days_left(value)
         elif key == "rotation_enabled":
@@ -337,14 +398,24 @@ def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[st
     ]
 
 
-def history_table(name: str, history: Sequence[Mapping[str, str]]) -> Table:
+_HISTORY_COLUMNS = ("serial", "state", "not_after", "issued", "replaced", "revoked")
+
+
+def history_table(name: str, history: Sequence[Mapping[str, str]], width: int = 200) -> Table:
+    """The ledger's certificates: serial and state whole on one line, then the dates that fit (UTC days)."""
+    cells = [
+        {c: (row[c][:10] if c not in ("serial", "state") else row[c]) or "-" for c in _HISTORY_COLUMNS}
+        for row in history
+    ]
+    shown = columns_that_fit(cells, _HISTORY_COLUMNS, width, always=2)
     table = Table(title=literal(f"{name}: certificates issued by its rotations"))
-    for column in ("serial", "state", "issued", "replaced", "revoked", "not_after"):
-        table.add_column(literal(column), overflow="fold")
-    for row in history:
-        table.add_row(
-            *(literal(row[c] or "-") for c in ("serial", "state", "issued", "replaced", "revoked", "not_after"))
-        )
+    for column in shown:
+        table.add_column(literal(column.replace("_", " ")), no_wrap=True)
+    for row in cells:
+        table.add_row(*(literal(row[c]) for c in shown))
+    hidden = [c.replace("_", " ") for c in _HISTORY_COLUMNS if c not in shown]
     if not history:
         table.caption = literal("no entry in the issuance ledger")
+    elif hidden:
+        table.caption = literal(f"wider terminal or --output json for: {', '.join(hidden)}")
     return table

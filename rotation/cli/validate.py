@@ -41,10 +41,24 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     online = not args.offline and aws.has_credentials()
     if not online:
         out.note("checking offline: the CA is not checked" + ("" if args.offline else " (no AWS credentials)"))
-    summary = validate(fields, aws if online else None, out.say if not out.json_mode else lambda _: None)
+    try:
+        summary = validate(fields, aws if online else None, out.say if not out.json_mode else lambda _: None)
+    except InvalidSpecError as exc:
+        if out.json_mode:  # the verdict on stdout as well; the error lines and exit 3 as always
+            problems = [problem_json(p) for p in exc.problems]
+            out.emit_json({"target": args.target, "valid": False, "ca_checked": online, "problems": problems})
+        raise
     if out.json_mode:
         out.emit_json({"target": args.target, "valid": True, "ca_checked": online, "summary": summary})
     return 0
+
+
+def problem_json(problem: CertRotateError) -> dict[str, Any]:
+    """One problem as data: the field, its value (redacted on output), what is wrong and what is allowed."""
+    if isinstance(problem, SpecError):
+        allowed = list(problem.allowed) if isinstance(problem.allowed, tuple) else problem.allowed
+        return {"field": problem.field, "value": problem.value, "problem": problem.problem, "allowed": allowed}
+    return {"field": None, "value": None, "problem": str(problem), "allowed": None}
 
 
 def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[str, Any]:

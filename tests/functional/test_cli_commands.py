@@ -141,7 +141,7 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "certrotate", "Value": "web"}]}],
     )
     instances = sorted(i["InstanceId"] for i in reservation["Instances"])
-    arn = make_secret(endpoint, "cli/deployed", pca_fields(ca))
+    arn = rotated(endpoint, "cli/deployed", ca)  # deploy refuses a secret with no certificate yet
     result = certrotate("deploy", arn, "--targets", "tag:certrotate=web", "--json", endpoint=endpoint)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)  # only JSON on stdout

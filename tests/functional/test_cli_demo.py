@@ -79,4 +79,4 @@ def test_demo_takes_the_global_region_and_json_output(tmp_path: Path) -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = subprocess.run([*certrotate(), "frobnicate"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
-    assert "invalid choice" in result.stderr
+    assert "unknown command 'frobnicate'" in result.stderr

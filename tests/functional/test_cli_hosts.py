@@ -89,7 +89,8 @@ def test_each_host_is_current_older_failed_or_stale(endpoint: str, local_ca: Loc
         "i-0000000000000000d": "stale",
     }
     assert fleet["current_serial"] == new.serial_hex and fleet["counts"]["current"] == 1
-    assert fleet["hosts"][2]["exit_code"] == 6 and fleet["hosts"][2]["serial"] == old.serial_hex
+    assert [h["state"] for h in fleet["hosts"]] == ["failed", "stale", "older", "current"]  # problems first
+    assert fleet["hosts"][0]["exit_code"] == 6 and fleet["hosts"][0]["serial"] == old.serial_hex
 
     table = cli.certrotate("hosts", "--prefix", prefix, "--check", endpoint=endpoint)
     assert table.returncode == ExitCode.FAILED

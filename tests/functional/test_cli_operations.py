@@ -65,7 +65,7 @@ def test_status_is_readable_at_80_columns_and_never_cuts_a_name(endpoint: str, c
     column = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
     assert names[0] in "".join(column)
     assert any(line.split("│")[2].strip().isdigit() for line in lines if f"{prefix}web" in line)
-    assert "status NAME for: type, key, subject" in result.stdout
+    assert "wider terminal or status NAME for: " in result.stdout  # what is not shown is said
 
 
 def test_status_piped_without_columns_still_fits_80(endpoint: str, ca: str, prefix: str) -> None:
@@ -178,7 +178,10 @@ def test_rotate_several_all_filter_and_dry_run(endpoint: str, ca: str, prefix: s
     assert everything.returncode == 0, everything.stderr
     planned = {r["secret"] for r in json.loads(everything.stdout)}
     assert {f"{prefix}a", f"{prefix}b"} <= planned and f"{prefix}no-rotation" not in planned
-    assert f"skipped {prefix}no-rotation: rotation is not configured" in everything.stderr
+    # One summary line per reason (the shared server holds other tests' secrets too).
+    assert any(
+        line.startswith("skipped ") and "rotation is not configured" in line for line in everything.stderr.splitlines()
+    )
 
 
 # -- validate -------------------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def test_create_secret_that_cannot_enable_rotation_leaves_nothing(endpoint: str,
 
 
 def test_deploy_dry_run_and_a_command_that_reaches_no_instance(endpoint: str, ca: str, prefix: str) -> None:
-    arn = make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    arn = rotated(endpoint, f"{prefix}web", ca)  # deploy refuses a secret with no certificate yet
     dry = certrotate("deploy", f"{prefix}web", "--targets", "tag:certrotate=nobody", "--dry-run", endpoint=endpoint)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.strip() == f"would run RunUpdateTLS on tag:certrotate=nobody with SecretArn={arn}"

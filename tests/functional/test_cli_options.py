@@ -162,7 +162,7 @@ def test_the_readme_exit_code_table_is_the_codes_the_command_returns() -> None:
         (["deploy", "x", "--targets", "i-0123456789abcdef0", "--max-errors", "-1"], ExitCode.USAGE, "'-1'"),
         (["rotate", "--filter", "team=web"], ExitCode.USAGE, "--filter 'team=web'"),
         (["rotate"], ExitCode.USAGE, "--all"),
-        (["frobnicate"], ExitCode.USAGE, "invalid choice"),
+        (["frobnicate"], ExitCode.USAGE, "unknown command 'frobnicate'"),
         (["validate", "spec.jsn", "--offline"], ExitCode.INVALID, "spec.jsn: no such file"),
         (["--profile", "no-such-profile", "status"], ExitCode.UNREACHABLE, "ProfileNotFound"),
     ],

@@ -1,0 +1,228 @@
+"""``certrotate sandbox``: a local AWS account to try every command in, with no AWS account.
+
+moto's server on a loopback port, completed by certrotate's emulation: RotateSecret runs the real
+rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
+Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
+(``ssm_inventory``). In it: a Private CA, the rotation function with Secrets Manager's invoke
+permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
+issuance ledger table. It prints the ``export`` lines that point a shell at it (``eval`` them),
+then serves until Ctrl-C or SIGTERM; ``--detach`` serves in the background and adds
+``CERTROTATE_SANDBOX_PID`` to the lines, so ``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rotation.cli.output import Output
+from rotation.errors import CertRotateError
+
+FUNCTION = "certrotate-rotation"
+WORKLOAD_ROLE = "arn:aws:iam::444455556666:role/certrotate-workload-instance"
+LEDGER_TABLE = "certrotate-issuance-ledger"
+READY = "# certrotate sandbox ready"
+#: moto accepts any credentials; these keep every call away from a real account's.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+DETACH_TIMEOUT = 120.0
+
+
+class SandboxError(CertRotateError):
+    """The sandbox could not start (moto missing, the background process failed)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="moto's port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--ledger", action="store_true", help="also the issuance ledger table (CERTROTATE_LEDGER_TABLE)"
+    )
+    parser.add_argument(
+        "--workload-role-arn",
+        default=WORKLOAD_ROLE,
+        metavar="ARN",
+        help=f"the role the KMS key policy admits for kms:Decrypt ({WORKLOAD_ROLE})",
+    )
+    parser.add_argument(
+        "--detach", action="store_true", help="serve in the background; the lines include CERTROTATE_SANDBOX_PID"
+    )
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    region = args.region or "us-east-1"
+    if args.detach:
+        return _detach(args, region, out)
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise SandboxError("the sandbox needs moto's server: pip install -e '.[demo]'") from None
+    from rotation.cli.local_apache import free_port
+
+    port = args.port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    stop = threading.Event()
+    with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server.start()
+        stack.callback(server.stop)
+        failures = stack.enter_context(_emulation())
+        exports = provision(
+            f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
+        )
+        if args.ledger:
+            os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
+        sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
+        out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stack.callback(signal.signal, signal.SIGTERM, previous)
+        reported = 0
+        try:
+            while not stop.wait(0.5):
+                for failure in failures[reported:]:  # what Lambda would log for a failed step
+                    out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
+                reported = len(failures)
+        except KeyboardInterrupt:
+            pass
+    out.note("certrotate sandbox stopped")
+    return 0
+
+
+def export_lines(values: dict[str, str]) -> list[str]:
+    """``export NAME=VALUE`` lines, values shell-quoted, after unsetting what would point elsewhere."""
+    return ["unset AWS_PROFILE AWS_SESSION_TOKEN"] + [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+
+
+@contextlib.contextmanager
+def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
+    """This process's AWS settings: the rotation function's clients call the sandbox, never AWS."""
+    saved = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    os.environ.update(CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_ENDPOINT_URL=endpoint, POWERTOOLS_LOG_LEVEL="WARNING")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _emulation() -> Iterator[list[BaseException]]:
+    import rotation.handler
+    from rotation.emulation.pki import real_acm_chain
+    from rotation.emulation.rotation_service import rotation_function_in_moto
+    from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
+
+    rotation.handler.reset()
+    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
+        yield failures
+    rotation.handler.reset()
+
+
+def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -> dict[str, str]:
+    """The central account's parts in moto; returns the variables that point a shell at them."""
+    import boto3
+
+    from rotation.build.ssm_documents import DOCUMENTS, document_path
+    from rotation.emulation.pki import create_ca
+    from rotation.emulation.rotation_service import LAMBDA_ARN
+
+    session: Any = boto3.Session(region_name=region)
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    role = client("iam").create_role(RoleName="certrotate-rotation", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    function_arn = LAMBDA_ARN.replace("us-east-1", region)
+    lam = client("lambda")
+    lam.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="rotation.handler.lambda_handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},  # moto runs no code: RotateSecret runs the handler here
+    )
+    lam.add_permission(
+        FunctionName=FUNCTION,
+        StatementId="secretsmanager",
+        Action="lambda:InvokeFunction",
+        Principal="secretsmanager.amazonaws.com",
+    )
+    ssm = client("ssm")
+    for document in DOCUMENTS:
+        ssm.create_document(
+            Name=document.name,
+            Content=document_path(document).read_text(),
+            DocumentType="Command",
+            DocumentFormat="YAML",
+        )
+    statement = {"Effect": "Allow", "Principal": {"AWS": workload_role}, "Action": "kms:Decrypt", "Resource": "*"}
+    key = client("kms").create_key(Policy=json.dumps({"Statement": [statement]}))["KeyMetadata"]["Arn"]
+    ca = create_ca(client("acm-pca"), name="certrotate Sandbox Root CA")
+    exports = {
+        "AWS_ENDPOINT_URL": endpoint,
+        **CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "CA_ARN": ca,
+        "KMS_KEY_ID": key,
+        "ROTATION_LAMBDA_ARN": function_arn,
+    }
+    if ledger:
+        from rotation.ledger import create_table
+
+        create_table(client("dynamodb"), LEDGER_TABLE)
+        exports["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE
+    return exports
+
+
+def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
+    """Start the sandbox as its own process (own session: a Ctrl-C in this shell leaves it running)."""
+    log = Path(tempfile.mkstemp(prefix="certrotate-sandbox-", suffix=".log")[1])
+    command = [sys.executable, "-m", "rotation.cli", "sandbox", "--region", region, "--no-color"]
+    command += ["--port", str(args.port)] if args.port else []
+    command += ["--ledger"] if args.ledger else []
+    command += ["--workload-role-arn", args.workload_role_arn]
+    with log.open("w") as log_file:
+        child = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            start_new_session=True,
+        )
+    lines: list[str] = []
+    assert child.stdout is not None
+    timer = threading.Timer(DETACH_TIMEOUT, child.kill)
+    timer.start()
+    try:
+        for line in child.stdout:
+            if line.rstrip("\n") == READY:
+                break
+            lines.append(line.rstrip("\n"))
+    finally:
+        timer.cancel()
+        child.stdout.close()
+    if not lines or child.poll() is not None:
+        child.kill()
+        tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
+        raise SandboxError(f"the sandbox did not start ({tail[0]}); its log: {log}")
+    for line in [*lines, f"export CERTROTATE_SANDBOX_PID={child.pid}"]:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    out.note(f'certrotate sandbox running (pid {child.pid}, log {log}); stop it: kill "$CERTROTATE_SANDBOX_PID"')
+    return 0
