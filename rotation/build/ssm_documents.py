@@ -49,9 +49,9 @@ INSTALLER = load_installer()
 
 DESCRIPTIONS = {
     "SecretArn": "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
-    "VersionStage": "Staging label to install.",
+    "VersionStage": "Staging label to install: AWSCURRENT or AWSPREVIOUS (others only where the host file allows them).",
     "CertificateFile": "Certificate path under an allowed directory; empty = the distribution's default "
-    "(/etc/ssl/certs/certrotate.pem or /etc/pki/tls/certs/certrotate.pem).",
+    "(/etc/ssl/certrotate/certrotate.pem or /etc/pki/tls/certrotate/certrotate.pem; never a CA directory).",
     "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the distribution's "
     "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
     "ChainFile": "Chain path under an allowed directory; empty = the distribution's default "

@@ -92,6 +92,7 @@ def test_a_symlinked_directory_into_an_unsafe_place_is_refused(
 def test_a_target_outside_the_policy_is_a_bad_parameter(program: ModuleType, path: str, message: str) -> None:
     with pytest.raises(program.InstallError) as caught:
         program.check_target_name(program.TargetKind.CERTIFICATE, path, program.DEFAULT_ALLOWED)
+        program.TrustStore.of_this_host().check_path(program.TargetKind.CERTIFICATE, path)
     assert caught.value.code == program.Exit.BAD_PARAMETER
     assert message in caught.value.message and "CertificateFile" in caught.value.message
 
