@@ -421,12 +421,12 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
     fault = None
     if "test_fault" in settings:
         spec = settings["test_fault"]
-        names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+        names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "STOP": signal.SIGSTOP}
         if not isinstance(spec, dict) or not isinstance(spec.get("at"), str) or spec.get("signal") not in names:
             raise refused(
                 "host configuration "
                 + path
-                + ': test_fault must be an object {"at": POINT, "signal": "KILL" or "TERM"}'
+                + ': test_fault must be an object {"at": POINT, "signal": "KILL", "TERM" or "STOP"}'
             )
         fault = Fault(spec["at"], int(names[spec["signal"]]))
     stages_allowed = VERIFIED_STAGES + tuple(stages)
@@ -1101,15 +1101,15 @@ def _memory_file(data: bytes) -> Tuple[str, Any]:
         except OSError as exc:
             failure = exc
             continue
-        handle = os.fdopen(fd, "w+b")
         try:
-            handle.write(data)
-            handle.flush()
-        except OSError as exc:
-            handle.close()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:  # ENOSPC: a full /dev/shm
+            os.close(fd)
             failure = exc
             continue
-        return f"/dev/fd/{fd}", handle
+        return f"/dev/fd/{fd}", os.fdopen(fd, "rb")
     raise failure
 
 

@@ -28,7 +28,9 @@ def request(program: ModuleType, secret_arn: str = ARN, files: tuple[str, str, s
 
 def facts(program: ModuleType, name: str = "Record CA") -> Any:
     bundle = LocalCA(name=name).issue(["www.certrotate.test"])
-    return program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch")).facts
+    return program.parse_bundle(
+        bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch")
+    ).facts
 
 
 def run(
