@@ -782,9 +782,8 @@ class TrustStore(NamedTuple):
         hit = next((d for d in self.directories if is_within(os.path.dirname(path), [d])), None)
         if hit is None and path in self.files:
             hit = ""
-        if hit is None and directory is not None:
-            if any(identity in self.identities for identity in directory.identities):
-                hit = "a trust directory (the same directory by device and inode)"
+        if hit is None and directory is not None and any(i in self.identities for i in directory.identities):
+            hit = "a trust directory (the same directory by device and inode)"
         if hit:
             raise InstallError(
                 Exit.BAD_PARAMETER,

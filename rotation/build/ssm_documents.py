@@ -49,7 +49,8 @@ INSTALLER = load_installer()
 
 DESCRIPTIONS = {
     "SecretArn": "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
-    "VersionStage": "Staging label to install: AWSCURRENT or AWSPREVIOUS (others only where the host file allows them).",
+    "VersionStage": "Staging label to install: AWSCURRENT or AWSPREVIOUS "
+    "(others only where the host file allows them).",
     "CertificateFile": "Certificate path under an allowed directory; empty = the distribution's default "
     "(/etc/ssl/certrotate/certrotate.pem or /etc/pki/tls/certrotate/certrotate.pem; never a CA directory).",
     "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the distribution's "
