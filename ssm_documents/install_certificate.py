@@ -502,8 +502,8 @@ def walk_directory(path: str, euid: int, create_mode: Optional[int] = None) -> O
     """``path`` opened component by component, each checked by ``check_directory``, O_NOFOLLOW.
 
     A symbolic link on the way (such as RHEL's /etc/ssl/certs) is followed only when root (or the
-    installer's user) owns it and its directory is writable by nobody else: a link another user
-    planted (in a sticky directory such as /tmp) is refused. With ``create_mode`` a missing last
+    installer's user) owns it and nobody else can replace it (its directory is writable by nobody
+    else, or is root's sticky directory): a link another user planted (in /tmp) is refused. With ``create_mode`` a missing last
     component is created with that mode.
 
     Raises:
@@ -540,7 +540,8 @@ def walk_directory(path: str, euid: int, create_mode: Optional[int] = None) -> O
                     parent = os.fstat(fd)
                     if not stat.S_ISLNK(link.st_mode):
                         raise refused(f"{shown} is not a directory") from None
-                    if link.st_uid not in (0, euid) or parent.st_mode & 0o022:
+                    sticky = parent.st_uid == 0 and parent.st_mode & stat.S_ISVTX  # only its owner can replace it
+                    if link.st_uid not in (0, euid) or (parent.st_mode & 0o022 and not sticky):
                         raise refused(
                             f"{shown} is a symbolic link another user could have made; certrotate follows "
                             f"only links of {_owners(euid)} in directories nobody else can write"
