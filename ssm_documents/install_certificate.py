@@ -503,8 +503,8 @@ def walk_directory(path: str, euid: int, create_mode: Optional[int] = None) -> O
 
     A symbolic link on the way (such as RHEL's /etc/ssl/certs) is followed only when root (or the
     installer's user) owns it and nobody else can replace it (its directory is writable by nobody
-    else, or is root's sticky directory): a link another user planted (in /tmp) is refused. With ``create_mode`` a missing last
-    component is created with that mode.
+    else, or is root's sticky directory): a link another user planted (in /tmp) is refused. With
+    ``create_mode`` a missing last component is created with that mode.
 
     Raises:
         InstallError: BAD_PARAMETER when it does not exist, REFUSED when it is not safe.
