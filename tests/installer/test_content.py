@@ -150,7 +150,7 @@ def test_17_13_a_mutated_certificate_der_is_not_a_certificate_never_an_index_err
         LocalCA(name="Mutation CA").issue(["www.certrotate.test"]).certificate.public_bytes(serialization.Encoding.DER)
     )
     for mutated in (b"\x30\x05\x30\x03\x02\x01\x01", b"\x30\x03\x30\x01\x02", der[:-40], der[:50]):
-        with pytest.raises(ValueError, match="certificate|DER"):
+        with pytest.raises(ValueError, match=r"certificate|DER"):
             program.certificate_facts(mutated)
 
 
