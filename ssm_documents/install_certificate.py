@@ -125,11 +125,18 @@ SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd)$", "")
 HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
 RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 
+# separate: certificate, key and chain in three files (three renames: a kill between them leaves a
+# mismatched pair until the next run). combined: one file holding the certificate, the chain and
+# the key, mode 0600, which Apache reads as SSLCertificateFile alone (2.4.8+; nginx's
+# ssl_certificate and ssl_certificate_key may name the same file, HAProxy's crt is such a file):
+# one rename switches the pair, so no moment on disk has a certificate without its key.
+FILE_LAYOUT = Parameter("FileLayout", r"^(separate|combined)$", "separate")
+FILE_LAYOUTS = ("separate", "combined")
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
 APACHE_PARAMETERS = (SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
 PARAMETERS = {
-    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, *APACHE_PARAMETERS),
-    Action.ROLLBACK: (*FILE_PARAMETERS, *APACHE_PARAMETERS),
+    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
+    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
 }
 RELOAD_MODES = ("graceful", "restart")
 
@@ -274,6 +281,11 @@ class Request(NamedTuple):
     service: str
     port: int
     reload_mode: str
+    layout: str = "separate"
+
+    @property
+    def combined(self) -> bool:
+        return self.layout == "combined"
 
 
 def read_request(action_name: str, environ: Dict[str, str]) -> Request:
@@ -311,6 +323,12 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
     port = int(values[HTTPS_PORT.name])
     if port > 65535:
         raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
+    if values[FILE_LAYOUT.name] == "combined" and (values[KEY_FILE.name] or values[CHAIN_FILE.name]):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameters KeyFile and ChainFile must be empty with FileLayout combined "
+            "(CertificateFile holds the certificate, the chain and the key)",
+        )
     return Request(
         action,
         values.get(SECRET_ARN.name, ""),
@@ -319,6 +337,7 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
         values[SERVICE_NAME.name],
         port,
         values[RELOAD_MODE.name],
+        values[FILE_LAYOUT.name],
     )
 
 
@@ -618,6 +637,7 @@ class TargetKind(enum.Enum):
     CERTIFICATE = ("CertificateFile", 0o644)
     KEY = ("KeyFile", 0o600)
     CHAIN = ("ChainFile", 0o644)
+    COMBINED = ("CertificateFile", 0o600)  # certificate, chain and key in one file
 
     @property
     def parameter(self) -> str:
@@ -804,7 +824,11 @@ class TrustStore(NamedTuple):
 
 
 def open_targets(
-    files: Tuple[str, str, str], host: HostConfig, euid: int, trust: Optional[TrustStore] = None
+    files: Tuple[str, str, str],
+    host: HostConfig,
+    euid: int,
+    trust: Optional[TrustStore] = None,
+    combined: bool = False,
 ) -> List[Target]:
     """The three targets, each in a checked directory inside the allow-list and outside the trust
     store, all distinct by device and inode (a bind mount or another path to the same file or
@@ -818,7 +842,8 @@ def open_targets(
     targets = []  # type: List[Target]
     seen = []  # type: List[Tuple[Target, Tuple[int, int, str], Optional[Tuple[int, int]]]]
     try:
-        for kind, path in zip(TargetKind, files):
+        kinds = [(TargetKind.COMBINED, files[0])] if combined else list(zip(TargetKind, files))
+        for kind, path in kinds:
             check_target_name(kind, path, [d for d in host.allowed] + allowed)
             directory = walk_directory(os.path.dirname(path), euid)
             resolved = os.path.join(directory.path, os.path.basename(path))
@@ -1230,10 +1255,11 @@ def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = ()) -> Non
 
 
 def key_matches(certificate: bytes, key: bytes) -> bool:
-    """Whether a certificate file's first certificate and a key file belong together."""
+    """Whether a certificate file's first certificate and a key file's key (the same file in the
+    combined layout) belong together."""
     try:
-        cert_blocks = pem_blocks(certificate.decode("ascii"), "certificate")
-        key_blocks = pem_blocks(key.decode("ascii"), "key")
+        cert_blocks = [b for b in pem_blocks(certificate.decode("ascii"), "certificate") if b[0] == "CERTIFICATE"]
+        key_blocks = [b for b in pem_blocks(key.decode("ascii"), "key") if b[0] in KEY_LABELS]
         bundle = Bundle(
             pem("CERTIFICATE", cert_blocks[0][1]),
             pem(key_blocks[0][0], key_blocks[0][1]),
@@ -1263,15 +1289,16 @@ def check_existing_content(kind: TargetKind, data: bytes, shown: str) -> None:
             f"{shown} holds {labels.count('CERTIFICATE')} certificates: it is a CA bundle (an OS trust bundle or "
             "a client CA file), not a certificate file; certrotate never replaces it"
         )
-    expected_ok = (
-        (len(labels) == 1 and labels[0] in KEY_LABELS) if kind is TargetKind.KEY else set(labels) == {"CERTIFICATE"}
-    )
+    if kind is TargetKind.KEY:
+        expected_ok, what = len(labels) == 1 and labels[0] in KEY_LABELS, "private key"
+    elif kind is TargetKind.COMBINED:
+        keys = [label for label in labels if label in KEY_LABELS]
+        expected_ok = len(keys) == 1 and set(labels) - set(keys) == {"CERTIFICATE"}
+        what = "certificate, chain and key"
+    else:
+        expected_ok, what = set(labels) == {"CERTIFICATE"}, "certificate"
     if not expected_ok:
-        raise refused(
-            "{} exists and is not a {} file; certrotate replaces only its own kind of file".format(
-                shown, "private key" if kind is TargetKind.KEY else "certificate"
-            )
-        )
+        raise refused(f"{shown} exists and is not a {what} file; certrotate replaces only its own kind of file")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1938,14 +1965,16 @@ def old_pair_matches(live: Sequence[Optional[bytes]]) -> bool:
     """Whether the live files may become the previous files: all present, key matching."""
     if any(data is None for data in live):
         return False
-    certificate, key = live[0], live[1]
+    certificate, key = live[0], live[-1] if len(live) == 1 else live[1]
     assert certificate is not None and key is not None
     return key_matches(certificate, key)
 
 
 def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous: bool) -> None:
     """Stage, swap, config test, reload, prove over TLS; undo everything on any failure."""
-    swap = Swap(host.request.action, targets, bundle.contents(), keep_previous, host.journal, host.faults)
+    swap = Swap(
+        host.request.action, targets, layout_contents(bundle, targets), keep_previous, host.journal, host.faults
+    )
     mode = host.request.reload_mode
     try:
         swap.stage()
@@ -2001,6 +2030,37 @@ def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:
 BUNDLE_FIELDS = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
 
 
+def layout_contents(bundle: Bundle, targets: Sequence[Target]) -> List[bytes]:
+    """Pure: what each target holds: the three files, or one file of certificate, chain and key."""
+    if len(targets) == 1:
+        return [bundle.certificate + bundle.chain + bundle.key]
+    return list(bundle.contents())
+
+
+def target_files(targets: Sequence[Target]) -> Tuple[str, str, str]:
+    """The certificate, key and chain paths (one path three times in the combined layout)."""
+    paths = [target.path for target in targets]
+    return (paths[0], paths[1 % len(paths)], paths[2 % len(paths)])
+
+
+def split_saved(saved: Sequence[bytes]) -> Tuple[str, str, str]:
+    """The certificate, key and chain texts of saved files (one combined file: its blocks).
+
+    Raises:
+        ValueError: UnicodeDecodeError on non-ASCII content.
+    """
+    texts = [data.decode("ascii") for data in saved]
+    if len(texts) == 3:
+        return texts[0], texts[1], texts[2]
+    blocks = pem_blocks(texts[0], "the saved combined file")
+    certificates = [pem(label, der) for label, der in blocks if label == "CERTIFICATE"]
+    keys = [pem(label, der) for label, der in blocks if label in KEY_LABELS]
+    rest = [label for label, _ in blocks if label != "CERTIFICATE" and label not in KEY_LABELS]
+    if rest or not certificates:
+        raise ValueError("the saved combined file holds other blocks than certificates and one key")
+    return certificates[0].decode(), b"".join(keys).decode(), b"".join(certificates[1:]).decode()
+
+
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     fields = fetch_secret(host.request, host.apache.env)
     try:
@@ -2011,8 +2071,8 @@ def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
     validate_bundle(bundle, time.time(), host.config.ca_pins)
     live = read_live(host, targets)
-    files = (targets[0].path, targets[1].path, targets[2].path)
-    if live == list(bundle.contents()):
+    files = target_files(targets)
+    if live == layout_contents(bundle, targets):
         return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)
@@ -2026,9 +2086,10 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
         if data is None:
             raise InstallError(Exit.NOTHING_TO_ROLL_BACK, f"no previous file to restore for {target.path}")
         saved.append(data)
-    names = (targets[0].path + PREVIOUS_SUFFIX, targets[1].path + PREVIOUS_SUFFIX, targets[2].path + PREVIOUS_SUFFIX)
+    files = target_files(targets)
+    names = (files[0] + PREVIOUS_SUFFIX, files[1] + PREVIOUS_SUFFIX, files[2] + PREVIOUS_SUFFIX)
     try:
-        bundle = parse_bundle(saved[0].decode("ascii"), saved[1].decode("ascii"), saved[2].decode("ascii"), names)
+        bundle = parse_bundle(*split_saved(saved), names)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InstallError(
             Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc}); nothing was changed"
@@ -2042,7 +2103,6 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
     live = read_live(host, targets)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)
-    files = (targets[0].path, targets[1].path, targets[2].path)
     return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]))
 
 
@@ -2067,7 +2127,10 @@ def print_outcome(host: Host, outcome: Outcome) -> None:
             if outcome.previous_kept
             else f"the replaced files were not a matching pair, so the *{PREVIOUS_SUFFIX} files were left as they were"
         )
-        say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
+        if len(set(outcome.targets)) == 1:
+            say(f"file written: {outcome.targets[0]} (0600: certificate, chain and key); {kept}")
+        else:
+            say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
     sys.stdout.flush()
 
 
@@ -2348,7 +2411,7 @@ def record_failure(host: Host, targets: Sequence[Target], code: int, message: st
     facts = None  # type: Optional[CertificateFacts]
     with contextlib.suppress(Exception):
         facts = live_facts(targets[0].read())
-    files = (targets[0].path, targets[1].path, targets[2].path)
+    files = target_files(targets)
     report = RunReport(Served.FAILED, host.request, files, facts, None, False, code, message, time.time())
     record_fleet_view(host, report)
 
@@ -2411,9 +2474,9 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         lock_fd = acquire_lock(config, euid)
         host = Host(request, config, apache, euid, guard)
         recover(host)
-        if not (request.files[0] and request.files[2]):  # certrotate's own directory, made on first use
+        if not (request.files[0] and (request.files[2] or request.combined)):  # certrotate's own, made on first use
             os.close(open_directory(distro.cert_dir, euid, create_mode=0o755))
-        targets = open_targets((files[0], files[1], files[2]), config, euid)
+        targets = open_targets((files[0], files[1], files[2]), config, euid, combined=request.combined)
         outcome = RUNS[request.action](host, targets)
         guard.hold()
         for finish in FINISHERS:

@@ -61,6 +61,8 @@ DESCRIPTIONS = {
     "empty = detect from /etc/os-release.",
     "HttpsPort": "Local port where Apache serves TLS, to prove the new certificate is served.",
     "ReloadMode": "graceful (default: no dropped connections) or restart.",
+    "FileLayout": "separate (default: CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone "
+    "holds the certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile.",
 }
 
 
@@ -90,7 +92,7 @@ def _parameters(action: Any) -> tuple[Parameter, ...]:
             DESCRIPTIONS[p.name],
             p.pattern,
             p.default,
-            INSTALLER.RELOAD_MODES if p.name == "ReloadMode" else (),
+            {"ReloadMode": INSTALLER.RELOAD_MODES, "FileLayout": INSTALLER.FILE_LAYOUTS}.get(p.name, ()),
         )
         for p in INSTALLER.PARAMETERS[action]
     )

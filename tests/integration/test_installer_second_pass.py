@@ -36,7 +36,7 @@ from rotation.fleet import INVENTORY_TYPE
 from rotation.keys import private_key_pem
 from tests.installer.helpers import load_program
 from tests.integration.conftest import HOSTNAME, REGION, require
-from tests.integration.test_install_document import INSTALL, install, served_serial, snapshot
+from tests.integration.test_install_document import INSTALL, install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA
 
 OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.6.*/bin/python3") + glob.glob("/usr/bin/python3.6"))
@@ -568,3 +568,78 @@ def test_17_14_a_file_named_cert_pem_is_a_target_outside_the_trust_store(
         )
     finally:
         server.stop()
+
+
+# 8. A SIGKILL between the renames left a mismatched pair ----------------------------------------------------
+
+
+def combined_apache(apache: Apache) -> Path:
+    """Point the Apache's virtual host at one file holding certificate, chain and key (0600)."""
+    combined = apache.root / "ssl" / "private" / "combined.pem"
+    data = apache.cert_file().read_bytes() + apache.chain_file().read_bytes() + apache.key_file().read_bytes()
+    descriptor = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    text = apache.config.read_text()
+    text = text.replace(f'SSLCertificateFile "{apache.cert_file()}"', f'SSLCertificateFile "{combined}"')
+    text = text.replace(f'    SSLCertificateKeyFile "{apache.key_file()}"\n', "")
+    text = text.replace(f'    SSLCertificateChainFile "{apache.chain_file()}"\n', "")
+    apache.config.write_text(text)
+    graceful(apache)
+    return combined
+
+
+def graceful(apache: Apache) -> None:
+    """A reload by something else (logrotate's postrotate, an operator)."""
+    subprocess.run(["apache2", "-f", str(apache.config), "-k", "graceful"], check=True, capture_output=True)
+    time.sleep(1.0)
+
+
+def combined_parameters(combined: Path) -> dict[str, str]:
+    return {"CertificateFile": str(combined), "KeyFile": "", "ChainFile": "", "FileLayout": "combined"}
+
+
+@pytest.mark.parametrize("point", ["change:1", "change:2", "change:3"])
+def test_17_8_killed_at_any_rename_of_a_combined_file_apache_survives_a_reload(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], point: str
+) -> None:
+    """The combined layout switches certificate and key with one rename: killed anywhere, the file
+    on disk is a whole pair, so a graceful reload by anything else keeps Apache serving. On the
+    starting code there was no combined layout (FileLayout is refused), and with three files a
+    kill after the certificate's rename made the next reload take Apache down."""
+    combined = combined_apache(apache)
+    old_serial = served_serial(apache)
+    new = ca.issue([HOSTNAME])
+    arn = put_secret(new)
+    apache.write_installer_config(managed_files=[str(combined)], test_fault={"at": point, "signal": "KILL"})
+    killed = install(apache, arn, host_env, **combined_parameters(combined))
+    assert code(killed) == -signal.SIGKILL, killed.stdout + killed.stderr
+    graceful(apache)  # logrotate, before any certrotate run repairs anything
+    assert served_serial(apache) in (old_serial, new.certificate.serial_number)
+    apache.write_installer_config(managed_files=[str(combined)])
+    result = install(apache, arn, host_env, **combined_parameters(combined))
+    assert result.ok, result.stdout + result.stderr
+    assert served_serial(apache) == new.certificate.serial_number
+    assert combined.stat().st_mode & 0o777 == 0o600
+    assert ("file written:" in result.stdout) != ("already installed" in result.stdout)  # killed after the commit
+    assert combined.read_text().count("BEGIN CERTIFICATE") == 2 and "PRIVATE KEY" in combined.read_text()
+    back = rollback(apache, host_env, **combined_parameters(combined))
+    assert back.ok, back.stdout + back.stderr
+    assert served_serial(apache) == old_serial
+
+
+def test_17_8_with_three_files_a_kill_between_the_renames_leaves_a_pair_a_reload_cannot_load(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """Why the combined layout exists: the separate layout's window, shown (the next certrotate
+    run repairs it; a reload by anything else before that fails)."""
+    apache.write_installer_config(test_fault={"at": "change:3", "signal": "KILL"})  # cert renamed, key not yet
+    killed = install(apache, put_secret(ca.issue([HOSTNAME])), host_env)
+    assert code(killed) == -signal.SIGKILL
+    subprocess.run(["apache2", "-f", str(apache.config), "-k", "graceful"], capture_output=True, check=False)
+    time.sleep(2.0)
+    with pytest.raises(OSError):  # the reload took Apache down: nothing answers
+        served_serial(apache)
+    apache.write_installer_config()
+    repaired = install(apache, put_secret(ca.issue([HOSTNAME])), host_env)  # the next run repairs first
+    assert "recovered an interrupted install" in repaired.stdout, repaired.stdout + repaired.stderr
