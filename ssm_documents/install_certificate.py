@@ -64,7 +64,7 @@ import stat
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 # ---------------------------------------------------------------------------------------------
 # Closed choices and tables
@@ -101,13 +101,23 @@ class Parameter(NamedTuple):
     default: Optional[str]  # None: required
 
 
-PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$"
+# Every pattern is bounded: a value travels into the fleet record (SSM inventory) and an argv.
+# A name is at most 255 characters (NAME_MAX), a path at most MAX_PATH_LENGTH (checked in code).
+PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]{0,254}){1,16}$"
+MAX_PATH_LENGTH = 1024
+# Partition (aws, aws-cn, aws-us-gov, aws-iso-b...), region (us-gov-west-1...), account, name:
+# a secret name is at most 512 characters, and Secrets Manager appends "-" and 6 characters.
 SECRET_ARN = Parameter(
     "SecretArn",
-    r"^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$",
+    r"^arn:aws(-[a-z]{1,10}){0,2}:secretsmanager:[a-z]{2}(-[a-z]{1,10}){1,3}-[0-9]{1,2}:[0-9]{12}"
+    r":secret:[A-Za-z0-9/_+=.@-]{1,519}$",
     None,
 )
+# The document accepts any label; the program installs AWSCURRENT and AWSPREVIOUS only, and the
+# labels the host file lists in ``version_stages`` (a label such as AWSPENDING holds what a
+# secret's writer staged, not what the rotation verified and promoted).
 VERSION_STAGE = Parameter("VersionStage", r"^[A-Za-z0-9_.-]{1,256}$", "AWSCURRENT")
+VERIFIED_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
 KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
 CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
@@ -115,11 +125,18 @@ SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd)$", "")
 HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
 RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 
+# separate: certificate, key and chain in three files (three renames: a kill between them leaves a
+# mismatched pair until the next run). combined: one file holding the certificate, the chain and
+# the key, mode 0600, which Apache reads as SSLCertificateFile alone (2.4.8+; nginx's
+# ssl_certificate and ssl_certificate_key may name the same file, HAProxy's crt is such a file):
+# one rename switches the pair, so no moment on disk has a certificate without its key.
+FILE_LAYOUT = Parameter("FileLayout", r"^(separate|combined)$", "separate")
+FILE_LAYOUTS = ("separate", "combined")
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
 APACHE_PARAMETERS = (SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
 PARAMETERS = {
-    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, *APACHE_PARAMETERS),
-    Action.ROLLBACK: (*FILE_PARAMETERS, *APACHE_PARAMETERS),
+    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
+    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
 }
 RELOAD_MODES = ("graceful", "restart")
 
@@ -133,9 +150,12 @@ class Distro(NamedTuple):
     key_dir: str
 
 
+# The default certificate and chain live in a directory of certrotate's own, never in a CA
+# directory: /etc/ssl/certs (Debian) and /etc/pki/tls/certs (RHEL) are what OpenSSL's CApath and
+# the trust tooling read, and a chain there became a system trust anchor.
 DISTROS = (
-    Distro("debian", "apache2", "apache2ctl", "apache2", "/etc/ssl/certs", "/etc/ssl/private"),
-    Distro("rhel", "httpd", "apachectl", "httpd", "/etc/pki/tls/certs", "/etc/pki/tls/private"),
+    Distro("debian", "apache2", "apache2ctl", "apache2", "/etc/ssl/certrotate", "/etc/ssl/private"),
+    Distro("rhel", "httpd", "apachectl", "httpd", "/etc/pki/tls/certrotate", "/etc/pki/tls/private"),
 )
 OS_FAMILIES = {
     "debian": "debian",
@@ -154,12 +174,38 @@ HOST_CONFIG_VARIABLE = "CERTROTATE_INSTALLER_CONFIG"
 DEFAULT_ALLOWED = ("/etc/pki/tls", "/etc/ssl", "/etc/httpd", "/etc/apache2", "/etc/certrotate")
 JOURNAL_DIR = "/var/lib/certrotate"
 LOCK_DIR = "/run/certrotate"
-HOST_CONFIG_KEYS = ("allowed_directories", "apache_config", "state_directory", "test_fault")
-
-# OS trust bundles: never a target, whatever directory is allowed.
-TRUST_BUNDLES = frozenset(
-    {"ca-certificates.crt", "ca-bundle.crt", "ca-bundle.trust.crt", "cert.pem", "tls-ca-bundle.pem"}
+HOST_CONFIG_KEYS = (
+    "allowed_directories",
+    "apache_config",
+    "issuing_ca_sha256",
+    "managed_files",
+    "state_directory",
+    "test_fault",
+    "version_stages",
 )
+
+# Directories OpenSSL (its CApath, hash links) or a distribution's trust tooling
+# (update-ca-certificates, update-ca-trust, p11-kit) reads: no target lies in or below one,
+# compared by device and inode as well as by path, whatever directory is allowed. OpenSSL's own
+# compiled-in CApath and CAfile (ssl.get_default_verify_paths) are added at run time.
+TRUST_DIRECTORIES = (
+    "/etc/ssl/certs",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/pki/trust",
+    "/etc/ca-certificates",
+    "/usr/local/share/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/share/pki/ca-trust-source",
+    "/usr/share/pki/trust",
+    "/var/lib/ca-certificates",
+)
+# OS trust bundles outside those directories, by exact path (and by device and inode).
+TRUST_FILES = ("/etc/ssl/cert.pem", "/etc/pki/tls/cert.pem", "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/ca-bundle.crt")
+# A file holding more certificates than this is a CA bundle, not a chain: never replaced, never installed.
+MAX_CHAIN_CERTIFICATES = 10
+# A certificate that expires within this many seconds is refused (it would not outlive the install).
+MIN_REMAINING_SECONDS = 3600
 TARGET_SUFFIXES = (".pem", ".crt", ".cer", ".cert", ".key")
 KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
 
@@ -167,6 +213,7 @@ NEW_SUFFIX = ".certrotate-new"
 UNDO_SUFFIX = ".certrotate-undo"
 PREVIOUS_SUFFIX = ".certrotate-previous"
 JOURNAL_NAME = "journal.json"
+MANAGED_NAME = "managed.json"  # the target paths certrotate created or installed on this host
 LOCK_NAME = "install.lock"
 MAX_FILE_BYTES = 1 << 20
 SERVE_WAIT_SECONDS = 30.0
@@ -197,12 +244,24 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def printable(text: str) -> str:
+    """Pure: ``text`` as one line of printable ASCII: a newline, an escape sequence or a non-ASCII
+    character (a certificate's CN, Apache's output) is written as ``\\n``, ``\\x1b``, ``\\xe9``. No
+    user text can add a line to the document's output, and nothing depends on the locale's
+    encoding (Python 3.6 in a C locale writes ASCII only)."""
+    return "".join(c if " " <= c <= "~" and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def out(text: str) -> None:
+    print(printable(text), flush=True)
+
+
 def say(text: str) -> None:
-    print("certrotate: " + text, flush=True)
+    out("certrotate: " + text)
 
 
 def warn(text: str) -> None:
-    print("certrotate: " + text, file=sys.stderr, flush=True)
+    print(printable("certrotate: " + text), file=sys.stderr, flush=True)
 
 
 def refused(text: str) -> InstallError:
@@ -222,6 +281,11 @@ class Request(NamedTuple):
     service: str
     port: int
     reload_mode: str
+    layout: str = "separate"
+
+    @property
+    def combined(self) -> bool:
+        return self.layout == "combined"
 
 
 def read_request(action_name: str, environ: Dict[str, str]) -> Request:
@@ -244,12 +308,27 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
         if re.fullmatch(parameter.pattern, value) is None:
             raise InstallError(
                 Exit.BAD_PARAMETER,
-                f"parameter {parameter.name} has a value that is not allowed: {value!r} (pattern {parameter.pattern})",
+                f"parameter {parameter.name} has a value that is not allowed: {value[:120]!r}"
+                + ("..." if len(value) > 120 else "")
+                + f" (pattern {parameter.pattern})",
             )
         values[parameter.name] = value
+    for parameter in FILE_PARAMETERS:
+        if len(values[parameter.name]) > MAX_PATH_LENGTH:
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {parameter.name} is {len(values[parameter.name])} characters long "
+                f"(at most {MAX_PATH_LENGTH})",
+            )
     port = int(values[HTTPS_PORT.name])
     if port > 65535:
         raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
+    if values[FILE_LAYOUT.name] == "combined" and (values[KEY_FILE.name] or values[CHAIN_FILE.name]):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameters KeyFile and ChainFile must be empty with FileLayout combined "
+            "(CertificateFile holds the certificate, the chain and the key)",
+        )
     return Request(
         action,
         values.get(SECRET_ARN.name, ""),
@@ -258,6 +337,7 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
         values[SERVICE_NAME.name],
         port,
         values[RELOAD_MODE.name],
+        values[FILE_LAYOUT.name],
     )
 
 
@@ -275,6 +355,9 @@ class HostConfig(NamedTuple):
     journal_dir: str
     lock_dir: str
     fault: Optional[Fault]
+    managed_files: Tuple[str, ...] = ()  # existing files certrotate may replace although it did not create them
+    version_stages: Tuple[str, ...] = VERIFIED_STAGES
+    ca_pins: Tuple[str, ...] = ()  # SHA-256 (hex) of the CA certificates a chain must end at
 
 
 def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
@@ -340,18 +423,40 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
     journal_dir, lock_dir = JOURNAL_DIR, LOCK_DIR
     if "state_directory" in settings:
         journal_dir = lock_dir = _absolute(path, settings["state_directory"], "state_directory")
+    managed = tuple(_absolute(path, entry, "managed_files entry") for entry in _list(path, settings, "managed_files"))
+    stages = _list(path, settings, "version_stages")
+    for stage in stages:
+        if not isinstance(stage, str) or re.fullmatch(VERSION_STAGE.pattern, stage) is None:
+            raise refused(f"host configuration {path}: version_stages entry {stage!r} is not a staging label")
+    pins = []  # type: List[str]
+    for pin in _list(path, settings, "issuing_ca_sha256"):
+        text = pin.replace(":", "").lower() if isinstance(pin, str) else ""
+        if re.fullmatch(r"[0-9a-f]{64}", text) is None:
+            raise refused(
+                f"host configuration {path}: issuing_ca_sha256 entry {pin!r} is not a SHA-256 fingerprint "
+                "(64 hex digits)"
+            )
+        pins.append(text)
     fault = None
     if "test_fault" in settings:
         spec = settings["test_fault"]
-        names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+        names = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "STOP": signal.SIGSTOP}
         if not isinstance(spec, dict) or not isinstance(spec.get("at"), str) or spec.get("signal") not in names:
             raise refused(
                 "host configuration "
                 + path
-                + ': test_fault must be an object {"at": POINT, "signal": "KILL" or "TERM"}'
+                + ': test_fault must be an object {"at": POINT, "signal": "KILL", "TERM" or "STOP"}'
             )
         fault = Fault(spec["at"], int(names[spec["signal"]]))
-    return HostConfig(path, allowed, apache_config, journal_dir, lock_dir, fault)
+    stages_allowed = VERIFIED_STAGES + tuple(stages)
+    return HostConfig(path, allowed, apache_config, journal_dir, lock_dir, fault, managed, stages_allowed, tuple(pins))
+
+
+def _list(path: str, settings: Dict[str, Any], key: str) -> List[Any]:
+    value = settings.get(key, [])
+    if not isinstance(value, list):
+        raise refused(f"host configuration {path}: {key} must be a list")
+    return value
 
 
 class FaultInjector:
@@ -401,44 +506,86 @@ def check_directory(st: os.stat_result, path: str, euid: int, final: bool) -> No
         )
 
 
-def open_directory(path: str, euid: int, create_mode: Optional[int] = None) -> int:
-    """A descriptor on ``path``, each component checked by ``check_directory`` and opened O_NOFOLLOW.
+class OpenedDirectory(NamedTuple):
+    fd: int
+    path: str  # resolved: no symbolic link in it
+    identities: Tuple[Tuple[int, int], ...]  # (device, inode) of every directory from / to it
 
-    ``path`` is resolved once (symlinked directories such as RHEL's /etc/ssl/certs are followed
-    then); the walk refuses any symlink that appears afterwards. With ``create_mode`` a missing
-    last component is created with that mode.
+
+def open_directory(path: str, euid: int, create_mode: Optional[int] = None) -> int:
+    """A descriptor on ``path`` (see ``walk_directory``)."""
+    return walk_directory(path, euid, create_mode).fd
+
+
+def walk_directory(path: str, euid: int, create_mode: Optional[int] = None) -> OpenedDirectory:  # noqa: PLR0915
+    """``path`` opened component by component, each checked by ``check_directory``, O_NOFOLLOW.
+
+    A symbolic link on the way (such as RHEL's /etc/ssl/certs) is followed only when root (or the
+    installer's user) owns it and nobody else can replace it (its directory is writable by nobody
+    else, or is root's sticky directory): a link another user planted (in /tmp) is refused. With
+    ``create_mode`` a missing last component is created with that mode.
 
     Raises:
         InstallError: BAD_PARAMETER when it does not exist, REFUSED when it is not safe.
     """
-    real = os.path.realpath(path)
-    parts = [p for p in real.split("/") if p]
-    fd = os.open("/", _DIRECTORY_FLAGS)
-    try:
-        check_directory(os.fstat(fd), "/", euid, final=not parts)
-        walked = ""
-        for index, part in enumerate(parts):
-            walked += "/" + part
-            final = index == len(parts) - 1
-            try:
-                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not (final and create_mode is not None):
-                    raise InstallError(Exit.BAD_PARAMETER, f"directory does not exist: {walked}") from None
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, create_mode, dir_fd=fd)
-                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise refused(f"{walked} is not a directory (or is a link)") from None
-                raise
+    pending = [p for p in path.split("/") if p and p != "."]
+    hops = 0
+    while True:
+        fd = os.open("/", _DIRECTORY_FLAGS)
+        try:
+            root = os.fstat(fd)
+            check_directory(root, "/", euid, final=not pending)
+            identities = [(root.st_dev, root.st_ino)]
+            walked = []  # type: List[str]
+            restart = None  # type: Optional[List[str]]
+            for index, part in enumerate(pending):
+                shown = "/" + "/".join([*walked, part])
+                final = index == len(pending) - 1
+                if part == "..":
+                    restart = walked[:-1] + pending[index + 1 :]
+                    break
+                try:
+                    child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not (final and create_mode is not None):
+                        raise InstallError(Exit.BAD_PARAMETER, f"directory does not exist: {shown}") from None
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, create_mode, dir_fd=fd)
+                    child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    link = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                    parent = os.fstat(fd)
+                    if not stat.S_ISLNK(link.st_mode):
+                        raise refused(f"{shown} is not a directory") from None
+                    sticky = parent.st_uid == 0 and parent.st_mode & stat.S_ISVTX  # only its owner can replace it
+                    if link.st_uid not in (0, euid) or (parent.st_mode & 0o022 and not sticky):
+                        raise refused(
+                            f"{shown} is a symbolic link another user could have made; certrotate follows "
+                            f"only links of {_owners(euid)} in directories nobody else can write"
+                        ) from None
+                    hops += 1
+                    if hops > 40:
+                        raise refused(f"{shown}: too many levels of symbolic links") from None
+                    target = os.readlink(part, dir_fd=fd)
+                    base = [] if target.startswith("/") else walked
+                    restart = base + [p for p in target.split("/") if p and p != "."] + pending[index + 1 :]
+                    break
+                os.close(fd)
+                fd = child
+                opened = os.fstat(fd)
+                check_directory(opened, shown, euid, final)
+                identities.append((opened.st_dev, opened.st_ino))
+                walked.append(part)
+            if restart is None:
+                return OpenedDirectory(fd, "/" + "/".join(walked), tuple(identities))
             os.close(fd)
-            fd = child
-            check_directory(os.fstat(fd), walked, euid, final)
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+            pending = restart
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
 
 
 def is_within(path: str, directories: Sequence[str]) -> bool:
@@ -490,6 +637,7 @@ class TargetKind(enum.Enum):
     CERTIFICATE = ("CertificateFile", 0o644)
     KEY = ("KeyFile", 0o600)
     CHAIN = ("ChainFile", 0o644)
+    COMBINED = ("CertificateFile", 0o600)  # certificate, chain and key in one file
 
     @property
     def parameter(self) -> str:
@@ -596,9 +744,9 @@ def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> No
                 kind.parameter, path, ", ".join(allowed), HOST_CONFIG
             ),
         )
-    if name in TRUST_BUNDLES:
+    if len(name) > 255 - max(len(NEW_SUFFIX), len(UNDO_SUFFIX), len(PREVIOUS_SUFFIX)):
         raise InstallError(
-            Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path} is an OS trust bundle; certrotate never touches it"
+            Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path}: the file name is too long for its work files"
         )
     if not name.endswith(TARGET_SUFFIXES):
         raise InstallError(
@@ -607,26 +755,116 @@ def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> No
         )
 
 
-def open_targets(files: Tuple[str, str, str], host: HostConfig, euid: int) -> List[Target]:
-    """The three targets, each in a checked directory inside the allow-list, all distinct.
+class TrustStore(NamedTuple):
+    """The directories and bundles the host's TLS clients trust, by path and by device and inode."""
+
+    directories: Tuple[str, ...]
+    files: Tuple[str, ...]
+    identities: FrozenSet[Tuple[int, int]]  # (device, inode) of each that exists
+
+    @classmethod
+    def of_this_host(cls) -> "TrustStore":
+        paths = ssl.get_default_verify_paths()
+        directories = list(TRUST_DIRECTORIES)
+        files = list(TRUST_FILES)
+        for value, into in (
+            (paths.capath, directories),
+            (paths.openssl_capath, directories),
+            (paths.cafile, files),
+            (paths.openssl_cafile, files),
+        ):
+            if value and value not in into:
+                into.append(value)
+        identities = set()
+        for entry in directories + files:
+            with contextlib.suppress(OSError):
+                st = os.stat(entry)  # following links: RHEL's /etc/ssl/certs -> /etc/pki/tls/certs
+                identities.add((st.st_dev, st.st_ino))
+        return cls(tuple(directories), tuple(files), frozenset(identities))
+
+    def check_path(self, kind: TargetKind, path: str) -> None:
+        """Pure: refuse a target whose path is in (or below) a trust directory or is a trust bundle.
+
+        Raises:
+            InstallError: BAD_PARAMETER.
+        """
+        self._check(kind, path, None, None)
+
+    def check(self, kind: TargetKind, path: str, directory: OpenedDirectory, dir_fd: int) -> None:
+        """Refuse a target in (or below) a trust directory or that is a trust bundle, by path and
+        by device and inode (a bind mount or another name of the same directory or file).
+
+        Raises:
+            InstallError: BAD_PARAMETER.
+        """
+        self._check(kind, path, directory, dir_fd)
+
+    def _check(self, kind: TargetKind, path: str, directory: Optional[OpenedDirectory], dir_fd: Optional[int]) -> None:
+        hit = next((d for d in self.directories if is_within(os.path.dirname(path), [d])), None)
+        if hit is None and path in self.files:
+            hit = ""
+        if hit is None and directory is not None and any(i in self.identities for i in directory.identities):
+            hit = "a trust directory (the same directory by device and inode)"
+        if hit:
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {kind.parameter} {path} is in {hit}, which OpenSSL or the system's trust tooling "
+                "reads (an OS trust bundle or CA directory: a certificate there becomes a trust anchor); "
+                f"certrotate never writes there (its default directory is {DISTROS[0].cert_dir})",
+            )
+        st = None
+        if dir_fd is not None:
+            with contextlib.suppress(OSError):
+                st = os.stat(os.path.basename(path), dir_fd=dir_fd, follow_symlinks=False)
+        if hit is not None or (st is not None and (st.st_dev, st.st_ino) in self.identities):
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {kind.parameter} {path} is an OS trust bundle; certrotate never touches it",
+            )
+
+
+def open_targets(
+    files: Tuple[str, str, str],
+    host: HostConfig,
+    euid: int,
+    trust: Optional[TrustStore] = None,
+    combined: bool = False,
+) -> List[Target]:
+    """The three targets, each in a checked directory inside the allow-list and outside the trust
+    store, all distinct by device and inode (a bind mount or another path to the same file or
+    directory is the same target).
 
     Raises:
         InstallError: BAD_PARAMETER or REFUSED.
     """
     allowed = [os.path.realpath(d) for d in host.allowed]
+    trust = trust or TrustStore.of_this_host()
     targets = []  # type: List[Target]
+    seen = []  # type: List[Tuple[Target, Tuple[int, int, str], Optional[Tuple[int, int]]]]
     try:
-        for kind, path in zip(TargetKind, files):
-            resolved = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        kinds = [(TargetKind.COMBINED, files[0])] if combined else list(zip(TargetKind, files))
+        for kind, path in kinds:
+            check_target_name(kind, path, [d for d in host.allowed] + allowed)
+            directory = walk_directory(os.path.dirname(path), euid)
+            resolved = os.path.join(directory.path, os.path.basename(path))
+            target = Target(kind, resolved, directory.fd)
+            targets.append(target)
             check_target_name(kind, resolved, allowed)
-            for other in targets:
-                if other.path == resolved:
+            trust.check(kind, resolved, directory, directory.fd)
+            where = os.fstat(directory.fd)
+            place = (where.st_dev, where.st_ino, target.name)
+            identity = None  # type: Optional[Tuple[int, int]]
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(target.name, dir_fd=directory.fd, follow_symlinks=False)
+                identity = (st.st_dev, st.st_ino)
+            for other, other_place, other_identity in seen:
+                if place == other_place or (identity is not None and identity == other_identity):
                     raise InstallError(
                         Exit.BAD_PARAMETER,
-                        f"parameter {kind.parameter} must name a different file "
-                        f"than {other.kind.parameter} ({resolved})",
+                        f"parameter {kind.parameter} must name a different file than {other.kind.parameter}: "
+                        f"{resolved} and {other.path} are the same file (same device and inode)",
                     )
-            targets.append(Target(kind, resolved, open_directory(os.path.dirname(resolved), euid)))
+            seen.append((target, place, identity))
         return targets
     except BaseException:
         for target in targets:
@@ -711,6 +949,13 @@ _STRING_CODECS = {0x0C: "utf-8", 0x13: "latin-1", 0x14: "latin-1", 0x16: "latin-
 _COMMON_NAME_OID = b"\x55\x04\x03"
 
 
+_BASIC_CONSTRAINTS_OID = b"\x55\x1d\x13"
+_KEY_USAGE_OID = b"\x55\x1d\x0f"
+_EXTENDED_KEY_USAGE_OID = b"\x55\x1d\x25"
+_SERVER_AUTH_OID = b"\x2b\x06\x01\x05\x05\x07\x03\x01"
+_ANY_EXTENDED_KEY_USAGE_OID = b"\x55\x1d\x25\x00"
+
+
 class CertificateFacts(NamedTuple):
     der: bytes
     serial: int
@@ -718,6 +963,9 @@ class CertificateFacts(NamedTuple):
     not_after: float
     common_name: str
     public_key: bytes  # SubjectPublicKeyInfo DER
+    is_ca: bool = False  # basicConstraints CA:TRUE
+    signs: bool = False  # keyUsage keyCertSign or cRLSign
+    server_auth: bool = True  # no extendedKeyUsage, or one that allows serverAuth
 
     @property
     def fingerprint(self) -> str:
@@ -733,8 +981,41 @@ def certificate_facts(der: bytes) -> CertificateFacts:
     """Pure: what the installer needs from a DER certificate.
 
     Raises:
-        ValueError: not a certificate.
+        ValueError: not a certificate (a truncated or mutated DER included).
     """
+    try:
+        return _certificate_facts(der)
+    except (IndexError, UnicodeDecodeError, OverflowError) as exc:
+        raise ValueError(f"not a DER certificate ({type(exc).__name__})") from None
+
+
+def _extension_flags(der: bytes, fields: List[Tuple[int, int, int, int]]) -> Tuple[bool, bool, bool]:
+    """(CA:TRUE, keyCertSign or cRLSign, serverAuth allowed) from the [3] extensions field."""
+    is_ca, signs, server_auth = False, False, True
+    for tag, _, value, end in fields:
+        if tag != 0xA3:
+            continue
+        (sequence,) = _children(der, value, end)
+        for _, _, extension, extension_end in _children(der, sequence[2], sequence[3]):
+            parts = _children(der, extension, extension_end)
+            oid = der[parts[0][2] : parts[0][3]]
+            octets = parts[-1]
+            if octets[0] != 0x04:
+                raise ValueError("an extension value is not an OCTET STRING")
+            inner = _children(der, octets[2], octets[3])
+            if oid == _BASIC_CONSTRAINTS_OID:
+                members = _children(der, inner[0][2], inner[0][3])
+                is_ca = bool(members) and members[0][0] == 0x01 and der[members[0][2] : members[0][3]] != b"\x00"
+            elif oid == _KEY_USAGE_OID:
+                bits = der[inner[0][2] + 1 : inner[0][3]]  # after the unused-bits octet
+                signs = len(bits) > 0 and bool(bits[0] & 0x06)  # bit 5 keyCertSign, bit 6 cRLSign
+            elif oid == _EXTENDED_KEY_USAGE_OID:
+                purposes = {der[v:e] for _, _, v, e in _children(der, inner[0][2], inner[0][3])}
+                server_auth = bool(purposes & {_SERVER_AUTH_OID, _ANY_EXTENDED_KEY_USAGE_OID})
+    return is_ca, signs, server_auth
+
+
+def _certificate_facts(der: bytes) -> CertificateFacts:
     tag, start, end = _tlv(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("not a DER certificate")
@@ -753,7 +1034,8 @@ def certificate_facts(der: bytes) -> CertificateFacts:
             if len(parts) == 2 and der[parts[0][2] : parts[0][3]] == _COMMON_NAME_OID and not common_name:
                 codec = _STRING_CODECS.get(parts[1][0], "latin-1")
                 common_name = der[parts[1][2] : parts[1][3]].decode(codec)
-    return CertificateFacts(der, serial, times[0], times[1], common_name, der[key[1] : key[3]])
+    flags = _extension_flags(der, fields[index + 6 :])
+    return CertificateFacts(der, serial, times[0], times[1], common_name, der[key[1] : key[3]], *flags)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -789,6 +1071,11 @@ def parse_bundle(certificate: str, key: str, chain: str, names: Tuple[str, str, 
     chain_blocks = pem_blocks(chain, names[2])
     if not chain_blocks or any(label != "CERTIFICATE" for label, _ in chain_blocks):
         raise ValueError(f"{names[2]} must hold CERTIFICATE blocks only")
+    if len(chain_blocks) > MAX_CHAIN_CERTIFICATES:
+        raise ValueError(
+            f"{names[2]} holds {len(chain_blocks)} certificates (at most {MAX_CHAIN_CERTIFICATES}): "
+            "a CA bundle, not a chain"
+        )
     key_blocks = pem_blocks(key, names[1])
     if len(key_blocks) != 1 or key_blocks[0][0] not in KEY_LABELS:
         raise ValueError(
@@ -809,27 +1096,57 @@ def _raise_on_password() -> bytes:
     raise ValueError("the private key is encrypted")
 
 
+# The root-only state directory, once a run has opened it: the last place for an unnamed file.
+UNNAMED_FILE_DIRECTORIES = []  # type: List[int]
+
+
 def _memory_file(data: bytes) -> Tuple[str, Any]:
-    """A /dev/fd path to an unnamed file holding ``data``: in RAM (/dev/shm) where the host has it,
-    never linked into a directory (O_TMPFILE), gone when closed or when this process dies."""
-    import tempfile
+    """A /dev/fd path to an unnamed file holding ``data``, gone when closed or when this process
+    dies; never linked into a directory. In order: memfd_create (Python 3.8+: in memory, in no
+    file system a local user can fill), O_TMPFILE in /dev/shm, O_TMPFILE in the root-only state
+    directory (when a local user has filled /dev/shm).
 
+    Raises:
+        OSError: no mechanism worked (the last error).
+    """
+    attempts = []  # type: List[Callable[[], int]]
+    create = getattr(os, "memfd_create", None)
+    if create is not None:
+        attempts.append(lambda: int(create("certrotate", getattr(os, "MFD_CLOEXEC", 1))))
+    flags = getattr(os, "O_TMPFILE", 0) | os.O_RDWR | os.O_CLOEXEC
     in_memory = "/dev/shm"  # noqa: S108 - O_TMPFILE: the file never has a name to race for
-    directory = in_memory if os.path.isdir(in_memory) else None
-    handle = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller closes it
-    handle.write(data)
-    handle.flush()
-    return f"/dev/fd/{handle.fileno()}", handle
+    if flags & getattr(os, "O_TMPFILE", 0):
+        attempts.append(lambda: os.open(in_memory, flags, 0o600))
+        for dir_fd in UNNAMED_FILE_DIRECTORIES:
+            attempts.append(lambda dir_fd=dir_fd: os.open(".", flags, 0o600, dir_fd=dir_fd))  # type: ignore[misc]
+    failure = OSError(errno.ENOSYS, "no unnamed-file mechanism on this host")
+    for attempt in attempts:
+        try:
+            fd = attempt()
+        except OSError as exc:
+            failure = exc
+            continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:  # ENOSPC: a full /dev/shm
+            os.close(fd)
+            failure = exc
+            continue
+        return f"/dev/fd/{fd}", os.fdopen(fd, "rb")
+    raise failure
 
 
-def server_context(bundle: Bundle) -> ssl.SSLContext:
-    """A TLS server context holding the bundle's certificate and key.
+def server_context(bundle: Bundle, with_chain: bool = False) -> ssl.SSLContext:
+    """A TLS server context holding the bundle's certificate (and with ``with_chain`` the chain it
+    sends) and key.
 
     Raises:
         ValueError: the key does not match, or cannot be read.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert_path, cert_file = _memory_file(bundle.certificate)
+    cert_path, cert_file = _memory_file(bundle.certificate + (bundle.chain if with_chain else b""))
     key_path, key_file = _memory_file(bundle.key)
     try:
         context.load_cert_chain(cert_path, key_path, password=_raise_on_password)
@@ -849,17 +1166,38 @@ def server_context(bundle: Bundle) -> ssl.SSLContext:
 _PARTIAL_CHAIN = 0x80000  # X509_V_FLAG_PARTIAL_CHAIN (ssl.VERIFY_X509_PARTIAL_CHAIN from Python 3.10)
 
 
-def handshake(bundle: Bundle) -> None:
-    """A TLS handshake in memory: our server, a client trusting only the bundle's chain.
+def pinned_anchors(bundle: Bundle, pins: Sequence[str]) -> bytes:
+    """Pure: the chain's certificates whose SHA-256 is pinned (all of the chain without pins).
+
+    Raises:
+        ValueError: pins are set and no certificate of the chain is pinned.
+    """
+    if not pins:
+        return bundle.chain
+    blocks = pem_blocks(bundle.chain.decode("ascii"), "the chain")
+    anchors = [der for _, der in blocks if hashlib.sha256(der).hexdigest() in pins]
+    if not anchors:
+        raise ValueError(
+            "the chain does not include the issuing CA the host file pins (issuing_ca_sha256 {})".format(
+                ", ".join(pin[:16] + "..." for pin in pins)
+            )
+        )
+    return b"".join(pem("CERTIFICATE", der) for der in anchors)
+
+
+def handshake(bundle: Bundle, pins: Sequence[str] = ()) -> None:
+    """A TLS handshake in memory: our server sending the certificate and chain, a client trusting
+    only the bundle's chain, or with ``pins`` only the chain's pinned CA certificates.
 
     Raises:
         ValueError: the key does not match or the chain does not verify the certificate.
     """
-    server = server_context(bundle)
+    anchors = pinned_anchors(bundle, pins)
+    server = server_context(bundle, with_chain=True)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname = False  # names are the rotation's business; this proves key and chain
     client.verify_flags |= _PARTIAL_CHAIN
-    client.load_verify_locations(cadata=bundle.chain.decode("ascii"))
+    client.load_verify_locations(cadata=anchors.decode("ascii"))
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls_client = client.wrap_bio(to_client, to_server)
     tls_server = server.wrap_bio(to_server, to_client, server_side=True)
@@ -883,35 +1221,45 @@ def handshake(bundle: Bundle) -> None:
     raise ValueError("the chain does not verify the certificate: the in-memory handshake did not finish")
 
 
-def validate_bundle(bundle: Bundle, now: float) -> None:
-    """Everything checked before the first change.
+def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = ()) -> None:
+    """Everything checked before the first change; the end-entity rules are the engine's
+    (rotation/verification.py check_end_entity).
 
     Raises:
         InstallError: BUNDLE_INVALID.
     """
     facts = bundle.facts
+    expiry = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))
     if facts.not_after <= now:
+        raise InstallError(Exit.BUNDLE_INVALID, f"the certificate expired at {expiry}")
+    if facts.not_after - now < MIN_REMAINING_SECONDS:
         raise InstallError(
             Exit.BUNDLE_INVALID,
-            "the certificate expired at {}".format(
-                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))
-            ),
+            f"the certificate expires at {expiry}, in less than {MIN_REMAINING_SECONDS} seconds; certrotate "
+            "installs only a certificate that outlives the install",
         )
+    if facts.is_ca:
+        raise InstallError(Exit.BUNDLE_INVALID, "the certificate is a CA certificate (basicConstraints CA:TRUE)")
+    if facts.signs:
+        raise InstallError(Exit.BUNDLE_INVALID, "the certificate may sign certificates or CRLs (keyCertSign/cRLSign)")
+    if not facts.server_auth:
+        raise InstallError(Exit.BUNDLE_INVALID, "the certificate's extended key usage lacks serverAuth")
     if not facts.common_name:
         raise InstallError(
             Exit.BUNDLE_INVALID, "the certificate has no common name to check the served certificate with"
         )
     try:
-        handshake(bundle)
+        handshake(bundle, pins)
     except ValueError as exc:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
 
 
 def key_matches(certificate: bytes, key: bytes) -> bool:
-    """Whether a certificate file's first certificate and a key file belong together."""
+    """Whether a certificate file's first certificate and a key file's key (the same file in the
+    combined layout) belong together."""
     try:
-        cert_blocks = pem_blocks(certificate.decode("ascii"), "certificate")
-        key_blocks = pem_blocks(key.decode("ascii"), "key")
+        cert_blocks = [b for b in pem_blocks(certificate.decode("ascii"), "certificate") if b[0] == "CERTIFICATE"]
+        key_blocks = [b for b in pem_blocks(key.decode("ascii"), "key") if b[0] in KEY_LABELS]
         bundle = Bundle(
             pem("CERTIFICATE", cert_blocks[0][1]),
             pem(key_blocks[0][0], key_blocks[0][1]),
@@ -936,15 +1284,21 @@ def check_existing_content(kind: TargetKind, data: bytes, shown: str) -> None:
         labels = ["?"]
     if not labels:
         return
-    expected_ok = (
-        (len(labels) == 1 and labels[0] in KEY_LABELS) if kind is TargetKind.KEY else set(labels) == {"CERTIFICATE"}
-    )
-    if not expected_ok:
+    if labels.count("CERTIFICATE") > MAX_CHAIN_CERTIFICATES:
         raise refused(
-            "{} exists and is not a {} file; certrotate replaces only its own kind of file".format(
-                shown, "private key" if kind is TargetKind.KEY else "certificate"
-            )
+            f"{shown} holds {labels.count('CERTIFICATE')} certificates: it is a CA bundle (an OS trust bundle or "
+            "a client CA file), not a certificate file; certrotate never replaces it"
         )
+    if kind is TargetKind.KEY:
+        expected_ok, what = len(labels) == 1 and labels[0] in KEY_LABELS, "private key"
+    elif kind is TargetKind.COMBINED:
+        keys = [label for label in labels if label in KEY_LABELS]
+        expected_ok = len(keys) == 1 and set(labels) - set(keys) == {"CERTIFICATE"}
+        what = "certificate, chain and key"
+    else:
+        expected_ok, what = set(labels) == {"CERTIFICATE"}, "certificate"
+    if not expected_ok:
+        raise refused(f"{shown} exists and is not a {what} file; certrotate replaces only its own kind of file")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -960,12 +1314,30 @@ def tool_environment(environ: Dict[str, str]) -> Dict[str, str]:
 
 
 def find_tool(name: str, env: Dict[str, str]) -> str:
-    found = shutil.which(name, path=env["PATH"])
-    if found is None:
-        raise InstallError(
-            Exit.HOST_UNSUPPORTED, "{} is not installed on this host (not in {})".format(name, env["PATH"])
-        )
-    return found
+    """The first ``name`` on PATH that nobody but root (or the installer's user) can have replaced:
+    the file and its directory owned by them and writable by nobody else.
+
+    Raises:
+        InstallError: HOST_UNSUPPORTED when there is none.
+    """
+    euid = os.geteuid()
+    skipped = []  # type: List[str]
+    for directory in env["PATH"].split(":"):
+        if not directory.startswith("/"):
+            continue
+        found = shutil.which(name, path=directory)
+        if found is None:
+            continue
+        real = os.path.realpath(found)
+        try:
+            checks = [os.stat(real), os.stat(os.path.dirname(real))]
+        except OSError:
+            continue
+        if all(st.st_uid in (0, euid) and not st.st_mode & 0o022 for st in checks):
+            return real
+        skipped.append(found)
+    where = f"; not used, because another user can change them: {', '.join(skipped)}" if skipped else ""
+    raise InstallError(Exit.HOST_UNSUPPORTED, f"{name} is not installed on this host (not in {env['PATH']}){where}")
 
 
 def run_aws(arguments: List[str], env: Dict[str, str], code: Exit, what: str) -> bytes:
@@ -1004,7 +1376,7 @@ def fetch_secret(request: Request, env: Dict[str, str]) -> Dict[str, Any]:
     stdout = run_aws([*arguments, "--output", "json"], env, Exit.SECRET_UNREADABLE, "cannot read " + where)
     try:
         fields = json.loads(json.loads(stdout.decode("utf-8"))["SecretString"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object") from None
     if not isinstance(fields, dict):
         raise InstallError(Exit.SECRET_UNREADABLE, f"{where}: the secret value is not a JSON object")
@@ -1166,9 +1538,18 @@ class Journal:
         replace_state_file(self.dir_fd, JOURNAL_NAME, json.dumps(record, sort_keys=True).encode("utf-8"))
 
     def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(JOURNAL_NAME, dir_fd=self.dir_fd)
+        for name in (JOURNAL_NAME, JOURNAL_NAME + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self.dir_fd)
         os.fsync(self.dir_fd)
+
+    def phase(self) -> Optional[str]:
+        """The phase the journal on disk records (None: no journal), for what the next run will do."""
+        try:
+            record = self.read()
+        except InstallError:
+            return "unreadable"
+        return None if record is None else str(record.get("phase"))
 
 
 def sha256(data: Optional[bytes]) -> Optional[str]:
@@ -1217,7 +1598,6 @@ class Swap:
         return swap
 
     def record(self, phase: Phase) -> None:
-        self.phase = phase
         self.journal.write(
             {
                 "version": 1,
@@ -1231,8 +1611,10 @@ class Swap:
                 ],
             }
         )
+        self.phase = phase
 
     def stage(self) -> None:
+        self.phase = Phase.STAGING  # a failure writing the first record leaves NAME.certrotate-new at most
         self.record(Phase.STAGING)
         for target, data in zip(self.targets, self.contents):
             target.write_new(data)
@@ -1253,7 +1635,18 @@ class Swap:
         self.faults.point("swapped")
 
     def commit(self) -> None:
-        self.record(Phase.COMMITTING)
+        """Record COMMITTING, then turn the undo names into the previous files.
+
+        When the state file system is full the record cannot be written and the journal still
+        says SWAPPED, which the next run would undo (taking the served certificate away): the
+        commit then goes on without it (renames and unlinks need no space) and clears the
+        journal; only when that fails too does the journal stay, and ``swap_in`` says what the
+        next run will do with it.
+        """
+        try:
+            self.record(Phase.COMMITTING)
+        except OSError:
+            self.faults.point("commit-record-failed")
         self.finish_commit()
 
     def finish_commit(self) -> None:
@@ -1290,6 +1683,7 @@ class SignalGuard:
 
     def __init__(self) -> None:
         self.deferred = False
+        self.pending = None  # type: Optional[int]
 
     def install(self) -> None:
         for signum in SIGNALS:
@@ -1298,13 +1692,27 @@ class SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         if not self.deferred:
             raise Interrupted(signum)
+        self.pending = signum
 
     def protect(self, work: Callable[[], None]) -> None:
+        before = self.deferred
         self.deferred = True
         try:
             work()
         finally:
-            self.deferred = False
+            self.deferred = before
+
+    def hold(self) -> None:
+        """From now on a signal is noted, not raised: the install is committed (or its failure is
+        being recorded), and only the finishing steps are left."""
+        self.deferred = True
+
+    def report(self) -> None:
+        if self.pending is not None:
+            say(
+                f"signal {signal.Signals(self.pending).name} arrived after the run was decided; "
+                "it was finished first (the exit code says what it did)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1321,6 +1729,7 @@ class Outcome(NamedTuple):
     targets: Tuple[str, str, str]
     port: int
     previous_kept: bool
+    replaced: Optional[CertificateFacts] = None  # what the certificate file served before (kept as previous)
 
 
 class Host:
@@ -1335,9 +1744,27 @@ class Host:
         self.faults = FaultInjector(config.fault)
         self.journal_fd = open_directory(config.journal_dir, euid, create_mode=0o700)
         self.journal = Journal(self.journal_fd, config.journal_dir)
+        UNNAMED_FILE_DIRECTORIES.append(self.journal_fd)
 
     def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            UNNAMED_FILE_DIRECTORIES.remove(self.journal_fd)
         os.close(self.journal_fd)
+
+    def read_state(self, name: str) -> Any:
+        """A JSON file of the state directory (None when absent or not JSON, with a warning)."""
+        path = os.path.join(self.config.journal_dir, name)
+        data = read_regular(self.journal_fd, name, path)
+        if data is None:
+            return None
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            warn(f"warning: {path} is not valid JSON; starting it again from this run")
+            return None
+
+    def write_state(self, name: str, value: Any) -> None:
+        replace_state_file(self.journal_fd, name, json.dumps(value, sort_keys=True).encode("utf-8"))
 
 
 def acquire_lock(config: HostConfig, euid: int) -> int:
@@ -1473,28 +1900,81 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
     return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
 
 
-def read_live(targets: Sequence[Target]) -> List[Optional[bytes]]:
+def managed_paths(host: Host) -> Set[str]:
+    """The files certrotate may replace: those it created or installed on this host (the state
+    directory's ``managed.json``; before it existed, the files of the fleet records of successful
+    runs) and those the host file names in ``managed_files``."""
+    return set(host.config.managed_files) | recorded_managed(host)
+
+
+def recorded_managed(host: Host) -> Set[str]:
+    paths = set()  # type: Set[str]
+    recorded = host.read_state(MANAGED_NAME)
+    if isinstance(recorded, list):
+        paths.update(entry for entry in recorded if isinstance(entry, str))
+    elif recorded is None:
+        state = host.read_state(INVENTORY_STATE)
+        records = state.get("records") if isinstance(state, dict) else state
+        for record in records if isinstance(records, list) else []:
+            if isinstance(record, dict) and record.get("Status") in ("installed", "unchanged", "rolled-back"):
+                paths.update(str(record.get(key, "")) for key in ("CertificateFile", "KeyFile", "ChainFile"))
+    return paths
+
+
+def remember_managed(host: Host, targets: Sequence[Target]) -> None:
+    """Record the files this run installed as certrotate's own; a failure to record is a warning."""
+    try:
+        paths = recorded_managed(host) | {target.path for target in targets}
+        host.guard.protect(lambda: host.write_state(MANAGED_NAME, sorted(p for p in paths if isinstance(p, str))))
+    except (OSError, InstallError) as exc:
+        warn("warning: the installed files were not recorded as certrotate's own: " + classify(exc)[1])
+
+
+def read_live(host: Host, targets: Sequence[Target]) -> List[Optional[bytes]]:
+    """The live files; an existing one must be certrotate's own (see ``managed_paths``) and of its kind.
+
+    Raises:
+        InstallError: REFUSED.
+    """
     live = []  # type: List[Optional[bytes]]
+    managed = None  # type: Optional[Set[str]]
     for target in targets:
         data = target.read()
         if data is not None:
             check_existing_content(target.kind, data, target.path)
+            managed = managed_paths(host) if managed is None else managed
+            if target.path not in managed:
+                raise refused(
+                    f"{target.path} ({target.kind.parameter}) exists and was not created or installed by certrotate; "
+                    f"certrotate replaces only its own files, or those {host.config.source} names in managed_files"
+                )
         live.append(data)
     return live
+
+
+def live_facts(data: Optional[bytes]) -> Optional[CertificateFacts]:
+    """The facts of a live certificate file's first certificate (None when it has none)."""
+    try:
+        blocks = pem_blocks((data or b"").decode("ascii"), "certificate")
+        return certificate_facts(blocks[0][1]) if blocks else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def old_pair_matches(live: Sequence[Optional[bytes]]) -> bool:
     """Whether the live files may become the previous files: all present, key matching."""
     if any(data is None for data in live):
         return False
-    certificate, key = live[0], live[1]
+    certificate, key = live[0], live[-1] if len(live) == 1 else live[1]
     assert certificate is not None and key is not None
     return key_matches(certificate, key)
 
 
 def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous: bool) -> None:
     """Stage, swap, config test, reload, prove over TLS; undo everything on any failure."""
-    swap = Swap(host.request.action, targets, bundle.contents(), keep_previous, host.journal, host.faults)
+    swap = Swap(
+        host.request.action, targets, layout_contents(bundle, targets), keep_previous, host.journal, host.faults
+    )
     mode = host.request.reload_mode
     try:
         swap.stage()
@@ -1514,17 +1994,71 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
             raise InstallError(Exit.RELOAD_FAILED, "Apache does not serve the new certificate: " + why)
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc) from None
+    failures = []  # type: List[OSError]
+
+    def commit() -> None:
+        try:
+            swap.commit()
+        except OSError as exc:
+            failures.append(exc)
+
+    host.guard.protect(commit)
+    host.guard.hold()  # committed (or as good as): a signal from here on cannot undo it
+    if failures:
+        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0])) from None
+    remember_managed(host, targets)
+
+
+def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:
+    """What a failed commit left, in agreement with what the next run does with the journal."""
+    served = f"the new certificate is served, but finishing the install failed ({describe_os_error(exc)})"
+    phase = host.journal.phase()
+    if phase == Phase.COMMITTING.value:
+        return served + "; the next run finishes it (keeping the previous files) before anything else"
+    if phase is None:
+        return served + "; the previous files were not kept (*.certrotate-undo files may be left)"
     try:
-        host.guard.protect(swap.commit)
-    except OSError as exc:
-        raise InstallError(
-            Exit.WRITE_FAILED,
-            "the new certificate is served, but keeping the previous files failed "
-            f"({describe_os_error(exc)}); the next run finishes it",
-        ) from None
+        host.guard.protect(host.journal.clear)  # a journal saying "swapped" would make the next run undo the install
+    except OSError:
+        return (
+            served + f"; the journal {host.journal.path} still says {phase}: the next run restores the previous "
+            "certificate files and reloads Apache (free space in the state directory and run again)"
+        )
+    return served + "; the previous files were not kept (*.certrotate-undo files may be left)"
 
 
 BUNDLE_FIELDS = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
+
+
+def layout_contents(bundle: Bundle, targets: Sequence[Target]) -> List[bytes]:
+    """Pure: what each target holds: the three files, or one file of certificate, chain and key."""
+    if len(targets) == 1:
+        return [bundle.certificate + bundle.chain + bundle.key]
+    return list(bundle.contents())
+
+
+def target_files(targets: Sequence[Target]) -> Tuple[str, str, str]:
+    """The certificate, key and chain paths (one path three times in the combined layout)."""
+    paths = [target.path for target in targets]
+    return (paths[0], paths[1 % len(paths)], paths[2 % len(paths)])
+
+
+def split_saved(saved: Sequence[bytes]) -> Tuple[str, str, str]:
+    """The certificate, key and chain texts of saved files (one combined file: its blocks).
+
+    Raises:
+        ValueError: UnicodeDecodeError on non-ASCII content.
+    """
+    texts = [data.decode("ascii") for data in saved]
+    if len(texts) == 3:
+        return texts[0], texts[1], texts[2]
+    blocks = pem_blocks(texts[0], "the saved combined file")
+    certificates = [pem(label, der) for label, der in blocks if label == "CERTIFICATE"]
+    keys = [pem(label, der) for label, der in blocks if label in KEY_LABELS]
+    rest = [label for label, _ in blocks if label != "CERTIFICATE" and label not in KEY_LABELS]
+    if rest or not certificates:
+        raise ValueError("the saved combined file holds other blocks than certificates and one key")
+    return certificates[0].decode(), b"".join(keys).decode(), b"".join(certificates[1:]).decode()
 
 
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
@@ -1535,14 +2069,14 @@ def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
         )
     except ValueError as exc:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
-    validate_bundle(bundle, time.time())
-    live = read_live(targets)
-    files = (targets[0].path, targets[1].path, targets[2].path)
-    if live == list(bundle.contents()):
+    validate_bundle(bundle, time.time(), host.config.ca_pins)
+    live = read_live(host, targets)
+    files = target_files(targets)
+    if live == layout_contents(bundle, targets):
         return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)
-    return Outcome(Action.INSTALL, True, bundle.facts, files, host.request.port, keep)
+    return Outcome(Action.INSTALL, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]))
 
 
 def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
@@ -1552,21 +2086,24 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
         if data is None:
             raise InstallError(Exit.NOTHING_TO_ROLL_BACK, f"no previous file to restore for {target.path}")
         saved.append(data)
-    names = (targets[0].path + PREVIOUS_SUFFIX, targets[1].path + PREVIOUS_SUFFIX, targets[2].path + PREVIOUS_SUFFIX)
+    files = target_files(targets)
+    names = (files[0] + PREVIOUS_SUFFIX, files[1] + PREVIOUS_SUFFIX, files[2] + PREVIOUS_SUFFIX)
     try:
-        bundle = parse_bundle(saved[0].decode("ascii"), saved[1].decode("ascii"), saved[2].decode("ascii"), names)
-        if not bundle.facts.common_name:
-            raise ValueError(f"{names[0]} has no common name")
-        handshake(bundle)
-    except (ValueError, UnicodeDecodeError, IndexError) as exc:
+        bundle = parse_bundle(*split_saved(saved), names)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InstallError(
             Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc}); nothing was changed"
         ) from None
-    live = read_live(targets)
+    try:
+        validate_bundle(bundle, time.time(), host.config.ca_pins)
+    except InstallError as exc:
+        raise InstallError(
+            Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc.message}); nothing was changed"
+        ) from None
+    live = read_live(host, targets)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)
-    files = (targets[0].path, targets[1].path, targets[2].path)
-    return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep)
+    return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]))
 
 
 RUNS = {Action.INSTALL: run_install, Action.ROLLBACK: run_rollback}  # type: Dict[Action, Callable[[Host, Sequence[Target]], Outcome]]
@@ -1580,17 +2117,20 @@ def print_outcome(host: Host, outcome: Outcome) -> None:
         say(f"installed; Apache on port {outcome.port} serves:")
     else:
         say(f"rolled back; Apache on port {outcome.port} serves:")
-    print(f"  subject=CN={facts.common_name}")
-    print(f"  serial={facts.serial_hex}")
-    print("  notAfter={}".format(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))))
-    print(f"  SHA256 Fingerprint={facts.fingerprint}")
+    out(f"  subject=CN={facts.common_name}")
+    out(f"  serial={facts.serial_hex}")
+    out("  notAfter={}".format(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(facts.not_after))))
+    out(f"  SHA256 Fingerprint={facts.fingerprint}")
     if outcome.changed:
         kept = (
             "previous kept as *" + PREVIOUS_SUFFIX
             if outcome.previous_kept
             else f"the replaced files were not a matching pair, so the *{PREVIOUS_SUFFIX} files were left as they were"
         )
-        say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
+        if len(set(outcome.targets)) == 1:
+            say(f"file written: {outcome.targets[0]} (0600: certificate, chain and key); {kept}")
+        else:
+            say(f"files written: {outcome.targets[0]} {outcome.targets[1]} (0600) {outcome.targets[2]}; {kept}")
     sys.stdout.flush()
 
 
@@ -1601,28 +2141,30 @@ def print_outcome(host: Host, outcome: Outcome) -> None:
 INVENTORY_TYPE = "Custom:CertrotateCertificate"
 INVENTORY_SCHEMA_VERSION = "1.0"
 INVENTORY_STATE = "inventory.json"
+INVENTORY_ITEMS = "inventory-items.json"  # what put-inventory sends (--items file://...)
 INSTANCE_ID_VARIABLE = "AWS_SSM_INSTANCE_ID"  # the SSM agent sets both for every command it runs
 REGION_VARIABLE = "AWS_SSM_REGION_NAME"
 INSTANCE_ID_PATTERN = r"i-(\w{8}|\w{17})|mi-\w{17}"  # PutInventory's InstanceId pattern
-REGION_PATTERN = r"[a-z]{2}(-[a-z]+)+-[0-9]"
-MAX_INVENTORY_ENTRIES = 50  # certificate files per host; the oldest records beyond are dropped
-MESSAGE_LIMIT = 1024
-INVENTORY_KEYS = (
-    "SecretArn",
-    "VersionStage",
-    "CertificateFile",
-    "KeyFile",
-    "ChainFile",
-    "HttpsPort",
-    "Status",
-    "ExitCode",
-    "Message",
-    "RecordedAt",
-    "Serial",
-    "NotAfter",
-    "FingerprintSha256",
-    "Subject",
+REGION_PATTERN = r"[a-z]{2}(-[a-z]{1,10}){1,3}-[0-9]{1,2}"
+MAX_UNSERVED_RECORDS = 8  # records of files certrotate never installed (failed runs only); oldest dropped
+MAX_INVENTORY_BYTES = 60000  # the records' JSON: far below SSM's item size limit (ItemSizeLimitExceeded)
+MESSAGE_LIMIT = 512
+SUBJECT_LIMIT = 256
+# What the file serves: set by a successful install or rollback only (InstalledAt: when; empty
+# when certrotate never installed the file and the facts are read off the live file).
+SERVED_KEYS = ("SecretArn", "VersionStage", "Serial", "FingerprintSha256", "NotAfter", "Subject", "InstalledAt")
+FILE_KEYS = ("CertificateFile", "KeyFile", "ChainFile", "HttpsPort")
+# The latest run, whatever it did (a failed run shows as failed in the fleet view).
+RUN_KEYS = ("Status", "ExitCode", "Message", "RecordedAt")
+# The latest run when it failed: what it tried to install (empty after a successful run).
+FAILURE_KEYS = (
+    "LastFailureSecretArn",
+    "LastFailureVersionStage",
+    "LastFailureExitCode",
+    "LastFailureMessage",
+    "LastFailureAt",
 )
+INVENTORY_KEYS = SERVED_KEYS + FILE_KEYS + RUN_KEYS + FAILURE_KEYS
 
 
 class Served(enum.Enum):
@@ -1636,60 +2178,146 @@ def iso_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def inventory_entry(
-    request: Request,
-    files: Tuple[str, str, str],
-    facts: Optional[CertificateFacts],
-    status: Served,
-    code: int,
-    message: str,
-    now: float,
-) -> Dict[str, str]:
-    """Pure: the fleet-view record of one run: what ``files`` serve now; public facts only."""
-    entry = dict.fromkeys(INVENTORY_KEYS, "")
-    entry.update(
-        SecretArn=request.secret_arn,
-        VersionStage=request.version_stage if request.secret_arn else "",
-        CertificateFile=files[0],
-        KeyFile=files[1],
-        ChainFile=files[2],
-        HttpsPort=str(request.port),
-        Status=status.value,
-        ExitCode=str(int(code)),
-        Message=message[:MESSAGE_LIMIT],
-        RecordedAt=iso_time(now),
-    )
-    if facts is not None:
-        entry.update(
-            Serial=facts.serial_hex,
-            NotAfter=iso_time(facts.not_after),
-            FingerprintSha256=facts.fingerprint,
-            Subject=facts.common_name,
-        )
-    return entry
+def bounded(text: str, limit: int) -> str:
+    """Pure: printable ASCII, at most ``limit`` characters."""
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def merge_inventory(recorded: Any, entry: Dict[str, str]) -> List[Dict[str, str]]:
-    """Pure: this host's records with ``entry`` in place of the one for the same certificate file.
+def facts_fields(facts: Optional[CertificateFacts]) -> Dict[str, str]:
+    if facts is None:
+        return {"Serial": "", "FingerprintSha256": "", "NotAfter": "", "Subject": ""}
+    return {
+        "Serial": facts.serial_hex,
+        "FingerprintSha256": facts.fingerprint,
+        "NotAfter": iso_time(facts.not_after),
+        "Subject": bounded(facts.common_name, SUBJECT_LIMIT),
+    }
 
-    PutInventory replaces a custom type whole, so every run sends the records of all the
-    certificate files this host serves, kept in its state directory. A rollback names no secret:
-    its record keeps the secret of the file's previous record. Malformed records are dropped.
-    """
+
+class RunReport(NamedTuple):
+    """One run's contribution to the fleet record of its certificate file."""
+
+    status: Served
+    request: Request
+    files: Tuple[str, str, str]
+    facts: Optional[CertificateFacts]  # success: what is served now; failure: the live file's certificate
+    replaced: Optional[CertificateFacts]  # success: what the file served before (now the previous file)
+    previous_kept: bool
+    code: int
+    message: str
+    now: float
+
+
+class FleetState(NamedTuple):
+    """The state directory's ``inventory.json``: the records sent, and what each file's
+    ``*.certrotate-previous`` serves (for the record after a rollback onto it)."""
+
+    records: List[Dict[str, str]]
+    previous: Dict[str, Dict[str, str]]
+
+
+def load_fleet_state(recorded: Any) -> FleetState:
+    """Pure: the kept state (a list: the records of an older installer). Malformed records are dropped."""
+    records = recorded.get("records") if isinstance(recorded, dict) else recorded
+    previous = recorded.get("previous") if isinstance(recorded, dict) else None
     kept = []  # type: List[Dict[str, str]]
-    for record in recorded if isinstance(recorded, list) else []:
-        if not isinstance(record, dict) or set(record) != set(INVENTORY_KEYS):
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
             continue
-        if not all(isinstance(value, str) for value in record.values()):
+        if not all(isinstance(record.get(key), str) for key in ("CertificateFile", "RecordedAt")):
             continue
-        if record["CertificateFile"] == entry["CertificateFile"]:
-            if not entry["SecretArn"]:
-                entry = dict(entry, SecretArn=record["SecretArn"], VersionStage=record["VersionStage"])
-            continue
-        kept.append(record)
-    kept.append(entry)
-    kept.sort(key=lambda record: record["RecordedAt"], reverse=True)
-    return sorted(kept[:MAX_INVENTORY_ENTRIES], key=lambda record: record["CertificateFile"])
+        entry = dict.fromkeys(INVENTORY_KEYS, "")
+        entry.update((key, bounded(record[key], MAX_PATH_LENGTH)) for key in INVENTORY_KEYS if key in record)
+        if "InstalledAt" not in record and record.get("Status") != Served.FAILED.value:
+            entry["InstalledAt"] = entry["RecordedAt"]  # an older installer's record of a successful run
+        kept.append(entry)
+    saved = {}  # type: Dict[str, Dict[str, str]]
+    for path, fields in previous.items() if isinstance(previous, dict) else []:
+        if isinstance(fields, dict) and all(isinstance(fields.get(key), str) for key in SERVED_KEYS):
+            saved[str(path)] = {key: fields[key] for key in SERVED_KEYS}
+    return FleetState(kept, saved)
+
+
+def served_of(record: Optional[Dict[str, str]], facts: Optional[CertificateFacts]) -> Dict[str, str]:
+    """Pure: the served fields for a file that serves ``facts``: ``record``'s when it describes that
+    certificate (same fingerprint), else the certificate's own facts with no known secret."""
+    if record is not None and facts is not None and record.get("FingerprintSha256") == facts.fingerprint:
+        return {key: record.get(key, "") for key in SERVED_KEYS}
+    return dict(facts_fields(facts), SecretArn="", VersionStage="", InstalledAt="")
+
+
+def next_fleet_state(state: FleetState, report: RunReport, exists: Callable[[str], bool]) -> FleetState:
+    """Pure: the records after one run.
+
+    A record says what its certificate file serves: the served fields change only with a successful
+    install (this run's secret and certificate) or rollback (the secret recorded for the previous
+    file when it was kept, if it is that certificate). A failed run changes the run fields and adds
+    LastFailure* only. Records of files certrotate installed are never dropped for count; records
+    of files it never installed are kept up to MAX_UNSERVED_RECORDS, newest first; over
+    MAX_INVENTORY_BYTES those go first, then failure messages, then records of files that no
+    longer exist.
+    """
+    records = {record["CertificateFile"]: record for record in state.records}
+    previous = dict(state.previous)
+    certificate_file = report.files[0]
+    old = records.get(certificate_file)
+    entry = dict.fromkeys(INVENTORY_KEYS, "")
+    request = report.request
+    run = {
+        "Status": report.status.value,
+        "ExitCode": str(int(report.code)),
+        "Message": bounded(report.message, MESSAGE_LIMIT),
+        "RecordedAt": iso_time(report.now),
+    }
+    if report.status is Served.FAILED:
+        if old is not None:
+            entry.update((key, old[key]) for key in SERVED_KEYS + FILE_KEYS)
+        else:
+            entry.update(served_of(None, report.facts))
+            entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port))
+        entry.update(
+            LastFailureSecretArn=request.secret_arn,
+            LastFailureVersionStage=request.version_stage if request.secret_arn else "",
+            LastFailureExitCode=run["ExitCode"],
+            LastFailureMessage=run["Message"],
+            LastFailureAt=run["RecordedAt"],
+        )
+    else:
+        if report.status is Served.ROLLED_BACK:
+            served = dict(served_of(previous.get(certificate_file), report.facts), InstalledAt=run["RecordedAt"])
+        else:
+            served = dict(facts_fields(report.facts), SecretArn=request.secret_arn, VersionStage=request.version_stage)
+            same = old is not None and report.facts is not None and old["FingerprintSha256"] == report.facts.fingerprint
+            kept = old["InstalledAt"] if old is not None and same and report.status is Served.UNCHANGED else ""
+            served["InstalledAt"] = kept or run["RecordedAt"]
+        if report.previous_kept and report.replaced is not None:
+            previous[certificate_file] = served_of(old, report.replaced)
+        entry.update(served)
+        entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port))
+    entry.update(run)
+    records[certificate_file] = entry
+    return bound_fleet_state(FleetState(list(records.values()), previous), exists)
+
+
+def _size(records: List[Dict[str, str]]) -> int:
+    return len(json.dumps(records, sort_keys=True))
+
+
+def bound_fleet_state(state: FleetState, exists: Callable[[str], bool]) -> FleetState:
+    """Pure (``exists`` aside): the caps of ``next_fleet_state``."""
+    served = [r for r in state.records if r["InstalledAt"]]
+    unserved = sorted((r for r in state.records if not r["InstalledAt"]), key=lambda r: r["RecordedAt"], reverse=True)
+    unserved = unserved[:MAX_UNSERVED_RECORDS]
+    while unserved and _size(served + unserved) > MAX_INVENTORY_BYTES:
+        unserved.pop()
+    if _size(served + unserved) > MAX_INVENTORY_BYTES:
+        served = [dict(r, Message=r["Message"][:64], LastFailureMessage=r["LastFailureMessage"][:64]) for r in served]
+    if _size(served + unserved) > MAX_INVENTORY_BYTES:
+        served = [r for r in served if exists(r["CertificateFile"])]
+    records = sorted(served + unserved, key=lambda record: record["CertificateFile"])
+    files = {record["CertificateFile"] for record in records}
+    return FleetState(records, {path: fields for path, fields in state.previous.items() if path in files})
 
 
 def inventory_items(entries: List[Dict[str, str]], now: float) -> List[Dict[str, Any]]:
@@ -1705,8 +2333,12 @@ def inventory_items(entries: List[Dict[str, str]], now: float) -> List[Dict[str,
     ]
 
 
-def put_inventory(items: List[Dict[str, Any]], env: Dict[str, str]) -> str:
+def put_inventory(host: Host, items: List[Dict[str, Any]], env: Dict[str, str]) -> str:
     """PutInventory with the aws CLI for the instance the SSM agent runs us on; returns what it did.
+
+    The items travel in a file (``--items file://``) of the root-only state directory, never in
+    argv: one argv string is limited to 128 KiB (MAX_ARG_STRLEN), and a record over it made every
+    later put-inventory fail with E2BIG.
 
     Raises:
         InstallError: the record could not be sent (the caller reports it and carries on).
@@ -1716,36 +2348,41 @@ def put_inventory(items: List[Dict[str, Any]], env: Dict[str, str]) -> str:
     if not instance:
         return f"{INSTANCE_ID_VARIABLE} is not set (not run by the SSM agent): kept on this host only"
     if re.fullmatch(INSTANCE_ID_PATTERN, instance) is None:
-        raise InstallError(Exit.INTERNAL, f"{INSTANCE_ID_VARIABLE} {instance!r} is not an instance id")
+        raise InstallError(Exit.INTERNAL, f"{INSTANCE_ID_VARIABLE} {instance[:64]!r} is not an instance id")
     if re.fullmatch(REGION_PATTERN, region) is None:
-        raise InstallError(Exit.INTERNAL, f"{REGION_VARIABLE} {region!r} is not a region")
+        raise InstallError(Exit.INTERNAL, f"{REGION_VARIABLE} {region[:64]!r} is not a region")
+    size = _size(items[0]["Content"])
+    if size > MAX_INVENTORY_BYTES:
+        raise InstallError(
+            Exit.INTERNAL,
+            f"the records of this host's certificate files are {size} bytes (at most {MAX_INVENTORY_BYTES}); "
+            "remove certificate files certrotate no longer manages from "
+            + os.path.join(host.config.journal_dir, INVENTORY_STATE),
+        )
+    host.write_state(INVENTORY_ITEMS, items)
+    items_path = os.path.join(host.config.journal_dir, INVENTORY_ITEMS)
     arguments = ["ssm", "put-inventory", "--instance-id", instance, "--region", region]
-    arguments += ["--items", json.dumps(items, sort_keys=True), "--output", "json"]
+    arguments += ["--items", "file://" + items_path, "--output", "json"]
     run_aws(arguments, env, Exit.INTERNAL, "PutInventory")
     return f"{INVENTORY_TYPE} of {instance} in {region}"
 
 
-def record_fleet_view(host: Host, entry: Dict[str, str]) -> None:
-    """Keep ``entry`` with this host's other records and send them all; never fails the run.
+def record_fleet_view(host: Host, report: RunReport) -> None:
+    """Fold this run into this host's records and send them all; never fails the run.
 
-    A record that cannot be kept or sent is reported on stderr ("fleet view not recorded") and
-    the run keeps its own exit code: the install itself is what the exit code describes, and a
-    host that stops reporting shows as stale in ``certrotate hosts``.
+    PutInventory replaces a custom type whole, so every run sends the records of all the
+    certificate files this host serves, kept in its state directory. A record that cannot be kept
+    or sent is reported on stderr ("fleet view not recorded") and the run keeps its own exit code:
+    the install itself is what the exit code describes, and a host that stops reporting shows as
+    stale in ``certrotate hosts``.
     """
     try:
-        path = os.path.join(host.config.journal_dir, INVENTORY_STATE)
-        data = read_regular(host.journal_fd, INVENTORY_STATE, path)
-        recorded = None  # type: Any
-        if data is not None:
-            try:
-                recorded = json.loads(data.decode("utf-8"))
-            except ValueError:
-                warn(f"warning: {path} was not valid JSON; the fleet view starts again from this run")
-        now = time.time()
-        entries = merge_inventory(recorded, entry)
-        replace_state_file(host.journal_fd, INVENTORY_STATE, json.dumps(entries, sort_keys=True).encode("utf-8"))
-        where = put_inventory(inventory_items(entries, now), host.apache.env)
-        say(f"fleet view: {entry['Status']} serial {entry['Serial'] or '-'} recorded ({where})")
+        state = load_fleet_state(host.read_state(INVENTORY_STATE))
+        state = next_fleet_state(state, report, os.path.exists)
+        host.write_state(INVENTORY_STATE, {"version": 2, "records": state.records, "previous": state.previous})
+        where = put_inventory(host, inventory_items(state.records, report.now), host.apache.env)
+        entry = next(r for r in state.records if r["CertificateFile"] == report.files[0])
+        say(f"fleet view: {report.status.value}; serves serial {entry['Serial'] or '-'} recorded ({where})")
     except Exception as exc:
         warn("warning: fleet view not recorded: " + classify(exc)[1])
 
@@ -1755,23 +2392,28 @@ def record_outcome(host: Host, outcome: Outcome) -> None:
         status = Served.ROLLED_BACK
     else:
         status = Served.INSTALLED if outcome.changed else Served.UNCHANGED
-    record_fleet_view(
-        host, inventory_entry(host.request, outcome.targets, outcome.facts, status, Exit.OK, "", time.time())
+    report = RunReport(
+        status,
+        host.request,
+        outcome.targets,
+        outcome.facts,
+        outcome.replaced,
+        outcome.previous_kept,
+        Exit.OK,
+        "",
+        time.time(),
     )
+    record_fleet_view(host, report)
 
 
 def record_failure(host: Host, targets: Sequence[Target], code: int, message: str) -> None:
-    """A failed run is recorded too, with what the certificate file serves after the rollback."""
+    """A failed run is recorded too: its failure, and what the certificate file still serves."""
     facts = None  # type: Optional[CertificateFacts]
-    try:
-        live = targets[0].read()
-        if live is not None:
-            blocks = pem_blocks(live.decode("ascii"), targets[0].path)
-            facts = certificate_facts(blocks[0][1]) if blocks else None
-    except Exception:
-        facts = None
-    files = (targets[0].path, targets[1].path, targets[2].path)
-    record_fleet_view(host, inventory_entry(host.request, files, facts, Served.FAILED, code, message, time.time()))
+    with contextlib.suppress(Exception):
+        facts = live_facts(targets[0].read())
+    files = target_files(targets)
+    report = RunReport(Served.FAILED, host.request, files, facts, None, False, code, message, time.time())
+    record_fleet_view(host, report)
 
 
 # Steps that run after a successful run, in order, each given the Host and the Outcome.
@@ -1796,6 +2438,22 @@ def check_apache_config(path: str, euid: int) -> None:
         os.close(dir_fd)
 
 
+def check_version_stage(request: Request, config: HostConfig) -> None:
+    """Only what the rotation verified and promoted is installed: AWSCURRENT, AWSPREVIOUS, and the
+    labels the host file adds (a secret's writer can stage anything under AWSPENDING or a label).
+
+    Raises:
+        InstallError: BAD_PARAMETER.
+    """
+    if request.action is Action.INSTALL and request.version_stage not in config.version_stages:
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            f"parameter VersionStage {request.version_stage!r} is not allowed (allowed: "
+            f"{', '.join(config.version_stages)}; others only through version_stages in {config.source}): "
+            "only the stages the rotation verified are installed",
+        )
+
+
 def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
     """Run one install or rollback; returns the exit code (``Exit``)."""
     euid = os.geteuid()
@@ -1809,30 +2467,40 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         config = load_host_config(environ, euid)
         if config.apache_config:
             check_apache_config(config.apache_config, euid)
+        check_version_stage(request, config)
         distro = pick_distro(request.service, read_os_release())
         files = tuple(given or default for given, default in zip(request.files, default_files(distro)))
         apache = Apache(distro, config.apache_config, request.port, tool_environment(environ))
         lock_fd = acquire_lock(config, euid)
         host = Host(request, config, apache, euid, guard)
         recover(host)
-        targets = open_targets((files[0], files[1], files[2]), config, euid)
+        if not (request.files[0] and (request.files[2] or request.combined)):  # certrotate's own, made on first use
+            os.close(open_directory(distro.cert_dir, euid, create_mode=0o755))
+        targets = open_targets((files[0], files[1], files[2]), config, euid, combined=request.combined)
         outcome = RUNS[request.action](host, targets)
+        guard.hold()
         for finish in FINISHERS:
             finish(host, outcome)
+        guard.report()
         return int(Exit.OK)
     except InstallError as exc:
+        guard.hold()
         warn("error: " + exc.message)
         if host is not None and targets:
             record_failure(host, targets, int(exc.code), exc.message)
+        guard.report()
         return int(exc.code)
     except Interrupted as exc:
+        guard.hold()
         warn(f"error: {classify(exc)[1]}; nothing was changed")
         return int(Exit.INTERRUPTED)
     except Exception as exc:
+        guard.hold()
         code, reason = classify(exc)
         warn(f"error: {reason}; nothing was changed")
         if host is not None and targets:
             record_failure(host, targets, int(code), reason)
+        guard.report()
         return int(code)
     finally:
         for target in targets:

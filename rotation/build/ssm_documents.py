@@ -49,9 +49,10 @@ INSTALLER = load_installer()
 
 DESCRIPTIONS = {
     "SecretArn": "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
-    "VersionStage": "Staging label to install.",
+    "VersionStage": "Staging label to install: AWSCURRENT or AWSPREVIOUS "
+    "(others only where the host file allows them).",
     "CertificateFile": "Certificate path under an allowed directory; empty = the distribution's default "
-    "(/etc/ssl/certs/certrotate.pem or /etc/pki/tls/certs/certrotate.pem).",
+    "(/etc/ssl/certrotate/certrotate.pem or /etc/pki/tls/certrotate/certrotate.pem; never a CA directory).",
     "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the distribution's "
     "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
     "ChainFile": "Chain path under an allowed directory; empty = the distribution's default "
@@ -60,6 +61,8 @@ DESCRIPTIONS = {
     "empty = detect from /etc/os-release.",
     "HttpsPort": "Local port where Apache serves TLS, to prove the new certificate is served.",
     "ReloadMode": "graceful (default: no dropped connections) or restart.",
+    "FileLayout": "separate (default: CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone "
+    "holds the certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile.",
 }
 
 
@@ -89,7 +92,7 @@ def _parameters(action: Any) -> tuple[Parameter, ...]:
             DESCRIPTIONS[p.name],
             p.pattern,
             p.default,
-            INSTALLER.RELOAD_MODES if p.name == "ReloadMode" else (),
+            {"ReloadMode": INSTALLER.RELOAD_MODES, "FileLayout": INSTALLER.FILE_LAYOUTS}.get(p.name, ()),
         )
         for p in INSTALLER.PARAMETERS[action]
     )

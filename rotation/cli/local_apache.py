@@ -105,9 +105,16 @@ class LocalApache:
 
     def write_installer_config(self, **extra: Any) -> Path:
         """The host file the installer trusts for this Apache (owned by whoever runs it): the
-        ``ssl`` directory allowed, this Apache's main config, a state directory of its own."""
+        ``ssl`` directory allowed, this Apache's main config, a state directory of its own, and
+        the files ``write_bundle`` put in place named as the installer's to replace."""
+        files = [
+            str(path(hostname))
+            for hostname in self.hostnames
+            for path in (self.cert_file, self.key_file, self.chain_file)
+        ]
         settings = {
             "allowed_directories": [str(self.root / "ssl")],
+            "managed_files": files,
             "apache_config": str(self.config),
             "state_directory": str(self.state_directory),
             **extra,

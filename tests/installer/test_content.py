@@ -137,3 +137,24 @@ def test_the_distribution_table(program: ModuleType, service: str, os_release: s
 def test_an_unknown_distribution_needs_service_name(program: ModuleType) -> None:
     with pytest.raises(program.InstallError, match="pass ServiceName"):
         program.pick_distro("", "ID=arch")
+
+
+# Issue 17 items 5, 9, 13 ------------------------------------------------------------------------------------
+
+
+def test_17_13_a_mutated_certificate_der_is_not_a_certificate_never_an_index_error(program: ModuleType) -> None:
+    """On the starting code a DER with too few fields raised IndexError ("unexpected", exit 1)."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = (
+        LocalCA(name="Mutation CA").issue(["www.certrotate.test"]).certificate.public_bytes(serialization.Encoding.DER)
+    )
+    for mutated in (b"\x30\x05\x30\x03\x02\x01\x01", b"\x30\x03\x30\x01\x02", der[:-40], der[:50]):
+        with pytest.raises(ValueError, match=r"certificate|DER"):
+            program.certificate_facts(mutated)
+
+
+def test_17_9_printable_escapes_control_and_non_ascii_characters(program: ModuleType) -> None:
+    text = program.printable("www.certrotaté.test\ncertrotate: ok\x1b[2J\\")
+    assert text == "www.certrotat\\xe9.test\\ncertrotate: ok\\x1b[2J\\\\"
+    assert text.isascii() and "\n" not in text

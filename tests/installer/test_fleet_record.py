@@ -1,4 +1,11 @@
-"""The installer's fleet-view record (SSM custom inventory): its content and the host's merge."""
+"""The installer's fleet-view record (SSM custom inventory): what a file serves, and the host's merge.
+
+A record says what its certificate file SERVES (SecretArn, Serial, FingerprintSha256, NotAfter,
+Subject, VersionStage: changed only by a successful install or rollback) and how the latest run
+went (Status, ExitCode, Message, RecordedAt; a failure adds LastFailure*). Issue 17 item 1: on the
+starting code a failed run with a made-up SecretArn replaced the served file's SecretArn, fifty
+failing runs naming other files evicted it, and a rollback kept the replaced file's secret.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +13,155 @@ import json
 from types import ModuleType
 from typing import Any
 
+from rotation.fleet import REQUIRED, hosts_serving, parse_reports
 from tests.support.certs import LocalCA
 
 ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf"
-FILES = ("/etc/ssl/certs/web.pem", "/etc/ssl/private/web.key", "/etc/ssl/certs/web-chain.pem")
+OTHER_ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/other-AbCdEf"
+MADE_UP = "arn:aws:secretsmanager:us-east-1:999999999999:secret:made-up-XyZ123"
+FILES = ("/etc/ssl/web/web.pem", "/etc/ssl/private/web.key", "/etc/ssl/web/web-chain.pem")
 
 
-def request(program: ModuleType, secret_arn: str = ARN) -> Any:
-    return program.Request(program.Action.INSTALL, secret_arn, "AWSCURRENT", FILES, "", 443, "graceful")
+def request(program: ModuleType, secret_arn: str = ARN, files: tuple[str, str, str] = FILES) -> Any:
+    return program.Request(program.Action.INSTALL, secret_arn, "AWSCURRENT", files, "", 443, "graceful")
 
 
-def test_a_record_holds_public_facts_only(program: ModuleType) -> None:
-    bundle = LocalCA(name="Record CA").issue(["www.certrotate.test"])
-    parsed = program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch"))
-    entry = program.inventory_entry(request(program), FILES, parsed.facts, program.Served.INSTALLED, 0, "", 1.8e9)
+def facts(program: ModuleType, name: str = "Record CA") -> Any:
+    bundle = LocalCA(name=name).issue(["www.certrotate.test"])
+    return program.parse_bundle(
+        bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch")
+    ).facts
+
+
+def run(
+    program: ModuleType,
+    state: Any,
+    status: str,
+    served: Any,
+    *,
+    secret: str = ARN,
+    files: tuple[str, str, str] = FILES,
+    replaced: Any = None,
+    when: float = 1.8e9,
+    code: int = 0,
+    message: str = "",
+) -> Any:
+    report = program.RunReport(
+        program.Served(status),
+        request(program, secret, files),
+        files,
+        served,
+        replaced,
+        replaced is not None,
+        code,
+        message,
+        when,
+    )
+    return program.next_fleet_state(state, report, lambda path: True)
+
+
+def only(state: Any, file: str = FILES[0]) -> dict[str, str]:
+    (record,) = [r for r in state.records if r["CertificateFile"] == file]
+    return dict(record)
+
+
+def empty(program: ModuleType) -> Any:
+    return program.load_fleet_state(None)
+
+
+def test_a_record_holds_public_facts_only_and_what_the_fleet_reader_requires(program: ModuleType) -> None:
+    served = facts(program)
+    state = run(program, empty(program), "installed", served)
+    entry = only(state)
     assert set(entry) == set(program.INVENTORY_KEYS) and all(isinstance(v, str) for v in entry.values())
-    assert entry["Serial"] == bundle.serial_hex
-    assert entry["FingerprintSha256"].replace(":", "").lower() == bundle.fingerprint_sha256
-    assert entry["Status"] == "installed" and entry["RecordedAt"] == "2027-01-15T08:00:00Z"
-    text = json.dumps(program.inventory_items([entry], 1.8e9))
+    assert set(REQUIRED) <= set(entry)
+    assert entry["Serial"] == served.serial_hex and entry["SecretArn"] == ARN
+    assert entry["Status"] == "installed" and entry["RecordedAt"] == entry["InstalledAt"] == "2027-01-15T08:00:00Z"
+    text = json.dumps(program.inventory_items(state.records, 1.8e9))
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
     assert len(entry) <= 50 and all(len(k) <= 64 for k in entry)  # PutInventory's map limits
+    reports, problems = parse_reports("111122223333", "i-0123456789abcdef0", state.records)
+    assert not problems and reports[0].secret_arn == ARN
 
 
-def test_the_merge_keeps_the_other_files_and_replaces_this_one(program: ModuleType) -> None:
-    def entry(file: str, secret: str, status: Any, when: float) -> dict[str, str]:
-        files = (file, file + ".key", file + "-chain")
-        return dict(program.inventory_entry(request(program, secret), files, None, status, 0, "", when))
+def test_a_failed_run_with_a_made_up_secret_keeps_what_the_file_serves(program: ModuleType) -> None:
+    """On the starting code the failure replaced SecretArn with the made-up ARN; the revoker then
+    found no host serving the still-served certificate of the real secret."""
+    served = facts(program)
+    state = run(program, empty(program), "installed", served)
+    state = run(program, state, "failed", served, secret=MADE_UP, code=3, message="cannot read secret", when=1.9e9)
+    entry = only(state)
+    assert entry["SecretArn"] == ARN and entry["Serial"] == served.serial_hex
+    assert entry["FingerprintSha256"] == served.fingerprint and entry["VersionStage"] == "AWSCURRENT"
+    assert entry["Status"] == "failed" and entry["ExitCode"] == "3"  # the fleet view still shows the failure
+    assert entry["LastFailureSecretArn"] == MADE_UP and entry["LastFailureExitCode"] == "3"
+    assert entry["LastFailureMessage"] == "cannot read secret" and entry["LastFailureAt"] == "2030-03-17T17:46:40Z"
+    reports, _ = parse_reports("111122223333", "i-0123456789abcdef0", state.records)
+    assert [r.secret_arn for r in hosts_serving(reports, served.fingerprint)] == [ARN]
+    # the next success clears the failure fields
+    entry = only(run(program, state, "unchanged", served, when=2e9))
+    assert entry["Status"] == "unchanged" and entry["LastFailureSecretArn"] == "" and entry["SecretArn"] == ARN
+    assert entry["InstalledAt"] == "2027-01-15T08:00:00Z"  # unchanged: still the install's time
 
-    other = entry("/etc/ssl/certs/api.pem", ARN + "x", program.Served.INSTALLED, 1.7e9)
-    old = entry(FILES[0], ARN, program.Served.INSTALLED, 1.7e9)
-    new = entry(FILES[0], ARN, program.Served.FAILED, 1.8e9)
-    merged = program.merge_inventory([old, other, {"not": "a record"}, "junk"], new)
-    assert merged == sorted([other, new], key=lambda e: e["CertificateFile"])
+
+def test_failing_runs_naming_other_files_never_evict_a_served_record(program: ModuleType) -> None:
+    """On the starting code fifty failing commands naming other files pushed the record out (50-record cap)."""
+    served = facts(program)
+    state = run(program, empty(program), "installed", served, when=1e9)
+    for n in range(60):
+        other = (f"/etc/ssl/web/x{n}.pem", "/etc/ssl/private/x.key", "/etc/ssl/web/x-chain.pem")
+        state = run(program, state, "failed", None, secret=MADE_UP, files=other, when=1.5e9 + n, code=9)
+    assert only(state)["SecretArn"] == ARN and only(state)["Serial"] == served.serial_hex
+    unserved = [r for r in state.records if r["CertificateFile"] != FILES[0]]
+    assert len(unserved) == program.MAX_UNSERVED_RECORDS
+    assert {r["CertificateFile"] for r in unserved} == {f"/etc/ssl/web/x{n}.pem" for n in range(52, 60)}  # newest
 
 
-def test_a_rollback_record_keeps_the_files_secret(program: ModuleType) -> None:
-    installed = program.inventory_entry(request(program), FILES, None, program.Served.INSTALLED, 0, "", 1.7e9)
-    rollback = program.inventory_entry(request(program, ""), FILES, None, program.Served.ROLLED_BACK, 0, "", 1.8e9)
-    (merged,) = program.merge_inventory([installed], rollback)
-    assert merged["SecretArn"] == ARN and merged["Status"] == "rolled-back"
+def test_a_rollback_onto_the_previous_certificate_names_its_secret(program: ModuleType) -> None:
+    """On the starting code RollbackTLS back onto secret B's certificate kept SecretArn=A."""
+    from_b, from_a = facts(program, "B CA"), facts(program, "A CA")
+    state = run(program, empty(program), "installed", from_b, secret=OTHER_ARN, when=1e9)
+    state = run(program, state, "installed", from_a, secret=ARN, replaced=from_b, when=1.1e9)
+    assert only(state)["SecretArn"] == ARN
+    state = run(program, state, "rolled-back", from_b, secret="", replaced=from_a, when=1.2e9)
+    entry = only(state)
+    assert entry["SecretArn"] == OTHER_ARN and entry["Serial"] == from_b.serial_hex and entry["Status"] == "rolled-back"
+    # and back again: the previous file is now A's
+    entry = only(run(program, state, "rolled-back", from_a, secret="", replaced=from_b, when=1.3e9))
+    assert entry["SecretArn"] == ARN and entry["Serial"] == from_a.serial_hex
 
 
-def test_the_record_is_bounded(program: ModuleType) -> None:
-    entries = [
-        program.inventory_entry(
-            request(program), (f"/etc/ssl/certs/{n}.pem", "k", "c"), None, program.Served.UNCHANGED, 0, "", 1e9 + n
-        )
-        for n in range(program.MAX_INVENTORY_ENTRIES + 5)
-    ]
-    merged = program.merge_inventory(entries[:-1], entries[-1])
-    assert len(merged) == program.MAX_INVENTORY_ENTRIES
-    assert entries[-1] in merged and entries[0] not in merged  # the oldest records go first
+def test_a_rollback_onto_a_certificate_of_unknown_origin_names_no_secret(program: ModuleType) -> None:
+    installed, hand_made = facts(program, "A CA"), facts(program, "Hand CA")
+    state = run(program, empty(program), "installed", installed)
+    entry = only(run(program, state, "rolled-back", hand_made, secret=""))
+    assert entry["SecretArn"] == "" and entry["Serial"] == hand_made.serial_hex  # what it serves, secret unknown
+
+
+def test_the_records_are_bounded_in_size(program: ModuleType) -> None:
+    """Issue 17 item 6: records of huge values stay under MAX_INVENTORY_BYTES; served ones stay."""
+    served = facts(program)
+    state = run(program, empty(program), "installed", served)
+    long_path = "/etc/ssl/" + "/".join(["d" * 200] * 4) + "/c.pem"
+    for n in range(40):
+        files = (long_path + str(n) + ".pem", long_path + ".key", long_path + "-chain.pem")
+        state = run(program, state, "failed", None, files=files, message="m" * 5000, code=9, when=1.9e9 + n)
+    assert len(json.dumps(state.records)) <= program.MAX_INVENTORY_BYTES
+    assert only(state)["SecretArn"] == ARN
+    assert all(len(r["Message"]) <= program.MESSAGE_LIMIT for r in state.records)
+
+
+def test_an_older_installers_state_is_read(program: ModuleType) -> None:
+    old = {key: "" for key in ("SecretArn", "VersionStage", "KeyFile", "ChainFile", "HttpsPort", "Message")}
+    old.update(CertificateFile=FILES[0], Status="installed", ExitCode="0", RecordedAt="2026-01-01T00:00:00Z")
+    old.update(SecretArn=ARN, Serial="AB", NotAfter="", FingerprintSha256="AA:BB", Subject="x")
+    state = program.load_fleet_state([old, {"not": "a record"}, "junk"])
+    (entry,) = state.records
+    assert entry["InstalledAt"] == "2026-01-01T00:00:00Z" and entry["SecretArn"] == ARN
 
 
 def test_without_the_agents_instance_id_nothing_is_sent(program: ModuleType) -> None:
-    said = program.put_inventory([], {"PATH": "/nonexistent"})
+    said = program.put_inventory(None, [], {"PATH": "/nonexistent"})
     assert "AWS_SSM_INSTANCE_ID is not set" in said
 
 
@@ -70,14 +170,15 @@ def test_the_items_are_what_the_put_inventory_model_accepts(program: ModuleType)
     import botocore.session
     from botocore.validate import ParamValidator
 
-    bundle = LocalCA(name="Shape CA").issue(["www.certrotate.test"])
-    parsed = program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch"))
-    entry = program.inventory_entry(request(program), FILES, parsed.facts, program.Served.FAILED, 5, "x" * 5000, 1.8e9)
-    items = program.inventory_items([entry], 1.8e9)
+    served = facts(program, "Shape CA")
+    state = run(program, empty(program), "installed", served)
+    state = run(program, state, "failed", served, secret=MADE_UP, code=5, message="x" * 5000)
+    items = program.inventory_items(state.records, 1.8e9)
     shape = botocore.session.get_session().get_service_model("ssm").operation_model("PutInventory").input_shape
     report = ParamValidator().validate({"InstanceId": "i-0123456789abcdef0", "Items": items}, shape)
     assert not report.has_errors(), report.generate_report()
-    assert len(entry["Message"]) == program.MESSAGE_LIMIT <= 4096  # a value's limit in the API reference
+    entry = only(state)
+    assert len(entry["Message"]) == len(entry["LastFailureMessage"]) == program.MESSAGE_LIMIT <= 4096
 
 
 def test_an_unexpected_error_is_recorded_too(program: ModuleType, tmp_path: Any, monkeypatch: Any) -> None:
@@ -115,6 +216,7 @@ def test_an_unexpected_error_is_recorded_too(program: ModuleType, tmp_path: Any,
 
     monkeypatch.setattr(program, "fetch_secret", bug)
     assert program.main(["install_certificate.py", "install"], environ) == program.Exit.INTERNAL
-    (entry,) = json.loads((state / program.INVENTORY_STATE).read_text())
-    assert entry["Status"] == "failed" and entry["ExitCode"] == "1" and entry["SecretArn"] == ARN
-    assert "unexpected ZeroDivisionError" in entry["Message"] and entry["Serial"] == ""  # nothing served yet
+    (entry,) = json.loads((state / program.INVENTORY_STATE).read_text())["records"]
+    assert entry["Status"] == "failed" and entry["ExitCode"] == "1" and entry["LastFailureSecretArn"] == ARN
+    assert entry["SecretArn"] == ""  # nothing served: no secret is said to be served
+    assert "unexpected ZeroDivisionError" in entry["Message"] and entry["Serial"] == ""

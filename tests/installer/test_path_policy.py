@@ -92,6 +92,7 @@ def test_a_symlinked_directory_into_an_unsafe_place_is_refused(
 def test_a_target_outside_the_policy_is_a_bad_parameter(program: ModuleType, path: str, message: str) -> None:
     with pytest.raises(program.InstallError) as caught:
         program.check_target_name(program.TargetKind.CERTIFICATE, path, program.DEFAULT_ALLOWED)
+        program.TrustStore.of_this_host().check_path(program.TargetKind.CERTIFICATE, path)
     assert caught.value.code == program.Exit.BAD_PARAMETER
     assert message in caught.value.message and "CertificateFile" in caught.value.message
 
@@ -184,7 +185,10 @@ def test_a_host_file_another_user_could_write_is_refused(
         {"allowed_directories": ["/"]},
         {"apache_config": "x.conf"},
         {"state_directory": 7},
-        {"test_fault": {"at": "staged", "signal": "STOP"}},
+        {"test_fault": {"at": "staged", "signal": "HUP"}},
+        {"version_stages": ["bad label!"]},
+        {"issuing_ca_sha256": ["not-hex"]},
+        {"managed_files": "/etc/ssl/x.pem"},
         {"CertificateFile": "/etc/passwd"},
         [],
     ],
@@ -221,3 +225,72 @@ def test_a_state_directory_another_user_owns_is_refused(
     state = owned_by(attacker, tmp_path / "state", 0o700)
     config = program.HostConfig("test", (), None, str(state), str(state), None)
     refused(program, program.acquire_lock, config, 0)
+
+
+# Issue 17 item 13 -------------------------------------------------------------------------------------------
+
+
+def test_17_13_a_users_symlink_in_a_sticky_directory_is_not_followed(
+    program: ModuleType, tmp_path: Path, attacker: LocalUser
+) -> None:
+    """On the starting code ``realpath`` resolved the user's link before the O_NOFOLLOW walk, so a
+    host-file path under /tmp led wherever the user pointed it (here: another root-owned directory)."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    roots = tmp_path / "roots-other-config"
+    roots.mkdir(mode=0o755)
+    link = sticky / "certrotate"
+    link.symlink_to(roots)
+    os.lchown(link, attacker.uid, attacker.gid)
+    assert "symbolic link another user could have made" in refused(program, program.open_directory, str(link), 0)
+    os.lchown(link, 0, 0)  # root's own link there is followed
+    os.close(program.open_directory(str(link), 0))
+
+
+def test_17_13_an_aws_cli_another_user_can_replace_is_not_run(
+    program: ModuleType, tmp_path: Path, attacker: LocalUser
+) -> None:
+    """On the starting code the first ``aws`` on PATH ran as root, whoever owned it."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    planted = theirs / "aws"
+    planted.write_text("#!/bin/sh\ntouch /tmp/pwned\n")
+    planted.chmod(0o755)
+    os.chown(theirs, attacker.uid, attacker.gid)
+    os.chown(planted, attacker.uid, attacker.gid)
+    ours = tmp_path / "ours"
+    ours.mkdir(mode=0o755)
+    (ours / "aws").write_text("#!/bin/sh\n")
+    (ours / "aws").chmod(0o755)
+    found = program.find_tool("aws", {"PATH": f"{theirs}:{ours}"})
+    assert found == str(ours / "aws")
+    with pytest.raises(program.InstallError) as caught:
+        program.find_tool("aws", {"PATH": str(theirs)})
+    assert caught.value.code == program.Exit.HOST_UNSUPPORTED and "another user can change" in caught.value.message
+
+
+def test_17_13_a_name_over_255_characters_is_a_bad_parameter(program: ModuleType) -> None:
+    """On the starting code the pattern took it and the first write failed (exit 10)."""
+    environ = {"SSM_SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"}
+    environ["SSM_CertificateFile"] = "/etc/ssl/web/" + "n" * 300 + ".pem"
+    with pytest.raises(program.InstallError) as caught:
+        program.read_request("install", environ)
+    assert caught.value.code == program.Exit.BAD_PARAMETER and "CertificateFile" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/ssl/myapp/cert.pem", "/etc/apache2/ssl/cert.pem", "/etc/pki/tls/private/cert.pem"]
+)
+def test_17_14_cert_pem_is_allowed_outside_the_trust_store(program: ModuleType, path: str) -> None:
+    """On the starting code every target named cert.pem was "an OS trust bundle"."""
+    kind = program.TargetKind.CERTIFICATE
+    program.check_target_name(kind, path, program.DEFAULT_ALLOWED)
+    program.TrustStore.of_this_host().check_path(kind, path)
+
+
+@pytest.mark.parametrize("path", ["/etc/ssl/cert.pem", "/etc/pki/tls/cert.pem", "/etc/ssl/certs/cert.pem"])
+def test_17_14_the_trust_bundles_are_refused_by_exact_path(program: ModuleType, path: str) -> None:
+    with pytest.raises(program.InstallError) as caught:
+        program.TrustStore.of_this_host().check_path(program.TargetKind.CHAIN, path)
+    assert caught.value.code == program.Exit.BAD_PARAMETER and "trust" in caught.value.message

@@ -34,7 +34,7 @@ def ssm(moto_endpoint: str) -> Iterator[Any]:
 def run(document: str, apache: Apache, env: dict[str, str], **parameters: str) -> CommandResult:
     return run_document(
         DOCUMENTS_DIR / f"{document}.yaml",
-        {**parameters, **apache.document_parameters()},
+        {**apache.document_parameters(), **parameters},
         env={**env, **apache.installer_environment()},
         timeout=120,
         instance_id=INSTANCE,
@@ -71,16 +71,50 @@ def test_every_run_is_recorded_installed_unchanged_failed_rolled_back(
     assert failed.steps[-1].exit_code == 5
     (entry,) = records(ssm)
     assert entry["Status"] == "failed" and entry["ExitCode"] == "5" and "config test failed" in entry["Message"]
-    assert entry["SecretArn"] == second_arn  # the delivery that failed, with what the file still serves
-    assert entry["Serial"] == first.serial_hex == format(served_serial(apache), "X")  # what it still serves
+    assert entry["LastFailureSecretArn"] == second_arn and entry["LastFailureExitCode"] == "5"  # what failed
+    assert entry["SecretArn"] == arn  # what the file still serves, and where it came from
+    assert entry["Serial"] == first.serial_hex == format(served_serial(apache), "X")
+
+    installed = run("RunUpdateTLS", apache, host_env, SecretArn=second_arn)
+    assert installed.ok, installed.stderr
+    (entry,) = records(ssm)
+    assert entry["SecretArn"] == second_arn and entry["Serial"] == second.serial_hex
+    assert entry["LastFailureSecretArn"] == ""  # cleared by the success
 
     rolled = run("RollbackTLS", apache, host_env)
     assert rolled.ok, rolled.stderr
     (entry,) = records(ssm)
-    assert entry["Status"] == "rolled-back" and entry["SecretArn"] == second_arn  # kept from the file's record
-    assert entry["Serial"] == format(served_serial(apache), "X") != first.serial_hex
-    for result in (again, failed, rolled):
+    assert entry["Status"] == "rolled-back" and entry["SecretArn"] == arn  # the previous file's own secret
+    assert entry["Serial"] == format(served_serial(apache), "X") == first.serial_hex
+    for result in (again, failed, installed, rolled):
         assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+def test_17_1_failed_runs_with_made_up_secrets_never_rewrite_or_evict_the_served_record(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any
+) -> None:
+    """Issue 17 item 1, as a command sender would: a failing RunUpdateTLS with a made-up SecretArn
+    (exit 3, files unchanged), then failing commands naming other files. On the starting code the
+    first replaced the served file's SecretArn with the made-up ARN (the revoker then revoked the
+    still-served certificate) and enough of the second pushed the served record out."""
+    served = ca.issue([HOSTNAME])
+    arn = put_secret(served)
+    assert run("RunUpdateTLS", apache, host_env, SecretArn=arn).ok
+    made_up = "arn:aws:secretsmanager:us-east-1:123456789012:secret:made-up-AbCdEf"
+    failed = run("RunUpdateTLS", apache, host_env, SecretArn=made_up)
+    assert failed.steps[-1].exit_code == 3
+    (entry,) = records(ssm)
+    assert entry["SecretArn"] == arn and entry["Serial"] == served.serial_hex and entry["Status"] == "failed"
+    assert entry["LastFailureSecretArn"] == made_up
+    directory = apache.cert_file().parent
+    for n in range(9):  # more than MAX_UNSERVED_RECORDS (8)
+        other = {"CertificateFile": str(directory / f"other{n}.pem"), "ChainFile": str(directory / f"o{n}-chain.pem")}
+        result = run("RunUpdateTLS", apache, host_env, SecretArn=made_up, **other)
+        assert result.steps[-1].exit_code == 3, result.stderr
+    entries = records(ssm)
+    (mine,) = [e for e in entries if e["CertificateFile"] == str(apache.cert_file())]
+    assert mine["SecretArn"] == arn and mine["Serial"] == served.serial_hex == format(served_serial(apache), "X")
+    assert len(entries) == 1 + 8
 
 
 def test_a_record_that_cannot_be_sent_never_fails_the_install(
