@@ -208,6 +208,10 @@ def classify(report: HostReport, current: CurrentCertificate | None, now: dateti
     return HostState.OLDER
 
 
+#: The random suffix Secrets Manager appends to a secret's name in its ARN ("-" and six characters).
+_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}")
+
+
 def fleet_view(
     reports: Iterable[HostReport],
     currents: Mapping[str, CurrentCertificate],
@@ -216,9 +220,12 @@ def fleet_view(
 ) -> list[SecretFleet]:
     """Per secret (each of ``currents``, then any other secret a host reported), its hosts' states."""
     by_secret: dict[str, list[HostView]] = {arn: [] for arn in currents}
+    # A host installed through a secret's partial ARN (no random suffix; RunUpdateTLS accepts it)
+    # belongs to that secret: without this it would show as a secret of its own, never current.
+    partial = {arn[:-7]: arn for arn in currents if _ARN_SUFFIX.fullmatch(arn[-7:])}
     for report in reports:
-        current = currents.get(report.secret_arn)
-        by_secret.setdefault(report.secret_arn, []).append(HostView(report, classify(report, current, now, interval)))
+        arn = report.secret_arn if report.secret_arn in currents else partial.get(report.secret_arn, report.secret_arn)
+        by_secret.setdefault(arn, []).append(HostView(report, classify(report, currents.get(arn), now, interval)))
     return [
         SecretFleet(
             arn,

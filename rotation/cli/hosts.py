@@ -38,6 +38,9 @@ from rotation.fleet import (
 )
 from rotation.fleet_inventory import read_fleet
 
+#: The heading of files that report no secret: certrotate read them but never installed them.
+UNMANAGED = "(files certrotate never installed)"
+
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
 
 
@@ -231,7 +234,7 @@ def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: i
         if fleet.current
         else "current certificate unknown (not a certificate secret these credentials read)"
     )
-    title = f"{names.get(fleet.secret_arn) or fleet.secret_arn}: {current}; {counts}"
+    title = f"{names.get(fleet.secret_arn) or fleet.secret_arn or UNMANAGED}: {current}; {counts}"
     cells = []
     for view in fleet.hosts:
         r = view.report

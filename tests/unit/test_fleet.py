@@ -139,3 +139,22 @@ def test_hosts_serving_counts_failed_and_stale_hosts() -> None:
     assert [r.instance_id for r in by_fingerprint] == ["i-0000000000000000a", "i-0000000000000000b"]
     assert [r.instance_id for r in hosts_serving(reports, "a1")] == ["i-0000000000000000a", "i-0000000000000000b"]
     assert hosts_serving(reports, "ee" * 32) == []
+
+
+def test_a_host_installed_through_the_partial_arn_belongs_to_its_secret() -> None:
+    """RunUpdateTLS accepts a secret's ARN without its random suffix: the host is that secret's, and current."""
+    full = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/web-AbC123"
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    record = {
+        "SecretArn": full[:-7],
+        "CertificateFile": "/etc/ssl/certrotate/web.pem",
+        "Status": "installed",
+        "ExitCode": "0",
+        "RecordedAt": "2026-12-01T00:00:00Z",
+        "Serial": "0A1B",
+        "FingerprintSha256": "AB" * 32,
+    }
+    reports, _ = parse_reports("123456789012", "i-0123456789abcdef0", [record])
+    fleets = fleet_view(reports, {full: CurrentCertificate(full, "A1B", "ab" * 32)}, now, timedelta(minutes=30))
+    assert [f.secret_arn for f in fleets] == [full]
+    assert [v.state for v in fleets[0].hosts] == [HostState.CURRENT]
