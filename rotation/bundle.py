@@ -29,6 +29,8 @@ class CertBundle:
     private_key_pem: str = field(repr=False)
     chain_pem: str
     certificate_arn: str
+    #: The CA that issued it, as the issuer reported it (not stored in the secret; "" when read back).
+    issuer_arn: str = field(default="", compare=False)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> CertBundle | None:
@@ -52,9 +54,11 @@ class CertBundle:
         )
 
     @classmethod
-    def with_key(cls, certificate_pem: str, key: PrivateKey, chain_pem: str, certificate_arn: str) -> CertBundle:
+    def with_key(
+        cls, certificate_pem: str, key: PrivateKey, chain_pem: str, certificate_arn: str, issuer_arn: str = ""
+    ) -> CertBundle:
         """A bundle around a key object already in hand (it is not parsed back from PEM)."""
-        bundle = cls(certificate_pem, private_key_pem(key), chain_pem, certificate_arn)
+        bundle = cls(certificate_pem, private_key_pem(key), chain_pem, certificate_arn, issuer_arn)
         bundle.__dict__["private_key"] = key  # seeds the cached_property
         return bundle
 

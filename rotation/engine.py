@@ -11,8 +11,10 @@ from typing import Any
 from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
 from rotation.guard import Verdict, check_step
+from rotation.issuance_policy import IssuancePolicy
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
 from rotation.revoker import fleet_reader
 from rotation.rotation_event import RotationEvent
 from rotation.secrets_store import SecretStore
@@ -37,6 +39,7 @@ def build_services(
     make_ssm: Callable[[], Any] | None = None,
     fleet_role_arns: Sequence[str] = (),
     assume_ssm: Callable[[str], Any] = lambda role: None,
+    policy: Callable[[], IssuancePolicy] | None = None,
 ) -> Services:
     """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
 
@@ -44,10 +47,12 @@ def build_services(
     view is not read and nothing is revoked either (``make_ssm`` is called only when a revocation
     needs the view, so a container whose secrets never revoke creates no SSM client).
     ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through ``assume_ssm(role)``
-    (an SSM client in that account).
+    (an SSM client in that account). ``policy`` answers the issuance policy (cached by its
+    source); without one the default policy for an unknown CA list applies.
     """
     fleet = None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns)
     return Services(
+        policy=policy or PolicySource(None, "", None),
         ledger=ledger,
         pca_for_region=pca_for_region,
         fleet=fleet,
@@ -55,7 +60,7 @@ def build_services(
         authorities=CertificateAuthorities(pca_for_region),
         issuers={
             CertificateType.PCA_ISSUED: PcaIssuer(pca_for_region),
-            CertificateType.ACM_ISSUED: AcmIssuer(acm_for_region),
+            CertificateType.ACM_ISSUED: AcmIssuer(acm_for_region, ledger),
         },
     )
 
@@ -77,6 +82,9 @@ def default_services() -> Services:
         make_ssm=(lambda: regional("ssm", None)) if table else None,
         fleet_role_arns=roles,
         assume_ssm=lambda role: assumed_client(make_client("sts"), role, "ssm"),
+        policy=PolicySource(
+            lambda: regional("ssm", None), os.environ.get(POLICY_PARAMETER_ENV, ""), stack_cas_from_env()
+        ),
     )
 
 
