@@ -131,6 +131,9 @@ def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None
         from rotation.emulation.pki import create_ca, real_acm_chain
 
         stack.enter_context(real_acm_chain())
+        from rotation.emulation.rotation_service import issuance_ledger
+
+        stack.enter_context(issuance_ledger(region))
         import boto3
 
         import rotation.handler
