@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rotation.errors import VerificationError
 from rotation.keys import PrivateKey, describe_key, load_private_key, private_key_pem
+from rotation.redaction import redact
 from rotation.spec import OUTPUT_FIELDS
 
 
@@ -128,7 +129,7 @@ class CertBundle:
             "serial": self.serial_hex,
             "not_after": _iso(self.not_after),
             "key_algorithm": self.key_algorithm_label,
-            "certificate_arn": self.certificate_arn,
+            "certificate_arn": redact(self.certificate_arn),  # read from the secret: anything may be pasted there
         }
 
 

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from rotation.bundle import CertBundle
 from rotation.errors import VerificationError
 from rotation.keys import describe_key, public_key_der
+from rotation.redaction import quote
 from rotation.spec import CertSpec
 
 
@@ -170,7 +171,7 @@ def check_names(bundle: CertBundle, spec: CertSpec) -> None:
     cns = bundle.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else ""
     if cn.lower() != spec.common_name.lower():
-        raise VerificationError("names", f"subject CN {cn!r} differs from COMMON_NAME {spec.common_name!r}")
+        raise VerificationError("names", f"subject CN {quote(cn)} differs from COMMON_NAME {quote(spec.common_name)}")
     try:
         san = bundle.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -181,7 +182,8 @@ def check_names(bundle: CertBundle, spec: CertSpec) -> None:
     if found != wanted:
         raise VerificationError(
             "names",
-            f"SANs {sorted(found)} differ from the spec's {sorted(wanted)} (COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)",
+            f"SANs {quote(sorted(found))} differ from the spec's {quote(sorted(wanted))} "
+            "(COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)",
         )
 
 

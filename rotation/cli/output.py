@@ -96,8 +96,10 @@ class Output:
 
 
 def error_line(problem: object) -> str:
-    """One line for an error: whitespace collapsed, an HTML error page reduced to its title."""
-    text = str(problem)
+    """One line for an error: whitespace collapsed, an HTML error page reduced to its title, key material redacted."""
+    from rotation.redaction import redact
+
+    text = redact(str(problem))
     if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         body = re.sub(r"<[^>]*>", " ", title.group(1) if title else "")

@@ -84,7 +84,7 @@ def teach_moto_server_auth_templates() -> None:
             for value, critical in found
         ]
 
-    extensions.certrotate_server_auth = True  # type: ignore[attr-defined]
+    extensions.certrotate_server_auth = True
     CertificateAuthority._x509_extensions = extensions  # type: ignore[method-assign]
 
 
