@@ -1,0 +1,74 @@
+"""``certrotate policy validate``, ``doctor`` and ``validate NAME`` with the issuance policy (console script)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support import cli
+
+CA = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/" + "0" * 36
+KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAbCdEfGhIjKlMnOpQrStUvWxYz012345\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def write(path: Path, document: Any) -> Path:
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_the_policy_format_round_trips_through_validate(tmp_path: Path) -> None:
+    source = {
+        "version": 1,
+        "rules": [
+            {
+                "name": "team-a",
+                "secrets": ["team-a/*"],
+                "ca_arns": [CA],
+                "dns_names": ["*.Bücher.example.", ".a.internal"],
+                "ip_ranges": ["fd00::/8", "10.0.0.0/8"],
+                "key_algorithms": ["ec_prime256v1"],
+                "client_auth": True,
+            },
+            {"name": "rest", "secrets": ["*"], "ca_arns": [CA], "dns_names": ["."], "acm_issued": True},
+        ],
+    }
+    first = cli.run("policy", "validate", str(write(tmp_path / "p.json", source)), "--output", "json")
+    assert first.returncode == 0, first.stderr
+    normalized = json.loads(first.stdout)["document"]
+    assert normalized["rules"][0]["dns_names"] == ["*.xn--bcher-kva.example", ".a.internal"]
+    again = cli.run("policy", "validate", str(write(tmp_path / "n.json", normalized)), "--output", "json")
+    assert json.loads(again.stdout)["document"] == normalized
+    table = cli.run("policy", "validate", str(tmp_path / "p.json"))
+    assert "2 rule(s)" in table.stdout and "team-a: secrets team-a/*" in table.stdout
+
+
+def test_an_invalid_policy_names_the_field_and_never_echoes_a_key(tmp_path: Path) -> None:
+    bad = {"version": 1, "rules": [{"name": "x", "secrets": ["*"], "ca_arns": [KEY]}]}
+    result = cli.run("policy", "validate", str(write(tmp_path / "p.json", bad)))
+    assert result.returncode == 3
+    line = cli.one_error_line(result)
+    assert "rules[0].ca_arns" in line and "<redacted PEM>" in line
+
+
+def test_the_central_stack_denies_ledger_writes_to_all_but_the_rotation_role_and_operators() -> None:
+    template = yaml.safe_load((Path(__file__).parents[2] / "cfn" / "central-account.yaml").read_text())
+    resources = template["Resources"]
+    (statement,) = resources["IssuanceLedgerTable"]["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(
+        statement["Action"]
+    )
+    allowed = json.dumps(statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+    assert '"Fn::GetAtt": ["RotationFunctionRole", "Arn"]' in allowed and "OperatorRoleArns" in allowed
+    role = resources["RotationFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    reads = next(s for s in role if s["Sid"] == "ReadTheIssuancePolicy")
+    assert reads["Action"] == "ssm:GetParameter" and "issuance-policy" in json.dumps(reads["Resource"])
+    variables = resources["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"CERTROTATE_POLICY_PARAMETER", "CERTROTATE_CA_ARNS", "CERTROTATE_LEDGER_TABLE"} <= set(variables)
