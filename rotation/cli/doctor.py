@@ -23,7 +23,7 @@ from rich.text import Text
 from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
-from rotation.cli.output import Output
+from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
 from rotation.errors import AwsCallError, CertRotateError
 
@@ -96,7 +96,7 @@ class _Shown:
 
     def add(self, check: Check) -> None:
         line = Text.assemble(
-            (check.outcome.value.ljust(4), self._STYLES[check.outcome]), f" {check.name}: {check.detail}"
+            (check.outcome.value.ljust(4), self._STYLES[check.outcome]), literal(f" {check.name}: {check.detail}")
         )
         (self._out.stderr if self._out.json_mode else self._out.stdout).print(line, soft_wrap=True)
 

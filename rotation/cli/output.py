@@ -1,6 +1,9 @@
 """Where the command line writes: results on stdout, messages and progress on stderr.
 
-User text (secret names, ARNs, subjects, error messages) is printed literally: both consoles have
+Key material a secret's writer pasted into any field never reaches the terminal: :func:`literal`,
+:meth:`Output.emit_json` and :func:`error_line` pass every string through
+:func:`rotation.redaction.redact`. User text (secret names, ARNs, subjects, error messages) is
+otherwise printed literally: both consoles have
 rich markup, emoji codes and highlighting off, so ``[/oops]`` or ``:secret:`` stay as written, and
 :func:`literal` shows control characters as escapes, so a secret's writer cannot send terminal
 control sequences (retitle, clear, hide text) to the operator's terminal through ``status``.
@@ -19,12 +22,25 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from rotation.redaction import redact
+
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def literal(value: object, style: str = "") -> Text:
-    """``value`` as text to show: no markup, control characters as visible escapes (``\\x1b``)."""
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)), style=style)
+    """``value`` as text to show: no markup, key material redacted, control characters as visible escapes."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(str(value))), style=style)
+
+
+def _redacted(data: Any) -> Any:
+    """Every string in a JSON-able structure through :func:`rotation.redaction.redact`."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {_redacted(k): _redacted(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_redacted(v) for v in data]
+    return data
 
 
 def _console(*, stderr: bool, color: bool) -> Console:
@@ -86,7 +102,7 @@ class Output:
         self.stdout.print(renderable)
 
     def emit_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(_redacted(data), indent=2, default=lambda v: redact(str(v))) + "\n")
         sys.stdout.flush()
 
     @contextlib.contextmanager
@@ -97,8 +113,6 @@ class Output:
 
 def error_line(problem: object) -> str:
     """One line for an error: whitespace collapsed, an HTML error page reduced to its title, key material redacted."""
-    from rotation.redaction import redact
-
     text = redact(str(problem))
     if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)

@@ -72,3 +72,48 @@ def test_the_central_stack_denies_ledger_writes_to_all_but_the_rotation_role_and
     assert reads["Action"] == "ssm:GetParameter" and "issuance-policy" in json.dumps(reads["Resource"])
     variables = resources["RotationFunction"]["Properties"]["Environment"]["Variables"]
     assert {"CERTROTATE_POLICY_PARAMETER", "CERTROTATE_CA_ARNS", "CERTROTATE_LEDGER_TABLE"} <= set(variables)
+
+
+def test_doctor_and_validate_show_the_stored_policy_and_the_governing_rule(endpoint: str, ca: str) -> None:
+    policy = {"version": 1, "rules": [{"name": "team-a", "secrets": ["team-a/*"], "ca_arns": [ca], "dns_names": ["."]}]}
+    ssm = cli.client(endpoint, "ssm")
+    ssm.put_parameter(Name="/certrotate/issuance-policy", Value=json.dumps(policy), Type="String")
+    ssm.put_parameter(Name="/certrotate/issuance-policy", Value=json.dumps(policy), Type="String", Overwrite=True)
+    spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "COMMON_NAME": "web.a.example"}
+    cli.make_secret(endpoint, "team-a/web", spec)
+    cli.make_secret(endpoint, "team-c/web", spec)
+    env = cli.cli_env(AWS_ENDPOINT_URL=endpoint, CERTROTATE_POLICY_PARAMETER="/certrotate/issuance-policy")
+    doctor = cli.run("doctor", env=env)
+    line = next(x for x in doctor.stdout.splitlines() if "issuance policy" in x)
+    assert "ssm:/certrotate/issuance-policy version 2: 1 rule(s)" in line
+    governed = cli.run("validate", "team-a/web", env=env)
+    assert "issuance policy (ssm:/certrotate/issuance-policy version 2): rule 'team-a'" in governed.stdout
+    orphan = cli.run("validate", "team-c/web", "--output", "json", env=env)
+    assert "no rule governs it" in json.loads(orphan.stdout)["policy"]
+
+
+def test_without_a_stored_policy_doctor_warns_that_the_default_applies(endpoint: str) -> None:
+    env = cli.cli_env(AWS_ENDPOINT_URL=endpoint)
+    line = next(x for x in cli.run("doctor", env=env).stdout.splitlines() if "issuance policy" in x)
+    assert line.startswith("skip") and "default" in line
+
+
+def test_a_key_pasted_into_a_secret_never_reaches_status_doctor_or_validate(endpoint: str, ca: str) -> None:
+    for field in ("COMMON_NAME", "SUBJECT_ALTERNATIVE_NAMES", "CA_ARN"):
+        spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "COMMON_NAME": "web.a.example", field: KEY}
+        cli.make_secret(endpoint, f"team-a/{field.lower()}", spec)
+    env = cli.cli_env(AWS_ENDPOINT_URL=endpoint)
+    shown = ""
+    for args in (
+        ("status", "--output", "json"),
+        ("status",),
+        ("status", "team-a/common_name"),
+        ("status", "team-a/subject_alternative_names", "--output", "json"),
+        ("doctor", "--output", "json"),
+        ("doctor",),
+        ("validate", "team-a/ca_arn"),
+        ("validate", "team-a/subject_alternative_names", "--output", "json"),
+    ):
+        result = cli.run(*args, env=env)  # asserts no key marker in stdout or stderr
+        shown += result.stdout + result.stderr
+    assert KEY.splitlines()[1] not in shown
