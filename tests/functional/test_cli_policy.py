@@ -90,6 +90,10 @@ def test_doctor_and_validate_show_the_stored_policy_and_the_governing_rule(endpo
     assert "issuance policy (ssm:/certrotate/issuance-policy version 2): rule 'team-a'" in governed.stdout
     orphan = cli.run("validate", "team-c/web", "--output", "json", env=env)
     assert "no rule governs it" in json.loads(orphan.stdout)["policy"]
+    status = cli.run("status", "team-a/web", env=env)
+    assert "issuance policy rule: team-a (ssm:/certrotate/issuance-policy)" in status.stdout
+    (detail,) = json.loads(cli.run("status", "team-c/web", "--output", "json", env=env).stdout)
+    assert detail["policy_rule"].startswith("none: no rule")
 
 
 def test_without_a_stored_policy_doctor_warns_that_the_default_applies(endpoint: str) -> None:
