@@ -16,8 +16,7 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.output import Output
 from rotation.cli.session import InvalidInputError
-from rotation.errors import AwsCallError
-from rotation.issuance_policy import IssuancePolicy, Rule, parse_policy
+from rotation.issuance_policy import IssuancePolicy, PolicyError, Rule, parse_policy
 from rotation.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
 
 #: An SSM parameter holds at most 8 KB (advanced tier); a policy file larger than that cannot be stored.
@@ -92,7 +91,5 @@ def governing_rule(aws: Any, secret_id: str, parameter: str | None = None) -> tu
         described = aws.client("secretsmanager").describe_secret(SecretId=secret_id)
     try:
         return policy, policy.rule_for(str(described.get("Name", "")), str(described["ARN"]).split(":")[4])
-    except AwsCallError:
-        raise
-    except Exception:  # PolicyError: no rule governs it
+    except PolicyError:  # no rule governs it
         return policy, None

@@ -160,6 +160,65 @@ def test_a_team_cannot_obtain_a_name_outside_its_rule(aws: Any, root_ca: str, ma
     assert calls_of(aws, "IssueCertificate") == 0
 
 
+REFUSED_FIELDS = {
+    "key algorithm": ({"KEY_ALGORITHM": "RSA_4096"}, "KEY_ALGORITHM", "EC_prime256v1"),
+    "key reuse": ({"REUSE_PRIVATE_KEY": "true"}, "REUSE_PRIVATE_KEY", "false"),
+    "too many names": (
+        {"SUBJECT_ALTERNATIVE_NAMES": "x.c.example,y.c.example"},
+        "SUBJECT_ALTERNATIVE_NAMES",
+        "at most 2",
+    ),
+    "IPv6 outside the range": ({"SUBJECT_ALTERNATIVE_NAMES": "fd01::1"}, "SUBJECT_ALTERNATIVE_NAMES", "fd00::/16"),
+    "IPv4-mapped address": (
+        {"SUBJECT_ALTERNATIVE_NAMES": "::ffff:10.0.0.1"},
+        "SUBJECT_ALTERNATIVE_NAMES",
+        "10.0.0.0/8",
+    ),
+    "validity": ({"VALIDITY": "91"}, "VALIDITY", "at most 90 days"),
+}
+
+
+@pytest.mark.parametrize(("fields", "field", "allowed"), REFUSED_FIELDS.values(), ids=REFUSED_FIELDS.keys())
+def test_every_field_outside_the_rule_is_refused_before_issuance(
+    aws: Any, root_ca: str, make_secret: Any, fields: dict[str, str], field: str, allowed: str
+) -> None:
+    from tests.support.policy import document, rule, use_policy
+
+    use_policy(
+        document(
+            rule(
+                "team-c",
+                ["team-c/*"],
+                [root_ca],
+                dns_names=[".c.example"],
+                ip_ranges=["fd00::/16", "10.0.0.0/8"],
+                key_algorithms=["EC_prime256v1", "RSA_2048"],
+                max_names=2,
+                max_validity_days=90,
+            )
+        )
+    )
+    arn = make_secret(pca_spec(root_ca, COMMON_NAME="web.c.example", **fields), name="team-c/web")
+    caught = refused(arn, aws)
+    assert caught.field == field and "'team-c'" in str(caught) and allowed in str(caught)  # type: ignore[attr-defined]
+    assert calls_of(aws, "IssueCertificate") == 0
+
+
+def test_client_auth_where_the_rule_allows_it(aws: Any, root_ca: str, make_secret: Any) -> None:
+    from cryptography import x509
+
+    from rotation.bundle import CertBundle
+    from tests.support.policy import document, rule, use_policy
+
+    use_policy(document(rule("mtls", ["mtls/*"], [root_ca], dns_names=["."], client_auth=True)))
+    arn = make_secret(pca_spec(root_ca), name="mtls/client")
+    rotate(arn)
+    bundle = CertBundle.from_fields(secret_fields(aws.sm, arn))
+    assert bundle is not None
+    purposes = set(bundle.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert purposes == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
 def test_a_secret_no_rule_governs_gets_nothing(aws: Any, root_ca: str, make_secret: Any) -> None:
     two_teams(aws, root_ca)
     arn = make_secret(pca_spec(root_ca, COMMON_NAME="web.a.example.internal"), name="team-c/web")
