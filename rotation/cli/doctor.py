@@ -134,7 +134,11 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
 
 
 def _issuance_policy(aws: AwsContext, parameter: str | None) -> tuple[Outcome, str]:
-    """The policy the rotation function reads: version, rule count, warnings (the default is a warning)."""
+    """The policy the rotation function reads: version, rule count, warnings (the default is a warning).
+
+    A policy that cannot be read or is invalid fails (the rotation function refuses to issue then);
+    warnings, the default policy's included, are shown on an ``ok`` line.
+    """
     from rotation.cli.policy import deployed_policy
 
     policy = deployed_policy(aws, parameter)
@@ -142,7 +146,7 @@ def _issuance_policy(aws: AwsContext, parameter: str | None) -> tuple[Outcome, s
     detail = f"{where}: {len(policy.rules)} rule(s)"
     if policy.warnings:
         detail += "; warning: " + "; ".join(policy.warnings)
-    return (Outcome.SKIP if policy.warnings else Outcome.OK), detail
+    return Outcome.OK, detail
 
 
 def _guarded(name: str, check: Callable[[], tuple[Outcome, str]]) -> Check:
