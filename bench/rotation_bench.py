@@ -83,7 +83,7 @@ def bench_one(certificate_type: str, key: str, rotations: int, *, cache_ca_keys:
         for client in (sm, pca, acm):
             client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
         ca = create_ca(pca)
-        rotation.handler._services = build_services(sm, lambda r: pca, lambda r: acm)
+        rotation.handler._services = build_services(sm, lambda r: pca, lambda r: acm, ledger=_ledger())
         spec = {
             "CERTIFICATE_TYPE": certificate_type,
             "CA_ARN": ca,
@@ -142,7 +142,7 @@ def side_by_side(rotations: int, *, cache_ca_keys: bool, latency_ms: float = 0.0
         if latency_ms:
             for client in (sm, pca, acm):
                 client.meta.events.register("before-call", lambda **_: time.sleep(latency_ms / 1000))
-        rotation.handler._services = build_services(sm, lambda r: pca, lambda r: acm)
+        rotation.handler._services = build_services(sm, lambda r: pca, lambda r: acm, ledger=_ledger())
         base = {"CA_ARN": ca, "COMMON_NAME": "bench.example.internal", "KEY_ALGORITHM": "RSA_2048"}
         specs = {
             SIDE_BY_SIDE[0]: base,
@@ -198,6 +198,18 @@ def print_side_by_side(rotations: int, latency_ms: float) -> None:
             for c in columns.values()
         )
         print(f"{name:<34}{cells}{columns['moto as is'][name]['calls']:>7.0f}")
+
+
+def _ledger() -> Any:
+    """The issuance ledger in moto, as the central stack deploys it (ACM_ISSUED needs it)."""
+    import boto3
+
+    from rotation.ledger import Ledger, create_table
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    if "bench-ledger" not in dynamodb.list_tables()["TableNames"]:
+        create_table(dynamodb, "bench-ledger")
+    return Ledger(dynamodb, "bench-ledger")
 
 
 def main() -> None:

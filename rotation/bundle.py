@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rotation.errors import VerificationError
 from rotation.keys import PrivateKey, describe_key, load_private_key, private_key_pem
+from rotation.redaction import redact
 from rotation.spec import OUTPUT_FIELDS
 
 
@@ -29,6 +30,8 @@ class CertBundle:
     private_key_pem: str = field(repr=False)
     chain_pem: str
     certificate_arn: str
+    #: The CA that issued it, as the issuer reported it (not stored in the secret; "" when read back).
+    issuer_arn: str = field(default="", compare=False)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> CertBundle | None:
@@ -52,9 +55,11 @@ class CertBundle:
         )
 
     @classmethod
-    def with_key(cls, certificate_pem: str, key: PrivateKey, chain_pem: str, certificate_arn: str) -> CertBundle:
+    def with_key(
+        cls, certificate_pem: str, key: PrivateKey, chain_pem: str, certificate_arn: str, issuer_arn: str = ""
+    ) -> CertBundle:
         """A bundle around a key object already in hand (it is not parsed back from PEM)."""
-        bundle = cls(certificate_pem, private_key_pem(key), chain_pem, certificate_arn)
+        bundle = cls(certificate_pem, private_key_pem(key), chain_pem, certificate_arn, issuer_arn)
         bundle.__dict__["private_key"] = key  # seeds the cached_property
         return bundle
 
@@ -124,7 +129,7 @@ class CertBundle:
             "serial": self.serial_hex,
             "not_after": _iso(self.not_after),
             "key_algorithm": self.key_algorithm_label,
-            "certificate_arn": self.certificate_arn,
+            "certificate_arn": redact(self.certificate_arn),  # read from the secret: anything may be pasted there
         }
 
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError, CertificateAuthorityError
+from rotation.redaction import quote
 from rotation.spec import KeyFamily
 
 _SERVICE = "acm-pca"
@@ -83,7 +84,7 @@ class CertificateAuthorities:
             family = KeyFamily.ECDSA
         else:
             raise CertificateAuthorityError(
-                f"CA_ARN={ca_arn!r}: CA key type {type(public_key).__name__} is not RSA or ECDSA"
+                f"CA_ARN={quote(ca_arn)}: CA key type {type(public_key).__name__} is not RSA or ECDSA"
             )
         return CaFacts(ca_arn, certificate, response.get("CertificateChain") or "", family)
 
@@ -101,4 +102,4 @@ def ca_error(ca_arn: str, exc: AwsCallError) -> CertificateAuthorityError | AwsC
     problem = _CA_PROBLEMS.get(exc.code)
     if problem is None:
         return exc
-    return CertificateAuthorityError(f"CA_ARN={ca_arn!r}: {problem} ({exc.operation}: {exc.code})")
+    return CertificateAuthorityError(f"CA_ARN={quote(ca_arn)}: {problem} ({exc.operation}: {exc.code})")

@@ -12,8 +12,10 @@ from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
 from rotation.fleet import FleetScope
 from rotation.guard import Verdict, check_step
+from rotation.issuance_policy import IssuancePolicy
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
 from rotation.revoker import fleet_reader
 from rotation.rotation_event import RotationEvent
 from rotation.secrets_store import SecretStore
@@ -39,6 +41,7 @@ def build_services(
     fleet_role_arns: Sequence[str] = (),
     assume_ssm: Callable[[str, str | None], Any] = lambda role, region: None,
     fleet_scope: FleetScope | None = None,
+    policy: Callable[[], IssuancePolicy] | None = None,
 ) -> Services:
     """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
 
@@ -48,11 +51,14 @@ def build_services(
     ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through
     ``assume_ssm(role, region)`` (an SSM client in that account), in each of ``fleet_scope``'s
     regions (``make_ssm(region)``; ``None``: the function's own region).
+    ``policy`` answers the issuance policy (cached by its source); without one the default policy
+    for an unknown CA list applies.
     """
     fleet = (
         None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
     )
     return Services(
+        policy=policy or PolicySource(None, "", None),
         ledger=ledger,
         pca_for_region=pca_for_region,
         fleet=fleet,
@@ -60,7 +66,7 @@ def build_services(
         authorities=CertificateAuthorities(pca_for_region),
         issuers={
             CertificateType.PCA_ISSUED: PcaIssuer(pca_for_region),
-            CertificateType.ACM_ISSUED: AcmIssuer(acm_for_region),
+            CertificateType.ACM_ISSUED: AcmIssuer(acm_for_region, ledger),
         },
     )
 
@@ -83,6 +89,9 @@ def default_services() -> Services:
         fleet_role_arns=roles,
         assume_ssm=lambda role, region: assumed_client(make_client("sts"), role, "ssm", region),
         fleet_scope=FleetScope.from_environment(os.environ),
+        policy=PolicySource(
+            lambda: regional("ssm", None), os.environ.get(POLICY_PARAMETER_ENV, ""), stack_cas_from_env()
+        ),
     )
 
 

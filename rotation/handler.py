@@ -73,5 +73,9 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
         run_step(rotation_event, services(), wait_budget(context), observe=observe)
     except Exception as exc:
         telemetry.step_failed(rotation_event.step.value, seen.get("type", telemetry.UNKNOWN_TYPE))
-        logger.error("%s failed: %s", rotation_event.step.value, exc, extra={"error_type": type(exc).__name__})
+        from rotation.redaction import redact
+
+        logger.error(
+            "%s failed: %s", rotation_event.step.value, redact(str(exc)), extra={"error_type": type(exc).__name__}
+        )
         raise

@@ -10,11 +10,18 @@ superseded when a newer entry becomes current, and records its revocation. An en
 the table (DynamoDB TTL on ``ExpiresAt``) :data:`KEPT_AFTER_EXPIRY` after its certificate does:
 an expired certificate is never revoked, so the history stays bounded for secrets that rotate every
 few hours.
+
+``CaArn`` is the CA that actually issued the certificate (Private CA's IssueCertificate target, or
+ACM's ``CertificateAuthorityArn``), never the secret's ``CA_ARN``. ``CertificateArn`` (added with
+the issuance policy; entries written before it lack it) is what the issuer returned: for ACM the
+``CertificateArn`` of this secret's own ``RequestCertificate``, which is how the rotation knows
+which ACM certificates it may export and renew (:meth:`Ledger.owns_certificate`); a tag on the
+certificate proves nothing, as anyone with ``acm:AddTagsToCertificate`` can write one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,7 +73,7 @@ class Ledger:
         self._client = client
         self.table = table
 
-    def record_issued(self, entry: IssuedCertificate) -> None:
+    def record_issued(self, entry: IssuedCertificate, certificate_arn: str = "") -> None:
         """Add an issued certificate (a retry of the same createSecret writes the same entry)."""
         item: dict[str, Any] = {
             "SecretArn": {"S": entry.secret_arn},
@@ -79,6 +86,8 @@ class Ledger:
             "Fingerprint": {"S": entry.fingerprint},
             TTL_ATTRIBUTE: {"N": str(int((entry.not_after + KEPT_AFTER_EXPIRY).timestamp()))},
         }
+        if certificate_arn:
+            item["CertificateArn"] = {"S": certificate_arn}
         try:
             with aws_call(_SERVICE, "PutItem"):
                 self._client.put_item(
@@ -103,6 +112,37 @@ class Ledger:
             found.extend(self._entry(item) for item in page.get("Items", []))
             if not page.get("LastEvaluatedKey"):
                 return found
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def owns_certificate(self, secret_arn: str, certificate_arn: str, serials_now: Collection[str] = ()) -> bool:
+        """Whether this secret's rotations received ``certificate_arn`` from ACM.
+
+        An entry of the secret whose ``CertificateArn`` is that ARN proves it. An entry written
+        before the ledger kept certificate ARNs proves it too when its serial is the one ACM
+        describes ``certificate_arn`` with now (``serials_now``, every reading of it): this secret's rotation exported
+        that very certificate, and serials are unique per CA (the one-time migration; after ACM
+        renews, the first rotation writes an entry with the ARN).
+        """
+        serials = {normalize_serial(s) for s in serials_now if s}
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "SecretArn = :arn",
+            "ExpressionAttributeValues": {":arn": {"S": secret_arn}},
+            "ProjectionExpression": "Serial, CertificateArn, CertificateType",
+            "ConsistentRead": True,
+        }
+        while True:
+            with aws_call(_SERVICE, "Query"):
+                page = self._client.query(**request)
+            for item in page.get("Items", []):
+                recorded = _text(item, "CertificateArn")
+                if recorded == certificate_arn:
+                    return True
+                legacy = not recorded and _text(item, "CertificateType") == "ACM_ISSUED"
+                if legacy and _text(item, "Serial") in serials:
+                    return True
+            if not page.get("LastEvaluatedKey"):
+                return False
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def mark_current(self, secret_arn: str, version_id: str, serial: str, now: datetime) -> bool:

@@ -168,6 +168,8 @@ class CertSpec:
 
 # Patterns are applied with ``fullmatch``: ``$`` would also match before a trailing newline.
 _CA_ARN = re.compile(r"arn:aws[a-z-]*:acm-pca:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate-authority/[0-9a-f-]{36}")
+#: What a Private CA ARN looks like (the issuance policy validates its ``ca_arns`` with it too).
+CA_ARN_PATTERN = _CA_ARN
 _TEMPLATE_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):acm-pca:::template/(?P<name>[A-Za-z0-9_]+/V\d+)")
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _ORIGINAL_KEY_TYPES = ("TYPE_RSA", "TYPE_EC")

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
 
 from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, SpecError, VerificationError
 from rotation.guard import SecretMetadata
+from rotation.issuance_policy import IssuancePolicy, Rule, check_issued, default_policy, fit_request, issued_facts
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
 from rotation.ledger import Ledger
 from rotation.renewal import decide
@@ -49,6 +52,8 @@ class Services:
     pca_for_region: Callable[[str], Any] | None = None
     #: The fleet view's evidence about some serials of a secret (rotation.revoker.fleet_reader).
     fleet: FleetReader | None = None
+    #: The issuance policy (cached by its source, never fetched per step).
+    policy: Callable[[], IssuancePolicy] = field(default=lambda: default_policy(None))
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,17 @@ class StepContext:
     def secret_arn(self) -> str:
         return self.metadata.arn
 
+    def rule(self) -> Rule:
+        """The issuance policy rule governing this secret, chosen by DescribeSecret's name and account.
+
+        Raises:
+            PolicyError: no rule governs the secret.
+        """
+        policy = self.services.policy()
+        rule = policy.rule_for(self.metadata.name, self.secret_arn.split(":")[4])
+        logger.append_keys(policy_rule=rule.name, policy=f"{policy.source}@{policy.revision or '-'}")
+        return rule
+
 
 def create_secret(ctx: StepContext) -> None:
     """Issue (or keep) a certificate per the spec and renewal policy; stage it AWSPENDING."""
@@ -74,19 +90,27 @@ def create_secret(ctx: StepContext) -> None:
     fields = load_secret_fields(store.current_value(ctx.secret_arn))
     spec = parse_spec(fields)
     ctx.observe(spec)
+    rule = ctx.rule()
+    asked = spec.template_arn
+    spec = fit_request(rule, spec)  # before anything is issued
+    if spec.template_arn != asked:
+        logger.info("issuance policy allows no clientAuth: template narrowed to %s", spec.template_arn)
     ca = ctx.services.authorities.get(spec.ca_arn)
     current = _readable_bundle(fields)
     decision = decide(
         spec,
         current,
-        current_fits=lambda: current is not None and _still_fits(current, spec, ca),
+        current_fits=lambda: current is not None and _still_fits(current, spec, ca, rule),
         rotate_now=ctx.metadata.rotate_now_requested(ctx.event.token),
         now=ctx.clock(),
     )
     logger.info("renewal decision: %s (%s)", decision.plan.value, decision.reason)
     request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
-    verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=False)
+    client_auth = rule.client_auth_allowed(spec.certificate_type)
+    verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=False, client_auth=client_auth)
+    issuer = bundle.issuer_arn or spec.ca_arn  # a kept bundle: the CA its chain was just verified to
+    check_issued(rule, issued_facts(bundle.certificate, issuer, spec.certificate_type))
     secret_string = json.dumps(merge_into_secret(fields, bundle))
     if len(secret_string.encode()) > SECRET_VALUE_LIMIT:
         raise SpecError(
@@ -101,13 +125,14 @@ def create_secret(ctx: StepContext) -> None:
             IssuedCertificate(
                 secret_arn=ctx.secret_arn,
                 serial=bundle.serial_hex,
-                ca_arn=spec.ca_arn,
+                ca_arn=issuer,
                 certificate_type=spec.certificate_type.value,
                 version_id=ctx.event.token,
                 issued_at=ctx.clock(),
                 not_after=bundle.not_after,
                 fingerprint=bundle.fingerprint_sha256,
-            )
+            ),
+            certificate_arn=bundle.certificate_arn,
         )
     store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     if fresh:
@@ -130,7 +155,11 @@ def set_secret(ctx: StepContext) -> None:
 def test_secret(ctx: StepContext) -> None:
     """Verify the pending bundle fully, including a TLS handshake against the CA alone."""
     spec, bundle, ca = _pending(ctx)
-    verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=True)
+    rule = ctx.rule()
+    spec = fit_request(rule, spec)
+    client_auth = rule.client_auth_allowed(spec.certificate_type)
+    verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=True, client_auth=client_auth)
+    check_issued(rule, issued_facts(bundle.certificate, _issuer(ctx, bundle, ca), spec.certificate_type))
     logger.info("pending certificate verified", extra={"certificate": bundle.summary()})
 
 
@@ -142,7 +171,8 @@ def finish_secret(ctx: StepContext) -> None:
     key is the certificate's, which is an end-entity certificate and chains to the CA.
     """
     spec, bundle, ca = _pending(ctx)
-    verify_promotable(bundle, ca.certificate)
+    rule = ctx.rule()
+    verify_promotable(bundle, ca.certificate, client_auth=rule.client_auth_allowed(spec.certificate_type))
     current = ctx.metadata.version_with("AWSCURRENT")
     ctx.services.store.promote(ctx.secret_arn, ctx.event.token, current)
     logger.info("AWSCURRENT moved to the new version", extra={"previous_version": current})
@@ -213,13 +243,32 @@ def _readable_bundle(fields: Mapping[str, Any]) -> CertBundle | None:
         return None
 
 
-def _still_fits(current: CertBundle, spec: CertSpec, ca: CaFacts) -> bool:
+def _issuer(ctx: StepContext, bundle: CertBundle, ca: CaFacts) -> str:
+    """The CA that issued the (chain-verified) pending certificate.
+
+    CA_ARN when its certificate signed the leaf directly; otherwise (an ACM certificate issued by a
+    subordinate of CA_ARN) the CA the ledger recorded when createSecret received it, or "" (refused).
+    """
+    try:
+        bundle.certificate.verify_directly_issued_by(ca.certificate)
+        return ca.arn
+    except (ValueError, TypeError, InvalidSignature):
+        pass
+    ledger = ctx.services.ledger
+    if ledger is None:
+        return ""
+    serial = bundle.serial_hex
+    return next((e.ca_arn for e in ledger.entries(ctx.secret_arn) if e.serial == serial), "")
+
+
+def _still_fits(current: CertBundle, spec: CertSpec, ca: CaFacts, rule: Rule) -> bool:
     try:
         check_key_matches(current)
         check_chain(current, ca.certificate)
-        check_end_entity(current)
+        check_end_entity(current, client_auth=rule.client_auth_allowed(spec.certificate_type))
         check_names(current, spec)
         check_key_algorithm(current, spec)
+        check_issued(rule, issued_facts(current.certificate, spec.ca_arn, spec.certificate_type))
     except CertRotateError as exc:
         logger.info("the current certificate no longer fits: %s", exc)
         return False

@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from rotation.bundle import CertBundle
 from rotation.errors import VerificationError
 from rotation.keys import describe_key, public_key_der
+from rotation.redaction import quote
 from rotation.spec import CertSpec
 
 
@@ -31,6 +33,7 @@ def verify_bundle(
     now: datetime,
     *,
     handshake: bool = True,
+    client_auth: bool = False,
 ) -> None:
     """Check every property a staged bundle must have.
 
@@ -40,13 +43,14 @@ def verify_bundle(
         ca_certificate: the issuing CA's certificate as Private CA returns it for ``CA_ARN``.
         now: the moment the certificate must be valid at (timezone-aware).
         handshake: also serve the bundle in a real TLS handshake to a client trusting only the CA.
+        client_auth: the issuance policy lets this secret's certificate carry clientAuth.
 
     Raises:
         VerificationError: the first property that does not hold.
     """
     check_key_matches(bundle)
     check_chain(bundle, ca_certificate)
-    check_end_entity(bundle)
+    check_end_entity(bundle, client_auth=client_auth)
     check_names(bundle, spec)
     check_validity(bundle, now)
     check_key_algorithm(bundle, spec)
@@ -54,7 +58,7 @@ def verify_bundle(
         check_handshake(bundle, spec, ca_certificate)
 
 
-def verify_promotable(bundle: CertBundle, ca_certificate: x509.Certificate) -> None:
+def verify_promotable(bundle: CertBundle, ca_certificate: x509.Certificate, *, client_auth: bool = False) -> None:
     """The cheap checks finishSecret makes before it moves AWSCURRENT.
 
     The bundle parses (every PEM field, certificate blocks only where certificates belong), its key
@@ -66,14 +70,20 @@ def verify_promotable(bundle: CertBundle, ca_certificate: x509.Certificate) -> N
     """
     check_key_matches(bundle)
     check_chain(bundle, ca_certificate)
-    check_end_entity(bundle)
+    check_end_entity(bundle, client_auth=client_auth)
 
 
-def check_end_entity(bundle: CertBundle) -> None:
+#: The only purposes a certrotate leaf may carry; clientAuth only where the policy allows it.
+_ALLOWED_PURPOSES = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def check_end_entity(bundle: CertBundle, *, client_auth: bool = False) -> None:
     """The certificate is a TLS server leaf: not a CA, cannot sign certificates or CRLs, serverAuth.
 
-    A secret's writer must never obtain a certificate that can issue others; a certificate whose
-    extended key usage is present but lacks serverAuth is refused by every TLS client anyway.
+    A secret's writer must never obtain a certificate that can issue others, sign code or serve
+    any purpose: the extended key usage must be present (a leaf without it is valid for every
+    purpose), hold serverAuth, and nothing but serverAuth and, where the issuance policy allows
+    it for the secret (``client_auth``), clientAuth.
     """
     extensions = bundle.certificate.extensions
     try:
@@ -88,11 +98,27 @@ def check_end_entity(bundle: CertBundle) -> None:
     except x509.ExtensionNotFound:
         pass
     try:
-        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if x509.oid.ExtendedKeyUsageOID.SERVER_AUTH not in purposes:
-            raise VerificationError("end-entity", "CERTIFICATE_PEM's extended key usage lacks serverAuth")
+        purposes = set(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        pass
+        raise VerificationError(
+            "end-entity", "CERTIFICATE_PEM has no extended key usage (valid for any purpose); serverAuth is required"
+        ) from None
+    if ExtendedKeyUsageOID.SERVER_AUTH not in purposes:
+        raise VerificationError("end-entity", "CERTIFICATE_PEM's extended key usage lacks serverAuth")
+    other = sorted(_purpose_name(p) for p in purposes - _ALLOWED_PURPOSES)
+    if other:
+        raise VerificationError("end-entity", f"CERTIFICATE_PEM's extended key usage also allows {', '.join(other)}")
+    if ExtendedKeyUsageOID.CLIENT_AUTH in purposes and not client_auth:
+        raise VerificationError(
+            "end-entity", "CERTIFICATE_PEM allows clientAuth, which the issuance policy does not allow for this secret"
+        )
+
+
+def _purpose_name(oid: x509.ObjectIdentifier) -> str:
+    if oid == ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE:
+        return "anyExtendedKeyUsage"
+    name = str(getattr(oid, "_name", ""))
+    return name if name and name != "Unknown OID" else oid.dotted_string
 
 
 def check_key_matches(bundle: CertBundle) -> None:
@@ -145,7 +171,7 @@ def check_names(bundle: CertBundle, spec: CertSpec) -> None:
     cns = bundle.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else ""
     if cn.lower() != spec.common_name.lower():
-        raise VerificationError("names", f"subject CN {cn!r} differs from COMMON_NAME {spec.common_name!r}")
+        raise VerificationError("names", f"subject CN {quote(cn)} differs from COMMON_NAME {quote(spec.common_name)}")
     try:
         san = bundle.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -156,7 +182,8 @@ def check_names(bundle: CertBundle, spec: CertSpec) -> None:
     if found != wanted:
         raise VerificationError(
             "names",
-            f"SANs {sorted(found)} differ from the spec's {sorted(wanted)} (COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)",
+            f"SANs {quote(sorted(found))} differ from the spec's {quote(sorted(wanted))} "
+            "(COMMON_NAME + SUBJECT_ALTERNATIVE_NAMES)",
         )
 
 

@@ -21,6 +21,7 @@ from moto import mock_aws
 import rotation.handler
 from rotation.emulation.pki import create_ca, real_acm_chain
 from rotation.engine import build_services
+from rotation.ledger import Ledger, create_table
 from rotation.steps import Services
 
 REGION = "us-east-1"
@@ -80,12 +81,16 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "certrotate")
 
 
+LEDGER_TABLE = "certrotate-ledger"
+
+
 @dataclass
 class AwsClients:
     sm: Any
     pca: Any
     acm: Any
     calls: Counter[str]
+    dynamodb: Any = None
 
     def all(self) -> tuple[Any, ...]:
         return self.sm, self.pca, self.acm
@@ -93,7 +98,10 @@ class AwsClients:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    """moto in process, clients without botocore retries, and the handler wired to them."""
+    """moto in process, clients without botocore retries, and the handler wired to them.
+
+    The issuance ledger exists, as the central stack creates it (ACM_ISSUED needs it).
+    """
     with mock_aws():
         config = Config(retries={"total_max_attempts": 1})
         clients = AwsClients(
@@ -104,7 +112,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
         )
         for client in clients.all():
             client.meta.events.register("before-call", _counter(clients.calls))
-        services: Services = build_services(clients.sm, lambda region: clients.pca, lambda region: clients.acm)
+        clients.dynamodb = boto3.client("dynamodb", region_name=REGION, config=config)
+        create_table(clients.dynamodb, LEDGER_TABLE)
+        services: Services = build_services(
+            clients.sm,
+            lambda region: clients.pca,
+            lambda region: clients.acm,
+            ledger=Ledger(clients.dynamodb, LEDGER_TABLE),
+        )
         monkeypatch.setattr(rotation.handler, "_services", services)
         yield clients
     rotation.handler.reset()

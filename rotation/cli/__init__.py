@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, on_command=True)
         return sub
 
-    from rotation.cli import create_secret, deploy, doctor, hosts, revoke, rotate, sandbox, status, validate
+    from rotation.cli import create_secret, deploy, doctor, hosts, policy, revoke, rotate, sandbox, status, validate
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_arguments(command("validate", "check a certificate specification (a JSON file or a secret)"))
     create_secret.add_arguments(command("create-secret", "create a certificate secret, validated, with rotation"))
     doctor.add_arguments(command("doctor", "check a deployment from where you stand: one line per check"))
+    policy.add_arguments(command("policy", "the issuance policy: validate a document before storing it"))
 
     package = command("package", "build the Lambda zip for arm64 or x86_64 (binary wheels, reproducible)")
     package.add_argument("--arch", choices=["arm64", "x86_64"], default="arm64")

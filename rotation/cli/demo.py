@@ -131,6 +131,7 @@ def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None
         from rotation.emulation.pki import create_ca, real_acm_chain
 
         stack.enter_context(real_acm_chain())
+        stack.enter_context(_issuance_ledger(region))
         import boto3
 
         import rotation.handler
@@ -169,6 +170,13 @@ def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None
         "nothing left running[/green]"
     )
     return 0
+
+
+def _issuance_ledger(region: str) -> Any:
+    """The ledger the central stack creates (ACM_ISSUED needs it), in the demo's moto."""
+    from rotation.emulation.rotation_service import issuance_ledger
+
+    return issuance_ledger(region)
 
 
 def _narrate_to(out: Any) -> bool:

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SSM documents that must exist (default: RunUpdateTLS and RollbackTLS)",
     )
     parser.add_argument(
+        "--policy-parameter",
+        default=None,
+        metavar="NAME",
+        help="the issuance policy's SSM parameter (the central stack's IssuancePolicyParameter output; "
+        "default $CERTROTATE_POLICY_PARAMETER)",
+    )
+    parser.add_argument(
         "--workload-role-arn",
         action="append",
         default=[],
@@ -148,6 +155,23 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
         yield _guarded(f"document {document}", partial(_document, aws, document))
     yield from _kms(aws, readable, args.workload_role_arn)
     yield from _fleet(aws, list(functions), args)
+    yield _guarded("issuance policy", partial(_issuance_policy, aws, getattr(args, "policy_parameter", None)))
+
+
+def _issuance_policy(aws: AwsContext, parameter: str | None) -> tuple[Outcome, str]:
+    """The policy the rotation function reads: version, rule count, warnings (the default is a warning).
+
+    A policy that cannot be read or is invalid fails (the rotation function refuses to issue then);
+    warnings, the default policy's included, are shown on an ``ok`` line.
+    """
+    from rotation.cli.policy import deployed_policy
+
+    policy = deployed_policy(aws, parameter)
+    where = f"{policy.source}" + (f" version {policy.revision}" if policy.revision else "")
+    detail = f"{where}: {len(policy.rules)} rule(s)"
+    if policy.warnings:
+        detail += "; warning: " + "; ".join(policy.warnings)
+    return Outcome.OK, detail
 
 
 def _guarded(name: str, check: Callable[[], tuple[Outcome, str]]) -> Check:

@@ -127,7 +127,7 @@ def error_line(problem: object) -> str:
     message tells the user to paste (always its end) is kept whole. Only a line over
     :data:`ERROR_LINE_LIMIT` characters loses part of its middle, with a marker saying how much.
     """
-    text = str(problem)
+    text = redact(str(problem))
     if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         body = re.sub(r"<[^>]*>", " ", title.group(1) if title else "")

@@ -23,6 +23,7 @@ from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
+from rotation.errors import CertRotateError
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.redaction import quote
 from rotation.revocation import history_state
@@ -92,11 +93,13 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
             for detail in details:
                 detail["certificates"] = certificate_history(ledger, detail["arn"], now)
+        _add_policy_rules(aws, details)
         if out.json_mode:
             out.emit_json(details)
         else:
             for detail in details:
                 out.show(detail_table(detail))
+                out.say(f"issuance policy rule: {detail['policy_rule']}")
                 if "certificates" in detail:
                     out.show(history_table(detail["name"], detail["certificates"], out.stdout.width))
     elif out.json_mode:
@@ -276,6 +279,25 @@ def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
     if hidden:
         table.caption = literal(f"wider terminal or status NAME for: {', '.join(hidden)}")
     return table
+
+
+def _add_policy_rules(aws: AwsContext, details: list[dict[str, Any]]) -> None:
+    """``policy_rule``: the issuance policy rule that governs each secret (the policy read once)."""
+    from rotation.cli.policy import deployed_policy
+    from rotation.issuance_policy import PolicyError
+
+    try:
+        policy = deployed_policy(aws)
+    except CertRotateError as exc:
+        for detail in details:
+            detail["policy_rule"] = f"unknown (the issuance policy cannot be read: {exc})"
+        return
+    for detail in details:
+        try:
+            rule = policy.rule_for(str(detail["name"]), str(detail["arn"]).split(":")[4])
+            detail["policy_rule"] = f"{rule.name} ({policy.source})"
+        except PolicyError:
+            detail["policy_rule"] = f"none: no rule of {policy.source} governs it, nothing is issued"
 
 
 def detail_of(record: SecretRecord, row: CertificateStatus) -> dict[str, Any]:

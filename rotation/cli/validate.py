@@ -48,8 +48,14 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             problems = [problem_json(p) for p in exc.problems]
             out.emit_json({"target": args.target, "valid": False, "ca_checked": online, "problems": problems})
         raise
+    governed = _governing_rule(aws, args.target) if online and not Path(args.target).is_file() else None
+    if governed is not None and not out.json_mode:
+        out.say(governed)
     if out.json_mode:
-        out.emit_json({"target": args.target, "valid": True, "ca_checked": online, "summary": summary})
+        document: dict[str, Any] = {"target": args.target, "valid": True, "ca_checked": online, "summary": summary}
+        if governed is not None:
+            document["policy"] = governed
+        out.emit_json(document)
     return 0
 
 
@@ -59,6 +65,17 @@ def problem_json(problem: CertRotateError) -> dict[str, Any]:
         allowed = list(problem.allowed) if isinstance(problem.allowed, tuple) else problem.allowed
         return {"field": problem.field, "value": problem.value, "problem": problem.problem, "allowed": allowed}
     return {"field": None, "value": None, "problem": str(problem), "allowed": None}
+
+
+def _governing_rule(aws: AwsContext, secret_id: str) -> str:
+    """Which issuance policy rule governs the secret (what the rotation function will enforce)."""
+    from rotation.cli.policy import governing_rule
+
+    policy, rule = governing_rule(aws, secret_id)
+    source = policy.source + (f" version {policy.revision}" if policy.revision else "")
+    return f"issuance policy ({source}): " + (
+        f"rule {rule.name!r}" if rule else "no rule governs it: nothing is issued"
+    )
 
 
 def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[str, Any]:

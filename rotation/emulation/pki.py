@@ -55,6 +55,39 @@ def cached_moto_ca_keys() -> Iterator[None]:
         CertificateAuthority.key = original  # type: ignore[method-assign]
 
 
+_END_ENTITY_V1 = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
+_SERVER_AUTH_PREFIX = "arn:aws:acm-pca:::template/EndEntityServerAuthCertificate"
+
+
+def teach_moto_server_auth_templates() -> None:
+    """Make moto's Private CA issue the EndEntityServerAuthCertificate templates as Private CA does.
+
+    moto 5.2 knows only ``EndEntityCertificate/V1`` among end-entity templates and issues a bare
+    certificate (no basicConstraints, key usage or EKU) for any other. Private CA's template
+    reference gives ``EndEntityServerAuthCertificate/V1`` the same extensions with serverAuth alone
+    (its passthrough varieties likewise). Idempotent; called by :func:`create_ca`.
+    """
+    from moto.acmpca.models import CertificateAuthority
+
+    original = CertificateAuthority._x509_extensions
+    if getattr(original, "certrotate_server_auth", False):
+        return
+
+    def extensions(self: Any, csr: Any, template_arn: str | None) -> Any:
+        if template_arn is None or not template_arn.startswith(_SERVER_AUTH_PREFIX):
+            return original(self, csr, template_arn)
+        found = original(self, csr, _END_ENTITY_V1)
+        return [
+            (x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical)
+            if isinstance(value, x509.ExtendedKeyUsage)
+            else (value, critical)
+            for value, critical in found
+        ]
+
+    extensions.certrotate_server_auth = True
+    CertificateAuthority._x509_extensions = extensions  # type: ignore[method-assign]
+
+
 def moto_ca(arn: str) -> Any:
     region = arn.split(":")[3]
     return acmpca_backends[DEFAULT_ACCOUNT_ID][region].certificate_authorities[arn]
@@ -62,6 +95,7 @@ def moto_ca(arn: str) -> Any:
 
 def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: str = "certrotate Test Root CA") -> str:
     """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``."""
+    teach_moto_server_auth_templates()
     algorithm = {"RSA": ("RSA_2048", "SHA256WITHRSA"), "EC": ("EC_prime256v1", "SHA256WITHECDSA")}[key]
     arn = pca.create_certificate_authority(
         CertificateAuthorityConfiguration={

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -67,6 +68,34 @@ def rotate(secret_id: str, token: str | None = None) -> str:
     token = stage_pending(secret_id, token)
     run_steps(secret_id, token)
     return token
+
+
+EMULATED_LEDGER_TABLE = "certrotate-ledger"
+
+
+@contextlib.contextmanager
+def issuance_ledger(region: str | None = None) -> Iterator[str]:
+    """The issuance ledger as the central stack creates it, in moto, named by the function's variable.
+
+    ACM_ISSUED rotations need it (ownership of ACM certificates is proved by the ledger). Reuses
+    the table the caller's environment already names; otherwise creates one and unsets the
+    variable again on exit.
+    """
+    import boto3
+
+    from rotation.ledger import LEDGER_TABLE_ENV, create_table
+
+    named = os.environ.get(LEDGER_TABLE_ENV)
+    table = named or EMULATED_LEDGER_TABLE
+    client = boto3.client("dynamodb", region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    if table not in client.list_tables().get("TableNames", []):
+        create_table(client, table)
+    os.environ[LEDGER_TABLE_ENV] = table
+    try:
+        yield table
+    finally:
+        if named is None:
+            os.environ.pop(LEDGER_TABLE_ENV, None)
 
 
 class _LambdaLogShipper(logging.Handler):
@@ -128,6 +157,8 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
 
     failures: list[BaseException] = []
     threads: list[threading.Thread] = []
+    ledger = issuance_ledger()
+    ledger.__enter__()
 
     def rotate_secret(
         self: Any,
@@ -173,3 +204,4 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
             thread.join(timeout=60)
         SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
         SecretsManagerBackend.update_secret_version_stage = original_move  # type: ignore[method-assign]
+        ledger.__exit__(None, None, None)

@@ -6,7 +6,8 @@ certificate's ownership tag names (:data:`rotation.issuers.acm.OWNER_TAG`, writt
 ``RequestCertificate``). Tags can be written by others, so the tag alone rotates nothing: the
 secret must name certrotate's rotation function (``CERTROTATE_ROTATION_FUNCTION_ARN``, also an
 IAM condition on this function's ``RotateSecret``) and its ``CERTIFICATE_ARN`` must be the event's
-certificate.
+certificate. Even then the tag only says which secret to nudge: the rotation it starts exports the
+renewal only if the issuance ledger records the certificate as that secret's own request.
 """
 
 from __future__ import annotations

@@ -5,10 +5,16 @@ rotations pick up ACM's own managed renewal, and renew only inside the renewal w
 has not. Every export uses a fresh random passphrase and stores the key decrypted (PKCS#8).
 
 Ownership: ``CERTIFICATE_ARN`` is written into the secret, so whoever can write the secret can
-point it at any certificate. The rotation therefore exports or renews only a certificate whose
-:data:`OWNER_TAG` names this very secret — a tag written by ``RequestCertificate`` itself, and
-never added afterwards (the rotation role's IAM policy allows tagging only certificates that do
-not carry it yet, and exporting or renewing only those that do).
+point it at any certificate. The rotation therefore exports or renews only a certificate the
+issuance ledger says this secret's own ``RequestCertificate`` returned
+(:meth:`rotation.ledger.Ledger.owns_certificate`, keyed by the ARN DescribeSecret gave). The
+:data:`OWNER_TAG` that ``RequestCertificate`` writes is informational (and the IAM backstop that
+keeps the role from exporting certificates certrotate never tagged): anyone with
+``acm:AddTagsToCertificate`` can write it, so it proves nothing. Without a ledger no ownership can
+be proved, and ACM_ISSUED secrets are refused.
+
+The ledger records the CA that actually issued the certificate: ACM's ``CertificateAuthorityArn``
+(:attr:`CertBundle.issuer_arn`), not the secret's ``CA_ARN``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError, SpecError
 from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
 from rotation.keys import load_private_key
+from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.renewal import Plan, is_due
 from rotation.telemetry import logger
 
@@ -43,20 +50,21 @@ def certificate_owner(client: Any, certificate_arn: str) -> str | None:
     return next((str(t.get("Value") or "") or None for t in tags if t.get("Key") == OWNER_TAG), None)
 
 
-def check_owner(client: Any, certificate_arn: str, secret_arn: str) -> None:
-    """Refuse a certificate this secret's rotation did not request.
+def check_owner(ledger: Ledger, description: dict[str, Any], certificate_arn: str, secret_arn: str) -> None:
+    """Refuse a certificate the ledger does not record as requested by this secret's rotation.
 
     Raises:
         SpecError: naming CERTIFICATE_ARN; nothing was exported, renewed or tagged.
     """
-    owner = certificate_owner(client, certificate_arn)
-    if owner != secret_arn:
+    serials = [format(s, "X") for s in _serial_readings(description)]
+    if not ledger.owns_certificate(secret_arn, certificate_arn, serials):
         raise SpecError(
             "CERTIFICATE_ARN",
             certificate_arn,
-            f"this secret's rotation did not request that certificate (its {OWNER_TAG} tag is "
-            f"{'missing' if owner is None else 'another secret'}); it is neither exported nor renewed",
-            "the ARN this secret's rotation wrote, or no CERTIFICATE_ARN (then a new certificate is requested)",
+            "the issuance ledger has no record that this secret's rotation requested that certificate "
+            "(tags prove nothing); it is neither exported nor renewed",
+            "the ARN this secret's rotation wrote, or no CERTIFICATE_ARN (then a new certificate is "
+            "requested and recorded: the one-time migration of certificates older than the ledger)",
         )
 
 
@@ -64,32 +72,40 @@ _FAILED = {"FAILED", "REVOKED", "VALIDATION_TIMED_OUT", "INACTIVE", "EXPIRED"}
 
 
 class AcmIssuer:
-    def __init__(self, client_for_region: Callable[[str], Any]) -> None:
+    def __init__(self, client_for_region: Callable[[str], Any], ledger: Ledger | None = None) -> None:
         self._client_for_region = client_for_region
+        self._ledger = ledger
 
     def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
+        if self._ledger is None:
+            raise SpecError(
+                "CERTIFICATE_TYPE",
+                "ACM_ISSUED",
+                f"ACM certificates need the issuance ledger to prove which secret requested them, and "
+                f"none is configured ({LEDGER_TABLE_ENV} is unset)",
+                "PCA_ISSUED, or a deployment with the ledger table (the central stack creates it)",
+            )
         client = self._client_for_region(request.spec.ca_region)
         current = request.current
-        if request.plan is Plan.ISSUE or current is None:
+        if request.plan is Plan.ISSUE or current is None or not current.certificate_arn:
             arn = self._request(client, request)
-            budget.poll(lambda: self._issued(client, arn, None), f"ACM certificate {arn} to be issued")
-            check_owner(client, arn, request.secret_arn)
-            return self._export(client, arn)
+            description = budget.poll(lambda: self._issued(client, arn, None), f"ACM certificate {arn} to be issued")
+            return self._export(client, arn, description)
         arn = current.certificate_arn
         serial = current.certificate.serial_number
-        check_owner(client, arn, request.secret_arn)  # before any export or renewal of arn
+        description = self._describe(client, arn)
+        check_owner(self._ledger, description, arn, request.secret_arn)  # before any export or renewal of arn
         if request.plan is Plan.REFRESH:
-            description = self._describe(client, arn)
             if not _has_serial(description, serial) and description.get("Status") == "ISSUED":
                 logger.info("ACM renewed the certificate; exporting it", extra={"certificate_arn": arn})
-                return self._export(client, arn)
+                return self._export(client, arn, description)
             if not is_due(current, request.spec, request.now):
                 return current
             logger.info("certificate is inside its renewal window and ACM has not renewed it; renewing")
         with aws_call(_SERVICE, "RenewCertificate"):
             client.renew_certificate(CertificateArn=arn)
-        budget.poll(lambda: self._issued(client, arn, serial), f"ACM renewal of {arn}")
-        return self._export(client, arn)
+        description = budget.poll(lambda: self._issued(client, arn, serial), f"ACM renewal of {arn}")
+        return self._export(client, arn, description)
 
     @staticmethod
     def _request(client: Any, request: IssueRequest) -> str:
@@ -114,8 +130,8 @@ class AcmIssuer:
         with aws_call(_SERVICE, "DescribeCertificate"):
             return dict(client.describe_certificate(CertificateArn=arn)["Certificate"])
 
-    def _issued(self, client: Any, arn: str, old_serial: int | None) -> bool | None:
-        """True once ``arn`` is ISSUED (with a serial other than ``old_serial``); None to keep waiting."""
+    def _issued(self, client: Any, arn: str, old_serial: int | None) -> dict[str, Any] | None:
+        """The description once ``arn`` is ISSUED (with a serial other than ``old_serial``); None to keep waiting."""
         description = self._describe(client, arn)
         status = str(description.get("Status", ""))
         if status in _FAILED:
@@ -127,11 +143,11 @@ class AcmIssuer:
         if old_serial is not None and renewal == "FAILED":
             raise IssuanceError(f"ACM could not renew {arn}")
         if status == "ISSUED" and (old_serial is None or not _has_serial(description, old_serial)):
-            return True
+            return description
         return None
 
     @staticmethod
-    def _export(client: Any, arn: str) -> CertBundle:
+    def _export(client: Any, arn: str, description: dict[str, Any]) -> CertBundle:
         passphrase = secrets.token_urlsafe(32).encode("ascii")
         with aws_call(_SERVICE, "ExportCertificate"):
             response = client.export_certificate(CertificateArn=arn, Passphrase=passphrase)
@@ -140,7 +156,8 @@ class AcmIssuer:
         except ValueError as exc:
             raise IssuanceError(f"ACM exported a private key for {arn} that cannot be decrypted: {exc}") from None
         chain = join_pem(response.get("CertificateChain", ""))
-        return CertBundle.with_key(join_pem(response["Certificate"]), key, chain, arn)
+        issuer = str(description.get("CertificateAuthorityArn") or "")
+        return CertBundle.with_key(join_pem(response["Certificate"]), key, chain, arn, issuer)
 
 
 def _has_serial(description: dict[str, Any], serial: int) -> bool:
@@ -149,10 +166,14 @@ def _has_serial(description: dict[str, Any], serial: int) -> bool:
     ACM writes serials as colon-separated hex; moto writes them in decimal. Either reading that
     matches counts, so the comparison holds against both.
     """
+    return serial in _serial_readings(description)
+
+
+def _serial_readings(description: dict[str, Any]) -> set[int]:
     raw = str(description.get("Serial") or "")
-    readings = set()
+    readings: set[int] = set()
     if raw.replace(":", "") and all(c in "0123456789abcdefABCDEF:" for c in raw):
         readings.add(int(raw.replace(":", ""), 16))
     if raw.isdigit():
         readings.add(int(raw))
-    return serial in readings
+    return readings

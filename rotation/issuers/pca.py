@@ -49,7 +49,7 @@ class PcaIssuer:
             token = idempotency_token(request.token, public_key_sha256(key), str(attempt), length=PCA_TOKEN_LENGTH)
             arn = self._issue(client, spec.ca_arn, csr, spec, algorithm, token)
             certificate, chain = budget.poll(partial(self._fetch, client, spec.ca_arn, arn), f"certificate {arn}")
-            bundle = CertBundle.with_key(join_pem(certificate), key, join_pem(chain), arn)
+            bundle = CertBundle.with_key(join_pem(certificate), key, join_pem(chain), arn, spec.ca_arn)
             if public_key_der(bundle.certificate.public_key()) == public_key_der(key):
                 return bundle
             logger.warning(

@@ -60,7 +60,8 @@ def test_rotation_matrix(
     family = "RSA" if ca_key == "RSA" else "ECDSA"
     (issued,) = [p for p in recorded if p["operation"] == "IssueCertificate"]
     assert issued["SigningAlgorithm"] == f"{digest.upper()}WITH{family}"
-    assert issued["TemplateArn"] == "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
+    # The default issuance policy allows no clientAuth: the template is narrowed to its server-only twin.
+    assert issued["TemplateArn"] == "arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1"
     assert issued["Validity"] == {"Value": 365, "Type": "DAYS"}
     assert len(issued["IdempotencyToken"]) <= 36
     assert spec.key_algorithm is algorithm

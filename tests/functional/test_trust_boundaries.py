@@ -31,6 +31,7 @@ from rotation.issuers.acm import OWNER_TAG
 from rotation.keys import private_key_pem
 from tests.functional.helpers import calls_of
 from tests.support.driver import replace_current, rotate, run_steps, secret_fields, stage_pending, stages
+from tests.support.policy import document, rule, use_policy
 
 NAME = "app.example.internal"
 ROOT_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
@@ -115,10 +116,11 @@ def test_a_secret_cannot_ask_for_a_ca_or_non_server_template(
 def test_a_ca_certificate_from_the_issuer_is_never_staged(
     aws: Any, root_ca: str, make_secret: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Even if a CA template got past the spec, createSecret's verification refuses the result."""
+    """Even if a CA template got past the spec and the policy, createSecret's verification refuses the result."""
     monkeypatch.setattr(
         rotation.spec, "END_ENTITY_TEMPLATES", (*rotation.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1")
     )
+    use_policy(document(rule("all", ["*"], [root_ca], dns_names=["."], client_auth=True)))
     arn = make_secret(pca_spec(root_ca, TEMPLATE_ARN=ROOT_TEMPLATE))
     before = current_version(aws.sm, arn)
     token = stage_pending(arn)

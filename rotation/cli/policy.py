@@ -1,0 +1,95 @@
+"""``certrotate policy validate FILE``: check an issuance policy document before the operator stores it.
+
+Prints the policy as the rotation function will read it (every default spelled out, names as
+punycode), its rules and warnings; ``--output json`` prints that normalized document, which
+validates again to the same policy (round trip). Store it with
+``aws ssm put-parameter --name /STACK/issuance-policy --type String --overwrite --value file://FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from rotation.aws import aws_call
+from rotation.cli.output import Output
+from rotation.cli.session import InvalidInputError
+from rotation.issuance_policy import IssuancePolicy, PolicyError, Rule, parse_policy
+from rotation.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
+
+#: An SSM parameter holds at most 8 KB (advanced tier); a policy file larger than that cannot be stored.
+MAX_POLICY_BYTES = 8 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rotation.cli import Parser, _global_options
+
+    actions = parser.add_subparsers(dest="policy_action", required=True, metavar="ACTION", parser_class=Parser)
+    validate = actions.add_parser("validate", help="check a policy document (JSON file)")
+    validate.add_argument("file", help="the policy document")
+    _global_options(validate, on_command=True)
+
+
+def run(aws: Any, args: argparse.Namespace, out: Output) -> int:
+    policy = read_file(Path(args.file))
+    if out.json_mode:
+        out.emit_json({"valid": True, "document": policy.to_document(), "warnings": list(policy.warnings)})
+        return 0
+    out.say(f"valid: issuance policy format {policy.to_document()['version']}, {len(policy.rules)} rule(s)")
+    for rule in policy.rules:
+        out.say(f"  {describe_rule(rule)}")
+    for warning in policy.warnings:
+        out.note(f"warning: {warning}")
+    return 0
+
+
+def read_file(path: Path) -> IssuancePolicy:
+    """Raises: InvalidInputError (no such file, too large, not UTF-8); PolicyError (invalid)."""
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such file")
+    data = path.read_bytes()
+    if len(data) > MAX_POLICY_BYTES:
+        raise InvalidInputError(f"{path}: larger than {MAX_POLICY_BYTES} bytes, the most an SSM parameter holds")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text") from None
+    return parse_policy(text, source=str(path))
+
+
+def describe_rule(rule: Rule) -> str:
+    """One line: the rule's name, what it governs and the gist of what it allows."""
+    purposes = "server+client" if rule.client_auth else "server-only"
+    return (
+        f"{rule.name}: secrets {', '.join(rule.secrets)}; CAs {len(rule.ca_arns)}; "
+        f"names {', '.join([*rule.dns_names, *rule.ip_ranges]) or 'none'}; <= {rule.max_validity_days} days; "
+        f"{purposes}; ACM_ISSUED {'yes' if rule.acm_issued else 'no'}; "
+        f"reuse key {'yes' if rule.reuse_private_key else 'no'}; <= {rule.max_names} names"
+    )
+
+
+def deployed_policy(aws: Any, parameter: str | None = None) -> IssuancePolicy:
+    """The policy the rotation function reads: the parameter (``CERTROTATE_POLICY_PARAMETER``) or the default.
+
+    Raises:
+        AwsCallError: the parameter cannot be read. PolicyError: the stored document is invalid.
+    """
+    name = parameter if parameter is not None else os.environ.get(POLICY_PARAMETER_ENV, "")
+    if not name:
+        from rotation.issuance_policy import default_policy
+
+        return default_policy(stack_cas_from_env())
+    return load_policy(aws.client("ssm"), name, stack_cas_from_env())
+
+
+def governing_rule(aws: Any, secret_id: str, parameter: str | None = None) -> tuple[IssuancePolicy, Rule | None]:
+    """The policy and the rule that governs ``secret_id`` (None: no rule does), from DescribeSecret."""
+    policy = deployed_policy(aws, parameter)
+    with aws_call("secretsmanager", "DescribeSecret"):
+        described = aws.client("secretsmanager").describe_secret(SecretId=secret_id)
+    try:
+        return policy, policy.rule_for(str(described.get("Name", "")), str(described["ARN"]).split(":")[4])
+    except PolicyError:  # no rule governs it
+        return policy, None

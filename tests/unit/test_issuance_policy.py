@@ -1,0 +1,158 @@
+"""The issuance policy's matcher, stated as properties over generated names (pure: no AWS)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import string
+
+import pytest
+
+from rotation.issuance_policy import (
+    ANY_IP,
+    PolicyError,
+    Rule,
+    default_policy,
+    dns_pattern_matches,
+    normalize_dns,
+    parse_policy,
+)
+
+CA = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + "1" * 36
+RANDOM = random.Random(15)  # reproducible generated cases
+LABEL_CHARS = string.ascii_lowercase + string.digits + "-"
+
+
+def label() -> str:
+    text = "".join(RANDOM.choice(LABEL_CHARS) for _ in range(RANDOM.randint(1, 12)))
+    return "a" + text.strip("-") + "z"
+
+
+def names(count: int = 200) -> list[str]:
+    return [".".join(label() for _ in range(RANDOM.randint(1, 4))) for _ in range(count)]
+
+
+def rule(*dns: str, ips: tuple[str, ...] = ()) -> Rule:
+    return Rule("r", ("*",), (CA,), dns_names=tuple(dns), ip_ranges=ips)
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_suffix_admits_every_name_strictly_under_it_and_nothing_else(name: str) -> None:
+    parent = "example.internal"
+    assert dns_pattern_matches("." + parent, f"{name}.{parent}")
+    assert dns_pattern_matches("." + parent, f"*.{name}.{parent}")
+    assert not dns_pattern_matches("." + parent, parent)
+    assert not dns_pattern_matches("." + parent, f"{name}{parent}")  # no label boundary: evilexample.internal
+    assert not dns_pattern_matches("." + parent, f"{parent}.{name}")
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_wildcard_pattern_matches_exactly_one_label(name: str) -> None:
+    pattern = "*.example.internal"
+    first = name.split(".", maxsplit=1)[0]
+    assert dns_pattern_matches(pattern, f"{first}.example.internal")
+    assert dns_pattern_matches(pattern, "*.example.internal")
+    if "." in name:
+        assert not dns_pattern_matches(pattern, f"{name}.example.internal")
+    assert not dns_pattern_matches(pattern, "example.internal")
+    assert not dns_pattern_matches(pattern, f"*.{first}.example.internal")
+
+
+@pytest.mark.parametrize("name", names(60))
+def test_case_and_one_trailing_dot_do_not_change_a_match(name: str) -> None:
+    allowed = rule(f"{name}.example")
+    for variant in (name.upper(), name.title(), name + "."):
+        assert allowed.allows_name(f"{variant}.example" if not variant.endswith(".") else f"{name}.example.")
+    assert normalize_dns(name.upper() + ".") == name
+
+
+def test_idn_patterns_match_their_punycode_only() -> None:
+    policy = parse_policy(
+        json.dumps(
+            {
+                "version": 1,
+                "rules": [{"name": "idn", "secrets": ["*"], "ca_arns": [CA], "dns_names": ["*.Bücher.example"]}],
+            }
+        )
+    )
+    (allowed,) = policy.rules
+    assert allowed.dns_names == ("*.xn--bcher-kva.example",)
+    assert allowed.allows_name("shop.xn--bcher-kva.example")
+    assert allowed.allows_name("shop.BÜCHER.example")
+    assert not allowed.allows_name("shop.bucher.example")
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("10.1.2.3", True),
+        ("11.0.0.1", False),
+        ("fd00::1", True),
+        ("fe80::1", False),
+        ("::ffff:10.1.2.3", False),  # an IPv4-mapped address is not the IPv4 network
+        ("2001:db8::1", False),
+    ],
+)
+def test_ip_ranges_match_by_version_and_network(address: str, allowed: bool) -> None:
+    assert rule(ips=("10.0.0.0/8", "fd00::/8")).allows_name(address) is allowed
+
+
+def test_any_ip_admits_both_families() -> None:
+    assert all(rule(ips=ANY_IP).allows_name(a) for a in ("192.0.2.1", "2001:db8::1"))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "secret", "governs"),
+    [
+        ("team-a/*", "team-a/web", True),
+        ("team-a/*", "team-ab/web", False),
+        ("team-a/web", "team-a/web", True),
+        ("team-a/web", "team-a/web2", False),
+        ("*", "anything", True),
+    ],
+)
+def test_rules_are_keyed_by_the_secret_name(prefix: str, secret: str, governs: bool) -> None:
+    assert Rule("r", (prefix,), (CA,)).governs(secret, "111122223333") is governs
+
+
+def test_the_first_matching_rule_governs_and_accounts_narrow_it() -> None:
+    first = Rule("a", ("team-a/*",), (CA,), accounts=("111122223333",))
+    second = Rule("b", ("*",), (CA,))
+    policy = default_policy(None).__class__(rules=(first, second))
+    assert policy.rule_for("team-a/web", "111122223333").name == "a"
+    assert policy.rule_for("team-a/web", "444455556666").name == "b"
+
+
+@pytest.mark.parametrize("bad", ["*", "a.*.example", "f*.example", "*.com", "-a.example", ".*.example", "a..b"])
+def test_invalid_dns_patterns_are_refused_naming_the_field(bad: str) -> None:
+    text = json.dumps({"version": 1, "rules": [{"name": "x", "secrets": ["*"], "ca_arns": [CA], "dns_names": [bad]}]})
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    assert caught.value.field == "rules[0].dns_names"
+
+
+def test_default_policy_of_one_two_and_unknown_cas() -> None:
+    (only,) = default_policy((CA,)).rules
+    assert only.ca_arns == (CA,) and not only.client_auth and only.max_validity_days == 397
+    assert default_policy((CA, CA.replace("1", "2"))).rules == ()
+    assert default_policy(None).warnings
+
+
+def test_the_normalized_document_parses_back_to_the_same_policy() -> None:
+    combos = itertools.product([True, False], repeat=3)
+    rules = [
+        {
+            "name": f"r{i}",
+            "secrets": [f"team-{i}/*"],
+            "ca_arns": [CA],
+            "dns_names": [f".t{i}.example"],
+            "client_auth": c,
+            "acm_issued": a,
+            "reuse_private_key": r,
+            "max_validity_days": 90 + i,
+        }
+        for i, (c, a, r) in enumerate(combos)
+    ]
+    policy = parse_policy(json.dumps({"version": 1, "rules": rules}))
+    assert parse_policy(json.dumps(policy.to_document())).rules == policy.rules
