@@ -47,3 +47,8 @@ def revocation_skipped_served(count: int) -> None:
 
 def revocation_failed() -> None:
     _emit("RevocationFailures", 1, {})
+
+
+def throttled(service: str, operation: str) -> None:
+    """One throttled answer (the call is retried within the step's time; see rotation.throttling)."""
+    _emit("Throttles", 1, {"Service": service, "Operation": operation})

@@ -24,6 +24,7 @@ from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
 from rotation.keys import load_private_key
 from rotation.renewal import Plan, is_due
 from rotation.telemetry import logger
+from rotation.throttling import retrying_throttles
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32
@@ -68,7 +69,7 @@ class AcmIssuer:
         self._client_for_region = client_for_region
 
     def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
-        client = self._client_for_region(request.spec.ca_region)
+        client = retrying_throttles(self._client_for_region(request.spec.ca_region), budget)
         current = request.current
         if request.plan is Plan.ISSUE or current is None:
             arn = self._request(client, request)
