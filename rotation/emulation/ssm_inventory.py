@@ -195,16 +195,7 @@ def _matches(item: StoredItem, attribute: str, kind: str, values: Sequence[str])
     return any(v.startswith(prefix) for v in present for prefix in values)  # BeginWith
 
 
-def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    if params.get("Aggregators"):
-        raise InventoryError("InvalidAggregatorException", "Aggregators are not emulated")
-    attributes = params.get("ResultAttributes") or []
-    if len(attributes) > 1:
-        raise InventoryError("InvalidResultAttributeException", "ResultAttributes holds at most one type")
-    wanted = attributes[0].get("TypeName") if attributes else None
-    if wanted is not None and not TYPE_NAME.match(str(wanted)):
-        raise InventoryError("InvalidResultAttributeException", f"TypeName {wanted!r} must match ^(AWS|Custom):.*$")
-    filters = params.get("Filters") or []
+def _parse_filters(filters: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str, list[str]]]:
     if len(filters) > 5:
         raise InventoryError("InvalidFilter", "at most 5 Filters")
     parsed = []
@@ -220,6 +211,19 @@ def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[
         if not 1 <= len(values) <= 40:
             raise InventoryError("InvalidFilter", "filter Values must hold 1 to 40 values")
         parsed.append((type_name, attribute, kind, [str(v) for v in values]))
+    return parsed
+
+
+def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    if params.get("Aggregators"):
+        raise InventoryError("InvalidAggregatorException", "Aggregators are not emulated")
+    attributes = params.get("ResultAttributes") or []
+    if len(attributes) > 1:
+        raise InventoryError("InvalidResultAttributeException", "ResultAttributes holds at most one type")
+    wanted = attributes[0].get("TypeName") if attributes else None
+    if wanted is not None and not TYPE_NAME.match(str(wanted)):
+        raise InventoryError("InvalidResultAttributeException", f"TypeName {wanted!r} must match ^(AWS|Custom):.*$")
+    parsed = _parse_filters(params.get("Filters") or [])
     size = _page_size(params.get("MaxResults"))
     order = _ORDER.get((account, region), [])
     store = _STORE.get((account, region), {})
