@@ -119,3 +119,24 @@ def throttled_moto(
         yield state
     finally:
         BaseResponse.call_action = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def latency_in_moto(milliseconds: float) -> Iterator[None]:
+    """Every request moto answers waits ``milliseconds`` first (a sleep, as a network round trip: the CPU is free).
+
+    In a ``ThreadedMotoServer`` each request has its own thread, so concurrent requests wait together.
+    """
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        time.sleep(milliseconds / 1000)
+        return original(self)
+
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseResponse.call_action = original  # type: ignore[method-assign]
