@@ -143,7 +143,8 @@ def main() -> None:
                 counted = sum(secret["counts"].values())
                 pages = sum(-(-len(range(a, count, len(accounts))) // 50) for a in range(len(accounts)))
                 print(
-                    f"hosts,  {count:>6} instances in {len(accounts)} accounts: {seconds:6.2f} s  ({counted} hosts shown; {pages} GetInventory pages)"
+                    f"hosts,  {count:>6} instances in {len(accounts)} accounts: {seconds:6.2f} s  "
+                    f"({counted} hosts shown; {pages} GetInventory pages)"
                 )
     finally:
         server.stop()
