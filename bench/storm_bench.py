@@ -46,7 +46,7 @@ RATE_LIMITED = {
 }
 
 
-def storm(certificate_type: str, count: int, latency_ms: float) -> dict[str, Any]:
+def storm(certificate_type: str, count: int, latency_ms: float, start_rate: float = 0.0) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
     from moto.acm.models import acm_backends
@@ -90,9 +90,11 @@ def storm(certificate_type: str, count: int, latency_ms: float) -> dict[str, Any
         failures: list[str] = []
         lock = threading.Lock()
 
-        def run(arn: str, services: Services) -> None:
+        def run(index: int, arn: str, services: Services) -> None:
             local.services = services
             start.wait()
+            if start_rate:
+                time.sleep(index / start_rate)  # started at a pace, as `rotate --all` now starts them
             token = stage_pending(arn)
             try:
                 for step in STEPS:
@@ -104,7 +106,9 @@ def storm(certificate_type: str, count: int, latency_ms: float) -> dict[str, Any
             with lock:
                 finished.append(time.perf_counter())
 
-        threads = [threading.Thread(target=run, args=(a, s)) for a, s in zip(arns, containers, strict=True)]
+        threads = [
+            threading.Thread(target=run, args=(i, a, s)) for i, (a, s) in enumerate(zip(arns, containers, strict=True))
+        ]
         for thread in threads:
             thread.start()
         with throttled_moto(DEFAULT_QUOTAS) as quotas:
@@ -122,6 +126,7 @@ def storm(certificate_type: str, count: int, latency_ms: float) -> dict[str, Any
     return {
         "type": certificate_type,
         "count": count,
+        "start_rate": start_rate,
         "ok": len(finished),
         "failed": len(failures),
         "failures": failures[:3],
@@ -135,7 +140,8 @@ def storm(certificate_type: str, count: int, latency_ms: float) -> dict[str, Any
 
 def report(result: dict[str, Any]) -> None:
     times = result["finish"]
-    print(f"\n{result['type']}: {result['count']} rotations started together")
+    how = f"started at {result['start_rate']:g}/s" if result["start_rate"] else "started together"
+    print(f"\n{result['type']}: {result['count']} rotations {how}")
     print(f"  ok {result['ok']}, failed {result['failed']}; certificates issued {result['issued']}")
     for message in result["failures"]:
         print(f"    failure: {message}")
@@ -155,13 +161,21 @@ def main() -> None:
     parser.add_argument("--pca", type=int, default=500, help="Private CA rotations (default 500; 0 skips)")
     parser.add_argument("--acm", type=int, default=200, help="ACM rotations (default 200; 0 skips)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="network wait added to every AWS call")
+    parser.add_argument(
+        "--paced",
+        action="store_true",
+        help="also start them at the issuer's quota (PCA 25/s, ACM 5/s), as rotate --all now does",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}; moto in process; latency {args.latency_ms:g} ms/call; load: ", end="")
     print(", ".join(f"{x:.2f}" for x in os.getloadavg()), f"(1/5/15 min, {os.cpu_count()} CPUs)")
-    if args.pca:
-        report(storm("PCA_ISSUED", args.pca, args.latency_ms))
-    if args.acm:
-        report(storm("ACM_ISSUED", args.acm, args.latency_ms))
+    from rotation.cli.pacing import ISSUER_RATES
+
+    for certificate_type, count in (("PCA_ISSUED", args.pca), ("ACM_ISSUED", args.acm)):
+        if count:
+            report(storm(certificate_type, count, args.latency_ms))
+            if args.paced:
+                report(storm(certificate_type, count, args.latency_ms, ISSUER_RATES[certificate_type]))
     print(f"\nload after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
