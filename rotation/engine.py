@@ -14,7 +14,7 @@ from rotation.guard import Verdict, check_step
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
 from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.revoker import fleet_reader
-from rotation.rotation_event import RotationEvent
+from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec
 from rotation.steps import STEPS, Services, StepContext
@@ -111,6 +111,12 @@ def run_step(
     Raises:
         CertRotateError: the guard refused the step or the step failed; nothing half-made was put.
     """
+    if event.step is Step.SET:
+        # Issue 18: setSecret has nothing to do here (hosts pull after finishSecret) and reads or
+        # writes nothing, so the guard's DescribeSecret would buy nothing: createSecret before it
+        # and testSecret/finishSecret after it check the token, and only they act. 10 → 9 calls.
+        logger.info("setSecret: no service to update; hosts pull the certificate after finishSecret")
+        return Verdict.PROCEED
     metadata = services.store.describe(event.secret_id)
     verdict = check_step(metadata, event.token)
     if verdict is Verdict.ALREADY_CURRENT:

@@ -119,7 +119,6 @@ PCA_CALLS = [
     ("createSecret", "pca", "IssueCertificate", 1),
     ("createSecret", "pca", "GetCertificate", 1),
     ("createSecret", "sm", "PutSecretValue", 1),
-    ("setSecret", "sm", "DescribeSecret", 1),
     ("testSecret", "sm", "DescribeSecret", 1),
     ("testSecret", "sm", "GetSecretValue", 1),  # in another container than createSecret's
     ("testSecret", "pca", "GetCertificateAuthorityCertificate", 1),

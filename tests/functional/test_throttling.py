@@ -116,3 +116,17 @@ def test_other_errors_are_not_retried() -> None:
     assert {"ThrottlingException", "RateExceeded", "TooManyRequestsException", "RequestLimitExceeded"} <= (
         THROTTLING_CODES
     )
+
+
+def test_set_secret_makes_no_aws_call(aws: Any, root_ca: str, make_secret: Any) -> None:
+    """setSecret has nothing to do, so it spends nothing: a rotation is 9 calls, not 10 (issue 18)."""
+    from tests.support.driver import run_steps, stage_pending
+
+    arn = make_secret({"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example"})
+    token = stage_pending(arn)
+    run_steps(arn, token, ["createSecret"])
+    aws.calls.clear()
+    run_steps(arn, token, ["setSecret"])
+    assert sum(aws.calls.values()) == 0
+    run_steps(arn, token, ["testSecret", "finishSecret"])
+    assert "AWSCURRENT" in stages(aws.sm, arn)[token]
