@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from rotation.throttling import call_with_backoff
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -27,6 +29,8 @@ R = TypeVar("R")
 DEFAULT_MAX_RATE = 50.0
 #: Calls in flight at once.
 WORKERS = 8
+#: How long one read keeps retrying a throttled call.
+READ_DEADLINE_SECONDS = 120.0
 
 
 def add_max_rate_argument(parser: argparse.ArgumentParser) -> None:
@@ -70,8 +74,21 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+
 class RateLimitedClient:
-    """A boto3 client whose API calls each take a :class:`RateLimiter` token first (the rest passes through)."""
+    """A boto3 client whose API calls each take a :class:`RateLimiter` token first (the rest passes through).
+
+    A call answered with throttling all the same (another client of the account shares the quota)
+    is retried with full-jitter backoff (:func:`rotation.throttling.call_with_backoff`) for up to
+    :data:`READ_DEADLINE_SECONDS`, each attempt taking its token again.
+    """
 
     def __init__(self, client: Any, limiter: RateLimiter) -> None:
         self._client = client
@@ -84,8 +101,11 @@ class RateLimitedClient:
             return attribute
 
         def limited(*args: Any, **kwargs: Any) -> Any:
-            self._limiter.acquire()
-            return attribute(*args, **kwargs)
+            def attempt() -> Any:
+                self._limiter.acquire()
+                return attribute(*args, **kwargs)
+
+            return call_with_backoff(attempt, _Deadline(READ_DEADLINE_SECONDS))
 
         return limited
 
