@@ -282,8 +282,10 @@ def _put_inventory(self: Any) -> ActionResult:
     return ActionResult({})
 
 
-def _get_inventory(self: Any) -> ActionResult:
-    return ActionResult(get_inventory(self.current_account, self.region, _body(self)))
+def _get_inventory(self: Any) -> str:
+    # The result is already in the API's JSON shape: answered as JSON text, not through moto's
+    # model-driven serializer, whose per-field walk cost more than the read it emulates (issue 18).
+    return json.dumps(get_inventory(self.current_account, self.region, _body(self)))
 
 
 def _list_inventory_entries(self: Any) -> ActionResult:
