@@ -78,7 +78,8 @@ def seed_hosts(arn: str, count: int, accounts: list[str], have: int) -> None:
             }
         ]
         item = {"TypeName": INVENTORY_TYPE, "SchemaVersion": "1.0", "CaptureTime": now, "Content": content}
-        put_inventory(accounts[n % len(accounts)], REGION, f"i-{n:017x}", [item])
+        instance = f"i-0{(n * 0x9E3779B97F4A7C15) % 16**16:016x}"  # distinct, and spread as EC2 ids are
+        put_inventory(accounts[n % len(accounts)], REGION, instance, [item])
 
 
 def main() -> None:

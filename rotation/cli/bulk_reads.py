@@ -134,3 +134,39 @@ def in_parallel(read: Callable[[T], R], items: Sequence[T], *, workers: int = WO
         return [read(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="certrotate-read") as pool:
         return list(pool.map(read, items))
+
+
+#: Managed-node id prefixes that split one account's GetInventory page chain into chains read side
+#: by side: EC2 ids are ``i-`` and 8 or 17 hex digits (the 17-digit ones begin with 0), hybrid
+#: nodes ``mi-`` and 17 (the API's InstanceId pattern), so these prefixes cover every id.
+ID_PREFIXES = (*(f"i-0{h}" for h in "0123456789abcdef"), *(f"i-{h}" for h in "123456789abcdef"), "mi-")
+#: Chains per account (each filter holds a share of the prefixes; a filter takes up to 40 values).
+PARTITIONS = 8
+INSTANCE_ID_FILTER = "AWS:InstanceInformation.InstanceId"
+
+
+class _InstancePartition:
+    """An SSM client whose GetInventory calls see only the nodes whose ids begin with ``prefixes``."""
+
+    def __init__(self, ssm: Any, prefixes: Sequence[str]) -> None:
+        self._ssm = ssm
+        self._filter = {"Key": INSTANCE_ID_FILTER, "Type": "BeginWith", "Values": list(prefixes)}
+
+    def get_inventory(self, **request: Any) -> Any:
+        return self._ssm.get_inventory(**{**request, "Filters": [*request.get("Filters", []), self._filter]})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssm, name)
+
+
+def partitioned_fleet(
+    read: Callable[[Any], tuple[list[Any], list[str]]], ssm: Any, *, partitions: int = PARTITIONS
+) -> tuple[list[Any], list[str]]:
+    """``read`` (one account's GetInventory chain) over ``partitions`` id ranges concurrently.
+
+    The records come back in instance-id order, as one chain returns them.
+    """
+    groups = [ID_PREFIXES[i::partitions] for i in range(partitions)]
+    results = in_parallel(lambda prefixes: read(_InstancePartition(ssm, prefixes)), groups)
+    reports = sorted((r for found, _ in results for r in found), key=lambda r: str(r.instance_id))
+    return reports, [p for _, problems in results for p in problems]

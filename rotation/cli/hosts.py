@@ -147,7 +147,8 @@ def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
 
 def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_MAX_RATE) -> AccountInventory:
     """Every instance's records in one account, at most ``max_rate`` GetInventory pages a second."""
-    reports, problems = read_fleet(bulk_reads.rate_limited(ssm, max_rate), account)
+    limited = bulk_reads.rate_limited(ssm, max_rate)
+    reports, problems = bulk_reads.partitioned_fleet(lambda client: read_fleet(client, account), limited)
     return AccountInventory(account, reports, problems)
 
 

@@ -14,7 +14,8 @@ What is emulated follows the API model (botocore's ``ssm`` service model) and th
   stored item as it was. A type's attribute names are fixed by its first put for that schema
   version (``ItemContentMismatchException`` otherwise is what AWS documents for a changed schema;
   we keep the simpler rule of the same SchemaVersion).
-- GetInventory: one ``ResultAttributes`` type, ``Filters`` on ``TYPE.Attribute`` keys with
+- GetInventory: one ``ResultAttributes`` type, ``Filters`` on ``TYPE.Attribute`` keys of stored
+  types and on ``AWS:InstanceInformation.InstanceId`` (the node's id) with
   ``Equal``, ``NotEqual``, ``BeginWith`` and ``Exists``, ``MaxResults`` (1-50) and ``NextToken``
   (opaque to callers; here the last instance id of the page, so a page costs its own entities and
   a full read of n instances is O(n));
@@ -185,7 +186,25 @@ def _page(items: Sequence[Any], token: Any, max_results: Any) -> tuple[list[Any]
 
 
 def _matches(item: StoredItem, attribute: str, kind: str, values: Sequence[str]) -> bool:
-    present = [entry[attribute] for entry in item.content if attribute in entry]
+    return _compare([entry[attribute] for entry in item.content if attribute in entry], kind, values)
+
+
+#: The filter key on the managed node's own id (every managed node has AWS:InstanceInformation;
+#: API reference, InventoryFilter: ``Key=AWS:InstanceInformation.InstanceId``).
+INSTANCE_ID_KEY = ("AWS:InstanceInformation", "InstanceId")
+
+
+def _passes(instance: str, types: Mapping[str, StoredItem], filters: Sequence[tuple[str, str, str, list[str]]]) -> bool:
+    for type_name, attribute, kind, values in filters:
+        if (type_name, attribute) == INSTANCE_ID_KEY:
+            if not _compare([instance], kind, values):
+                return False
+        elif type_name not in types or not _matches(types[type_name], attribute, kind, values):
+            return False
+    return True
+
+
+def _compare(present: Sequence[str], kind: str, values: Sequence[str]) -> bool:
     if kind == "Exists":
         return bool(present)
     if kind == "Equal":
@@ -241,7 +260,7 @@ def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[
         types = store[instance]
         if wanted is not None and wanted not in types:
             continue
-        if not all(t in types and _matches(types[t], a, k, v) for t, a, k, v in parsed):
+        if not _passes(instance, types, parsed):
             continue
         if len(entities) == size:
             next_token = entities[-1]["Id"]

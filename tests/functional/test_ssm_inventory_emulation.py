@@ -132,3 +132,21 @@ def test_a_full_read_builds_each_entity_once(ssm: Any, monkeypatch: pytest.Monke
     assert [e["Id"] for e in rest["Entities"]] == hosts[229:] and "NextToken" not in rest
     with pytest.raises(ClientError, match="InvalidNextToken"):
         ssm.get_inventory(ResultAttributes=[{"TypeName": TYPE}], NextToken="not-a-token")
+
+
+def test_get_inventory_filters_on_the_node_id(ssm: Any) -> None:
+    """``AWS:InstanceInformation.InstanceId`` (every managed node has it) filters on the node's own id."""
+    hosts = ["i-0a00000000000000a", "i-0b00000000000000b", "i-12345678", "mi-0c00000000000000c"]
+    for host in hosts:
+        ssm.put_inventory(InstanceId=host, Items=[item([{"File": "/a"}])])
+    key = "AWS:InstanceInformation.InstanceId"
+
+    def ids(values: list[str], kind: str = "BeginWith") -> list[str]:
+        found = ssm.get_inventory(
+            ResultAttributes=[{"TypeName": TYPE}], Filters=[{"Key": key, "Type": kind, "Values": values}]
+        )
+        return [e["Id"] for e in found["Entities"]]
+
+    assert ids(["i-0a", "mi-"]) == ["i-0a00000000000000a", "mi-0c00000000000000c"]
+    assert ids(["i-12345678"], "Equal") == ["i-12345678"]
+    assert ids(["i-0"]) == ["i-0a00000000000000a", "i-0b00000000000000b"]

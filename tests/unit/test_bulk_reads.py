@@ -54,3 +54,25 @@ def test_batches_of_a_page_are_read_while_the_next_page_is_listed() -> None:
 
 def test_in_parallel_keeps_order() -> None:
     assert in_parallel(lambda n: n * n, [3, 1, 2]) == [9, 1, 4]
+
+
+def test_the_partitions_cover_every_node_id_once() -> None:
+    from rotation.cli.bulk_reads import partitioned_fleet
+
+    class Report:
+        def __init__(self, instance_id: str) -> None:
+            self.instance_id = instance_id
+
+    ids = ["i-0123456789abcdef0", "i-0f23456789abcdef0", "i-1234abcd", "i-fedcba98", "mi-0123456789abcdef0"]
+    ids += [f"i-0{h}23456789abcdef0" for h in "0123456789abcdef"]
+
+    def read(client: object) -> tuple[list[Report], list[str]]:
+        (values,) = [f["Values"] for f in client.get_inventory()["Filters"]]  # type: ignore[attr-defined]
+        return [Report(i) for i in ids if any(i.startswith(v) for v in values)], []
+
+    class Ssm:
+        def get_inventory(self, **request: object) -> dict[str, object]:
+            return request
+
+    reports, problems = partitioned_fleet(read, Ssm())
+    assert [r.instance_id for r in reports] == sorted(ids) and problems == []
