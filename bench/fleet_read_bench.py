@@ -7,8 +7,10 @@ The installed ``certrotate`` runs against moto's server (``ThreadedMotoServer``,
 request) in which every request first waits ``--latency-ms`` (a sleep: what a call to a real
 endpoint costs in round trip; moto itself answers at CPU cost), and in which Secrets Manager's
 BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that went over it would
-show throttled calls. ``status`` lists N certificate secrets; ``hosts`` reads N instances' records
-spread over ``--accounts`` accounts (each through its FleetViewRole), all for one secret.
+show throttled calls. moto's ListSecrets is given paging that costs a page per page
+(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)). ``status``
+lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
+accounts (each through its FleetViewRole), all for one secret.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from rotation.cli.local_apache import free_port
+    from rotation.emulation.secrets_listing import paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
 
@@ -106,7 +109,7 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
     try:
-        with ssm_inventory_in_moto():
+        with ssm_inventory_in_moto(), paged_list_secrets():
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             have = 0
             for count in sorted(int(x) for x in args.secrets.split(",") if x):
