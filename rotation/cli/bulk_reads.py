@@ -14,10 +14,9 @@ are made before the pool starts.
 from __future__ import annotations
 
 import argparse
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Requests per second per API and account the CLI allows itself (BatchGetSecretValue's quota: 100/s).
-DEFAULT_MAX_RATE = 80.0
+DEFAULT_MAX_RATE = 50.0
 #: Calls in flight at once.
 WORKERS = 8
 #: How long one read keeps retrying a throttled call.
@@ -171,56 +170,3 @@ def partitioned_fleet(
     results = in_parallel(lambda prefixes: read(_InstancePartition(ssm, prefixes)), groups)
     reports = sorted((r for found, _ in results for r in found), key=lambda r: str(r.instance_id))
     return reports, [p for _, problems in results for p in problems]
-
-
-#: The characters a secret name may hold (Secrets Manager: ASCII letters, digits and /_+=.@-).
-NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_+=.@-"
-#: ListSecrets chains per listing; each name filter holds at most 10 values (the API's limit).
-LISTING_PARTITIONS = 8
-
-
-def partitioned_listing(
-    list_pages: Callable[[Sequence[str]], Iterable[Sequence[T]]],
-    prefix: str,
-    *,
-    exact: Callable[[], Sequence[T]] = lambda: [],
-    partitions: int = LISTING_PARTITIONS,
-) -> Iterator[Sequence[T]]:
-    """ListSecrets pages of ``partitions`` chains read side by side, in the order they arrive.
-
-    A ListSecrets chain is sequential (each page needs the last one's NextToken); split by the
-    name's next character after ``prefix`` (``name`` filter values are prefixes, any matching),
-    the chains run concurrently and together list every name longer than ``prefix``; ``exact``
-    adds the one named ``prefix`` itself. Secrets Manager's name filter ignores case, so a name
-    may come twice (its letter's two cases): callers keep one per ARN.
-
-    Raises:
-        Exception: the first failure of any chain.
-    """
-    values = [prefix + c for c in NAME_CHARACTERS]
-    groups = [values[i::partitions] for i in range(partitions)]
-    arrived: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def chain(names: Sequence[str]) -> None:
-        try:
-            for page in list_pages(names):
-                arrived.put(("page", page))
-        except Exception as exc:  # handed to the consumer, raised there
-            arrived.put(("error", exc))
-        finally:
-            arrived.put(("done", None))
-
-    for names in groups:
-        threading.Thread(target=chain, args=(names,), daemon=True, name="certrotate-list").start()
-    first = exact()
-    if first:
-        yield first
-    running = len(groups)
-    while running:
-        kind, item = arrived.get()
-        if kind == "done":
-            running -= 1
-        elif kind == "error":
-            raise item
-        else:
-            yield item

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from rotation.aws import aws_call
 from rotation.cli import bulk_reads
 from rotation.cli.session import AwsContext, InvalidInputError
-from rotation.errors import AwsCallError
 
 BATCH = 20
 UNREADABLE = "unreadable"
@@ -66,15 +64,9 @@ def _list(sm: Any, prefix: str | None, tags: Sequence[tuple[str, str]]) -> Itera
         yield from page
 
 
-def listed_pages(
-    sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]], names: Sequence[str] = ()
-) -> Iterator[list[dict[str, Any]]]:
-    """The listed secrets a ListSecrets page at a time (so each page can be read while the next is listed).
-
-    ``names`` (name prefixes, any of which matches) replaces ``prefix`` when given.
-    """
-    values = list(names) or ([prefix] if prefix else [])
-    filters = [{"Key": "name", "Values": values}] if values else []
+def listed_pages(sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]]) -> Iterator[list[dict[str, Any]]]:
+    """The listed secrets a ListSecrets page at a time (so each page can be read while the next is listed)."""
+    filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
     for key, value in tags:
         filters += [{"Key": "tag-key", "Values": [key]}, {"Key": "tag-value", "Values": [value]}]
     arguments: dict[str, Any] = {"MaxResults": 100, **({"Filters": filters} if filters else {})}
@@ -85,26 +77,6 @@ def listed_pages(
                 for secret in page.get("SecretList", [])
                 if all(_tags(secret).get(k) == v for k, v in tags) and not secret.get("DeletedDate")
             ]
-
-
-def _exact(sm: Any, prefix: str | None, tags: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The secret named exactly ``prefix``, if there is one (the partitions list only longer names)."""
-    if not prefix:
-        return []
-    try:
-        with aws_call("secretsmanager", "DescribeSecret"):
-            secret = dict(sm.describe_secret(SecretId=prefix))
-    except AwsCallError as exc:
-        if exc.code == "ResourceNotFoundException":
-            return []
-        raise
-    wanted = secret.get("Name") == prefix and not secret.get("DeletedDate")
-    return [secret] if wanted and all(_tags(secret).get(k) == v for k, v in tags) else []
-
-
-def _listing_order(record: SecretRecord) -> tuple[str, str]:
-    created = record.metadata.get("CreatedDate")
-    return (created.isoformat() if isinstance(created, datetime) else str(created or "")), record.name
 
 
 def _tags(secret: Mapping[str, Any]) -> dict[str, str]:
