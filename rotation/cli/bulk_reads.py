@@ -26,7 +26,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Requests per second per API and account the CLI allows itself (BatchGetSecretValue's quota: 100/s).
-DEFAULT_MAX_RATE = 50.0
+DEFAULT_MAX_RATE = 80.0
 #: Calls in flight at once.
 WORKERS = 8
 #: How long one read keeps retrying a throttled call.
