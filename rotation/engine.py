@@ -6,20 +6,24 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
 from rotation.guard import Verdict, check_step
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
-from rotation.revoker import fleet_reader
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec
 from rotation.steps import STEPS, Services, StepContext
 from rotation.telemetry import logger
 
+if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured (cold start, issue 18)
+    from rotation.ledger import Ledger
+
+#: ``rotation.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
+#: imports the ledger, the revocation policy and the fleet view (a test keeps the two equal).
+LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 #: Comma-separated FleetViewRole ARNs of the workload accounts whose hosts revocation must see.
 FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"
 
@@ -46,7 +50,11 @@ def build_services(
     ``fleet_role_arns`` are the workload accounts' FleetViewRoles, read through ``assume_ssm(role)``
     (an SSM client in that account).
     """
-    fleet = None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns)
+    fleet = None
+    if make_ssm is not None:
+        from rotation.revoker import fleet_reader
+
+        fleet = fleet_reader(make_ssm, assume_ssm, fleet_role_arns)
     return Services(
         ledger=ledger,
         pca_for_region=pca_for_region,
@@ -73,11 +81,17 @@ def default_services() -> Services:
         make_client("secretsmanager"),
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
-        ledger=Ledger(make_client("dynamodb"), table) if table else None,
+        ledger=_ledger(table) if table else None,
         make_ssm=(lambda: regional("ssm", None)) if table else None,
         fleet_role_arns=roles,
         assume_ssm=lambda role: assumed_client(make_client("sts"), role, "ssm"),
     )
+
+
+def _ledger(table: str) -> Ledger:
+    from rotation.ledger import Ledger
+
+    return Ledger(make_client("dynamodb"), table)
 
 
 def assumed_client(sts: Any, role_arn: str, service: str) -> Any:

@@ -9,19 +9,15 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
 from rotation.bundle import CertBundle, merge_into_secret
 from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, SpecError, VerificationError
-from rotation.fleet import HostReport
 from rotation.guard import SecretMetadata
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
-from rotation.ledger import Ledger
 from rotation.renewal import decide
-from rotation.revocation import IssuedCertificate
-from rotation.revoker import revoke_superseded
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
@@ -35,6 +31,10 @@ from rotation.verification import (
     verify_bundle,
     verify_promotable,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - the ledger and the fleet view load only when a ledger is configured
+    from rotation.fleet import HostReport
+    from rotation.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ def create_secret(ctx: StepContext) -> None:
         )
     fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
     if fresh and ctx.services.ledger is not None:
+        from rotation.revocation import IssuedCertificate
+
         ctx.services.ledger.record_issued(
             IssuedCertificate(
                 secret_arn=ctx.secret_arn,
@@ -165,6 +167,8 @@ def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> No
         grace = spec.revoke_superseded_after
         if grace is None or services.pca_for_region is None or services.fleet is None:
             return
+        from rotation.revoker import revoke_superseded
+
         reports, problems = services.fleet(ctx.secret_arn.split(":")[4])
         if problems:
             logger.warning("fleet view has %d unreadable record(s); nothing revoked this time", len(problems))
