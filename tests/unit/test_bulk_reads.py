@@ -76,4 +76,3 @@ def test_the_partitions_cover_every_node_id_once() -> None:
 
     reports, problems = partitioned_fleet(read, Ssm())
     assert [r.instance_id for r in reports] == sorted(ids) and problems == []
-
