@@ -17,12 +17,12 @@ def test_status_stays_inside_the_rate_it_is_given(endpoint: str, ca: str) -> Non
     spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "CERTIFICATE_SERIAL": "0A"}
     for n in range(230):
         sm.create_secret(Name=f"{prefix}{n:03d}", SecretString=json.dumps({**spec, "COMMON_NAME": f"h{n}.example"}))
-    with throttled_moto({BATCH: 8.0}, burst_seconds=0.125) as bucket:  # 8/s, no burst to speak of
+    with throttled_moto({BATCH: 4.0}, burst_seconds=0.25) as bucket:  # 4/s, one call of burst
         fast = certrotate("status", "--prefix", prefix, "--max-rate", "100", "--output", "json", endpoint=endpoint)
     assert fast.returncode == 0, fast.stderr
-    assert bucket.throttled[BATCH] > 0  # concurrent reads at 100/s do hit an 8/s quota (and ride it out) ...
-    with throttled_moto({BATCH: 8.0}, burst_seconds=0.125) as bucket:
-        paced = certrotate("status", "--prefix", prefix, "--max-rate", "7", "--output", "json", endpoint=endpoint)
+    assert bucket.throttled[BATCH] > 0  # concurrent reads at 100/s do hit a 4/s quota (and ride it out) ...
+    with throttled_moto({BATCH: 4.0}, burst_seconds=0.25) as bucket:  # 2/s leaves 250 ms for scheduling jitter
+        paced = certrotate("status", "--prefix", prefix, "--max-rate", "2", "--output", "json", endpoint=endpoint)
     assert paced.returncode == 0, paced.stderr
     assert bucket.throttled[BATCH] == 0 and bucket.accepted[BATCH] == 12  # ... and --max-rate keeps them under it
     rows = json.loads(paced.stdout)
