@@ -6,23 +6,27 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
-from rotation.fleet import FleetScope
 from rotation.guard import Verdict, check_step
 from rotation.issuance_policy import IssuancePolicy
 from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
-from rotation.revoker import fleet_reader
-from rotation.rotation_event import RotationEvent
+from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import CertificateType, CertSpec
 from rotation.steps import STEPS, Services, StepContext
 from rotation.telemetry import logger
 
+if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured (cold start, issue 18)
+    from rotation.fleet import FleetScope
+    from rotation.ledger import Ledger
+
+#: ``rotation.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
+#: imports the ledger, the revocation policy and the fleet view (a test keeps the two equal).
+LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 #: Comma-separated FleetViewRole ARNs of the workload accounts whose hosts revocation must see.
 FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"
 
@@ -54,9 +58,12 @@ def build_services(
     ``policy`` answers the issuance policy (cached by its source); without one the default policy
     for an unknown CA list applies.
     """
-    fleet = (
-        None if make_ssm is None else fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
-    )
+    fleet = None
+    if make_ssm is not None:
+        from rotation.fleet import FleetScope
+        from rotation.revoker import fleet_reader
+
+        fleet = fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
     return Services(
         policy=policy or PolicySource(None, "", None),
         ledger=ledger,
@@ -84,15 +91,27 @@ def default_services() -> Services:
         make_client("secretsmanager"),
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
-        ledger=Ledger(make_client("dynamodb"), table) if table else None,
+        ledger=_ledger(table) if table else None,
         make_ssm=(lambda region: regional("ssm", region)) if table else None,
         fleet_role_arns=roles,
         assume_ssm=lambda role, region: assumed_client(make_client("sts"), role, "ssm", region),
-        fleet_scope=FleetScope.from_environment(os.environ),
+        fleet_scope=_fleet_scope() if table else None,
         policy=PolicySource(
             lambda: regional("ssm", None), os.environ.get(POLICY_PARAMETER_ENV, ""), stack_cas_from_env()
         ),
     )
+
+
+def _fleet_scope() -> FleetScope:
+    from rotation.fleet import FleetScope
+
+    return FleetScope.from_environment(os.environ)
+
+
+def _ledger(table: str) -> Ledger:
+    from rotation.ledger import Ledger
+
+    return Ledger(make_client("dynamodb"), table)
 
 
 def assumed_client(sts: Any, role_arn: str, service: str, region: str | None = None) -> Any:
@@ -126,6 +145,12 @@ def run_step(
     Raises:
         CertRotateError: the guard refused the step or the step failed; nothing half-made was put.
     """
+    if event.step is Step.SET:
+        # Issue 18: setSecret has nothing to do here (hosts pull after finishSecret) and reads or
+        # writes nothing, so the guard's DescribeSecret would buy nothing: createSecret before it
+        # and testSecret/finishSecret after it check the token, and only they act. 10 → 9 calls.
+        logger.info("setSecret: no service to update; hosts pull the certificate after finishSecret")
+        return Verdict.PROCEED
     metadata = services.store.describe(event.secret_id)
     verdict = check_step(metadata, event.token)
     if verdict is Verdict.ALREADY_CURRENT:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -20,10 +20,7 @@ from rotation.errors import CertRotateError, SpecError, VerificationError
 from rotation.guard import SecretMetadata
 from rotation.issuance_policy import IssuancePolicy, Rule, check_issued, default_policy, fit_request, issued_facts
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
-from rotation.ledger import Ledger
 from rotation.renewal import decide
-from rotation.revocation import IssuedCertificate
-from rotation.revoker import FleetReader, after_promotion
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
@@ -37,6 +34,10 @@ from rotation.verification import (
     verify_bundle,
     verify_promotable,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - the ledger and the fleet view load only when a ledger is configured
+    from rotation.ledger import Ledger
+    from rotation.revoker import FleetReader
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def create_secret(ctx: StepContext) -> None:
         )
     fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
     if fresh and ctx.services.ledger is not None:
+        from rotation.revocation import IssuedCertificate
+
         ctx.services.ledger.record_issued(
             IssuedCertificate(
                 secret_arn=ctx.secret_arn,
@@ -189,6 +192,8 @@ def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> No
     if services.ledger is None:
         return
     try:
+        from rotation.revoker import after_promotion
+
         after_promotion(
             services.ledger,
             services.pca_for_region,

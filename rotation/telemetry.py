@@ -54,3 +54,8 @@ def revocation_held(count: int, longest_seconds: float) -> None:
     something unreadable), and how long the longest has waited past its grace."""
     _emit("RevocationsHeld", count, {})
     _emit("RevocationHeldDays", round(longest_seconds / 86400, 2), {}, MetricUnit.NoUnit)
+
+
+def throttled(service: str, operation: str) -> None:
+    """One throttled answer (the call is retried within the step's time; see rotation.throttling)."""
+    _emit("Throttles", 1, {"Service": service, "Operation": operation})

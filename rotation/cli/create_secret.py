@@ -19,6 +19,7 @@ from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
 from rotation.cli.validate import validate
 from rotation.errors import AwsCallError, CertRotateError
+from rotation.schedules import default_window
 
 _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 
@@ -78,7 +79,7 @@ def _schedule(args: argparse.Namespace) -> dict[str, Any]:
     if args.schedule:
         if not _SCHEDULE.match(args.schedule):
             raise UsageError(f"--schedule {args.schedule!r}: expected rate(N hours|days) or cron(...)")
-        schedule = {"ScheduleExpression": args.schedule}
+        schedule = {"ScheduleExpression": args.schedule, **default_window(args.schedule)}
     elif args.rotate_every_days:
         if args.rotate_every_days != int(args.rotate_every_days):
             raise UsageError(f"--rotate-every-days {args.rotate_every_days:g}: expected whole days")

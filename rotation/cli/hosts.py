@@ -21,7 +21,7 @@ from typing import Any
 from rich.table import Table
 
 from rotation.aws import aws_call
-from rotation.cli import options
+from rotation.cli import bulk_reads, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
@@ -76,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only hosts in these states: failed, stale, older, unknown, current",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when any host is not on the current certificate")
+    bulk_reads.add_max_rate_argument(parser)
 
 
 def host_states(value: str) -> frozenset[HostState]:
@@ -119,9 +120,10 @@ class AccountInventory:
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if args.names and (args.prefix or args.tag):
         raise UsageError("name secrets, or select them with --prefix / --tag, not both")
-    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag)
+    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag, max_rate=args.max_rate)
     currents = {r.arn: current_of(r) for r in records if r.is_certificate}
-    accounts = [read_account(aws, role) for role in args.role_arn] or [read_account(aws, None)]
+    opened = [open_account(aws, role) for role in args.role_arn or [None]]  # clients made here, not in threads
+    accounts = bulk_reads.in_parallel(lambda o: read_opened(*o, max_rate=args.max_rate), opened)
     reports = [report for account in accounts for report in account.reports]
     selected = bool(args.names or args.prefix or args.tag)
     if selected:
@@ -168,8 +170,8 @@ def current_of(record: SecretRecord) -> CurrentCertificate:
     )
 
 
-def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
-    """Every instance's records in one account (GetInventory, 50 instances a page)."""
+def open_account(aws: AwsContext, role: str | None) -> tuple[Any, str]:
+    """An SSM client for one account (through ``role``, else the caller's own) and the account id."""
     if role is None:
         session = None
         with aws_call("sts", "GetCallerIdentity"):
@@ -177,7 +179,18 @@ def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
     else:
         session = aws.assumed(role, session_name="certrotate-hosts")
         account = role.split(":")[4]
-    reports, problems = read_fleet(aws.client("ssm", session=session), account)
+    return aws.client("ssm", session=session), account
+
+
+def read_account(aws: AwsContext, role: str | None) -> AccountInventory:
+    """Every instance's records in one account (GetInventory, 50 instances a page)."""
+    return read_opened(*open_account(aws, role))
+
+
+def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_MAX_RATE) -> AccountInventory:
+    """Every instance's records in one account, at most ``max_rate`` GetInventory pages a second."""
+    limited = bulk_reads.rate_limited(ssm, max_rate)
+    reports, problems = bulk_reads.partitioned_fleet(lambda client: read_fleet(client, account), limited)
     return AccountInventory(account, reports, problems)
 
 

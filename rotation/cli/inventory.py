@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotation.aws import aws_call
+from rotation.cli import bulk_reads
 from rotation.cli.session import AwsContext, InvalidInputError
 from rotation.errors import AwsCallError
 from rotation.redaction import quote
@@ -61,16 +62,27 @@ def listed(sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]]) -> l
 
 
 def _list(sm: Any, prefix: str | None, tags: Sequence[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    for page in listed_pages(sm, prefix=prefix, tags=tags):
+        yield from page
+
+
+def listed_pages(sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]]) -> Iterator[list[dict[str, Any]]]:
+    """The listed secrets a ListSecrets page at a time (so each page can be read while the next is listed)."""
     filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
     for key, value in tags:
         filters += [{"Key": "tag-key", "Values": [key]}, {"Key": "tag-value", "Values": [value]}]
     arguments: dict[str, Any] = {"MaxResults": 100, **({"Filters": filters} if filters else {})}
     with aws_call("secretsmanager", "ListSecrets"):
         for page in sm.get_paginator("list_secrets").paginate(**arguments):
-            for secret in page.get("SecretList", []):
-                have = {t["Key"]: t.get("Value", "") for t in secret.get("Tags") or []}
-                if all(have.get(k) == v for k, v in tags) and not secret.get("DeletedDate"):
-                    yield secret
+            yield [
+                secret
+                for secret in page.get("SecretList", [])
+                if all(_tags(secret).get(k) == v for k, v in tags) and not secret.get("DeletedDate")
+            ]
+
+
+def _tags(secret: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in secret.get("Tags") or []}
 
 
 def described(sm: Any, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -155,7 +167,12 @@ def decode_value(item: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str
 
 
 def certificate_secrets(
-    aws: AwsContext, *, names: Sequence[str] = (), prefix: str | None = None, tags: Sequence[tuple[str, str]] = ()
+    aws: AwsContext,
+    *,
+    names: Sequence[str] = (),
+    prefix: str | None = None,
+    tags: Sequence[tuple[str, str]] = (),
+    max_rate: float = bulk_reads.DEFAULT_MAX_RATE,
 ) -> list[SecretRecord]:
     """Named secrets (each must be a certificate secret) or every listed certificate secret.
 
@@ -172,5 +189,9 @@ def certificate_secrets(
                 raise InvalidInputError(f"{record.name} is not a certificate secret: it holds {why}")
         return found
     # A secret we cannot read may be a certificate secret: keep it, with its problem, for ``status``.
-    found = records(sm, listed(sm, prefix=prefix, tags=tags))
+    # Each page's batches are read (at most max_rate BatchGetSecretValue a second) while the next is listed.
+    limited = bulk_reads.rate_limited(sm, max_rate)
+    found = bulk_reads.overlapped(
+        listed_pages(sm, prefix=prefix, tags=tags), BATCH, lambda chunk: records(limited, chunk)
+    )
     return [r for r in found if r.is_certificate or r.problem.startswith(UNREADABLE)]

@@ -24,6 +24,7 @@ from rotation.aws import aws_call, redact
 from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
+from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
@@ -86,7 +87,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         rotations = [_planned(r, "would-rotate") for r in selected]
         _report(rotations, out, lambda r: f"would rotate {r.secret} with {r.function}")
         return 0
-    rotations = [start(aws, record) for record in selected]
+    rotations = paced(selected, lambda record: start(aws, record), _certificate_type, out)  # at the issuers' quotas
     if args.wait:
         for r in rotations:
             out.note(f"rotation {r.token} started for {r.secret}")
@@ -145,6 +146,10 @@ def _select(aws: AwsContext, args: argparse.Namespace, out: Output) -> list[Secr
     if not chosen:
         raise InvalidInputError("no certificate secret with rotation configured matches")
     return chosen
+
+
+def _certificate_type(record: SecretRecord) -> str:
+    return str((record.fields or {}).get("CERTIFICATE_TYPE", ""))
 
 
 def _refusal(record: SecretRecord) -> str:

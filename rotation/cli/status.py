@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.table import Table
 
-from rotation.cli import options
+from rotation.cli import bulk_reads, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flag certificates expiring within (30)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when any certificate needs attention")
+    bulk_reads.add_max_rate_argument(parser)
     parser.add_argument(
         "--ledger-table",
         default=os.environ.get(LEDGER_TABLE_ENV, ""),
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if args.names and (args.prefix or args.tag):
         raise UsageError("name secrets, or select them with --prefix / --tag, not both")
-    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag)
+    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag, max_rate=args.max_rate)
     now = datetime.now(UTC)
     rows = [status_of(r, now, args.window_days) for r in records]
     if not args.names:

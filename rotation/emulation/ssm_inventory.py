@@ -14,8 +14,11 @@ What is emulated follows the API model (botocore's ``ssm`` service model) and th
   stored item as it was. A type's attribute names are fixed by its first put for that schema
   version (``ItemContentMismatchException`` otherwise is what AWS documents for a changed schema;
   we keep the simpler rule of the same SchemaVersion).
-- GetInventory: one ``ResultAttributes`` type, ``Filters`` on ``TYPE.Attribute`` keys with
-  ``Equal``, ``NotEqual``, ``BeginWith`` and ``Exists``, ``MaxResults`` (1-50) and ``NextToken``;
+- GetInventory: one ``ResultAttributes`` type, ``Filters`` on ``TYPE.Attribute`` keys of stored
+  types and on ``AWS:InstanceInformation.InstanceId`` (the node's id) with
+  ``Equal``, ``NotEqual``, ``BeginWith`` and ``Exists``, ``MaxResults`` (1-50) and ``NextToken``
+  (opaque to callers; here the last instance id of the page, so a page costs its own entities and
+  a full read of n instances is O(n));
   ``Aggregators`` are not emulated and are refused (InvalidAggregatorException).
 - ListInventoryEntries: one instance and type, ``MaxResults`` and ``NextToken``.
 
@@ -25,7 +28,9 @@ size limits, ``Context``, and the ``AWS:*`` types the SSM agent gathers itself.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -78,11 +83,14 @@ class StoredItem:
 
 # (account, region) -> instance id -> type name -> item
 _STORE: dict[tuple[str, str], dict[str, dict[str, StoredItem]]] = {}
+# (account, region) -> the instance ids of _STORE, sorted: GetInventory pages walk it from the token on
+_ORDER: dict[tuple[str, str], list[str]] = {}
 
 
 def reset() -> None:
     """Forget every stored item (moto's own reset does not know this store)."""
     _STORE.clear()
+    _ORDER.clear()
 
 
 def _instance(value: Any) -> str:
@@ -148,7 +156,10 @@ def put_inventory(account: str, region: str, instance_id: Any, items: Any) -> No
     checked = [_check_item(item) for item in items]
     if len({item.type_name for item in checked}) != len(checked):
         raise InventoryError("ValidationException", "Items names a TypeName twice")
-    stored = _STORE.setdefault((account, region), {}).setdefault(instance, {})
+    instances = _STORE.setdefault((account, region), {})
+    if instance not in instances:
+        bisect.insort(_ORDER.setdefault((account, region), []), instance)
+    stored = instances.setdefault(instance, {})
     for item in checked:
         before = stored.get(item.type_name)
         if before is not None and item.content_hash and item.content_hash == before.content_hash:
@@ -156,10 +167,15 @@ def put_inventory(account: str, region: str, instance_id: Any, items: Any) -> No
         stored[item.type_name] = item
 
 
-def _page(items: Sequence[Any], token: Any, max_results: Any) -> tuple[list[Any], str | None]:
+def _page_size(max_results: Any) -> int:
     size = 50 if max_results is None else int(max_results)
     if not 1 <= size <= 50:
         raise InventoryError("ValidationException", "MaxResults must be 1 to 50")
+    return size
+
+
+def _page(items: Sequence[Any], token: Any, max_results: Any) -> tuple[list[Any], str | None]:
+    size = _page_size(max_results)
     start = 0
     if token:
         if not isinstance(token, str) or not token.isdigit() or int(token) > len(items):
@@ -170,7 +186,25 @@ def _page(items: Sequence[Any], token: Any, max_results: Any) -> tuple[list[Any]
 
 
 def _matches(item: StoredItem, attribute: str, kind: str, values: Sequence[str]) -> bool:
-    present = [entry[attribute] for entry in item.content if attribute in entry]
+    return _compare([entry[attribute] for entry in item.content if attribute in entry], kind, values)
+
+
+#: The filter key on the managed node's own id (every managed node has AWS:InstanceInformation;
+#: API reference, InventoryFilter: ``Key=AWS:InstanceInformation.InstanceId``).
+INSTANCE_ID_KEY = ("AWS:InstanceInformation", "InstanceId")
+
+
+def _passes(instance: str, types: Mapping[str, StoredItem], filters: Sequence[tuple[str, str, str, list[str]]]) -> bool:
+    for type_name, attribute, kind, values in filters:
+        if (type_name, attribute) == INSTANCE_ID_KEY:
+            if not _compare([instance], kind, values):
+                return False
+        elif type_name not in types or not _matches(types[type_name], attribute, kind, values):
+            return False
+    return True
+
+
+def _compare(present: Sequence[str], kind: str, values: Sequence[str]) -> bool:
     if kind == "Exists":
         return bool(present)
     if kind == "Equal":
@@ -180,16 +214,7 @@ def _matches(item: StoredItem, attribute: str, kind: str, values: Sequence[str])
     return any(v.startswith(prefix) for v in present for prefix in values)  # BeginWith
 
 
-def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    if params.get("Aggregators"):
-        raise InventoryError("InvalidAggregatorException", "Aggregators are not emulated")
-    attributes = params.get("ResultAttributes") or []
-    if len(attributes) > 1:
-        raise InventoryError("InvalidResultAttributeException", "ResultAttributes holds at most one type")
-    wanted = attributes[0].get("TypeName") if attributes else None
-    if wanted is not None and not TYPE_NAME.match(str(wanted)):
-        raise InventoryError("InvalidResultAttributeException", f"TypeName {wanted!r} must match ^(AWS|Custom):.*$")
-    filters = params.get("Filters") or []
+def _parse_filters(filters: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str, list[str]]]:
     if len(filters) > 5:
         raise InventoryError("InvalidFilter", "at most 5 Filters")
     parsed = []
@@ -205,18 +230,46 @@ def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[
         if not 1 <= len(values) <= 40:
             raise InventoryError("InvalidFilter", "filter Values must hold 1 to 40 values")
         parsed.append((type_name, attribute, kind, [str(v) for v in values]))
-    entities = []
-    for instance, types in sorted(_STORE.get((account, region), {}).items()):
+    return parsed
+
+
+def get_inventory(account: str, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    if params.get("Aggregators"):
+        raise InventoryError("InvalidAggregatorException", "Aggregators are not emulated")
+    attributes = params.get("ResultAttributes") or []
+    if len(attributes) > 1:
+        raise InventoryError("InvalidResultAttributeException", "ResultAttributes holds at most one type")
+    wanted = attributes[0].get("TypeName") if attributes else None
+    if wanted is not None and not TYPE_NAME.match(str(wanted)):
+        raise InventoryError("InvalidResultAttributeException", f"TypeName {wanted!r} must match ^(AWS|Custom):.*$")
+    parsed = _parse_filters(params.get("Filters") or [])
+    size = _page_size(params.get("MaxResults"))
+    order = _ORDER.get((account, region), [])
+    store = _STORE.get((account, region), {})
+    start = 0
+    token = params.get("NextToken")
+    if token:
+        if not isinstance(token, str) or not INSTANCE_ID.match(token):
+            raise InventoryError("InvalidNextToken", "NextToken is not one this call returned")
+        start = bisect.bisect_right(order, token)
+    # Walk the instances in id order from the token on, building only this page's entities (and
+    # looking one match ahead to know whether there is a next page): a full read is O(n), not O(n²).
+    entities: list[dict[str, Any]] = []
+    next_token = None
+    for instance in itertools.islice(order, start, None):
+        types = store[instance]
         if wanted is not None and wanted not in types:
             continue
-        if not all(t in types and _matches(types[t], a, k, v) for t, a, k, v in parsed):
+        if not _passes(instance, types, parsed):
             continue
+        if len(entities) == size:
+            next_token = entities[-1]["Id"]
+            break
         shown = {wanted: types[wanted]} if wanted is not None else types
         entities.append({"Id": instance, "Data": {name: item.result_item() for name, item in shown.items()}})
-    page, token = _page(entities, params.get("NextToken"), params.get("MaxResults"))
-    result: dict[str, Any] = {"Entities": page}
-    if token:
-        result["NextToken"] = token
+    result: dict[str, Any] = {"Entities": entities}
+    if next_token:
+        result["NextToken"] = next_token
     return result
 
 
@@ -248,8 +301,10 @@ def _put_inventory(self: Any) -> ActionResult:
     return ActionResult({})
 
 
-def _get_inventory(self: Any) -> ActionResult:
-    return ActionResult(get_inventory(self.current_account, self.region, _body(self)))
+def _get_inventory(self: Any) -> str:
+    # The result is already in the API's JSON shape: answered as JSON text, not through moto's
+    # model-driven serializer, whose per-field walk cost more than the read it emulates (issue 18).
+    return json.dumps(get_inventory(self.current_account, self.region, _body(self)))
 
 
 def _list_inventory_entries(self: Any) -> ActionResult:

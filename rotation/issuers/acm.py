@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call
 from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError, SpecError
 from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
 from rotation.keys import load_private_key
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.renewal import Plan, is_due
 from rotation.telemetry import logger
+from rotation.throttling import retrying_throttles
+
+if TYPE_CHECKING:  # pragma: no cover - the ledger module loads only where one is configured (cold start)
+    from rotation.ledger import Ledger
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32
@@ -81,11 +84,11 @@ class AcmIssuer:
             raise SpecError(
                 "CERTIFICATE_TYPE",
                 "ACM_ISSUED",
-                f"ACM certificates need the issuance ledger to prove which secret requested them, and "
-                f"none is configured ({LEDGER_TABLE_ENV} is unset)",
+                "ACM certificates need the issuance ledger to prove which secret requested them, and "
+                "none is configured (CERTROTATE_LEDGER_TABLE is unset)",
                 "PCA_ISSUED, or a deployment with the ledger table (the central stack creates it)",
             )
-        client = self._client_for_region(request.spec.ca_region)
+        client = retrying_throttles(self._client_for_region(request.spec.ca_region), budget)
         current = request.current
         if request.plan is Plan.ISSUE or current is None or not current.certificate_arn:
             arn = self._request(client, request)

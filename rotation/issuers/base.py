@@ -43,6 +43,10 @@ class WaitBudget:
     def __post_init__(self) -> None:
         self._deadline = self.clock() + self.seconds
 
+    def remaining(self) -> float:
+        """Seconds left before the deadline (throttled calls are retried only within it)."""
+        return self._deadline - self.clock()
+
     def poll(self, attempt: Callable[[], T | None], waiting_for: str) -> T:
         """Call ``attempt`` until it returns a value, backing off, until the deadline.
 

@@ -23,6 +23,7 @@ from rotation.renewal import Plan
 from rotation.signing import signing_algorithm
 from rotation.spec import CertSpec
 from rotation.telemetry import logger
+from rotation.throttling import retrying_throttles
 
 _SERVICE = "acm-pca"
 PCA_TOKEN_LENGTH = 36
@@ -39,7 +40,7 @@ class PcaIssuer:
         if request.plan is Plan.KEEP and request.current is not None:
             return request.current
         spec = request.spec
-        client = self._client_for_region(spec.ca_region)
+        client = retrying_throttles(self._client_for_region(spec.ca_region), budget)
         algorithm = signing_algorithm(spec, request.ca.key_family)
         key = self._key_for(request)
         csr = build_csr(key, spec)

@@ -92,3 +92,61 @@ def test_get_inventory_filters_and_pages(ssm: Any) -> None:
     assert len(first["Entities"]) == 2 and len(second["Entities"]) == 1 and "NextToken" not in second
     with pytest.raises(ClientError, match="InvalidAggregatorException"):
         ssm.get_inventory(Aggregators=[{"Expression": f"{TYPE}.Serial"}])
+
+
+def test_a_full_read_builds_each_entity_once(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: paging through n hosts costs n entities (it built every entity for every page: O(n²))."""
+    from rotation.emulation import ssm_inventory
+
+    hosts = [f"i-{n:017x}" for n in range(230)]
+    for host in reversed(hosts):  # stored out of order; read back in id order
+        ssm.put_inventory(InstanceId=host, Items=[item([{"File": "/a", "Host": host}])])
+    built = {"n": 0}
+    real = ssm_inventory.StoredItem.result_item
+
+    def counted(self: Any) -> dict[str, Any]:
+        built["n"] += 1
+        return real(self)
+
+    monkeypatch.setattr(ssm_inventory.StoredItem, "result_item", counted)
+    seen, request = [], {"ResultAttributes": [{"TypeName": TYPE}]}
+    while True:
+        page = ssm.get_inventory(**request)
+        seen += [e["Id"] for e in page["Entities"]]
+        if "NextToken" not in page:
+            break
+        request["NextToken"] = page["NextToken"]
+    assert seen == hosts
+    assert built["n"] == len(hosts)
+    filtered = ssm.get_inventory(
+        ResultAttributes=[{"TypeName": TYPE}],
+        Filters=[{"Key": f"{TYPE}.Host", "Type": "BeginWith", "Values": [hosts[224][:-1]]}],
+        MaxResults=5,
+    )
+    assert [e["Id"] for e in filtered["Entities"]] == hosts[224:229] and filtered["NextToken"]
+    rest = ssm.get_inventory(
+        ResultAttributes=[{"TypeName": TYPE}],
+        Filters=[{"Key": f"{TYPE}.Host", "Type": "BeginWith", "Values": [hosts[224][:-1]]}],
+        NextToken=filtered["NextToken"],
+    )
+    assert [e["Id"] for e in rest["Entities"]] == hosts[229:] and "NextToken" not in rest
+    with pytest.raises(ClientError, match="InvalidNextToken"):
+        ssm.get_inventory(ResultAttributes=[{"TypeName": TYPE}], NextToken="not-a-token")
+
+
+def test_get_inventory_filters_on_the_node_id(ssm: Any) -> None:
+    """``AWS:InstanceInformation.InstanceId`` (every managed node has it) filters on the node's own id."""
+    hosts = ["i-0a00000000000000a", "i-0b00000000000000b", "i-12345678", "mi-0c00000000000000c"]
+    for host in hosts:
+        ssm.put_inventory(InstanceId=host, Items=[item([{"File": "/a"}])])
+    key = "AWS:InstanceInformation.InstanceId"
+
+    def ids(values: list[str], kind: str = "BeginWith") -> list[str]:
+        found = ssm.get_inventory(
+            ResultAttributes=[{"TypeName": TYPE}], Filters=[{"Key": key, "Type": kind, "Values": values}]
+        )
+        return [e["Id"] for e in found["Entities"]]
+
+    assert ids(["i-0a", "mi-"]) == ["i-0a00000000000000a", "mi-0c00000000000000c"]
+    assert ids(["i-12345678"], "Equal") == ["i-12345678"]
+    assert ids(["i-0"]) == ["i-0a00000000000000a", "i-0b00000000000000b"]

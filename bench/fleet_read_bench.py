@@ -1,0 +1,159 @@
+"""Benchmark: fleet-wide reads (``certrotate status`` and ``certrotate hosts``) with network latency.
+
+Run from the repository root:  python bench/fleet_read_bench.py [--secrets 1000,10000]
+[--hosts 1000,10000,20000] [--accounts 3] [--latency-ms 50]
+
+The installed ``certrotate`` runs against moto's server (``ThreadedMotoServer``, one thread per
+request) in which every request first waits ``--latency-ms`` (a sleep: what a call to a real
+endpoint costs in round trip; moto itself answers at CPU cost), and in which Secrets Manager's
+BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that went over it would
+show throttled calls. moto's ListSecrets is given paging that costs a page per page
+(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)). ``status``
+lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
+accounts (each through its FleetViewRole), all for one secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.cli import SCRIPT  # noqa: E402 - the console script installed with this interpreter
+
+REGION = "us-east-1"
+KEYS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+
+
+def cli_env() -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+
+def timed(arguments: list[str]) -> tuple[float, dict[str, object]]:
+    started = time.monotonic()
+    shown = subprocess.run([str(SCRIPT), *arguments], capture_output=True, text=True, env=cli_env(), check=True)
+    return time.monotonic() - started, json.loads(shown.stdout)
+
+
+def seed_secrets(sm: object, count: int, have: int) -> None:
+    fields = {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/00000000-0000-0000-0000-000000000000",
+        "CERTIFICATE_SERIAL": "0A",
+        "CERTIFICATE_NOT_AFTER": "2027-12-01T00:00:00Z",
+    }
+    for n in range(have, count):
+        value = json.dumps({**fields, "COMMON_NAME": f"host{n}.example.internal"})
+        sm.create_secret(Name=f"bench/status/{n:05d}", SecretString=value)  # type: ignore[attr-defined]
+
+
+def seed_hosts(arn: str, count: int, accounts: list[str], have: int) -> None:
+    from rotation.emulation.ssm_inventory import put_inventory
+    from rotation.fleet import INVENTORY_TYPE
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for n in range(have, count):
+        content = [
+            {
+                "SecretArn": arn,
+                "CertificateFile": "/etc/ssl/certs/www.pem",
+                "Status": "unchanged",
+                "ExitCode": "0",
+                "RecordedAt": now,
+                "Serial": "0A",
+                "FingerprintSha256": "ab" * 32,
+            }
+        ]
+        item = {"TypeName": INVENTORY_TYPE, "SchemaVersion": "1.0", "CaptureTime": now, "Content": content}
+        instance = f"i-0{(n * 0x9E3779B97F4A7C15) % 16**16:016x}"  # distinct, and spread as EC2 ids are
+        put_inventory(accounts[n % len(accounts)], REGION, instance, [item])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--secrets", default="1000,10000", help="secret counts for status (comma separated)")
+    parser.add_argument("--hosts", default="1000,10000,20000", help="instance counts for hosts (comma separated)")
+    parser.add_argument("--accounts", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from rotation.cli.local_apache import free_port
+    from rotation.emulation.secrets_listing import paged_list_secrets
+    from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
+    from rotation.emulation.throttling import latency_in_moto, throttled_moto
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    accounts = [f"{444455556600 + n}" for n in range(args.accounts)]
+    roles = [f"arn:aws:iam::{a}:role/certrotate/FleetViewRole" for a in accounts]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
+    try:
+        with ssm_inventory_in_moto(), paged_list_secrets():
+            sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
+            have = 0
+            for count in sorted(int(x) for x in args.secrets.split(",") if x):
+                seed_secrets(sm, count, have)
+                have = count
+                with (
+                    latency_in_moto(args.latency_ms),
+                    throttled_moto({("secretsmanager", "BatchGetSecretValue"): 100.0}) as q,
+                ):
+                    seconds, shown = timed(
+                        ["status", "--prefix", "bench/status/", "--output", "json", "--endpoint-url", endpoint]
+                    )
+                rows = shown
+                batch = ("secretsmanager", "BatchGetSecretValue")
+                print(
+                    f"status, {count:>6} secrets: {seconds:6.2f} s  ({len(rows)} rows; BatchGetSecretValue "
+                    f"{q.attempts(*batch)} calls, {q.throttled[batch]} throttled)"
+                )
+            fields = {
+                "CERTIFICATE_TYPE": "PCA_ISSUED",
+                "CERTIFICATE_SERIAL": "0A",
+                "CERTIFICATE_FINGERPRINT_SHA256": "ab" * 32,
+            }
+            arn = sm.create_secret(Name="bench/fleet", SecretString=json.dumps(fields))["ARN"]
+            have = 0
+            for count in sorted(int(x) for x in args.hosts.split(",") if x):
+                seed_hosts(arn, count, accounts, have)
+                have = count
+                command = ["hosts", "bench/fleet", "--output", "json", "--endpoint-url", endpoint]
+                for role in roles:
+                    command += ["--role-arn", role]
+                with latency_in_moto(args.latency_ms):
+                    seconds, shown = timed(command)
+                (secret,) = shown["secrets"]  # type: ignore[misc]
+                counted = sum(secret["counts"].values())
+                pages = sum(-(-len(range(a, count, len(accounts))) // 50) for a in range(len(accounts)))
+                print(
+                    f"hosts,  {count:>6} instances in {len(accounts)} accounts: {seconds:6.2f} s  "
+                    f"({counted} hosts shown; {pages} GetInventory pages)"
+                )
+    finally:
+        server.stop()
+    print(f"load after {', '.join(f'{x:.2f}' for x in os.getloadavg())} (2 CPUs shared with other work)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Fleet-wide reads in parallel, within the service quotas: a bounded pool and a request-rate cap.
+
+``status`` over thousands of secrets is one ListSecrets page chain (100 secrets a page; each page
+needs the previous page's NextToken, so the chain is sequential) and one BatchGetSecretValue per
+20 secrets. Here the batches of a page are read by a small pool *while* the next page is being
+listed, and every BatchGetSecretValue first takes a token from a rate limiter: Secrets Manager's
+default quota for BatchGetSecretValue is 100 requests per second per account and Region
+(AWS Secrets Manager User Guide, *Quotas*), so the default cap stays under it. ``hosts`` reads its
+accounts concurrently (each account's GetInventory chain is its own, with its own cap: quotas are
+per account). boto3 clients are thread safe; sessions and client *creation* are not, so clients
+are made before the pool starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from rotation.throttling import call_with_backoff
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Requests per second per API and account the CLI allows itself (BatchGetSecretValue's quota: 100/s).
+DEFAULT_MAX_RATE = 80.0
+#: Calls in flight at once.
+WORKERS = 8
+#: How long one read keeps retrying a throttled call.
+READ_DEADLINE_SECONDS = 120.0
+
+
+def add_max_rate_argument(parser: argparse.ArgumentParser) -> None:
+    def rate(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.0
+        if not 0 < number <= 1000:
+            raise argparse.ArgumentTypeError(f"--max-rate {value!r}: a number of requests per second, 0 < rate ≤ 1000")
+        return number
+
+    parser.add_argument(
+        "--max-rate",
+        type=rate,
+        default=DEFAULT_MAX_RATE,
+        metavar="N",
+        help=f"at most N read requests per second per API and account (default {DEFAULT_MAX_RATE:g}; "
+        "Secrets Manager's BatchGetSecretValue quota is 100/s)",
+    )
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second across threads (calls are spaced 1/rate apart)."""
+
+    def __init__(
+        self, rate: float, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+
+class RateLimitedClient:
+    """A boto3 client whose API calls each take a :class:`RateLimiter` token first (the rest passes through).
+
+    A call answered with throttling all the same (another client of the account shares the quota)
+    is retried with full-jitter backoff (:func:`rotation.throttling.call_with_backoff`) for up to
+    :data:`READ_DEADLINE_SECONDS`, each attempt taking its token again.
+    """
+
+    def __init__(self, client: Any, limiter: RateLimiter) -> None:
+        self._client = client
+        self._limiter = limiter
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        mapping = getattr(getattr(self._client, "meta", None), "method_to_api_mapping", {}) or {}
+        if name not in mapping or not callable(attribute):
+            return attribute
+
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            def attempt() -> Any:
+                self._limiter.acquire()
+                return attribute(*args, **kwargs)
+
+            return call_with_backoff(attempt, _Deadline(READ_DEADLINE_SECONDS))
+
+        return limited
+
+
+def rate_limited(client: Any, max_rate: float) -> Any:
+    return RateLimitedClient(client, RateLimiter(max_rate))
+
+
+def overlapped(
+    pages: Iterable[Sequence[T]], chunk: int, read: Callable[[Sequence[T]], list[R]], *, workers: int = WORKERS
+) -> list[R]:
+    """``read`` each ``chunk``-sized slice of every page on a pool while the next pages are produced.
+
+    The results come back in page order. The first failure is raised once the pool has stopped.
+    """
+    futures: list[Future[list[R]]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certrotate-read") as pool:
+        for page in pages:
+            futures += [pool.submit(read, page[start : start + chunk]) for start in range(0, len(page), chunk)]
+    return [item for future in futures for item in future.result()]
+
+
+def in_parallel(read: Callable[[T], R], items: Sequence[T], *, workers: int = WORKERS) -> list[R]:
+    """``read`` every item concurrently; results in the items' order."""
+    if len(items) <= 1:
+        return [read(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="certrotate-read") as pool:
+        return list(pool.map(read, items))
+
+
+#: Managed-node id prefixes that split one account's GetInventory page chain into chains read side
+#: by side: EC2 ids are ``i-`` and 8 or 17 hex digits (the 17-digit ones begin with 0), hybrid
+#: nodes ``mi-`` and 17 (the API's InstanceId pattern), so these prefixes cover every id.
+ID_PREFIXES = (*(f"i-0{h}" for h in "0123456789abcdef"), *(f"i-{h}" for h in "123456789abcdef"), "mi-")
+#: Chains per account (each filter holds a share of the prefixes; a filter takes up to 40 values).
+PARTITIONS = 8
+INSTANCE_ID_FILTER = "AWS:InstanceInformation.InstanceId"
+
+
+class _InstancePartition:
+    """An SSM client whose GetInventory calls see only the nodes whose ids begin with ``prefixes``."""
+
+    def __init__(self, ssm: Any, prefixes: Sequence[str]) -> None:
+        self._ssm = ssm
+        self._filter = {"Key": INSTANCE_ID_FILTER, "Type": "BeginWith", "Values": list(prefixes)}
+
+    def get_inventory(self, **request: Any) -> Any:
+        return self._ssm.get_inventory(**{**request, "Filters": [*request.get("Filters", []), self._filter]})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssm, name)
+
+
+def partitioned_fleet(
+    read: Callable[[Any], tuple[list[Any], list[str]]], ssm: Any, *, partitions: int = PARTITIONS
+) -> tuple[list[Any], list[str]]:
+    """``read`` (one account's GetInventory chain) over ``partitions`` id ranges concurrently.
+
+    The records come back in instance-id order, as one chain returns them.
+    """
+    groups = [ID_PREFIXES[i::partitions] for i in range(partitions)]
+    results = in_parallel(lambda prefixes: read(_InstancePartition(ssm, prefixes)), groups)
+    reports = sorted((r for found, _ in results for r in found), key=lambda r: str(r.instance_id))
+    return reports, [p for _, problems in results for p in problems]

@@ -1,0 +1,141 @@
+"""Riding out API throttling inside the step's time: full-jitter backoff bounded by a deadline.
+
+AWS throttles each API operation at a per-account, per-Region request rate. The defaults that
+matter to a rotation storm (checked in the AWS documentation):
+
+- AWS Private CA answers an over-quota request with ``ThrottlingException`` ("AWS Private CA
+  throttles API requests at different rates depending on the API operation", Private CA User
+  Guide, *Quotas*, docs.aws.amazon.com/privateca/latest/userguide/PcaLimits.html; the rates, e.g.
+  IssueCertificate 25/s and GetCertificate 75/s, are in the General Reference's Private CA table).
+- ACM, *API rate quotas* (docs.aws.amazon.com/acm/latest/userguide/acm-limits.html):
+  RequestCertificate 5/s, ExportCertificate 5/s, RenewCertificate 5/s, DescribeCertificate 10/s,
+  ListTagsForCertificate 10/s; an over-quota request gets ``ThrottlingException``.
+- Secrets Manager (userguide/reference_limits.html): BatchGetSecretValue 100/s.
+
+botocore's own retries (standard mode, a few attempts) come first; what still fails with a
+throttling code is retried here with *full jitter* (a uniformly random sleep below an exponentially
+growing cap, the variant that spreads a crowd of clients best), for as long as the step's
+:class:`Deadline` allows rather than for a fixed number of attempts: a container started in a
+storm waits its turn instead of failing. A retried call is the *same* call, with the same
+arguments and therefore the same idempotency token, so a throttled call that is retried can
+never issue a second certificate.
+
+Each throttled answer is counted in the ``Throttles`` metric (dimensions Service, Operation).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from rotation.aws import error_code
+
+T = TypeVar("T")
+
+#: Error codes that mean "too fast, try again later" across the services we call.
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "RateExceeded",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ThrottledException",
+        "RequestThrottledException",
+    }
+)
+
+#: First backoff cap (seconds); it doubles per throttled attempt up to :data:`MAX_BACKOFF`.
+BASE_BACKOFF = 0.5
+MAX_BACKOFF = 20.0
+
+
+class Deadline(Protocol):
+    """What bounds the retrying: the time left to the step (the Lambda's remaining time, less a margin)."""
+
+    def remaining(self) -> float:
+        """Seconds left."""
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return error_code(exc) in THROTTLING_CODES
+
+
+def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Full jitter: uniform in [0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt)]."""
+    return rng(0.0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))
+
+
+def call_with_backoff(
+    call: Callable[[], T],
+    deadline: Deadline,
+    *,
+    on_throttle: Callable[[int], None] = lambda attempt: None,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[float, float], float] = random.uniform,
+) -> T:
+    """Run ``call``; on a throttling error sleep a full-jitter delay and run it again, until the deadline.
+
+    Raises:
+        Exception: whatever ``call`` raised that is not throttling, or the last throttling error
+            once the next sleep would not fit in the time left.
+    """
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_throttling(exc):
+                raise
+            on_throttle(attempt)
+            delay = backoff_delay(attempt, rng)
+            if delay >= deadline.remaining():
+                raise
+            sleep(delay)
+            attempt += 1
+
+
+class ThrottleRetryingClient:
+    """A boto3 client whose API calls go through :func:`call_with_backoff` (everything else passes through).
+
+    Wrapping the client keeps the issuers' call sites as they are: ``client.issue_certificate(...)``
+    is retried with its arguments unchanged.
+    """
+
+    def __init__(self, client: Any, deadline: Deadline, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._deadline = deadline
+        self._sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        mapping = getattr(getattr(self._client, "meta", None), "method_to_api_mapping", {}) or {}
+        if name not in mapping or not callable(attribute):
+            return attribute  # meta, exceptions, get_paginator, ...
+        service = str(self._client.meta.service_model.service_name)
+        operation = str(mapping[name])
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return call_with_backoff(
+                lambda: attribute(*args, **kwargs),
+                self._deadline,
+                on_throttle=lambda attempt: _count(service, operation),
+                sleep=self._sleep,
+            )
+
+        return retried
+
+
+def retrying_throttles(client: Any, deadline: Deadline) -> Any:
+    """``client`` with throttled API calls retried within ``deadline`` (idempotently: same arguments)."""
+    if isinstance(client, ThrottleRetryingClient):
+        return client
+    return ThrottleRetryingClient(client, deadline, sleep=getattr(deadline, "sleep", time.sleep))
+
+
+def _count(service: str, operation: str) -> None:
+    from rotation import telemetry
+
+    telemetry.throttled(service, operation)

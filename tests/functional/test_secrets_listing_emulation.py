@@ -1,0 +1,44 @@
+"""``rotation.emulation.secrets_listing``: ListSecrets pages as moto answers them, at a page's cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.secretsmanager.models import FakeSecret
+
+from rotation.emulation.secrets_listing import paged_list_secrets
+
+
+def read_all(sm: Any, **arguments: Any) -> list[str]:
+    return [s["Name"] for page in sm.get_paginator("list_secrets").paginate(**arguments) for s in page["SecretList"]]
+
+
+def test_the_same_secrets_in_the_same_order_each_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        for n in range(260):
+            team = "web" if n % 3 else "db"
+            sm.create_secret(Name=f"{team}/{n:03d}", SecretString=json.dumps({"n": n}))
+        sm.delete_secret(SecretId="web/001", RecoveryWindowInDays=7)
+        cases: list[dict[str, Any]] = [
+            {"MaxResults": 100},
+            {"MaxResults": 7, "Filters": [{"Key": "name", "Values": ["db/"]}]},
+            {"MaxResults": 100, "IncludePlannedDeletion": True},
+        ]
+        expected = [read_all(sm, **case) for case in cases]
+        built = {"n": 0}
+        real = FakeSecret.to_dict
+
+        def counted(self: Any) -> dict[str, Any]:
+            built["n"] += 1
+            return real(self)
+
+        monkeypatch.setattr(FakeSecret, "to_dict", counted)
+        with paged_list_secrets():
+            assert [read_all(sm, **case) for case in cases] == expected
+        assert "web/001" not in expected[0] and "web/001" in expected[2]
+        assert built["n"] == sum(len(names) for names in expected)  # moto alone: every secret for every page

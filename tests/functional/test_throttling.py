@@ -1,0 +1,132 @@
+"""Rotations ride out API throttling inside the step's time, and never issue twice.
+
+Throttling is injected inside moto's backends (``rotation.emulation.throttling``: a token bucket
+per operation, answered before the backend runs the call, as the service does). The ``aws``
+fixture's clients have botocore's retries switched off, so every retry seen here is certrotate's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.acmpca.models import acmpca_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from rotation.emulation.throttling import throttled_moto
+from rotation.errors import AwsCallError
+from rotation.issuers.base import WaitBudget
+from rotation.throttling import THROTTLING_CODES, call_with_backoff
+from tests.functional.helpers import assert_valid_bundle
+from tests.support.driver import rotate, stages
+
+ISSUE = ("acm-pca", "IssueCertificate")
+
+
+def emf_records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+def issued_by(ca_arn: str) -> int:
+    return len(acmpca_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].certificate_authorities[ca_arn].issued_certificates)
+
+
+@pytest.mark.parametrize("code", ["RateExceeded", "ThrottlingException", "TooManyRequestsException"])
+def test_a_throttled_issue_certificate_is_retried_and_issues_one_certificate(
+    aws: Any, root_ca: str, make_secret: Any, capfd: pytest.CaptureFixture[str], code: str
+) -> None:
+    """The operator's storm: IssueCertificate's bucket is empty when the rotation gets there."""
+    arn = make_secret(
+        {
+            "CERTIFICATE_TYPE": "PCA_ISSUED",
+            "CA_ARN": root_ca,
+            "COMMON_NAME": "a.example",
+            "KEY_ALGORITHM": "EC_prime256v1",
+        }
+    )
+    before = issued_by(root_ca)
+    with throttled_moto({ISSUE: 2.0}, burst_seconds=0.5, code=code) as quotas:
+        assert quotas.buckets[ISSUE].take()  # someone else took the one token: the next call is throttled
+        token = rotate(arn)
+    assert quotas.throttled[ISSUE] >= 1 and quotas.accepted[ISSUE] == 1
+    assert issued_by(root_ca) - before == 1  # retried, and exactly one certificate issued
+    assert "AWSCURRENT" in stages(aws.sm, arn)[token]
+    assert_valid_bundle(aws, arn)
+    throttles = [m for m in emf_records(capfd.readouterr().out) if "Throttles" in m]
+    assert sum(m["Throttles"][0] for m in throttles) == quotas.throttled[ISSUE]
+    assert {(m["Service"], m["Operation"]) for m in throttles} == {ISSUE}
+
+
+def test_acm_rotation_rides_out_throttled_request_describe_and_export(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
+) -> None:
+    arn = make_secret({"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example"})
+    operations = [("acm", op) for op in ("RequestCertificate", "DescribeCertificate", "ExportCertificate")]
+    with throttled_moto(dict.fromkeys(operations, 2.0), burst_seconds=0.5) as quotas:
+        for key in operations:
+            assert quotas.buckets[key].take()
+        token = rotate(arn)
+    assert quotas.throttled[operations[0]] >= 1  # the others may have refilled while it backed off
+    assert quotas.accepted[("acm", "RequestCertificate")] == 1  # one certificate requested
+    assert len(aws.acm.list_certificates()["CertificateSummaryList"]) == 1
+    assert "AWSCURRENT" in stages(aws.sm, arn)[token]
+    assert_valid_bundle(aws, arn)
+
+
+def test_throttling_that_outlasts_the_step_fails_the_step_and_changes_nothing(
+    aws: Any, root_ca: str, make_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrying is bounded by the time left (not by a count): past it the step fails, AWSCURRENT stays."""
+    import rotation.handler
+
+    clock = {"now": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    monkeypatch.setattr(
+        rotation.handler, "wait_budget", lambda context: WaitBudget(30.0, clock=lambda: clock["now"], sleep=sleep)
+    )
+    arn = make_secret({"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example"})
+    current = next(v for v, s in stages(aws.sm, arn).items() if "AWSCURRENT" in s)
+    before = issued_by(root_ca)
+    with throttled_moto({ISSUE: 1e-9}) as quotas, pytest.raises(AwsCallError, match="Throttling"):
+        quotas.buckets[ISSUE].take()  # the one token is gone and none comes back
+        rotate(arn)
+    assert quotas.throttled[ISSUE] >= 5  # retried many times ...
+    assert 0 < clock["now"] <= 30.0  # ... but only inside the step's time
+    assert issued_by(root_ca) == before
+    assert "AWSCURRENT" in stages(aws.sm, arn)[current]
+
+
+def test_other_errors_are_not_retried() -> None:
+    class Refused(Exception):
+        response = {"Error": {"Code": "AccessDeniedException"}}  # noqa: RUF012
+
+    calls = []
+
+    def call() -> None:
+        calls.append(1)
+        raise Refused
+
+    with pytest.raises(Refused):
+        call_with_backoff(call, WaitBudget(60.0), sleep=lambda s: None)
+    assert calls == [1]
+    assert {"ThrottlingException", "RateExceeded", "TooManyRequestsException", "RequestLimitExceeded"} <= (
+        THROTTLING_CODES
+    )
+
+
+def test_set_secret_makes_no_aws_call(aws: Any, root_ca: str, make_secret: Any) -> None:
+    """setSecret has nothing to do, so it spends nothing: a rotation is 9 calls, not 10 (issue 18)."""
+    from tests.support.driver import run_steps, stage_pending
+
+    arn = make_secret({"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca, "COMMON_NAME": "a.example"})
+    token = stage_pending(arn)
+    run_steps(arn, token, ["createSecret"])
+    aws.calls.clear()
+    run_steps(arn, token, ["setSecret"])
+    assert sum(aws.calls.values()) == 0
+    run_steps(arn, token, ["testSecret", "finishSecret"])
+    assert "AWSCURRENT" in stages(aws.sm, arn)[token]

@@ -1,0 +1,78 @@
+"""The concurrent fetching of fleet-wide reads: the rate cap and the page overlap (pure, no AWS)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+
+from rotation.cli.bulk_reads import RateLimiter, in_parallel, overlapped
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_the_limiter_spaces_calls_at_its_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(5.0, clock=clock, sleep=clock.sleep)
+    stamps = []
+    for _ in range(6):
+        limiter.acquire()
+        stamps.append(clock.now)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(stamps)] == [0.2] * 5
+
+
+def test_batches_of_a_page_are_read_while_the_next_page_is_listed() -> None:
+    events: list[str] = []
+    first_batch_read = threading.Event()
+
+    def pages() -> Iterator[list[int]]:
+        yield list(range(45))
+        # the pool already reads page 1's batches while page 2 is being fetched
+        assert first_batch_read.wait(timeout=10)
+        events.append("page 2 listed")
+        yield list(range(45, 60))
+
+    def read(chunk: Sequence[int]) -> list[int]:
+        first_batch_read.set()
+        return [n * 10 for n in chunk]
+
+    result = overlapped(pages(), 20, read, workers=4)
+    assert result == [n * 10 for n in range(60)]  # in page order, every item once
+    assert events == ["page 2 listed"]
+
+
+def test_in_parallel_keeps_order() -> None:
+    assert in_parallel(lambda n: n * n, [3, 1, 2]) == [9, 1, 4]
+
+
+def test_the_partitions_cover_every_node_id_once() -> None:
+    from rotation.cli.bulk_reads import partitioned_fleet
+
+    class Report:
+        def __init__(self, instance_id: str) -> None:
+            self.instance_id = instance_id
+
+    ids = ["i-0123456789abcdef0", "i-0f23456789abcdef0", "i-1234abcd", "i-fedcba98", "mi-0123456789abcdef0"]
+    ids += [f"i-0{h}23456789abcdef0" for h in "0123456789abcdef"]
+
+    def read(client: object) -> tuple[list[Report], list[str]]:
+        (values,) = [f["Values"] for f in client.get_inventory()["Filters"]]  # type: ignore[attr-defined]
+        return [Report(i) for i in ids if any(i.startswith(v) for v in values)], []
+
+    class Ssm:
+        def get_inventory(self, **request: object) -> dict[str, object]:
+            return request
+
+    reports, problems = partitioned_fleet(read, Ssm())
+    assert [r.instance_id for r in reports] == sorted(ids) and problems == []
