@@ -30,16 +30,20 @@ class ServedExpiry:
     report: HostReport
 
 
-def served_expiry(reports: Iterable[HostReport], now: datetime) -> tuple[list[ServedExpiry], list[str]]:
-    """Per secret, the fewest days to expiry any host serves (with that host's record), and a line
-    for each record that names no secret ARN or no readable ``NotAfter`` (it counts for nothing)."""
+def served_expiry(
+    reports: Iterable[HostReport], now: datetime, secret_account: str
+) -> tuple[list[ServedExpiry], list[str]]:
+    """Per secret of ``secret_account`` (where certrotate's secrets live), the fewest days to expiry
+    any host serves (with that host's record), and a line for each record that names no secret ARN
+    of that account or no readable ``NotAfter`` (it counts for nothing: a host cannot invent series
+    for secrets that are not there)."""
     soonest: dict[str, ServedExpiry] = {}
     problems: list[str] = []
     for report in reports:
         where = f"{report.account}/{report.instance_id} {quote(report.certificate_file)}"
         name = secret_name(report.secret_arn)
-        if name is None:
-            problems.append(f"{where}: SecretArn {quote(report.secret_arn)} is not a secret ARN")
+        if name is None or report.secret_arn.split(":")[4] != secret_account:
+            problems.append(f"{where}: SecretArn {quote(report.secret_arn)} is not a secret ARN of {secret_account}")
             continue
         try:
             not_after = datetime.strptime(report.not_after, TIME_FORMAT).replace(tzinfo=UTC)

@@ -59,7 +59,7 @@ def report(
             reports.extend(found)
             for problem in bad:
                 logger.warning("record not counted: %s", problem)
-    soonest, problems = served_expiry(reports, now)
+    soonest, problems = served_expiry(reports, now, account)
     for line in problems:
         logger.warning("record not counted: %s", line)
     for entry in soonest:

@@ -142,6 +142,7 @@ def test_the_served_alarm_follows_what_hosts_serve_per_secret_and_a_forged_recor
                     "Content": [
                         _record(arn + "team-a/web-AbCdEf", "/etc/ssl/a.pem", days(2)),
                         _record(arn + "team-b/api", "/etc/ssl/forged.pem", days(1000)),
+                        _record(arn.replace("123456789012", "999999999999") + "x", "/etc/ssl/x.pem", days(1)),
                     ],
                 }
             ],
@@ -154,7 +155,9 @@ def test_the_served_alarm_follows_what_hosts_serve_per_secret_and_a_forged_recor
         capfd.readouterr()
         emitted = report(lambda region: boto3.client("ssm", REGION), _no_role, "123456789012", [], [], now)
         out = capfd.readouterr().out
-    assert set(emitted) == {"team-a/web", "team-b/api", "team-c/db"}  # full and partial ARNs: one name
+    # full and partial ARNs: one name; a secret of another account is no series of this one
+    assert set(emitted) == {"team-a/web", "team-b/api", "team-c/db"}
+    assert "not a secret ARN of 123456789012" in out
     states = alarm_states("ServedDaysToExpiryAlarm", emf_records(out))
     assert states["team-a/web"][0] == "ALARM"
     assert states["team-b/api"][0] == "ALARM" and 9 < states["team-b/api"][1] < 11  # the forged 1000 masked nothing
