@@ -139,7 +139,7 @@ def create_secret(ctx: StepContext) -> None:
         )
     store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     if fresh:
-        telemetry.certificate_issued(spec.certificate_type.value, bundle.not_after, ctx.clock())
+        telemetry.certificate_issued(spec.certificate_type.value, ctx.secret_arn, bundle.not_after, ctx.clock())
     logger.info(
         "staged %s certificate as AWSPENDING",
         "a new" if fresh else "the current",

@@ -8,6 +8,7 @@ metrics, steps or invocations.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from aws_lambda_powertools import Logger
@@ -17,6 +18,22 @@ logger = Logger(service="certrotate")
 
 NAMESPACE = "certrotate"
 UNKNOWN_TYPE = "UNKNOWN"
+#: A secret ARN, full (``name-AbCdEf``) or partial (``name``). Secrets Manager's advice is not to end
+#: a name with a hyphen and six characters, since those read as the suffix of a full ARN.
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:(?P<name>[A-Za-z0-9/_+=.@-]+?)(-[A-Za-z0-9]{6})?$"
+)
+
+
+def secret_name(secret_arn: str) -> str | None:
+    """The secret's name (the ``SecretName`` dimension) from a full or partial ARN; ``None`` when it
+    is not a secret ARN.
+
+    Per-secret metrics let one alarm watch every secret without one writer's certificate (its own
+    secret's ``VALIDITY``) raising or masking another secret's alarm.
+    """
+    match = _SECRET_ARN.match(secret_arn)
+    return match["name"] if match else None
 
 
 def _emit(name: str, value: float, dimensions: dict[str, str], unit: MetricUnit = MetricUnit.Count) -> None:
@@ -27,10 +44,11 @@ def _emit(name: str, value: float, dimensions: dict[str, str], unit: MetricUnit 
             metric.add_dimension(name=key, value=dimension)
 
 
-def certificate_issued(certificate_type: str, not_after: datetime, now: datetime) -> None:
+def certificate_issued(certificate_type: str, secret_arn: str, not_after: datetime, now: datetime) -> None:
     _emit("CertificatesIssued", 1, {"CertificateType": certificate_type})
     days = (not_after - now).total_seconds() / 86400
-    _emit("DaysToExpiry", round(days, 2), {"CertificateType": certificate_type}, MetricUnit.NoUnit)
+    dimensions = {"CertificateType": certificate_type, "SecretName": secret_name(secret_arn) or secret_arn}
+    _emit("DaysToExpiry", round(days, 2), dimensions, MetricUnit.NoUnit)
 
 
 def step_failed(step: str, certificate_type: str) -> None:
@@ -59,3 +77,8 @@ def revocation_held(count: int, longest_seconds: float) -> None:
 def throttled(service: str, operation: str) -> None:
     """One throttled answer (the call is retried within the step's time; see rotation.throttling)."""
     _emit("Throttles", 1, {"Service": service, "Operation": operation})
+
+
+def served_expiry(secret: str, days: float) -> None:
+    """The fewest days to expiry any host serves for one secret (the fleet view's records)."""
+    _emit("ServedDaysToExpiry", days, {"SecretName": secret}, MetricUnit.NoUnit)

@@ -117,7 +117,7 @@ def test_the_central_stack_forwards_to_each_listed_bus_with_a_role_retries_and_a
     forward_role = boto3.client("iam").get_role(RoleName=ids["ForwardRotationRole"])["Role"]["Arn"]
 
     found = rule_targets()
-    assert len(found) == 6  # ACM notices, ACM available, rotation succeeded, rotation failures, 2 forwards
+    assert len(found) == 7  # ACM notices and available, rotation succeeded and failures, served expiry, 2 forwards
     forwarded = []
     for rule, targets in found.items():
         (target,) = targets
