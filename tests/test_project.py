@@ -81,7 +81,7 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
     assert "payments/web" in result.stdout
     # The last line stopped the sandbox: nothing is left running.
     pid = int(re.findall(r"CERTROTATE_SANDBOX_PID=(\d+)", result.stderr)[-1])
-    for _ in range(50):
+    for _ in range(300):  # 30 s: stopping moto's server on a loaded machine takes a while
         if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
             break
         time.sleep(0.1)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
     port = args.port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    stop = threading.Event()
+    # A flag, not a threading.Event: Event.set() from a signal handler can deadlock on the lock the
+    # interrupted Event.wait() holds (seen: a SIGTERM that never stopped the sandbox).
+    stop: list[int] = []
     with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
         import logging
 
@@ -87,11 +90,12 @@ def run(args: argparse.Namespace, out: Output) -> int:
         sys.stdout.flush()
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
         out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
         stack.callback(signal.signal, signal.SIGTERM, previous)
         reported = 0
         try:
-            while not stop.wait(0.5):
+            while not stop:
+                time.sleep(0.5)
                 for failure in failures[reported:]:  # what Lambda would log for a failed step
                     out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
                 reported = len(failures)
