@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from botocore.model import ListShape
 from moto import mock_aws
 
 from rotation.cli.bulk_reads import FILTER_VALUE_LENGTH, FILTER_VALUES, NAME_ALPHABET
@@ -29,6 +30,7 @@ def listed_names(sm: Any, **arguments: Any) -> list[str]:
 
 def test_the_name_filter_is_a_case_sensitive_prefix_with_values_ored_as_documented() -> None:
     values = botocore.session.get_session().get_service_model("secretsmanager").shape_for("FilterValuesStringList")
+    assert isinstance(values, ListShape)
     assert (values.metadata["max"], values.member.metadata["max"]) == (FILTER_VALUES, FILTER_VALUE_LENGTH)
     with mock_aws():
         sm = boto3.client("secretsmanager", region_name=REGION)
