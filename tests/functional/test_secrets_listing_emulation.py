@@ -28,6 +28,14 @@ def test_the_same_secrets_in_the_same_order_each_built_once(monkeypatch: pytest.
             {"MaxResults": 100},
             {"MaxResults": 7, "Filters": [{"Key": "name", "Values": ["db/"]}]},
             {"MaxResults": 100, "IncludePlannedDeletion": True},
+            # name prefixes, OR-ed, case-sensitive: walked through the name index
+            {"MaxResults": 7, "Filters": [{"Key": "name", "Values": ["db/0", "web/00", "Web/"]}]},
+            {"MaxResults": 3, "IncludePlannedDeletion": True, "Filters": [{"Key": "name", "Values": ["web/00"]}]},
+            {
+                "MaxResults": 50,
+                "Filters": [{"Key": "name", "Values": ["web/1"]}, {"Key": "description", "Values": ["x"]}],
+            },
+            {"MaxResults": 50, "Filters": [{"Key": "name", "Values": ["!web/"]}]},  # a negation: the full walk
         ]
         expected = [read_all(sm, **case) for case in cases]
         built = {"n": 0}
@@ -40,5 +48,7 @@ def test_the_same_secrets_in_the_same_order_each_built_once(monkeypatch: pytest.
         monkeypatch.setattr(FakeSecret, "to_dict", counted)
         with paged_list_secrets():
             assert [read_all(sm, **case) for case in cases] == expected
-        assert "web/001" not in expected[0] and "web/001" in expected[2]
+        assert "web/001" not in expected[0] and "web/001" in expected[2] and "web/001" in expected[4]
+        assert expected[3] and all(n.startswith(("db/0", "web/00")) for n in expected[3])
+        assert expected[6] == expected[1]
         assert built["n"] == sum(len(names) for names in expected)  # moto alone: every secret for every page

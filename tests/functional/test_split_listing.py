@@ -8,6 +8,7 @@ split relies on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from typing import Any
@@ -20,6 +21,7 @@ from moto import mock_aws
 
 from rotation.cli.bulk_reads import FILTER_VALUE_LENGTH, FILTER_VALUES, NAME_ALPHABET
 from rotation.cli.inventory import split_pages
+from rotation.emulation.secrets_listing import paged_list_secrets
 
 REGION = "us-east-1"
 
@@ -61,9 +63,10 @@ def read(sm: Any, prefix: str | None = None, tags: tuple[tuple[str, str], ...] =
     return Counter(s["Name"] for page in pages for s in page)
 
 
-@pytest.fixture
-def sm() -> Any:
-    with mock_aws():
+@pytest.fixture(params=["moto", "paged emulation"])
+def sm(request: pytest.FixtureRequest) -> Any:
+    """moto as it ships, and with the benchmark's ListSecrets paging (its name index)."""
+    with mock_aws(), paged_list_secrets() if request.param == "paged emulation" else contextlib.nullcontext():
         yield boto3.client("secretsmanager", region_name=REGION)
 
 
