@@ -8,7 +8,9 @@ request) in which every request first waits ``--latency-ms`` (a sleep: what a ca
 endpoint costs in round trip; moto itself answers at CPU cost), and in which Secrets Manager's
 BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that went over it would
 show throttled calls. moto's ListSecrets is given paging that costs a page per page
-(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)). ``status``
+(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)), and secret
+lookups by ARN or name from an index (moto scans every secret per lookup: 10,000
+BatchGetSecretValue reads by ARN are O(n²) too). ``status``
 lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
 accounts (each through its FleetViewRole), all for one secret.
 """
@@ -95,7 +97,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from rotation.cli.local_apache import free_port
-    from rotation.emulation.secrets_listing import paged_list_secrets
+    from rotation.emulation.secrets_listing import indexed_secret_lookups, paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
 
@@ -109,7 +111,7 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
     try:
-        with ssm_inventory_in_moto(), paged_list_secrets():
+        with ssm_inventory_in_moto(), paged_list_secrets(), indexed_secret_lookups():
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             have = 0
             for count in sorted(int(x) for x in args.secrets.split(",") if x):

@@ -52,3 +52,34 @@ def test_the_same_secrets_in_the_same_order_each_built_once(monkeypatch: pytest.
         assert expected[3] and all(n.startswith(("db/0", "web/00")) for n in expected[3])
         assert expected[6] == expected[1]
         assert built["n"] == sum(len(names) for names in expected)  # moto alone: every secret for every page
+
+
+def test_indexed_lookups_answer_as_moto_does() -> None:
+    from rotation.emulation.secrets_listing import indexed_secret_lookups
+
+    def answers(sm: Any, ids: list[str]) -> list[Any]:
+        found: list[Any] = []
+        for secret_id in ids:
+            try:
+                found.append(sm.get_secret_value(SecretId=secret_id)["Name"])
+            except sm.exceptions.ResourceNotFoundException:
+                found.append("not found")
+        batch = sm.batch_get_secret_value(SecretIdList=ids[:20])
+        found.append(sorted(v["Name"] for v in batch["SecretValues"]))
+        found.append(sorted(e["SecretId"] for e in batch["Errors"]))
+        return found
+
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        arns = [sm.create_secret(Name=f"app/{n}", SecretString="{}")["ARN"] for n in range(30)]
+        ids = [arns[3], "app/4", arns[5].rsplit("-", 1)[0], "app/none", arns[7] + "x", "app/1"]
+        expected = answers(sm, ids)
+        with indexed_secret_lookups():
+            assert answers(sm, ids) == expected
+            sm.delete_secret(SecretId="app/4", ForceDeleteWithoutRecovery=True)
+            new = sm.create_secret(Name="app/new", SecretString="{}")["ARN"]
+            assert answers(sm, ["app/4", new])[:2] == ["not found", "app/new"]
+        from moto.secretsmanager.models import SecretsStore
+
+        assert "__delitem__" not in SecretsStore.__dict__ and SecretsStore.get.__module__.startswith("moto")
+        assert answers(sm, [arns[3], "app/4"])[:2] == ["app/3", "not found"]
