@@ -52,7 +52,33 @@ def timed(arguments: list[str]) -> tuple[float, dict[str, object]]:
     return time.monotonic() - started, json.loads(shown.stdout)
 
 
-def seed_secrets(sm: object, count: int, have: int) -> None:
+TEAMS = (
+    "payments",
+    "platform",
+    "identity",
+    "search",
+    "data",
+    "web",
+    "mobile",
+    "billing",
+    "security",
+    "ml",
+    "api",
+    "infra",
+)
+SERVICES = ("gateway", "checkout", "ledger", "auth", "indexer", "frontend", "worker", "reports")
+
+
+def secret_name(n: int, names: str) -> str:
+    """``sequential``: ``bench/status/00042``; ``teams``: ``bench/status/<team>/<service>-00042`` (uneven teams)."""
+    if names == "sequential":
+        return f"bench/status/{n:05d}"
+    share = (n * 0x9E3779B1 % 2**32) / 2**32  # spread evenly in [0, 1), then squared: a few big teams
+    team = TEAMS[int(len(TEAMS) * share**2)]
+    return f"bench/status/{team}/{SERVICES[n % len(SERVICES)]}-{n:05d}"
+
+
+def seed_secrets(sm: object, count: int, have: int, names: str = "sequential") -> None:
     fields = {
         "CERTIFICATE_TYPE": "PCA_ISSUED",
         "CA_ARN": "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/00000000-0000-0000-0000-000000000000",
@@ -61,7 +87,7 @@ def seed_secrets(sm: object, count: int, have: int) -> None:
     }
     for n in range(have, count):
         value = json.dumps({**fields, "COMMON_NAME": f"host{n}.example.internal"})
-        sm.create_secret(Name=f"bench/status/{n:05d}", SecretString=value)  # type: ignore[attr-defined]
+        sm.create_secret(Name=secret_name(n, names), SecretString=value)  # type: ignore[attr-defined]
 
 
 def seed_hosts(arn: str, count: int, accounts: list[str], have: int) -> None:
@@ -91,6 +117,9 @@ def main() -> None:
     parser.add_argument("--secrets", default="1000,10000", help="secret counts for status (comma separated)")
     parser.add_argument("--hosts", default="1000,10000,20000", help="instance counts for hosts (comma separated)")
     parser.add_argument("--accounts", type=int, default=3)
+    parser.add_argument(
+        "--names", choices=("sequential", "teams"), default="sequential", help="how status's secrets are named"
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     import boto3
@@ -115,7 +144,7 @@ def main() -> None:
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             have = 0
             for count in sorted(int(x) for x in args.secrets.split(",") if x):
-                seed_secrets(sm, count, have)
+                seed_secrets(sm, count, have, args.names)
                 have = count
                 with (
                     latency_in_moto(args.latency_ms),
