@@ -1,7 +1,7 @@
 """Benchmark: fleet-wide reads (``certrotate status`` and ``certrotate hosts``) with network latency.
 
 Run from the repository root:  python bench/fleet_read_bench.py [--secrets 1000,10000]
-[--hosts 1000,10000,20000] [--accounts 3] [--latency-ms 50]
+[--hosts 1000,10000,20000] [--accounts 3] [--latency-ms 50] [--names sequential|teams]
 
 The installed ``certrotate`` runs against moto's server (``ThreadedMotoServer``, one thread per
 request) in which every request first waits ``--latency-ms`` (a sleep: what a call to a real
