@@ -1,14 +1,16 @@
 """Benchmark: fleet-wide reads (``certrotate status`` and ``certrotate hosts``) with network latency.
 
 Run from the repository root:  python bench/fleet_read_bench.py [--secrets 1000,10000]
-[--hosts 1000,10000,20000] [--accounts 3] [--latency-ms 50]
+[--hosts 1000,10000,20000] [--accounts 3] [--latency-ms 50] [--names sequential|teams]
 
 The installed ``certrotate`` runs against moto's server (``ThreadedMotoServer``, one thread per
 request) in which every request first waits ``--latency-ms`` (a sleep: what a call to a real
 endpoint costs in round trip; moto itself answers at CPU cost), and in which Secrets Manager's
 BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that went over it would
 show throttled calls. moto's ListSecrets is given paging that costs a page per page
-(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)). ``status``
+(``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)), and secret
+lookups by ARN or name from an index (moto scans every secret per lookup: 10,000
+BatchGetSecretValue reads by ARN are O(n²) too). ``status``
 lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
 accounts (each through its FleetViewRole), all for one secret.
 """
@@ -50,7 +52,33 @@ def timed(arguments: list[str]) -> tuple[float, dict[str, object]]:
     return time.monotonic() - started, json.loads(shown.stdout)
 
 
-def seed_secrets(sm: object, count: int, have: int) -> None:
+TEAMS = (
+    "payments",
+    "platform",
+    "identity",
+    "search",
+    "data",
+    "web",
+    "mobile",
+    "billing",
+    "security",
+    "ml",
+    "api",
+    "infra",
+)
+SERVICES = ("gateway", "checkout", "ledger", "auth", "indexer", "frontend", "worker", "reports")
+
+
+def secret_name(n: int, names: str) -> str:
+    """``sequential``: ``bench/status/00042``; ``teams``: ``bench/status/<team>/<service>-00042`` (uneven teams)."""
+    if names == "sequential":
+        return f"bench/status/{n:05d}"
+    share = (n * 0x9E3779B1 % 2**32) / 2**32  # spread evenly in [0, 1), then squared: a few big teams
+    team = TEAMS[int(len(TEAMS) * share**2)]
+    return f"bench/status/{team}/{SERVICES[n % len(SERVICES)]}-{n:05d}"
+
+
+def seed_secrets(sm: object, count: int, have: int, names: str = "sequential") -> None:
     fields = {
         "CERTIFICATE_TYPE": "PCA_ISSUED",
         "CA_ARN": "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/00000000-0000-0000-0000-000000000000",
@@ -59,7 +87,7 @@ def seed_secrets(sm: object, count: int, have: int) -> None:
     }
     for n in range(have, count):
         value = json.dumps({**fields, "COMMON_NAME": f"host{n}.example.internal"})
-        sm.create_secret(Name=f"bench/status/{n:05d}", SecretString=value)  # type: ignore[attr-defined]
+        sm.create_secret(Name=secret_name(n, names), SecretString=value)  # type: ignore[attr-defined]
 
 
 def seed_hosts(arn: str, count: int, accounts: list[str], have: int) -> None:
@@ -89,13 +117,16 @@ def main() -> None:
     parser.add_argument("--secrets", default="1000,10000", help="secret counts for status (comma separated)")
     parser.add_argument("--hosts", default="1000,10000,20000", help="instance counts for hosts (comma separated)")
     parser.add_argument("--accounts", type=int, default=3)
+    parser.add_argument(
+        "--names", choices=("sequential", "teams"), default="sequential", help="how status's secrets are named"
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     import boto3
     from moto.server import ThreadedMotoServer
 
     from rotation.cli.local_apache import free_port
-    from rotation.emulation.secrets_listing import paged_list_secrets
+    from rotation.emulation.secrets_listing import indexed_secret_lookups, paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
 
@@ -109,11 +140,11 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
     try:
-        with ssm_inventory_in_moto(), paged_list_secrets():
+        with ssm_inventory_in_moto(), paged_list_secrets(), indexed_secret_lookups():
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             have = 0
             for count in sorted(int(x) for x in args.secrets.split(",") if x):
-                seed_secrets(sm, count, have)
+                seed_secrets(sm, count, have, args.names)
                 have = count
                 with (
                     latency_in_moto(args.latency_ms),

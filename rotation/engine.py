@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from rotation.aws import aws_call, client_config, make_client
 from rotation.certificate_authority import CertificateAuthorities
 from rotation.guard import Verdict, check_step
 from rotation.issuance_policy import IssuancePolicy
-from rotation.issuers import AcmIssuer, PcaIssuer, WaitBudget
+from rotation.issuers import Issuer, PcaIssuer, WaitBudget
 from rotation.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
 from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
@@ -71,11 +71,38 @@ def build_services(
         fleet=fleet,
         store=SecretStore(secrets_client),
         authorities=CertificateAuthorities(pca_for_region),
-        issuers={
-            CertificateType.PCA_ISSUED: PcaIssuer(pca_for_region),
-            CertificateType.ACM_ISSUED: AcmIssuer(acm_for_region, ledger),
-        },
+        issuers=_Issuers(
+            {
+                CertificateType.PCA_ISSUED: lambda: PcaIssuer(pca_for_region),
+                CertificateType.ACM_ISSUED: lambda: _acm_issuer(acm_for_region, ledger),
+            }
+        ),
     )
+
+
+class _Issuers(Mapping[CertificateType, Issuer]):
+    """The issuers, each built on first use: a Private CA container never imports ACM's issuer."""
+
+    def __init__(self, factories: Mapping[CertificateType, Callable[[], Issuer]]) -> None:
+        self._factories = factories
+        self._built: dict[CertificateType, Issuer] = {}
+
+    def __getitem__(self, certificate_type: CertificateType) -> Issuer:
+        if certificate_type not in self._built:
+            self._built[certificate_type] = self._factories[certificate_type]()
+        return self._built[certificate_type]
+
+    def __iter__(self) -> Iterator[CertificateType]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+
+def _acm_issuer(acm_for_region: Callable[[str], Any], ledger: Ledger | None) -> Issuer:
+    from rotation.issuers.acm import AcmIssuer
+
+    return AcmIssuer(acm_for_region, ledger)
 
 
 def default_services() -> Services:

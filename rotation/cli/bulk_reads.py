@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from rotation.throttling import call_with_backoff
@@ -170,3 +170,94 @@ def partitioned_fleet(
     results = in_parallel(lambda prefixes: read(_InstancePartition(ssm, prefixes)), groups)
     reports = sorted((r for found, _ in results for r in found), key=lambda r: str(r.instance_id))
     return reports, [p for _, problems in results for p in problems]
+
+
+#: The characters a secret name may hold (AWS Secrets Manager API reference, CreateSecret ``Name``:
+#: "ASCII letters, numbers, and the following characters: /_+=.@-"). Every name that extends a
+#: prefix extends it by one of these, so the children of a prefix cover what it covers, once.
+NAME_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-"
+#: ListSecrets ``Filter.Values`` holds at most 10 values, each at most 512 characters (API reference, Filter).
+FILTER_VALUES = 10
+FILTER_VALUE_LENGTH = 512
+#: ListSecrets chains read side by side at most; a chain past its first page is split only below this.
+LISTING_CHAINS = 16
+
+Page = tuple[list[dict[str, Any]], str | None]
+
+
+def split_listing(
+    list_page: Callable[[tuple[str, ...], str | None], Page],
+    describe: Callable[[str], dict[str, Any] | None],
+    prefix: str = "",
+    *,
+    chains: int = LISTING_CHAINS,
+    workers: int = LISTING_CHAINS,
+) -> Iterator[list[dict[str, Any]]]:
+    """Every secret whose name starts with ``prefix``, a page at a time, listed by chains side by side.
+
+    A ListSecrets page chain is sequential (each page needs the last one's NextToken), so one long
+    chain is split into independent ones by name prefix: ``list_page(values, token)`` lists the
+    secrets whose name starts with any of ``values`` (one ``name`` filter: a case-sensitive prefix
+    match, its values OR-ed). A chain whose first page says there is more is split, while fewer
+    than ``chains`` are open: a group of prefixes into the prefixes its page showed (one chain
+    each) and the rest (one chain); one prefix ``p`` into ``p`` + each character its page showed
+    next, the other ``p`` + character in groups of 10, and ``describe(p)`` for the secret named
+    exactly ``p`` (no ``p`` + character matches it). The split chains cover what their parent
+    covered and nothing twice; what is yielded is still de-duplicated by ARN. A chain that is not
+    split reads on from its token. A small listing (one page) costs one call, as a single chain does.
+    """
+    seen: set[str] = set()
+
+    def fresh(secrets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        page = [s for s in secrets if str(s.get("ARN")) not in seen]
+        seen.update(str(s.get("ARN")) for s in page)
+        return page
+
+    def children(values: tuple[str, ...], names: Sequence[str]) -> list[tuple[str, ...]]:
+        if len(values) > 1:
+            shown = tuple(v for v in values if any(n.startswith(v) for n in names))
+            rest = tuple(v for v in values if v not in shown)
+            if not shown:  # an empty first page that says there is more: halve the group
+                half = len(values) // 2
+                return [values[:half], values[half:]]
+            return [(v,) for v in shown] + ([rest] if rest else [])
+        (parent,) = values
+        nexts = {n[len(parent)] for n in names if n.startswith(parent) and len(n) > len(parent)}
+        shown = tuple(parent + c for c in NAME_ALPHABET if c in nexts)
+        others = [parent + c for c in NAME_ALPHABET if c not in nexts]
+        groups = [tuple(others[i : i + FILTER_VALUES]) for i in range(0, len(others), FILTER_VALUES)]
+        return [(v,) for v in shown] + groups
+
+    def splittable(values: tuple[str, ...]) -> bool:
+        return len(values) > 1 or len(values[0]) < FILTER_VALUE_LENGTH
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certrotate-list") as pool:
+        # The calls in flight: a page of the chain listing ``values`` from ``token``, or (``exact``)
+        # the DescribeSecret of the one name ``values[0]``.
+        pending: dict[Future[Any], tuple[tuple[str, ...], str | None, bool]] = {}
+
+        def start(values: tuple[str, ...], token: str | None = None) -> None:
+            pending[pool.submit(list_page, values, token)] = (values, token, False)
+
+        start((prefix,))
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                values, token, exact = pending.pop(future)
+                if exact:
+                    secret = future.result()
+                    if secret is not None and (page := fresh([secret])):
+                        yield page
+                    continue
+                secrets, next_token = future.result()
+                chains_open = sum(1 for *_, e in pending.values() if not e)
+                if next_token and token is None and chains_open + 1 < chains and splittable(values):
+                    for child in children(values, [str(s.get("Name", "")) for s in secrets]):
+                        start(child)
+                    if len(values) == 1 and values[0]:
+                        pending[pool.submit(describe, values[0])] = (values, None, True)
+                    continue
+                if page := fresh(secrets):
+                    yield page
+                if next_token:
+                    start(values, next_token)

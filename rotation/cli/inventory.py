@@ -81,6 +81,44 @@ def listed_pages(sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]]
             ]
 
 
+def _shown(secret: Mapping[str, Any], tags: Sequence[tuple[str, str]]) -> bool:
+    return all(_tags(secret).get(k) == v for k, v in tags) and not secret.get("DeletedDate")
+
+
+def split_pages(
+    sm: Any, *, prefix: str | None, tags: Sequence[tuple[str, str]], max_rate: float
+) -> Iterator[list[dict[str, Any]]]:
+    """What :func:`listed_pages` lists, by ListSecrets chains read side by side (``bulk_reads.split_listing``).
+
+    Each chain's ``name`` filter (case-sensitive prefix match, values OR-ed) is ANDed with the tag
+    filters; ListSecrets (quota 100 requests per second) and the DescribeSecret of a split prefix's
+    own name take tokens from one ``max_rate`` limiter.
+    """
+    lister = bulk_reads.rate_limited(sm, max_rate)
+    tag_filters: list[dict[str, Any]] = []
+    for key, value in tags:
+        tag_filters += [{"Key": "tag-key", "Values": [key]}, {"Key": "tag-value", "Values": [value]}]
+
+    def list_page(values: tuple[str, ...], token: str | None) -> bulk_reads.Page:
+        filters = ([{"Key": "name", "Values": list(values)}] if values != ("",) else []) + tag_filters
+        arguments: dict[str, Any] = {"MaxResults": 100, **({"Filters": filters} if filters else {})}
+        with aws_call("secretsmanager", "ListSecrets"):
+            page = lister.list_secrets(**arguments, **({"NextToken": token} if token else {}))
+        return [s for s in page.get("SecretList", []) if _shown(s, tags)], page.get("NextToken")
+
+    def describe(name: str) -> dict[str, Any] | None:
+        try:
+            with aws_call("secretsmanager", "DescribeSecret"):
+                secret: dict[str, Any] = lister.describe_secret(SecretId=name)
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+            return None
+        return secret if secret.get("Name") == name and _shown(secret, tags) else None
+
+    return bulk_reads.split_listing(list_page, describe, prefix or "")
+
+
 def _tags(secret: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in secret.get("Tags") or []}
 
@@ -192,6 +230,6 @@ def certificate_secrets(
     # Each page's batches are read (at most max_rate BatchGetSecretValue a second) while the next is listed.
     limited = bulk_reads.rate_limited(sm, max_rate)
     found = bulk_reads.overlapped(
-        listed_pages(sm, prefix=prefix, tags=tags), BATCH, lambda chunk: records(limited, chunk)
+        split_pages(sm, prefix=prefix, tags=tags, max_rate=max_rate), BATCH, lambda chunk: records(limited, chunk)
     )
     return [r for r in found if r.is_certificate or r.problem.startswith(UNREADABLE)]

@@ -1,7 +1,25 @@
-"""Certificate issuers, one per :class:`~rotation.spec.CertificateType`."""
+"""Certificate issuers, one per :class:`~rotation.spec.CertificateType`.
 
-from rotation.issuers.acm import AcmIssuer
+ACM's issuer loads on first use (``rotation.issuers.AcmIssuer`` or ``rotation.issuers.acm``), so a
+container that issues from Private CA never imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
 from rotation.issuers.pca import PcaIssuer
 
+if TYPE_CHECKING:  # pragma: no cover
+    from rotation.issuers.acm import AcmIssuer
+
 __all__ = ["AcmIssuer", "IssueRequest", "Issuer", "PcaIssuer", "WaitBudget"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AcmIssuer":
+        from rotation.issuers.acm import AcmIssuer
+
+        return AcmIssuer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

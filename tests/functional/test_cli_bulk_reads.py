@@ -29,3 +29,21 @@ def test_status_stays_inside_the_rate_it_is_given(endpoint: str, ca: str) -> Non
     assert sorted(r["name"] for r in rows) == [f"{prefix}{n:03d}" for n in range(230)]
     bad = certrotate("status", "--max-rate", "0", endpoint=endpoint)
     assert bad.returncode != 0 and "--max-rate '0'" in bad.stderr
+
+
+def test_status_lists_names_with_every_allowed_character_once(endpoint: str, ca: str) -> None:
+    """A listing long enough to be split into chains by name prefix still shows every secret once."""
+    from collections import Counter
+
+    from rotation.cli.bulk_reads import NAME_ALPHABET
+
+    prefix = f"t{uuid.uuid4().hex[:8]}/"
+    sm = client(endpoint, "secretsmanager")
+    spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "CERTIFICATE_SERIAL": "0A"}
+    names = [prefix, *(f"{prefix}{c}" for c in NAME_ALPHABET), *(f"{prefix}{c}a/{c}" for c in NAME_ALPHABET)]
+    names += [f"{prefix}payments/web-{n:03d}" for n in range(120)]
+    for name in names:
+        sm.create_secret(Name=name, SecretString=json.dumps(spec))
+    shown = certrotate("status", "--prefix", prefix, "--output", "json", endpoint=endpoint)
+    assert shown.returncode == 0, shown.stderr
+    assert Counter(r["name"] for r in json.loads(shown.stdout)) == Counter(names)

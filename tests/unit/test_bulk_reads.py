@@ -76,3 +76,26 @@ def test_the_partitions_cover_every_node_id_once() -> None:
 
     reports, problems = partitioned_fleet(read, Ssm())
     assert [r.instance_id for r in reports] == sorted(ids) and problems == []
+
+
+def test_a_split_listing_ends_when_pages_come_back_empty_with_a_token() -> None:
+    """ListSecrets may answer a page with no secrets and a NextToken; the split must still end."""
+    from rotation.cli.bulk_reads import split_listing
+
+    names = [f"app/{n:03d}" for n in range(250)] + ["app/"]
+    calls: list[tuple[tuple[str, ...], str | None]] = []
+
+    def list_page(values: tuple[str, ...], token: str | None) -> tuple[list[dict[str, str]], str | None]:
+        calls.append((values, token))
+        matching = [n for n in names if any(n.startswith(v) for v in values)]
+        if token is None and len(matching) > 100:
+            return [], "more"  # an empty first page that says there is more
+        start = int(token or 0) if token != "more" else 0
+        page, rest = matching[start : start + 100], matching[start + 100 :]
+        return [{"ARN": f"arn:{n}", "Name": n} for n in page], (str(start + 100) if rest else None)
+
+    def describe(name: str) -> dict[str, str] | None:
+        return {"ARN": f"arn:{name}", "Name": name} if name in names else None
+
+    listed = [s["Name"] for page in split_listing(list_page, describe, "app/") for s in page]
+    assert sorted(listed) == sorted(names) and len(calls) < 200
