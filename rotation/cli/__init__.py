@@ -9,6 +9,7 @@ never printed. Exit codes are :class:`ExitCode`, the table in the README.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -210,7 +211,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:
         sys.stderr.write("certrotate: interrupted\n")
-        return int(ExitCode.INTERRUPTED)
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Exit 130 now. A parallel read still blocked on an endpoint that never answers would
+    otherwise hold the interpreter's exit (it joins every worker thread) for its read timeout."""
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(ExitCode.INTERRUPTED))
+    return int(ExitCode.INTERRUPTED)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -234,7 +247,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return int(exit_code(exc))
     except KeyboardInterrupt:
         out.note("certrotate: interrupted")
-        return int(ExitCode.INTERRUPTED)
+        return _interrupted()
     except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
         _traceback(args, out)
         from botocore.exceptions import BotoCoreError

@@ -14,6 +14,7 @@ are made before the pool starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -114,6 +115,20 @@ def rate_limited(client: Any, max_rate: float) -> Any:
     return RateLimitedClient(client, RateLimiter(max_rate))
 
 
+@contextlib.contextmanager
+def _pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that waits for its reads when the block ends normally, and not when it raises
+    (Ctrl-C above all): a read blocked on an endpoint that never answers must not hold the command
+    for its read timeout. The command line then ends the process without joining those threads."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def overlapped(
     pages: Iterable[Sequence[T]], chunk: int, read: Callable[[Sequence[T]], list[R]], *, workers: int = WORKERS
 ) -> list[R]:
@@ -122,7 +137,7 @@ def overlapped(
     The results come back in page order. The first failure is raised once the pool has stopped.
     """
     futures: list[Future[list[R]]] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certrotate-read") as pool:
+    with _pool(workers, "certrotate-read") as pool:
         for page in pages:
             futures += [pool.submit(read, page[start : start + chunk]) for start in range(0, len(page), chunk)]
     return [item for future in futures for item in future.result()]
@@ -132,7 +147,7 @@ def in_parallel(read: Callable[[T], R], items: Sequence[T], *, workers: int = WO
     """``read`` every item concurrently; results in the items' order."""
     if len(items) <= 1:
         return [read(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="certrotate-read") as pool:
+    with _pool(min(workers, len(items)), "certrotate-read") as pool:
         return list(pool.map(read, items))
 
 
@@ -231,7 +246,7 @@ def split_listing(
     def splittable(values: tuple[str, ...]) -> bool:
         return len(values) > 1 or len(values[0]) < FILTER_VALUE_LENGTH
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certrotate-list") as pool:
+    with _pool(workers, "certrotate-list") as pool:
         # The calls in flight: a page of the chain listing ``values`` from ``token``, or (``exact``)
         # the DescribeSecret of the one name ``values[0]``.
         pending: dict[Future[Any], tuple[tuple[str, ...], str | None, bool]] = {}
