@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from rotation import __version__
 from rotation.cli import examples, options
+from rotation.cli.hints import CREDENTIALS_MISSING
 from rotation.cli.session import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 
@@ -38,18 +39,9 @@ _UNREACHABLE = {
     "ConnectionClosedError",
     "ProxyConnectionError",
     "SSLError",
-    "NoCredentialsError",
-    "PartialCredentialsError",
-    "CredentialRetrievalError",
-    "TokenRetrievalError",
-    "UnauthorizedSSOTokenError",
-    "SSOTokenLoadError",
     "ProfileNotFound",
     "NoRegionError",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "ExpiredToken",
-    "ExpiredTokenException",
+    *CREDENTIALS_MISSING,
 }
 _NOT_FOUND = {
     "ResourceNotFoundException",

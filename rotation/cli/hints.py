@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from rotation.errors import AwsCallError
 from rotation.redaction import quote
 
-#: Credentials missing, expired or rejected: the fix is to (re)configure or log in.
-CREDENTIALS = frozenset(
+#: No usable credentials (missing, expired, unknown to AWS): exit 4, as an unreachable AWS.
+CREDENTIALS_MISSING = frozenset(
     {
         "NoCredentialsError",
         "PartialCredentialsError",
@@ -23,10 +23,10 @@ CREDENTIALS = frozenset(
         "UnrecognizedClientException",
         "ExpiredToken",
         "ExpiredTokenException",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
     }
 )
+#: Credentials missing, expired or rejected: the fix is to (re)configure or log in.
+CREDENTIALS = CREDENTIALS_MISSING | {"InvalidSignatureException", "SignatureDoesNotMatch"}
 #: HTTP statuses with no AWS error document: the endpoint is a web server, not an AWS API.
 NOT_AN_AWS_ENDPOINT = frozenset({"301", "302", "307", "308", "404", "405"})
 

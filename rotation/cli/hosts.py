@@ -170,14 +170,14 @@ def current_of(record: SecretRecord) -> CurrentCertificate:
     )
 
 
-def open_account(aws: AwsContext, role: str | None) -> tuple[Any, str]:
+def open_account(aws: AwsContext, role: str | None, session_name: str = "certrotate-hosts") -> tuple[Any, str]:
     """An SSM client for one account (through ``role``, else the caller's own) and the account id."""
     if role is None:
         session = None
         with aws_call("sts", "GetCallerIdentity"):
             account = str(aws.client("sts").get_caller_identity()["Account"])
     else:
-        session = aws.assumed(role, session_name="certrotate-hosts")
+        session = aws.assumed(role, session_name=session_name)
         account = role.split(":")[4]
     return aws.client("ssm", session=session), account
 

@@ -202,14 +202,7 @@ def _serving(aws: AwsContext, roles: list[str], serials: list[str]) -> list[Host
     reports: list[HostReport] = []
     sources: list[str | None] = [*roles] or [None]
     for role in sources:
-        if role is None:
-            session = None
-            with aws_call("sts", "GetCallerIdentity"):
-                account = str(aws.client("sts").get_caller_identity()["Account"])
-        else:
-            session = aws.assumed(role, session_name="certrotate-revoke")
-            account = role.split(":")[4]
-        found, _ = read_records(aws.client("ssm", session=session), account, serials)
+        found, _ = read_records(*hosts.open_account(aws, role, session_name="certrotate-revoke"), serials)
         reports.extend(found)
     return reports
 
