@@ -2,8 +2,7 @@
 
 from typing import List, NamedTuple, Optional, Sequence
 
-from .output import InstallError
-from .parameters import Exit
+from .output import Exit, InstallError
 
 
 class Distro(NamedTuple):
@@ -41,7 +40,7 @@ def pick_distro(distros: Sequence[Distro], service: str, os_release: Optional[st
     """
     if service:
         return next(d for d in distros if d.service == service)
-    ids = []  # type: List[str]
+    ids: List[str] = []
     for line in (os_release or "").splitlines():
         key, _, value = line.partition("=")
         if key in ("ID", "ID_LIKE"):

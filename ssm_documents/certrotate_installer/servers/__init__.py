@@ -5,4 +5,4 @@ from typing import Dict, Type
 from .apache import Apache
 from .base import Server
 
-SERVERS = {cls.name: cls for cls in (Apache,)}  # type: Dict[str, Type[Server]]
+SERVERS: Dict[str, Type[Server]] = {cls.name: cls for cls in (Apache,)}

@@ -41,7 +41,7 @@ class Server:
 
     name = "server"  # the key in SERVERS (lower case)
     title = "Server"  # the word in messages: "<title> config test failed"
-    distros = ()  # type: Tuple[Distro, ...]
+    distros: Tuple[Distro, ...] = ()
 
     def __init__(self, distro: Distro, main_config: Optional[str], port: int, env: Dict[str, str]) -> None:
         self.distro = distro  # the row of ``distros`` this host matches
@@ -74,7 +74,7 @@ class Server:
         """Wait until the new certificate (``facts``) is served, at most ``deadline_seconds``.
         Returns (served, why not: what is served instead)."""
         deadline = time.monotonic() + deadline_seconds
-        seen = None  # type: Optional[bytes]
+        seen: Optional[bytes] = None
         while True:
             seen = self.served(facts.common_name)
             if seen == facts.der:
