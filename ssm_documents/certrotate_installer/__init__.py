@@ -51,6 +51,6 @@ request), ``output`` (exit codes, errors, printable output), ``host_file`` (the 
 test fault injection), ``distro`` (distribution families), ``servers`` (``base.Server``, the
 contract every adapter keeps; ``apache.Apache``), ``tools`` and ``aws_cli`` (trusted host tools,
 the secret), ``directories`` and ``path_policy`` (where certrotate may write), ``certificate`` and
-``bundle`` (what it will write, checked), ``journal``, ``swap``, ``host``, ``recovery`` and
+``validation`` (what it will write, checked), ``journal``, ``swap``, ``host``, ``recovery`` and
 ``runs`` (the change, and the way back), ``fleet_record`` (the fleet view), ``main``.
 """

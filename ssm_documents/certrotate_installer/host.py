@@ -8,7 +8,6 @@ import os
 import stat
 from typing import Any, NamedTuple, Optional, Tuple
 
-from .bundle import UNNAMED_FILE_DIRECTORIES
 from .certificate import CertificateFacts
 from .directories import _owners, open_directory, read_regular
 from .host_file import FaultInjector, HostConfig
@@ -17,6 +16,7 @@ from .output import Exit, InstallError, refused, warn
 from .parameters import Action, Request
 from .servers.base import Server
 from .swap import SignalGuard
+from .validation import UNNAMED_FILE_DIRECTORIES
 
 LOCK_NAME = "install.lock"
 

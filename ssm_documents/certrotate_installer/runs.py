@@ -5,7 +5,6 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .aws_cli import fetch_secret
-from .bundle import Bundle, check_existing_content, key_matches, parse_bundle, validate_bundle
 from .certificate import KEY_LABELS, live_facts, pem, pem_blocks
 from .fleet_record import INVENTORY_STATE
 from .host import Host, Outcome
@@ -14,6 +13,7 @@ from .parameters import Action
 from .path_policy import PREVIOUS_SUFFIX, Target, target_files
 from .recovery import commit_failure_message, roll_back
 from .swap import Swap
+from .validation import Bundle, check_existing_content, key_matches, parse_bundle, validate_bundle
 
 MANAGED_NAME = "managed.json"  # the target paths certrotate created or installed on this host
 
