@@ -16,7 +16,7 @@ MAX_FILE_BYTES = 1 << 20
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _owners(euid: int) -> str:
+def owners(euid: int) -> str:
     return "root" if euid == 0 else f"root or uid {euid}"
 
 
@@ -28,14 +28,14 @@ def check_directory(st: os.stat_result, path: str, euid: int, final: bool) -> No
     """
     if st.st_uid not in (0, euid):
         raise refused(
-            f"{path} is owned by uid {st.st_uid}; every directory on the path must be owned by {_owners(euid)}"
+            f"{path} is owned by uid {st.st_uid}; every directory on the path must be owned by {owners(euid)}"
         )
     if st.st_mode & 0o022:
         if not final and st.st_uid == 0 and st.st_mode & stat.S_ISVTX:
             return
         raise refused(
             f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
-            f"nobody but {_owners(euid)} may write there"
+            f"nobody but {owners(euid)} may write there"
         )
 
 
@@ -96,7 +96,7 @@ def walk_directory(path: str, euid: int, create_mode: Optional[int] = None) -> O
                     if link.st_uid not in (0, euid) or (parent.st_mode & 0o022 and not sticky):
                         raise refused(
                             f"{shown} is a symbolic link another user could have made; certrotate follows "
-                            f"only links of {_owners(euid)} in directories nobody else can write"
+                            f"only links of {owners(euid)} in directories nobody else can write"
                         ) from None
                     hops += 1
                     if hops > 40:

@@ -9,7 +9,7 @@ import stat
 from typing import Any, NamedTuple, Optional, Tuple
 
 from .certificate import CertificateFacts
-from .directories import _owners, open_directory, read_regular
+from .directories import open_directory, owners, read_regular
 from .host_file import FaultInjector, HostConfig
 from .journal import Journal, replace_state_file
 from .output import Exit, InstallError, refused, warn
@@ -87,7 +87,7 @@ def acquire_lock(config: HostConfig, euid: int) -> int:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, euid):
         os.close(fd)
-        raise refused(f"lock {path} is not a regular file of {_owners(euid)}")
+        raise refused(f"lock {path} is not a regular file of {owners(euid)}")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

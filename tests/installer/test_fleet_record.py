@@ -215,7 +215,7 @@ def test_an_unexpected_error_is_recorded_too(tmp_path: Any, monkeypatch: Any) ->
         raise ZeroDivisionError
 
     monkeypatch.setattr(runs, "fetch_secret", bug)
-    assert main.main(["install_certificate.py", "install"], environ) == output.Exit.INTERNAL
+    assert main.main(["certrotate-installer.py", "install"], environ) == output.Exit.INTERNAL
     (entry,) = json.loads((state / fleet_record.INVENTORY_STATE).read_text())["records"]
     assert entry["Status"] == "failed" and entry["ExitCode"] == "1" and entry["LastFailureSecretArn"] == ARN
     assert entry["SecretArn"] == ""  # nothing served: no secret is said to be served
