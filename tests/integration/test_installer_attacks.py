@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from certrotate_installer import output
 
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError
-from tests.installer.helpers import LocalUser, load_program
+from tests.installer.helpers import LocalUser
 from tests.integration.conftest import HOSTNAME, require
 from tests.integration.test_install_document import install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA
 
-PROGRAM = load_program()
-DOCUMENTED = {int(code) for code in PROGRAM.Exit}
+DOCUMENTED = {int(code) for code in output.Exit}
 WORK_SUFFIXES = (".certrotate-new", ".certrotate-undo", ".tmp")
 
 
