@@ -13,6 +13,7 @@ socket (the Runtime API: ``set ssl cert`` + ``commit ssl cert``), listeners pass
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -161,7 +162,7 @@ class LocalServer:
         binary = _binary(self.name)
         if binary is None:
             raise RuntimeError(f"{self.name} is not installed")
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 - the Debian binary, the test's own arguments
             [binary, *arguments], capture_output=True, text=True, env=_environment(), check=False, timeout=60
         )
 
@@ -209,18 +210,14 @@ class LocalServer:
         master = self.master_pid()
         if master:
             for pid in [master, *self.pids()]:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.pids():
             time.sleep(0.05)
         for pid in self.pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def error_log(self) -> str:
         log = self.root / "error.log"
@@ -274,6 +271,19 @@ class LocalHaproxy(LocalServer):
         crts = " ".join(f"crt {self.combined_file(h)}" for h in self.hostnames)
         user = "    user haproxy\n    group haproxy\n" if os.geteuid() == 0 else ""
         self.config.write_text(_HAPROXY.format(root=self.root, port=self.port, crts=crts, user=user))
+
+    def start(self) -> None:
+        """Start, then wait for the master socket too (the master makes it after the worker listens)."""
+        super().start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.connect(str(self.master_socket))
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"haproxy's master socket {self.master_socket} does not answer")
 
     def start_command(self) -> list[str]:
         return ["-W", "-D", "-f", str(self.config), "-p", str(self.pid_file), "-S", f"{self.master_socket},mode,600"]

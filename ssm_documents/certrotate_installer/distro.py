@@ -39,7 +39,23 @@ def pick_distro(distros: Sequence[Distro], service: str, os_release: Optional[st
         InstallError: BAD_PARAMETER when neither tells.
     """
     if service:
-        return next(d for d in distros if d.service == service)
+        rows = [d for d in distros if d.service == service]
+        if not rows:
+            allowed = ", ".join(d.service for d in distros)
+            message = f"parameter ServiceName {service!r} is not this server's service (allowed: {allowed})"
+            raise InstallError(Exit.BAD_PARAMETER, message)
+        if len({d.family for d in rows}) == 1 or _family(os_release) is None:
+            return rows[0]  # the service names the family, or nothing else does (the first row's defaults)
+        distros = rows
+    family = _family(os_release)
+    if family is not None:
+        return next(d for d in distros if d.family == family)
+    services = " or ".join(sorted({d.service for d in distros}, key=[d.service for d in distros].index))
+    raise InstallError(Exit.BAD_PARAMETER, f"cannot tell the distribution; pass ServiceName {services}")
+
+
+def _family(os_release: Optional[str]) -> Optional[str]:
+    """Pure: the distribution family /etc/os-release's ID and ID_LIKE name, None when neither does."""
     ids: List[str] = []
     for line in (os_release or "").splitlines():
         key, _, value = line.partition("=")
@@ -47,9 +63,8 @@ def pick_distro(distros: Sequence[Distro], service: str, os_release: Optional[st
             ids.extend(value.strip().strip("\"'").split())
     for identifier in ids:
         if identifier in OS_FAMILIES:
-            return next(d for d in distros if d.family == OS_FAMILIES[identifier])
-    services = " or ".join(sorted({d.service for d in distros}, key=[d.service for d in distros].index))
-    raise InstallError(Exit.BAD_PARAMETER, f"cannot tell the distribution; pass ServiceName {services}")
+            return OS_FAMILIES[identifier]
+    return None
 
 
 def read_os_release() -> Optional[str]:

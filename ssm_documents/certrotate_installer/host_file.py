@@ -22,11 +22,25 @@ LOCK_DIR = "/run/certrotate"
 HOST_CONFIG_KEYS = (
     "allowed_directories",
     "apache_config",
+    "haproxy_config",
+    "haproxy_master_socket",
+    "haproxy_runtime_socket",
     "issuing_ca_sha256",
     "managed_files",
+    "nginx_config",
     "state_directory",
     "test_fault",
     "version_stages",
+)
+
+# The host file's paths that name a server's own files (configs the server runs as root, sockets
+# the installer sends the private key to): never a document parameter.
+SERVER_PATH_KEYS = (
+    "apache_config",
+    "nginx_config",
+    "haproxy_config",
+    "haproxy_runtime_socket",
+    "haproxy_master_socket",
 )
 
 # Directories OpenSSL (its CApath, hash links) or a distribution's trust tooling
@@ -51,6 +65,14 @@ class HostConfig(NamedTuple):
     managed_files: Tuple[str, ...] = ()  # existing files certrotate may replace although it did not create them
     version_stages: Tuple[str, ...] = VERIFIED_STAGES
     ca_pins: Tuple[str, ...] = ()  # SHA-256 (hex) of the CA certificates a chain must end at
+    nginx_config: Optional[str] = None  # nginx's main config (nginx -c), else nginx's own default
+    haproxy_config: Optional[str] = None  # HAProxy's config (haproxy -f), else /etc/haproxy/haproxy.cfg
+    haproxy_runtime_socket: Optional[str] = None  # a stats socket with level admin: the Runtime API
+    haproxy_master_socket: Optional[str] = None  # the master CLI (-S): reloads
+
+    def server_config(self, server: str) -> Optional[str]:
+        """The host file's main config of ``server`` (apache, nginx, haproxy), None for the default."""
+        return {"apache": self.apache_config, "nginx": self.nginx_config, "haproxy": self.haproxy_config}.get(server)
 
 
 def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
@@ -110,9 +132,9 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
     if not isinstance(extra, list):
         raise refused(f"host configuration {path}: allowed_directories must be a list of paths")
     allowed = DEFAULT_ALLOWED + tuple(_absolute(path, entry, "allowed_directories entry") for entry in extra)
-    apache_config = settings.get("apache_config")
-    if apache_config is not None:
-        apache_config = _absolute(path, apache_config, "apache_config")
+    paths = {}  # type: Dict[str, Optional[str]]
+    for key in SERVER_PATH_KEYS:
+        paths[key] = None if settings.get(key) is None else _absolute(path, settings[key], key)
     journal_dir, lock_dir = JOURNAL_DIR, LOCK_DIR
     if "state_directory" in settings:
         journal_dir = lock_dir = _absolute(path, settings["state_directory"], "state_directory")
@@ -142,7 +164,21 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
             )
         fault = Fault(spec["at"], int(names[spec["signal"]]))
     stages_allowed = VERIFIED_STAGES + tuple(stages)
-    return HostConfig(path, allowed, apache_config, journal_dir, lock_dir, fault, managed, stages_allowed, tuple(pins))
+    return HostConfig(
+        path,
+        allowed,
+        paths["apache_config"],
+        journal_dir,
+        lock_dir,
+        fault,
+        managed,
+        stages_allowed,
+        tuple(pins),
+        paths["nginx_config"],
+        paths["haproxy_config"],
+        paths["haproxy_runtime_socket"],
+        paths["haproxy_master_socket"],
+    )
 
 
 def _list(path: str, settings: Dict[str, Any], key: str) -> List[Any]:
@@ -169,11 +205,12 @@ class FaultInjector:
         self.point(f"change:{self.changes}")
 
 
-def check_apache_config(path: str, euid: int) -> None:
-    """The host file's apache_config: like the host file, only root (or the installer's user) wrote it."""
+def check_server_config(path: str, euid: int, key: str = "apache_config") -> None:
+    """The host file's server config (``key``: apache_config, nginx_config, haproxy_config): like the
+    host file, only root (or the installer's user) wrote it, for the server runs it as root."""
     dir_fd = open_directory(os.path.dirname(path), euid)
     try:
         if read_regular(dir_fd, os.path.basename(path), path, owner_must_be=(0, euid)) is None:
-            raise refused(f"apache_config {path} does not exist")
+            raise refused(f"{key} {path} does not exist")
     finally:
         os.close(dir_fd)

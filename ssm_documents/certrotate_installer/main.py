@@ -8,7 +8,7 @@ from .directories import open_directory
 from .distro import pick_distro, read_os_release
 from .fleet_record import record_failure, record_outcome
 from .host import Host, Outcome, acquire_lock
-from .host_file import HostConfig, check_apache_config, load_host_config
+from .host_file import HostConfig, check_server_config, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, warn
 from .parameters import Action, Request, read_request
 from .path_policy import Target, default_files, open_targets
@@ -19,7 +19,6 @@ from .servers.base import Server
 from .swap import SignalGuard
 from .tools import tool_environment
 
-SERVER = "apache"  # the one server the documents feed today (SERVERS holds the others)
 # Steps that run after a successful run, in order, each given the Host and the Outcome.
 FINISHERS: Tuple[Callable[[Host, Outcome], None], ...] = (print_outcome, record_outcome)
 
@@ -40,15 +39,27 @@ def check_version_stage(request: Request, config: HostConfig) -> None:
         )
 
 
-def open_server(request: Request, config: HostConfig, environ: Dict[str, str]) -> Server:
-    """The adapter of the server this run feeds, for this host's distribution.
+def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int) -> Server:
+    """The adapter of the server this run feeds (the Server parameter), for this host's distribution,
+    with what the host file says about it (its main config, HAProxy's sockets), each checked.
 
     Raises:
-        InstallError: BAD_PARAMETER when the distribution cannot be told.
+        InstallError: BAD_PARAMETER (distribution, ServiceName or FileLayout), REFUSED (host file).
     """
-    server_class = SERVERS[SERVER]
+    server_class = SERVERS[request.server]
+    if request.layout not in server_class.layouts:
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            f"parameter FileLayout {request.layout!r} is not allowed with Server {request.server} (allowed: "
+            f"{', '.join(server_class.layouts)}: one 0600 CertificateFile holding the certificate, chain and key)",
+        )
+    main_config = config.server_config(request.server)
+    if main_config:
+        check_server_config(main_config, euid, request.server + "_config")
     distro = pick_distro(server_class.distros, request.service, read_os_release())
-    return server_class(distro, config.apache_config, request.port, tool_environment(environ))
+    server = server_class(distro, main_config, request.port, tool_environment(environ))
+    server.configure(config, euid)
+    return server
 
 
 def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
@@ -62,10 +73,8 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
     try:
         request = read_request(argv[1] if len(argv) > 1 else "install", environ)
         config = load_host_config(environ, euid)
-        if config.apache_config:
-            check_apache_config(config.apache_config, euid)
         check_version_stage(request, config)
-        server = open_server(request, config, environ)
+        server = open_server(request, config, environ, euid)
         files = tuple(given or default for given, default in zip(request.files, default_files(server.distro)))
         lock_fd = acquire_lock(config, euid)
         host = Host(request, config, server, euid, guard)
@@ -73,6 +82,7 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         if not (request.files[0] and (request.files[2] or request.combined)):  # certrotate's own, made on first use
             os.close(open_directory(server.distro.cert_dir, euid, create_mode=0o755))
         targets = open_targets((files[0], files[1], files[2]), config, euid, combined=request.combined)
+        server.files = tuple(target.path for target in targets if target.kind.parameter == "CertificateFile")
         outcome = RUNS[request.action](host, targets)
         guard.hold()
         for finish in FINISHERS:

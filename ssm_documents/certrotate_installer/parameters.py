@@ -41,7 +41,12 @@ VERIFIED_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
 KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
 CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
-SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd)$", "")
+# Which server the certificate is for (servers/: one adapter each); Apache unless the command says.
+SERVER = Parameter("Server", r"^(apache|nginx|haproxy)$", "apache")
+SERVERS = ("apache", "nginx", "haproxy")
+# The service (systemd unit) name; Apache's tells the distribution (apache2 Debian, httpd RHEL),
+# nginx and haproxy are the same on both (the distribution then comes from /etc/os-release).
+SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd|nginx|haproxy)$", "")
 HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
 RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 
@@ -53,10 +58,10 @@ RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 FILE_LAYOUT = Parameter("FileLayout", r"^(separate|combined)$", "separate")
 FILE_LAYOUTS = ("separate", "combined")
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
-APACHE_PARAMETERS = (SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
+SERVER_PARAMETERS = (SERVER, SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
 PARAMETERS = {
-    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
-    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
+    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *SERVER_PARAMETERS),
+    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *SERVER_PARAMETERS),
 }
 RELOAD_MODES = ("graceful", "restart")
 
@@ -70,6 +75,7 @@ class Request(NamedTuple):
     port: int
     reload_mode: str
     layout: str = "separate"
+    server: str = "apache"
 
     @property
     def combined(self) -> bool:
@@ -126,4 +132,5 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
         port,
         values[RELOAD_MODE.name],
         values[FILE_LAYOUT.name],
+        values[SERVER.name],
     )

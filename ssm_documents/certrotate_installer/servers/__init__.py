@@ -4,5 +4,7 @@ from typing import Dict, Type
 
 from .apache import Apache
 from .base import Server
+from .haproxy import Haproxy
+from .nginx import Nginx
 
-SERVERS: Dict[str, Type[Server]] = {cls.name: cls for cls in (Apache,)}
+SERVERS: Dict[str, Type[Server]] = {cls.name: cls for cls in (Apache, Nginx, Haproxy)}

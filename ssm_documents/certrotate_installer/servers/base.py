@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..certificate import CertificateFacts, certificate_facts
 from ..distro import Distro
+from ..host_file import HostConfig
 
 SERVE_WAIT_SECONDS = 30.0  # how long wait_for waits for the new certificate to be served
 COMMAND_TIMEOUT_SECONDS = 120  # a config test or reload that takes longer has failed
@@ -42,12 +43,19 @@ class Server:
     name = "server"  # the key in SERVERS (lower case)
     title = "Server"  # the word in messages: "<title> config test failed"
     distros: Tuple[Distro, ...] = ()
+    layouts: Tuple[str, ...] = ("separate", "combined")  # the FileLayout values it can be fed
+    files: Tuple[str, ...] = ()  # the certificate files of this run (set by main once they are checked)
+    euid = 0  # the installer's user (set by ``configure``)
 
     def __init__(self, distro: Distro, main_config: Optional[str], port: int, env: Dict[str, str]) -> None:
         self.distro = distro  # the row of ``distros`` this host matches
         self.main_config = main_config  # the host file's server config (tests, local demo), else None
         self.port = port  # the local port where the server serves TLS
         self.env = env  # the environment of every tool this adapter runs
+
+    def configure(self, config: HostConfig, euid: int) -> None:
+        """Take what else the host file says about this server (HAProxy: its sockets)."""
+        self.euid = euid
 
     def config_test(self) -> Tuple[bool, str]:
         """Whether the server accepts its configuration with the files now on disk, and its output."""

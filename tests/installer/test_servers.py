@@ -1,0 +1,258 @@
+"""The nginx and HAProxy adapters (``servers/nginx.py``, ``servers/haproxy.py``) against Debian's real
+nginx and haproxy on loopback ports: config test, reload, the Runtime API swap, what is served, and
+the sockets an attacker could plant. The documents drive them end to end in tests/integration."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from certrotate_installer import host_file, output, validation
+from certrotate_installer.servers import haproxy, nginx
+from certrotate_installer.tools import tool_environment
+
+from rotation.bundle import CertBundle
+from rotation.cli.local_servers import LocalHaproxy, LocalNginx, free_port, server_available
+from tests.installer.helpers import LocalUser
+from tests.support.certs import LocalCA
+
+HOSTNAME = "www.certrotate.test"
+CA = LocalCA(name="Servers CA")
+
+
+def need(name: str) -> None:
+    problem = server_available(name)
+    if problem and os.environ.get("CI"):
+        pytest.fail(problem)
+    if problem:
+        pytest.skip(problem)
+
+
+def facts(bundle: CertBundle) -> Any:
+    """The installer's facts of ``bundle`` (what ``wait_for`` expects to be served)."""
+    return validation.parse_bundle(
+        bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch")
+    ).facts
+
+
+@pytest.fixture
+def local_nginx(tmp_path: Path) -> Iterator[LocalNginx]:
+    need("nginx")
+    server = LocalNginx(tmp_path / "nginx", free_port())
+    server.write_bundle(CA.issue([HOSTNAME]))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def local_haproxy(tmp_path: Path) -> Iterator[LocalHaproxy]:
+    need("haproxy")
+    server = LocalHaproxy(tmp_path / "haproxy", free_port())
+    server.write_bundle(CA.issue([HOSTNAME]))
+    server.start()
+    yield server
+    server.stop()
+
+
+def nginx_adapter(local: LocalNginx) -> nginx.Nginx:
+    return nginx.Nginx(nginx.Nginx.distros[0], str(local.config), local.port, tool_environment(dict(os.environ)))
+
+
+def haproxy_adapter(local: LocalHaproxy, **settings: str) -> haproxy.Haproxy:
+    adapter = haproxy.Haproxy(
+        haproxy.Haproxy.distros[0], str(local.config), local.port, tool_environment(dict(os.environ))
+    )
+    adapter.configure(host_file.parse_host_config("/test/installer.json", settings), os.geteuid())
+    adapter.files = (str(local.combined_file()),)
+    return adapter
+
+
+# nginx ---------------------------------------------------------------------------------------------
+
+
+def test_nginx_config_test_passes_and_fails_with_nginx_own_words(local_nginx: LocalNginx) -> None:
+    adapter = nginx_adapter(local_nginx)
+    ok, text = adapter.config_test()
+    assert ok and "test is successful" in text
+    good = local_nginx.config.read_text()
+    local_nginx.config.write_text(good.replace("worker_processes 2;", "worker_processes 2;\ncertrotate_no_such on;"))
+    ok, text = adapter.config_test()
+    assert not ok and 'unknown directive "certrotate_no_such"' in text
+
+
+def test_nginx_reload_serves_the_new_file_and_starts_a_stopped_nginx(local_nginx: LocalNginx) -> None:
+    adapter = nginx_adapter(local_nginx)
+    first, second = CA.issue([HOSTNAME]), CA.issue([HOSTNAME])
+    local_nginx.write_bundle(first)
+    assert adapter.reload("graceful")[0]
+    assert adapter.wait_for(facts(first), 10) == (True, "")
+    local_nginx.stop()
+    assert adapter.served(HOSTNAME) is None
+    local_nginx.write_bundle(second)
+    ok, text = adapter.reload("graceful")  # no master: started, as Apache's graceful starts Apache
+    assert ok, text
+    assert adapter.wait_for(facts(second), 10) == (True, "")
+    assert adapter.reload("restart")[0]
+    assert adapter.wait_for(facts(second), 10) == (True, "")
+
+
+def test_nginx_wait_for_names_what_is_served_instead(local_nginx: LocalNginx) -> None:
+    adapter = nginx_adapter(local_nginx)
+    unserved = CA.issue([HOSTNAME])
+    ok, why = adapter.wait_for(facts(unserved), 0.3)
+    assert not ok and why.startswith(f"nginx on port {local_nginx.port} serves serial ")
+
+
+# HAProxy -------------------------------------------------------------------------------------------
+
+
+def worker_pids(local: LocalHaproxy) -> set[int]:
+    master = local.master_pid()
+    return {pid for pid in local.pids() if pid != master}
+
+
+def test_haproxy_config_test_reads_the_combined_file(local_haproxy: LocalHaproxy) -> None:
+    adapter = haproxy_adapter(local_haproxy)
+    assert adapter.config_test()[0]
+    local_haproxy.combined_file().write_text(CA.issue([HOSTNAME]).certificate_pem)  # no key
+    ok, text = adapter.config_test()
+    assert not ok and "PRIVATE KEY" not in text
+    assert str(local_haproxy.combined_file()) in text
+
+
+def test_haproxy_runtime_api_swaps_with_no_reload(local_haproxy: LocalHaproxy) -> None:
+    adapter = haproxy_adapter(
+        local_haproxy,
+        haproxy_runtime_socket=str(local_haproxy.runtime_socket),
+        haproxy_master_socket=str(local_haproxy.master_socket),
+    )
+    workers = worker_pids(local_haproxy)
+    new = CA.issue([HOSTNAME])
+    local_haproxy.write_bundle(new)
+    ok, text = adapter.reload("graceful")
+    assert ok and text == f"Runtime API: {local_haproxy.combined_file()} committed"
+    assert adapter.served(HOSTNAME) == facts(new).der  # at once: no new worker to wait for
+    assert worker_pids(local_haproxy) == workers  # the same process: nothing was reloaded
+
+
+def test_haproxy_reloads_through_the_master_without_a_runtime_socket(local_haproxy: LocalHaproxy) -> None:
+    adapter = haproxy_adapter(local_haproxy, haproxy_master_socket=str(local_haproxy.master_socket))
+    workers = worker_pids(local_haproxy)
+    new = CA.issue([HOSTNAME])
+    local_haproxy.write_bundle(new)
+    assert adapter.reload("graceful")[0]
+    assert adapter.wait_for(facts(new), 15) == (True, "")
+    assert worker_pids(local_haproxy) - workers  # a new worker serves it
+
+
+def test_haproxy_restart_mode_reloads_even_with_a_runtime_socket(local_haproxy: LocalHaproxy) -> None:
+    adapter = haproxy_adapter(
+        local_haproxy,
+        haproxy_runtime_socket=str(local_haproxy.runtime_socket),
+        haproxy_master_socket=str(local_haproxy.master_socket),
+    )
+    new = CA.issue([HOSTNAME])
+    local_haproxy.write_bundle(new)
+    ok, text = adapter.reload("restart")
+    assert ok and "Runtime API" not in text
+    assert adapter.wait_for(facts(new), 15) == (True, "")
+
+
+def test_haproxy_without_a_way_to_reload_says_which_host_file_keys(local_haproxy: LocalHaproxy) -> None:
+    if os.path.isdir(haproxy.SYSTEMD_RUNNING):
+        pytest.skip("systemd runs here: the adapter would reload the haproxy unit")
+    ok, text = haproxy_adapter(local_haproxy).reload("graceful")
+    assert not ok and "haproxy_runtime_socket" in text and "haproxy_master_socket" in text
+
+
+def test_haproxy_refusing_the_payload_is_a_failure_with_no_key_and_no_open_transaction(
+    local_haproxy: LocalHaproxy,
+) -> None:
+    adapter = haproxy_adapter(local_haproxy, haproxy_runtime_socket=str(local_haproxy.runtime_socket))
+    before = adapter.served(HOSTNAME)
+    other = CA.issue([HOSTNAME])
+    broken = other.certificate_pem + CA.issue([HOSTNAME]).private_key_pem  # a key of another certificate
+    local_haproxy.combined_file().write_text(broken)
+    ok, text = adapter.reload("graceful")
+    assert not ok and text.startswith("commit ssl cert: inconsistencies between private key and certificate")
+    assert "PRIVATE KEY" not in text and "BEGIN" not in text
+    assert adapter.served(HOSTNAME) == before
+    shown = haproxy.converse(str(local_haproxy.runtime_socket), "show ssl cert\n")
+    assert "*" not in shown  # no transaction left open (HAProxy marks one with *)
+
+
+def test_haproxy_falls_back_to_a_reload_for_a_file_it_does_not_know_by_that_name(
+    local_haproxy: LocalHaproxy,
+) -> None:
+    adapter = haproxy_adapter(
+        local_haproxy,
+        haproxy_runtime_socket=str(local_haproxy.runtime_socket),
+        haproxy_master_socket=str(local_haproxy.master_socket),
+    )
+    alias = local_haproxy.root / "ssl" / "alias"
+    alias.symlink_to(local_haproxy.combined_file().parent)  # the same file, a name HAProxy never loaded
+    adapter.files = (str(alias / local_haproxy.combined_file().name),)
+    new = CA.issue([HOSTNAME])
+    local_haproxy.write_bundle(new)
+    ok, text = adapter._push_all()
+    assert ok is None and "reloading instead" in text
+    assert adapter.reload("graceful")[0]
+    assert adapter.wait_for(facts(new), 15) == (True, "")
+
+
+def test_redact_drops_pem_blocks_and_base64_runs() -> None:
+    key = CA.issue([HOSTNAME]).private_key_pem
+    text = haproxy.redact(f"unable to load {key} and {'QUJD' * 20} end")
+    assert "PRIVATE KEY" not in text and "QUJD" not in text and text.endswith(" end")
+    assert haproxy.payload_of(b"a\n\nb\r\n\n") == "a\nb"
+
+
+# The sockets: named by root's host file, and even then never one another user could replace -------
+
+
+def test_a_socket_another_user_could_replace_is_refused(
+    local_haproxy: LocalHaproxy, tmp_path: Path, attacker: LocalUser
+) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, attacker.uid, attacker.gid)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(theirs / "admin.sock"))
+    listener.listen()
+    try:
+        with pytest.raises(output.InstallError, match=f"uid {attacker.uid}") as caught:
+            haproxy.check_socket(str(theirs / "admin.sock"), os.geteuid())
+        assert caught.value.code == output.Exit.REFUSED
+        adapter = haproxy_adapter(local_haproxy, haproxy_runtime_socket=str(theirs / "admin.sock"))
+        local_haproxy.write_bundle(CA.issue([HOSTNAME]))
+        with pytest.raises(output.InstallError, match="may be replaced by another user"):
+            adapter.reload("graceful")  # refused before a byte of the key is sent
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+def test_a_link_or_a_plain_file_is_not_a_socket(local_haproxy: LocalHaproxy, tmp_path: Path) -> None:
+    link = local_haproxy.root / "run" / "link.sock"
+    link.symlink_to(local_haproxy.runtime_socket)
+    plain = local_haproxy.root / "run" / "plain.sock"
+    plain.write_text("")
+    for path, message in ((link, "is not a socket"), (plain, "is not a socket"), (tmp_path / "none", "does not exist")):
+        with pytest.raises(output.InstallError, match=message):
+            haproxy.check_socket(str(path), os.geteuid())
+    group_writable = local_haproxy.root / "run"
+    group_writable.chmod(group_writable.stat().st_mode | stat.S_IWOTH)
+    try:
+        with pytest.raises(output.InstallError, match="writable by nobody else"):
+            haproxy.check_socket(str(local_haproxy.runtime_socket), os.geteuid())
+    finally:
+        group_writable.chmod(group_writable.stat().st_mode & ~stat.S_IWOTH)
+    haproxy.check_socket(str(local_haproxy.runtime_socket), os.geteuid())
