@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rotation.bundle import CertBundle
 
@@ -72,9 +72,17 @@ class LocalApache:
     port: int
     hostnames: list[str] = field(default_factory=lambda: ["www.certrotate.test"])
 
+    name: ClassVar[str] = "apache"
+    # A line the config test refuses (appended by tests that need a failing config test).
+    invalid_directive: ClassVar[str] = "ThisIsNotADirective on\n"
+
     @property
     def config(self) -> Path:
         return self.root / "apache2.conf"
+
+    def live_files(self, hostname: str | None = None) -> list[Path]:
+        """The files the installer replaces for ``hostname``: certificate, key, chain."""
+        return [self.cert_file(hostname), self.key_file(hostname), self.chain_file(hostname)]
 
     def cert_file(self, hostname: str | None = None) -> Path:
         return self.root / "ssl" / "certs" / f"{hostname or self.hostnames[0]}.pem"

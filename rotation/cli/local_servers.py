@@ -96,6 +96,7 @@ class LocalServer:
     port: int
     hostnames: list[str] = field(default_factory=lambda: ["www.certrotate.test"])
     name: ClassVar[str] = ""
+    invalid_directive: ClassVar[str] = ""  # a line the config test refuses (appended by tests)
 
     @property
     def config(self) -> Path:
@@ -227,6 +228,7 @@ class LocalServer:
 @dataclass
 class LocalNginx(LocalServer):
     name: ClassVar[str] = "nginx"
+    invalid_directive: ClassVar[str] = "certrotate_no_such_directive on;\n"
 
     @property
     def config(self) -> Path:
@@ -246,6 +248,7 @@ class LocalNginx(LocalServer):
 @dataclass
 class LocalHaproxy(LocalServer):
     name: ClassVar[str] = "haproxy"
+    invalid_directive: ClassVar[str] = "    certrotate-no-such-keyword on\n"
 
     @property
     def config(self) -> Path:

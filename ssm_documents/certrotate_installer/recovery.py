@@ -42,6 +42,7 @@ def recover(host: Host) -> None:
                     Target(TargetKind[entry["kind"]], path, open_directory(os.path.dirname(path), host.euid))
                 )
             swap = Swap.from_journal(record, targets, host.journal, host.faults)
+            host.server.files = tuple(t.path for t in targets if t.kind.parameter == "CertificateFile")
         except (KeyError, ValueError, TypeError) as exc:
             raise InstallError(
                 Exit.ROLLBACK_INCOMPLETE,

@@ -20,6 +20,7 @@ import pytest
 from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
+from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
 from tests.installer.helpers import LocalUser, local_user, user_problem
 from tests.support.certs import LocalCA
 
@@ -79,6 +80,27 @@ def apache(tmp_path: Path, ca: LocalCA) -> Iterator[Apache]:
     server.start()
     yield server
     server.stop()
+
+
+# The servers the documents feed; a test taking ``server`` runs once for each (or, parametrized
+# ``indirect``, for the ones it names). Apache here is the separate three-file layout, as today.
+SERVERS = ["apache", "nginx", "haproxy"]
+LocalServer = Apache | LocalNginx | LocalHaproxy
+
+
+def start_server(name: str, root: Path, ca: LocalCA) -> LocalServer:
+    require(apache_available() if name == "apache" else server_available(name))
+    server: LocalServer = {"apache": Apache, "nginx": LocalNginx, "haproxy": LocalHaproxy}[name](root, free_port())
+    server.write_bundle(ca.issue([HOSTNAME]))
+    server.start()
+    return server
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest, tmp_path: Path, ca: LocalCA) -> Iterator[LocalServer]:
+    started = start_server(request.param, tmp_path / request.param, ca)
+    yield started
+    started.stop()
 
 
 @pytest.fixture

@@ -20,23 +20,23 @@ from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, run_document
 from rotation.spec import KeyAlgorithm
-from tests.integration.conftest import HOSTNAME
+from tests.integration.conftest import HOSTNAME, LocalServer
 from tests.support.certs import LocalCA
 
 INSTALL = DOCUMENTS_DIR / "RunUpdateTLS.yaml"
 ROLLBACK = DOCUMENTS_DIR / "RollbackTLS.yaml"
 
 
-def file_parameters(apache: Apache) -> dict[str, str]:
+def file_parameters(apache: LocalServer) -> dict[str, str]:
     return apache.document_parameters()
 
 
-def install(apache: Apache, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
+def install(apache: LocalServer, arn: str, env: dict[str, str], **extra: str) -> CommandResult:
     environment = {**env, **apache.installer_environment()}
     return run_document(INSTALL, {"SecretArn": arn, **file_parameters(apache), **extra}, env=environment, timeout=120)
 
 
-def rollback(apache: Apache, env: dict[str, str], **extra: str) -> CommandResult:
+def rollback(apache: LocalServer, env: dict[str, str], **extra: str) -> CommandResult:
     environment = {**env, **apache.installer_environment()}
     return run_document(ROLLBACK, {**file_parameters(apache), **extra}, env=environment, timeout=120)
 
@@ -46,7 +46,7 @@ _CLIENT.check_hostname = False
 _CLIENT.verify_mode = ssl.CERT_NONE  # these tests read the served serial; trust is tested elsewhere
 
 
-def served_serial(apache: Apache) -> int:
+def served_serial(apache: LocalServer) -> int:
     with (
         socket.create_connection(("127.0.0.1", apache.port), timeout=5) as raw,
         _CLIENT.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
@@ -56,42 +56,54 @@ def served_serial(apache: Apache) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-def snapshot(apache: Apache) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (apache.cert_file(), apache.key_file(), apache.chain_file())}
+def snapshot(apache: LocalServer) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in apache.live_files()}
 
 
 def assert_no_key_material(result: CommandResult) -> None:
     assert "PRIVATE KEY" not in result.stdout + result.stderr
 
 
+TITLES = {"apache": "Apache", "nginx": "nginx", "haproxy": "HAProxy"}  # what the messages call each server
+
+
+def key_file(server: LocalServer) -> Path:
+    """The file holding the private key: KeyFile, or the combined file."""
+    files = server.live_files()
+    return files[1] if len(files) == 3 else files[0]
+
+
 def test_install_serves_the_new_certificate(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
-    old = snapshot(apache)
-    old_serial = served_serial(apache)
+    old = snapshot(server)
+    old_serial = served_serial(server)
     new = ca.issue([HOSTNAME], key_algorithm=KeyAlgorithm.RSA_2048)
-    result = install(apache, put_secret(new), host_env)
+    result = install(server, put_secret(new), host_env)
     assert result.ok, result.stderr
-    assert served_serial(apache) == new.certificate.serial_number != old_serial
-    assert apache.key_file().stat().st_mode & 0o777 == 0o600 and apache.key_file().stat().st_uid == 0
-    for path in (apache.cert_file(), apache.key_file(), apache.chain_file()):
+    assert served_serial(server) == new.certificate.serial_number != old_serial
+    assert key_file(server).stat().st_mode & 0o777 == 0o600 and key_file(server).stat().st_uid == 0
+    for path in server.live_files():
         assert Path(f"{path}.certrotate-previous").read_bytes() == old[path.name]
     assert new.serial_hex in result.stdout.replace(":", "")
-    assert "files written" in result.stdout
+    assert ("files written" if len(old) == 3 else "file written") in result.stdout
+    assert f"installed; {TITLES[server.name]} on port {server.port} serves" in result.stdout
     assert_no_key_material(result)
-    leftovers = [p for p in apache.root.rglob("*") if "certrotate-new" in p.name or "certrotate-work" in p.name]
+    leftovers = [p for p in server.root.rglob("*") if "certrotate-new" in p.name or "certrotate-work" in p.name]
     assert leftovers == []
 
 
 def test_the_same_certificate_again_changes_nothing(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
     arn = put_secret(ca.issue([HOSTNAME]))
-    assert install(apache, arn, host_env).ok
-    before = {p: p.stat().st_mtime_ns for p in apache.root.joinpath("ssl").rglob("*") if p.is_file()}
-    again = install(apache, arn, host_env)
+    assert install(server, arn, host_env).ok
+    before = {p: p.stat().st_mtime_ns for p in server.root.joinpath("ssl").rglob("*") if p.is_file()}
+    pids = sorted(server.pids()) if hasattr(server, "pids") else None
+    again = install(server, arn, host_env)
     assert again.ok and "already installed; nothing changed" in again.stdout
-    assert {p: p.stat().st_mtime_ns for p in apache.root.joinpath("ssl").rglob("*") if p.is_file()} == before
+    assert {p: p.stat().st_mtime_ns for p in server.root.joinpath("ssl").rglob("*") if p.is_file()} == before
+    assert pids is None or sorted(server.pids()) == pids  # not reloaded either
 
 
 def _bad_secrets(ca: LocalCA) -> dict[str, tuple[Any, int, str]]:
@@ -147,33 +159,35 @@ def test_a_missing_secret_changes_nothing(apache: Apache, host_env: dict[str, st
 
 
 def test_a_failing_config_test_rolls_back(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
-    before, serial = snapshot(apache), served_serial(apache)
-    config = apache.config.read_text()
-    apache.config.write_text(config + "ThisIsNotADirective on\n")
+    before, serial = snapshot(server), served_serial(server)
+    config = server.config.read_text()
+    server.config.write_text(config + server.invalid_directive)
     try:
-        result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env)
+        result = install(server, put_secret(ca.issue([HOSTNAME])), host_env)
     finally:
-        apache.config.write_text(config)
+        server.config.write_text(config)
     assert result.steps[-1].exit_code == 5
     assert "config test failed" in result.stderr and "restored" in result.stderr
-    assert snapshot(apache) == before and served_serial(apache) == serial
+    assert snapshot(server) == before and served_serial(server) == serial
+    assert_no_key_material(result)
 
 
 def test_rollback_document_restores_the_previous_certificate(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
-    old_serial = served_serial(apache)
-    assert install(apache, put_secret(ca.issue([HOSTNAME])), host_env).ok
-    result = rollback(apache, host_env)
+    old, old_serial = snapshot(server), served_serial(server)
+    assert install(server, put_secret(ca.issue([HOSTNAME])), host_env).ok
+    result = rollback(server, host_env)
     assert result.ok, result.stderr
-    assert served_serial(apache) == old_serial
+    assert served_serial(server) == old_serial and snapshot(server) == old
     assert "rolled back" in result.stdout
+    assert_no_key_material(result)
 
 
-def test_rollback_without_previous_files_refuses(apache: Apache, host_env: dict[str, str]) -> None:
-    result = rollback(apache, host_env)
+def test_rollback_without_previous_files_refuses(server: LocalServer, host_env: dict[str, str]) -> None:
+    result = rollback(server, host_env)
     assert result.steps[-1].exit_code == 7 and "no previous file" in result.stderr
 
 
@@ -183,8 +197,9 @@ PACE_SECONDS = 0.005
 
 
 def test_no_handshake_fails_while_the_certificate_is_swapped(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
+    apache = server
     old_serial = served_serial(apache)
     new = ca.issue([HOSTNAME])
     arn = put_secret(new)
@@ -275,8 +290,9 @@ OLDEST_PYTHON = sorted(Path("/root/.pyenv/versions").glob("3.6.*/bin/python3.6")
 
 
 def test_the_documents_run_on_python_3_6(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:
+    apache = server
     """RHEL 8's platform-python is 3.6: the whole install and rollback on a 3.6 interpreter."""
     if not OLDEST_PYTHON:
         pytest.skip("no Python 3.6 here (tests/installer/test_python_versions.py still checks the source)")
