@@ -28,7 +28,7 @@ from certrotate_installer import output
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError
 from tests.installer.helpers import LocalUser
-from tests.integration.conftest import HOSTNAME, require
+from tests.integration.conftest import HOSTNAME, LocalServer, require
 from tests.integration.test_install_document import install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA
 
@@ -40,7 +40,7 @@ def exit_code(result: CommandResult) -> int:
     return result.steps[-1].exit_code
 
 
-def leftovers(apache: Apache) -> list[str]:
+def leftovers(apache: LocalServer) -> list[str]:
     found = [p for p in apache.root.joinpath("ssl").rglob("*") if p.name.endswith(WORK_SUFFIXES)]
     found += [p for p in apache.state_directory.glob("journal*")] if apache.state_directory.exists() else []
     return sorted(str(p) for p in found)
@@ -119,14 +119,20 @@ def test_2_a_system_file_is_never_a_target(
 KINDS = ["cert", "key", "chain"]
 
 
-def target_of(apache: Apache, kind: str) -> Path:
-    return {"cert": apache.cert_file(), "key": apache.key_file(), "chain": apache.chain_file()}[kind]
+def target_of(apache: LocalServer, kind: str) -> Path:
+    files = apache.live_files()
+    return files[0] if len(files) == 1 else dict(zip(KINDS, files))[kind]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+# Each kind of target on Apache's three files; the one combined file (cert) on nginx and HAProxy.
+SERVER_KINDS = [("apache", kind) for kind in KINDS] + [("nginx", "cert"), ("haproxy", "cert")]
+
+
+@pytest.mark.parametrize(("server", "kind"), SERVER_KINDS, indirect=["server"])
 def test_3_a_directory_another_user_can_write_is_refused(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], attacker: LocalUser, kind: str
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], attacker: LocalUser, kind: str
 ) -> None:
+    apache = server
     """On main an attacker-owned certificate directory let planted links redirect root's writes."""
     directory = target_of(apache, kind).parent
     stat = directory.stat()
@@ -144,11 +150,12 @@ def test_3_a_directory_another_user_can_write_is_refused(
         os.chown(directory, stat.st_uid, stat.st_gid)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("server", "kind"), SERVER_KINDS, indirect=["server"])
 @pytest.mark.parametrize("link", ["symlink", "hard link"])
 def test_3_a_linked_target_is_refused_and_never_written_through(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path, kind: str, link: str
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path, kind: str, link: str
 ) -> None:
+    apache = server
     """On main the install replaced links (and `cp -p` wrote through them)."""
     target = target_of(apache, kind)
     elsewhere = tmp_path / f"elsewhere-{kind}"
@@ -167,14 +174,15 @@ def test_3_a_linked_target_is_refused_and_never_written_through(
 
 
 def test_3_rollback_never_follows_a_planted_previous_link(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:
     """On main RollbackTLS copied whatever a *.certrotate-previous link pointed at into the certificate."""
+    apache = server
     assert install(apache, put_secret(ca.issue([HOSTNAME])), host_env).ok
     root_only = tmp_path / "root-only.pem"
     root_only.write_text(ca.issue(["secret.internal"]).certificate_pem)
     root_only.chmod(0o600)
-    previous = Path(f"{apache.chain_file()}.certrotate-previous")
+    previous = Path(f"{apache.live_files()[-1]}.certrotate-previous")
     previous.unlink()
     previous.symlink_to(root_only)
     live, serial = snapshot(apache), served_serial(apache)
@@ -196,7 +204,7 @@ def test_3_a_state_directory_another_user_owns_is_refused(
 # 4. Medium: Apache started by the installer inherited the lock -------------------------------------------
 
 
-def apache_pids(apache: Apache) -> list[int]:
+def apache_pids(apache: LocalServer) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -208,10 +216,12 @@ def apache_pids(apache: Apache) -> list[int]:
     return pids
 
 
+@pytest.mark.parametrize("server", ["apache", "nginx"], indirect=True)  # HAProxy is never started by certrotate
 def test_4_apache_started_by_the_installer_holds_no_lock(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
     """On main every later install failed with "another certrotate install is running" (exit 8)."""
+    apache = server
     apache.stop()
     first = ca.issue([HOSTNAME])
     result = install(apache, put_secret(first), host_env)
@@ -236,21 +246,28 @@ def test_4_apache_started_by_the_installer_holds_no_lock(
 # 5. Medium: the three-file swap was not atomic --------------------------------------------------------------
 
 RENAMES = [f"change:{n}" for n in range(1, 10)]  # 3 links + 3 renames of the swap, 3 renames of the commit
+# One combined file: 1 link + 1 rename of the swap, 1 rename of the commit.
+SERVER_RENAMES = (
+    [("apache", point) for point in RENAMES]
+    + [("nginx", f"change:{n}") for n in range(1, 4)]
+    + [("haproxy", f"change:{n}") for n in range(1, 4)]
+)
 
 
-@pytest.mark.parametrize("point", RENAMES)
+@pytest.mark.parametrize(("server", "point"), SERVER_RENAMES, indirect=["server"])
 def test_5_killed_at_each_rename_the_next_run_repairs_first(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], point: str
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], point: str
 ) -> None:
     """On main a kill after the certificate rename left a mismatched pair that took Apache down at
     the next reload, and the next install saved that pair as *.certrotate-previous."""
+    apache = server
     old, old_serial = snapshot(apache), served_serial(apache)
     new = ca.issue([HOSTNAME])
     arn = put_secret(new)
     apache.write_installer_config(test_fault={"at": point, "signal": "KILL"})
     killed = install(apache, arn, host_env)
     assert exit_code(killed) == -signal.SIGKILL, killed.stderr
-    committing = int(point.split(":")[1]) >= 7
+    committing = int(point.split(":")[1]) > 2 * len(old)  # the swap's links and renames are done
     assert served_serial(apache) == (new.certificate.serial_number if committing else old_serial)
 
     apache.write_installer_config()
@@ -266,8 +283,8 @@ def test_5_killed_at_each_rename_the_next_run_repairs_first(
     assert served_serial(apache) == old_serial
 
 
-def _files(apache: Apache) -> dict[str, Path]:
-    return {p.name: p for p in (apache.cert_file(), apache.key_file(), apache.chain_file())}
+def _files(apache: LocalServer) -> dict[str, Path]:
+    return {p.name: p for p in apache.live_files()}
 
 
 # 6. Medium: `set -e` exited without rolling back ----------------------------------------------------------
@@ -298,11 +315,18 @@ def test_6_chain_file_equal_to_certificate_file_is_a_bad_parameter(
     assert snapshot(apache) == live and served_serial(apache) == serial
 
 
-@pytest.mark.parametrize("point", ["staged", "change:3", "swapped", "reloaded"])
+# change:3 is the certificate's rename among three files, change:2 the combined file's.
+SERVER_TERMS = [("apache", p) for p in ("staged", "change:3", "swapped", "reloaded")] + [
+    (name, p) for name in ("nginx", "haproxy") for p in ("staged", "change:2", "swapped", "reloaded")
+]
+
+
+@pytest.mark.parametrize(("server", "point"), SERVER_TERMS, indirect=["server"])
 def test_6_sigterm_rolls_back_and_reloads(
-    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], point: str
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str], point: str
 ) -> None:
     """On main SIGTERM ended the script wherever it was, with no rollback."""
+    apache = server
     live, serial = snapshot(apache), served_serial(apache)
     apache.write_installer_config(test_fault={"at": point, "signal": "TERM"})
     result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env)
