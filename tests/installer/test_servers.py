@@ -229,10 +229,13 @@ def test_a_socket_another_user_could_replace_is_refused(
         with pytest.raises(output.InstallError, match=f"uid {attacker.uid}") as caught:
             haproxy.check_socket(str(theirs / "admin.sock"), os.geteuid())
         assert caught.value.code == output.Exit.REFUSED
-        adapter = haproxy_adapter(local_haproxy, haproxy_runtime_socket=str(theirs / "admin.sock"))
+        with pytest.raises(output.InstallError, match="may be replaced by another user"):
+            haproxy_adapter(local_haproxy, haproxy_runtime_socket=str(theirs / "admin.sock"))  # before any change
+        adapter = haproxy_adapter(local_haproxy, haproxy_runtime_socket=str(local_haproxy.runtime_socket))
+        adapter.runtime_socket = str(theirs / "admin.sock")  # as if it changed after the run began
         local_haproxy.write_bundle(CA.issue([HOSTNAME]))
         with pytest.raises(output.InstallError, match="may be replaced by another user"):
-            adapter.reload("graceful")  # refused before a byte of the key is sent
+            adapter.reload("graceful")  # checked again: refused before a byte of the key is sent
         listener.settimeout(0.2)
         with pytest.raises(TimeoutError):
             listener.accept()

@@ -139,9 +139,17 @@ class Haproxy(Server):
     master_socket: Optional[str] = None  # the host file's haproxy_master_socket
 
     def configure(self, config: HostConfig, euid: int) -> None:
-        """The host file's sockets (each checked when used: HAProxy makes them anew at each reload)."""
+        """The host file's sockets, checked now (before any change) and again when used (HAProxy
+        makes them anew at each reload).
+
+        Raises:
+            InstallError: REFUSED when a socket is missing or another user could replace it.
+        """
         super().configure(config, euid)
         self.runtime_socket, self.master_socket = config.haproxy_runtime_socket, config.haproxy_master_socket
+        for path in (self.runtime_socket, self.master_socket):
+            if path:
+                check_socket(path, euid)
 
     def config_test(self) -> Tuple[bool, str]:
         binary = find_tool(self.distro.server, self.env)
