@@ -2,8 +2,8 @@
 
 The SSM documents RunUpdateTLS and RollbackTLS embed this package, built by
 ``rotation/build/installer.py`` into one program (zlib + base64, for SSM's 64 KB document limit),
-and run it with the host's python3 (3.6 or later, standard library only) in
-isolated mode, its first argument ``install`` or ``rollback``. Parameters arrive as data in
+and run it with the host's python3 (3.6 or later, standard library only) in isolated mode, its
+first argument ``install`` or ``rollback``. Parameters arrive as data in
 ``SSM_<Name>`` environment variables (interpolationType ENV_VAR) and are checked again here
 against the documents' allowedPattern. Whoever runs the program (never a document or its sender)
 may name another host file in ``CERTROTATE_INSTALLER_CONFIG``; tests and the unprivileged local

@@ -126,7 +126,7 @@ def test_every_server_keeps_the_contract() -> None:
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, bytes, object]]:
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, bytes, validation.Bundle]]:
     """A real TLS server on a loopback port serving one certificate; yields (port, DER, bundle)."""
     issued = LocalCA(name="Base CA").issue(["base.test"])
     (tmp_path / "c.pem").write_text(issued.certificate_pem + issued.chain_pem)
@@ -160,16 +160,16 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, bytes, object]]:
         listener.close()
 
 
-def test_the_base_proves_what_is_served_over_tls(tls_server: tuple[int, bytes, object]) -> None:
+def test_the_base_proves_what_is_served_over_tls(tls_server: tuple[int, bytes, validation.Bundle]) -> None:
     port, der, served = tls_server
     server = apache.Apache(apache.Apache.distros[0], None, port, {})
     assert server.served("base.test") == der
-    assert server.wait_for(served.facts, 1.0) == (True, "")  # type: ignore[attr-defined]
+    assert server.wait_for(served.facts, 1.0) == (True, "")
     other = LocalCA(name="Other CA").issue(["base.test"])
     expected = validation.parse_bundle(other.certificate_pem, other.private_key_pem, other.chain_pem, ("c", "k", "ch"))
     ok, why = server.wait_for(expected.facts, 0.3)
     assert not ok
-    assert why == f"Apache on port {port} serves serial {served.facts.serial_hex}, expected {other.serial_hex}"  # type: ignore[attr-defined]
+    assert why == f"Apache on port {port} serves serial {served.facts.serial_hex}, expected {other.serial_hex}"
 
 
 def test_nothing_answering_is_said_so() -> None:
