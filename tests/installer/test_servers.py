@@ -102,6 +102,26 @@ def test_nginx_reload_serves_the_new_file_and_starts_a_stopped_nginx(local_nginx
     assert adapter.wait_for(facts(second), 10) == (True, "")
 
 
+def test_nginx_reload_waits_for_new_workers_and_sees_a_master_that_refused(local_nginx: LocalNginx) -> None:
+    """nginx -s reload only sends SIGHUP: the adapter waits for the master's new workers (after
+    it, no old worker serves the previous certificate). A file nginx cannot load fails the reload
+    (nginx -s reload parses the configuration itself before it signals)."""
+    adapter = nginx_adapter(local_nginx)
+    before = adapter._master_and_workers()
+    assert before is not None and before[0] == local_nginx.master_pid() and len(before[1]) == 2
+    new = CA.issue([HOSTNAME])
+    local_nginx.write_bundle(new)
+    assert adapter.reload("graceful")[0]
+    after = adapter._master_and_workers()
+    assert after is not None and after[0] == before[0] and not after[1] & before[1]
+    assert adapter.served(HOSTNAME) == facts(new).der  # at once, no polling
+    mismatched = CA.issue([HOSTNAME]).certificate_pem + CA.issue([HOSTNAME]).private_key_pem
+    local_nginx.combined_file().write_text(mismatched)
+    ok, text = adapter.reload("graceful")
+    assert not ok and "key values mismatch" in text and "PRIVATE KEY" not in text
+    assert adapter.served(HOSTNAME) == facts(new).der
+
+
 def test_nginx_wait_for_names_what_is_served_instead(local_nginx: LocalNginx) -> None:
     adapter = nginx_adapter(local_nginx)
     unserved = CA.issue([HOSTNAME])

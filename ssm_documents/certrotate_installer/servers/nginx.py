@@ -9,14 +9,17 @@ rename. (nginx has no directive for a separate chain file: with three files it w
 certificate without its chain.)
 
 ``nginx -s reload`` returns once SIGHUP is sent: it does not wait for the master to load the new
-files, and a master that cannot load them keeps the old ones (it logs the error). So the reload's
-exit status proves little, and ``wait_for`` (a fresh TLS handshake until the new certificate is
-served) is what decides. The systemd unit's ExecReload does the same (``nginx -s reload``), so the
-installer runs it directly on systemd hosts too.
+files, and a master that cannot load them keeps the old ones (it logs the error). So after it the
+adapter waits for the master (found in /proc by its command line) to start new workers and for the
+old ones to leave, at most ``SETTLE_SECONDS``: no new worker is a failed reload; after an undo,
+nothing serves the certificate just taken away. ``wait_for`` (a TLS handshake until the new
+certificate is served) still decides an install. The systemd unit's ExecReload does the same
+(``nginx -s reload``), so the installer runs it directly on systemd hosts too.
 """
 
+import os
 import time
-from typing import List, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ..distro import DEBIAN_DIRS, RHEL_DIRS, Distro
 from ..tools import find_tool
@@ -25,6 +28,8 @@ from .base import Server
 # Output of ``nginx -s`` when no master runs: no pid file, an empty one, or a stale pid.
 NOT_RUNNING = ('.pid" failed (2:', "invalid PID number", "failed (3: No such process)")
 RESTART_SECONDS = 10.0  # how long a restart waits for the stopped master to let go of its ports
+SETTLE_SECONDS = 10.0  # how long a reload waits for the master's new workers (and its old ones to go)
+MASTER_TITLE = "nginx: master process "  # how nginx's master shows itself in /proc/PID/cmdline
 
 
 class Nginx(Server):
@@ -54,10 +59,50 @@ class Nginx(Server):
             if not stopped and not self._not_running(text):
                 return False, text
             return self._start(RESTART_SECONDS)
+        before = self._master_and_workers()
         ok, text = self._control(self._command("-s", "reload"))
-        if ok or not self._not_running(text):
-            return ok, text
-        return self._start(0.0)
+        if not ok:
+            return self._start(0.0) if self._not_running(text) else (False, text)
+        return self._settle(before, text)
+
+    def _settle(self, before: Optional[Tuple[int, Set[int]]], text: str) -> Tuple[bool, str]:
+        """Wait for the master to start new workers, then (briefly) for the old ones to leave."""
+        if before is None:
+            return True, text  # this master cannot be told apart from another nginx: wait_for decides
+        master, old = before
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            now = self._master_and_workers()
+            if now is None or now[0] != master:
+                return False, f"the nginx master {master} went away during the reload (see its error log)"
+            if now[1] - old and not now[1] & old:
+                return True, text
+            if now[1] - old and time.monotonic() > deadline - SETTLE_SECONDS / 2:
+                return True, text  # an old worker still finishes a long request: it takes no new ones
+            time.sleep(0.05)
+        return False, f"the nginx master {master} started no new workers: it refused the new files (see its error log)"
+
+    def _master_and_workers(self) -> Optional[Tuple[int, Set[int]]]:
+        """This nginx's master (its command line names ``main_config``, or no ``-c`` at all) and its
+        workers, from /proc; None unless exactly one master matches."""
+        titled: Dict[int, int] = {}  # pid -> parent, of the processes that show as this master
+        children: Dict[int, Set[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read(4096).replace(b"\0", b" ").decode("utf-8", "replace")
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, set()).add(int(entry))
+            mine = f"-c {self.main_config}" in command if self.main_config else "-c " not in command
+            if command.startswith(MASTER_TITLE) and mine:
+                titled[int(entry)] = parent
+        masters = [pid for pid, parent in titled.items() if parent not in titled]  # a new worker shows the title too
+        return (masters[0], children.get(masters[0], set())) if len(masters) == 1 else None
 
     @staticmethod
     def _not_running(text: str) -> bool:
