@@ -14,16 +14,16 @@ The program is the package ``ssm_documents/certrotate_installer/`` built into on
 ``rotation/build/installer.py``. It travels bz2-compressed and base64-encoded in a quoted
 here-document: SSM limits a document (with its parameter values) to 64 KB, and the readable
 program is larger (bz2, in every Python since 3.3 as zlib is, makes it a fifth smaller than zlib:
-33.6 KB against 40.5 KB with the three servers). A test proves the blob decodes to the build byte for byte, and that every
-module it embeds is its file in the package byte for byte;
+33.6 KB against 40.5 KB with the three servers). A test proves the blob decodes to the build byte
+for byte, and that every module it embeds is its file in the package byte for byte;
 ``python -m rotation.build.ssm_documents --decode ssm_documents/RunUpdateTLS.yaml`` prints it.
 """
 
 from __future__ import annotations
 
 import base64
-import sys
 import bz2
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,14 @@ class Parameter:
         return spec
 
 
+# The parameters whose values are a closed list: the document shows them as allowedValues too.
+CLOSED_VALUES = {
+    "ReloadMode": INSTALLER.RELOAD_MODES,
+    "FileLayout": INSTALLER.FILE_LAYOUTS,
+    "Server": INSTALLER.SERVERS,
+}
+
+
 def _parameters(action: Any) -> tuple[Parameter, ...]:
     return tuple(
         Parameter(
@@ -87,7 +95,7 @@ def _parameters(action: Any) -> tuple[Parameter, ...]:
             DESCRIPTIONS[p.name],
             p.pattern,
             p.default,
-            {"ReloadMode": INSTALLER.RELOAD_MODES, "FileLayout": INSTALLER.FILE_LAYOUTS, "Server": INSTALLER.SERVERS}.get(p.name, ()),
+            CLOSED_VALUES.get(p.name, ()),
         )
         for p in INSTALLER.PARAMETERS[action]
     )
