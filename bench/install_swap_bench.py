@@ -1,12 +1,14 @@
-"""Benchmark: swap a certificate on the real Apache with RunUpdateTLS while clients keep connecting.
+"""Benchmark: swap a certificate with RunUpdateTLS on each real server while clients keep connecting.
 
-Run from the repository root as root, with apache2 and the aws CLI installed:
-    python bench/install_swap_bench.py [--threads 4] [--handshakes 800]
+Run from the repository root as root, with apache2, nginx, haproxy and the aws CLI installed:
+    python bench/install_swap_bench.py [--threads 4] [--handshakes 3000] [--servers apache,nginx,haproxy]
 
-Starts Debian's apache2 on a loopback port and moto's server, runs the install document through
-the local SSM runner while a bounded number of TLS handshakes hammer the port, and prints the
-handshakes attempted and failed, which certificates they saw, and the seconds from document start
-to the first handshake that sees the new certificate.
+For each server (Debian's apache2, nginx and haproxy on a loopback port; ``haproxy-reload`` is
+HAProxy without a runtime socket in the host file, so reloaded through its master instead of the
+Runtime API) it starts moto's server, runs the install document through the local SSM runner
+while a bounded number of TLS handshakes hammer the port, and prints the handshakes attempted and
+failed, which certificates they saw, and the seconds from document start to the first handshake
+that sees the new certificate; then one table, side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,34 +47,30 @@ def serial_over_tls(port: int, hostname: str) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--handshakes", type=int, default=3000, help="upper bound on handshakes (default 3000)")
-    args = parser.parse_args()
+SERVERS = ("apache", "nginx", "haproxy", "haproxy-reload")
 
-    import logging
 
+def local_server(kind: str, root: Path, port: int) -> Any:
+    from rotation.cli.local_apache import LocalApache
+    from rotation.cli.local_servers import LocalHaproxy, LocalNginx
+
+    return {"apache": LocalApache, "nginx": LocalNginx}.get(kind, LocalHaproxy)(root, port)
+
+
+def run_one(kind: str, args: argparse.Namespace, endpoint: str, ca: Any) -> dict[str, Any]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from rotation.build.ssm_documents import DOCUMENTS_DIR
-    from rotation.cli.local_apache import LocalApache as Apache
     from rotation.cli.local_apache import free_port
     from rotation.emulation.ssm_runner import run_document
-    from tests.support.certs import LocalCA
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     hostname = "www.certrotate.test"
-    ca = LocalCA(name="certrotate Bench CA")
-    moto_port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{moto_port}"
     with tempfile.TemporaryDirectory(prefix="certrotate-swap-") as directory:
-        apache = Apache(Path(directory) / "apache", free_port())
-        apache.write_bundle(ca.issue([hostname]))
-        apache.start()
+        server = local_server(kind, Path(directory) / kind.split("-", maxsplit=1)[0], free_port())
+        server.write_bundle(ca.issue([hostname]))
+        server.start()
+        if kind == "haproxy-reload":
+            server.write_installer_config(haproxy_runtime_socket=None)
         try:
             new = ca.issue([hostname])
             sm = boto3.client(
@@ -81,8 +80,8 @@ def main() -> int:
                 aws_access_key_id="bench",
                 aws_secret_access_key="bench",
             )
-            arn = sm.create_secret(Name="bench/web", SecretString=json.dumps(new.to_fields()))["ARN"]
-            old_serial = serial_over_tls(apache.port, hostname)
+            arn = sm.create_secret(Name=f"bench/{kind}", SecretString=json.dumps(new.to_fields()))["ARN"]
+            old_serial = serial_over_tls(server.port, hostname)
             lock, stop = threading.Lock(), threading.Event()
             seen: dict[int, int] = {}
             failures: list[str] = []
@@ -96,7 +95,7 @@ def main() -> int:
                         if sum(seen.values()) + len(failures) >= args.handshakes:
                             return
                     try:
-                        serial = serial_over_tls(apache.port, hostname)
+                        serial = serial_over_tls(server.port, hostname)
                     except (OSError, ssl.SSLError) as exc:
                         with lock:
                             failures.append(type(exc).__name__)
@@ -117,12 +116,12 @@ def main() -> int:
                 "AWS_ACCESS_KEY_ID": "bench",
                 "AWS_SECRET_ACCESS_KEY": "bench",
                 "PATH": f"{Path(aws).parent}:{os.environ['PATH']}",
-                **apache.installer_environment(),
+                **server.installer_environment(),
             }
             document_start = time.monotonic()
             result = run_document(
                 DOCUMENTS_DIR / "RunUpdateTLS.yaml",
-                {"SecretArn": arn, **apache.document_parameters()},
+                {"SecretArn": arn, **server.document_parameters()},
                 env=env,
             )
             document_seconds = time.monotonic() - document_start
@@ -131,22 +130,62 @@ def main() -> int:
             for thread in threads:
                 thread.join()
         finally:
-            apache.stop()
             server.stop()
-    print("handshakes per 250 ms:", [sum(1 for t in stamps if i * 0.25 <= t < (i + 1) * 0.25) for i in range(16)])
     attempted = sum(seen.values()) + len(failures)
-    print(f"install document: {'ok' if result.ok else 'FAILED'} in {document_seconds:.2f} s")
-    print(f"handshakes attempted: {attempted}, failed: {len(failures)} ({args.threads} threads)")
+    served_after = first_new[0] - (document_start - started) if first_new else None
+    per_quarter = [sum(1 for t in stamps if i * 0.25 <= t < (i + 1) * 0.25) for i in range(16)]
+    print(f"[{kind}] handshakes per 250 ms:", per_quarter)
+    print(f"[{kind}] install document: {'ok' if result.ok else 'FAILED'} in {document_seconds:.2f} s")
+    if not result.ok:
+        print(f"[{kind}] {result.stderr.strip()}")
+    print(f"[{kind}] handshakes attempted: {attempted}, failed: {len(failures)} ({args.threads} threads)")
+    new_serial = new.certificate.serial_number
     print(
-        f"served old certificate: {seen.get(old_serial, 0)}, new: {seen.get(new.certificate.serial_number, 0)}, "
-        f"other: {sum(v for k, v in seen.items() if k not in (old_serial, new.certificate.serial_number))}"
+        f"[{kind}] served old certificate: {seen.get(old_serial, 0)}, new: {seen.get(new_serial, 0)}, "
+        f"other: {sum(v for k, v in seen.items() if k not in (old_serial, new_serial))}"
     )
-    if first_new:
-        print(
-            f"seconds from document start to the new certificate served: "
-            f"{first_new[0] - (document_start - started):.2f}"
-        )
-    return 0 if result.ok and not failures else 1
+    return {
+        "ok": result.ok,
+        "attempted": attempted,
+        "failed": len(failures),
+        "document": document_seconds,
+        "served_after": served_after,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--handshakes", type=int, default=3000, help="upper bound on handshakes per server")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
+    args = parser.parse_args()
+    kinds = [k for k in args.servers.split(",") if k]
+    unknown = [k for k in kinds if k not in SERVERS]
+    if unknown:
+        parser.error(f"--servers: unknown {', '.join(unknown)} (allowed: {', '.join(SERVERS)})")
+
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from rotation.cli.local_apache import free_port
+    from tests.support.certs import LocalCA
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    ca = LocalCA(name="certrotate Bench CA")
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    try:
+        results = {kind: run_one(kind, args, f"http://127.0.0.1:{moto_port}", ca) for kind in kinds}
+    finally:
+        moto.stop()
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{'server':<16}{'document':>10}{'handshakes':>12}{'failed':>8}{'new served after':>18}")
+    for kind, r in results.items():
+        after = f"{r['served_after']:.2f} s" if r["served_after"] is not None else "never"
+        print(f"{kind:<16}{r['document']:>8.2f} s{r['attempted']:>12}{r['failed']:>8}{after:>18}")
+    return 0 if all(r["ok"] and not r["failed"] for r in results.values()) else 1
 
 
 if __name__ == "__main__":
