@@ -142,7 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
     demo.add_argument(
-        "--no-apache", action="store_true", help="serve with a Python TLS server even when apache2 is installed"
+        "--no-apache", action="store_true", help="serve with a Python TLS server even when the server is installed"
+    )
+    demo.add_argument(
+        "--server",
+        choices=("apache", "nginx", "haproxy"),
+        default="apache",
+        help="the real server the documents feed (Debian's, when installed; default apache)",
     )
     sandbox.add_arguments(
         command(
@@ -312,7 +318,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) ->
     if args.command == "demo":
         from rotation.cli.demo import run_demo
 
-        return run_demo(args.workdir, use_apache=not args.no_apache, region=args.region, out=out)
+        return run_demo(args.workdir, use_apache=not args.no_apache, region=args.region, out=out, server=args.server)
     if args.command == "sandbox":
         from rotation.cli.sandbox import run as run_sandbox
 

@@ -30,6 +30,7 @@ from rich.table import Table
 
 from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache, apache_available, free_port
+from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
@@ -101,8 +102,16 @@ def _offline_aws(region: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None = None, out: Any = None) -> int:
-    """Run the demo in ``region`` (moto's, default us-east-1); returns the exit code.
+def run_demo(
+    workdir: str | None,
+    *,
+    use_apache: bool = True,
+    region: str | None = None,
+    out: Any = None,
+    server: str = "apache",
+) -> int:
+    """Run the demo in ``region`` (moto's, default us-east-1) against ``server`` (apache, nginx or
+    haproxy, Debian's, when installed); returns the exit code.
 
     With ``out`` in JSON mode the narration goes to stderr and stdout gets one JSON summary.
     """
@@ -150,7 +159,7 @@ def run_demo(workdir: str | None, *, use_apache: bool = True, region: str | None
             demo_secrets.append(DemoSecret(label, spec["CERTIFICATE_TYPE"], arn, spec["COMMON_NAME"]))
             _step(f"secret {spec['COMMON_NAME']}: {label}, {spec['CERTIFICATE_TYPE']}")
         hostnames = [s.hostname for s in demo_secrets]
-        target = _target(stack, base, hostnames, f"http://127.0.0.1:{moto_port}", use_apache=use_apache)
+        target = _target(stack, base, hostnames, f"http://127.0.0.1:{moto_port}", use_apache=use_apache, name=server)
         for secret in demo_secrets:
             _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=False, region=region)
         previous = {s.arn: s.served_serial for s in demo_secrets}
@@ -199,9 +208,10 @@ class Target(Protocol):
 
 @dataclass
 class ApacheTarget:
-    """The real local Apache; certificates arrive through RunUpdateTLS run by the local SSM runner."""
+    """The real local Apache (or nginx, HAProxy); certificates arrive through RunUpdateTLS run by the
+    local SSM runner."""
 
-    apache: LocalApache
+    apache: LocalApache | LocalNginx | LocalHaproxy
     endpoint: str
     aws_cli: str
     label: str = "Apache"
@@ -241,27 +251,45 @@ class PythonTarget:
         self.server.install(secret.hostname, bundle)
 
 
+# The servers the demo can feed through the documents: (harness, label, what Debian calls it).
+SERVERS: dict[str, tuple[type[LocalApache] | type[LocalNginx] | type[LocalHaproxy], str, str]] = {
+    "apache": (LocalApache, "Apache", "Debian apache2"),
+    "nginx": (LocalNginx, "nginx", "Debian nginx"),
+    "haproxy": (LocalHaproxy, "HAProxy", "Debian haproxy, Runtime API"),
+}
+
+
 def _target(
-    stack: contextlib.ExitStack, base: Path, hostnames: list[str], endpoint: str, *, use_apache: bool
+    stack: contextlib.ExitStack,
+    base: Path,
+    hostnames: list[str],
+    endpoint: str,
+    *,
+    use_apache: bool,
+    name: str = "apache",
 ) -> Target:
-    problem = apache_available() if use_apache else "--no-apache given"
+    harness, label, described = SERVERS[name]
+    if not use_apache:
+        problem: str | None = "--no-apache given"
+    else:
+        problem = apache_available() if name == "apache" else server_available(name)
     aws_cli = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
     if problem is None and not Path(aws_cli).exists():
         problem = "the aws CLI is not installed (pip install awscli)"
     if problem is None:
-        apache = LocalApache(base / "apache", free_port(), hostnames)
+        local = harness(base / name, free_port(), hostnames)
         for hostname in hostnames:
-            apache.write_bundle(_placeholder_bundle(hostname), hostname)
-        apache.start()
-        stack.callback(apache.stop)
+            local.write_bundle(_placeholder_bundle(hostname), hostname)
+        local.start()
+        stack.callback(local.stop)
         console.print(
-            f"[cyan]local Apache (Debian apache2) on 127.0.0.1:{apache.port}; certificates are "
+            f"[cyan]local {label} ({described}) on 127.0.0.1:{local.port}; certificates are "
             "installed by the RunUpdateTLS document[/cyan]"
         )
-        return ApacheTarget(apache, endpoint, aws_cli)
+        return ApacheTarget(local, endpoint, aws_cli, label)
     server = stack.enter_context(LocalTlsServer(base))
     console.print(
-        f"[yellow]no local Apache ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
+        f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
     )
     return PythonTarget(server)
 

@@ -14,6 +14,7 @@ socket (the Runtime API: ``set ssl cert`` + ``commit ssl cert``), listeners pass
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -57,8 +58,7 @@ _NGINX_SERVER = """\
 """
 _HAPROXY = """\
 global
-    pidfile {root}/run/haproxy.pid
-    stats socket {root}/run/admin.sock mode 600 level admin expose-fd listeners
+    stats socket {runtime_socket} mode 600 level admin expose-fd listeners
     nbthread 2
 {user}
 defaults
@@ -255,12 +255,23 @@ class LocalHaproxy(LocalServer):
         return self.root / "haproxy.cfg"
 
     @property
+    def socket_directory(self) -> Path:
+        """Where the sockets live: a short path of its own (a Unix socket's path has at most 107
+        bytes, HAProxy's 97, and a test's directory is longer), 0700 in /run as Debian's
+        /run/haproxy (a sticky /tmp above it is refused for sockets), else under the root dir."""
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        run = Path("/run")
+        if os.geteuid() == 0 and run.is_dir() and not run.stat().st_mode & 0o022:
+            return run / f"certrotate-haproxy-{digest}"
+        return self.root / "run"
+
+    @property
     def runtime_socket(self) -> Path:
-        return self.root / "run" / "admin.sock"
+        return self.socket_directory / "admin.sock"
 
     @property
     def master_socket(self) -> Path:
-        return self.root / "run" / "master.sock"
+        return self.socket_directory / "master.sock"
 
     def host_settings(self) -> dict[str, Any]:
         """The config and both sockets: the Runtime API swaps with no reload, the master reloads."""
@@ -273,7 +284,10 @@ class LocalHaproxy(LocalServer):
     def write_config(self) -> None:
         crts = " ".join(f"crt {self.combined_file(h)}" for h in self.hostnames)
         user = "    user haproxy\n    group haproxy\n" if os.geteuid() == 0 else ""
-        self.config.write_text(_HAPROXY.format(root=self.root, port=self.port, crts=crts, user=user))
+        self.socket_directory.mkdir(mode=0o700, exist_ok=True)
+        self.socket_directory.chmod(0o700)
+        text = _HAPROXY.format(runtime_socket=self.runtime_socket, port=self.port, crts=crts, user=user)
+        self.config.write_text(text)
 
     def start(self) -> None:
         """Start, then wait for the master socket too (the master makes it after the worker listens)."""
@@ -290,6 +304,10 @@ class LocalHaproxy(LocalServer):
 
     def start_command(self) -> list[str]:
         return ["-W", "-D", "-f", str(self.config), "-p", str(self.pid_file), "-S", f"{self.master_socket},mode,600"]
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.socket_directory, ignore_errors=True)
 
     def error_log(self) -> str:
         checked = self._run("-c", "-f", str(self.config))

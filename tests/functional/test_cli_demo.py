@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import cli
 
 
@@ -44,7 +46,7 @@ def assert_demo_proved_rotation(result: subprocess.CompletedProcess[str], workdi
         before, after = re.findall(r"([0-9A-F]{8}) → ([0-9A-F]{8})", row)[0]
         assert before != after and "yes" in row
     assert "PRIVATE KEY" not in out + result.stderr
-    keys = list(workdir.rglob("*.key"))
+    keys = list(workdir.rglob("*.key")) or list(workdir.rglob("private/*.pem"))  # nginx, HAProxy: combined
     assert keys and all((k.stat().st_mode & 0o777) == 0o600 for k in keys)
 
 
@@ -56,6 +58,18 @@ def test_demo_installs_on_the_real_apache(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo")
     assert_demo_proved_rotation(result, tmp_path / "demo", "Apache")
     assert "RunUpdateTLS" in result.stdout
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False).returncode == 1
+
+
+@pytest.mark.parametrize(("server", "label"), [("nginx", "nginx"), ("haproxy", "HAProxy")])
+def test_demo_installs_on_the_real_nginx_or_haproxy(tmp_path: Path, server: str, label: str) -> None:
+    from rotation.cli.local_servers import server_available
+    from tests.integration.conftest import require
+
+    require(server_available(server))
+    result = run_demo(tmp_path / "demo", "--server", server)
+    assert_demo_proved_rotation(result, tmp_path / "demo", label)
+    assert f"local {label} (Debian {server}" in result.stdout and "RunUpdateTLS" in result.stdout
     assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False).returncode == 1
 
 

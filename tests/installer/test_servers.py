@@ -271,7 +271,7 @@ def test_a_link_or_a_plain_file_is_not_a_socket(local_haproxy: LocalHaproxy, tmp
     for path, message in ((link, "is not a socket"), (plain, "is not a socket"), (tmp_path / "none", "does not exist")):
         with pytest.raises(output.InstallError, match=message):
             haproxy.check_socket(str(path), os.geteuid())
-    group_writable = local_haproxy.root / "run"
+    group_writable = local_haproxy.socket_directory
     group_writable.chmod(group_writable.stat().st_mode | stat.S_IWOTH)
     try:
         with pytest.raises(output.InstallError, match="writable by nobody else"):
