@@ -43,7 +43,8 @@ INJECTIONS = {
     "CertificateFile": ["/etc/ssl/../shadow", "relative/path.pem", "/tmp/x;id", "/tmp/$(id)", "/tmp/`id`", '/tmp/"x'],
     "KeyFile": ["/etc/ssl/private/../../x", "/tmp/a b", "/tmp/a\\b"],
     "HttpsPort": ["443;id", "0", "-1"],
-    "ServiceName": ["nginx", "apache2;id"],
+    "ServiceName": ["lighttpd", "apache2;id"],
+    "Server": ["lighttpd", "nginx;id", "Apache", "$(id)"],
     "ReloadMode": ["stop", "graceful;id"],
 }
 CASES = [(name, value) for name, values in INJECTIONS.items() for value in values]
@@ -56,6 +57,7 @@ VALID = {
     "KeyFile": "/etc/ssl/private/web.key",
     "ChainFile": "/etc/ssl/certs/web-chain.pem",
     "ServiceName": "httpd",
+    "Server": "haproxy",
     "HttpsPort": "8443",
     "ReloadMode": "graceful",
 }
@@ -101,7 +103,9 @@ def test_every_embedded_module_is_its_file_in_the_package_byte_for_byte() -> Non
 
 def test_no_document_offers_an_apache_config_to_the_sender() -> None:
     for document in DOCUMENTS:
-        assert "ApacheConfigFile" not in yaml.safe_load(document_path(document).read_text())["parameters"]
+        parameters = yaml.safe_load(document_path(document).read_text())["parameters"]
+        assert "ApacheConfigFile" not in parameters
+        assert not [name for name in parameters if "Config" in name or "Socket" in name]  # no server's either
 
 
 @pytest.mark.parametrize("name", list(VALID))
