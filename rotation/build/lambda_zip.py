@@ -10,8 +10,9 @@ Bytecode ships in the zip: ``/var/task`` is read-only, so without it every cold 
 certrotate's, cryptography's and Powertools' sources again (about 100 ms of a cold start). It is
 compiled by an interpreter of the target version (``sys.executable`` if it is one, else
 ``python3.12`` on ``PATH`` or under pyenv, or the one given) as unchecked-hash ``.pyc`` files
-(PEP 552: the zip is immutable, so the source is never re-read to check them) with the file names
-Lambda runs them under (``/var/task/...``), so the same inputs give the same bytes. Without such
+(PEP 552: the zip is immutable, so the source is never re-read to check them), compiled under the
+names Lambda unpacks them to (``/var/task/...``, not the build's temporary directory), so the same
+inputs and interpreter give the same bytes. Without such
 an interpreter the zip carries sources only and ``BuiltZip.bytecode`` is ``None`` (the CLI says so).
 """
 
