@@ -266,6 +266,8 @@ def profile(python: str, dirs: dict[str, Path], moto: Moto, runs: int) -> None:
         only = by_package(who, set(medians[who]) - set(medians[other]))
         listed = ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(only.items(), key=lambda x: -x[1])[:15])
         print(f"only {who} imports ({sum(only.values()):.1f} ms): {listed}")
+        modules = sorted(set(medians[who]) - set(medians[other]), key=lambda m: -medians[who][m])
+        print("  by module: " + ", ".join(f"{m} {medians[who][m]:.1f}" for m in modules[:40]))
 
 
 def instructions(
