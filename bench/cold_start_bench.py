@@ -1,6 +1,6 @@
 """Benchmark: a Lambda container's full cold path, certrotate against the original sample.
 
-Run from the repository root:  python bench/cold_start_bench.py [--runs 21] [--instructions 3]
+Run from the repository root:  python bench/cold_start_bench.py [--runs 21] [--instructions 3] [--ledger]
 
 The cold path is everything a fresh container does for its first invocation, a Private CA
 createSecret: the imports (botocore, cryptography, Powertools, certrotate), the clients, and the
@@ -22,7 +22,8 @@ step itself with its AWS calls. It is measured the way Lambda runs the code:
   through ``AWS_ENDPOINT_URL``) with equal work: a secret that was rotated once, whose RSA-2048 key
   is kept (``REUSE_PRIVATE_KEY=true`` for certrotate, what the original always does), loaded and
   checked by both, CSR, IssueCertificate, GetCertificate, PutSecretValue; a new AWSPENDING version
-  is staged before every sample.
+  is staged before every sample. certrotate runs without an issuance ledger (the original keeps
+  none); ``--ledger`` gives it one, as the central template does (a DynamoDB client and PutItem).
 
 Figures are CPU milliseconds of the child interpreter (``time.process_time``, all its threads;
 waits on moto's answers are not counted, so the server's work is left out), from just before the
@@ -153,7 +154,7 @@ def prepare(work: Path, python: str, *, bytecode: bool = True) -> dict[str, Path
 class Moto:
     """moto's server in this process, a Private CA, and one secret per contender rotated once."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, ledger: bool = False) -> None:
         import logging
 
         import boto3
@@ -178,6 +179,11 @@ class Moto:
             "AWS_LAMBDA_FUNCTION_NAME": "certrotate-rotation",
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("AWS_")})
+        if ledger:  # as the central template configures the function: the issuance ledger in DynamoDB
+            from rotation.ledger import LEDGER_TABLE_ENV, create_table
+
+            create_table(boto3.client("dynamodb"), "certrotate-ledger")
+            self.env[LEDGER_TABLE_ENV] = os.environ[LEDGER_TABLE_ENV] = "certrotate-ledger"
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         self._keys = cached_moto_ca_keys()  # moto's CA re-decrypting its key is not the contenders' work
         self._keys.__enter__()
@@ -293,6 +299,9 @@ def main() -> None:
     parser.add_argument("--instructions", type=int, default=0, help="also count instructions of N samples each")
     parser.add_argument("--profile", action="store_true", help="only print -X importtime's figures (--runs of each)")
     parser.add_argument(
+        "--ledger", action="store_true", help="certrotate with the issuance ledger, as the central template sets it"
+    )
+    parser.add_argument(
         "--no-bytecode", action="store_true", help="both task directories without bytecode (the zip as it was)"
     )
     args = parser.parse_args()
@@ -301,7 +310,7 @@ def main() -> None:
         work = Path(directory)
         (work / "home").mkdir()
         dirs = prepare(work, python, bytecode=not args.no_bytecode)
-        moto = Moto(work / "home")
+        moto = Moto(work / "home", ledger=args.ledger)
         try:
             if args.profile:
                 profile(python, dirs, moto, args.runs)
@@ -321,6 +330,7 @@ def main() -> None:
         finally:
             moto.stop()
     variant = " (no bytecode in either task directory)" if args.no_bytecode else ""
+    variant += ", certrotate with the issuance ledger (DynamoDB)" if args.ledger else ""
     print(
         f"full cold path of a Private CA createSecret{variant}, Python {RUNTIME_PYTHON} ({python}), {args.runs} fresh "
         f"interpreters each, alternating; load average {min(loads):.1f} to {max(loads):.1f} "
