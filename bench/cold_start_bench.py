@@ -1,6 +1,7 @@
 """Benchmark: a Lambda container's full cold path, certrotate against the original sample.
 
-Run from the repository root:  python bench/cold_start_bench.py [--runs 21] [--instructions 3] [--ledger]
+Run from the repository root:  python bench/cold_start_bench.py [--runs 21] [--instructions 3]
+[--ledger] [--no-bytecode] [--profile]
 
 The cold path is everything a fresh container does for its first invocation, a Private CA
 createSecret: the imports (botocore, cryptography, Powertools, certrotate), the clients, and the
@@ -32,7 +33,10 @@ the step returns. The interpreter's own start-up is excluded (both pay it). Samp
 (original, certrotate, swapped every round) and the median with the interquartile range is
 printed. ``--instructions N`` also counts instructions of N samples each under
 ``valgrind --tool=callgrind`` (hash seed fixed; minus an empty interpreter's count), a figure the
-neighbours on a shared machine cannot move.
+neighbours on a shared machine cannot move. ``--no-bytecode``: both task directories without
+bytecode (the zip as it was before it shipped any). ``--profile``: instead of timing, ``-X
+importtime`` of ``--runs`` cold paths each (own import time by package, and the modules only one
+contender imports).
 """
 
 from __future__ import annotations
