@@ -63,6 +63,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
 
@@ -1401,6 +1402,191 @@ def pick_distro(service: str, os_release: Optional[str]) -> Distro:
     raise InstallError(Exit.BAD_PARAMETER, "cannot tell the distribution; pass ServiceName apache2 or httpd")
 
 
+# ---------------------------------------------------------------------------------------------
+# The served-truth check: every fresh connection presents the expected certificate
+# ---------------------------------------------------------------------------------------------
+
+# After a reload, one connection that sees the new certificate proves only the worker it reached.
+# A worker left over from before the reload (a graceful reload's old generation that keeps its
+# listener; a second process in an SO_REUSEPORT group; a load-balanced set of processes) serves
+# the old certificate to the connections the kernel hands it. So once one connection sees the
+# expected certificate, SERVED_SAMPLE fresh connections must all present it, opened
+# SERVED_ROUND at a time and held open until the whole round has its certificate (a worker busy
+# with one cannot take the next in turn), one round every SERVED_SPACING seconds: 16 connections
+# over just over a second, a full tick of Apache's once-a-second child maintenance. Each lands on
+# a listener independently (SO_REUSEPORT hashes the connection's source port), so a stale share
+# p of the listeners escapes 16 connections with probability (1 - p) ** 16: 1.5e-5 for one of
+# two, 1 % for one of four. Anything else (an old serial, no handshake) restarts the count; the
+# whole check is bounded by SERVE_WAIT_SECONDS (as before: a reload that has not settled in
+# 30 s will not), with at least SERVED_PROOF_SECONDS left for the proof after a late first
+# sighting. The result travels in the fleet record as ServedCheck.
+SERVED_SAMPLE = 16
+SERVED_ROUND = 4
+SERVED_SPACING = 0.35
+SERVED_POLL = 0.1  # seconds between single connections until one sees the expected certificate
+SERVED_PROOF_SECONDS = 5.0
+SERVED_CONNECT_SECONDS = 3.0
+SERVED_RECHECK_SECONDS = 5.0  # the check of what a run left in place: nothing was reloaded, no long wait
+SERVED_CHECK_LIMIT = 128  # characters of the fleet record's ServedCheck
+MATCH = "="  # a probe's label: the expected certificate, byte for byte
+NO_TLS = ""  # a probe's label: no TLS handshake (refused, reset, timed out)
+
+
+class ServedProof(NamedTuple):
+    """What the served-truth check saw: the labels of the last SERVED_SAMPLE probes (MATCH, NO_TLS
+    or the serial presented instead), the expected serial, and how long it looked."""
+
+    ok: bool
+    labels: Tuple[str, ...]
+    expected: str
+    seconds: float
+
+    @property
+    def summary(self) -> str:
+        return served_summary(self.labels)
+
+    def why(self, port: int) -> str:
+        return served_explanation(self, port)
+
+
+def probe_label(der: Optional[bytes], expected: bytes) -> str:
+    """Pure: the label of one probe's certificate."""
+    if der is None:
+        return NO_TLS
+    if der == expected:
+        return MATCH
+    try:
+        return certificate_facts(der).serial_hex
+    except (ValueError, IndexError):
+        return "unparsable"
+
+
+def _counted(labels: Sequence[str]) -> List[Tuple[str, int]]:
+    counts = {}  # type: Dict[str, int]
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def served_summary(labels: Sequence[str]) -> str:
+    """Pure: the fleet record's ServedCheck: ``16/16`` when every probe presented the expected
+    certificate, else ``stale: 3/16 serial AB12..., new: 13/16`` (the most frequent other serial,
+    ``+N other`` for the rest, ``no handshake: K/16``), at most SERVED_CHECK_LIMIT characters."""
+    total = len(labels)
+    if not total:
+        return ""
+    counts = dict(_counted(labels))
+    if counts.get(MATCH, 0) == total:
+        return f"{total}/{total}"
+    others = [(label, count) for label, count in _counted(labels) if label not in (MATCH, NO_TLS)]
+    parts = []  # type: List[str]
+    if others:
+        serial = others[0][0] if len(others[0][0]) <= 20 else others[0][0][:20] + "..."
+        parts.append(f"stale: {others[0][1]}/{total} serial {serial}")
+        if len(others) > 1:
+            parts.append(f"+{sum(count for _, count in others[1:])} other")
+    if counts.get(NO_TLS):
+        parts.append(f"no handshake: {counts[NO_TLS]}/{total}")
+    parts.append(f"new: {counts.get(MATCH, 0)}/{total}")
+    return bounded(", ".join(parts), SERVED_CHECK_LIMIT)
+
+
+def served_explanation(proof: ServedProof, port: int) -> str:
+    """Pure: the failure message: what the last connections presented, and for how long it waited."""
+    total = len(proof.labels)
+    if not total or all(label == NO_TLS for label in proof.labels):
+        return f"nothing answers TLS on port {port} (waited {proof.seconds:.1f} s)"
+    seen = []  # type: List[str]
+    for label, count in _counted(proof.labels):
+        if label == MATCH:
+            seen.append(f"{count} the expected serial {proof.expected}")
+        elif label == NO_TLS:
+            seen.append(f"{count} no TLS handshake")
+        else:
+            seen.append(f"{count} serial {label}")
+    stale = any(label not in (MATCH, NO_TLS) for label in proof.labels)
+    hint = (
+        "; a worker left from an earlier reload (or another process on the port) serves another certificate"
+        if stale
+        else ""
+    )
+    return "of the last {} fresh connections to port {} (in {:.1f} s), {}{}".format(
+        total, port, proof.seconds, ", ".join(seen), hint
+    )
+
+
+def _probe(address: Tuple[str, int], hostname: str, barrier: Any, found: List[Optional[bytes]], index: int) -> None:
+    """One fresh TLS connection with SNI: its certificate into ``found[index]``, held open until
+    every connection of its round has one."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the DER served is compared byte for byte
+    tls = None  # type: Optional[ssl.SSLSocket]
+    try:
+        raw = socket.create_connection(address, timeout=SERVED_CONNECT_SECONDS)
+        try:
+            tls = context.wrap_socket(raw, server_hostname=hostname)
+            found[index] = tls.getpeercert(binary_form=True)
+        except BaseException:
+            raw.close()
+            raise
+    except (OSError, ssl.SSLError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            barrier.wait(SERVED_CONNECT_SECONDS * 2)
+        if tls is not None:
+            tls.close()
+
+
+def probe_round(address: Tuple[str, int], hostname: str, size: int) -> List[Optional[bytes]]:
+    """``size`` fresh TLS connections at once; each one's certificate (None: no handshake)."""
+    found = [None] * size  # type: List[Optional[bytes]]
+    if size == 1:
+        _probe(address, hostname, threading.Barrier(1), found, 0)
+        return found
+    barrier = threading.Barrier(size)
+    threads = [
+        threading.Thread(target=_probe, args=(address, hostname, barrier, found, index), daemon=True)
+        for index in range(size)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(SERVED_CONNECT_SECONDS * 4)
+    return list(found)
+
+
+def prove_served(
+    port: int,
+    hostname: str,
+    facts: CertificateFacts,
+    deadline_seconds: float = SERVE_WAIT_SECONDS,
+    host: str = "127.0.0.1",
+) -> ServedProof:
+    """The served-truth check (see SERVED_SAMPLE): single connections until one presents ``facts``'
+    certificate, then rounds until the last SERVED_SAMPLE connections all did, within the bound."""
+    started = time.monotonic()
+    deadline = started + deadline_seconds
+    labels = []  # type: List[str]
+    sighted = False
+    while True:
+        round_started = time.monotonic()
+        size = SERVED_ROUND if sighted else 1
+        labels.extend(probe_label(der, facts.der) for der in probe_round((host, port), hostname, size))
+        labels = labels[-SERVED_SAMPLE:]
+        if not sighted and labels[-1] == MATCH:
+            sighted = True
+            deadline = max(deadline, time.monotonic() + SERVED_PROOF_SECONDS)
+        now = time.monotonic()
+        if sighted and len(labels) == SERVED_SAMPLE and all(label == MATCH for label in labels):
+            return ServedProof(True, tuple(labels), facts.serial_hex, now - started)
+        if now >= deadline:
+            return ServedProof(False, tuple(labels), facts.serial_hex, now - started)
+        pause = SERVED_SPACING if sighted else SERVED_POLL
+        time.sleep(max(0.0, min(pause - (now - round_started), deadline - now)))
+
+
 class Apache:
     """The config test, reload and served-certificate check of the host's Apache."""
 
@@ -1467,23 +1653,9 @@ class Apache:
         except (OSError, ssl.SSLError, ValueError):
             return None
 
-    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> Tuple[bool, str]:
-        deadline = time.monotonic() + deadline_seconds
-        seen = None  # type: Optional[bytes]
-        while True:
-            seen = self.served(facts.common_name)
-            if seen == facts.der:
-                return True, ""
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        if seen is None:
-            return False, f"nothing answers TLS on port {self.port}"
-        try:
-            other = certificate_facts(seen).serial_hex
-        except (ValueError, IndexError):
-            other = "unknown"
-        return False, f"Apache on port {self.port} serves serial {other}, expected {facts.serial_hex}"
+    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> ServedProof:
+        """The served-truth check on this Apache's port, with the certificate's name as SNI."""
+        return prove_served(self.port, facts.common_name, facts, deadline_seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1742,6 +1914,7 @@ class Host:
         self.euid = euid
         self.guard = guard
         self.faults = FaultInjector(config.fault)
+        self.served_check = ""  # the latest served-truth check's summary (the fleet record's ServedCheck)
         self.journal_fd = open_directory(config.journal_dir, euid, create_mode=0o700)
         self.journal = Journal(self.journal_fd, config.journal_dir)
         UNNAMED_FILE_DIRECTORIES.append(self.journal_fd)
@@ -1797,16 +1970,27 @@ def acquire_lock(config: HostConfig, euid: int) -> int:
     return fd
 
 
-def reload_after_undo(host: Host) -> str:
-    """Reload Apache onto the restored files; a failure here is reported, never raised."""
+def reload_after_undo(host: Host, restored: Optional[CertificateFacts] = None) -> str:
+    """Reload Apache onto the restored files and, given the ``restored`` certificate, check that it
+    is what fresh connections get (SERVED_RECHECK_SECONDS); a failure here is reported, never raised."""
     try:
         ok, _ = host.apache.config_test()
         if not ok:
             return "Apache was not reloaded: its config test fails with the restored files too"
         ok, _ = host.apache.reload("graceful")
+        if ok and restored is not None:
+            return "Apache reloaded; " + restored_served(host, restored)
     except Exception as exc:  # the restore is done; say why the reload is not
         return f"Apache was not reloaded: {classify(exc)[1]}"
     return "Apache reloaded" if ok else "Apache did not reload"
+
+
+def restored_served(host: Host, restored: CertificateFacts) -> str:
+    """The served-truth check of the certificate a rollback restored, as a clause of its message."""
+    proof = host.apache.wait_for(restored, SERVED_RECHECK_SECONDS)
+    if proof.ok:
+        return f"the restored serial {restored.serial_hex} is served on {proof.summary} fresh connections"
+    return "the restored certificate is not served on every connection: " + proof.why(host.request.port)
 
 
 def recover(host: Host) -> None:
@@ -1895,7 +2079,10 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
     note = ""
     if phase is Phase.SWAPPED:
         notes = []  # type: List[str]
-        host.guard.protect(lambda: notes.append(reload_after_undo(host)))
+        restored = None  # type: Optional[CertificateFacts]
+        with contextlib.suppress(OSError):
+            restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
+        host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
         note = f" ({notes[0]})" if notes else ""
     return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
 
@@ -1989,9 +2176,12 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
             lines = [line for line in output.splitlines() if line.strip()]
             raise InstallError(Exit.RELOAD_FAILED, "Apache {} failed{}".format(mode, ": " + lines[-1] if lines else ""))
         host.faults.point("reloaded")
-        ok, why = host.apache.wait_for(bundle.facts)
-        if not ok:
-            raise InstallError(Exit.RELOAD_FAILED, "Apache does not serve the new certificate: " + why)
+        proof = host.apache.wait_for(bundle.facts)
+        host.served_check = proof.summary
+        if not proof.ok:
+            raise InstallError(
+                Exit.RELOAD_FAILED, "Apache does not serve the new certificate: " + proof.why(host.request.port)
+            )
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc) from None
     failures = []  # type: List[OSError]
@@ -2061,6 +2251,19 @@ def split_saved(saved: Sequence[bytes]) -> Tuple[str, str, str]:
     return certificates[0].decode(), b"".join(keys).decode(), b"".join(certificates[1:]).decode()
 
 
+def check_in_place(host: Host, facts: CertificateFacts) -> None:
+    """The served-truth check of a certificate already installed (nothing reloaded): recorded in
+    the fleet view; a failure is a warning, since the files are right and nothing is undone."""
+    proof = host.apache.wait_for(facts, SERVED_RECHECK_SECONDS)
+    host.served_check = proof.summary
+    if not proof.ok:
+        warn(
+            "warning: the installed certificate is not served on every connection: "
+            + proof.why(host.request.port)
+            + "; reload or restart Apache"
+        )
+
+
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     fields = fetch_secret(host.request, host.apache.env)
     try:
@@ -2073,6 +2276,7 @@ def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     live = read_live(host, targets)
     files = target_files(targets)
     if live == layout_contents(bundle, targets):
+        check_in_place(host, bundle.facts)
         return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)
@@ -2155,7 +2359,9 @@ SUBJECT_LIMIT = 256
 SERVED_KEYS = ("SecretArn", "VersionStage", "Serial", "FingerprintSha256", "NotAfter", "Subject", "InstalledAt")
 FILE_KEYS = ("CertificateFile", "KeyFile", "ChainFile", "HttpsPort")
 # The latest run, whatever it did (a failed run shows as failed in the fleet view).
-RUN_KEYS = ("Status", "ExitCode", "Message", "RecordedAt")
+# ServedCheck: the run's served-truth check (``16/16``, ``stale: 3/16 serial ..., new: 13/16``;
+# empty when the run did not get as far as a check, and in an older installer's records).
+RUN_KEYS = ("Status", "ExitCode", "Message", "RecordedAt", "ServedCheck")
 # The latest run when it failed: what it tried to install (empty after a successful run).
 FAILURE_KEYS = (
     "LastFailureSecretArn",
@@ -2207,6 +2413,7 @@ class RunReport(NamedTuple):
     code: int
     message: str
     now: float
+    served_check: str = ""  # the served-truth check's summary (empty: no check ran)
 
 
 class FleetState(NamedTuple):
@@ -2269,6 +2476,7 @@ def next_fleet_state(state: FleetState, report: RunReport, exists: Callable[[str
         "ExitCode": str(int(report.code)),
         "Message": bounded(report.message, MESSAGE_LIMIT),
         "RecordedAt": iso_time(report.now),
+        "ServedCheck": bounded(report.served_check, SERVED_CHECK_LIMIT),
     }
     if report.status is Served.FAILED:
         if old is not None:
@@ -2382,7 +2590,8 @@ def record_fleet_view(host: Host, report: RunReport) -> None:
         host.write_state(INVENTORY_STATE, {"version": 2, "records": state.records, "previous": state.previous})
         where = put_inventory(host, inventory_items(state.records, report.now), host.apache.env)
         entry = next(r for r in state.records if r["CertificateFile"] == report.files[0])
-        say(f"fleet view: {report.status.value}; serves serial {entry['Serial'] or '-'} recorded ({where})")
+        check = f", served check {entry['ServedCheck']}" if entry["ServedCheck"] else ""
+        say(f"fleet view: {report.status.value}; serves serial {entry['Serial'] or '-'}{check} recorded ({where})")
     except Exception as exc:
         warn("warning: fleet view not recorded: " + classify(exc)[1])
 
@@ -2402,6 +2611,7 @@ def record_outcome(host: Host, outcome: Outcome) -> None:
         Exit.OK,
         "",
         time.time(),
+        host.served_check,
     )
     record_fleet_view(host, report)
 
@@ -2412,7 +2622,9 @@ def record_failure(host: Host, targets: Sequence[Target], code: int, message: st
     with contextlib.suppress(Exception):
         facts = live_facts(targets[0].read())
     files = target_files(targets)
-    report = RunReport(Served.FAILED, host.request, files, facts, None, False, code, message, time.time())
+    report = RunReport(
+        Served.FAILED, host.request, files, facts, None, False, code, message, time.time(), host.served_check
+    )
     record_fleet_view(host, report)
 
 
