@@ -119,3 +119,27 @@ def test_rollback_proves_the_restored_certificate_and_undoes_itself_on_a_stale_w
     assert served_serial(apache) == old_serial
     (entry,) = records(ssm)
     assert entry["Status"] == "rolled-back" and entry["ServedCheck"] == "16/16"
+
+
+def test_a_run_that_finds_the_certificate_installed_checks_what_is_served_and_records_it(
+    apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any, tmp_path: Path
+) -> None:
+    old_cert, old_key = tmp_path / "old.pem", tmp_path / "old.key"
+    old_cert.write_bytes(apache.cert_file().read_bytes())
+    old_key.write_bytes(apache.key_file().read_bytes())
+    old_hex = format(served_serial(apache), "X")
+    new = ca.issue([HOSTNAME])
+    arn = put_secret(new)
+    assert run("RunUpdateTLS", apache, host_env, SecretArn=arn).ok
+    installed = snapshot(apache)
+    with stale_worker(apache.port, old_cert, old_key):
+        again = run("RunUpdateTLS", apache, host_env, SecretArn=arn)
+    assert again.ok, again.stderr  # the files are right: nothing to undo, nothing reloaded
+    assert "already installed; nothing changed" in again.stdout
+    assert "warning: the installed certificate is not served on every connection" in again.stderr
+    assert f"serial {old_hex}" in again.stderr and snapshot(apache) == installed
+    (entry,) = records(ssm)
+    assert entry["Status"] == "unchanged" and entry["ServedCheck"].startswith("stale: ")
+    assert run("RunUpdateTLS", apache, host_env, SecretArn=arn).ok
+    (entry,) = records(ssm)
+    assert entry["Status"] == "unchanged" and entry["ServedCheck"] == "16/16"
