@@ -20,7 +20,7 @@ from typing import Any
 from rotation.bundle import CertBundle
 
 MODULES = Path("/usr/lib/apache2/modules")
-# The installer's host-file variable (ssm_documents/install_certificate.py HOST_CONFIG_VARIABLE):
+# The installer's host-file variable (ssm_documents/certrotate_installer/host_file.py HOST_CONFIG_VARIABLE):
 # set by whoever runs the installer, never by a document or its sender.
 INSTALLER_CONFIG_VARIABLE = "CERTROTATE_INSTALLER_CONFIG"
 _MAIN = """\

@@ -1,19 +1,13 @@
-"""Unit tests of the host installer, imported directly from ssm_documents/install_certificate.py."""
+"""Unit tests of the host installer, imported directly from the package ssm_documents/certrotate_installer/."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 
-from tests.installer.helpers import LocalUser, load_program, local_user, user_problem
-
-
-@pytest.fixture(scope="session")
-def program() -> ModuleType:
-    return load_program()
+from tests.installer.helpers import LocalUser, local_user, user_problem
 
 
 @pytest.fixture

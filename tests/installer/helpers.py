@@ -1,9 +1,9 @@
-"""The installer program imported directly, and a real unprivileged local user for attacker tests."""
+"""The installer package imported directly (``certrotate_installer`` is on pytest's path, see
+pyproject.toml), its built program, and a real unprivileged local user for attacker tests."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import pwd
 import shutil
@@ -11,17 +11,16 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
+from pathlib import Path
 
-from rotation.build.ssm_documents import PROGRAM
+from rotation.build.installer import build
 
 
-def load_program() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("install_certificate", PROGRAM)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def write_program(directory: Path) -> Path:
+    """The built program (what the documents embed) as a file under ``directory``, for a test to run."""
+    path = directory / "certrotate-installer.py"
+    path.write_text(build())
+    return path
 
 
 @dataclass(frozen=True)

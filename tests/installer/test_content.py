@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import ModuleType
 
 import pytest
+from certrotate_installer import certificate, distro, output, validation
+from certrotate_installer.servers import apache
 
 from rotation.spec import KeyAlgorithm
 from tests.support.certs import LocalCA
@@ -20,20 +21,18 @@ def ca() -> LocalCA:
     return LocalCA(name="Installer Unit CA")
 
 
-def parse(program: ModuleType, cert: str, key: str, chain: str) -> object:
-    return program.parse_bundle(cert, key, chain, NAMES)
+def parse(cert: str, key: str, chain: str) -> object:
+    return validation.parse_bundle(cert, key, chain, NAMES)
 
 
 @pytest.mark.parametrize(
     "algorithm", [KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1, KeyAlgorithm.EC_secp384r1], ids=str
 )
-def test_a_good_bundle_passes_and_its_facts_are_read_from_der(
-    program: ModuleType, ca: LocalCA, algorithm: KeyAlgorithm
-) -> None:
+def test_a_good_bundle_passes_and_its_facts_are_read_from_der(ca: LocalCA, algorithm: KeyAlgorithm) -> None:
     sub = ca.subordinate()
     bundle = sub.issue(["www.certrotate.test"], key_algorithm=algorithm)
-    parsed = parse(program, bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem)
-    program.validate_bundle(parsed, time.time())
+    parsed = parse(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem)
+    validation.validate_bundle(parsed, time.time())
     facts = parsed.facts  # type: ignore[attr-defined]
     assert facts.serial_hex == bundle.serial_hex
     assert facts.common_name == "www.certrotate.test"
@@ -61,63 +60,61 @@ def test_a_good_bundle_passes_and_its_facts_are_read_from_der(
     ],
 )
 def test_content_rules_refuse_a_key_anywhere_else_and_anything_else(
-    program: ModuleType, ca: LocalCA, field: int, text: str, message: str
+    ca: LocalCA, field: int, text: str, message: str
 ) -> None:
     bundle = ca.issue(["www.certrotate.test"])
     values = {"cert": bundle.certificate_pem, "key": bundle.private_key_pem, "chain": bundle.chain_pem}
     texts = [bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem]
     texts[field] = text.format(**values)
     with pytest.raises(ValueError, match=message) as caught:
-        parse(program, *texts)
+        parse(*texts)
     assert "PRIVATE KEY-----" not in str(caught.value)
 
 
-def invalid(program: ModuleType, cert: str, key: str, chain: str) -> str:
-    with pytest.raises(program.InstallError) as caught:
-        program.validate_bundle(parse(program, cert, key, chain), time.time())
-    assert caught.value.code == program.Exit.BUNDLE_INVALID
+def invalid(cert: str, key: str, chain: str) -> str:
+    with pytest.raises(output.InstallError) as caught:
+        validation.validate_bundle(parse(cert, key, chain), time.time())
+    assert caught.value.code == output.Exit.BUNDLE_INVALID
     return str(caught.value.message)
 
 
-def test_a_key_of_another_certificate_is_refused(program: ModuleType, ca: LocalCA) -> None:
+def test_a_key_of_another_certificate_is_refused(ca: LocalCA) -> None:
     good, other_ec, other_rsa = (
         ca.issue(["a.test"]),
         ca.issue(["a.test"]),
         ca.issue(["a.test"], key_algorithm=KeyAlgorithm.RSA_2048),
     )
     for other in (other_ec, other_rsa):
-        message = invalid(program, good.certificate_pem, other.private_key_pem, good.chain_pem)
+        message = invalid(good.certificate_pem, other.private_key_pem, good.chain_pem)
         assert message == "the private key does not match the certificate"
-    assert program.key_matches(good.certificate_pem.encode(), good.private_key_pem.encode())
-    assert not program.key_matches(good.certificate_pem.encode(), other_rsa.private_key_pem.encode())
+    assert validation.key_matches(good.certificate_pem.encode(), good.private_key_pem.encode())
+    assert not validation.key_matches(good.certificate_pem.encode(), other_rsa.private_key_pem.encode())
 
 
-def test_a_chain_that_does_not_verify_is_refused(program: ModuleType, ca: LocalCA) -> None:
+def test_a_chain_that_does_not_verify_is_refused(ca: LocalCA) -> None:
     foreign = LocalCA(name="Foreign CA").issue(["a.test"])
     good = ca.issue(["a.test"])
-    message = invalid(program, foreign.certificate_pem, foreign.private_key_pem, good.chain_pem)
+    message = invalid(foreign.certificate_pem, foreign.private_key_pem, good.chain_pem)
     assert message.startswith("the chain does not verify the certificate")
 
 
-def test_an_intermediate_alone_is_enough_as_chain(program: ModuleType, ca: LocalCA) -> None:
+def test_an_intermediate_alone_is_enough_as_chain(ca: LocalCA) -> None:
     sub = ca.subordinate()
     bundle = sub.issue(["a.test"])
     intermediate_only = bundle.chain_pem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
-    program.validate_bundle(
-        parse(program, bundle.certificate_pem, bundle.private_key_pem, intermediate_only), time.time()
-    )
+    validation.validate_bundle(parse(bundle.certificate_pem, bundle.private_key_pem, intermediate_only), time.time())
 
 
-def test_an_expired_certificate_is_refused(program: ModuleType, ca: LocalCA) -> None:
+def test_an_expired_certificate_is_refused(ca: LocalCA) -> None:
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     expired = ca.issue(["a.test"], not_before=start, lifetime=dt.timedelta(days=1))
-    assert "expired" in invalid(program, expired.certificate_pem, expired.private_key_pem, expired.chain_pem)
+    assert "expired" in invalid(expired.certificate_pem, expired.private_key_pem, expired.chain_pem)
 
 
-def test_der_parsing_refuses_garbage(program: ModuleType) -> None:
+def test_der_parsing_refuses_garbage() -> None:
     for der in (b"", b"\x30\x03\x02\x01", b"\x04\x00", b"\x30\x85" + b"\x00" * 8):
         with pytest.raises((ValueError, IndexError)):
-            program.certificate_facts(der)
+            certificate.certificate_facts(der)
 
 
 @pytest.mark.parametrize(
@@ -130,19 +127,19 @@ def test_der_parsing_refuses_garbage(program: ModuleType) -> None:
         ("", "ID=linuxmint\nID_LIKE=ubuntu", "debian"),
     ],
 )
-def test_the_distribution_table(program: ModuleType, service: str, os_release: str, family: str) -> None:
-    assert program.pick_distro(service, os_release).family == family
+def test_the_distribution_table(service: str, os_release: str, family: str) -> None:
+    assert distro.pick_distro(apache.Apache.distros, service, os_release).family == family
 
 
-def test_an_unknown_distribution_needs_service_name(program: ModuleType) -> None:
-    with pytest.raises(program.InstallError, match="pass ServiceName"):
-        program.pick_distro("", "ID=arch")
+def test_an_unknown_distribution_needs_service_name() -> None:
+    with pytest.raises(output.InstallError, match="pass ServiceName"):
+        distro.pick_distro(apache.Apache.distros, "", "ID=arch")
 
 
 # Issue 17 items 5, 9, 13 ------------------------------------------------------------------------------------
 
 
-def test_17_13_a_mutated_certificate_der_is_not_a_certificate_never_an_index_error(program: ModuleType) -> None:
+def test_17_13_a_mutated_certificate_der_is_not_a_certificate_never_an_index_error() -> None:
     """On the starting code a DER with too few fields raised IndexError ("unexpected", exit 1)."""
     from cryptography.hazmat.primitives import serialization
 
@@ -151,10 +148,10 @@ def test_17_13_a_mutated_certificate_der_is_not_a_certificate_never_an_index_err
     )
     for mutated in (b"\x30\x05\x30\x03\x02\x01\x01", b"\x30\x03\x30\x01\x02", der[:-40], der[:50]):
         with pytest.raises(ValueError, match=r"certificate|DER"):
-            program.certificate_facts(mutated)
+            certificate.certificate_facts(mutated)
 
 
-def test_17_9_printable_escapes_control_and_non_ascii_characters(program: ModuleType) -> None:
-    text = program.printable("www.certrotaté.test\ncertrotate: ok\x1b[2J\\")
+def test_17_9_printable_escapes_control_and_non_ascii_characters() -> None:
+    text = output.printable("www.certrotaté.test\ncertrotate: ok\x1b[2J\\")
     assert text == "www.certrotat\\xe9.test\\ncertrotate: ok\\x1b[2J\\\\"
     assert text.isascii() and "\n" not in text

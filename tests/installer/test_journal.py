@@ -13,10 +13,21 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from certrotate_installer import (
+    directories,
+    host,
+    host_file,
+    output,
+    parameters,
+    path_policy,
+    recovery,
+    runs,
+    swap,
+    validation,
+)
 
 from tests.support.certs import LocalCA
 
@@ -29,6 +40,9 @@ COMMITTING = {"change:7", "change:8", "change:9"}
 
 @dataclass
 class StubApache:
+    """Stands in for servers.apache.Apache (its config_test, reload, wait_for; title in messages)."""
+
+    title = "Apache"
     config_ok: bool = True
     reload_ok: bool = True
     served_ok: bool = True
@@ -62,7 +76,6 @@ class StubProof:
 
 @dataclass
 class Scene:
-    program: ModuleType
     root: Path
     old: tuple[bytes, bytes, bytes]
     previous: tuple[bytes, bytes, bytes]
@@ -78,42 +91,41 @@ class Scene:
         return sorted(p.name for p in (self.root / "tls").iterdir() if p.name.endswith(("-new", "-undo")))
 
     def host(self, apache: StubApache, fault: Any = None) -> Any:
-        p = self.program
         files = tuple(str(self.root / "tls" / name) for name in FILES)
-        request = p.Request(p.Action.INSTALL, "", "AWSCURRENT", files, "apache2", 443, "graceful")
+        request = parameters.Request(parameters.Action.INSTALL, "", "AWSCURRENT", files, "apache2", 443, "graceful")
         state = str(self.root / "state")
-        config = p.HostConfig("test", (str(self.root / "tls"),), None, state, state, fault)
-        guard = p.SignalGuard()
+        config = host_file.HostConfig("test", (str(self.root / "tls"),), None, state, state, fault)
+        guard = swap.SignalGuard()
         guard.install()
-        return p.Host(request, config, apache, 0, guard)
+        return host.Host(request, config, apache, 0, guard)
 
     def targets(self) -> list[Any]:
-        p = self.program
         files = (str(self.root / "tls" / name) for name in FILES)
         return [
-            p.Target(kind, path, p.open_directory(os.path.dirname(path), 0)) for kind, path in zip(p.TargetKind, files)
+            path_policy.Target(kind, path, directories.open_directory(os.path.dirname(path), 0))
+            for kind, path in zip(path_policy.TargetKind, files)
         ]
 
 
-def contents(program: ModuleType, bundle: Any) -> tuple[bytes, bytes, bytes]:
-    parsed = program.parse_bundle(bundle.certificate_pem, bundle.private_key_pem, bundle.chain_pem, ("c", "k", "ch"))
+def contents(issued: Any) -> tuple[bytes, bytes, bytes]:
+    parsed = validation.parse_bundle(issued.certificate_pem, issued.private_key_pem, issued.chain_pem, ("c", "k", "ch"))
     return parsed.contents()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def scene(program: ModuleType, tmp_path: Path) -> Iterator[Scene]:
+def scene(tmp_path: Path) -> Iterator[Scene]:
     ca = LocalCA(name="Journal CA")
     tls = tmp_path / "tls"
     tls.mkdir(mode=0o755)
-    old, previous = contents(program, ca.issue(["a.test"])), contents(program, ca.issue(["a.test"]))
+    old, previous = contents(ca.issue(["a.test"])), contents(ca.issue(["a.test"]))
     for name, data, saved in zip(FILES, old, previous):
         (tls / name).write_bytes(data)
         (tls / f"{name}.certrotate-previous").write_bytes(saved)
     new = ca.issue(["a.test"])
-    bundle = program.parse_bundle(new.certificate_pem, new.private_key_pem, new.chain_pem, ("c", "k", "ch"))
-    saved_handlers = {s: signal.getsignal(s) for s in program.SIGNALS}
+    parsed = validation.parse_bundle(new.certificate_pem, new.private_key_pem, new.chain_pem, ("c", "k", "ch"))
+    saved_handlers = {s: signal.getsignal(s) for s in swap.SIGNALS}
     try:
-        yield Scene(program, tmp_path, old, previous, bundle)
+        yield Scene(tmp_path, old, previous, parsed)
     finally:
         for signum, handler in saved_handlers.items():
             signal.signal(signum, handler)
@@ -121,13 +133,12 @@ def scene(program: ModuleType, tmp_path: Path) -> Iterator[Scene]:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_a_run_killed_anywhere_is_undone_or_finished_by_the_next(scene: Scene, point: str) -> None:
-    p = scene.program
-    host = scene.host(StubApache(), p.Fault(point, int(signal.SIGKILL)))
+    host = scene.host(StubApache(), host_file.Fault(point, int(signal.SIGKILL)))
     targets = scene.targets()
     child = os.fork()
     if child == 0:  # the run that is killed: the program sends itself SIGKILL at the point
         try:
-            p.swap_in(host, targets, scene.new, True)
+            runs.swap_in(host, targets, scene.new, True)
         finally:
             os._exit(0)
     _, status = os.waitpid(child, 0)
@@ -136,7 +147,7 @@ def test_a_run_killed_anywhere_is_undone_or_finished_by_the_next(scene: Scene, p
 
     after = StubApache()
     next_run = scene.host(after)
-    p.recover(next_run)
+    recovery.recover(next_run)
     assert not (scene.root / "state" / "journal.json").exists()
     assert scene.work_files() == []
     if point in COMMITTING:  # the new certificate had been served: finish keeping the old as previous
@@ -145,7 +156,7 @@ def test_a_run_killed_anywhere_is_undone_or_finished_by_the_next(scene: Scene, p
     else:  # undone: live and previous exactly as before the killed run
         assert scene.live() == scene.old and scene.saved() == scene.previous
         assert after.calls == (["configtest", "graceful"] if point in ("swapped", "reloaded") else [])
-    p.recover(scene.host(StubApache()))  # nothing left to do: idempotent
+    recovery.recover(scene.host(StubApache()))  # nothing left to do: idempotent
     assert scene.live() in (scene.old, scene.new.contents())
 
 
@@ -159,10 +170,9 @@ def test_a_run_killed_anywhere_is_undone_or_finished_by_the_next(scene: Scene, p
     ids=["config test", "reload", "serve check"],
 )
 def test_a_failure_after_the_swap_restores_and_reloads(scene: Scene, apache: StubApache, code: int) -> None:
-    p = scene.program
     apache.calls.clear()
-    with pytest.raises(p.InstallError) as caught:
-        p.swap_in(scene.host(apache), scene.targets(), scene.new, True)
+    with pytest.raises(output.InstallError) as caught:
+        runs.swap_in(scene.host(apache), scene.targets(), scene.new, True)
     assert caught.value.code == code and "restored" in caught.value.message
     assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
     assert apache.calls[-2:] == ["configtest", "graceful"] or not apache.config_ok
@@ -170,17 +180,17 @@ def test_a_failure_after_the_swap_restores_and_reloads(scene: Scene, apache: Stu
 
 @pytest.mark.parametrize("point", ["staged", "change:1", "change:4", "swapped"])
 def test_sigterm_rolls_back_at_once(scene: Scene, point: str) -> None:
-    p = scene.program
-    with pytest.raises(p.InstallError) as caught:
-        p.swap_in(scene.host(StubApache(), p.Fault(point, int(signal.SIGTERM))), scene.targets(), scene.new, True)
-    assert caught.value.code == p.Exit.INTERRUPTED and "SIGTERM" in caught.value.message
+    with pytest.raises(output.InstallError) as caught:
+        runs.swap_in(
+            scene.host(StubApache(), host_file.Fault(point, int(signal.SIGTERM))), scene.targets(), scene.new, True
+        )
+    assert caught.value.code == output.Exit.INTERRUPTED and "SIGTERM" in caught.value.message
     assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
     assert not (scene.root / "state" / "journal.json").exists()
 
 
 def test_success_keeps_the_old_pair_as_previous_with_modes(scene: Scene) -> None:
-    p = scene.program
-    p.swap_in(scene.host(StubApache()), scene.targets(), scene.new, True)
+    runs.swap_in(scene.host(StubApache()), scene.targets(), scene.new, True)
     assert scene.live() == scene.new.contents() and scene.saved() == scene.old and scene.work_files() == []
     key = (scene.root / "tls" / "site.key").stat()
     assert key.st_mode & 0o777 == 0o600 and key.st_uid == 0 and key.st_nlink == 1
@@ -188,14 +198,13 @@ def test_success_keeps_the_old_pair_as_previous_with_modes(scene: Scene) -> None
 
 
 def test_an_unmatched_old_pair_never_replaces_the_previous_files(scene: Scene) -> None:
-    p = scene.program
-    p.swap_in(scene.host(StubApache()), scene.targets(), scene.new, False)
+    runs.swap_in(scene.host(StubApache()), scene.targets(), scene.new, False)
     assert scene.live() == scene.new.contents() and scene.saved() == scene.previous and scene.work_files() == []
 
 
-def test_a_first_install_undone_leaves_no_file(program: ModuleType, tmp_path: Path, scene: Scene) -> None:
+def test_a_first_install_undone_leaves_no_file(tmp_path: Path, scene: Scene) -> None:
     for name in FILES:
         (scene.root / "tls" / name).unlink()
-    with pytest.raises(program.InstallError):
-        program.swap_in(scene.host(StubApache(config_ok=False)), scene.targets(), scene.new, False)
+    with pytest.raises(output.InstallError):
+        runs.swap_in(scene.host(StubApache(config_ok=False)), scene.targets(), scene.new, False)
     assert sorted(p.name for p in (scene.root / "tls").iterdir() if "previous" not in p.name) == []

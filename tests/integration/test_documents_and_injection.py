@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from certrotate_installer import host_file
 
+from rotation.build.installer import build, embedded_modules, module_files
 from rotation.build.ssm_documents import (
     DOCUMENTS,
     HEREDOC_END,
     INSTALLER,
-    PROGRAM,
     document_path,
     embedded_program,
     launcher,
@@ -75,7 +76,7 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
         assert step["action"] == "aws:runShellScript" and step["name"]
         commands = step["inputs"]["runCommand"]
         assert commands[: len(launcher(document))] == launcher(document) and commands[-1] == HEREDOC_END
-        assert embedded_program(document_path(document)) == PROGRAM.read_text()
+        assert embedded_program(document_path(document)) == build()
         assert set(loaded["parameters"]) == {p.name for p in INSTALLER.PARAMETERS[INSTALLER.Action(document.action)]}
         for name, spec in loaded["parameters"].items():
             assert spec["type"] == "String" and spec["description"]
@@ -85,6 +86,17 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
             assert fallback in commands  # AWS's documented fallback for agents before 3.3.2746.0
         placeholders = re.findall(r"\{\{\s*(\w+)\s*\}\}", "\n".join(commands))
         assert sorted(placeholders) == sorted(loaded["parameters"])  # only inside the fallback lines
+
+
+def test_every_embedded_module_is_its_file_in_the_package_byte_for_byte() -> None:
+    """The decoded program is the build, and each module it carries is the package's file, unchanged."""
+    files = {name: path.read_bytes() for name, path in module_files()}
+    for document in DOCUMENTS:
+        program = embedded_program(document_path(document))
+        assert program.encode("utf-8") == build().encode("utf-8")
+        embedded = {name: source.encode("utf-8") for name, source in embedded_modules(program).items()}
+        assert list(embedded) == sorted(files)  # every module, in module-name order
+        assert embedded == files
 
 
 def test_no_document_offers_an_apache_config_to_the_sender() -> None:
@@ -126,7 +138,8 @@ def test_the_program_alone_refuses_them_too(tmp_path: Path, name: str, value: st
     marker = Path("/tmp/certrotate-pwned")
     marker.unlink(missing_ok=True)
     result = subprocess.run(
-        [sys.executable, "-I", str(PROGRAM), "install"],
+        [sys.executable, "-I", "-", "install"],  # the program on stdin, as the launcher feeds it
+        input=build(),
         capture_output=True,
         text=True,
         check=False,
@@ -195,5 +208,5 @@ def test_the_runner_interpolates_as_the_agent_documents(tmp_path: Path, new_agen
 def test_the_host_file_variable_is_the_programs() -> None:
     from rotation.cli.local_apache import INSTALLER_CONFIG_VARIABLE
 
-    assert INSTALLER.HOST_CONFIG_VARIABLE == INSTALLER_CONFIG_VARIABLE
+    assert host_file.HOST_CONFIG_VARIABLE == INSTALLER_CONFIG_VARIABLE
     assert INSTALLER_CONFIG_VARIABLE not in "\n".join(launcher(DOCUMENTS[0]))

@@ -22,6 +22,8 @@ from typing import Any
 
 import boto3
 import pytest
+from certrotate_installer import host_file, path_policy
+from certrotate_installer.servers.apache import Apache as ApacheServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -34,7 +36,6 @@ from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError, run_document
 from rotation.fleet import INVENTORY_TYPE
 from rotation.keys import private_key_pem
-from tests.installer.helpers import load_program
 from tests.integration.conftest import HOSTNAME, REGION, require
 from tests.integration.test_install_document import INSTALL, install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA
@@ -96,12 +97,11 @@ def fingerprint(ca: LocalCA) -> str:
 
 def test_17_2_the_default_files_are_outside_every_trust_directory() -> None:
     """On the starting code the default ChainFile was /etc/ssl/certs/certrotate-chain.pem."""
-    program = load_program()
-    trust = program.TrustStore.of_this_host()
-    for distro in program.DISTROS:
-        for kind, path in zip(program.TargetKind, program.default_files(distro)):
+    trust = path_policy.TrustStore.of_this_host()
+    for distro in ApacheServer.distros:
+        for kind, path in zip(path_policy.TargetKind, path_policy.default_files(distro)):
             trust.check_path(kind, path)  # raises for a target in a trust directory
-            program.check_target_name(kind, path, program.DEFAULT_ALLOWED)
+            path_policy.check_target_name(kind, path, host_file.DEFAULT_ALLOWED)
         assert not distro.cert_dir.startswith(("/etc/ssl/certs", "/etc/pki/tls/certs"))
 
 

@@ -1,0 +1,148 @@
+"""Build the installer package ``ssm_documents/certrotate_installer/`` into the one program the SSM
+documents embed, and load the package for the build and the tests.
+
+The program is one generated Python file (standard library only, 3.6+): every module's source,
+verbatim in a raw triple-quoted string, in a table sorted by module name, then a tiny
+``importlib`` finder and loader that serves ``certrotate_installer.*`` from that table (each
+module compiled with its package path as file name, so a traceback names the module and shows
+its line), then ``main``. Not a zipapp: the launcher feeds the program on stdin and nothing may be
+written on the host, and ``zipimport`` reads only files; a zip inside the program would also hide
+the source that ``--decode`` is there to show. The build is deterministic: no timestamp, no
+absolute path, the same bytes on every machine (a test builds twice and compares).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_NAME = "certrotate_installer"
+PACKAGE_DIR = ROOT / "ssm_documents" / PACKAGE_NAME
+ENTRY = "certrotate_installer.main"
+
+_HEADER = '''\
+"""certrotate installer, built by `python -m rotation.build.ssm_documents` from the package
+ssm_documents/certrotate_installer/ (its __init__.py says what it does); do not edit.
+
+MODULES holds each module's source byte for byte; the finder below serves them to `import`.
+"""
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+
+MODULES = {
+'''
+
+_FOOTER = '''\
+}
+
+
+class EmbeddedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports certrotate_installer.* from MODULES (no file is read or written)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in MODULES:
+            return None
+        filename = MODULES[fullname][0]
+        package = filename.endswith("/__init__.py")
+        return importlib.util.spec_from_loader(fullname, self, origin=filename, is_package=package)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        filename, source = MODULES[module.__name__]
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+
+    def get_source(self, fullname):
+        return MODULES[fullname][1]  # for the lines of a traceback (linecache)
+
+
+def install_finder():
+    if not any(isinstance(finder, EmbeddedModules) for finder in sys.meta_path):
+        sys.meta_path.insert(0, EmbeddedModules())
+
+
+if __name__ == "__main__":
+    install_finder()
+    from certrotate_installer.main import main
+
+    sys.exit(main(sys.argv, dict(os.environ)))
+'''
+
+
+def module_files() -> list[tuple[str, Path]]:
+    """(module name, file) of every module of the package, sorted by module name."""
+    modules = []
+    for path in PACKAGE_DIR.rglob("*.py"):
+        parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules.append((name, path))
+    return sorted(modules)
+
+
+def module_filename(path: Path) -> str:
+    """The name a module is compiled under: its path from ssm_documents/ (``certrotate_installer/runs.py``)."""
+    return path.relative_to(PACKAGE_DIR.parent).as_posix()
+
+
+def build() -> str:
+    """The program: deterministic, the same text for the same package.
+
+    Raises:
+        ValueError: a module holds ``\'\'\'`` or ends in a backslash (it could not be embedded
+            verbatim), or the program holds ``{{`` (SSM would substitute it).
+    """
+    entries = []
+    for name, path in module_files():
+        source = path.read_text(encoding="utf-8")
+        if "'''" in source or source.endswith("\\"):
+            raise ValueError(f"{path} cannot be embedded verbatim: it holds ''' or ends with a backslash")
+        entries.append(f"    {name!r}: ({module_filename(path)!r}, r'''{source}'''),\n")
+    program = _HEADER + "".join(entries) + _FOOTER
+    if "{{" in program:
+        raise ValueError("the installer must not contain '{{': SSM would substitute it")
+    if embedded_modules(program) != {name: path.read_text(encoding="utf-8") for name, path in module_files()}:
+        raise ValueError("a module does not survive embedding byte for byte")
+    return program
+
+
+def embedded_modules(program: str) -> dict[str, str]:
+    """Module name -> source, as the built ``program`` holds them (read, never run)."""
+    tree = ast.parse(program)
+    table = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "MODULES" for t in node.targets)
+    )
+    modules: dict[str, tuple[str, str]] = ast.literal_eval(table)
+    return {name: source for name, (_, source) in modules.items()}
+
+
+def load_package() -> ModuleType:
+    """The package, imported from ``ssm_documents/`` (it is no part of the ``rotation`` package)."""
+    loaded = sys.modules.get(PACKAGE_NAME)
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE_NAME, PACKAGE_DIR / "__init__.py", submodule_search_locations=[str(PACKAGE_DIR)]
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {PACKAGE_DIR}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_module(name: str) -> ModuleType:
+    """``certrotate_installer.<name>`` (``"parameters"``, ``"servers.apache"``)."""
+    load_package()
+    return importlib.import_module(f"{PACKAGE_NAME}.{name}")

@@ -1,0 +1,111 @@
+"""One run: read the request and the host file, recover, install or roll back, record."""
+
+import os
+import sys
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .directories import open_directory
+from .distro import pick_distro, read_os_release
+from .fleet_record import record_failure, record_outcome
+from .host import Host, Outcome, acquire_lock
+from .host_file import HostConfig, check_apache_config, load_host_config
+from .output import Exit, InstallError, Interrupted, classify, warn
+from .parameters import Action, Request, read_request
+from .path_policy import Target, default_files, open_targets
+from .recovery import recover
+from .runs import RUNS, print_outcome
+from .servers import SERVERS
+from .servers.base import Server
+from .swap import SignalGuard
+from .tools import tool_environment
+
+SERVER = "apache"  # the one server the documents feed today (SERVERS holds the others)
+# Steps that run after a successful run, in order, each given the Host and the Outcome.
+FINISHERS: Tuple[Callable[[Host, Outcome], None], ...] = (print_outcome, record_outcome)
+
+
+def check_version_stage(request: Request, config: HostConfig) -> None:
+    """Only what the rotation verified and promoted is installed: AWSCURRENT, AWSPREVIOUS, and the
+    labels the host file adds (a secret's writer can stage anything under AWSPENDING or a label).
+
+    Raises:
+        InstallError: BAD_PARAMETER.
+    """
+    if request.action is Action.INSTALL and request.version_stage not in config.version_stages:
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            f"parameter VersionStage {request.version_stage!r} is not allowed (allowed: "
+            f"{', '.join(config.version_stages)}; others only through version_stages in {config.source}): "
+            "only the stages the rotation verified are installed",
+        )
+
+
+def open_server(request: Request, config: HostConfig, environ: Dict[str, str]) -> Server:
+    """The adapter of the server this run feeds, for this host's distribution.
+
+    Raises:
+        InstallError: BAD_PARAMETER when the distribution cannot be told.
+    """
+    server_class = SERVERS[SERVER]
+    distro = pick_distro(server_class.distros, request.service, read_os_release())
+    return server_class(distro, config.apache_config, request.port, tool_environment(environ))
+
+
+def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
+    """Run one install or rollback; returns the exit code (``Exit``)."""
+    euid = os.geteuid()
+    guard = SignalGuard()
+    guard.install()
+    lock_fd: Optional[int] = None
+    host: Optional[Host] = None
+    targets: List[Target] = []
+    try:
+        request = read_request(argv[1] if len(argv) > 1 else "install", environ)
+        config = load_host_config(environ, euid)
+        if config.apache_config:
+            check_apache_config(config.apache_config, euid)
+        check_version_stage(request, config)
+        server = open_server(request, config, environ)
+        files = tuple(given or default for given, default in zip(request.files, default_files(server.distro)))
+        lock_fd = acquire_lock(config, euid)
+        host = Host(request, config, server, euid, guard)
+        recover(host)
+        if not (request.files[0] and (request.files[2] or request.combined)):  # certrotate's own, made on first use
+            os.close(open_directory(server.distro.cert_dir, euid, create_mode=0o755))
+        targets = open_targets((files[0], files[1], files[2]), config, euid, combined=request.combined)
+        outcome = RUNS[request.action](host, targets)
+        guard.hold()
+        for finish in FINISHERS:
+            finish(host, outcome)
+        guard.report()
+        return int(Exit.OK)
+    except InstallError as exc:
+        guard.hold()
+        warn("error: " + exc.message)
+        if host is not None and targets:
+            record_failure(host, targets, int(exc.code), exc.message)
+        guard.report()
+        return int(exc.code)
+    except Interrupted as exc:
+        guard.hold()
+        warn(f"error: {classify(exc)[1]}; nothing was changed")
+        return int(Exit.INTERRUPTED)
+    except Exception as exc:
+        guard.hold()
+        code, reason = classify(exc)
+        warn(f"error: {reason}; nothing was changed")
+        if host is not None and targets:
+            record_failure(host, targets, int(code), reason)
+        guard.report()
+        return int(code)
+    finally:
+        for target in targets:
+            os.close(target.dir_fd)
+        if host is not None:
+            host.close()
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, dict(os.environ)))

@@ -1,0 +1,129 @@
+"""The documents' parameters: the table the documents are rendered from, and one run's request,
+checked again here against the same patterns."""
+
+import enum
+import re
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from .output import Exit, InstallError
+
+
+class Action(enum.Enum):
+    INSTALL = "install"
+    ROLLBACK = "rollback"
+
+
+class Parameter(NamedTuple):
+    """A document parameter: the program checks the same pattern as the document's allowedPattern."""
+
+    name: str
+    pattern: str
+    default: Optional[str]  # None: required
+
+
+# Every pattern is bounded: a value travels into the fleet record (SSM inventory) and an argv.
+# A name is at most 255 characters (NAME_MAX), a path at most MAX_PATH_LENGTH (checked in code).
+PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]{0,254}){1,16}$"
+MAX_PATH_LENGTH = 1024
+# Partition (aws, aws-cn, aws-us-gov, aws-iso-b...), region (us-gov-west-1...), account, name:
+# a secret name is at most 512 characters, and Secrets Manager appends "-" and 6 characters.
+SECRET_ARN = Parameter(
+    "SecretArn",
+    r"^arn:aws(-[a-z]{1,10}){0,2}:secretsmanager:[a-z]{2}(-[a-z]{1,10}){1,3}-[0-9]{1,2}:[0-9]{12}"
+    r":secret:[A-Za-z0-9/_+=.@-]{1,519}$",
+    None,
+)
+# The document accepts any label; the program installs AWSCURRENT and AWSPREVIOUS only, and the
+# labels the host file lists in ``version_stages`` (a label such as AWSPENDING holds what a
+# secret's writer staged, not what the rotation verified and promoted).
+VERSION_STAGE = Parameter("VersionStage", r"^[A-Za-z0-9_.-]{1,256}$", "AWSCURRENT")
+VERIFIED_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
+CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
+KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
+CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
+SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd)$", "")
+HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
+RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
+
+# separate: certificate, key and chain in three files (three renames: a kill between them leaves a
+# mismatched pair until the next run). combined: one file holding the certificate, the chain and
+# the key, mode 0600, which Apache reads as SSLCertificateFile alone (2.4.8+; nginx's
+# ssl_certificate and ssl_certificate_key may name the same file, HAProxy's crt is such a file):
+# one rename switches the pair, so no moment on disk has a certificate without its key.
+FILE_LAYOUT = Parameter("FileLayout", r"^(separate|combined)$", "separate")
+FILE_LAYOUTS = ("separate", "combined")
+FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
+APACHE_PARAMETERS = (SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
+PARAMETERS = {
+    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
+    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *APACHE_PARAMETERS),
+}
+RELOAD_MODES = ("graceful", "restart")
+
+
+class Request(NamedTuple):
+    action: Action
+    secret_arn: str
+    version_stage: str
+    files: Tuple[str, str, str]  # certificate, key, chain ("" = the distribution's default)
+    service: str
+    port: int
+    reload_mode: str
+    layout: str = "separate"
+
+    @property
+    def combined(self) -> bool:
+        return self.layout == "combined"
+
+
+def read_request(action_name: str, environ: Dict[str, str]) -> Request:
+    """The parameters of one run, checked against the documents' patterns.
+
+    Raises:
+        InstallError: BAD_PARAMETER naming the parameter, its value and the rule.
+    """
+    try:
+        action = Action(action_name)
+    except ValueError:
+        raise InstallError(Exit.BAD_PARAMETER, f"unknown action {action_name!r} (allowed: install, rollback)") from None
+    values: Dict[str, str] = {}
+    for parameter in PARAMETERS[action]:
+        value = environ.get("SSM_" + parameter.name)
+        if value is None:
+            if parameter.default is None:
+                raise InstallError(Exit.BAD_PARAMETER, f"parameter {parameter.name} is required")
+            value = parameter.default
+        if re.fullmatch(parameter.pattern, value) is None:
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {parameter.name} has a value that is not allowed: {value[:120]!r}"
+                + ("..." if len(value) > 120 else "")
+                + f" (pattern {parameter.pattern})",
+            )
+        values[parameter.name] = value
+    for parameter in FILE_PARAMETERS:
+        if len(values[parameter.name]) > MAX_PATH_LENGTH:
+            raise InstallError(
+                Exit.BAD_PARAMETER,
+                f"parameter {parameter.name} is {len(values[parameter.name])} characters long "
+                f"(at most {MAX_PATH_LENGTH})",
+            )
+    port = int(values[HTTPS_PORT.name])
+    if port > 65535:
+        raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
+    if values[FILE_LAYOUT.name] == "combined" and (values[KEY_FILE.name] or values[CHAIN_FILE.name]):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameters KeyFile and ChainFile must be empty with FileLayout combined "
+            "(CertificateFile holds the certificate, the chain and the key)",
+        )
+    return Request(
+        action,
+        values.get(SECRET_ARN.name, ""),
+        values.get(VERSION_STAGE.name, VERSION_STAGE.default or ""),
+        (values[CERTIFICATE_FILE.name], values[KEY_FILE.name], values[CHAIN_FILE.name]),
+        values[SERVICE_NAME.name],
+        port,
+        values[RELOAD_MODE.name],
+        values[FILE_LAYOUT.name],
+    )

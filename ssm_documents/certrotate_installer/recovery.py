@@ -1,0 +1,126 @@
+"""The way back: undo a failed run, recover a killed one, say what a failed commit left."""
+
+import contextlib
+import os
+from typing import List, Optional
+
+from .certificate import CertificateFacts, live_facts
+from .directories import open_directory
+from .host import Host
+from .journal import Phase
+from .output import Exit, InstallError, classify, describe_os_error, say
+from .path_policy import Target, TargetKind
+from .served_check import RECHECK_SECONDS
+from .swap import Swap
+
+
+def reload_after_undo(host: Host, restored: Optional[CertificateFacts] = None) -> str:
+    """Reload the server onto the restored files and, given the ``restored`` certificate, check that
+    fresh connections get it (RECHECK_SECONDS); a failure here is reported, never raised."""
+    title = host.server.title
+    try:
+        ok, _ = host.server.config_test()
+        if not ok:
+            return f"{title} was not reloaded: its config test fails with the restored files too"
+        ok, _ = host.server.reload("graceful")
+        if ok and restored is not None:
+            proof = host.server.wait_for(restored, RECHECK_SECONDS)
+            served = f"served on {proof.summary} fresh connections"
+            if not proof.ok:
+                served = "not served on every connection: " + proof.why(host.request.port)
+            return f"{title} reloaded; the restored serial {restored.serial_hex} is {served}"
+    except Exception as exc:  # the restore is done; say why the reload is not
+        return f"{title} was not reloaded: {classify(exc)[1]}"
+    return f"{title} reloaded" if ok else f"{title} did not reload"
+
+
+def recover(host: Host) -> None:
+    """Before anything else: undo (or finish) a run that was killed halfway.
+
+    Raises:
+        InstallError: ROLLBACK_INCOMPLETE when it cannot, the journal kept for the next run.
+    """
+    record = host.journal.read()
+    if record is None:
+        return
+    targets: List[Target] = []
+    try:
+        try:
+            for entry in record["targets"]:
+                path = str(entry["path"])
+                targets.append(
+                    Target(TargetKind[entry["kind"]], path, open_directory(os.path.dirname(path), host.euid))
+                )
+            swap = Swap.from_journal(record, targets, host.journal, host.faults)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE,
+                f"journal {host.journal.path} cannot be used ({exc}); inspect the certificate files by hand",
+            ) from None
+        try:
+            if swap.phase is Phase.COMMITTING:
+                host.guard.protect(swap.finish_commit)
+                say(f"finished an interrupted {swap.action.value} (its certificate was served); previous files kept")
+            else:
+                host.guard.protect(swap.undo)
+                note = ""
+                if swap.phase is Phase.SWAPPED:
+                    note = "; " + reload_after_undo(host)
+                say(
+                    "recovered an interrupted {} (stopped while {}): the files it replaced are back{}".format(
+                        swap.action.value, swap.phase.value if swap.phase else "?", note
+                    )
+                )
+        except OSError as exc:
+            raise InstallError(
+                Exit.ROLLBACK_INCOMPLETE,
+                f"cannot recover an interrupted install ({describe_os_error(exc)}); "
+                f"the journal {host.journal.path} is kept for the next run",
+            ) from None
+    finally:
+        for target in targets:
+            os.close(target.dir_fd)
+
+
+def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
+    code, reason = classify(exc)
+    phase = swap.phase
+    if phase is None:
+        return InstallError(code, reason + "; nothing was changed")
+    try:
+        host.guard.protect(swap.undo)
+    except Exception as undo_exc:
+        return InstallError(
+            Exit.ROLLBACK_INCOMPLETE,
+            f"{reason}; restoring the previous files failed too ({classify(undo_exc)[1]}); "
+            f"the journal {host.journal.path} is kept and the next run finishes the rollback",
+        )
+    if phase is Phase.STAGING:
+        return InstallError(code, reason + "; no live file was changed")
+    note = ""
+    if phase is Phase.SWAPPED:
+        notes: List[str] = []
+        restored: Optional[CertificateFacts] = None
+        with contextlib.suppress(OSError):
+            restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
+        host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
+        note = f" ({notes[0]})" if notes else ""
+    return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
+
+
+def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:
+    """What a failed commit left, in agreement with what the next run does with the journal."""
+    served = f"the new certificate is served, but finishing the install failed ({describe_os_error(exc)})"
+    phase = host.journal.phase()
+    if phase == Phase.COMMITTING.value:
+        return served + "; the next run finishes it (keeping the previous files) before anything else"
+    if phase is None:
+        return served + "; the previous files were not kept (*.certrotate-undo files may be left)"
+    try:
+        host.guard.protect(host.journal.clear)  # a journal saying "swapped" would make the next run undo the install
+    except OSError:
+        return (
+            served + f"; the journal {host.journal.path} still says {phase}: the next run restores the previous "
+            f"certificate files and reloads {host.server.title} (free space in the state directory and run again)"
+        )
+    return served + "; the previous files were not kept (*.certrotate-undo files may be left)"

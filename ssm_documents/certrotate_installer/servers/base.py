@@ -1,0 +1,118 @@
+"""The contract of a TLS server adapter: what the installer asks of the server it feeds.
+
+``main`` builds one ``Server`` per run (``SERVERS[name](distro, main_config, port, env)``, see
+``servers/__init__.py``) and calls only these, in this order:
+
+- install, after the new files are in place: ``config_test()``, then ``reload(mode)``, then
+  ``wait_for(facts)``; a ``False`` (or a proof that is not ``ok``) restores the previous files;
+- undo (rollback after a failure, recovery after a kill): ``config_test()``, then
+  ``reload("graceful")``, both reported, never raised; after a failed install, ``wait_for`` of the
+  restored certificate (``served_check.RECHECK_SECONDS``), reported;
+- a run that finds the certificate already installed: ``wait_for`` (RECHECK_SECONDS), a warning.
+
+Rules for a subclass:
+- set ``name`` (the key in ``SERVERS``, lower case), ``title`` (the word in every message:
+  "Apache config test failed") and ``distros`` (one ``distro.Distro`` row per distribution
+  family: its service name, control tool, server binary, certrotate's default directories);
+- implement ``config_test`` and ``reload``; never raise for a failing test or reload, return
+  ``(False, text)``; ``text`` is the tool's own output (the caller prints its last line through
+  ``output.printable``), it never holds key material;
+- run tools only through ``tools.find_tool`` (a binary nobody but root can have replaced), with
+  ``self.env`` (``tools.tool_environment``), stdin from /dev/null and a timeout:
+  ``self._test(command)`` and ``self._control(command)`` do exactly that;
+- ``served`` is one TLS handshake with SNI on 127.0.0.1:``port``; ``wait_for`` is the served-truth
+  check (``served_check.prove_served``: every one of 16 fresh connections presents the new
+  certificate byte for byte) and returns its ``ServedProof``; every server keeps it.
+"""
+
+import socket
+import ssl
+import subprocess
+from typing import Dict, List, Optional, Tuple
+
+from ..certificate import CertificateFacts
+from ..distro import Distro
+from ..served_check import SERVE_WAIT_SECONDS, ServedProof, prove_served
+
+COMMAND_TIMEOUT_SECONDS = 120  # a config test or reload that takes longer has failed
+
+
+class Server:
+    """One TLS server on this host: config test, reload and proof of the served certificate."""
+
+    name = "server"  # the key in SERVERS (lower case)
+    title = "Server"  # the word in messages: "<title> config test failed"
+    distros: Tuple[Distro, ...] = ()
+
+    def __init__(self, distro: Distro, main_config: Optional[str], port: int, env: Dict[str, str]) -> None:
+        self.distro = distro  # the row of ``distros`` this host matches
+        self.main_config = main_config  # the host file's server config (tests, local demo), else None
+        self.port = port  # the local port where the server serves TLS
+        self.env = env  # the environment of every tool this adapter runs
+
+    def config_test(self) -> Tuple[bool, str]:
+        """Whether the server accepts its configuration with the files now on disk, and its output."""
+        raise NotImplementedError
+
+    def reload(self, mode: str) -> Tuple[bool, str]:
+        """Make the server read the files again (``mode``: one of the document's ReloadMode values,
+        or "graceful" on undo); start it when it is not running. Returns (succeeded, output)."""
+        raise NotImplementedError
+
+    def served(self, hostname: str) -> Optional[bytes]:
+        """The DER certificate 127.0.0.1:``port`` presents for SNI ``hostname``, None when nothing answers TLS."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the DER served is compared byte for byte
+        try:
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+            with raw, context.wrap_socket(raw, server_hostname=hostname) as tls:
+                return tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError, ValueError):
+            return None
+
+    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> ServedProof:
+        """The served-truth check (``served_check``): fresh TLS connections with SNI on
+        127.0.0.1:``port`` until SAMPLE in a row present the new certificate, at most
+        ``deadline_seconds``. ``proof.ok``, ``proof.why(port)`` when not, ``proof.summary``."""
+        return prove_served(self.port, facts.common_name, facts, deadline_seconds)
+
+    def _test(self, command: List[str]) -> Tuple[bool, str]:
+        """Run a config test: (exit 0, stdout and stderr)."""
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                timeout=COMMAND_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False, f"the config test did not finish in {COMMAND_TIMEOUT_SECONDS} s"
+        return done.returncode == 0, done.stdout.decode("utf-8", "replace")
+
+    def _control(self, command: List[str]) -> Tuple[bool, str]:
+        """Run a reload or start: (exit 0, its first 64 KB of output). Output goes to a file, not a
+        pipe, because a daemon started here would hold a pipe open; no descriptor of ours but that
+        file is inherited (Python's descriptors are non-inheritable)."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as output:
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    env=self.env,
+                    timeout=COMMAND_TIMEOUT_SECONDS,
+                    check=False,
+                    close_fds=True,
+                )
+            except subprocess.TimeoutExpired:
+                return False, f"{' '.join(command)} did not finish in {COMMAND_TIMEOUT_SECONDS} s"
+            output.seek(0)
+            text = output.read(65536).decode("utf-8", "replace")
+        return done.returncode == 0, text
