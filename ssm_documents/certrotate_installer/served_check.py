@@ -164,7 +164,8 @@ def prove_served(
         round_started = time.monotonic()
         found = probe_round((host, port), hostname, ROUND if sighted else 1)
         labels = (labels + [probe_label(der, facts.der) for der in found])[-SAMPLE:]
-        if not sighted and labels[-1] == MATCH:
+        first = not sighted and labels[-1] == MATCH
+        if first:
             sighted = True
             deadline = max(deadline, time.monotonic() + PROOF_SECONDS)
         now = time.monotonic()
@@ -172,5 +173,5 @@ def prove_served(
             return ServedProof(True, tuple(labels), facts.serial_hex, now - started)
         if now >= deadline:
             return ServedProof(False, tuple(labels), facts.serial_hex, now - started)
-        pause = SPACING if sighted else POLL
+        pause = 0.0 if first else SPACING if sighted else POLL  # the first round right after the sighting
         time.sleep(max(0.0, min(pause - (now - round_started), deadline - now)))
