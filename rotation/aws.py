@@ -47,7 +47,53 @@ def make_client(service: str, region: str | None = None) -> Any:
         import botocore.session
 
         _session = botocore.session.get_session()
+        _session.register_component("data_loader", _loader(_session.get_config_variable("data_path")))
     return _session.create_client(service, region_name=region, config=client_config())
+
+
+def _loader(data_path: str | None) -> Any:
+    """botocore's data loader (the search paths of ``botocore.loaders.create_loader``) that checks a
+    model exists by looking at the one service asked for.
+
+    botocore's ``load_service_model`` first lists every service that has a model of the type (about
+    450 directories read, once per model type: about 13 ms of CPU each, twice for a first client)
+    only to check that the one asked for is among them. Here, while a model is being loaded, the
+    listing is that service alone if it has such a model; otherwise (and for any other caller) it
+    is botocore's full listing, so an unknown service fails exactly as before.
+    """
+    import threading
+
+    from botocore.exceptions import DataNotFoundError
+    from botocore.loaders import Loader
+
+    class OneServiceLoader(Loader):
+        asking = threading.local()
+
+        def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+            self.asking.service = service_name
+            try:
+                return super().load_service_model(service_name, type_name, api_version)
+            finally:
+                self.asking.service = None
+
+        def list_available_services(self, type_name: str) -> list[str]:
+            asked = getattr(self.asking, "service", None)
+            if isinstance(asked, str) and _plain_name(asked):
+                try:
+                    if self.list_api_versions(asked, type_name):
+                        return [asked]
+                except DataNotFoundError:
+                    pass
+            listed: list[str] = super().list_available_services(type_name)
+            return listed
+
+    paths = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    return OneServiceLoader(extra_search_paths=paths)
+
+
+def _plain_name(service: str) -> bool:
+    """A directory name botocore's listing could return (no path separators, not ``.``/``..``)."""
+    return bool(service) and service not in (".", "..") and "/" not in service and os.sep not in service
 
 
 def error_code(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ import ipaddress
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import NameOID
 
 from rotation.spec import CertSpec, KeyAlgorithm, KeyFamily
+
+if TYPE_CHECKING:  # pragma: no cover - loaded when a first RSA spare is made (a reused or EC key needs none)
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -98,6 +101,8 @@ class _SpareKeys:
             if algorithm in self._spares:
                 return
             if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certrotate-keygen")
             self._spares[algorithm] = self._executor.submit(generate_key, algorithm)
 

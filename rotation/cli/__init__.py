@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--arch", choices=["arm64", "x86_64"], default="arm64")
     package.add_argument("--python", default="3.12", help="target Lambda Python version (3.12)")
     package.add_argument("--dist-dir", default="dist", help="output directory (dist)")
+    package.add_argument(
+        "--compile-with",
+        metavar="PYTHON",
+        help="interpreter of the target version that compiles the zip's bytecode (default: looked for)",
+    )
 
     completion = command("completion", 'print a shell completion script: eval "$(certrotate completion bash)"')
     completion.add_argument("shell", choices=["bash", "zsh"])
@@ -322,11 +327,20 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Any) ->
 
         from rotation.build.lambda_zip import build
 
-        built = build(args.arch, args.python, Path(args.dist_dir))
+        built = build(args.arch, args.python, Path(args.dist_dir), compile_with=args.compile_with)
         if out.json_mode:
-            out.emit_json({"path": str(built.path), "size": built.size, "sha256": built.sha256})
+            out.emit_json(
+                {"path": str(built.path), "size": built.size, "sha256": built.sha256, "bytecode": built.bytecode}
+            )
         else:
             out.say(f"{built.path}: {built.size / 1e6:.1f} MB, sha256 {built.sha256}")
+            if built.bytecode:
+                out.say(f"bytecode compiled by Python {built.bytecode}")
+            else:
+                out.say(
+                    f"no bytecode: no Python {args.python} found here to compile it (--compile-with PYTHON); "
+                    "every cold start will compile the sources"
+                )
         return ExitCode.OK
     from rotation.cli.session import AwsContext
 

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.build.lambda_zip import BuiltZip, PackagingError, build
+from rotation.build.lambda_zip import BuiltZip, PackagingError, build, find_compiler
 from rotation.build.templates import OUTPUT
 from rotation.emulation.pki import create_ca
 from rotation.emulation.rotation_service import rotation_function_in_moto
@@ -49,6 +49,27 @@ def test_the_arm64_zip_carries_aarch64_binaries_and_is_reproducible(arm64_zip: B
     assert arm64_zip.size < 20_000_000
 
 
+def test_the_zip_ships_unchecked_bytecode_of_the_lambda_runtime_named_as_lambda_runs_it(arm64_zip: BuiltZip) -> None:
+    if find_compiler("3.12") is None:
+        pytest.skip("no Python 3.12 here: the zip is built without bytecode (the CLI says so)")
+    assert arm64_zip.bytecode is not None and arm64_zip.bytecode.startswith("3.12.")
+    with zipfile.ZipFile(arm64_zip.path) as archive:
+        names = set(archive.namelist())
+        header = archive.read("rotation/__pycache__/handler.cpython-312.pyc")[:16]
+    sources = {n for n in names if n.endswith(".py")}
+    compiled = {n.replace("__pycache__/", "").replace(".cpython-312.pyc", ".py") for n in names if n.endswith(".pyc")}
+    assert sources == compiled  # every source (certrotate, cryptography, Powertools, ...) and only 3.12's
+    assert int.from_bytes(header[4:8], "little") == 0b01  # PEP 552: hash-based, source never checked
+
+
+def test_bytecode_from_another_python_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PackagingError) as error:
+        build("arm64", "3.99", tmp_path, compile_with=sys.executable)
+    assert f"compile_with {sys.executable!r}: it is Python {sys.version.split()[0]}" in str(error.value)
+    assert "must be compiled by Python 3.99" in str(error.value) and not list(tmp_path.iterdir())
+    assert find_compiler("3.99") is None
+
+
 def test_a_zip_for_this_machine_imports_every_handler_with_nothing_else(tmp_path: Path) -> None:
     import platform
 
@@ -57,15 +78,18 @@ def test_a_zip_for_this_machine_imports_every_handler_with_nothing_else(tmp_path
     unpacked = tmp_path / "task"
     with zipfile.ZipFile(package.path) as archive:
         archive.extractall(unpacked)
+    assert package.bytecode == sys.version.split()[0]
+    (unpacked / "rotation" / "handler.py").write_text("raise SystemExit('the source was compiled')\n")
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import rotation.handler, rotation.engine, "
         "rotation.event_handlers.acm_certificate_available, rotation.event_handlers.rotation_succeeded; "
         "from cryptography import x509; print(rotation.handler.lambda_handler.__name__)"
     )
     result = subprocess.run(
-        [sys.executable, "-S", "-c", probe, str(unpacked)], capture_output=True, text=True, check=False
+        [sys.executable, "-S", "-B", "-c", probe, str(unpacked)], capture_output=True, text=True, check=False
     )  # -S: no site-packages, only the zip's contents and the stdlib
     assert result.returncode == 0, result.stderr
+    # the shipped bytecode ran: the source is never read (it now raises)
     assert result.stdout.strip() == "lambda_handler"
 
 
