@@ -3,7 +3,10 @@
 After every run (installed, unchanged, rolled back or failed) the installer on a host puts one
 record per certificate file into SSM custom inventory, type :data:`INVENTORY_TYPE`: the secret
 ARN and stage, the three file paths, the served certificate's serial, not-after, SHA-256
-fingerprint and subject, the run's status and exit code, and the time. This module turns those
+fingerprint and subject, the run's status and exit code, the time, and (newer installers) the
+run's served-truth check, ``ServedCheck``: ``16/16`` when 16 fresh connections all presented the
+certificate the run expected, ``stale: 3/16 serial AB…, new: 13/16`` when some presented another
+(a worker left from an earlier reload), empty when no check ran. This module turns those
 records and each secret's current certificate into per-host states (:class:`HostState`), and
 answers "which hosts serve this certificate" (:func:`hosts_serving`) for revocation. No boto3.
 """
@@ -23,6 +26,9 @@ INSTANCE_TAG = "certrotate:secret"
 STALE_INTERVALS = 2
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 REQUIRED = ("SecretArn", "CertificateFile", "Status", "ExitCode", "RecordedAt", "Serial", "FingerprintSha256")
+#: The installer bounds ServedCheck to this many characters; a longer value is cut, not trusted further.
+SERVED_CHECK_LIMIT = 128
+_STALE = re.compile(r"^stale: [0-9]{1,3}/[0-9]{1,3} serial ([0-9A-Fa-f:]{1,64})(,|$)")
 
 
 class HostState(StrEnum):
@@ -73,6 +79,13 @@ class HostReport:
     key_file: str = ""
     chain_file: str = ""
     https_port: str = ""
+    served_check: str = ""  # the run's served-truth check (empty: none ran, or an older installer)
+
+    @property
+    def stale_serial(self) -> str:
+        """The serial the served check saw a worker present instead (its most frequent), normalized; ''."""
+        match = _STALE.match(self.served_check)
+        return normalize_serial(match.group(1)) if match else ""
 
 
 @dataclass(frozen=True)
@@ -171,9 +184,15 @@ def parse_records(
                 key_file=entry.get("KeyFile", ""),
                 chain_file=entry.get("ChainFile", ""),
                 https_port=entry.get("HttpsPort", ""),
+                served_check=_served_check(entry.get("ServedCheck")),
             )
         )
     return reports, problems
+
+
+def _served_check(value: object) -> str:
+    """A record's ServedCheck: any string (cut to the installer's bound); anything else, or none, is ''."""
+    return value[:SERVED_CHECK_LIMIT] if isinstance(value, str) else ""
 
 
 def parse_reports(
@@ -263,7 +282,18 @@ def hosts_serving(reports: Sequence[HostReport], fingerprint_or_serial: str) -> 
     that stopped reporting may still serve what it last reported. Revocation (issue 12) may revoke
     a superseded certificate only when this is empty.
     """
-    return [report for report in reports if serves(report, fingerprint_or_serial)]
+    return [
+        report
+        for report in reports
+        if serves(report, fingerprint_or_serial) or still_served_by_stale_worker(report, fingerprint_or_serial)
+    ]
+
+
+def still_served_by_stale_worker(report: HostReport, serial: str) -> bool:
+    """Whether the record's served check saw a worker present this serial (not the record's own
+    certificate): the host still hands it to some connections, so it must not be revoked."""
+    stale = report.stale_serial
+    return bool(stale) and len(normalize_fingerprint(serial)) != 64 and stale == normalize_serial(serial)
 
 
 #: Where revocation looks for hosts (the rotation function's environment, set by the central stack).

@@ -30,6 +30,9 @@ def read_records(
 
     A filter matches an instance when any of its records names the serial; every record of that
     instance comes back, and each is matched again by :func:`rotation.fleet.serves_certificate`.
+    One more read (``ServedCheck`` BeginWith ``stale:``) brings the instances whose served check saw
+    a worker present another certificate: that one is named only there
+    (:func:`rotation.fleet.still_served_by_stale_worker`).
     """
     if serials is None:
         return _read(ssm, account, [])
@@ -37,9 +40,14 @@ def read_records(
     reports: list[HostReport] = []
     problems: list[RecordProblem] = []
     seen: set[str] = set()
-    for start in range(0, len(values), FILTER_VALUES):
-        chunk = values[start : start + FILTER_VALUES]
-        found, bad = _read(ssm, account, [{"Key": f"{INVENTORY_TYPE}.Serial", "Values": chunk, "Type": "Equal"}])
+    filters = [
+        {"Key": f"{INVENTORY_TYPE}.Serial", "Values": values[start : start + FILTER_VALUES], "Type": "Equal"}
+        for start in range(0, len(values), FILTER_VALUES)
+    ]
+    if values:
+        filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": ["stale:"], "Type": "BeginWith"})
+    for selection in filters:
+        found, bad = _read(ssm, account, [selection])
         fresh = {r.instance_id for r in found} | {p.instance_id for p in bad}
         reports.extend(r for r in found if r.instance_id not in seen)
         problems.extend(p for p in bad if p.instance_id not in seen)

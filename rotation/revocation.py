@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rotation.fleet import HostReport, RecordProblem, normalize_fingerprint, normalize_serial, serves_certificate
+from rotation.fleet import (
+    HostReport,
+    RecordProblem,
+    normalize_fingerprint,
+    normalize_serial,
+    serves_certificate,
+    still_served_by_stale_worker,
+)
 
 
 class RevocationReason(StrEnum):
@@ -151,7 +158,11 @@ def successors(entry: IssuedCertificate, history: Iterable[IssuedCertificate]) -
 def _judge(decision: Decision, evidence: FleetEvidence, history: Sequence[IssuedCertificate]) -> Decision:
     entry = decision.certificate
     serial, fingerprint = normalize_serial(entry.serial), normalize_fingerprint(entry.fingerprint)
-    serving = [r for r in evidence.reports if serves_certificate(r, serial, fingerprint)]
+    serving = [
+        r
+        for r in evidence.reports
+        if serves_certificate(r, serial, fingerprint) or (serial and still_served_by_stale_worker(r, serial))
+    ]
     names = tuple(sorted({f"{h.account}/{h.instance_id}" for h in serving}))
     held: list[str] = []
     for problem in evidence.bad_records:

@@ -75,7 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STATE[,STATE]",
         help="only hosts in these states: failed, stale, older, unknown, current",
     )
-    parser.add_argument("--check", action="store_true", help="exit 1 when any host is not on the current certificate")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when any host is not on the current certificate everywhere (a stale worker counts)",
+    )
     bulk_reads.add_max_rate_argument(parser)
 
 
@@ -141,9 +145,12 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             out.say("no certificate secrets and no host records")
         for problem in problems:
             out.note(f"certrotate: warning: {problem}")
-    behind = [h for f in fleets for h in f.hosts if h.state is not HostState.CURRENT]
+    # a current host whose served check saw a worker present another certificate is not on it everywhere
+    behind = [h for f in fleets for h in f.hosts if h.state is not HostState.CURRENT or h.report.stale_serial]
     if args.check and behind:
-        out.note(f"{len(behind)} host record(s) not on the current certificate")
+        stale = sum(1 for h in behind if h.state is HostState.CURRENT)
+        note = f" ({stale} current but with a worker serving another certificate)" if stale else ""
+        out.note(f"{len(behind)} host record(s) not on the current certificate{note}")
         return 1
     return 0
 
@@ -215,6 +222,7 @@ def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
                 "certificate_file": v.report.certificate_file,
                 "recorded_at": v.report.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "message": v.report.message,
+                "served_check": v.report.served_check,
             }
             for v in fleet.hosts
         ],
@@ -230,14 +238,23 @@ _STYLE = {
 }
 
 
+def _cell_style(view: HostView, column: str) -> str:
+    if column == "state":
+        return _STYLE[view.state]
+    if column == "served" and view.report.served_check.startswith("stale:"):
+        return "red"
+    return ""
+
+
 def _ago(moment: datetime, now: datetime) -> str:
     minutes = int((now - moment).total_seconds() // 60)
     return f"{minutes}m ago" if minutes < 120 else f"{minutes // 60}h ago"
 
 
 #: Columns in priority order: instance, state and serial always (serials never wrap), then what fits.
-_HOST_COLUMNS = ("instance", "state", "serial", "reported", "detail", "account", "file")
-_HOST_FOLDED = ("detail", "file")
+#: ``served``: the latest run's served-truth check (16/16, or how many connections got which serial).
+_HOST_COLUMNS = ("instance", "state", "serial", "served", "reported", "detail", "account", "file")
+_HOST_FOLDED = ("served", "detail", "file")
 
 
 def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: int = 200) -> Table:
@@ -257,6 +274,7 @@ def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: i
                 "account": r.account,
                 "state": view.state.value,
                 "serial": r.serial or "-",
+                "served": r.served_check or "-",
                 "file": r.certificate_file,
                 "reported": _ago(r.recorded_at, now),
                 "detail": f"exit {r.exit_code}: {r.message}" if view.state is HostState.FAILED else r.status.value,
@@ -267,7 +285,7 @@ def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: i
     for name in shown:
         table.add_column(literal(name), **({"overflow": "fold"} if name in _HOST_FOLDED else {"no_wrap": True}))
     for view, row in zip(fleet.hosts, cells, strict=True):
-        table.add_row(*(literal(row[n], _STYLE[view.state] if n == "state" else "") for n in shown))
+        table.add_row(*(literal(row[n], _cell_style(view, n)) for n in shown))
     hidden = [name for name in _HOST_COLUMNS if name not in shown]
     if not fleet.hosts:
         table.caption = literal("no host has reported this secret")

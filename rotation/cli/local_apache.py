@@ -71,6 +71,9 @@ class LocalApache:
     root: Path
     port: int
     hostnames: list[str] = field(default_factory=lambda: ["www.certrotate.test"])
+    #: ``ListenCoresBucketsRatio 1``: Apache's listeners join an SO_REUSEPORT group (one per core),
+    #: as tuned production servers run; another process of the same user may then share the port.
+    reuseport: bool = False
 
     name: ClassVar[str] = "apache"
     # A line the config test refuses (appended by tests that need a failing config test).
@@ -153,6 +156,8 @@ class LocalApache:
         (self.root / "htdocs").mkdir(exist_ok=True)
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
         text = _MAIN.format(root=self.root, port=self.port, modules=MODULES, user=user)
+        if self.reuseport:
+            text += "ListenCoresBucketsRatio 1\n"
         for hostname in self.hostnames:
             text += _VHOST.format(
                 port=self.port,

@@ -22,7 +22,7 @@ Guarantees:
   in an in-memory TLS handshake, the certificate is inside its validity period.
 - Every change is registered in a journal (in a root-only state directory) before it is made.
   Any failure after the first change (write error or full disk, config test, reload, serve
-  check, SIGTERM/SIGINT/SIGHUP, a bug) restores the previous files and reloads Apache; after a
+  check on 16 fresh connections, SIGTERM/SIGINT/SIGHUP, a bug) restores the previous files and reloads Apache; after a
   SIGKILL or a crash, the next run rolls the interrupted install back (or finishes keeping the
   previous files) before anything else. The saved ``*.certrotate-previous`` files are replaced
   only by a pair whose key matches its certificate, and only after the new one is served.
@@ -52,5 +52,7 @@ test fault injection), ``distro`` (distribution families), ``servers`` (``base.S
 contract every adapter keeps; ``apache.Apache``), ``tools`` and ``aws_cli`` (trusted host tools,
 the secret), ``directories`` and ``path_policy`` (where certrotate may write), ``certificate`` and
 ``validation`` (what it will write, checked), ``journal``, ``swap``, ``host``, ``recovery`` and
-``runs`` (the change, and the way back), ``fleet_record`` (the fleet view), ``main``.
+``runs`` (the change, and the way back), ``served_check`` (after every reload, 16 fresh
+connections must all present the certificate: a leftover worker fails the install), ``fleet_record``
+(the fleet view), ``main``.
 """

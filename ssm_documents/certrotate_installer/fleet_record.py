@@ -14,6 +14,7 @@ from .host import Host, Outcome
 from .output import Exit, InstallError, classify, printable, say, warn
 from .parameters import MAX_PATH_LENGTH, Action, Request
 from .path_policy import Target, target_files
+from .served_check import SUMMARY_LIMIT
 
 INVENTORY_TYPE = "Custom:CertrotateCertificate"
 INVENTORY_SCHEMA_VERSION = "1.0"
@@ -32,7 +33,9 @@ SUBJECT_LIMIT = 256
 SERVED_KEYS = ("SecretArn", "VersionStage", "Serial", "FingerprintSha256", "NotAfter", "Subject", "InstalledAt")
 FILE_KEYS = ("CertificateFile", "KeyFile", "ChainFile", "HttpsPort")
 # The latest run, whatever it did (a failed run shows as failed in the fleet view).
-RUN_KEYS = ("Status", "ExitCode", "Message", "RecordedAt")
+# ServedCheck: the run's served-truth check (``16/16``, ``stale: 3/16 serial ..., new: 13/16``;
+# empty when the run did not get as far as a check, and in an older installer's records).
+RUN_KEYS = ("Status", "ExitCode", "Message", "RecordedAt", "ServedCheck")
 # The latest run when it failed: what it tried to install (empty after a successful run).
 FAILURE_KEYS = (
     "LastFailureSecretArn",
@@ -84,6 +87,7 @@ class RunReport(NamedTuple):
     code: int
     message: str
     now: float
+    served_check: str = ""  # the served-truth check's summary (empty: no check ran)
 
 
 class FleetState(NamedTuple):
@@ -146,6 +150,7 @@ def next_fleet_state(state: FleetState, report: RunReport, exists: Callable[[str
         "ExitCode": str(int(report.code)),
         "Message": bounded(report.message, MESSAGE_LIMIT),
         "RecordedAt": iso_time(report.now),
+        "ServedCheck": bounded(report.served_check, SUMMARY_LIMIT),
     }
     if report.status is Served.FAILED:
         if old is not None:
@@ -259,7 +264,8 @@ def record_fleet_view(host: Host, report: RunReport) -> None:
         host.write_state(INVENTORY_STATE, {"version": 2, "records": state.records, "previous": state.previous})
         where = put_inventory(host, inventory_items(state.records, report.now), host.server.env)
         entry = next(r for r in state.records if r["CertificateFile"] == report.files[0])
-        say(f"fleet view: {report.status.value}; serves serial {entry['Serial'] or '-'} recorded ({where})")
+        check = f", served check {entry['ServedCheck']}" if entry["ServedCheck"] else ""
+        say(f"fleet view: {report.status.value}; serves serial {entry['Serial'] or '-'}{check} recorded ({where})")
     except Exception as exc:
         warn("warning: fleet view not recorded: " + classify(exc)[1])
 
@@ -279,6 +285,7 @@ def record_outcome(host: Host, outcome: Outcome) -> None:
         Exit.OK,
         "",
         time.time(),
+        host.served_check,
     )
     record_fleet_view(host, report)
 
@@ -289,5 +296,7 @@ def record_failure(host: Host, targets: Sequence[Target], code: int, message: st
     with contextlib.suppress(Exception):
         facts = live_facts(targets[0].read())
     files = target_files(targets)
-    report = RunReport(Served.FAILED, host.request, files, facts, None, False, code, message, time.time())
+    report = RunReport(
+        Served.FAILED, host.request, files, facts, None, False, code, message, time.time(), host.served_check
+    )
     record_fleet_view(host, report)

@@ -43,6 +43,7 @@ class Host:
         self.euid = euid
         self.guard = guard
         self.faults = FaultInjector(config.fault)
+        self.served_check = ""  # the latest served-truth check's summary (the fleet record's ServedCheck)
         self.journal_fd = open_directory(config.journal_dir, euid, create_mode=0o700)
         self.journal = Journal(self.journal_fd, config.journal_dir)
         UNNAMED_FILE_DIRECTORIES.append(self.journal_fd)

@@ -1,24 +1,34 @@
 """The way back: undo a failed run, recover a killed one, say what a failed commit left."""
 
+import contextlib
 import os
-from typing import List
+from typing import List, Optional
 
+from .certificate import CertificateFacts, live_facts
 from .directories import open_directory
 from .host import Host
 from .journal import Phase
 from .output import Exit, InstallError, classify, describe_os_error, say
 from .path_policy import Target, TargetKind
+from .served_check import RECHECK_SECONDS
 from .swap import Swap
 
 
-def reload_after_undo(host: Host) -> str:
-    """Reload the server onto the restored files; a failure here is reported, never raised."""
+def reload_after_undo(host: Host, restored: Optional[CertificateFacts] = None) -> str:
+    """Reload the server onto the restored files and, given the ``restored`` certificate, check that
+    fresh connections get it (RECHECK_SECONDS); a failure here is reported, never raised."""
     title = host.server.title
     try:
         ok, _ = host.server.config_test()
         if not ok:
             return f"{title} was not reloaded: its config test fails with the restored files too"
         ok, _ = host.server.reload("graceful")
+        if ok and restored is not None:
+            proof = host.server.wait_for(restored, RECHECK_SECONDS)
+            served = f"served on {proof.summary} fresh connections"
+            if not proof.ok:
+                served = "not served on every connection: " + proof.why(host.request.port)
+            return f"{title} reloaded; the restored serial {restored.serial_hex} is {served}"
     except Exception as exc:  # the restore is done; say why the reload is not
         return f"{title} was not reloaded: {classify(exc)[1]}"
     return f"{title} reloaded" if ok else f"{title} did not reload"
@@ -91,7 +101,10 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
     note = ""
     if phase is Phase.SWAPPED:
         notes: List[str] = []
-        host.guard.protect(lambda: notes.append(reload_after_undo(host)))
+        restored: Optional[CertificateFacts] = None
+        with contextlib.suppress(OSError):
+            restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
+        host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
         note = f" ({notes[0]})" if notes else ""
     return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
 

@@ -5,13 +5,14 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .aws_cli import fetch_secret
-from .certificate import KEY_LABELS, live_facts, pem, pem_blocks
+from .certificate import KEY_LABELS, CertificateFacts, live_facts, pem, pem_blocks
 from .fleet_record import INVENTORY_STATE
 from .host import Host, Outcome
 from .output import Exit, InstallError, classify, out, refused, say, warn
 from .parameters import Action
 from .path_policy import PREVIOUS_SUFFIX, Target, target_files
 from .recovery import commit_failure_message, roll_back
+from .served_check import RECHECK_SECONDS
 from .swap import Swap
 from .validation import Bundle, check_existing_content, key_matches, parse_bundle, validate_bundle
 
@@ -99,8 +100,10 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
             detail = ": " + lines[-1] if lines else ""
             raise InstallError(Exit.RELOAD_FAILED, f"{host.server.title} {mode} failed{detail}")
         host.faults.point("reloaded")
-        ok, why = host.server.wait_for(bundle.facts)
-        if not ok:
+        proof = host.server.wait_for(bundle.facts)
+        host.served_check = proof.summary
+        if not proof.ok:
+            why = proof.why(host.request.port)
             raise InstallError(Exit.RELOAD_FAILED, host.server.title + " does not serve the new certificate: " + why)
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc) from None
@@ -147,6 +150,16 @@ def split_saved(saved: Sequence[bytes]) -> Tuple[str, str, str]:
     return certificates[0].decode(), b"".join(keys).decode(), b"".join(certificates[1:]).decode()
 
 
+def check_in_place(host: Host, facts: CertificateFacts) -> None:
+    """The served-truth check of a certificate already installed (nothing reloaded): recorded in
+    the fleet view; a failure is a warning, since the files are right and nothing is undone."""
+    proof = host.server.wait_for(facts, RECHECK_SECONDS)
+    host.served_check = proof.summary
+    if not proof.ok:
+        why = proof.why(host.request.port)
+        warn(f"warning: the installed certificate is not served on every connection: {why}; reload or restart")
+
+
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     fields = fetch_secret(host.request, host.server.env)
     try:
@@ -159,6 +172,7 @@ def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
     live = read_live(host, targets)
     files = target_files(targets)
     if live == layout_contents(bundle, targets):
+        check_in_place(host, bundle.facts)
         return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
     keep = old_pair_matches(live)
     swap_in(host, targets, bundle, keep)

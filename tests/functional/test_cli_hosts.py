@@ -144,3 +144,52 @@ def test_what_a_host_writes_is_shown_literally_and_bad_records_are_warnings(endp
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "\\x1b[2J[red]pwned[/red]" in result.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     assert "warning:" in result.stderr and "'owned'" in result.stderr
+
+
+def test_the_served_check_is_shown_and_a_stale_worker_fails_check(endpoint: str, local_ca: LocalCA) -> None:
+    """The installer's ServedCheck (16 fresh connections after the reload): shown per host, and a
+    current host whose check saw a worker present another certificate is not on it everywhere."""
+    prefix = f"h{uuid.uuid4().hex[:8]}/"
+    old, new = local_ca.issue(["www.certrotate.test"]), local_ca.issue(["www.certrotate.test"])
+    arn = secret(endpoint, f"{prefix}www", new)
+    ssm = cli.client(endpoint, "ssm")
+    stale_check = f"stale: 3/16 serial {old.serial_hex}, new: 13/16"
+    put(ssm, "i-0000000000000000a", record(arn, new, ServedCheck="16/16"))
+    put(ssm, "i-0000000000000000b", record(arn, new, status="unchanged", ServedCheck=stale_check))
+    put(ssm, "i-0000000000000000c", record(arn, new))  # an older installer: no ServedCheck
+
+    result = cli.certrotate("hosts", "--prefix", prefix, "--output", "json", endpoint=endpoint)
+    assert result.returncode == 0, result.stderr
+    checks = {h["instance_id"]: h["served_check"] for h in json.loads(result.stdout)["secrets"][0]["hosts"]}
+    assert checks == {"i-0000000000000000a": "16/16", "i-0000000000000000b": stale_check, "i-0000000000000000c": ""}
+    table = cli.certrotate("hosts", "--prefix", prefix, "--check", endpoint=endpoint)
+    assert table.returncode == ExitCode.FAILED
+    assert "16/16" in table.stdout and "stale: 3/16" in table.stdout
+    assert "1 host record(s) not on the current certificate (1 current but with a worker serving" in table.stderr
+
+
+def test_revocation_reads_find_the_host_whose_stale_worker_serves_the_serial(endpoint: str, local_ca: LocalCA) -> None:
+    """read_records(serials) filters GetInventory on Serial; a host that reports the new certificate
+    but whose served check saw a worker present the old one is found by its ServedCheck."""
+    from rotation.fleet import serves_certificate, still_served_by_stale_worker
+    from rotation.fleet_inventory import read_records
+
+    prefix = f"h{uuid.uuid4().hex[:8]}/"
+    old, new, other = (local_ca.issue(["www.certrotate.test"]) for _ in range(3))
+    arn = secret(endpoint, f"{prefix}www", new)
+    ssm = cli.client(endpoint, "ssm")
+    instances = [f"i-{uuid.uuid4().hex[:17]}" for _ in range(4)]
+    put(ssm, instances[0], record(arn, old))
+    put(ssm, instances[1], record(arn, new, ServedCheck=f"stale: 1/16 serial {old.serial_hex}, new: 15/16"))
+    put(ssm, instances[2], record(arn, new, ServedCheck=f"stale: 1/16 serial {other.serial_hex}, new: 15/16"))
+    put(ssm, instances[3], record(arn, new, ServedCheck="16/16"))
+    account = cli.client(endpoint, "sts").get_caller_identity()["Account"]
+    reports, problems = read_records(ssm, account, [old.serial_hex])
+    assert problems == []
+    serving = {
+        r.instance_id
+        for r in reports
+        if serves_certificate(r, old.serial_hex, "") or still_served_by_stale_worker(r, old.serial_hex)
+    }
+    assert serving == {instances[0], instances[1]}
+    assert instances[3] not in {r.instance_id for r in reports}  # a proven host costs nothing to read

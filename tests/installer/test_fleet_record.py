@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from certrotate_installer import fleet_record, host_file, main, output, parameters, runs, validation
+from certrotate_installer import fleet_record, host_file, main, output, parameters, runs, served_check, validation
 
 from rotation.fleet import REQUIRED, hosts_serving, parse_reports
 from tests.support.certs import LocalCA
@@ -220,3 +220,21 @@ def test_an_unexpected_error_is_recorded_too(tmp_path: Any, monkeypatch: Any) ->
     assert entry["Status"] == "failed" and entry["ExitCode"] == "1" and entry["LastFailureSecretArn"] == ARN
     assert entry["SecretArn"] == ""  # nothing served: no secret is said to be served
     assert "unexpected ZeroDivisionError" in entry["Message"] and entry["Serial"] == ""
+
+
+def test_the_served_check_is_a_field_of_the_run_bounded_and_absent_from_older_records() -> None:
+    served = facts()
+    base = fleet_record.RunReport(
+        fleet_record.Served.INSTALLED, request(), FILES, served, None, False, 0, "", 1.8e9, "16/16"
+    )
+    entry = only(fleet_record.next_fleet_state(empty(), base, lambda path: True))
+    assert entry["ServedCheck"] == "16/16"
+    failed = base._replace(status=fleet_record.Served.FAILED, code=6, served_check="stale: 3/16 serial " + "A" * 300)
+    entry = only(fleet_record.next_fleet_state(empty(), failed, lambda path: True))
+    assert entry["Status"] == "failed" and len(entry["ServedCheck"]) == served_check.SUMMARY_LIMIT
+    # a record an older installer kept (no ServedCheck) loads with it empty; the reader takes it as is
+    older = {k: v for k, v in entry.items() if k != "ServedCheck"}
+    loaded = fleet_record.load_fleet_state({"version": 2, "records": [older], "previous": {}})
+    assert loaded.records[0]["ServedCheck"] == ""
+    reports, problems = parse_reports("111122223333", "i-0123456789abcdef0", [older])
+    assert problems == [] and reports[0].served_check == ""

@@ -56,8 +56,22 @@ class StubApache:
         self.calls.append(mode)
         return self.reload_ok, ""
 
-    def wait_for(self, facts: Any) -> tuple[bool, str]:
-        return self.served_ok, "" if self.served_ok else "Apache on port 1 serves serial 1, expected 2"
+    def wait_for(self, facts: Any, deadline_seconds: float = 30.0) -> StubProof:
+        return StubProof(self.served_ok)
+
+
+@dataclass
+class StubProof:
+    """What the stub's served-truth check answers (the real check: tests/installer/test_served_check.py)."""
+
+    ok: bool
+
+    @property
+    def summary(self) -> str:
+        return "16/16" if self.ok else "stale: 16/16 serial 01, new: 0/16"
+
+    def why(self, port: int) -> str:
+        return "" if self.ok else f"of the last 16 fresh connections to port {port} (in 30.0 s), 16 serial 01"
 
 
 @dataclass

@@ -164,12 +164,15 @@ def test_the_base_proves_what_is_served_over_tls(tls_server: tuple[int, bytes, v
     port, der, served = tls_server
     server = apache.Apache(apache.Apache.distros[0], None, port, {})
     assert server.served("base.test") == der
-    assert server.wait_for(served.facts, 1.0) == (True, "")
+    proof = server.wait_for(served.facts, 5.0)  # the served-truth check (tests/installer/test_served_check.py)
+    assert proof.ok and proof.summary == "16/16"
     other = LocalCA(name="Other CA").issue(["base.test"])
     expected = validation.parse_bundle(other.certificate_pem, other.private_key_pem, other.chain_pem, ("c", "k", "ch"))
-    ok, why = server.wait_for(expected.facts, 0.3)
-    assert not ok
-    assert why == f"Apache on port {port} serves serial {served.facts.serial_hex}, expected {other.serial_hex}"
+    proof = server.wait_for(expected.facts, 0.3)
+    assert not proof.ok and set(proof.labels) == {served.facts.serial_hex}
+    why = proof.why(port)
+    assert why.startswith(f"of the last {len(proof.labels)} fresh connections to port {port}")
+    assert f"{len(proof.labels)} serial {served.facts.serial_hex}" in why
 
 
 def test_nothing_answering_is_said_so() -> None:
@@ -180,7 +183,8 @@ def test_nothing_answering_is_said_so() -> None:
     assert server.served("a.test") is None
     gone = LocalCA(name="Gone CA").issue(["a.test"])
     facts = validation.parse_bundle(gone.certificate_pem, gone.private_key_pem, gone.chain_pem, ("c", "k", "ch")).facts
-    assert server.wait_for(facts, 0.2) == (False, f"nothing answers TLS on port {port}")
+    proof = server.wait_for(facts, 0.2)
+    assert not proof.ok and proof.why(port).startswith(f"nothing answers TLS on port {port} (waited ")
 
 
 def test_apaches_config_test_runs_the_real_apache2(tmp_path: Path) -> None:

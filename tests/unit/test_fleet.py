@@ -158,3 +158,27 @@ def test_a_host_installed_through_the_partial_arn_belongs_to_its_secret() -> Non
     fleets = fleet_view(reports, {full: CurrentCertificate(full, "A1B", "ab" * 32)}, now, timedelta(minutes=30))
     assert [f.secret_arn for f in fleets] == [full]
     assert [v.state for v in fleets[0].hosts] == [HostState.CURRENT]
+
+
+def test_the_served_check_is_read_when_present_and_never_required() -> None:
+    """Records of installers before the served-truth check have no ServedCheck: still records."""
+    assert one(record()).served_check == "" and one(record()).stale_serial == ""
+    assert one(record(ServedCheck="16/16")).served_check == "16/16"
+    stale = one(record(ServedCheck="stale: 3/16 serial 0a:1B, no handshake: 1/16, new: 12/16"))
+    assert stale.stale_serial == "A1B"
+    # whoever can PutInventory for the instance writes it: any other type is ignored, a long one cut
+    reports, problems = parse_reports("111122223333", "i-0123456789abcdef0", [record(ServedCheck=["x"])])  # type: ignore[list-item]
+    assert problems == [] and reports[0].served_check == ""
+    assert len(one(record(ServedCheck="stale: " + "A" * 500)).served_check) == 128
+    assert one(record(ServedCheck="stale: 3/16 serial " + "A" * 65)).stale_serial == ""
+
+
+def test_a_host_whose_served_check_saw_the_old_serial_still_serves_it() -> None:
+    """A worker left from an earlier reload still hands the old certificate to some connections:
+    revocation must count the host as serving it (by serial: the check records no fingerprint)."""
+    host = one(record(ServedCheck="stale: 2/16 serial 0C0FFEE, new: 14/16"))
+    assert hosts_serving([host], "C0FFEE") == [host]
+    assert hosts_serving([host], "1F2E3D") == [host]
+    assert hosts_serving([one(record(ServedCheck="16/16"))], "C0FFEE") == []
+    assert hosts_serving([host], OLD_FP) == []
+    assert classify(host, CURRENT, NOW, INTERVAL) is HostState.CURRENT  # its record's own certificate decides

@@ -145,3 +145,17 @@ def test_rotation_scope_readers_bound_which_accounts_concern_a_secret() -> None:
     assert FleetScope.from_environment(
         {"CERTROTATE_SECRET_READERS": "111111111111:web/,222222222222:", "CERTROTATE_FLEET_REGIONS": "eu-west-1"}
     ) == FleetScope(("eu-west-1",), (("111111111111", "web/"), ("222222222222", "")))
+
+
+def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
+    """The host's record says it serves the new certificate, but its served check saw a worker
+    present the superseded one: revoking it would break those connections."""
+    old = entry("C3", replaced_days_ago=8)
+    on_new = replace(
+        host("D4"), status=RunStatus.UNCHANGED, exit_code=0, served_check="stale: 3/16 serial C3, new: 13/16"
+    )
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((on_new,)))
+    assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
+    proven = replace(on_new, served_check="16/16")
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((proven,)))
+    assert decision.outcome is Outcome.REVOKE

@@ -4,9 +4,11 @@
 ``servers/__init__.py``) and calls only these, in this order:
 
 - install, after the new files are in place: ``config_test()``, then ``reload(mode)``, then
-  ``wait_for(facts)``; any ``False`` is a failure that restores the previous files;
+  ``wait_for(facts)``; a ``False`` (or a proof that is not ``ok``) restores the previous files;
 - undo (rollback after a failure, recovery after a kill): ``config_test()``, then
-  ``reload("graceful")``, both reported, never raised.
+  ``reload("graceful")``, both reported, never raised; after a failed install, ``wait_for`` of the
+  restored certificate (``served_check.RECHECK_SECONDS``), reported;
+- a run that finds the certificate already installed: ``wait_for`` (RECHECK_SECONDS), a warning.
 
 Rules for a subclass:
 - set ``name`` (the key in ``SERVERS``, lower case), ``title`` (the word in every message:
@@ -18,22 +20,21 @@ Rules for a subclass:
 - run tools only through ``tools.find_tool`` (a binary nobody but root can have replaced), with
   ``self.env`` (``tools.tool_environment``), stdin from /dev/null and a timeout:
   ``self._test(command)`` and ``self._control(command)`` do exactly that;
-- ``served`` and ``wait_for`` default to a TLS handshake with SNI on 127.0.0.1:``port``, the
-  served certificate compared byte for byte with the new one; override them only when the
-  server proves what it serves another way.
+- ``served`` is one TLS handshake with SNI on 127.0.0.1:``port``; ``wait_for`` is the served-truth
+  check (``served_check.prove_served``: every one of 16 fresh connections presents the new
+  certificate byte for byte) and returns its ``ServedProof``; every server keeps it.
 """
 
 import socket
 import ssl
 import subprocess
-import time
 from typing import Dict, List, Optional, Tuple
 
-from ..certificate import CertificateFacts, certificate_facts
+from ..certificate import CertificateFacts
 from ..distro import Distro
 from ..host_file import HostConfig
+from ..served_check import SERVE_WAIT_SECONDS, ServedProof, prove_served
 
-SERVE_WAIT_SECONDS = 30.0  # how long wait_for waits for the new certificate to be served
 COMMAND_TIMEOUT_SECONDS = 120  # a config test or reload that takes longer has failed
 
 
@@ -78,25 +79,11 @@ class Server:
         except (OSError, ssl.SSLError, ValueError):
             return None
 
-    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> Tuple[bool, str]:
-        """Wait until the new certificate (``facts``) is served, at most ``deadline_seconds``.
-        Returns (served, why not: what is served instead)."""
-        deadline = time.monotonic() + deadline_seconds
-        seen: Optional[bytes] = None
-        while True:
-            seen = self.served(facts.common_name)
-            if seen == facts.der:
-                return True, ""
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        if seen is None:
-            return False, f"nothing answers TLS on port {self.port}"
-        try:
-            other = certificate_facts(seen).serial_hex
-        except (ValueError, IndexError):
-            other = "unknown"
-        return False, f"{self.title} on port {self.port} serves serial {other}, expected {facts.serial_hex}"
+    def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> ServedProof:
+        """The served-truth check (``served_check``): fresh TLS connections with SNI on
+        127.0.0.1:``port`` until SAMPLE in a row present the new certificate, at most
+        ``deadline_seconds``. ``proof.ok``, ``proof.why(port)`` when not, ``proof.summary``."""
+        return prove_served(self.port, facts.common_name, facts, deadline_seconds)
 
     def _test(self, command: List[str]) -> Tuple[bool, str]:
         """Run a config test: (exit 0, stdout and stderr)."""
