@@ -91,15 +91,15 @@ def test_nginx_reload_serves_the_new_file_and_starts_a_stopped_nginx(local_nginx
     first, second = CA.issue([HOSTNAME]), CA.issue([HOSTNAME])
     local_nginx.write_bundle(first)
     assert adapter.reload("graceful")[0]
-    assert adapter.wait_for(facts(first), 10) == (True, "")
+    assert adapter.wait_for(facts(first), 10).ok
     local_nginx.stop()
     assert adapter.served(HOSTNAME) is None
     local_nginx.write_bundle(second)
     ok, text = adapter.reload("graceful")  # no master: started, as Apache's graceful starts Apache
     assert ok, text
-    assert adapter.wait_for(facts(second), 10) == (True, "")
+    assert adapter.wait_for(facts(second), 10).ok
     assert adapter.reload("restart")[0]
-    assert adapter.wait_for(facts(second), 10) == (True, "")
+    assert adapter.wait_for(facts(second), 10).ok
 
 
 def test_nginx_reload_waits_for_new_workers_and_sees_a_master_that_refused(local_nginx: LocalNginx) -> None:
@@ -125,8 +125,9 @@ def test_nginx_reload_waits_for_new_workers_and_sees_a_master_that_refused(local
 def test_nginx_wait_for_names_what_is_served_instead(local_nginx: LocalNginx) -> None:
     adapter = nginx_adapter(local_nginx)
     unserved = CA.issue([HOSTNAME])
-    ok, why = adapter.wait_for(facts(unserved), 0.3)
-    assert not ok and why.startswith(f"nginx on port {local_nginx.port} serves serial ")
+    proof = adapter.wait_for(facts(unserved), 0.3)
+    assert not proof.ok and f"fresh connections to port {local_nginx.port}" in proof.why(local_nginx.port)
+    assert f"the expected serial {facts(unserved).serial_hex}" not in proof.why(local_nginx.port)
 
 
 # HAProxy -------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def test_haproxy_reloads_through_the_master_without_a_runtime_socket(local_hapro
     new = CA.issue([HOSTNAME])
     local_haproxy.write_bundle(new)
     assert adapter.reload("graceful")[0]
-    assert adapter.wait_for(facts(new), 15) == (True, "")
+    assert adapter.wait_for(facts(new), 15).ok
     assert worker_pids(local_haproxy) - workers  # a new worker serves it
 
 
@@ -181,7 +182,7 @@ def test_haproxy_restart_mode_reloads_even_with_a_runtime_socket(local_haproxy: 
     local_haproxy.write_bundle(new)
     ok, text = adapter.reload("restart")
     assert ok and "Runtime API" not in text
-    assert adapter.wait_for(facts(new), 15) == (True, "")
+    assert adapter.wait_for(facts(new), 15).ok
 
 
 def test_haproxy_without_a_way_to_reload_says_which_host_file_keys(local_haproxy: LocalHaproxy) -> None:
@@ -223,7 +224,7 @@ def test_haproxy_falls_back_to_a_reload_for_a_file_it_does_not_know_by_that_name
     ok, text = adapter._push_all()
     assert ok is None and "reloading instead" in text
     assert adapter.reload("graceful")[0]
-    assert adapter.wait_for(facts(new), 15) == (True, "")
+    assert adapter.wait_for(facts(new), 15).ok
 
 
 def test_redact_drops_pem_blocks_and_base64_runs() -> None:
