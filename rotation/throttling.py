@@ -104,10 +104,18 @@ class ThrottleRetryingClient:
     is retried with its arguments unchanged.
     """
 
-    def __init__(self, client: Any, deadline: Deadline, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        deadline: Deadline,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        before_call: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._client = client
         self._deadline = deadline
         self._sleep = sleep
+        self._before_call = before_call
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -117,9 +125,16 @@ class ThrottleRetryingClient:
         service = str(self._client.meta.service_model.service_name)
         operation = str(mapping[name])
 
+        before = self._before_call
+
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            if before is not None:
+                before(service, operation)  # e.g. wait for a slot of the issuer's quota (rotation.issuance_pacer)
+            return attribute(*args, **kwargs)
+
         def retried(*args: Any, **kwargs: Any) -> Any:
             return call_with_backoff(
-                lambda: attribute(*args, **kwargs),
+                lambda: attempt(*args, **kwargs),
                 self._deadline,
                 on_throttle=lambda attempt: _count(service, operation),
                 sleep=self._sleep,
@@ -128,11 +143,17 @@ class ThrottleRetryingClient:
         return retried
 
 
-def retrying_throttles(client: Any, deadline: Deadline) -> Any:
-    """``client`` with throttled API calls retried within ``deadline`` (idempotently: same arguments)."""
+def retrying_throttles(client: Any, deadline: Deadline, before_call: Callable[[str, str], None] | None = None) -> Any:
+    """``client`` with throttled API calls retried within ``deadline`` (idempotently: same arguments).
+
+    ``before_call(service, operation)`` runs before every attempt of every API call (the issuers
+    book a slot of the issuer's quota there).
+    """
     if isinstance(client, ThrottleRetryingClient):
         return client
-    return ThrottleRetryingClient(client, deadline, sleep=getattr(deadline, "sleep", time.sleep))
+    return ThrottleRetryingClient(
+        client, deadline, sleep=getattr(deadline, "sleep", time.sleep), before_call=before_call
+    )
 
 
 def _count(service: str, operation: str) -> None:
