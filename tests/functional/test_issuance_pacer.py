@@ -193,3 +193,30 @@ def test_rates_come_from_the_environment_and_a_bad_one_is_named() -> None:
     for bad in ("fast", "-1", "inf", "nan"):
         with pytest.raises(ValueError, match=rf"CERTROTATE_PCA_ISSUE_RATE='{bad}'.*≥ 0"):
             rates_from_environment({"CERTROTATE_PCA_ISSUE_RATE": bad})
+
+
+def test_the_lambda_paces_where_it_has_a_ledger_and_its_issuer_clients_retry_nothing(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """default_services: the pacer on the ledger's table at the environment's rates (none without a
+    ledger, or with every rate 0); the Private CA and ACM clients make one botocore attempt a call."""
+    from rotation.engine import default_services
+    from rotation.spec import CertificateType
+
+    monkeypatch.setenv("CERTROTATE_LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("CERTROTATE_PCA_ISSUE_RATE", "30")
+    services = default_services()
+    pacer = services.issuers[CertificateType.PCA_ISSUED]._pacer  # type: ignore[attr-defined]
+    assert isinstance(pacer, IssuancePacer) and pacer.table == TABLE and pacer.rate(*ISSUE) == 30.0
+    assert services.issuers[CertificateType.ACM_ISSUED]._pacer is pacer  # type: ignore[attr-defined]
+    for certificate_type in CertificateType:
+        issuer: Any = services.issuers[certificate_type]
+        assert issuer._client_for_region("us-east-1").meta.config.retries["total_max_attempts"] == 1
+    assert services.store._client.meta.config.retries.get("total_max_attempts") != 1  # Secrets Manager: botocore's
+
+    monkeypatch.setenv("CERTROTATE_PCA_ISSUE_RATE", "0")
+    monkeypatch.setenv("CERTROTATE_ACM_ISSUE_RATE", "0")
+    assert default_services().issuers[CertificateType.PCA_ISSUED]._pacer is None  # type: ignore[attr-defined]
+    monkeypatch.delenv("CERTROTATE_LEDGER_TABLE")
+    monkeypatch.delenv("CERTROTATE_PCA_ISSUE_RATE")
+    assert default_services().issuers[CertificateType.PCA_ISSUED]._pacer is None  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from rotation.emulation.throttling import throttled_moto
 from rotation.errors import AwsCallError
 from rotation.issuers.base import WaitBudget
-from rotation.throttling import THROTTLING_CODES, call_with_backoff
+from rotation.throttling import THROTTLING_CODES, TRANSIENT_RETRIES, call_with_backoff
 from tests.functional.helpers import assert_valid_bundle
 from tests.support.driver import rotate, stages
 
@@ -237,3 +237,35 @@ def test_a_storm_started_all_at_once_makes_one_issuing_call_per_certificate(
     assert quotas.accepted[issuing] == count
     assert quotas.throttled[issuing] == 0
     assert quotas.attempts(*issuing) / count <= 1.1
+
+
+def test_transient_failures_are_retried_a_few_times_as_botocore_would() -> None:
+    """The issuer clients make one botocore attempt a call: a 5xx or a timeout is retried here instead."""
+
+    class Unavailable(Exception):
+        response = {"Error": {"Code": "ServiceUnavailable"}, "ResponseMetadata": {"HTTPStatusCode": 503}}  # noqa: RUF012
+
+    class BadGateway(Exception):
+        response = {"Error": {"Code": "BadGateway"}, "ResponseMetadata": {"HTTPStatusCode": 502}}  # noqa: RUF012
+
+    for failure in (Unavailable, BadGateway):
+        calls: list[int] = []
+
+        def call(failure: type[Exception] = failure, calls: list[int] = calls) -> str:
+            calls.append(1)
+            if len(calls) < 3:
+                raise failure
+            return "issued"
+
+        assert call_with_backoff(call, WaitBudget(60.0), sleep=lambda s: None) == "issued"
+        assert len(calls) == 3
+
+    always: list[int] = []
+
+    def down() -> None:
+        always.append(1)
+        raise Unavailable
+
+    with pytest.raises(Unavailable):
+        call_with_backoff(down, WaitBudget(60.0), sleep=lambda s: None)
+    assert len(always) == 1 + TRANSIENT_RETRIES  # a bounded number, not until the deadline
