@@ -16,11 +16,11 @@ The Lambda's issuer clients (Private CA, ACM) make one attempt a call (botocore'
 ``rotation.engine.default_services``), so every retry of an issuing call is this module's, each
 attempt after a slot of the issuer's quota where the issuance pacer runs (``before_call``,
 :mod:`rotation.issuance_pacer`). A call that fails with a throttling code is retried here with
-*full jitter* (a uniformly random sleep below an exponentially growing cap, the variant that spreads a crowd of clients best), for as long as the step's
-:class:`Deadline` allows rather than for a fixed number of attempts: a container started in a
-storm waits its turn instead of failing. A retried call is the *same* call, with the same
-arguments and therefore the same idempotency token, so a throttled call that is retried can
-never issue a second certificate.
+*full jitter* (a uniformly random sleep below an exponentially growing cap, the variant that
+spreads a crowd of clients best), for as long as the step's :class:`Deadline` allows rather than
+for a fixed number of attempts: a container started in a storm waits its turn instead of failing.
+A retried call is the *same* call, with the same arguments and therefore the same idempotency
+token, so a throttled call that is retried can never issue a second certificate.
 
 What botocore's standard mode would otherwise have retried besides throttling, a transient
 failure (HTTP 5xx, a request or connection timeout), is retried here too, at most
