@@ -81,12 +81,13 @@ def storm(
     original_services = rotation.handler.services
     rotation.handler.services = lambda: local.services  # one container per thread
     table = "certrotate-issuance-ledger"
+    logs = io.StringIO()
     with (
         mock_aws(),
         atomic_dynamodb(),
         real_acm_chain(),
         cached_moto_ca_keys(),
-        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stdout(logs),
     ):
         create_table(boto3.client("dynamodb", region_name=REGION), table)
         setup = boto3.client("secretsmanager", region_name=REGION)
@@ -174,6 +175,7 @@ def storm(
         "throttled": {op: quotas.throttled[key] for key in RATE_LIMITED[certificate_type] for op in [key[1]]},
         "finish": times,
         "wall": wall,
+        "unpaced": logs.getvalue().count("issuance pacing unavailable"),
     }
 
 
@@ -186,6 +188,8 @@ def report(result: dict[str, Any]) -> None:
         f"issuer clients {result['botocore_attempts']} botocore attempt(s) a call"
     )
     print(f"  ok {result['ok']}, failed {result['failed']}; certificates issued {result['issued']}")
+    if result["unpaced"]:
+        print(f"  calls made without a slot (pacer unavailable): {result['unpaced']}")
     for message in result["failures"]:
         print(f"    failure: {message}")
     for op, attempts in result["attempts"].items():
