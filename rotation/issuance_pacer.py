@@ -149,7 +149,7 @@ class IssuancePacer:
             return 0.0
         key = pacer_key(service, operation, account, region)
         now = self.clock()
-        latest = now + deadline.remaining() - HEADROOM
+        latest = max(now, now + deadline.remaining() - HEADROOM)  # no time to wait: only a slot now will do
         try:
             slot = self.book(key, 1.0 / rate, now, latest)
         except IssuanceTimeoutError:

@@ -125,6 +125,12 @@ def test_a_slot_beyond_the_deadline_fails_the_step_and_books_nothing(dynamodb: A
     assert Container(dynamodb, T0).wait(remaining=HEADROOM + 6.0) == near(5.0)  # 6 s is enough
 
 
+def test_a_step_with_no_time_to_wait_takes_only_a_free_slot(dynamodb: Any) -> None:
+    assert Container(dynamodb, T0).wait(remaining=1.0) == 0.0  # idle: the slot is now
+    with pytest.raises(IssuanceTimeoutError):
+        Container(dynamodb, T0).wait(remaining=1.0)  # busy, and no time to wait for the next slot
+
+
 def test_a_container_remembers_the_pacer_is_busy_and_books_in_one_call(dynamodb: Any) -> None:
     container = Container(dynamodb, T0)
     container.wait()
@@ -220,3 +226,27 @@ def test_the_lambda_paces_where_it_has_a_ledger_and_its_issuer_clients_retry_not
     monkeypatch.delenv("CERTROTATE_LEDGER_TABLE")
     monkeypatch.delenv("CERTROTATE_PCA_ISSUE_RATE")
     assert default_services().issuers[CertificateType.PCA_ISSUED]._pacer is None  # type: ignore[attr-defined]
+
+
+def test_concurrent_containers_never_share_a_slot(dynamodb: Any) -> None:
+    """40 containers book at once from threads (moto made atomic per request, as DynamoDB is per item)."""
+    import threading
+
+    from rotation.emulation.dynamodb_atomic import atomic_dynamodb
+
+    containers = [Container(dynamodb, T0) for _ in range(40)]
+    start = threading.Barrier(len(containers))
+    waits: list[float] = []
+
+    def book(container: Container) -> None:
+        start.wait()
+        waits.append(container.wait())
+
+    with atomic_dynamodb():
+        threads = [threading.Thread(target=book, args=(c,)) for c in containers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(round(w / 0.05) for w in waits) == list(range(40))  # one container a slot, none skipped
+    assert next_slot(dynamodb) == near(T0 + 40 * 0.05)
