@@ -100,6 +100,19 @@ def storm(
             for i in range(count)
         ]
 
+        lateness: list[float] = []  # how long after its booked slot each paced issuing call went out
+
+        class TimedPacer(IssuancePacer):
+            def book(self, key: str, interval: float, now: float, latest: float) -> float:
+                local.slot = super().book(key, interval, now, latest)
+                return float(local.slot)
+
+        def record_lateness(**_: Any) -> None:
+            slot = getattr(local, "slot", None)
+            if slot is not None:
+                lateness.append(time.time() - slot)
+                local.slot = None
+
         def container() -> Services:
             session = boto3.session.Session(region_name=REGION)
             issuer_config = client_config(botocore_attempts)
@@ -113,12 +126,14 @@ def storm(
                 for client in clients:
                     client.meta.events.register("before-call", lambda **_: time.sleep(latency_ms / 1000))
             sm, dynamodb, pca, acm = clients
+            pca.meta.events.register("before-call.acm-pca.IssueCertificate", record_lateness)
+            acm.meta.events.register("before-call.acm.RequestCertificate", record_lateness)
             return build_services(
                 sm,
                 lambda region: pca,
                 lambda region: acm,
                 ledger=Ledger(dynamodb, table),
-                pacer=IssuancePacer(dynamodb, table, rates_from_environment(os.environ)) if pacer else None,
+                pacer=TimedPacer(dynamodb, table, rates_from_environment(os.environ)) if pacer else None,
             )
 
         containers = [container() for _ in range(count)]
@@ -176,6 +191,7 @@ def storm(
         "finish": times,
         "wall": wall,
         "unpaced": logs.getvalue().count("issuance pacing unavailable"),
+        "lateness": sorted(lateness),
     }
 
 
@@ -195,6 +211,14 @@ def report(result: dict[str, Any]) -> None:
     for op, attempts in result["attempts"].items():
         per = attempts / result["issued"] if result["issued"] else float("nan")
         print(f"  {op:<22} {attempts:>6} calls ({result['throttled'][op]} throttled): {per:.2f} per certificate")
+    late = result["lateness"]
+    if len(late) >= 2:
+        p99 = statistics.quantiles(late, n=100)[-1]
+        print(
+            f"  issuing calls after their slot (s): median {statistics.median(late):.2f}, p99 {p99:.2f}, "
+            f"max {late[-1]:.2f} ({sum(1 for x in late if x > 1.0)} of {len(late)} more than 1 s late: "
+            "this interpreter's threads wait for the CPU; each Lambda container has its own)"
+        )
     if times:
         quantiles = statistics.quantiles(times, n=10) if len(times) >= 10 else [times[-1]] * 9
         print(
