@@ -11,7 +11,7 @@ throttling``, the documented default quotas: Private CA IssueCertificate 25/s, G
 75/s; ACM RequestCertificate, ExportCertificate, RenewCertificate 5/s, DescribeCertificate,
 ListTagsForCertificate 10/s; one second of burst). The issuance ledger's table exists, as the
 central stack creates it (ACM_ISSUED needs it), and each container has the issuance pacer on it
-at the Lambda's default rates (``rotation.issuance_pacer``: Private CA 22/s, ACM 4.5/s), unless
+at the Lambda's default rates (``rotation.issuance_pacer``: Private CA 20/s, ACM 4.5/s), unless
 ``--no-pacer``. moto's DynamoDB is made atomic per request (``rotation.emulation.dynamodb_atomic``),
 as the service is per item. The issuer clients make ``--botocore-attempts`` attempts a call (1, as
 the Lambda's now: rotation.throttling retries); the Secrets Manager and DynamoDB clients use the

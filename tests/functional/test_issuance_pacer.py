@@ -195,7 +195,7 @@ def test_rates_come_from_the_environment_and_a_bad_one_is_named() -> None:
     assert rates[ISSUE] == 40.0
     assert rates[("acm", "RequestCertificate")] == 0.0  # not paced
     defaults = rates_from_environment({})
-    assert defaults[ISSUE] == 22.0 and defaults[("acm", "ExportCertificate")] == 4.5  # under 25/s and 5/s
+    assert defaults[ISSUE] == 20.0 and defaults[("acm", "ExportCertificate")] == 4.5  # under 25/s and 5/s
     for bad in ("fast", "-1", "inf", "nan"):
         with pytest.raises(ValueError, match=rf"CERTROTATE_PCA_ISSUE_RATE='{bad}'.*≥ 0"):
             rates_from_environment({"CERTROTATE_PCA_ISSUE_RATE": bad})
