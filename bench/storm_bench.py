@@ -1,6 +1,7 @@
 """Benchmark: a rotation storm against moto with the service quotas enforced inside moto.
 
 Run from the repository root:  python bench/storm_bench.py [--pca 500] [--acm 200] [--latency-ms 0]
+[--paced] [--no-pacer] [--botocore-attempts 1]
 
 N rotations start together, each in its own thread with its own boto3 session and clients (made
 before the start, as warm Lambda containers have them) and its own certrotate services, driving
@@ -8,8 +9,13 @@ before the start, as warm Lambda containers have them) and its own certrotate se
 ``ThrottlingException`` whenever an operation's token bucket is empty (``rotation.emulation.
 throttling``, the documented default quotas: Private CA IssueCertificate 25/s, GetCertificate
 75/s; ACM RequestCertificate, ExportCertificate, RenewCertificate 5/s, DescribeCertificate,
-ListTagsForCertificate 10/s; one second of burst). The clients use the Lambda's own botocore
-configuration (standard retry mode). A rotation counts as failed if any step raises (Secrets
+ListTagsForCertificate 10/s; one second of burst). The issuance ledger's table exists, as the
+central stack creates it (ACM_ISSUED needs it), and each container has the issuance pacer on it
+at the Lambda's default rates (``rotation.issuance_pacer``: Private CA 20/s, ACM 4.5/s), unless
+``--no-pacer``. moto's DynamoDB is made atomic per request (``rotation.emulation.dynamodb_atomic``),
+as the service is per item. The issuer clients make ``--botocore-attempts`` attempts a call (1, as
+the Lambda's now: rotation.throttling retries); the Secrets Manager and DynamoDB clients use the
+Lambda's configuration (standard mode). A rotation counts as failed if any step raises (Secrets
 Manager would retry it later; here it is not retried).
 
 Prints ok/failed, attempts (accepted + throttled calls seen by moto) per issued certificate for
@@ -46,7 +52,15 @@ RATE_LIMITED = {
 }
 
 
-def storm(certificate_type: str, count: int, latency_ms: float, start_rate: float = 0.0) -> dict[str, Any]:
+def storm(
+    certificate_type: str,
+    count: int,
+    latency_ms: float,
+    start_rate: float = 0.0,
+    *,
+    pacer: bool = True,
+    botocore_attempts: int = 1,
+) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
     from moto.acm.models import acm_backends
@@ -54,16 +68,28 @@ def storm(certificate_type: str, count: int, latency_ms: float, start_rate: floa
 
     import rotation.handler
     from rotation.aws import client_config
+    from rotation.emulation.dynamodb_atomic import atomic_dynamodb
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca, moto_ca, real_acm_chain
     from rotation.emulation.rotation_service import STEPS, LocalLambdaContext, rotation_event, stage_pending
     from rotation.emulation.throttling import DEFAULT_QUOTAS, throttled_moto
     from rotation.engine import build_services
+    from rotation.issuance_pacer import IssuancePacer, rates_from_environment
+    from rotation.ledger import Ledger, create_table
     from rotation.steps import Services
 
     local = threading.local()
     original_services = rotation.handler.services
     rotation.handler.services = lambda: local.services  # one container per thread
-    with mock_aws(), real_acm_chain(), cached_moto_ca_keys(), contextlib.redirect_stdout(io.StringIO()):
+    table = "certrotate-issuance-ledger"
+    logs = io.StringIO()
+    with (
+        mock_aws(),
+        atomic_dynamodb(),
+        real_acm_chain(),
+        cached_moto_ca_keys(),
+        contextlib.redirect_stdout(logs),
+    ):
+        create_table(boto3.client("dynamodb", region_name=REGION), table)
         setup = boto3.client("secretsmanager", region_name=REGION)
         ca = create_ca(boto3.client("acm-pca", region_name=REGION))
         spec = {"CERTIFICATE_TYPE": certificate_type, "CA_ARN": ca, "KEY_ALGORITHM": "EC_prime256v1"}
@@ -74,14 +100,41 @@ def storm(certificate_type: str, count: int, latency_ms: float, start_rate: floa
             for i in range(count)
         ]
 
+        lateness: list[float] = []  # how long after its booked slot each paced issuing call went out
+
+        class TimedPacer(IssuancePacer):
+            def book(self, key: str, interval: float, now: float, latest: float) -> float:
+                local.slot = super().book(key, interval, now, latest)
+                return float(local.slot)
+
+        def record_lateness(**_: Any) -> None:
+            slot = getattr(local, "slot", None)
+            if slot is not None:
+                lateness.append(time.time() - slot)
+                local.slot = None
+
         def container() -> Services:
             session = boto3.session.Session(region_name=REGION)
-            clients = [session.client(s, config=client_config()) for s in ("secretsmanager", "acm-pca", "acm")]
+            issuer_config = client_config(botocore_attempts)
+            clients = [
+                session.client("secretsmanager", config=client_config()),
+                session.client("dynamodb", config=client_config()),
+                session.client("acm-pca", config=issuer_config),
+                session.client("acm", config=issuer_config),
+            ]
             if latency_ms:
                 for client in clients:
                     client.meta.events.register("before-call", lambda **_: time.sleep(latency_ms / 1000))
-            sm, pca, acm = clients
-            return build_services(sm, lambda region: pca, lambda region: acm)
+            sm, dynamodb, pca, acm = clients
+            pca.meta.events.register("before-call.acm-pca.IssueCertificate", record_lateness)
+            acm.meta.events.register("before-call.acm.RequestCertificate", record_lateness)
+            return build_services(
+                sm,
+                lambda region: pca,
+                lambda region: acm,
+                ledger=Ledger(dynamodb, table),
+                pacer=TimedPacer(dynamodb, table, rates_from_environment(os.environ)) if pacer else None,
+            )
 
         containers = [container() for _ in range(count)]
         issued_before = len(moto_ca(ca).issued_certificates)
@@ -127,6 +180,8 @@ def storm(certificate_type: str, count: int, latency_ms: float, start_rate: floa
         "type": certificate_type,
         "count": count,
         "start_rate": start_rate,
+        "pacer": pacer,
+        "botocore_attempts": botocore_attempts,
         "ok": len(finished),
         "failed": len(failures),
         "failures": failures[:3],
@@ -135,19 +190,35 @@ def storm(certificate_type: str, count: int, latency_ms: float, start_rate: floa
         "throttled": {op: quotas.throttled[key] for key in RATE_LIMITED[certificate_type] for op in [key[1]]},
         "finish": times,
         "wall": wall,
+        "unpaced": logs.getvalue().count("issuance pacing unavailable"),
+        "lateness": sorted(lateness),
     }
 
 
 def report(result: dict[str, Any]) -> None:
     times = result["finish"]
     how = f"started at {result['start_rate']:g}/s" if result["start_rate"] else "started together"
-    print(f"\n{result['type']}: {result['count']} rotations {how}")
+    pacing = "issuance pacer on" if result["pacer"] else "no pacer"
+    print(
+        f"\n{result['type']}: {result['count']} rotations {how}; {pacing}; "
+        f"issuer clients {result['botocore_attempts']} botocore attempt(s) a call"
+    )
     print(f"  ok {result['ok']}, failed {result['failed']}; certificates issued {result['issued']}")
+    if result["unpaced"]:
+        print(f"  calls made without a slot (pacer unavailable): {result['unpaced']}")
     for message in result["failures"]:
         print(f"    failure: {message}")
     for op, attempts in result["attempts"].items():
         per = attempts / result["issued"] if result["issued"] else float("nan")
         print(f"  {op:<22} {attempts:>6} calls ({result['throttled'][op]} throttled): {per:.2f} per certificate")
+    late = result["lateness"]
+    if len(late) >= 2:
+        p99 = statistics.quantiles(late, n=100)[-1]
+        print(
+            f"  issuing calls after their slot (s): median {statistics.median(late):.2f}, p99 {p99:.2f}, "
+            f"max {late[-1]:.2f} ({sum(1 for x in late if x > 1.0)} of {len(late)} more than 1 s late: "
+            "this interpreter's threads wait for the CPU; each Lambda container has its own)"
+        )
     if times:
         quantiles = statistics.quantiles(times, n=10) if len(times) >= 10 else [times[-1]] * 9
         print(
@@ -166,16 +237,24 @@ def main() -> None:
         action="store_true",
         help="also start them at the issuer's quota (PCA 25/s, ACM 5/s), as rotate --all now does",
     )
+    parser.add_argument("--no-pacer", action="store_true", help="without the issuance pacer (as without a ledger)")
+    parser.add_argument(
+        "--botocore-attempts",
+        type=int,
+        default=1,
+        help="attempts botocore makes per issuer call (1, the Lambda's; 5 was standard mode's max_attempts=4)",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}; moto in process; latency {args.latency_ms:g} ms/call; load: ", end="")
     print(", ".join(f"{x:.2f}" for x in os.getloadavg()), f"(1/5/15 min, {os.cpu_count()} CPUs)")
     from rotation.cli.pacing import ISSUER_RATES
 
+    how = {"pacer": not args.no_pacer, "botocore_attempts": args.botocore_attempts}
     for certificate_type, count in (("PCA_ISSUED", args.pca), ("ACM_ISSUED", args.acm)):
         if count:
-            report(storm(certificate_type, count, args.latency_ms))
+            report(storm(certificate_type, count, args.latency_ms, **how))
             if args.paced:
-                report(storm(certificate_type, count, args.latency_ms, ISSUER_RATES[certificate_type]))
+                report(storm(certificate_type, count, args.latency_ms, ISSUER_RATES[certificate_type], **how))
     print(f"\nload after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

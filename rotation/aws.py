@@ -19,12 +19,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from botocore.config import Config
 
 
-def client_config() -> Config:
-    """Retries in standard mode and timeouts that fit inside a rotation step."""
+def client_config(attempts: int | None = None) -> Config:
+    """Retries in standard mode and timeouts that fit inside a rotation step.
+
+    ``attempts``: the total attempts a call gets (1: botocore retries nothing); by default
+    botocore's ``max_attempts`` of ``CERTROTATE_AWS_MAX_ATTEMPTS`` (4).
+    """
     from botocore.config import Config
 
+    retries: dict[str, Any] = {"mode": "standard"}
+    if attempts is None:
+        retries["max_attempts"] = int(os.environ.get("CERTROTATE_AWS_MAX_ATTEMPTS", "4"))
+    else:
+        retries["total_max_attempts"] = attempts
     return Config(
-        retries={"mode": "standard", "max_attempts": int(os.environ.get("CERTROTATE_AWS_MAX_ATTEMPTS", "4"))},
+        retries=retries,  # type: ignore[arg-type]
         connect_timeout=5,
         read_timeout=20,
         user_agent_extra="certrotate",
@@ -34,7 +43,7 @@ def client_config() -> Config:
 _session: Any = None
 
 
-def make_client(service: str, region: str | None = None) -> Any:
+def make_client(service: str, region: str | None = None, *, attempts: int | None = None) -> Any:
     """A client for ``service`` in ``region`` (default: the environment's region).
 
     Made from a botocore session, not boto3's: a boto3 client *is* a botocore client (boto3 adds
@@ -48,7 +57,7 @@ def make_client(service: str, region: str | None = None) -> Any:
 
         _session = botocore.session.get_session()
         _session.register_component("data_loader", _loader(_session.get_config_variable("data_path")))
-    return _session.create_client(service, region_name=region, config=client_config())
+    return _session.create_client(service, region_name=region, config=client_config(attempts))
 
 
 def _loader(data_path: str | None) -> Any:

@@ -22,6 +22,7 @@ from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured (cold start, issue 18)
     from rotation.fleet import FleetScope
+    from rotation.issuance_pacer import IssuancePacer
     from rotation.ledger import Ledger
 
 #: ``rotation.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured 
 LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 #: Comma-separated FleetViewRole ARNs of the workload accounts whose hosts revocation must see.
 FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"
+#: The issuers' services: their clients make one attempt a call (rotation.throttling retries).
+ISSUER_SERVICES = frozenset({"acm-pca", "acm"})
 
 
 def utc_now() -> datetime:
@@ -46,6 +49,7 @@ def build_services(
     assume_ssm: Callable[[str, str | None], Any] = lambda role, region: None,
     fleet_scope: FleetScope | None = None,
     policy: Callable[[], IssuancePolicy] | None = None,
+    pacer: IssuancePacer | None = None,
 ) -> Services:
     """Wire the adapters on the given clients (moto's in tests, boto3's in Lambda).
 
@@ -56,7 +60,9 @@ def build_services(
     ``assume_ssm(role, region)`` (an SSM client in that account), in each of ``fleet_scope``'s
     regions (``make_ssm(region)``; ``None``: the function's own region).
     ``policy`` answers the issuance policy (cached by its source); without one the default policy
-    for an unknown CA list applies.
+    for an unknown CA list applies. ``pacer`` books every issuing call a slot of the issuer's quota
+    shared by all containers (rotation.issuance_pacer; it lives in the ledger's table); without one
+    each container only backs off when throttled.
     """
     fleet = None
     if make_ssm is not None:
@@ -73,8 +79,8 @@ def build_services(
         authorities=CertificateAuthorities(pca_for_region),
         issuers=_Issuers(
             {
-                CertificateType.PCA_ISSUED: lambda: PcaIssuer(pca_for_region),
-                CertificateType.ACM_ISSUED: lambda: _acm_issuer(acm_for_region, ledger),
+                CertificateType.PCA_ISSUED: lambda: PcaIssuer(pca_for_region, pacer),
+                CertificateType.ACM_ISSUED: lambda: _acm_issuer(acm_for_region, ledger, pacer),
             }
         ),
     )
@@ -99,10 +105,10 @@ class _Issuers(Mapping[CertificateType, Issuer]):
         return len(self._factories)
 
 
-def _acm_issuer(acm_for_region: Callable[[str], Any], ledger: Ledger | None) -> Issuer:
+def _acm_issuer(acm_for_region: Callable[[str], Any], ledger: Ledger | None, pacer: IssuancePacer | None) -> Issuer:
     from rotation.issuers.acm import AcmIssuer
 
-    return AcmIssuer(acm_for_region, ledger)
+    return AcmIssuer(acm_for_region, ledger, pacer)
 
 
 def default_services() -> Services:
@@ -110,15 +116,18 @@ def default_services() -> Services:
 
     @cache
     def regional(service: str, region: str | None) -> Any:
-        return make_client(service, region)
+        # The issuers' calls are retried by rotation.throttling (after a pacer slot), not by botocore.
+        return make_client(service, region, attempts=1 if service in ISSUER_SERVICES else None)
 
     table = os.environ.get(LEDGER_TABLE_ENV, "")
+    ledger = _ledger(table) if table else None
     roles = [r.strip() for r in os.environ.get(FLEET_ROLES_ENV, "").split(",") if r.strip()]
     return build_services(
         make_client("secretsmanager"),
         lambda region: regional("acm-pca", region),
         lambda region: regional("acm", region),
-        ledger=_ledger(table) if table else None,
+        ledger=ledger,
+        pacer=_pacer(ledger) if ledger is not None else None,
         make_ssm=(lambda region: regional("ssm", region)) if table else None,
         fleet_role_arns=roles,
         assume_ssm=lambda role, region: assumed_client(make_client("sts"), role, "ssm", region),
@@ -133,6 +142,16 @@ def _fleet_scope() -> FleetScope:
     from rotation.fleet import FleetScope
 
     return FleetScope.from_environment(os.environ)
+
+
+def _pacer(ledger: Ledger) -> IssuancePacer | None:
+    """The issuance pacer on the ledger's table, at the rates of the environment (None: all 0)."""
+    from rotation.issuance_pacer import IssuancePacer, rates_from_environment
+
+    rates = rates_from_environment(os.environ)
+    if not any(rates.values()):
+        return None
+    return IssuancePacer(ledger.client, ledger.table, rates)
 
 
 def _ledger(table: str) -> Ledger:

@@ -73,6 +73,11 @@ class Ledger:
         self._client = client
         self.table = table
 
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client (the issuance pacer books its slots in the same table)."""
+        return self._client
+
     def record_issued(self, entry: IssuedCertificate, certificate_arn: str = "") -> None:
         """Add an issued certificate (a retry of the same createSecret writes the same entry)."""
         item: dict[str, Any] = {

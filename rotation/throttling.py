@@ -12,13 +12,19 @@ matter to a rotation storm (checked in the AWS documentation):
   ListTagsForCertificate 10/s; an over-quota request gets ``ThrottlingException``.
 - Secrets Manager (userguide/reference_limits.html): BatchGetSecretValue 100/s.
 
-botocore's own retries (standard mode, a few attempts) come first; what still fails with a
-throttling code is retried here with *full jitter* (a uniformly random sleep below an exponentially
-growing cap, the variant that spreads a crowd of clients best), for as long as the step's
-:class:`Deadline` allows rather than for a fixed number of attempts: a container started in a
-storm waits its turn instead of failing. A retried call is the *same* call, with the same
-arguments and therefore the same idempotency token, so a throttled call that is retried can
-never issue a second certificate.
+The Lambda's issuer clients (Private CA, ACM) make one attempt a call (botocore's retries off,
+``rotation.engine.default_services``), so every retry of an issuing call is this module's, each
+attempt after a slot of the issuer's quota where the issuance pacer runs (``before_call``,
+:mod:`rotation.issuance_pacer`). A call that fails with a throttling code is retried here with
+*full jitter* (a uniformly random sleep below an exponentially growing cap, the variant that
+spreads a crowd of clients best), for as long as the step's :class:`Deadline` allows rather than
+for a fixed number of attempts: a container started in a storm waits its turn instead of failing.
+A retried call is the *same* call, with the same arguments and therefore the same idempotency
+token, so a throttled call that is retried can never issue a second certificate.
+
+What botocore's standard mode would otherwise have retried besides throttling, a transient
+failure (HTTP 5xx, a request or connection timeout), is retried here too, at most
+:data:`TRANSIENT_RETRIES` times and within the deadline.
 
 Each throttled answer is counted in the ``Throttles`` metric (dimensions Service, Operation).
 """
@@ -47,6 +53,29 @@ THROTTLING_CODES = frozenset(
     }
 )
 
+#: Transient failures botocore's standard mode retries (its ``_TRANSIENT_ERROR_CODES`` and
+#: ``_TRANSIENT_STATUS_CODES``, and connection errors, named by their botocore class).
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+    }
+)
+TRANSIENT_STATUS_CODES = frozenset({500, 502, 503, 504})
+#: At most this many retries of transient failures per call (throttling is retried until the deadline).
+TRANSIENT_RETRIES = 3
+
 #: First backoff cap (seconds); it doubles per throttled attempt up to :data:`MAX_BACKOFF`.
 BASE_BACKOFF = 0.5
 MAX_BACKOFF = 20.0
@@ -63,6 +92,15 @@ def is_throttling(exc: BaseException) -> bool:
     return error_code(exc) in THROTTLING_CODES
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure botocore's standard mode retries: a 5xx answer, a timeout, a dropped connection."""
+    if error_code(exc) in TRANSIENT_CODES:
+        return True
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+    return status in TRANSIENT_STATUS_CODES
+
+
 def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
     """Full jitter: uniform in [0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt)]."""
     return rng(0.0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))
@@ -76,20 +114,26 @@ def call_with_backoff(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[float, float], float] = random.uniform,
 ) -> T:
-    """Run ``call``; on a throttling error sleep a full-jitter delay and run it again, until the deadline.
+    """Run ``call``; on a throttling error sleep a full-jitter delay and run it again, until the deadline
+    (a transient failure likewise, at most :data:`TRANSIENT_RETRIES` times).
 
     Raises:
-        Exception: whatever ``call`` raised that is not throttling, or the last throttling error
-            once the next sleep would not fit in the time left.
+        Exception: whatever ``call`` raised that is neither throttling nor transient, a transient
+            failure after its retries, or the last error once the next sleep would not fit in the
+            time left.
     """
     attempt = 0
+    transient = 0
     while True:
         try:
             return call()
         except Exception as exc:
-            if not is_throttling(exc):
+            if is_throttling(exc):
+                on_throttle(attempt)
+            elif is_transient(exc) and transient < TRANSIENT_RETRIES:
+                transient += 1
+            else:
                 raise
-            on_throttle(attempt)
             delay = backoff_delay(attempt, rng)
             if delay >= deadline.remaining():
                 raise
@@ -104,10 +148,18 @@ class ThrottleRetryingClient:
     is retried with its arguments unchanged.
     """
 
-    def __init__(self, client: Any, deadline: Deadline, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        deadline: Deadline,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        before_call: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._client = client
         self._deadline = deadline
         self._sleep = sleep
+        self._before_call = before_call
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -117,9 +169,16 @@ class ThrottleRetryingClient:
         service = str(self._client.meta.service_model.service_name)
         operation = str(mapping[name])
 
+        before = self._before_call
+
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            if before is not None:
+                before(service, operation)  # e.g. wait for a slot of the issuer's quota (rotation.issuance_pacer)
+            return attribute(*args, **kwargs)
+
         def retried(*args: Any, **kwargs: Any) -> Any:
             return call_with_backoff(
-                lambda: attribute(*args, **kwargs),
+                lambda: attempt(*args, **kwargs),
                 self._deadline,
                 on_throttle=lambda attempt: _count(service, operation),
                 sleep=self._sleep,
@@ -128,11 +187,17 @@ class ThrottleRetryingClient:
         return retried
 
 
-def retrying_throttles(client: Any, deadline: Deadline) -> Any:
-    """``client`` with throttled API calls retried within ``deadline`` (idempotently: same arguments)."""
+def retrying_throttles(client: Any, deadline: Deadline, before_call: Callable[[str, str], None] | None = None) -> Any:
+    """``client`` with throttled API calls retried within ``deadline`` (idempotently: same arguments).
+
+    ``before_call(service, operation)`` runs before every attempt of every API call (the issuers
+    book a slot of the issuer's quota there).
+    """
     if isinstance(client, ThrottleRetryingClient):
         return client
-    return ThrottleRetryingClient(client, deadline, sleep=getattr(deadline, "sleep", time.sleep))
+    return ThrottleRetryingClient(
+        client, deadline, sleep=getattr(deadline, "sleep", time.sleep), before_call=before_call
+    )
 
 
 def _count(service: str, operation: str) -> None:

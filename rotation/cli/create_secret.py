@@ -4,6 +4,8 @@ Builds the specification from flags, validates it (offline and against the CA), 
 secret (KMS key, tags), and, given the rotation function, turns rotation on with its schedule —
 which issues the first certificate at once. Either all of it happens or nothing is left behind:
 a secret whose rotation cannot be turned on is deleted again (without a recovery window).
+
+``--from-file SPECS.jsonl`` creates many, validated first and paced (:mod:`rotation.cli.bulk_create`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", type=options.secret_name, help="secret name")
-    parser.add_argument("--type", required=True, choices=["ACM_ISSUED", "PCA_ISSUED"], dest="certificate_type")
-    parser.add_argument("--ca-arn", required=True)
-    parser.add_argument("--common-name", required=True)
+    parser.add_argument("name", nargs="?", type=options.secret_name, help="secret name (not with --from-file)")
+    parser.add_argument(
+        "--from-file",
+        metavar="SPECS.jsonl",
+        help='many secrets: JSON Lines, one {"name": ..., "spec": {...}} a line; all validated, then created '
+        "paced at the issuers' quotas; existing names are left as they are",
+    )
+    parser.add_argument("--type", choices=["ACM_ISSUED", "PCA_ISSUED"], dest="certificate_type", help="(required)")
+    parser.add_argument("--ca-arn", help="(required)")
+    parser.add_argument("--common-name", help="(required)")
     parser.add_argument(
         "--san",
         type=options.comma_list,
@@ -89,18 +97,39 @@ def _schedule(args: argparse.Namespace) -> dict[str, Any]:
     return schedule
 
 
-def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
-    fields = spec_from_args(args)
-    tags = [{"Key": key, "Value": value} for key, value in args.tag]
-    schedule = _schedule(args)
-    summary = validate(fields, aws, out.say)
-    request: dict[str, Any] = {
-        "Name": args.name,
+def secret_request(name: str, fields: dict[str, Any], tags: list[dict[str, str]], kms_key_id: str) -> dict[str, Any]:
+    """CreateSecret's arguments for a certificate secret holding ``fields``."""
+    return {
+        "Name": name,
         "SecretString": json.dumps(fields),
-        "Description": f"certrotate {args.certificate_type} certificate for {args.common_name}",
-        **({"KmsKeyId": args.kms_key_id} if args.kms_key_id else {}),
+        "Description": f"certrotate {fields.get('CERTIFICATE_TYPE')} certificate for {fields.get('COMMON_NAME')}",
+        **({"KmsKeyId": kms_key_id} if kms_key_id else {}),
         **({"Tags": tags} if tags else {}),
     }
+
+
+def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
+    schedule = _schedule(args)
+    if args.from_file:
+        from rotation.cli import bulk_create
+
+        return bulk_create.run(aws, args, out, schedule)
+    missing = [
+        flag
+        for flag, value in (
+            ("NAME", args.name),
+            ("--type", args.certificate_type),
+            ("--ca-arn", args.ca_arn),
+            ("--common-name", args.common_name),
+        )
+        if not value
+    ]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --from-file SPECS.jsonl)")
+    fields = spec_from_args(args)
+    tags = [{"Key": key, "Value": value} for key, value in args.tag]
+    summary = validate(fields, aws, out.say)
+    request = secret_request(args.name, fields, tags, args.kms_key_id or "")
     result: dict[str, Any] = {
         "name": args.name,
         "arn": "",
@@ -118,12 +147,12 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         arn = str(sm.create_secret(**request)["ARN"])
     result["arn"] = arn
     if args.rotation_lambda_arn:
-        _enable_rotation(sm, arn, args.rotation_lambda_arn, schedule)
+        enable_rotation(sm, arn, args.rotation_lambda_arn, schedule)
     _report(result, out, f"created {arn}")
     return 0
 
 
-def _enable_rotation(sm: Any, arn: str, function: str, schedule: dict[str, Any]) -> None:
+def enable_rotation(sm: Any, arn: str, function: str, schedule: dict[str, Any]) -> None:
     """RotateSecret with the function; on failure the new secret is deleted so a rerun can succeed.
 
     Raises:

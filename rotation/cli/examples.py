@@ -36,6 +36,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "create-secret": (
         'certrotate create-secret payments/web --type PCA_ISSUED --ca-arn "$CA_ARN" '
         "--common-name web.example.internal --rotation-lambda-arn \"$ROTATION_LAMBDA_ARN\" --schedule 'rate(30 days)'",
+        'certrotate create-secret --from-file specs.jsonl --rotation-lambda-arn "$ROTATION_LAMBDA_ARN" '
+        "--schedule 'rate(30 days)' --dry-run",
     ),
     "doctor": (
         "certrotate doctor",

@@ -31,8 +31,11 @@ def paced(
     out: Output,
     *,
     limiter: Callable[[float], RateLimiter] = RateLimiter,
+    noun: str = "rotations",
+    verb: str = "started",
 ) -> list[R]:
-    """``start`` every item, each after a token from its kind's limiter; a progress line meanwhile."""
+    """``start`` every item, each after a token from its kind's limiter; a progress line meanwhile
+    (``started 3/10 rotations``: ``verb``, ``noun``)."""
     limiters: dict[str, RateLimiter] = {}
     started: list[R] = []
     with out.progress() as progress:
@@ -44,5 +47,5 @@ def paced(
             limiters[kind].acquire()
             started.append(start(item))
             if len(items) > 1:
-                progress.update(f"started {number}/{len(items)} rotations ({kind} paced at {rate:g}/s)")
+                progress.update(f"{verb} {number}/{len(items)} {noun} ({kind} paced at {rate:g}/s)")
     return started

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rotation.aws import aws_call
 from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError, SpecError
-from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
+from rotation.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
 from rotation.keys import load_private_key
 from rotation.renewal import Plan, is_due
 from rotation.telemetry import logger
@@ -75,9 +75,12 @@ _FAILED = {"FAILED", "REVOKED", "VALIDATION_TIMED_OUT", "INACTIVE", "EXPIRED"}
 
 
 class AcmIssuer:
-    def __init__(self, client_for_region: Callable[[str], Any], ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, client_for_region: Callable[[str], Any], ledger: Ledger | None = None, pacer: SlotBooker | None = None
+    ) -> None:
         self._client_for_region = client_for_region
         self._ledger = ledger
+        self._pacer = pacer
 
     def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
         if self._ledger is None:
@@ -88,7 +91,9 @@ class AcmIssuer:
                 "none is configured (CERTROTATE_LEDGER_TABLE is unset)",
                 "PCA_ISSUED, or a deployment with the ledger table (the central stack creates it)",
             )
-        client = retrying_throttles(self._client_for_region(request.spec.ca_region), budget)
+        client = retrying_throttles(
+            self._client_for_region(request.spec.ca_region), budget, paced_calls(self._pacer, request, budget)
+        )
         current = request.current
         if request.plan is Plan.ISSUE or current is None or not current.certificate_arn:
             arn = self._request(client, request)

@@ -68,6 +68,33 @@ class WaitBudget:
             delay = min(delay * 1.5, self.max_delay)
 
 
+class SlotBooker(Protocol):
+    """Books a slot of an issuer's request quota shared by every container (rotation.issuance_pacer)."""
+
+    def wait_for_slot(self, service: str, operation: str, account: str, region: str, deadline: WaitBudget) -> float:
+        """Sleep until this call's slot; the seconds waited."""
+
+
+def paced_calls(
+    pacer: SlotBooker | None, request: IssueRequest, budget: WaitBudget
+) -> Callable[[str, str], None] | None:
+    """The hook that makes every attempt of a paced issuer call wait for its slot (None: no pacer).
+
+    The quota is the calling account's in the CA's Region: the account is the secret's (the
+    rotation function runs in it), the Region the one the issuer is called in.
+    """
+    if pacer is None:
+        return None
+    parts = request.secret_arn.split(":")
+    account = parts[4] if len(parts) > 4 else ""
+    region = request.spec.ca_region
+
+    def before(service: str, operation: str) -> None:
+        pacer.wait_for_slot(service, operation, account, region, budget)
+
+    return before
+
+
 class Issuer(Protocol):
     def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
         """Produce the bundle the request's plan calls for."""

@@ -10,7 +10,7 @@ from rotation.aws import aws_call
 from rotation.bundle import CertBundle, join_pem
 from rotation.certificate_authority import ca_error
 from rotation.errors import AwsCallError, IssuanceError
-from rotation.issuers.base import IssueRequest, WaitBudget, idempotency_token
+from rotation.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
 from rotation.keys import (
     SPARE_KEYS,
     PrivateKey,
@@ -33,14 +33,17 @@ _ATTEMPTS = 2
 class PcaIssuer:
     """Issues from AWS Private CA. A fresh key per issuance unless REUSE_PRIVATE_KEY is set."""
 
-    def __init__(self, client_for_region: Callable[[str], Any]) -> None:
+    def __init__(self, client_for_region: Callable[[str], Any], pacer: SlotBooker | None = None) -> None:
         self._client_for_region = client_for_region
+        self._pacer = pacer
 
     def issue(self, request: IssueRequest, budget: WaitBudget) -> CertBundle:
         if request.plan is Plan.KEEP and request.current is not None:
             return request.current
         spec = request.spec
-        client = retrying_throttles(self._client_for_region(spec.ca_region), budget)
+        client = retrying_throttles(
+            self._client_for_region(spec.ca_region), budget, paced_calls(self._pacer, request, budget)
+        )
         algorithm = signing_algorithm(spec, request.ca.key_family)
         key = self._key_for(request)
         csr = build_csr(key, spec)

@@ -500,3 +500,26 @@ def test_the_readme_uploads_a_template_through_s3_when_it_is_over_the_direct_upl
         if "cloudformation deploy" in command and size > DIRECT_UPLOAD_LIMIT:
             assert "--s3-bucket" in command, f"{name} is {size} bytes: {command}"
         assert "--template-body" not in command or size <= DIRECT_UPLOAD_LIMIT, command
+
+
+def test_the_issuance_pacer_rates_are_parameters_under_the_quotas_and_the_role_may_book_slots() -> None:
+    """Issue 18: the rotation function paces its issuing calls on the ledger table at the stack's rates."""
+    from rotation.issuance_pacer import ACM_RATE_ENV, DEFAULT_ACM_RATE, DEFAULT_PCA_RATE, PCA_RATE_ENV
+
+    template = load("central-account.yaml")
+    parameters = template["Parameters"]
+    assert float(parameters["PrivateCaIssueRate"]["Default"]) == DEFAULT_PCA_RATE < 25  # IssueCertificate 25/s
+    assert float(parameters["AcmIssueRate"]["Default"]) == DEFAULT_ACM_RATE < 5  # RequestCertificate 5/s
+    assert parameters["PrivateCaIssueRate"]["MinValue"] == parameters["AcmIssueRate"]["MinValue"] == 0
+    variables = template["Resources"]["RotationFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables[PCA_RATE_ENV] == {"Ref": "PrivateCaIssueRate"}
+    assert variables[ACM_RATE_ENV] == {"Ref": "AcmIssueRate"}
+    assert variables["CERTROTATE_LEDGER_TABLE"] == {"Ref": "IssuanceLedgerTable"}  # the pacer's table
+    ledger_policy = template["Resources"]["RotationLedgerPolicy"]["Properties"]
+    assert ledger_policy["Roles"] == [{"Ref": "RotationFunctionRole"}]
+    granted = [
+        s
+        for s in ledger_policy["PolicyDocument"]["Statement"]
+        if "dynamodb:UpdateItem" in s["Action"] and s["Resource"] == {"Fn::GetAtt": ["IssuanceLedgerTable", "Arn"]}
+    ]
+    assert granted and all(s["Effect"] == "Allow" for s in granted)
