@@ -23,8 +23,10 @@ A retried call is the *same* call, with the same arguments and therefore the sam
 token, so a throttled call that is retried can never issue a second certificate.
 
 What botocore's standard mode would otherwise have retried besides throttling, a transient
-failure (HTTP 5xx, a request or connection timeout), is retried here too, at most
-:data:`TRANSIENT_RETRIES` times and within the deadline.
+failure (HTTP 5xx, a request or connection timeout), is retried here too for those clients, at
+most :data:`TRANSIENT_RETRIES` times and within the deadline. Callers whose clients keep botocore's
+own retries (the command line's bulk reads) pass ``transient_retries=0``: retrying botocore's
+already-retried timeouts again would multiply the wait on an endpoint that never answers.
 
 Each throttled answer is counted in the ``Throttles`` metric (dimensions Service, Operation).
 """
@@ -113,9 +115,11 @@ def call_with_backoff(
     on_throttle: Callable[[int], None] = lambda attempt: None,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[float, float], float] = random.uniform,
+    transient_retries: int = TRANSIENT_RETRIES,
 ) -> T:
     """Run ``call``; on a throttling error sleep a full-jitter delay and run it again, until the deadline
-    (a transient failure likewise, at most :data:`TRANSIENT_RETRIES` times).
+    (a transient failure likewise, at most ``transient_retries`` times: 0 where botocore already
+    retried it).
 
     Raises:
         Exception: whatever ``call`` raised that is neither throttling nor transient, a transient
@@ -130,7 +134,7 @@ def call_with_backoff(
         except Exception as exc:
             if is_throttling(exc):
                 on_throttle(attempt)
-            elif is_transient(exc) and transient < TRANSIENT_RETRIES:
+            elif is_transient(exc) and transient < transient_retries:
                 transient += 1
             else:
                 raise

@@ -106,7 +106,9 @@ class RateLimitedClient:
                 self._limiter.acquire()
                 return attribute(*args, **kwargs)
 
-            return call_with_backoff(attempt, _Deadline(READ_DEADLINE_SECONDS))
+            # These clients keep botocore's standard retries: a timeout or a 5xx was already retried
+            # there, so only throttling is retried here (a silent endpoint fails within the bounds).
+            return call_with_backoff(attempt, _Deadline(READ_DEADLINE_SECONDS), transient_retries=0)
 
         return limited
 

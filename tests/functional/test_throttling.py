@@ -269,3 +269,38 @@ def test_transient_failures_are_retried_a_few_times_as_botocore_would() -> None:
     with pytest.raises(Unavailable):
         call_with_backoff(down, WaitBudget(60.0), sleep=lambda s: None)
     assert len(always) == 1 + TRANSIENT_RETRIES  # a bounded number, not until the deadline
+
+
+def test_bulk_reads_leave_transient_failures_to_botocore() -> None:
+    """The command line's clients keep botocore's standard retries: a timeout they already retried is
+    not retried again on top (that multiplied the wait on a silent endpoint), throttling still is."""
+    from rotation.cli.bulk_reads import RateLimitedClient, RateLimiter
+
+    class Timeout(Exception):
+        response = {"Error": {"Code": "ReadTimeoutError"}}  # noqa: RUF012
+
+    class Throttled(Exception):
+        response = {"Error": {"Code": "ThrottlingException"}}  # noqa: RUF012
+
+    class Client:
+        class meta:
+            method_to_api_mapping = {"list_secrets": "ListSecrets"}  # noqa: RUF012
+
+        def __init__(self, failures: list[type[Exception]]) -> None:
+            self.failures = failures
+            self.calls = 0
+
+        def list_secrets(self) -> str:
+            self.calls += 1
+            if self.failures:
+                raise self.failures.pop(0)
+            return "page"
+
+    timing_out = Client([Timeout, Timeout])
+    with pytest.raises(Timeout):
+        RateLimitedClient(timing_out, RateLimiter(1000)).list_secrets()
+    assert timing_out.calls == 1
+
+    throttled = Client([Throttled])
+    assert RateLimitedClient(throttled, RateLimiter(1000)).list_secrets() == "page"
+    assert throttled.calls == 2

@@ -167,7 +167,8 @@ def test_haproxy_reloads_through_the_master_without_a_runtime_socket(local_hapro
     workers = worker_pids(local_haproxy)
     new = CA.issue([HOSTNAME])
     local_haproxy.write_bundle(new)
-    assert adapter.reload("graceful")[0]
+    ok, text = adapter.reload("graceful")
+    assert ok, text
     assert adapter.wait_for(facts(new), 15).ok
     assert worker_pids(local_haproxy) - workers  # a new worker serves it
 

@@ -24,11 +24,13 @@ the key in memory anyway), and be writable by nobody else. The payload holds the
 is never logged, and HAProxy's replies are shown only through ``redact``.
 """
 
+import errno
 import os
 import pwd
 import re
 import socket
 import stat
+import time
 from typing import List, Optional, Tuple
 
 from ..directories import open_directory, read_regular
@@ -39,6 +41,7 @@ from ..tools import find_tool
 from .base import Server
 
 SOCKET_TIMEOUT_SECONDS = 30.0
+MASTER_RETRY_SECONDS = 10.0
 MAX_REPLY_BYTES = 65536
 SERVER_USER = "haproxy"  # the user Debian's and RHEL's packages run HAProxy's workers as
 SYSTEMD_RUNNING = "/run/systemd/system"  # exists only when systemd is the running init
@@ -202,10 +205,16 @@ class Haproxy(Server):
     def _reload_master(self) -> Tuple[bool, str]:
         if self.master_socket:
             check_socket(self.master_socket, self.euid)
-            try:
-                return True, converse(self.master_socket, "reload\n").strip() or "master reload sent"
-            except OSError as exc:
-                return False, f"the master socket {self.master_socket} failed: {exc.strerror or exc}"
+            # The master stops answering while it re-executes itself (a reload just before, or its
+            # own start on a busy host): a refused connection is tried again for a few seconds.
+            deadline = time.monotonic() + MASTER_RETRY_SECONDS
+            while True:
+                try:
+                    return True, converse(self.master_socket, "reload\n").strip() or "master reload sent"
+                except OSError as exc:
+                    if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT) or time.monotonic() >= deadline:
+                        return False, f"the master socket {self.master_socket} failed: {exc.strerror or exc}"
+                time.sleep(0.2)
         if os.path.isdir(SYSTEMD_RUNNING):
             return self._control([find_tool("systemctl", self.env), "reload", self.distro.service])
         return False, (
