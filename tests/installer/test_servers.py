@@ -281,3 +281,55 @@ def test_a_link_or_a_plain_file_is_not_a_socket(local_haproxy: LocalHaproxy, tmp
     finally:
         group_writable.chmod(group_writable.stat().st_mode & ~stat.S_IWOTH)
     haproxy.check_socket(str(local_haproxy.runtime_socket), os.geteuid())
+
+
+def test_haproxy_master_socket_refusing_while_the_master_re_executes_is_tried_again(tmp_path: Path) -> None:
+    """A master that is re-executing itself (a reload just before) refuses connections for a moment:
+    the reload is sent once it listens again, and a socket made anew is checked before it is used.
+    The master here is a plain Unix socket that binds at once and listens 0.6 s later (the race is
+    not reproducible on demand with the real HAProxy; the real master's reload is tested above)."""
+    import threading
+
+    path = tmp_path / "master.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))  # bound, not listening: connect() is refused (ECONNREFUSED)
+    received: list[bytes] = []
+
+    def master() -> None:
+        listener.listen()
+        connection, _ = listener.accept()
+        with connection:
+            received.append(connection.recv(100))
+            connection.sendall(b"Success=1\n")
+
+    later = threading.Timer(0.6, master)
+    later.start()
+    try:
+        adapter = haproxy.Haproxy(haproxy.Haproxy.distros[0], None, 443, tool_environment(dict(os.environ)))
+        adapter.configure(
+            host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(path)}), os.geteuid()
+        )
+        ok, text = adapter.reload("restart")
+    finally:
+        later.join()
+        listener.close()
+    assert ok and text == "Success=1", text
+    assert received == [b"reload\n"]
+
+
+def test_haproxy_master_socket_that_never_answers_fails_after_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "master.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))  # never listens
+    monkeypatch.setattr(haproxy, "MASTER_RETRY_SECONDS", 0.5)
+    try:
+        adapter = haproxy.Haproxy(haproxy.Haproxy.distros[0], None, 443, tool_environment(dict(os.environ)))
+        adapter.configure(
+            host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(path)}), os.geteuid()
+        )
+        ok, text = adapter.reload("restart")
+    finally:
+        listener.close()
+    assert not ok and f"the master socket {path} failed" in text and "refused" in text.lower()

@@ -206,7 +206,8 @@ class Haproxy(Server):
         if self.master_socket:
             check_socket(self.master_socket, self.euid)
             # The master stops answering while it re-executes itself (a reload just before, or its
-            # own start on a busy host): a refused connection is tried again for a few seconds.
+            # own start on a busy host): a refused connection is tried again for a few seconds, and
+            # a socket the master makes anew meanwhile is checked again before it is used.
             deadline = time.monotonic() + MASTER_RETRY_SECONDS
             while True:
                 try:
@@ -215,6 +216,8 @@ class Haproxy(Server):
                     if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT) or time.monotonic() >= deadline:
                         return False, f"the master socket {self.master_socket} failed: {exc.strerror or exc}"
                 time.sleep(0.2)
+                if os.path.lexists(self.master_socket):
+                    check_socket(self.master_socket, self.euid)
         if os.path.isdir(SYSTEMD_RUNNING):
             return self._control([find_tool("systemctl", self.env), "reload", self.distro.service])
         return False, (
