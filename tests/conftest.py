@@ -25,6 +25,21 @@ from rotation.ledger import Ledger, create_table
 from rotation.steps import Services
 
 REGION = "us-east-1"
+
+#: The order tests are handed to the workers in: the longest first, so that the short ones fill the
+#: gaps at the end rather than one long test finishing the suite alone (longest-first scheduling).
+_FIRST = ("tests/integration/", "tests/functional/test_cli_", "tests/functional/", "tests/deployment/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid
+        group = next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), len(_FIRST))
+        return (0 if item.get_closest_marker("slow") else 1, group)
+
+    items.sort(key=rank)  # stable: the order within a group stays the collection order
+
+
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
 
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from rotation.build.templates import OUTPUT
@@ -40,6 +41,7 @@ def justified_skips() -> dict[tuple[str, str, str], str]:
     return skips
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_unjustified() -> None:
     binary = checkov()
     require(

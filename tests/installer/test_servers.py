@@ -5,8 +5,10 @@ the sockets an attacker could plant. The documents drive them end to end in test
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,43 @@ def test_nginx_reload_waits_for_new_workers_and_sees_a_master_that_refused(local
     ok, text = adapter.reload("graceful")
     assert not ok and "key values mismatch" in text and "PRIVATE KEY" not in text
     assert adapter.served(HOSTNAME) == facts(new).der
+
+
+def look_alike_master(user: LocalUser, title: str) -> subprocess.Popen[bytes]:
+    """A process of ``user`` showing ``title`` as its command line, made undumpable (its /proc/PID
+    then shows as root's): perl's ``$0`` rewrites its argv in place, prctl(PR_SET_DUMPABLE, 0)."""
+    prctl = {"x86_64": 157, "aarch64": 167}[platform.machine()]
+    script = f"syscall({prctl}, 4, 0, 0, 0, 0); $0 = shift; $| = 1; print qq(ready\\n); sleep 60"
+    process = subprocess.Popen(["perl", "-e", script, title], user=user.uid, group=user.gid, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def test_a_local_user_posing_as_the_nginx_master_neither_hides_it_nor_fails_a_reload(
+    local_nginx: LocalNginx, attacker: LocalUser
+) -> None:
+    """Any user can title a process ``nginx: master process ... -c CONFIG``. Counted as a master, one
+    such process hid the real master (two matched), and one started during a reload made the
+    reload fail ("the master went away"): every install rolled back, by a user with no rights."""
+    adapter = nginx_adapter(local_nginx)
+    before = adapter._master_and_workers()
+    assert before is not None and before[0] == local_nginx.master_pid()
+    title = f"nginx: master process /usr/sbin/nginx -c {local_nginx.config}"
+    fakes = [look_alike_master(attacker, title), look_alike_master(attacker, title)]
+    try:
+        assert adapter._master_and_workers() is not None
+        assert adapter._master_and_workers()[0] == local_nginx.master_pid()  # type: ignore[index]
+        new = CA.issue([HOSTNAME])
+        local_nginx.write_bundle(new)
+        sent, text = adapter._control(adapter._command("-s", "reload"))
+        assert sent, text
+        ok, text = adapter._settle(before, text)  # the look-alikes appeared after ``before`` was taken
+        assert ok, text
+        assert adapter.served(HOSTNAME) == facts(new).der
+    finally:
+        for fake in fakes:
+            fake.kill()
+            fake.wait()
 
 
 def test_nginx_wait_for_names_what_is_served_instead(local_nginx: LocalNginx) -> None:

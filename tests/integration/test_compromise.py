@@ -131,6 +131,7 @@ def events(report: dict[str, Any]) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
     endpoint: str, tmp_path: Path, ca: LocalCA, host_env: dict[str, str]
 ) -> None:

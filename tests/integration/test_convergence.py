@@ -80,6 +80,7 @@ def fleet(endpoint: str, name: str) -> dict[str, str]:
     return {host["instance_id"]: host["state"] for host in secret["hosts"]}
 
 
+@pytest.mark.slow
 def test_a_stopped_host_and_a_late_host_converge(
     endpoint: str, tmp_path: Path, ca: LocalCA, host_env: dict[str, str]
 ) -> None:

@@ -47,6 +47,7 @@ def records(ssm: Any) -> list[dict[str, str]]:
     return entries
 
 
+@pytest.mark.slow
 def test_every_run_is_recorded_installed_unchanged_failed_rolled_back(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any
 ) -> None:
@@ -90,6 +91,7 @@ def test_every_run_is_recorded_installed_unchanged_failed_rolled_back(
         assert "PRIVATE KEY" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_17_1_failed_runs_with_made_up_secrets_never_rewrite_or_evict_the_served_record(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any
 ) -> None:
@@ -117,6 +119,7 @@ def test_17_1_failed_runs_with_made_up_secrets_never_rewrite_or_evict_the_served
     assert len(entries) == 1 + 8
 
 
+@pytest.mark.slow
 def test_a_record_that_cannot_be_sent_never_fails_the_install(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:

@@ -48,6 +48,7 @@ def exit_code(result: Any) -> int:
     return int(result.steps[-1].exit_code)
 
 
+@pytest.mark.slow
 def test_a_stale_worker_serving_the_old_certificate_rolls_the_install_back(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any
 ) -> None:
@@ -96,6 +97,7 @@ def test_a_worker_that_drains_within_the_bound_passes(
     assert entry["Status"] == "installed" and entry["ServedCheck"] == "16/16" and entry["Serial"] == new.serial_hex
 
 
+@pytest.mark.slow
 def test_rollback_proves_the_restored_certificate_and_undoes_itself_on_a_stale_worker(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any
 ) -> None:
@@ -121,6 +123,7 @@ def test_rollback_proves_the_restored_certificate_and_undoes_itself_on_a_stale_w
     assert entry["Status"] == "rolled-back" and entry["ServedCheck"] == "16/16"
 
 
+@pytest.mark.slow
 def test_a_run_that_finds_the_certificate_installed_checks_what_is_served_and_records_it(
     apache: Apache, ca: LocalCA, put_secret: Any, host_env: dict[str, str], ssm: Any, tmp_path: Path
 ) -> None:

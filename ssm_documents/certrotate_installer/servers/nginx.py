@@ -83,8 +83,16 @@ class Nginx(Server):
         return False, f"the nginx master {master} started no new workers: it refused the new files (see its error log)"
 
     def _master_and_workers(self) -> Optional[Tuple[int, Set[int]]]:
-        """This nginx's master (its command line names ``main_config``, or no ``-c`` at all) and its
-        workers, from /proc; None unless exactly one master matches."""
+        """This nginx's master (its command line names ``main_config``, or no ``-c`` at all, and it
+        runs as root or the installer's user) and its workers, from /proc; None unless exactly one
+        master matches.
+
+        Any local user can give a process the master's title (it is only argv): such a look-alike
+        must neither hide the real master nor pass for it, or a user could fail every install.
+        Only a process whose real user is root or the installer's user counts: ``/proc/PID/status``
+        gives it (the owner of ``/proc/PID`` would not do: a process that makes itself undumpable
+        shows as root's there). Workers are found by their parent, which no user can choose.
+        """
         titled: Dict[int, int] = {}  # pid -> parent, of the processes that show as this master
         children: Dict[int, Set[int]] = {}
         for entry in os.listdir("/proc"):
@@ -99,7 +107,7 @@ class Nginx(Server):
                 continue
             children.setdefault(parent, set()).add(int(entry))
             mine = f"-c {self.main_config}" in command if self.main_config else "-c " not in command
-            if command.startswith(MASTER_TITLE) and mine:
+            if command.startswith(MASTER_TITLE) and mine and _real_uid(entry) in (0, self.euid):
                 titled[int(entry)] = parent
         masters = [pid for pid, parent in titled.items() if parent not in titled]  # a new worker shows the title too
         return (masters[0], children.get(masters[0], set())) if len(masters) == 1 else None
@@ -117,3 +125,15 @@ class Nginx(Server):
             if ok or time.monotonic() >= deadline:
                 return ok, text
             time.sleep(0.2)
+
+
+def _real_uid(pid: str) -> Optional[int]:
+    """The real user id of process ``pid`` (the ``Uid:`` line of /proc/PID/status); None if gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
