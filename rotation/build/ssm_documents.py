@@ -50,14 +50,16 @@ DESCRIPTIONS = {
     "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
     "ChainFile": "Chain path under an allowed directory; empty = the distribution's default "
     "(certrotate-chain.pem next to the certificate).",
-    "Server": "The TLS server to feed: apache (default), nginx or haproxy (nginx and haproxy need FileLayout "
-    "combined; HAProxy takes the certificate through its Runtime API where the host file names the socket).",
+    "Server": "The TLS server to feed: empty (default) = the host's, which root names in the host file "
+    '("server": apache, nginx or haproxy; Apache without it); a value must equal it. HAProxy takes the '
+    "certificate through its Runtime API where the host file names the socket.",
     "ServiceName": "Service name: apache2 (Debian/Ubuntu) or httpd (Amazon Linux/RHEL) for Apache, nginx, haproxy; "
     "empty = detect the distribution from /etc/os-release.",
     "HttpsPort": "Local port where the server serves TLS, to prove the new certificate is served.",
     "ReloadMode": "graceful (default: no dropped connections; HAProxy: the Runtime API where configured) or restart.",
-    "FileLayout": "separate (default: CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone "
-    "holds the certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile.",
+    "FileLayout": "separate (CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone holds the "
+    "certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile. Empty "
+    "(default) = the server's own: separate for Apache, combined for nginx and HAProxy (the only one they take).",
 }
 
 
@@ -81,10 +83,9 @@ class Parameter:
 
 
 # The parameters whose values are a closed list: the document shows them as allowedValues too.
+# (Server and FileLayout default to "", the host's server and its own layout: their pattern says so.)
 CLOSED_VALUES = {
     "ReloadMode": INSTALLER.RELOAD_MODES,
-    "FileLayout": INSTALLER.FILE_LAYOUTS,
-    "Server": INSTALLER.SERVERS,
 }
 
 

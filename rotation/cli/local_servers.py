@@ -126,7 +126,7 @@ class LocalServer:
         return self.root / "state"
 
     def host_settings(self) -> dict[str, Any]:
-        return {f"{self.name}_config": str(self.config)}
+        return {"server": self.name, f"{self.name}_config": str(self.config)}
 
     def write_installer_config(self, **extra: Any) -> Path:
         """The host file the installer trusts for this server (owned by whoever runs it)."""
@@ -276,6 +276,7 @@ class LocalHaproxy(LocalServer):
     def host_settings(self) -> dict[str, Any]:
         """The config and both sockets: the Runtime API swaps with no reload, the master reloads."""
         return {
+            "server": self.name,
             "haproxy_config": str(self.config),
             "haproxy_runtime_socket": str(self.runtime_socket),
             "haproxy_master_socket": str(self.master_socket),

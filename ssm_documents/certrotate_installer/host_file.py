@@ -9,7 +9,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .directories import open_directory, read_regular
 from .output import InstallError, refused
-from .parameters import PATH_PATTERN, VERIFIED_STAGES, VERSION_STAGE
+from .parameters import PATH_PATTERN, SERVERS, VERIFIED_STAGES, VERSION_STAGE
 
 HOST_CONFIG = "/etc/certrotate/installer.json"
 # Read by the program only: the documents never set it, and a command's sender sets no variable
@@ -28,6 +28,7 @@ HOST_CONFIG_KEYS = (
     "issuing_ca_sha256",
     "managed_files",
     "nginx_config",
+    "server",
     "state_directory",
     "test_fault",
     "version_stages",
@@ -69,6 +70,7 @@ class HostConfig(NamedTuple):
     haproxy_config: Optional[str] = None  # HAProxy's config (haproxy -f), else /etc/haproxy/haproxy.cfg
     haproxy_runtime_socket: Optional[str] = None  # a stats socket with level admin: the Runtime API
     haproxy_master_socket: Optional[str] = None  # the master CLI (-S): reloads
+    server: Optional[str] = None  # the host's TLS server (apache, nginx, haproxy); None: Apache
 
     def server_config(self, server: str) -> Optional[str]:
         """The host file's main config of ``server`` (apache, nginx, haproxy), None for the default."""
@@ -152,6 +154,9 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
                 "(64 hex digits)"
             )
         pins.append(text)
+    server = settings.get("server")
+    if server is not None and server not in SERVERS:
+        raise refused(f"host configuration {path}: server must be one of {', '.join(SERVERS)}, not {server!r}")
     fault = None
     if "test_fault" in settings:
         spec = settings["test_fault"]
@@ -178,6 +183,7 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
         paths["haproxy_config"],
         paths["haproxy_runtime_socket"],
         paths["haproxy_master_socket"],
+        server,
     )
 
 

@@ -8,9 +8,9 @@ from .directories import open_directory
 from .distro import pick_distro, read_os_release
 from .fleet_record import record_failure, record_outcome
 from .host import Host, Outcome, acquire_lock
-from .host_file import HostConfig, check_server_config, load_host_config
+from .host_file import HOST_CONFIG, HostConfig, check_server_config, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, warn
-from .parameters import Action, Request, read_request
+from .parameters import Action, Request, check_combined_files, read_request
 from .path_policy import Target, default_files, open_targets
 from .recovery import recover
 from .runs import RUNS, print_outcome
@@ -39,20 +39,48 @@ def check_version_stage(request: Request, config: HostConfig) -> None:
         )
 
 
-def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int) -> Server:
-    """The adapter of the server this run feeds (the Server parameter), for this host's distribution,
-    with what the host file says about it (its main config, HAProxy's sockets), each checked.
+def choose_server(request: Request, config: HostConfig) -> Request:
+    """The request with the server it feeds and the file layout decided.
+
+    The host's root chooses the server (the host file's ``server``; without it Apache, as before the
+    Server parameter existed). A command's sender may repeat that choice, never change it: otherwise
+    a sender could have the installer drive, and start when it is stopped, a server root never chose
+    for this host. An empty FileLayout is the server's own: separate for Apache, combined for nginx
+    and HAProxy (the only layout they take).
 
     Raises:
-        InstallError: BAD_PARAMETER (distribution, ServiceName or FileLayout), REFUSED (host file).
+        InstallError: BAD_PARAMETER naming Server or FileLayout, the value and what is allowed.
     """
-    server_class = SERVERS[request.server]
-    if request.layout not in server_class.layouts:
+    chosen = config.server or "apache"
+    if request.server and request.server != chosen:
+        source = HOST_CONFIG if config.source == "(defaults)" else config.source
+        said = f"names {chosen}" if config.server else "names no server, so it is Apache"
         raise InstallError(
             Exit.BAD_PARAMETER,
-            f"parameter FileLayout {request.layout!r} is not allowed with Server {request.server} (allowed: "
+            f"parameter Server {request.server!r} is not allowed on this host (allowed: {chosen} or empty): "
+            f'the host file {source} {said}; only root chooses the server there ("server": "{request.server}")',
+        )
+    server_class = SERVERS[chosen]
+    layout = request.layout or server_class.layouts[0]
+    if layout not in server_class.layouts:
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            f"parameter FileLayout {layout!r} is not allowed with Server {chosen} (allowed: "
             f"{', '.join(server_class.layouts)}: one 0600 CertificateFile holding the certificate, chain and key)",
         )
+    check_combined_files(layout, request.files[1], request.files[2])
+    return request._replace(server=chosen, layout=layout)
+
+
+def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int) -> Server:
+    """The adapter of the server this run feeds (``choose_server`` decided it), for this host's
+    distribution, with what the host file says about it (its main config, HAProxy's sockets), each
+    checked.
+
+    Raises:
+        InstallError: BAD_PARAMETER (distribution or ServiceName), REFUSED (host file).
+    """
+    server_class = SERVERS[request.server]
     main_config = config.server_config(request.server)
     if main_config:
         check_server_config(main_config, euid, request.server + "_config")
@@ -74,6 +102,7 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         request = read_request(argv[1] if len(argv) > 1 else "install", environ)
         config = load_host_config(environ, euid)
         check_version_stage(request, config)
+        request = choose_server(request, config)
         server = open_server(request, config, environ, euid)
         files = tuple(given or default for given, default in zip(request.files, default_files(server.distro)))
         lock_fd = acquire_lock(config, euid)

@@ -41,8 +41,9 @@ VERIFIED_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
 KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
 CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
-# Which server the certificate is for (servers/: one adapter each); Apache unless the command says.
-SERVER = Parameter("Server", r"^(apache|nginx|haproxy)$", "apache")
+# Which server the certificate is for (servers/: one adapter each). The host's root chooses it (the
+# host file's ``server``, else Apache); the parameter may only repeat that choice ("" = the host's).
+SERVER = Parameter("Server", r"^$|^(apache|nginx|haproxy)$", "")
 SERVERS = ("apache", "nginx", "haproxy")
 # The service (systemd unit) name; Apache's tells the distribution (apache2 Debian, httpd RHEL),
 # nginx and haproxy are the same on both (the distribution then comes from /etc/os-release).
@@ -55,7 +56,8 @@ RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 # the key, mode 0600, which Apache reads as SSLCertificateFile alone (2.4.8+; nginx's
 # ssl_certificate and ssl_certificate_key may name the same file, HAProxy's crt is such a file):
 # one rename switches the pair, so no moment on disk has a certificate without its key.
-FILE_LAYOUT = Parameter("FileLayout", r"^(separate|combined)$", "separate")
+# "" = the server's own: separate for Apache, combined for nginx and HAProxy (the only one they take).
+FILE_LAYOUT = Parameter("FileLayout", r"^$|^(separate|combined)$", "")
 FILE_LAYOUTS = ("separate", "combined")
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
 SERVER_PARAMETERS = (SERVER, SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
@@ -74,8 +76,8 @@ class Request(NamedTuple):
     service: str
     port: int
     reload_mode: str
-    layout: str = "separate"
-    server: str = "apache"
+    layout: str = "separate"  # "" in a request as read: the server's own (main.choose_server)
+    server: str = "apache"  # "" in a request as read: the host's server (main.choose_server)
 
     @property
     def combined(self) -> bool:
@@ -117,12 +119,7 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
     port = int(values[HTTPS_PORT.name])
     if port > 65535:
         raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
-    if values[FILE_LAYOUT.name] == "combined" and (values[KEY_FILE.name] or values[CHAIN_FILE.name]):
-        raise InstallError(
-            Exit.BAD_PARAMETER,
-            "parameters KeyFile and ChainFile must be empty with FileLayout combined "
-            "(CertificateFile holds the certificate, the chain and the key)",
-        )
+    check_combined_files(values[FILE_LAYOUT.name], values[KEY_FILE.name], values[CHAIN_FILE.name])
     return Request(
         action,
         values.get(SECRET_ARN.name, ""),
@@ -134,3 +131,17 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
         values[FILE_LAYOUT.name],
         values[SERVER.name],
     )
+
+
+def check_combined_files(layout: str, key_file: str, chain_file: str) -> None:
+    """Pure: the combined layout names CertificateFile alone.
+
+    Raises:
+        InstallError: BAD_PARAMETER.
+    """
+    if layout == "combined" and (key_file or chain_file):
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            "parameters KeyFile and ChainFile must be empty with FileLayout combined "
+            "(CertificateFile holds the certificate, the chain and the key)",
+        )

@@ -28,8 +28,8 @@ ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf"
 def test_read_request_fills_the_defaults_and_checks_the_rules() -> None:
     request = parameters.read_request("install", {"SSM_SecretArn": ARN})
     assert request == parameters.Request(
-        parameters.Action.INSTALL, ARN, "AWSCURRENT", ("", "", ""), "", 443, "graceful", "separate"
-    )
+        parameters.Action.INSTALL, ARN, "AWSCURRENT", ("", "", ""), "", 443, "graceful", "", ""
+    )  # Server and FileLayout empty: the host's server and its own layout (main.choose_server)
     rollback = parameters.read_request("rollback", {"SSM_FileLayout": "combined", "SSM_HttpsPort": "8443"})
     assert rollback.combined and rollback.port == 8443 and rollback.secret_arn == ""
     for environ, message in (
@@ -42,6 +42,40 @@ def test_read_request_fills_the_defaults_and_checks_the_rules() -> None:
         assert caught.value.code == output.Exit.BAD_PARAMETER
     with pytest.raises(output.InstallError, match="unknown action 'upgrade'"):
         parameters.read_request("upgrade", {})
+
+
+def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() -> None:
+    """A command's sender must not have the installer drive (and start, when stopped) a server the
+    host's root did not choose: Server may be empty or the host file's ``server`` (else Apache)."""
+    from certrotate_installer import host_file, main
+
+    def chosen(settings: dict[str, str], **environ: str) -> tuple[str, str]:
+        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings)
+        request = parameters.read_request("install", {"SSM_SecretArn": ARN, **environ})
+        decided = main.choose_server(request, config)
+        return decided.server, decided.layout
+
+    assert chosen({}) == ("apache", "separate")
+    assert chosen({}, SSM_Server="apache", SSM_FileLayout="combined") == ("apache", "combined")
+    assert chosen({"server": "nginx"}) == ("nginx", "combined")
+    assert chosen({"server": "haproxy"}, SSM_Server="haproxy") == ("haproxy", "combined")
+    for settings, environ, message in (
+        (
+            {},
+            {"SSM_Server": "nginx"},
+            "parameter Server 'nginx' is not allowed on this host \\(allowed: apache or "
+            "empty\\): the host file /etc/certrotate/installer.json names no server, so it is Apache",
+        ),
+        ({"server": "nginx"}, {"SSM_Server": "apache"}, "allowed: nginx or empty.*names nginx"),
+        ({"server": "haproxy"}, {"SSM_Server": "nginx"}, "allowed: haproxy or empty"),
+        ({"server": "nginx"}, {"SSM_FileLayout": "separate"}, "FileLayout 'separate' is not allowed with Server nginx"),
+        ({"server": "nginx"}, {"SSM_KeyFile": "/etc/ssl/k.key"}, "KeyFile and ChainFile must be empty"),
+    ):
+        with pytest.raises(output.InstallError, match=message) as caught:
+            chosen(settings, **environ)
+        assert caught.value.code == output.Exit.BAD_PARAMETER
+    with pytest.raises(output.InstallError, match="server must be one of apache, nginx, haproxy, not 'lighttpd'"):
+        host_file.parse_host_config("/etc/certrotate/installer.json", {"server": "lighttpd"})
 
 
 def test_the_parameter_table_is_what_the_documents_render() -> None:

@@ -177,3 +177,40 @@ def test_the_fleet_record_names_the_combined_file(
     record = next(r for r in records if r["CertificateFile"] == str(server.live_files()[0]))
     assert record["Serial"].replace(":", "").upper() == new.serial_hex.replace(":", "").upper()
     assert record["Status"] == "installed"
+
+
+# The host's root chooses the server; a command's sender may only repeat it --------------------------
+
+
+@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+def test_a_sender_cannot_make_the_installer_start_a_server_root_did_not_choose(
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """An Apache host (its host file names no server) with nginx installed and stopped by its admin:
+    Server=nginx would have the installer run ``nginx -s reload``, find no master and start nginx as
+    root. The run is refused before any change, and nginx stays stopped."""
+    server.write_installer_config(server=None)  # the host file names no server: this host's is Apache
+    server.stop()
+    live = snapshot(server)
+    result = install(server, put_secret(ca.issue([HOSTNAME])), host_env, Server="nginx")
+    assert code(result) == 2, result.stdout + result.stderr
+    assert "parameter Server 'nginx' is not allowed on this host (allowed: apache or empty)" in result.stderr
+    assert not server.pids() and snapshot(server) == live
+    server.write_installer_config(server="apache")  # root names Apache: still not nginx
+    again = install(server, put_secret(ca.issue([HOSTNAME])), host_env, Server="nginx")
+    assert code(again) == 2 and "names apache" in again.stderr and not server.pids()
+
+
+@pytest.mark.parametrize("server", ["nginx", "haproxy"], indirect=True)
+def test_a_run_with_only_the_secret_feeds_the_host_file_server_in_its_own_layout(
+    server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """What the fleet's State Manager association sends: SecretArn alone (Server and FileLayout at
+    their empty defaults). The host file's ``server`` decides, and nginx and HAProxy get the combined
+    layout they need (the file here is the harness's own CertificateFile, as a host's default would be)."""
+    new = ca.issue([HOSTNAME])
+    result = install(server, put_secret(new), host_env, Server="", FileLayout="")
+    assert result.ok, result.stderr
+    assert served_serial(server) == new.certificate.serial_number
+    title = {"nginx": "nginx", "haproxy": "HAProxy"}[server.name]
+    assert f"{title} on port {server.port}" in result.stdout
