@@ -44,18 +44,20 @@ DESCRIPTIONS = {
     "VersionStage": "Staging label to install: AWSCURRENT or AWSPREVIOUS "
     "(others only where the host file allows them).",
     "CertificateFile": "Certificate path under an allowed directory (with FileLayout combined: the one 0600 file of "
-    "certificate, chain and key); empty = the distribution's default (/etc/ssl/certrotate/certrotate.pem or "
+    "certificate, chain and key); empty = the host file's certificate_file, else the distribution's default "
+    "(/etc/ssl/certrotate/certrotate.pem or "
     "/etc/pki/tls/certrotate/certrotate.pem; never a CA directory).",
-    "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the distribution's "
-    "default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
-    "ChainFile": "Chain path under an allowed directory; empty = the distribution's default "
-    "(certrotate-chain.pem next to the certificate).",
+    "KeyFile": "Private key path under an allowed directory (written 0600, root); empty = the host file's key_file, "
+    "else the distribution's default (/etc/ssl/private/certrotate.key or /etc/pki/tls/private/certrotate.key).",
+    "ChainFile": "Chain path under an allowed directory; empty = the host file's chain_file, else the "
+    "distribution's default (certrotate-chain.pem next to the certificate).",
     "Server": "The TLS server to feed: empty (default) = the host's, which root names in the host file "
     '("server": apache, nginx or haproxy; Apache without it); a value must equal it. HAProxy takes the '
     "certificate through its Runtime API where the host file names the socket.",
     "ServiceName": "Service name: apache2 (Debian/Ubuntu) or httpd (Amazon Linux/RHEL) for Apache, nginx, haproxy; "
     "empty = detect the distribution from /etc/os-release.",
-    "HttpsPort": "Local port where the server serves TLS, to prove the new certificate is served.",
+    "HttpsPort": "Local port where the server serves TLS, to prove the new certificate is served; empty (default) = "
+    "the host file's https_port, else 443.",
     "ReloadMode": "graceful (default: no dropped connections; HAProxy: the Runtime API where configured) or restart.",
     "FileLayout": "separate (CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone holds the "
     "certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile. Empty "

@@ -22,10 +22,14 @@ LOCK_DIR = "/run/certrotate"
 HOST_CONFIG_KEYS = (
     "allowed_directories",
     "apache_config",
+    "certificate_file",
+    "chain_file",
     "haproxy_config",
     "haproxy_master_socket",
     "haproxy_runtime_socket",
+    "https_port",
     "issuing_ca_sha256",
+    "key_file",
     "managed_files",
     "nginx_config",
     "server",
@@ -71,6 +75,8 @@ class HostConfig(NamedTuple):
     haproxy_runtime_socket: Optional[str] = None  # a stats socket with level admin: the Runtime API
     haproxy_master_socket: Optional[str] = None  # the master CLI (-S): reloads
     server: Optional[str] = None  # the host's TLS server (apache, nginx, haproxy); None: Apache
+    files: Tuple[str, str, str] = ("", "", "")  # certificate, key, chain for empty parameters ("": the distribution's)
+    https_port: int = 0  # for an empty HttpsPort (0: 443)
 
     def server_config(self, server: str) -> Optional[str]:
         """The host file's main config of ``server`` (apache, nginx, haproxy), None for the default."""
@@ -154,9 +160,7 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
                 "(64 hex digits)"
             )
         pins.append(text)
-    server = settings.get("server")
-    if server is not None and server not in SERVERS:
-        raise refused(f"host configuration {path}: server must be one of {', '.join(SERVERS)}, not {server!r}")
+    server, files, https_port = _host_server(path, settings)
     fault = None
     if "test_fault" in settings:
         spec = settings["test_fault"]
@@ -184,7 +188,27 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
         paths["haproxy_runtime_socket"],
         paths["haproxy_master_socket"],
         server,
+        files,
+        https_port,
     )
+
+
+def _host_server(path: str, settings: Dict[str, Any]) -> Tuple[Optional[str], Tuple[str, str, str], int]:
+    """Pure: the host's server, its certificate, key and chain files and its HTTPS port, each
+    for a parameter its sender left empty ("" and 0 where the host file says nothing)."""
+    files = tuple(
+        "" if settings.get(key) is None else _absolute(path, settings[key], key)
+        for key in ("certificate_file", "key_file", "chain_file")
+    )
+    https_port = settings.get("https_port", 0)
+    if https_port != 0 and (
+        not isinstance(https_port, int) or isinstance(https_port, bool) or not 0 < https_port < 65536
+    ):
+        raise refused(f"host configuration {path}: https_port must be a port number (1 to 65535), not {https_port!r}")
+    server = settings.get("server")
+    if server is not None and server not in SERVERS:
+        raise refused(f"host configuration {path}: server must be one of {', '.join(SERVERS)}, not {server!r}")
+    return server, (files[0], files[1], files[2]), https_port
 
 
 def _list(path: str, settings: Dict[str, Any], key: str) -> List[Any]:

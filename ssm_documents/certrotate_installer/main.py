@@ -10,7 +10,7 @@ from .fleet_record import record_failure, record_outcome
 from .host import Host, Outcome, acquire_lock
 from .host_file import HOST_CONFIG, HostConfig, check_server_config, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, warn
-from .parameters import Action, Request, check_combined_files, read_request
+from .parameters import DEFAULT_HTTPS_PORT, Action, Request, check_combined_files, read_request
 from .path_policy import Target, default_files, open_targets
 from .recovery import recover
 from .runs import RUNS, print_outcome
@@ -39,14 +39,18 @@ def check_version_stage(request: Request, config: HostConfig) -> None:
         )
 
 
-def choose_server(request: Request, config: HostConfig) -> Request:
-    """The request with the server it feeds and the file layout decided.
+def complete_request(request: Request, config: HostConfig) -> Request:
+    """The request with what its sender left empty taken from the host: the server it feeds, the
+    file layout, the files and the port.
 
     The host's root chooses the server (the host file's ``server``; without it Apache, as before the
     Server parameter existed). A command's sender may repeat that choice, never change it: otherwise
     a sender could have the installer drive, and start when it is stopped, a server root never chose
     for this host. An empty FileLayout is the server's own: separate for Apache, combined for nginx
-    and HAProxy (the only layout they take).
+    and HAProxy (the only layout they take). An empty file parameter is the host file's
+    ``certificate_file`` (``key_file``, ``chain_file``: the separate layout's) and an empty HttpsPort
+    its ``https_port``, else the distribution's defaults and 443: so the fleet's association, which
+    sends only SecretArn, installs where and checks on the port the host describes.
 
     Raises:
         InstallError: BAD_PARAMETER naming Server or FileLayout, the value and what is allowed.
@@ -69,11 +73,14 @@ def choose_server(request: Request, config: HostConfig) -> Request:
             f"{', '.join(server_class.layouts)}: one 0600 CertificateFile holding the certificate, chain and key)",
         )
     check_combined_files(layout, request.files[1], request.files[2])
-    return request._replace(server=chosen, layout=layout)
+    own = config.files if layout == "separate" else (config.files[0], "", "")
+    files = (request.files[0] or own[0], request.files[1] or own[1], request.files[2] or own[2])
+    port = request.port or config.https_port or DEFAULT_HTTPS_PORT
+    return request._replace(server=chosen, layout=layout, files=files, port=port)
 
 
 def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int) -> Server:
-    """The adapter of the server this run feeds (``choose_server`` decided it), for this host's
+    """The adapter of the server this run feeds (``complete_request`` decided it), for this host's
     distribution, with what the host file says about it (its main config, HAProxy's sockets), each
     checked.
 
@@ -102,7 +109,7 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         request = read_request(argv[1] if len(argv) > 1 else "install", environ)
         config = load_host_config(environ, euid)
         check_version_stage(request, config)
-        request = choose_server(request, config)
+        request = complete_request(request, config)
         server = open_server(request, config, environ, euid)
         files = tuple(given or default for given, default in zip(request.files, default_files(server.distro)))
         lock_fd = acquire_lock(config, euid)

@@ -48,7 +48,9 @@ SERVERS = ("apache", "nginx", "haproxy")
 # The service (systemd unit) name; Apache's tells the distribution (apache2 Debian, httpd RHEL),
 # nginx and haproxy are the same on both (the distribution then comes from /etc/os-release).
 SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd|nginx|haproxy)$", "")
-HTTPS_PORT = Parameter("HttpsPort", r"^[1-9][0-9]{0,4}$", "443")
+# "" = the host file's https_port, else 443.
+HTTPS_PORT = Parameter("HttpsPort", r"^$|^[1-9][0-9]{0,4}$", "")
+DEFAULT_HTTPS_PORT = 443
 RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
 
 # separate: certificate, key and chain in three files (three renames: a kill between them leaves a
@@ -72,12 +74,12 @@ class Request(NamedTuple):
     action: Action
     secret_arn: str
     version_stage: str
-    files: Tuple[str, str, str]  # certificate, key, chain ("" = the distribution's default)
+    files: Tuple[str, str, str]  # certificate, key, chain ("" = the host file's, else the distribution's default)
     service: str
-    port: int
+    port: int  # 0 in a request as read: the host file's https_port, else 443
     reload_mode: str
-    layout: str = "separate"  # "" in a request as read: the server's own (main.choose_server)
-    server: str = "apache"  # "" in a request as read: the host's server (main.choose_server)
+    layout: str = "separate"  # "" in a request as read: the server's own (main.complete_request)
+    server: str = "apache"  # "" in a request as read: the host's server (main.complete_request)
 
     @property
     def combined(self) -> bool:
@@ -116,7 +118,7 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
                 f"parameter {parameter.name} is {len(values[parameter.name])} characters long "
                 f"(at most {MAX_PATH_LENGTH})",
             )
-    port = int(values[HTTPS_PORT.name])
+    port = int(values[HTTPS_PORT.name] or 0)  # 0: the host's (main.complete_request)
     if port > 65535:
         raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
     check_combined_files(values[FILE_LAYOUT.name], values[KEY_FILE.name], values[CHAIN_FILE.name])

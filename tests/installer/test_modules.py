@@ -28,8 +28,8 @@ ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf"
 def test_read_request_fills_the_defaults_and_checks_the_rules() -> None:
     request = parameters.read_request("install", {"SSM_SecretArn": ARN})
     assert request == parameters.Request(
-        parameters.Action.INSTALL, ARN, "AWSCURRENT", ("", "", ""), "", 443, "graceful", "", ""
-    )  # Server and FileLayout empty: the host's server and its own layout (main.choose_server)
+        parameters.Action.INSTALL, ARN, "AWSCURRENT", ("", "", ""), "", 0, "graceful", "", ""
+    )  # Server, FileLayout, the files and the port empty: the host's (main.complete_request)
     rollback = parameters.read_request("rollback", {"SSM_FileLayout": "combined", "SSM_HttpsPort": "8443"})
     assert rollback.combined and rollback.port == 8443 and rollback.secret_arn == ""
     for environ, message in (
@@ -52,7 +52,7 @@ def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() ->
     def chosen(settings: dict[str, str], **environ: str) -> tuple[str, str]:
         config = host_file.parse_host_config("/etc/certrotate/installer.json", settings)
         request = parameters.read_request("install", {"SSM_SecretArn": ARN, **environ})
-        decided = main.choose_server(request, config)
+        decided = main.complete_request(request, config)
         return decided.server, decided.layout
 
     assert chosen({}) == ("apache", "separate")
@@ -76,6 +76,44 @@ def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() ->
         assert caught.value.code == output.Exit.BAD_PARAMETER
     with pytest.raises(output.InstallError, match="server must be one of apache, nginx, haproxy, not 'lighttpd'"):
         host_file.parse_host_config("/etc/certrotate/installer.json", {"server": "lighttpd"})
+
+
+def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> None:
+    """The association sends SecretArn alone: the host file says where this host's certificate goes
+    and on which port it is served; a sender's values still win (and are checked as before)."""
+    from certrotate_installer import host_file, main
+
+    def completed(settings: dict[str, object], **environ: str) -> parameters.Request:
+        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings)
+        return main.complete_request(parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}), config)
+
+    site = {
+        "certificate_file": "/etc/apache2/ssl/site.pem",
+        "key_file": "/etc/apache2/ssl/site.key",
+        "chain_file": "/etc/apache2/ssl/site-chain.pem",
+        "https_port": 8443,
+    }
+    request = completed(site)
+    assert request.files == (
+        "/etc/apache2/ssl/site.pem",
+        "/etc/apache2/ssl/site.key",
+        "/etc/apache2/ssl/site-chain.pem",
+    )
+    assert request.port == 8443 and request.layout == "separate"
+    given = completed(site, SSM_CertificateFile="/etc/ssl/other.pem", SSM_HttpsPort="9443")
+    assert given.files[0] == "/etc/ssl/other.pem" and given.files[1] == "/etc/apache2/ssl/site.key"
+    assert given.port == 9443
+    combined = completed(site, SSM_FileLayout="combined")  # the separate layout's key and chain are not taken
+    assert combined.files == ("/etc/apache2/ssl/site.pem", "", "")
+    assert completed({}).files == ("", "", "") and completed({}).port == 443  # the distribution's, 443
+    for bad, message in (
+        ({"https_port": 70000}, "https_port must be a port number"),
+        ({"https_port": "443"}, "https_port must be a port number"),
+        ({"https_port": True}, "https_port must be a port number"),
+        ({"certificate_file": "relative.pem"}, "certificate_file must be an absolute path"),
+    ):
+        with pytest.raises(output.InstallError, match=message):
+            host_file.parse_host_config("/etc/certrotate/installer.json", bad)
 
 
 def test_the_parameter_table_is_what_the_documents_render() -> None:

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from rotation.cli.local_apache import LocalApache
 from rotation.cli.local_servers import LocalHaproxy
-from rotation.emulation.ssm_runner import DocumentParameterError
+from rotation.emulation.ssm_runner import DocumentParameterError, run_document
 from tests.installer.helpers import LocalUser
 from tests.integration.conftest import HOSTNAME, LocalServer
-from tests.integration.test_install_document import install, rollback, served_serial, snapshot
+from tests.integration.test_install_document import INSTALL, install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA
 
 
@@ -201,16 +202,26 @@ def test_a_sender_cannot_make_the_installer_start_a_server_root_did_not_choose(
     assert code(again) == 2 and "names apache" in again.stderr and not server.pids()
 
 
-@pytest.mark.parametrize("server", ["nginx", "haproxy"], indirect=True)
-def test_a_run_with_only_the_secret_feeds_the_host_file_server_in_its_own_layout(
+@pytest.mark.parametrize("server", ["apache", "nginx", "haproxy"], indirect=True)
+def test_a_run_with_only_the_secret_installs_what_the_host_file_describes(
     server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
 ) -> None:
-    """What the fleet's State Manager association sends: SecretArn alone (Server and FileLayout at
-    their empty defaults). The host file's ``server`` decides, and nginx and HAProxy get the combined
-    layout they need (the file here is the harness's own CertificateFile, as a host's default would be)."""
+    """What the fleet's State Manager association sends: SecretArn alone. The host file says which
+    server (nginx and HAProxy get the combined layout they need), where the files go and on which
+    port the new certificate is proven served; nothing else is needed."""
+    if isinstance(server, LocalApache):
+        files = {
+            "certificate_file": str(server.cert_file()),
+            "key_file": str(server.key_file()),
+            "chain_file": str(server.chain_file()),
+        }
+    else:
+        files = {"certificate_file": str(server.combined_file())}
+    server.write_installer_config(**files, https_port=server.port)
     new = ca.issue([HOSTNAME])
-    result = install(server, put_secret(new), host_env, Server="", FileLayout="")
-    assert result.ok, result.stderr
+    environment = {**host_env, **server.installer_environment()}
+    result = run_document(INSTALL, {"SecretArn": put_secret(new)}, env=environment, timeout=120)
+    assert result.ok, result.stdout + result.stderr
     assert served_serial(server) == new.certificate.serial_number
-    title = {"nginx": "nginx", "haproxy": "HAProxy"}[server.name]
-    assert f"{title} on port {server.port}" in result.stdout
+    title = {"apache": "Apache", "nginx": "nginx", "haproxy": "HAProxy"}[server.name]
+    assert f"installed; {title} on port {server.port} serves" in result.stdout
