@@ -322,6 +322,16 @@ def test_a_link_or_a_plain_file_is_not_a_socket(local_haproxy: LocalHaproxy, tmp
     haproxy.check_socket(str(local_haproxy.runtime_socket), os.geteuid())
 
 
+def master_only_adapter(master_socket: Path) -> haproxy.Haproxy:
+    """An HAProxy adapter whose host file names only ``master_socket`` (no HAProxy behind it)."""
+    adapter = haproxy.Haproxy(haproxy.Haproxy.distros[0], None, 443, tool_environment(dict(os.environ)))
+    adapter.configure(
+        host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(master_socket)}),
+        os.geteuid(),
+    )
+    return adapter
+
+
 def test_haproxy_master_socket_refusing_while_the_master_re_executes_is_tried_again(tmp_path: Path) -> None:
     """A master that is re-executing itself (a reload just before) refuses connections for a moment:
     the reload is sent once it listens again, and a socket made anew is checked before it is used.
@@ -344,11 +354,7 @@ def test_haproxy_master_socket_refusing_while_the_master_re_executes_is_tried_ag
     later = threading.Timer(0.6, master)
     later.start()
     try:
-        adapter = haproxy.Haproxy(haproxy.Haproxy.distros[0], None, 443, tool_environment(dict(os.environ)))
-        adapter.configure(
-            host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(path)}), os.geteuid()
-        )
-        ok, text = adapter.reload("restart")
+        ok, text = master_only_adapter(path).reload("restart")
     finally:
         later.join()
         listener.close()
@@ -364,11 +370,7 @@ def test_haproxy_master_socket_that_never_answers_fails_after_the_bound(
     listener.bind(str(path))  # never listens
     monkeypatch.setattr(haproxy, "MASTER_RETRY_SECONDS", 0.5)
     try:
-        adapter = haproxy.Haproxy(haproxy.Haproxy.distros[0], None, 443, tool_environment(dict(os.environ)))
-        adapter.configure(
-            host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(path)}), os.geteuid()
-        )
-        ok, text = adapter.reload("restart")
+        ok, text = master_only_adapter(path).reload("restart")
     finally:
         listener.close()
     assert not ok and f"the master socket {path} failed" in text and "refused" in text.lower()
