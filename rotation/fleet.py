@@ -28,6 +28,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 REQUIRED = ("SecretArn", "CertificateFile", "Status", "ExitCode", "RecordedAt", "Serial", "FingerprintSha256")
 #: The installer bounds ServedCheck to this many characters; a longer value is cut, not trusted further.
 SERVED_CHECK_LIMIT = 128
+SERVER_LIMIT = 16  # a record's Server is a host's word: shown, cut, never acted on
 _STALE = re.compile(r"^stale: [0-9]{1,3}/[0-9]{1,3} serial ([0-9A-Fa-f:]{1,64})(,|$)")
 
 
@@ -79,6 +80,7 @@ class HostReport:
     key_file: str = ""
     chain_file: str = ""
     https_port: str = ""
+    server: str = ""  # the server the file is for, as the host says (empty: an older installer)
     served_check: str = ""  # the run's served-truth check (empty: none ran, or an older installer)
 
     @property
@@ -184,6 +186,7 @@ def parse_records(
                 key_file=entry.get("KeyFile", ""),
                 chain_file=entry.get("ChainFile", ""),
                 https_port=entry.get("HttpsPort", ""),
+                server=_served_check(entry.get("Server"))[:SERVER_LIMIT],
                 served_check=_served_check(entry.get("ServedCheck")),
             )
         )

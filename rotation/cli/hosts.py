@@ -220,6 +220,7 @@ def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
                 "fingerprint_sha256": v.report.fingerprint,
                 "not_after": v.report.not_after,
                 "certificate_file": v.report.certificate_file,
+                "server": v.report.server,
                 "recorded_at": v.report.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "message": v.report.message,
                 "served_check": v.report.served_check,
@@ -253,7 +254,8 @@ def _ago(moment: datetime, now: datetime) -> str:
 
 #: Columns in priority order: instance, state and serial always (serials never wrap), then what fits.
 #: ``served``: the latest run's served-truth check (16/16, or how many connections got which serial).
-_HOST_COLUMNS = ("instance", "state", "serial", "served", "reported", "detail", "account", "file")
+#: ``server``: the TLS server the host says the file is for (apache, nginx, haproxy).
+_HOST_COLUMNS = ("instance", "state", "serial", "served", "server", "reported", "detail", "account", "file")
 _HOST_FOLDED = ("served", "detail", "file")
 
 
@@ -275,6 +277,7 @@ def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: i
                 "state": view.state.value,
                 "serial": r.serial or "-",
                 "served": r.served_check or "-",
+                "server": r.server or "-",
                 "file": r.certificate_file,
                 "reported": _ago(r.recorded_at, now),
                 "detail": f"exit {r.exit_code}: {r.message}" if view.state is HostState.FAILED else r.status.value,

@@ -31,7 +31,8 @@ SUBJECT_LIMIT = 256
 # What the file serves: set by a successful install or rollback only (InstalledAt: when; empty
 # when certrotate never installed the file and the facts are read off the live file).
 SERVED_KEYS = ("SecretArn", "VersionStage", "Serial", "FingerprintSha256", "NotAfter", "Subject", "InstalledAt")
-FILE_KEYS = ("CertificateFile", "KeyFile", "ChainFile", "HttpsPort")
+# Server: the server the file is for (apache, nginx, haproxy; empty in an older installer's records).
+FILE_KEYS = ("CertificateFile", "KeyFile", "ChainFile", "HttpsPort", "Server")
 # The latest run, whatever it did (a failed run shows as failed in the fleet view).
 # ServedCheck: the run's served-truth check (``16/16``, ``stale: 3/16 serial ..., new: 13/16``;
 # empty when the run did not get as far as a check, and in an older installer's records).
@@ -157,7 +158,7 @@ def next_fleet_state(state: FleetState, report: RunReport, exists: Callable[[str
             entry.update((key, old[key]) for key in SERVED_KEYS + FILE_KEYS)
         else:
             entry.update(served_of(None, report.facts))
-            entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port))
+            entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port), Server=request.server)
         entry.update(
             LastFailureSecretArn=request.secret_arn,
             LastFailureVersionStage=request.version_stage if request.secret_arn else "",
@@ -176,7 +177,7 @@ def next_fleet_state(state: FleetState, report: RunReport, exists: Callable[[str
         if report.previous_kept and report.replaced is not None:
             previous[certificate_file] = served_of(old, report.replaced)
         entry.update(served)
-        entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port))
+        entry.update(zip(FILE_KEYS[:3], report.files), HttpsPort=str(request.port), Server=request.server)
     entry.update(run)
     records[certificate_file] = entry
     return bound_fleet_state(FleetState(list(records.values()), previous), exists)

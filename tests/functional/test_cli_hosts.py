@@ -154,14 +154,17 @@ def test_the_served_check_is_shown_and_a_stale_worker_fails_check(endpoint: str,
     arn = secret(endpoint, f"{prefix}www", new)
     ssm = cli.client(endpoint, "ssm")
     stale_check = f"stale: 3/16 serial {old.serial_hex}, new: 13/16"
-    put(ssm, "i-0000000000000000a", record(arn, new, ServedCheck="16/16"))
-    put(ssm, "i-0000000000000000b", record(arn, new, status="unchanged", ServedCheck=stale_check))
-    put(ssm, "i-0000000000000000c", record(arn, new))  # an older installer: no ServedCheck
+    put(ssm, "i-0000000000000000a", record(arn, new, ServedCheck="16/16", Server="nginx"))
+    put(ssm, "i-0000000000000000b", record(arn, new, status="unchanged", ServedCheck=stale_check, Server="apache"))
+    put(ssm, "i-0000000000000000c", record(arn, new))  # an older installer: no ServedCheck, no Server
 
     result = cli.certrotate("hosts", "--prefix", prefix, "--output", "json", endpoint=endpoint)
     assert result.returncode == 0, result.stderr
-    checks = {h["instance_id"]: h["served_check"] for h in json.loads(result.stdout)["secrets"][0]["hosts"]}
+    hosts = json.loads(result.stdout)["secrets"][0]["hosts"]
+    checks = {h["instance_id"]: h["served_check"] for h in hosts}
     assert checks == {"i-0000000000000000a": "16/16", "i-0000000000000000b": stale_check, "i-0000000000000000c": ""}
+    servers = {h["instance_id"]: h["server"] for h in hosts}  # which server each host says it feeds
+    assert servers == {"i-0000000000000000a": "nginx", "i-0000000000000000b": "apache", "i-0000000000000000c": ""}
     table = cli.certrotate("hosts", "--prefix", prefix, "--check", endpoint=endpoint)
     assert table.returncode == ExitCode.FAILED
     assert "16/16" in table.stdout and "stale: 3/16" in table.stdout

@@ -177,7 +177,7 @@ def test_the_fleet_record_names_the_combined_file(
     records = state["records"] if isinstance(state, dict) else state
     record = next(r for r in records if r["CertificateFile"] == str(server.live_files()[0]))
     assert record["Serial"].replace(":", "").upper() == new.serial_hex.replace(":", "").upper()
-    assert record["Status"] == "installed"
+    assert record["Status"] == "installed" and record["Server"] == server.name
 
 
 # The host's root chooses the server; a command's sender may only repeat it --------------------------
@@ -225,3 +225,7 @@ def test_a_run_with_only_the_secret_installs_what_the_host_file_describes(
     assert served_serial(server) == new.certificate.serial_number
     title = {"apache": "Apache", "nginx": "nginx", "haproxy": "HAProxy"}[server.name]
     assert f"installed; {title} on port {server.port} serves" in result.stdout
+    state = json.loads((server.state_directory / "inventory.json").read_text())
+    records = state["records"] if isinstance(state, dict) else state
+    (entry,) = [r for r in records if r["Serial"].replace(":", "").upper() == new.serial_hex.replace(":", "").upper()]
+    assert (entry["Server"], entry["HttpsPort"]) == (server.name, str(server.port))  # what the host file said
