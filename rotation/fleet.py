@@ -186,16 +186,16 @@ def parse_records(
                 key_file=entry.get("KeyFile", ""),
                 chain_file=entry.get("ChainFile", ""),
                 https_port=entry.get("HttpsPort", ""),
-                server=_served_check(entry.get("Server"))[:SERVER_LIMIT],
-                served_check=_served_check(entry.get("ServedCheck")),
+                server=_host_text(entry.get("Server"), SERVER_LIMIT),
+                served_check=_host_text(entry.get("ServedCheck"), SERVED_CHECK_LIMIT),
             )
         )
     return reports, problems
 
 
-def _served_check(value: object) -> str:
-    """A record's ServedCheck: any string (cut to the installer's bound); anything else, or none, is ''."""
-    return value[:SERVED_CHECK_LIMIT] if isinstance(value, str) else ""
+def _host_text(value: object, limit: int) -> str:
+    """A host-written field (ServedCheck, Server): any string, cut to ``limit``; anything else, or none, is ''."""
+    return value[:limit] if isinstance(value, str) else ""
 
 
 def parse_reports(

@@ -137,11 +137,19 @@ def test_what_a_host_writes_is_shown_literally_and_bad_records_are_warnings(endp
     bundle = local_ca.issue(["www.certrotate.test"])
     arn = secret(endpoint, f"{prefix}www", bundle)
     ssm = cli.client(endpoint, "ssm")
-    hostile = record(arn, bundle, status="failed", Message="\x1b[2J[red]pwned[/red]", CertificateFile="/x\x07")
+    hostile = record(
+        arn,
+        bundle,
+        status="failed",
+        Message="\x1b[2J[red]pwned[/red]",
+        CertificateFile="/x\x07",
+        Server="\x1b]0;ngx\x07",
+    )
     put(ssm, "i-0000000000000000f", hostile, record(arn, bundle, Status="owned", CertificateFile="/y"))
     result = cli.certrotate("hosts", "--prefix", prefix, endpoint=endpoint)
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]0;ngx\\x07" in result.stdout.replace("\n", "").replace("│", "").replace(" ", "")  # Server too
     assert "\\x1b[2J[red]pwned[/red]" in result.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     assert "warning:" in result.stderr and "'owned'" in result.stderr
 

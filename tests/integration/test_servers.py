@@ -31,6 +31,16 @@ def code(result: Any) -> int:
     return int(result.steps[-1].exit_code)
 
 
+def recorded(server: LocalServer) -> list[dict[str, str]]:
+    """The fleet records the installer keeps in the server's state directory."""
+    state = json.loads((server.state_directory / "inventory.json").read_text())
+    return list(state["records"] if isinstance(state, dict) else state)
+
+
+def same_serial(recorded_serial: str, serial_hex: str) -> bool:
+    return recorded_serial.replace(":", "").upper() == serial_hex.replace(":", "").upper()
+
+
 def workers(server: LocalHaproxy) -> set[int]:
     master = server.master_pid()
     return {pid for pid in server.pids() if pid != master}
@@ -173,10 +183,8 @@ def test_the_fleet_record_names_the_combined_file(
 ) -> None:
     new = ca.issue([HOSTNAME])
     assert install(server, put_secret(new), host_env).ok
-    state = json.loads((server.state_directory / "inventory.json").read_text())
-    records = state["records"] if isinstance(state, dict) else state
-    record = next(r for r in records if r["CertificateFile"] == str(server.live_files()[0]))
-    assert record["Serial"].replace(":", "").upper() == new.serial_hex.replace(":", "").upper()
+    record = next(r for r in recorded(server) if r["CertificateFile"] == str(server.live_files()[0]))
+    assert same_serial(record["Serial"], new.serial_hex)
     assert record["Status"] == "installed" and record["Server"] == server.name
 
 
@@ -225,7 +233,5 @@ def test_a_run_with_only_the_secret_installs_what_the_host_file_describes(
     assert served_serial(server) == new.certificate.serial_number
     title = {"apache": "Apache", "nginx": "nginx", "haproxy": "HAProxy"}[server.name]
     assert f"installed; {title} on port {server.port} serves" in result.stdout
-    state = json.loads((server.state_directory / "inventory.json").read_text())
-    records = state["records"] if isinstance(state, dict) else state
-    (entry,) = [r for r in records if r["Serial"].replace(":", "").upper() == new.serial_hex.replace(":", "").upper()]
+    (entry,) = [r for r in recorded(server) if same_serial(r["Serial"], new.serial_hex)]
     assert (entry["Server"], entry["HttpsPort"]) == (server.name, str(server.port))  # what the host file said
