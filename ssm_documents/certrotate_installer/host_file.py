@@ -201,9 +201,8 @@ def _host_server(path: str, settings: Dict[str, Any]) -> Tuple[Optional[str], Tu
         for key in ("certificate_file", "key_file", "chain_file")
     )
     https_port = settings.get("https_port", 0)
-    if https_port != 0 and (
-        not isinstance(https_port, int) or isinstance(https_port, bool) or not 0 < https_port < 65536
-    ):
+    port_number = isinstance(https_port, int) and not isinstance(https_port, bool) and 0 < https_port < 65536
+    if "https_port" in settings and not port_number:
         raise refused(f"host configuration {path}: https_port must be a port number (1 to 65535), not {https_port!r}")
     server = settings.get("server")
     if server is not None and server not in SERVERS:

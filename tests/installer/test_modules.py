@@ -110,6 +110,8 @@ def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> N
         ({"https_port": 70000}, "https_port must be a port number"),
         ({"https_port": "443"}, "https_port must be a port number"),
         ({"https_port": True}, "https_port must be a port number"),
+        ({"https_port": False}, "https_port must be a port number"),
+        ({"https_port": 0}, "https_port must be a port number"),
         ({"certificate_file": "relative.pem"}, "certificate_file must be an absolute path"),
     ):
         with pytest.raises(output.InstallError, match=message):
