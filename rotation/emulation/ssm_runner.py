@@ -114,9 +114,7 @@ def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | li
             # The API matches the whole value (so a trailing newline fails too), the agent searches
             # with Go's regexp: a value must pass both.
             if name in compiled and not accepts(compiled[name], item):
-                raise DocumentParameterError(
-                    f"parameter {name} value {item!r} does not match {spec['allowedPattern']}"
-                )
+                raise DocumentParameterError(f"parameter {name} value {item!r} does not match {spec['allowedPattern']}")
         resolved[name] = ",".join(values) if kind == "StringList" else values[0]
     return resolved
 
