@@ -9,6 +9,7 @@ GOPATH there, no module proxy; ``java File.java``). Without them the test fails 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -322,3 +323,22 @@ def test_the_runner_takes_the_longest_values_the_documents_admit_and_refuses_one
     for name in ("SecretArn", "VersionStage", "CertificateFile"):
         with pytest.raises(DocumentParameterError, match=name):
             resolve_parameters(document, {**longest, name: longest[name] + longest[name][-1]})
+
+
+def test_the_path_pattern_admits_what_it_admitted_before_but_for_the_lengths_it_now_bounds() -> None:
+    """Same characters, same shape (names that start with a letter, digit or _, no ``..`` start, no
+    empty name); only lengths differ: at most 15 directories of 50 characters, a file name of 255."""
+    from certrotate_installer.parameters import MAX_PATH_LENGTH, PATH_PATTERN
+
+    generator = random.Random(24)
+    alphabet = "/aZ9_.-;$ \n"
+    accepted = 0
+    for _ in range(20000):
+        value = "".join(generator.choice(alphabet) for _ in range(generator.randrange(0, 24)))
+        old, new = re.fullmatch(OLD_PATH_PATTERN, value), re.fullmatch(PATH_PATTERN, value)
+        assert (old is None) == (new is None), value  # short values: no length bound reached
+        accepted += new is not None
+    assert accepted > 500  # both sides of the patterns are exercised
+    assert re.fullmatch(PATH_PATTERN, "/" + "d" * 51 + "/web.pem") is None  # bounded on purpose
+    assert re.fullmatch(OLD_PATH_PATTERN, "/" + "d" * 51 + "/web.pem")
+    assert len(longest_value(PATH_PATTERN)) <= MAX_PATH_LENGTH  # the installer's own bound holds already
