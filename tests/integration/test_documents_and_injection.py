@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -225,3 +226,31 @@ def test_the_host_file_variable_is_the_programs() -> None:
 
     assert host_file.HOST_CONFIG_VARIABLE == INSTALLER_CONFIG_VARIABLE
     assert INSTALLER_CONFIG_VARIABLE not in "\n".join(launcher(DOCUMENTS[0]))
+
+
+OLDEST_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.6.*/bin/python3") + glob.glob("/usr/bin/python3.6"))
+
+
+@pytest.mark.parametrize("python", OLDEST_PYTHONS or ["none"])
+def test_the_document_decodes_and_starts_its_program_on_python_3_6(python: str, tmp_path: Path) -> None:
+    """The launcher and its Ascii85 + bz2 here-document, run by sh as the agent runs them, on the oldest
+    python3 the hosts have (RHEL 8's platform-python is 3.6): the program starts and refuses a bad value."""
+    if python == "none":
+        pytest.skip("no Python 3.6 on this machine")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(python)
+    commands = yaml.safe_load(INSTALL.read_text())["mainSteps"][0]["inputs"]["runCommand"]
+    script = tmp_path / "_script.sh"
+    script.write_text("\n".join(commands) + "\n")
+    result = subprocess.run(
+        ["sh", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SSM_SecretArn": "not-an-arn"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "parameter SecretArn has a value that is not allowed: 'not-an-arn'" in result.stderr
