@@ -14,14 +14,15 @@ The program is the package ``ssm_documents/certrotate_installer/`` built into on
 ``rotation/build/installer.py`` (each module less its comments, the same syntax tree). It travels
 bz2-compressed and Ascii85-encoded in a quoted here-document, in lines of ``BLOB_LINE``
 characters: SSM counts a document and its longest parameter values against 64 KB, and certrotate
-keeps each document within ``SIZE_BUDGET`` (56 KiB) so that later code has room
-(``budget.py`` computes it). bz2 (in every Python 3) beats the other codecs of the standard
-library on this text: 35.3 KB against 37.5 KB for xz (preset 9, extreme) and 42.7 KB for zlib,
-as measured on the build of December 2026 (151.7 KB). Ascii85 (Python 3.4+) writes 5 characters for 4 bytes where base64 writes
-4 for 3; its three characters that YAML or JSON would quote or escape are written as letters it
-never uses, so the blob needs no quoting anywhere. A test proves the blob decodes to the build
-byte for byte, and that every module it embeds is its file less its comments, parsing to the same
-tree; ``python -m rotation.build.ssm_documents --decode ssm_documents/RunUpdateTLS.yaml`` prints it.
+keeps each document within ``budget.SIZE_BUDGET`` (56 KiB) so that later code has room. bz2 (in
+every Python 3) beats the other codecs of the standard library on this text: 35.3 KB against
+37.5 KB for xz (preset 9, extreme) and 42.7 KB for zlib, measured on the 151.7 KB build of
+December 2026 (and lzma is an optional module of a Python build). Ascii85 (pure Python in
+``base64`` since 3.4) writes 5 characters for 4 bytes where base64 writes 4 for 3; its three
+characters that YAML or JSON would quote or escape are written as letters it never uses, so the
+blob needs no quoting anywhere. A test proves the blob decodes to the build byte for byte, and
+that every module it embeds is its file less its comments, parsing to the same tree;
+``python -m rotation.build.ssm_documents --decode ssm_documents/RunUpdateTLS.yaml`` prints it.
 """
 
 from __future__ import annotations
