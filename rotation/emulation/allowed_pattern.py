@@ -23,7 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import re2
+try:
+    import re2
+except ImportError as exc:  # pragma: no cover - the demo and dev extras install it
+    raise ImportError(
+        "the local SSM runner checks allowedPattern with google-re2: pip install 'certrotate[demo]'"
+    ) from exc
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would print every refused pattern on stderr
