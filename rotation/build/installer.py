@@ -1,8 +1,11 @@
 """Build the installer package ``ssm_documents/certrotate_installer/`` into the one program the SSM
 documents embed, and load the package for the build and the tests.
 
-The program is one generated Python file (standard library only, 3.6+): every module's source,
-verbatim in a raw triple-quoted string, in a table sorted by module name, then a tiny
+The program is one generated Python file (standard library only, 3.6+): every module's source less
+its comments (``#`` to the end of the line; every line, docstring and column kept, so the module
+parses to the same tree down to each node's line and column, which the build proves, and a
+traceback's line numbers are the package's), in a raw triple-quoted string, in a table sorted by
+module name, then a tiny
 ``importlib`` finder and loader that serves ``certrotate_installer.*`` from that table (each
 module compiled with its package path as file name, so a traceback names the module and shows
 its line), then ``main``. Not a zipapp: the launcher feeds the program on stdin and nothing may be
@@ -16,7 +19,9 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import io
 import sys
+import tokenize
 from pathlib import Path
 from types import ModuleType
 
@@ -29,7 +34,7 @@ _HEADER = '''\
 """certrotate installer, built by `python -m rotation.build.ssm_documents` from the package
 ssm_documents/certrotate_installer/ (its __init__.py says what it does); do not edit.
 
-MODULES holds each module's source byte for byte; the finder below serves them to `import`.
+MODULES holds each module's source less its comments (the same lines); the finder below serves them to `import`.
 """
 
 import importlib.abc
@@ -93,6 +98,43 @@ def module_filename(path: Path) -> str:
     return path.relative_to(PACKAGE_DIR.parent).as_posix()
 
 
+def without_comments(source: str) -> str:
+    """Pure: ``source`` with each comment cut (with the blanks before it) and nothing else changed.
+
+    A comment-only line stays as an empty line, so every line keeps its number and every token its
+    column: the module's syntax tree is the same down to each node's position (``same_tree``).
+    """
+    lines = source.splitlines(keepends=True)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, column = token.start
+            line = lines[row - 1]
+            ending = line[len(line.rstrip("\r\n")) :]
+            lines[row - 1] = line[:column].rstrip(" \t") + ending
+    return "".join(lines)
+
+
+def same_tree(first: str, second: str) -> bool:
+    """Pure: the two sources parse to the same syntax tree, every node at the same line and column."""
+    return ast.dump(ast.parse(first), include_attributes=True) == ast.dump(ast.parse(second), include_attributes=True)
+
+
+def embedded_sources() -> dict[str, str]:
+    """Module name -> the source the program embeds for it: its file less its comments.
+
+    Raises:
+        ValueError: cutting the comments changed the module's syntax tree (it cannot, by construction).
+    """
+    sources = {}
+    for name, path in module_files():
+        source = path.read_text(encoding="utf-8")
+        embedded = without_comments(source)
+        if not same_tree(source, embedded):
+            raise ValueError(f"{path}: cutting its comments changed its code")
+        sources[name] = embedded
+    return sources
+
+
 def build() -> str:
     """The program: deterministic, the same text for the same package.
 
@@ -101,15 +143,16 @@ def build() -> str:
             verbatim), or the program holds ``{{`` (SSM would substitute it).
     """
     entries = []
+    sources = embedded_sources()
     for name, path in module_files():
-        source = path.read_text(encoding="utf-8")
+        source = sources[name]
         if "'''" in source or source.endswith("\\"):
             raise ValueError(f"{path} cannot be embedded verbatim: it holds ''' or ends with a backslash")
         entries.append(f"    {name!r}: ({module_filename(path)!r}, r'''{source}'''),\n")
     program = _HEADER + "".join(entries) + _FOOTER
     if "{{" in program:
         raise ValueError("the installer must not contain '{{': SSM would substitute it")
-    if embedded_modules(program) != {name: path.read_text(encoding="utf-8") for name, path in module_files()}:
+    if embedded_modules(program) != sources:
         raise ValueError("a module does not survive embedding byte for byte")
     return program
 

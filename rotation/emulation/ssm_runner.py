@@ -2,7 +2,9 @@
 
 moto records SendCommand but runs nothing. This runner takes a schemaVersion 2.2 document, checks
 the given parameters the way SSM does before it sends anything to an instance (unknown names,
-missing required values, type, allowedValues, allowedPattern), fills in defaults, and runs each
+missing required values, type, allowedValues, allowedPattern), fills in defaults, compiles every
+parameter's allowedPattern with Go's semantics whatever the value, as SSM Agent does
+(``allowed_pattern.py`` says how and cites the agent), and runs each
 ``aws:runShellScript`` step with ``sh`` (as the SSM Agent does), in order, stopping at the first
 failing step, and reports each step's exit code and output.
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from rotation.emulation.allowed_pattern import PatternError, accepts, compile_pattern
 from rotation.errors import CertRotateError
 
 _SH = shutil.which("sh") or "/bin/sh"
@@ -84,6 +87,7 @@ def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | li
         raise DocumentParameterError(
             f"unknown parameter(s) {', '.join(unknown)}; the document declares {', '.join(declared)}"
         )
+    compiled = _compiled_patterns(declared)
     resolved: dict[str, str] = {}
     for name, spec in declared.items():
         if name in given:
@@ -107,12 +111,34 @@ def resolve_parameters(document: Mapping[str, Any], given: Mapping[str, str | li
             allowed = spec.get("allowedValues")
             if allowed is not None and item not in allowed:
                 raise DocumentParameterError(f"parameter {name} value {item!r} is not one of {', '.join(allowed)}")
-            pattern = spec.get("allowedPattern")
-            # SSM matches the whole value (Java's Matcher.matches), so a trailing newline fails too.
-            if pattern is not None and re.fullmatch(pattern, item) is None:
-                raise DocumentParameterError(f"parameter {name} value {item!r} does not match {pattern}")
+            # The API matches the whole value (so a trailing newline fails too), the agent searches
+            # with Go's regexp: a value must pass both.
+            if name in compiled and not accepts(compiled[name], item):
+                raise DocumentParameterError(f"parameter {name} value {item!r} does not match {spec['allowedPattern']}")
         resolved[name] = ",".join(values) if kind == "StringList" else values[0]
     return resolved
+
+
+def _compiled_patterns(declared: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared allowedPattern compiled as SSM Agent compiles them: all of them, whatever the
+    values, every failure named at once (the agent joins its validators' errors).
+
+    Raises:
+        DocumentParameterError: a pattern Go's regexp refuses; the command would fail on every instance.
+    """
+    compiled: dict[str, Any] = {}
+    failures: list[str] = []
+    for name, spec in declared.items():
+        pattern = spec.get("allowedPattern")
+        if not pattern:  # the agent skips an empty pattern
+            continue
+        try:
+            compiled[name] = compile_pattern(pattern)
+        except PatternError as exc:
+            failures.append(f"parameter {name}: {exc}")
+    if failures:
+        raise DocumentParameterError("; ".join(failures))
+    return compiled
 
 
 def substitute(command: str, parameters: Mapping[str, str]) -> str:

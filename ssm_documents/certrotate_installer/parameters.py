@@ -21,9 +21,13 @@ class Parameter(NamedTuple):
     default: Optional[str]  # None: required
 
 
-# Every pattern is bounded: a value travels into the fleet record (SSM inventory) and an argv.
-# A name is at most 255 characters (NAME_MAX), a path at most MAX_PATH_LENGTH (checked in code).
-PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]{0,254}){1,16}$"
+# Every pattern is bounded: a value travels into the fleet record (SSM inventory) and an argv, and
+# SSM counts the longest values against the document's 64 KB. Every pattern also compiles, with the
+# same meaning, in Java (the SSM API) and Go (SSM Agent's regexp, which refuses nested repeats whose
+# counts multiply past 1000, so 16 names of 255 characters cannot be one repeat): a path is at most
+# 15 directory names of at most 50 characters, then a file name of at most 255 (NAME_MAX), so at
+# most 15 * 51 + 256 = 1021 characters, within MAX_PATH_LENGTH (checked again in code).
+PATH_PATTERN = r"^$|^(/[A-Za-z0-9_][A-Za-z0-9._-]{0,49}){0,15}/[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"
 MAX_PATH_LENGTH = 1024
 # Partition (aws, aws-cn, aws-us-gov, aws-iso-b...), region (us-gov-west-1...), account, name:
 # a secret name is at most 512 characters, and Secrets Manager appends "-" and 6 characters.

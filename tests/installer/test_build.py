@@ -1,8 +1,9 @@
 """The installer package and the one program built from it (rotation/build/installer.py).
 
 The program is what the documents embed: deterministic (the same bytes on every build), every
-module verbatim, served to ``import`` by its own finder, tracebacks naming the module file; and no
-module of the package is longer than one sitting's reading (400 lines, issue 20).
+module less its comments (the same lines and syntax tree), served to ``import`` by its own finder,
+tracebacks naming the module file; and no module of the package is longer than one sitting's
+reading (400 lines, issue 20).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from certrotate_installer import host_file
 
-from rotation.build.installer import build, embedded_modules, module_files
+from rotation.build.installer import build, embedded_modules, module_files, same_tree, without_comments
 from rotation.build.ssm_documents import (
     DOCUMENTS,
     HEREDOC_END,
@@ -71,7 +72,7 @@ def test_documents_are_committed_as_rendered_from_the_program() -> None:
 def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires() -> None:
     for document in DOCUMENTS:
         text = document_path(document).read_text()
-        assert len(text.encode()) < 64 * 1024 - 4096  # SSM's 64 KB quota, with room for parameter values
+        assert len(text.encode()) < 56 * 1024  # SSM's 64 KB quota; test_document_budget counts the values too
         loaded = yaml.safe_load(text)
         assert loaded["schemaVersion"] == "2.2" and loaded["description"]
         (step,) = loaded["mainSteps"]
@@ -90,15 +91,26 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
         assert sorted(placeholders) == sorted(loaded["parameters"])  # only inside the fallback lines
 
 
-def test_every_embedded_module_is_its_file_in_the_package_byte_for_byte() -> None:
-    """The decoded program is the build, and each module it carries is the package's file, unchanged."""
-    files = {name: path.read_bytes() for name, path in module_files()}
+def test_every_embedded_module_is_its_file_less_its_comments_with_the_same_code_at_the_same_places() -> None:
+    """The decoded program is the build, and each module it carries is the package's file with its
+    comments cut and nothing else: the same lines, the same syntax tree down to each node's line and column."""
+    files = {name: path.read_text(encoding="utf-8") for name, path in module_files()}
     for document in DOCUMENTS:
         program = embedded_program(document_path(document))
         assert program.encode("utf-8") == build().encode("utf-8")
-        embedded = {name: source.encode("utf-8") for name, source in embedded_modules(program).items()}
+        embedded = embedded_modules(program)
         assert list(embedded) == sorted(files)  # every module, in module-name order
-        assert embedded == files
+        for name, source in files.items():
+            assert embedded[name] == without_comments(source)
+            assert embedded[name].count("\n") == source.count("\n")  # a traceback's line is the file's line
+            assert same_tree(embedded[name], source), name
+
+
+def test_cutting_comments_keeps_strings_that_hold_a_hash_and_changes_no_code() -> None:
+    source = 'x = "a # b"  # a comment\n# only a comment\ny = 1\n'
+    assert without_comments(source) == 'x = "a # b"\n\ny = 1\n'
+    assert same_tree(source, without_comments(source))
+    assert not same_tree("x = 1\n", "\nx = 1\n")  # the check sees a moved line
 
 
 def test_no_document_offers_an_apache_config_to_the_sender() -> None:
@@ -214,3 +226,31 @@ def test_the_host_file_variable_is_the_programs() -> None:
 
     assert host_file.HOST_CONFIG_VARIABLE == INSTALLER_CONFIG_VARIABLE
     assert INSTALLER_CONFIG_VARIABLE not in "\n".join(launcher(DOCUMENTS[0]))
+
+
+OLDEST_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/3.6.*/bin/python3") + glob.glob("/usr/bin/python3.6"))
+
+
+@pytest.mark.parametrize("python", OLDEST_PYTHONS or ["none"])
+def test_the_document_decodes_and_starts_its_program_on_python_3_6(python: str, tmp_path: Path) -> None:
+    """The launcher and its Ascii85 + bz2 here-document, run by sh as the agent runs them, on the oldest
+    python3 the hosts have (RHEL 8's platform-python is 3.6): the program starts and refuses a bad value."""
+    if python == "none":
+        pytest.skip("no Python 3.6 on this machine")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(python)
+    commands = yaml.safe_load(INSTALL.read_text())["mainSteps"][0]["inputs"]["runCommand"]
+    script = tmp_path / "_script.sh"
+    script.write_text("\n".join(commands) + "\n")
+    result = subprocess.run(
+        ["sh", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SSM_SecretArn": "not-an-arn"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "parameter SecretArn has a value that is not allowed: 'not-an-arn'" in result.stderr
