@@ -350,10 +350,11 @@ class FleetScope:
 
 
 def parse_readers(text: str) -> tuple[tuple[str, str], ...]:
-    """``ACCOUNT:NAME-PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
+    """``ACCOUNT:PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
 
     Raises:
-        ScopeError: an entry is not a 12-digit account, a colon and a secret-name prefix.
+        ScopeError: an entry is not a 12-digit account, a colon and whole name segments each ending
+            in "/" (never empty), or there are more than MAX_READERS entries.
     """
     readers = []
     for entry in (e.strip() for e in text.split(",")):

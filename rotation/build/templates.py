@@ -14,8 +14,9 @@ i-th item (and, with ``when``, that the condition ``when`` holds for it); ``{cer
 inside the resource stands for that item. The list is padded with empty items, so no
 ``Fn::Select`` ever runs past its end. ``conditions: {NAME: expression}`` in the slots adds, for
 each copy, a condition ``<LogicalId><i>NAME`` (the expression with that copy's item), which the
-resource and ``when`` name as ``{certrotate:condition: NAME}`` (e.g. for ``Fn::If`` inside it). ``python -m rotation.build.templates`` rewrites the
-templates; a test proves the committed ones are current.
+resource and ``when`` name as ``{certrotate:condition: NAME}`` (e.g. for ``Fn::If`` inside it).
+``python -m rotation.build.templates`` rewrites the templates; a test proves the committed ones
+are current.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def expand_slots(template: dict[str, Any]) -> None:
             del resource["Metadata"]["certrotate"]
         if not resource["Metadata"]:
             del resource["Metadata"]
+        unknown = set(slots) - {"list", "count", "when", "conditions"}
+        if unknown:
+            raise ValueError(f"{logical_id}: Metadata.certrotate.slots has unknown keys {sorted(unknown)}")
         parameter, count, when = slots["list"], int(slots["count"]), slots.get("when")
         for index in range(count):
             item = slot_item(template, parameter, count, index)
@@ -81,7 +85,7 @@ def expand_slots(template: dict[str, Any]) -> None:
 
             def this_copy(node: Any, item: Any = item, name: str = name) -> Any:
                 node = substitute(json.loads(json.dumps(node)), ITEM, lambda _: item)
-                return substitute(node, SLOT_CONDITION, lambda suffix: f"{name}{suffix}")
+                return substitute(node, SLOT_CONDITION, lambda tail: f"{name}{tail}")
 
             conditions = template.setdefault("Conditions", {})
             for suffix, expression in (slots.get("conditions") or {}).items():

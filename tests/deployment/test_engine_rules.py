@@ -46,6 +46,8 @@ TEMPLATES = ["central-account.yaml", "workload-account.yaml"]
 def load(name: str) -> dict[str, Any]:
     """A rendered template, parsed once (the resolver never changes it)."""
     return load_rendered(name)
+
+
 A, B, C = "111111111111", "222222222222", "333333333333"
 
 
@@ -156,7 +158,7 @@ READER_VALUES = [
     (f"{A}:team-a/*", False),
     (f"{A}:team-a/,{B}:", False),
     (f"{A}:a/,{A}:b/,{A}:c/,{A}:d/,{A}:e/,{A}:f/", False),  # six entries
-    (f"1111:team-a/", False),
+    ("1111:team-a/", False),
     (f"{A}:team a/", False),
     (f"{A}:team-a/,", False),
 ]
