@@ -304,7 +304,12 @@ FLEET_REGIONS_ENV = "CERTROTATE_FLEET_REGIONS"
 SECRET_READERS_ENV = "CERTROTATE_SECRET_READERS"
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
-_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{0,512}$")
+#: A SecretReaders prefix (issue 25 item 4): one or more whole name segments, each ending in "/", so
+#: ``team-a/`` covers ``team-a/web`` but never ``team-ab/web``, and an empty prefix (every secret of
+#: the account) is refused. The central template's ``SecretReaders`` pattern admits the same.
+READER_PREFIX = re.compile(r"^(?:[A-Za-z0-9_+=.@-]+/)+$")
+#: At most this many entries (the template's pattern; each needs its own key-policy statement).
+MAX_READERS = 5
 
 
 class ScopeError(ValueError):
@@ -345,20 +350,23 @@ class FleetScope:
 
 
 def parse_readers(text: str) -> tuple[tuple[str, str], ...]:
-    """``ACCOUNT:NAME-PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
+    """``ACCOUNT:PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
 
     Raises:
-        ScopeError: an entry is not a 12-digit account, a colon and a secret-name prefix.
+        ScopeError: an entry is not a 12-digit account, a colon and whole name segments each ending
+            in "/" (never empty), or there are more than MAX_READERS entries.
     """
     readers = []
     for entry in (e.strip() for e in text.split(",")):
         if not entry:
             continue
         account, _, prefix = entry.partition(":")
-        if not _ACCOUNT.match(account) or not _PREFIX.match(prefix) or ":" not in entry:
+        if not _ACCOUNT.match(account) or len(prefix) > 512 or not READER_PREFIX.match(prefix):
             raise ScopeError(
-                f"{SECRET_READERS_ENV}: {entry[:80]!r} is not ACCOUNT:NAME-PREFIX "
-                "(12 digits, a colon, then the start of the secret names that account reads)"
+                f"{SECRET_READERS_ENV}: {entry[:80]!r} is not ACCOUNT:PREFIX (12 digits, a colon, then "
+                "the secret-name segments that account reads, each ending in /, e.g. team-a/; not empty)"
             )
         readers.append((account, prefix))
+    if len(readers) > MAX_READERS:
+        raise ScopeError(f"{SECRET_READERS_ENV}: {len(readers)} entries; at most {MAX_READERS}")
     return tuple(readers)

@@ -12,8 +12,11 @@ so a resource with ``Metadata.certrotate.slots: {list: PARAMETER, count: N}`` is
 (``<LogicalId>1`` … ``<LogicalId>N``), the i-th under a generated condition that the list has an
 i-th item (and, with ``when``, that the condition ``when`` holds for it); ``{certrotate:item: i}``
 inside the resource stands for that item. The list is padded with empty items, so no
-``Fn::Select`` ever runs past its end. ``python -m rotation.build.templates`` rewrites the
-templates; a test proves the committed ones are current.
+``Fn::Select`` ever runs past its end. ``conditions: {NAME: expression}`` in the slots adds, for
+each copy, a condition ``<LogicalId><i>NAME`` (the expression with that copy's item), which the
+resource and ``when`` name as ``{certrotate:condition: NAME}`` (e.g. for ``Fn::If`` inside it).
+``python -m rotation.build.templates`` rewrites the templates; a test proves the committed ones
+are current.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def document_contents() -> dict[str, Any]:
 
 BIND = "certrotate:bind"
 ITEM = "certrotate:item"
+SLOT_CONDITION = "certrotate:condition"
 
 
 def substitute(value: Any, key: str, replace: Any) -> Any:
@@ -71,16 +75,26 @@ def expand_slots(template: dict[str, Any]) -> None:
             del resource["Metadata"]["certrotate"]
         if not resource["Metadata"]:
             del resource["Metadata"]
+        unknown = set(slots) - {"list", "count", "when", "conditions"}
+        if unknown:
+            raise ValueError(f"{logical_id}: Metadata.certrotate.slots has unknown keys {sorted(unknown)}")
         parameter, count, when = slots["list"], int(slots["count"]), slots.get("when")
         for index in range(count):
             item = slot_item(template, parameter, count, index)
+            name = f"{logical_id}{index + 1}"
+
+            def this_copy(node: Any, item: Any = item, name: str = name) -> Any:
+                node = substitute(json.loads(json.dumps(node)), ITEM, lambda _: item)
+                return substitute(node, SLOT_CONDITION, lambda tail: f"{name}{tail}")
+
+            conditions = template.setdefault("Conditions", {})
+            for suffix, expression in (slots.get("conditions") or {}).items():
+                conditions[f"{name}{suffix}"] = this_copy(expression)
             condition: dict[str, Any] = {"Fn::Not": [{"Fn::Equals": [item, ""]}]}
             if when is not None:
-                condition = {"Fn::And": [condition, substitute(when, ITEM, lambda _, item=item: item)]}
-            name = f"{logical_id}{index + 1}"
-            template.setdefault("Conditions", {})[name] = condition
-            copy = substitute(json.loads(json.dumps(resource)), ITEM, lambda _, item=item: item)
-            resources[name] = {"Condition": name, **copy}
+                condition = {"Fn::And": [condition, this_copy(when)]}
+            conditions[name] = condition
+            resources[name] = {"Condition": name, **this_copy(resource)}
     template["Resources"] = resources
 
 

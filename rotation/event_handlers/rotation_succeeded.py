@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rotation.association_schedule import check_schedule
 from rotation.aws import aws_call, make_client
 from rotation.errors import AwsCallError, EventError
 from rotation.fleet import INSTANCE_TAG
@@ -57,6 +58,12 @@ class AssociationSettings:
     max_concurrency: str
     max_errors: str
     compliance_severity: str
+
+    def __post_init__(self) -> None:
+        """Raises:
+        SpecError: the schedule is not one State Manager accepts (refused here, so no
+            CreateAssociation or UpdateAssociation is sent that the service would refuse)."""
+        check_schedule(self.schedule, "ASSOCIATION_SCHEDULE")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> AssociationSettings:

@@ -144,7 +144,7 @@ def decrypt_context(account: str, role: str, name: str, org: str = "o-abcdefghij
     }
 
 
-READERS = {"SecretReaders": "111111111111:web/,222222222222:certs/certrotate-example-"}
+READERS = {"SecretReaders": "111111111111:web/,222222222222:certs/"}
 ORGANIZATION = {"WorkloadOrganizationId": "o-abcdefghij"}
 
 
@@ -222,15 +222,19 @@ def test_the_converge_function_reserves_no_concurrency(name: str) -> None:
 
 
 # State Manager's documented range (Systems Manager User Guide, "Reference: Cron and rate
-# expressions for Systems Manager"): 30 minutes to 31 days, singular unit for 1.
+# expressions for Systems Manager"): 30 minutes to less than 31 days, singular unit for 1.
 SCHEDULES = {
     "rate(30 minutes)": True,
     "rate(45 minutes)": True,
     "rate(1 hour)": True,
     "rate(12 hours)": True,
-    "rate(744 hours)": True,
+    "rate(743 hours)": True,
+    "rate(44639 minutes)": True,
     "rate(1 day)": True,
-    "rate(31 days)": True,
+    "rate(30 days)": True,
+    "rate(744 hours)": False,  # issue 24 item 3: 31 days is not less than 31 days
+    "rate(31 days)": False,
+    "rate(44640 minutes)": False,
     "cron(0 2 ? * SUN *)": True,
     "rate(5 minutes)": False,
     "rate(29 minutes)": False,
@@ -318,15 +322,20 @@ def test_revocation_metrics_are_alarmed_as_telemetry_emits_them(
 def test_workload_buses_receive_only_the_rotations_of_secrets_a_reader_reads(rule: str) -> None:
     """Issue 16 item 5: before, every workload bus received every secret's rotation events
     (database passwords included). With SecretReaders, a rotation is forwarded only when its secret
-    is under a reader's prefix."""
+    is under a prefix of the bus's own account (issue 25 item 4: not another reader's)."""
     import json
 
     from moto.events.models import EventPattern
 
     from tests.deployment.test_templates import sample
 
-    stack = Stack(load("central-account.yaml"), {"CertificateAuthorityArns": "arn:ca", **READERS})
+    buses = [f"arn:aws:events:{REGION}:111111111111:event-bus/certrotate-{i}" for i in range(20)]
+    stack = Stack(
+        load("central-account.yaml"),
+        {"CertificateAuthorityArns": "arn:ca", "WorkloadEventBusArns": ",".join(buses), **READERS},
+    )
     resource = stack.template["Resources"][rule]
+    assert stack.condition(resource["Condition"])
     pattern = EventPattern.load(json.dumps(stack.resolve(resource["Properties"]["EventPattern"])))
     event = sample("secretsmanager-rotation-succeeded")
 
@@ -335,6 +344,6 @@ def test_workload_buses_receive_only_the_rotations_of_secrets_a_reader_reads(rul
         return {**event, "detail": detail}
 
     assert pattern.matches_event(rotated("web/front"))
-    assert pattern.matches_event(rotated("certs/certrotate-example-pca"))
+    assert not pattern.matches_event(rotated("certs/certrotate-example-pca"))  # 222222222222's
     assert not pattern.matches_event(rotated("db/password"))
     assert not pattern.matches_event(rotated("prod/web/front"))  # a prefix, not a substring

@@ -215,3 +215,112 @@ def test_revoke_certificate_only_on_the_configured_cas_in_every_template() -> No
     (_, _, statement) = revoking[0]
     assert statement["Effect"] == "Allow" and as_list(statement["Action"]) == ["acm-pca:RevokeCertificate"]
     assert statement["Resource"] == {"Ref": "CertificateAuthorityArns"}
+
+
+# -- condition operators against their keys' types (issue 24 item 5) ------------------------------
+
+#: Types of the global keys the templates use (IAM User Guide, "AWS global condition context keys",
+#: each key's "Data type"); service keys and the tag keys come from policy_sentry's database.
+GLOBAL_KEY_TYPES = {
+    "aws:PrincipalArn": "arn",
+    "aws:PrincipalAccount": "string",
+    "aws:PrincipalOrgID": "string",
+    "aws:SourceAccount": "string",
+    "aws:SourceArn": "arn",
+    "aws:SecureTransport": "bool",
+}
+#: The key types each operator family compares (IAM User Guide, "Condition operators"; IAM Access
+#: Analyzer's policy check "Data type mismatch"). An ARN is also a string, so string operators may
+#: compare ARN keys (AWS's own examples do, e.g. StringEquals on aws:SourceArn); ARN operators on a
+#: String key are the mismatch.
+OPERATOR_TYPES = {
+    "String": {"string", "arn"},
+    "Arn": {"arn"},
+    "Numeric": {"numeric"},
+    "Date": {"date"},
+    "Bool": {"bool", "boolean"},
+    "Binary": {"binary"},
+    "IpAddress": {"ipaddress"},
+    "NotIpAddress": {"ipaddress"},
+}
+
+
+def every_policy_document(node: Any) -> Iterator[dict[str, Any]]:
+    """Every policy document anywhere in a template's resources (trust policies, role and managed
+    policies, key, topic, queue, bus, secret and table resource policies)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Statement"), list):
+            yield node
+        for value in node.values():
+            yield from every_policy_document(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from every_policy_document(value)
+
+
+def key_type(key: str, actions: list[str]) -> str | None:
+    """The documented type of ``key`` for these actions (lower case, array element type), or None."""
+    from policy_sentry.querying.conditions import get_service_prefix_data, is_condition_key_match
+
+    found = set()
+    for action in actions:
+        service = action.split(":", 1)[0]
+        if service == "*":
+            continue
+        conditions = (get_service_prefix_data(service) or {}).get("conditions", {})
+        found |= {data["type"].lower() for name, data in conditions.items() if is_condition_key_match(name, key)}
+    if not found and key in GLOBAL_KEY_TYPES:
+        found = {GLOBAL_KEY_TYPES[key]}
+    if len(found) != 1:
+        return None
+    (kind,) = found
+    return kind.removeprefix("arrayof")
+
+
+def operator_family(operator: str) -> str:
+    """``ForAnyValue:StringLikeIfExists`` → ``String``; ``NotIpAddress`` stays itself; ``Null``."""
+    bare = operator.split(":", 1)[-1].removesuffix("IfExists")
+    for family in sorted(OPERATOR_TYPES, key=len, reverse=True):
+        if bare.startswith(family):
+            return family
+    return bare
+
+
+def condition_uses() -> list[tuple[str, str, str, list[str]]]:
+    uses = []
+    for path in TEMPLATES:
+        for document in every_policy_document(load(path)["Resources"]):
+            for written in document["Statement"]:
+                for statement in unconditional(written):
+                    actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
+                    for operator, keys in (statement.get("Condition") or {}).items():
+                        uses.extend((path.name, operator, key, actions) for key in keys)
+    return uses
+
+
+def test_every_condition_operator_fits_its_keys_type() -> None:
+    """Issue 24 item 5: the key policy compared kms:EncryptionContext:SecretARN (a String key) with
+    ArnLike, which IAM Access Analyzer reports as a type mismatch. Every operator in every policy of
+    both templates is now checked against its key's type from the IAM database."""
+    uses = condition_uses()
+    assert any(key == "kms:EncryptionContext:SecretARN" for _, _, key, _ in uses)
+    problems = []
+    for template, operator, key, actions in uses:
+        family = operator_family(operator)
+        if family == "Null":  # compares presence, any type
+            continue
+        kind = key_type(key, actions)
+        if kind is None:
+            problems.append(f"{template}: {key} has no documented type for {actions}")
+        elif family not in OPERATOR_TYPES or kind not in OPERATOR_TYPES[family]:
+            problems.append(f"{template}: {operator} on {key}, a {kind} key")
+    assert problems == []
+
+
+def test_the_type_check_refuses_arnlike_on_a_string_key() -> None:
+    """The check itself catches the defect it is for (and passes what AWS's examples write)."""
+    assert key_type("kms:EncryptionContext:SecretARN", ["kms:Decrypt"]) == "string"
+    assert "string" not in OPERATOR_TYPES[operator_family("ArnLike")]
+    assert "string" in OPERATOR_TYPES[operator_family("StringLike")]
+    assert key_type("aws:TagKeys", ["acm:AddTagsToCertificate"]) == "string"  # ArrayOfString's elements
+    assert operator_family("ForAllValues:StringEquals") == "String"

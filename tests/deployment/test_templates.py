@@ -33,12 +33,16 @@ def sample(name: str) -> dict[str, Any]:
 
 
 def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every identity-policy statement of every IAM role, with its role's logical id."""
+    """Every identity-policy statement of every IAM role, with its role's logical id (a statement
+    written as ``Fn::If`` counts as its branches, ``AWS::NoValue`` dropped)."""
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
                 for statement in policy["PolicyDocument"]["Statement"]:
-                    yield logical_id, statement
+                    branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                    for branch in branches:
+                        if branch != {"Ref": "AWS::NoValue"}:
+                            yield logical_id, branch
 
 
 def as_list(value: Any) -> list[Any]:

@@ -143,8 +143,11 @@ def test_rotation_scope_readers_bound_which_accounts_concern_a_secret() -> None:
     with pytest.raises(ScopeError, match="CERTROTATE_SECRET_READERS"):
         FleetScope.from_environment({"CERTROTATE_SECRET_READERS": "1111:web/"})
     assert FleetScope.from_environment(
-        {"CERTROTATE_SECRET_READERS": "111111111111:web/,222222222222:", "CERTROTATE_FLEET_REGIONS": "eu-west-1"}
-    ) == FleetScope(("eu-west-1",), (("111111111111", "web/"), ("222222222222", "")))
+        {"CERTROTATE_SECRET_READERS": "111111111111:web/,222222222222:db/", "CERTROTATE_FLEET_REGIONS": "eu-west-1"}
+    ) == FleetScope(("eu-west-1",), (("111111111111", "web/"), ("222222222222", "db/")))
+    for prefix in ("", "web", "/", "web//"):  # issue 25 item 4: every secret, or a raw string prefix
+        with pytest.raises(ScopeError, match="each ending in /"):
+            FleetScope.from_environment({"CERTROTATE_SECRET_READERS": f"111111111111:web/,222222222222:{prefix}"})
 
 
 def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
