@@ -6,7 +6,10 @@ sighting, SAMPLE fresh connections with SNI must all present it byte for byte: R
 held open until the round is done (a busy worker cannot take the next), a round every SPACING s
 (16 over just over a second). A stale share p escapes with probability (1 - p) ** 16. Anything
 else restarts the count; bound SERVE_WAIT_SECONDS, with PROOF_SECONDS after a late sighting.
-``Server.wait_for`` runs it for every server; ``summary`` is the fleet record's ServedCheck.
+``Server.wait_for`` runs it for every server, on the addresses the server's own processes listen
+on (``server_processes.server_listeners``, looked up before each round): a server bound to one
+address or to IPv6 only is reached there, and another user's listener on another address of the
+port is never asked. ``summary`` is the fleet record's ServedCheck.
 """
 
 import contextlib
@@ -14,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .certificate import CertificateFacts, certificate_facts
 from .output import printable
@@ -129,15 +132,20 @@ def _probe(address: Tuple[str, int], hostname: str, barrier: Any, found: List[Op
             tls.close()
 
 
-def probe_round(address: Tuple[str, int], hostname: str, size: int) -> List[Optional[bytes]]:
-    """``size`` fresh TLS connections at once; each one's certificate (None: no handshake)."""
+def probe_round(addresses: Sequence[Tuple[str, int]], hostname: str, size: int, turn: int = 0) -> List[Optional[bytes]]:
+    """``size`` fresh TLS connections at once, spread over ``addresses`` (from the ``turn``-th on);
+    each one's certificate (None: no handshake; every one None when there is no address)."""
     found: List[Optional[bytes]] = [None] * size
+    if not addresses:
+        return found
     barrier = threading.Barrier(size)
     if size == 1:
-        _probe(address, hostname, barrier, found, 0)
+        _probe(addresses[turn % len(addresses)], hostname, barrier, found, 0)
         return found
     threads = [
-        threading.Thread(target=_probe, args=(address, hostname, barrier, found, index), daemon=True)
+        threading.Thread(
+            target=_probe, args=(addresses[(turn + index) % len(addresses)], hostname, barrier, found, index), daemon=True
+        )
         for index in range(size)
     ]
     for thread in threads:
@@ -148,21 +156,24 @@ def probe_round(address: Tuple[str, int], hostname: str, size: int) -> List[Opti
 
 
 def prove_served(
-    port: int,
+    listeners: Callable[[], Sequence[Tuple[str, int]]],
     hostname: str,
     facts: CertificateFacts,
     deadline_seconds: float = SERVE_WAIT_SECONDS,
-    host: str = "127.0.0.1",
 ) -> ServedProof:
     """Single connections until one presents ``facts``' certificate, then rounds until the last
-    SAMPLE connections all did, within the bound (see the module's docstring)."""
+    SAMPLE connections all did, within the bound (see the module's docstring). ``listeners`` gives,
+    before each round, the addresses the server's own processes listen on (none: no handshake)."""
     started = time.monotonic()
     deadline = started + deadline_seconds
     labels: List[str] = []
     sighted = False
+    turn = 0
     while True:
         round_started = time.monotonic()
-        found = probe_round((host, port), hostname, ROUND if sighted else 1)
+        size = ROUND if sighted else 1
+        found = probe_round(listeners(), hostname, size, turn)
+        turn += size
         labels = (labels + [probe_label(der, facts.der) for der in found])[-SAMPLE:]
         first = not sighted and labels[-1] == MATCH
         if first:

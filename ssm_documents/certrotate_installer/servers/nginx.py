@@ -8,6 +8,9 @@ combined layout only: one 0600 file holding the certificate, the chain and the k
 rename. (nginx has no directive for a separate chain file: with three files it would serve the
 certificate without its chain.)
 
+``ReloadMode`` ``restart`` is that same reload: nginx's own restart (stop, then start) gives the
+listening sockets away between the two, so no mode of this adapter ever stops the master.
+
 ``nginx -s reload`` returns once SIGHUP is sent: it does not wait for the master to load the new
 files, and a master that cannot load them keeps the old ones (it logs the error). So after it the
 adapter waits for the master (found in /proc by its command line) to start new workers and for the
@@ -27,7 +30,6 @@ from .base import Server
 
 # Output of ``nginx -s`` when no master runs: no pid file, an empty one, or a stale pid.
 NOT_RUNNING = ('.pid" failed (2:', "invalid PID number", "failed (3: No such process)")
-RESTART_SECONDS = 10.0  # how long a restart waits for the stopped master to let go of its ports
 SETTLE_SECONDS = 10.0  # how long a reload waits for the master's new workers (and its old ones to go)
 MASTER_TITLE = "nginx: master process "  # how nginx's master shows itself in /proc/PID/cmdline
 
@@ -52,13 +54,13 @@ class Nginx(Server):
         return self._test(self._command("-t"))
 
     def reload(self, mode: str) -> Tuple[bool, str]:
-        """graceful: ``nginx -s reload``, or start nginx when no master runs; restart: stop the
-        master (``nginx -s stop``) and start a new one."""
-        if mode == "restart":
-            stopped, text = self._control(self._command("-s", "stop"))
-            if not stopped and not self._not_running(text):
-                return False, text
-            return self._start(RESTART_SECONDS)
+        """``nginx -s reload``, or start nginx when no master runs; ``restart`` is the same reload.
+
+        A stop and a start would let the listening sockets go: between them any local user may
+        bind the port (above 1024) and answer with a certificate of their own. The reload keeps
+        them (the master re-reads its configuration and every certificate, new workers take the
+        same sockets), which is all a certificate change needs.
+        """
         before = self._master_and_workers()
         ok, text = self._control(self._command("-s", "reload"))
         if not ok:
