@@ -44,8 +44,8 @@ check failed; 7 nothing to roll back; 8 another install is running; 9 refused: u
 link, ownership or host configuration; 10 a file could not be written (full disk, I/O error);
 11 interrupted by a signal; 12 a rollback could not finish (the journal is kept; the next run
 retries it); 13 the host lacks a tool (python3, the aws CLI, Apache); 14 the previous files were
-restored but the server could not be brought back onto them (its config test or reload failed, or
-nothing of it answers TLS): it is down, say so loudly. 5, 6, 10, 11 and 1 restore the previous files.
+restored but the server could not be brought back onto them (after the undo's reload no process of
+the server listens on the port): it is down. 5, 6, 10, 11 and 1 restore the previous files.
 
 Modules, in the order a run uses them: ``parameters`` (the documents' parameters, one run's
 request), ``output`` (exit codes, errors, printable output), ``host_file`` (the host's settings,

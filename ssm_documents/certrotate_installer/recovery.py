@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from .certificate import CertificateFacts, live_facts
 from .directories import open_directory
@@ -10,30 +10,28 @@ from .host import Host
 from .journal import Phase
 from .output import Exit, InstallError, classify, describe_os_error, say
 from .path_policy import Target, TargetKind
-from .served_check import NO_TLS, RECHECK_SECONDS
+from .served_check import RECHECK_SECONDS
 from .swap import Swap
 
 
-def reload_after_undo(host: Host, restored: Optional[CertificateFacts] = None) -> Tuple[bool, str]:
+def reload_after_undo(host: Host, restored: Optional[CertificateFacts] = None) -> str:
     """Reload the server onto the restored files and, given the ``restored`` certificate, check that
-    fresh connections get it (RECHECK_SECONDS); a failure here is reported, never raised. Returns
-    whether the server is back (reloaded, and something of it answers TLS) and what happened."""
+    fresh connections get it (RECHECK_SECONDS); a failure here is reported, never raised."""
     title = host.server.title
     try:
         ok, _ = host.server.config_test()
         if not ok:
-            return False, f"{title} was not reloaded: its config test fails with the restored files too"
+            return f"{title} was not reloaded: its config test fails with the restored files too"
         ok, _ = host.server.reload("graceful")
         if ok and restored is not None:
             proof = host.server.wait_for(restored, RECHECK_SECONDS)
             served = f"served on {proof.summary} fresh connections"
             if not proof.ok:
                 served = "not served on every connection: " + proof.why(host.request.port)
-            back = any(label != NO_TLS for label in proof.labels)
-            return back, f"{title} reloaded; the restored serial {restored.serial_hex} is {served}"
+            return f"{title} reloaded; the restored serial {restored.serial_hex} is {served}"
     except Exception as exc:  # the restore is done; say why the reload is not
-        return False, f"{title} was not reloaded: {classify(exc)[1]}"
-    return ok, f"{title} reloaded" if ok else f"{title} did not reload"
+        return f"{title} was not reloaded: {classify(exc)[1]}"
+    return f"{title} reloaded" if ok else f"{title} did not reload"
 
 
 def recover(host: Host) -> None:
@@ -68,7 +66,7 @@ def recover(host: Host) -> None:
                 host.guard.protect(swap.undo)
                 note = ""
                 if swap.phase is Phase.SWAPPED:
-                    note = "; " + reload_after_undo(host)[1]
+                    note = "; " + reload_after_undo(host)
                 say(
                     "recovered an interrupted {} (stopped while {}): the files it replaced are back{}".format(
                         swap.action.value, swap.phase.value if swap.phase else "?", note
@@ -102,19 +100,27 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
         return InstallError(code, reason + "; no live file was changed")
     note = ""
     if phase is Phase.SWAPPED:
-        notes: List[Tuple[bool, str]] = []
+        notes: List[str] = []
         restored: Optional[CertificateFacts] = None
         with contextlib.suppress(OSError):
             restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
         host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
-        note = f" ({notes[0][1]})" if notes else ""
-        if notes and not notes[0][0]:
+        note = f" ({notes[0]})" if notes else ""
+        if not server_listens(host):
             return InstallError(
                 Exit.SERVER_DOWN,
-                f"{reason}; the previous certificate files are restored{note}, but {host.server.title} "
-                "could not be brought back onto them: it serves nothing on the port, act now",
+                f"{reason}; the previous certificate files are restored{note}, but {host.server.title} could not "
+                f"be brought back onto them: nothing of it listens on port {host.request.port}",
             )
     return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
+
+
+def server_listens(host: Host) -> bool:
+    """Whether a process of the server's own listens on the run's port (``Server.listeners``)."""
+    try:
+        return bool(host.server.listeners())
+    except Exception:  # a failure to look is a failure to prove the server is back
+        return False
 
 
 def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:
