@@ -144,7 +144,9 @@ def probe_round(addresses: Sequence[Tuple[str, int]], hostname: str, size: int, 
         return found
     threads = [
         threading.Thread(
-            target=_probe, args=(addresses[(turn + index) % len(addresses)], hostname, barrier, found, index), daemon=True
+            target=_probe,
+            args=(addresses[(turn + index) % len(addresses)], hostname, barrier, found, index),
+            daemon=True,
         )
         for index in range(size)
     ]

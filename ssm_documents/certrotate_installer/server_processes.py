@@ -8,6 +8,7 @@ local user's listener on another address of the port is never asked), and the HA
 sends nothing to a Unix socket whose peer (``SO_PEERCRED``) is not such a process.
 """
 
+import contextlib
 import os
 import pwd
 import socket
@@ -23,10 +24,8 @@ def trusted_uids(euid: int, users: Iterable[str]) -> FrozenSet[int]:
     """root, the installer's user and each of ``users`` that exists on this host."""
     uids = {0, euid}
     for name in users:
-        try:
+        with contextlib.suppress(KeyError):
             uids.add(pwd.getpwnam(name).pw_uid)
-        except KeyError:
-            pass
     return frozenset(uids)
 
 
@@ -61,7 +60,7 @@ def listening_rows(text: str, family: int, port: int) -> Dict[int, str]:
 def probe_address(address: str) -> str:
     """Pure: where to connect to reach a listener on ``address``: a wildcard through loopback, an
     IPv4-mapped IPv6 address as IPv4, any other address as it is."""
-    if address == "0.0.0.0":
+    if address == "0.0.0.0":  # noqa: S104 - a listener's address read from the kernel, not a bind
         return "127.0.0.1"
     if address == "::":
         return "::1"
@@ -98,7 +97,9 @@ def is_server_process(pid: int, binary: str, uids: FrozenSet[int]) -> bool:
 
 def server_pids(binary: str, uids: FrozenSet[int]) -> List[int]:
     """Every running process of ``binary`` with a real user of ``uids``."""
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and is_server_process(int(entry), binary, uids)]
+    return [
+        int(entry) for entry in os.listdir("/proc") if entry.isdigit() and is_server_process(int(entry), binary, uids)
+    ]
 
 
 def socket_inodes(pid: int) -> Set[int]:

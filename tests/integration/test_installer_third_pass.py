@@ -119,7 +119,9 @@ RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
 
 
 @contextlib.contextmanager
-def as_user(user: LocalUser, script: str, *arguments: str, stdin: str = "", groups: tuple[int, ...] = ()) -> Iterator[Any]:
+def as_user(
+    user: LocalUser, script: str, *arguments: str, stdin: str = "", groups: tuple[int, ...] = ()
+) -> Iterator[Any]:
     """``script`` run by ``user`` (and ``groups``); started once it prints READY, killed afterwards."""
     process = subprocess.Popen(
         [PYTHON, "-c", script, *arguments],

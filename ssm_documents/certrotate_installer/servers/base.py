@@ -101,7 +101,9 @@ class Server:
         ``deadline_seconds``. ``proof.ok``, ``proof.why(port)`` when not, ``proof.summary``."""
         binary = find_tool(self.distro.server, self.env)
         uids = trusted_uids(self.euid, self.users)
-        return prove_served(lambda: server_listeners(self.port, binary, uids), facts.common_name, facts, deadline_seconds)
+        return prove_served(
+            lambda: server_listeners(self.port, binary, uids), facts.common_name, facts, deadline_seconds
+        )
 
     def _test(self, command: List[str]) -> Tuple[bool, str]:
         """Run a config test: (exit 0, stdout and stderr)."""
