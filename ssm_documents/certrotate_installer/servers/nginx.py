@@ -25,6 +25,7 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..distro import DEBIAN_DIRS, RHEL_DIRS, Distro
+from ..server_processes import real_uid
 from ..tools import find_tool
 from .base import Server
 
@@ -64,7 +65,7 @@ class Nginx(Server):
         before = self._master_and_workers()
         ok, text = self._control(self._command("-s", "reload"))
         if not ok:
-            return self._start(0.0) if self._not_running(text) else (False, text)
+            return self._start() if self._not_running(text) else (False, text)
         return self._settle(before, text)
 
     def _settle(self, before: Optional[Tuple[int, Set[int]]], text: str) -> Tuple[bool, str]:
@@ -109,7 +110,7 @@ class Nginx(Server):
                 continue
             children.setdefault(parent, set()).add(int(entry))
             mine = f"-c {self.main_config}" in command if self.main_config else "-c " not in command
-            if command.startswith(MASTER_TITLE) and mine and _real_uid(entry) in (0, self.euid):
+            if command.startswith(MASTER_TITLE) and mine and real_uid(int(entry)) in (0, self.euid):
                 titled[int(entry)] = parent
         masters = [pid for pid, parent in titled.items() if parent not in titled]  # a new worker shows the title too
         return (masters[0], children.get(masters[0], set())) if len(masters) == 1 else None
@@ -118,24 +119,6 @@ class Nginx(Server):
     def _not_running(text: str) -> bool:
         return any(marker in text for marker in NOT_RUNNING)
 
-    def _start(self, patience: float) -> Tuple[bool, str]:
-        """Start the master; while a stopped one still holds the ports, try again for ``patience`` s
-        (nginx itself retries a busy port five times, half a second apart)."""
-        deadline = time.monotonic() + patience
-        while True:
-            ok, text = self._control(self._command())
-            if ok or time.monotonic() >= deadline:
-                return ok, text
-            time.sleep(0.2)
-
-
-def _real_uid(pid: str) -> Optional[int]:
-    """The real user id of process ``pid`` (the ``Uid:`` line of /proc/PID/status); None if gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    def _start(self) -> Tuple[bool, str]:
+        """Start the master (nginx itself retries a busy port five times, half a second apart)."""
+        return self._control(self._command())
