@@ -42,6 +42,7 @@ class ServedProof(NamedTuple):
     labels: Tuple[str, ...]
     expected: str
     seconds: float
+    listening: bool = True  # whether a listener of the server's own processes was ever found
 
     @property
     def summary(self) -> str:
@@ -94,7 +95,8 @@ def served_summary(labels: Sequence[str]) -> str:
 def served_explanation(proof: ServedProof, port: int) -> str:
     """Pure: the failure message: what the last connections presented, and how long it waited."""
     if all(label == NO_TLS for label in proof.labels):
-        return f"nothing answers TLS on port {port} (waited {proof.seconds:.1f} s)"
+        where = "" if proof.listening else "; no process of the server's own listens on that port"
+        return f"nothing answers TLS on port {port} (waited {proof.seconds:.1f} s){where}"
     seen = []
     for label, count in _counted(proof.labels):
         if label == MATCH:
@@ -169,12 +171,14 @@ def prove_served(
     started = time.monotonic()
     deadline = started + deadline_seconds
     labels: List[str] = []
-    sighted = False
+    sighted = listening = False
     turn = 0
     while True:
         round_started = time.monotonic()
         size = ROUND if sighted else 1
-        found = probe_round(listeners(), hostname, size, turn)
+        addresses = listeners()
+        listening = listening or bool(addresses)
+        found = probe_round(addresses, hostname, size, turn)
         turn += size
         labels = (labels + [probe_label(der, facts.der) for der in found])[-SAMPLE:]
         first = not sighted and labels[-1] == MATCH
@@ -183,8 +187,8 @@ def prove_served(
             deadline = max(deadline, time.monotonic() + PROOF_SECONDS)
         now = time.monotonic()
         if sighted and len(labels) == SAMPLE and all(label == MATCH for label in labels):
-            return ServedProof(True, tuple(labels), facts.serial_hex, now - started)
+            return ServedProof(True, tuple(labels), facts.serial_hex, now - started, listening)
         if now >= deadline:
-            return ServedProof(False, tuple(labels), facts.serial_hex, now - started)
+            return ServedProof(False, tuple(labels), facts.serial_hex, now - started, listening)
         pause = 0.0 if first else SPACING if sighted else POLL  # the first round right after the sighting
         time.sleep(max(0.0, min(pause - (now - round_started), deadline - now)))
