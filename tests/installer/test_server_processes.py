@@ -10,8 +10,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from certrotate_installer import server_processes as processes
 from certrotate_installer import served_check
+from certrotate_installer import server_processes as processes
 from certrotate_installer.servers import haproxy
 
 THIS = os.path.realpath(sys.executable)  # the binary of this process (the "server" of these tests)
@@ -36,7 +36,7 @@ def test_only_listening_rows_of_the_port_count() -> None:
 
 
 def test_wildcards_are_probed_through_loopback() -> None:
-    assert processes.probe_address("0.0.0.0") == "127.0.0.1"  # noqa: S104 - a listener's address, compared
+    assert processes.probe_address("0.0.0.0") == "127.0.0.1"
     assert processes.probe_address("::") == "::1"
     assert processes.probe_address("::ffff:10.0.0.5") == "10.0.0.5"
     assert processes.probe_address("10.0.0.5") == "10.0.0.5"
