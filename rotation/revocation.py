@@ -161,7 +161,8 @@ def _judge(decision: Decision, evidence: FleetEvidence, history: Sequence[Issued
     serving = [
         r
         for r in evidence.reports
-        if serves_certificate(r, serial, fingerprint) or (serial and still_served_by_stale_worker(r, serial))
+        if serves_certificate(r, serial, fingerprint)
+        or (serial and still_served_by_stale_worker(r, serial) and _reports_one_of(r, entry.secret_arn, history))
     ]
     names = tuple(sorted({f"{h.account}/{h.instance_id}" for h in serving}))
     held: list[str] = []
@@ -177,6 +178,13 @@ def _judge(decision: Decision, evidence: FleetEvidence, history: Sequence[Issued
     if held:
         return Decision(entry, Outcome.HELD, (), tuple(held))
     return decision
+
+
+def _reports_one_of(report: HostReport, secret_arn: str, history: Sequence[IssuedCertificate]) -> bool:
+    """Whether the record's own certificate is one the rotation of ``secret_arn`` received: only then
+    is its served check's stale serial about this secret (a host's record of another secret, or of a
+    certificate it made up, names any serial it likes there)."""
+    return any(e.secret_arn == secret_arn and serves_certificate(report, e.serial, e.fingerprint) for e in history)
 
 
 def _moved_on(host: str, reports: Sequence[HostReport], newer: Sequence[IssuedCertificate]) -> bool:

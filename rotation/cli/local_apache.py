@@ -27,7 +27,7 @@ _MAIN = """\
 ServerRoot "{root}"
 DefaultRuntimeDir "{root}/run"
 PidFile "{root}/run/apache2.pid"
-Listen 127.0.0.1:{port}
+Listen {listen}
 LoadModule mpm_event_module {modules}/mod_mpm_event.so
 LoadModule authz_core_module {modules}/mod_authz_core.so
 LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so
@@ -41,7 +41,7 @@ MaxRequestWorkers 64
 ThreadsPerChild 16
 """
 _VHOST = """\
-<VirtualHost 127.0.0.1:{port}>
+<VirtualHost {listen}>
     ServerName {hostname}
     SSLEngine on
     SSLCertificateFile "{cert}"
@@ -74,10 +74,18 @@ class LocalApache:
     #: ``ListenCoresBucketsRatio 1``: Apache's listeners join an SO_REUSEPORT group (one per core),
     #: as tuned production servers run; another process of the same user may then share the port.
     reuseport: bool = False
+    #: The address Apache listens on (``Listen ADDRESS:PORT``): loopback, or another address of the
+    #: host (127.0.0.2 stands for a host's own 10.0.0.5), or ``::1`` for a server on IPv6 only.
+    address: str = "127.0.0.1"
 
     name: ClassVar[str] = "apache"
     # A line the config test refuses (appended by tests that need a failing config test).
     invalid_directive: ClassVar[str] = "ThisIsNotADirective on\n"
+
+    @property
+    def listen(self) -> str:
+        """``ADDRESS:PORT`` as Apache's ``Listen`` takes it (an IPv6 address in brackets)."""
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
     @property
     def config(self) -> Path:
@@ -155,12 +163,12 @@ class LocalApache:
         (self.root / "run").mkdir(parents=True, exist_ok=True)
         (self.root / "htdocs").mkdir(exist_ok=True)
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
-        text = _MAIN.format(root=self.root, port=self.port, modules=MODULES, user=user)
+        text = _MAIN.format(root=self.root, listen=self.listen, modules=MODULES, user=user)
         if self.reuseport:
             text += "ListenCoresBucketsRatio 1\n"
         for hostname in self.hostnames:
             text += _VHOST.format(
-                port=self.port,
+                listen=self.listen,
                 hostname=hostname,
                 cert=self.cert_file(hostname),
                 key=self.key_file(hostname),
@@ -179,7 +187,7 @@ class LocalApache:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                socket.create_connection((self.address, self.port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)

@@ -43,8 +43,9 @@ RollbackTLS, the saved previous files) invalid; 5 Apache config test failed; 6 r
 check failed; 7 nothing to roll back; 8 another install is running; 9 refused: unsafe path,
 link, ownership or host configuration; 10 a file could not be written (full disk, I/O error);
 11 interrupted by a signal; 12 a rollback could not finish (the journal is kept; the next run
-retries it); 13 the host lacks a tool (python3, the aws CLI, Apache). 5, 6, 10, 11 and 1
-restore the previous files.
+retries it); 13 the host lacks a tool (python3, the aws CLI, Apache); 14 the previous files were
+restored but the server could not be brought back onto them (after the undo's reload no process of
+the server listens on the port): it is down. 5, 6, 10, 11 and 1 restore the previous files.
 
 Modules, in the order a run uses them: ``parameters`` (the documents' parameters, one run's
 request), ``output`` (exit codes, errors, printable output), ``host_file`` (the host's settings,

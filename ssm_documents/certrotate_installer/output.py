@@ -22,6 +22,7 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 11
     ROLLBACK_INCOMPLETE = 12
     HOST_UNSUPPORTED = 13
+    SERVER_DOWN = 14  # the previous files are back, but the server could not be brought back onto them
 
 
 class InstallError(Exception):

@@ -106,7 +106,21 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
             restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
         host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
         note = f" ({notes[0]})" if notes else ""
+        if not server_listens(host):
+            return InstallError(
+                Exit.SERVER_DOWN,
+                f"{reason}; the previous certificate files are restored{note}, but {host.server.title} could not "
+                f"be brought back onto them: nothing of it listens on port {host.request.port}",
+            )
     return InstallError(code, f"{reason}; the previous certificate files are restored{note}")
+
+
+def server_listens(host: Host) -> bool:
+    """Whether a process of the server's own listens on the run's port (``Server.listeners``)."""
+    try:
+        return bool(host.server.listeners())
+    except Exception:  # a failure to look is a failure to prove the server is back
+        return False
 
 
 def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:

@@ -6,7 +6,10 @@ sighting, SAMPLE fresh connections with SNI must all present it byte for byte: R
 held open until the round is done (a busy worker cannot take the next), a round every SPACING s
 (16 over just over a second). A stale share p escapes with probability (1 - p) ** 16. Anything
 else restarts the count; bound SERVE_WAIT_SECONDS, with PROOF_SECONDS after a late sighting.
-``Server.wait_for`` runs it for every server; ``summary`` is the fleet record's ServedCheck.
+``Server.wait_for`` runs it for every server, on the addresses the server's own processes listen
+on (``server_processes.server_listeners``, looked up before each round): a server bound to one
+address or to IPv6 only is reached there, and another user's listener on another address of the
+port is never asked. ``summary`` is the fleet record's ServedCheck.
 """
 
 import contextlib
@@ -14,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .certificate import CertificateFacts, certificate_facts
 from .output import printable
@@ -39,6 +42,7 @@ class ServedProof(NamedTuple):
     labels: Tuple[str, ...]
     expected: str
     seconds: float
+    listening: bool = True  # whether a listener of the server's own processes was ever found
 
     @property
     def summary(self) -> str:
@@ -91,7 +95,8 @@ def served_summary(labels: Sequence[str]) -> str:
 def served_explanation(proof: ServedProof, port: int) -> str:
     """Pure: the failure message: what the last connections presented, and how long it waited."""
     if all(label == NO_TLS for label in proof.labels):
-        return f"nothing answers TLS on port {port} (waited {proof.seconds:.1f} s)"
+        where = "" if proof.listening else "; no process of the server's own listens on that port"
+        return f"nothing answers TLS on port {port} (waited {proof.seconds:.1f} s){where}"
     seen = []
     for label, count in _counted(proof.labels):
         if label == MATCH:
@@ -129,15 +134,22 @@ def _probe(address: Tuple[str, int], hostname: str, barrier: Any, found: List[Op
             tls.close()
 
 
-def probe_round(address: Tuple[str, int], hostname: str, size: int) -> List[Optional[bytes]]:
-    """``size`` fresh TLS connections at once; each one's certificate (None: no handshake)."""
+def probe_round(addresses: Sequence[Tuple[str, int]], hostname: str, size: int, turn: int = 0) -> List[Optional[bytes]]:
+    """``size`` fresh TLS connections at once, spread over ``addresses`` (from the ``turn``-th on);
+    each one's certificate (None: no handshake; every one None when there is no address)."""
     found: List[Optional[bytes]] = [None] * size
+    if not addresses:
+        return found
     barrier = threading.Barrier(size)
     if size == 1:
-        _probe(address, hostname, barrier, found, 0)
+        _probe(addresses[turn % len(addresses)], hostname, barrier, found, 0)
         return found
     threads = [
-        threading.Thread(target=_probe, args=(address, hostname, barrier, found, index), daemon=True)
+        threading.Thread(
+            target=_probe,
+            args=(addresses[(turn + index) % len(addresses)], hostname, barrier, found, index),
+            daemon=True,
+        )
         for index in range(size)
     ]
     for thread in threads:
@@ -148,21 +160,26 @@ def probe_round(address: Tuple[str, int], hostname: str, size: int) -> List[Opti
 
 
 def prove_served(
-    port: int,
+    listeners: Callable[[], Sequence[Tuple[str, int]]],
     hostname: str,
     facts: CertificateFacts,
     deadline_seconds: float = SERVE_WAIT_SECONDS,
-    host: str = "127.0.0.1",
 ) -> ServedProof:
     """Single connections until one presents ``facts``' certificate, then rounds until the last
-    SAMPLE connections all did, within the bound (see the module's docstring)."""
+    SAMPLE connections all did, within the bound (see the module's docstring). ``listeners`` gives,
+    before each round, the addresses the server's own processes listen on (none: no handshake)."""
     started = time.monotonic()
     deadline = started + deadline_seconds
     labels: List[str] = []
-    sighted = False
+    sighted = listening = False
+    turn = 0
     while True:
         round_started = time.monotonic()
-        found = probe_round((host, port), hostname, ROUND if sighted else 1)
+        size = ROUND if sighted else 1
+        addresses = listeners()
+        listening = listening or bool(addresses)
+        found = probe_round(addresses, hostname, size, turn)
+        turn += size
         labels = (labels + [probe_label(der, facts.der) for der in found])[-SAMPLE:]
         first = not sighted and labels[-1] == MATCH
         if first:
@@ -170,8 +187,8 @@ def prove_served(
             deadline = max(deadline, time.monotonic() + PROOF_SECONDS)
         now = time.monotonic()
         if sighted and len(labels) == SAMPLE and all(label == MATCH for label in labels):
-            return ServedProof(True, tuple(labels), facts.serial_hex, now - started)
+            return ServedProof(True, tuple(labels), facts.serial_hex, now - started, listening)
         if now >= deadline:
-            return ServedProof(False, tuple(labels), facts.serial_hex, now - started)
+            return ServedProof(False, tuple(labels), facts.serial_hex, now - started, listening)
         pause = 0.0 if first else SPACING if sighted else POLL  # the first round right after the sighting
         time.sleep(max(0.0, min(pause - (now - round_started), deadline - now)))

@@ -40,12 +40,13 @@ COMMITTING = {"change:7", "change:8", "change:9"}
 
 @dataclass
 class StubApache:
-    """Stands in for servers.apache.Apache (its config_test, reload, wait_for; title in messages)."""
+    """Stands in for servers.apache.Apache (its config_test, reload, wait_for, listeners; title in messages)."""
 
     title = "Apache"
     config_ok: bool = True
     reload_ok: bool = True
     served_ok: bool = True
+    listening: bool = True  # whether a process of the server listens on the port (after an undo)
     calls: list[str] = field(default_factory=list)
 
     def config_test(self) -> tuple[bool, str]:
@@ -58,6 +59,9 @@ class StubApache:
 
     def wait_for(self, facts: Any, deadline_seconds: float = 30.0) -> StubProof:
         return StubProof(self.served_ok)
+
+    def listeners(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", 443)] if self.listening else []
 
 
 @dataclass
@@ -176,6 +180,17 @@ def test_a_failure_after_the_swap_restores_and_reloads(scene: Scene, apache: Stu
     assert caught.value.code == code and "restored" in caught.value.message
     assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
     assert apache.calls[-2:] == ["configtest", "graceful"] or not apache.config_ok
+
+
+def test_a_rollback_that_leaves_nothing_listening_is_exit_14(scene: Scene) -> None:
+    """Issue 25 item 6: the files are restored, but the undo's reload cannot bring the server back
+    (nothing of it listens on the port): not an ordinary exit 6, but 14, saying so."""
+    apache = StubApache(reload_ok=False, listening=False)
+    with pytest.raises(output.InstallError) as caught:
+        runs.swap_in(scene.host(apache), scene.targets(), scene.new, True)
+    assert caught.value.code == output.Exit.SERVER_DOWN == 14
+    assert "restored" in caught.value.message and "could not be brought back" in caught.value.message
+    assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
 
 
 @pytest.mark.parametrize("point", ["staged", "change:1", "change:4", "swapped"])

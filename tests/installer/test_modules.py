@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,9 +235,17 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, bytes, validation.Bundle]]
         listener.close()
 
 
+def this_process_as_server(port: int) -> apache.Apache:
+    """An adapter whose server binary is this interpreter: the TLS server of ``tls_server`` runs in
+    this process, so its listener is the "server's own" (``server_processes``)."""
+    binary = os.path.realpath(sys.executable)
+    row = apache.Apache.distros[0]._replace(server=os.path.basename(binary))
+    return apache.Apache(row, None, port, {"PATH": os.path.dirname(binary)})
+
+
 def test_the_base_proves_what_is_served_over_tls(tls_server: tuple[int, bytes, validation.Bundle]) -> None:
     port, der, served = tls_server
-    server = apache.Apache(apache.Apache.distros[0], None, port, {})
+    server = this_process_as_server(port)
     assert server.served("base.test") == der
     proof = server.wait_for(served.facts, 5.0)  # the served-truth check (tests/installer/test_served_check.py)
     assert proof.ok and proof.summary == "16/16"
@@ -253,7 +262,7 @@ def test_nothing_answering_is_said_so() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = apache.Apache(apache.Apache.distros[0], None, port, {})
+    server = this_process_as_server(port)
     assert server.served("a.test") is None
     gone = LocalCA(name="Gone CA").issue(["a.test"])
     facts = validation.parse_bundle(gone.certificate_pem, gone.private_key_pem, gone.chain_pem, ("c", "k", "ch")).facts

@@ -53,7 +53,7 @@ def scene(tmp_path: Path) -> Iterator[tuple[int, dict[str, tuple[Path, Path]], d
 def test_every_worker_on_the_new_certificate_passes(scene: Any) -> None:
     port, paths, bundles = scene
     with stale_worker(port, *paths["new"]), stale_worker(port, *paths["new"]):
-        proof = check.prove_served(port, HOSTNAME, facts_of(bundles["new"]), 10.0)
+        proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, facts_of(bundles["new"]), 10.0)
     assert proof.ok, proof
     assert proof.labels == (check.MATCH,) * check.SAMPLE
     assert proof.summary == f"{check.SAMPLE}/{check.SAMPLE}"
@@ -67,7 +67,7 @@ def test_a_stale_worker_beside_the_new_one_fails_the_check_with_its_serial_and_c
     new, old = facts_of(bundles["new"]), facts_of(bundles["old"])
     started = time.monotonic()
     with stale_worker(port, *paths["new"]), stale_worker(port, *paths["old"]) as stale:
-        proof = check.prove_served(port, HOSTNAME, new, 2.0)
+        proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, new, 2.0)
         served_by_stale = stale.lines().count("served")
     took = time.monotonic() - started
     assert not proof.ok
@@ -89,7 +89,7 @@ def test_only_the_old_certificate_served_is_reported_as_such(scene: Any) -> None
     port, paths, bundles = scene
     old = facts_of(bundles["old"])
     with stale_worker(port, *paths["old"]):
-        proof = check.prove_served(port, HOSTNAME, facts_of(bundles["new"]), 1.0)
+        proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, facts_of(bundles["new"]), 1.0)
     assert not proof.ok and set(proof.labels) == {old.serial_hex}
     assert proof.summary == f"stale: {len(proof.labels)}/{len(proof.labels)} serial {old.serial_hex}, " + (
         f"new: 0/{len(proof.labels)}"
@@ -99,7 +99,7 @@ def test_only_the_old_certificate_served_is_reported_as_such(scene: Any) -> None
 def test_nothing_answering_fails_within_the_bound(scene: Any) -> None:
     port, _, bundles = scene
     started = time.monotonic()
-    proof = check.prove_served(port, HOSTNAME, facts_of(bundles["new"]), 1.0)
+    proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, facts_of(bundles["new"]), 1.0)
     assert time.monotonic() - started < 3
     assert not proof.ok and set(proof.labels) == {check.NO_TLS}
     assert proof.why(port).startswith(f"nothing answers TLS on port {port}")
@@ -109,7 +109,7 @@ def test_nothing_answering_fails_within_the_bound(scene: Any) -> None:
 def test_a_worker_that_drops_connections_fails_the_check(scene: Any) -> None:
     port, paths, bundles = scene
     with stale_worker(port, *paths["new"]), stale_worker(port, *paths["new"], mode="drop"):
-        proof = check.prove_served(port, HOSTNAME, facts_of(bundles["new"]), 1.0)
+        proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, facts_of(bundles["new"]), 1.0)
     assert not proof.ok
     dropped = proof.labels.count(check.NO_TLS)
     assert dropped >= 1 and dropped + proof.labels.count(check.MATCH) == check.SAMPLE
@@ -129,7 +129,7 @@ def test_a_stale_or_failing_worker_that_drains_within_the_bound_passes(scene: An
             stale_worker(port, *paths["old"], mode=mode, drain_on_change=trigger, drain_after=1.5)
         )
         trigger.write_text("reloaded")
-        proof = check.prove_served(port, HOSTNAME, facts_of(bundles["new"]), 10.0)
+        proof = check.prove_served(lambda: [("127.0.0.1", port)], HOSTNAME, facts_of(bundles["new"]), 10.0)
         lines = other.lines()
     assert proof.ok, proof.why(port)
     assert "drained" in lines

@@ -48,7 +48,7 @@ _CLIENT.verify_mode = ssl.CERT_NONE  # these tests read the served serial; trust
 
 def served_serial(apache: LocalServer) -> int:
     with (
-        socket.create_connection(("127.0.0.1", apache.port), timeout=5) as raw,
+        socket.create_connection((getattr(apache, "address", "127.0.0.1"), apache.port), timeout=5) as raw,
         _CLIENT.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
     ):
         der = tls.getpeercert(binary_form=True)

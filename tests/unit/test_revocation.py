@@ -9,6 +9,7 @@ import pytest
 
 from rotation.fleet import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
 from rotation.revocation import (
+    Decision,
     FleetEvidence,
     IssuedCertificate,
     Outcome,
@@ -153,12 +154,33 @@ def test_rotation_scope_readers_bound_which_accounts_concern_a_secret() -> None:
 def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
     """The host's record says it serves the new certificate, but its served check saw a worker
     present the superseded one: revoking it would break those connections."""
-    old = entry("C3", replaced_days_ago=8)
+    old, new = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=None)
     on_new = replace(
         host("D4"), status=RunStatus.UNCHANGED, exit_code=0, served_check="stale: 3/16 serial C3, new: 13/16"
     )
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((on_new,)))
+    plan = candidates([old, new], ("D4",), NOW, timedelta(0))
+    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((on_new,))) if d.certificate.serial == "C3"]
     assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
     proven = replace(on_new, served_check="16/16")
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((proven,)))
-    assert decision.outcome is Outcome.REVOKE
+    assert old_outcome(plan, proven) is Outcome.REVOKE
+
+
+def test_a_stale_serial_counts_only_in_a_record_of_a_certificate_of_that_secret() -> None:
+    """Issue 25 item 8: a host's served check can be made to see any serial (a local user's listener
+    once answered it), and a record may name any secret. A stale serial holds a revocation only when
+    the record's own certificate is one this secret's rotations received."""
+    old, new = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=None)
+    plan = candidates([old, new], ("D4",), NOW, timedelta(0))
+    forged = "stale: 16/16 serial C3, new: 0/16"
+    other_secret = replace(host("E5"), secret_arn=ARN.replace("www-", "db-"), served_check=forged)
+    made_up = replace(host("FFFF"), served_check=forged)
+    for record in (other_secret, made_up):
+        assert old_outcome(plan, record) is Outcome.REVOKE, record
+    # the same served check in a record of this secret's current certificate holds it
+    assert old_outcome(plan, replace(host("D4"), served_check=forged)) is Outcome.SERVED
+
+
+def old_outcome(plan: list[Decision], record: HostReport) -> Outcome:
+    """The outcome for C3 (the superseded entry) with ``record`` the only one."""
+    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((record,))) if d.certificate.serial == "C3"]
+    return decision.outcome

@@ -20,9 +20,13 @@ Rules for a subclass:
 - run tools only through ``tools.find_tool`` (a binary nobody but root can have replaced), with
   ``self.env`` (``tools.tool_environment``), stdin from /dev/null and a timeout:
   ``self._test(command)`` and ``self._control(command)`` do exactly that;
-- ``served`` is one TLS handshake with SNI on 127.0.0.1:``port``; ``wait_for`` is the served-truth
-  check (``served_check.prove_served``: every one of 16 fresh connections presents the new
-  certificate byte for byte) and returns its ``ServedProof``; every server keeps it.
+- ``served`` is one TLS handshake with SNI on the first address the server's own processes listen
+  on at ``port``; ``wait_for`` is the served-truth check (``served_check.prove_served``: every one
+  of 16 fresh connections, spread over those addresses, presents the new certificate byte for byte)
+  and returns its ``ServedProof``; every server keeps it. The server's own processes
+  (``server_processes``) run ``distro.server`` (found by ``find_tool``) as root, the installer's
+  user or one of ``users``; a subclass whose listening sockets are held only by its workers names
+  their user in ``users``.
 """
 
 import socket
@@ -34,6 +38,8 @@ from ..certificate import CertificateFacts
 from ..distro import Distro
 from ..host_file import HostConfig
 from ..served_check import SERVE_WAIT_SECONDS, ServedProof, prove_served
+from ..server_processes import server_listeners, trusted_uids
+from ..tools import find_tool
 
 COMMAND_TIMEOUT_SECONDS = 120  # a config test or reload that takes longer has failed
 
@@ -47,6 +53,7 @@ class Server:
     layouts: Tuple[str, ...] = ("separate", "combined")  # the FileLayout values it can be fed
     files: Tuple[str, ...] = ()  # the certificate files of this run (set by main once they are checked)
     euid = 0  # the installer's user (set by ``configure``)
+    users: Tuple[str, ...] = ()  # the users the server's own processes may run as, besides root
 
     def __init__(self, distro: Distro, main_config: Optional[str], port: int, env: Dict[str, str]) -> None:
         self.distro = distro  # the row of ``distros`` this host matches
@@ -67,23 +74,36 @@ class Server:
         or "graceful" on undo); start it when it is not running. Returns (succeeded, output)."""
         raise NotImplementedError
 
+    def listeners(self) -> List[Tuple[str, int]]:
+        """The addresses (wildcards through loopback) where the server's own processes listen on ``port``."""
+        binary = find_tool(self.distro.server, self.env)
+        return server_listeners(self.port, binary, trusted_uids(self.euid, self.users))
+
     def served(self, hostname: str) -> Optional[bytes]:
-        """The DER certificate 127.0.0.1:``port`` presents for SNI ``hostname``, None when nothing answers TLS."""
+        """The DER certificate the server's first listener on ``port`` presents for SNI ``hostname``,
+        None when nothing of the server's answers TLS there."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the DER served is compared byte for byte
+        listeners = self.listeners()
+        if not listeners:
+            return None
         try:
-            raw = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+            raw = socket.create_connection(listeners[0], timeout=3)
             with raw, context.wrap_socket(raw, server_hostname=hostname) as tls:
                 return tls.getpeercert(binary_form=True)
         except (OSError, ssl.SSLError, ValueError):
             return None
 
     def wait_for(self, facts: CertificateFacts, deadline_seconds: float = SERVE_WAIT_SECONDS) -> ServedProof:
-        """The served-truth check (``served_check``): fresh TLS connections with SNI on
-        127.0.0.1:``port`` until SAMPLE in a row present the new certificate, at most
+        """The served-truth check (``served_check``): fresh TLS connections with SNI to the server's
+        own listeners on ``port`` until SAMPLE in a row present the new certificate, at most
         ``deadline_seconds``. ``proof.ok``, ``proof.why(port)`` when not, ``proof.summary``."""
-        return prove_served(self.port, facts.common_name, facts, deadline_seconds)
+        binary = find_tool(self.distro.server, self.env)
+        uids = trusted_uids(self.euid, self.users)
+        return prove_served(
+            lambda: server_listeners(self.port, binary, uids), facts.common_name, facts, deadline_seconds
+        )
 
     def _test(self, command: List[str]) -> Tuple[bool, str]:
         """Run a config test: (exit 0, stdout and stderr)."""

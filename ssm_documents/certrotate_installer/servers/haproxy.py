@@ -20,7 +20,13 @@ The sockets come only from the root-owned host file (``haproxy_runtime_socket``,
 ``haproxy_master_socket``), never from a document parameter: a command's sender cannot aim the
 installer, and the private key it sends, at a socket of their choice. Each socket, and the
 directory it is in, must belong to root, the installer's user or HAProxy's own user (which holds
-the key in memory anyway), and be writable by nobody else. The payload holds the private key: it
+the key in memory anyway), and be writable by nobody else. That check is of names, and a member of
+group haproxy may rename within Debian's /run/haproxy (haproxy:haproxy 2775), e.g. swap their own
+socket with ``admin.sock`` (``renameat2`` RENAME_EXCHANGE) between the check and the connect. So
+every command (``set ssl cert``, ``commit``, ``abort``, the master's ``reload``) goes over a
+connection whose peer is checked first, on that connection (``SO_PEERCRED``, ``peer_problem``):
+made by root or HAProxy's user, and, while that process runs, the haproxy binary. A peer that is
+not is refused (exit 9) before any byte is sent. The payload holds the private key: it
 is never logged, and HAProxy's replies are shown only through ``redact``.
 """
 
@@ -31,12 +37,13 @@ import re
 import socket
 import stat
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, FrozenSet, List, Optional, Tuple
 
 from ..directories import open_directory, read_regular
 from ..distro import DEBIAN_DIRS, RHEL_DIRS, Distro
 from ..host_file import HostConfig
 from ..output import refused
+from ..server_processes import executable, peer_credentials, real_uid, trusted_uids
 from ..tools import find_tool
 from .base import Server
 
@@ -106,15 +113,35 @@ def check_socket(path: str, euid: int) -> None:
             )
 
 
-def converse(path: str, command: str) -> str:
-    """Send one command (a payload included) to HAProxy's socket ``path``; its whole reply.
+def peer_problem(pid: int, uid: int, binary: str, uids: FrozenSet[int]) -> Optional[str]:
+    """What is wrong with a socket's peer (``SO_PEERCRED``'s pid and uid), None when it is HAProxy's own.
+
+    The uid is the user of the process that called ``listen()``, fixed then: only a process of root
+    or HAProxy's user made the socket. The pid, while it runs, must be that binary with such a real
+    user. With ``-D`` the process that made the socket has exited (it forked the daemon); its uid
+    still says who made it, and no other user's process can have taken that socket over.
+    """
+    if uid not in uids:
+        return f"its peer is a process of uid {uid} (pid {pid}), not HAProxy's user or root"
+    if pid > 0 and os.path.exists(f"/proc/{pid}"):
+        running = executable(pid)
+        if running != binary or real_uid(pid) not in uids:
+            return f"its peer (pid {pid}) runs {running or 'an unknown binary'}, not {binary}"
+    return None
+
+
+def converse(path: str, command: str, peer: Callable[[socket.socket], None]) -> str:
+    """Send one command (a payload included) to HAProxy's socket ``path``: connect, let ``peer``
+    check who answers on that very connection, then send; the whole reply.
 
     Raises:
         OSError: the socket cannot be reached or does not answer in time.
+        InstallError: REFUSED from ``peer``: not one byte of ``command`` was sent.
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         channel.settimeout(SOCKET_TIMEOUT_SECONDS)
         channel.connect(path)
+        peer(channel)
         channel.sendall(command.encode("ascii"))
         channel.shutdown(socket.SHUT_WR)
         reply = b""
@@ -132,6 +159,7 @@ class Haproxy(Server):
     name = "haproxy"
     title = "HAProxy"
     layouts = ("combined",)
+    users = (SERVER_USER,)  # its workers hold the listeners (and, without a master, the sockets)
     distros = (
         Distro("debian", "haproxy", "haproxy", "haproxy", *DEBIAN_DIRS),
         Distro("rhel", "haproxy", "haproxy", "haproxy", *RHEL_DIRS),
@@ -189,18 +217,30 @@ class Haproxy(Server):
         if content is None:
             return False, f"{path} is gone"
         try:
-            reply = converse(self.runtime_socket, f"set ssl cert {path} <<\n{payload_of(content)}\n\n")
+            socket_path, peer = self.runtime_socket, self._check_peer
+            reply = converse(socket_path, f"set ssl cert {path} <<\n{payload_of(content)}\n\n", peer)
             if "not referenced by the configuration" in reply:
                 return None, "HAProxy has no certificate named " + path + "; reloading instead"
             step = "set ssl cert"
             if reply.startswith(("Transaction created", "Transaction updated")):
-                step, reply = "commit ssl cert", converse(self.runtime_socket, f"commit ssl cert {path}\n")
+                step, reply = "commit ssl cert", converse(socket_path, f"commit ssl cert {path}\n", peer)
                 if "Success!" in reply:
                     return True, f"Runtime API: {path} committed"
-            converse(self.runtime_socket, f"abort ssl cert {path}\n")  # no transaction left open
+            converse(socket_path, f"abort ssl cert {path}\n", peer)  # no transaction left open
         except (OSError, ValueError) as exc:
             return False, f"the Runtime API at {self.runtime_socket} failed: {type(exc).__name__}"
         return False, f"{step}: " + redact(" ".join(reply.split()))
+
+    def _check_peer(self, channel: socket.socket) -> None:
+        """The connected socket's peer is HAProxy's own process (``peer_problem``).
+
+        Raises:
+            InstallError: REFUSED, before any byte is sent.
+        """
+        pid, uid, _ = peer_credentials(channel)
+        problem = peer_problem(pid, uid, find_tool(self.distro.server, self.env), trusted_uids(self.euid, self.users))
+        if problem is not None:
+            raise refused(f"the haproxy socket connected to is not HAProxy's own: {problem}; nothing was sent to it")
 
     def _reload_master(self) -> Tuple[bool, str]:
         if self.master_socket:
@@ -211,7 +251,8 @@ class Haproxy(Server):
             deadline = time.monotonic() + MASTER_RETRY_SECONDS
             while True:
                 try:
-                    return True, converse(self.master_socket, "reload\n").strip() or "master reload sent"
+                    reply = converse(self.master_socket, "reload\n", self._check_peer)
+                    return True, reply.strip() or "master reload sent"
                 except OSError as exc:
                     if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT) or time.monotonic() >= deadline:
                         return False, f"the master socket {self.master_socket} failed: {exc.strerror or exc}"

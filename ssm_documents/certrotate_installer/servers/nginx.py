@@ -8,6 +8,9 @@ combined layout only: one 0600 file holding the certificate, the chain and the k
 rename. (nginx has no directive for a separate chain file: with three files it would serve the
 certificate without its chain.)
 
+``ReloadMode`` ``restart`` is that same reload: nginx's own restart (stop, then start) gives the
+listening sockets away between the two, so no mode of this adapter ever stops the master.
+
 ``nginx -s reload`` returns once SIGHUP is sent: it does not wait for the master to load the new
 files, and a master that cannot load them keeps the old ones (it logs the error). So after it the
 adapter waits for the master (found in /proc by its command line) to start new workers and for the
@@ -22,12 +25,12 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..distro import DEBIAN_DIRS, RHEL_DIRS, Distro
+from ..server_processes import real_uid
 from ..tools import find_tool
 from .base import Server
 
 # Output of ``nginx -s`` when no master runs: no pid file, an empty one, or a stale pid.
 NOT_RUNNING = ('.pid" failed (2:', "invalid PID number", "failed (3: No such process)")
-RESTART_SECONDS = 10.0  # how long a restart waits for the stopped master to let go of its ports
 SETTLE_SECONDS = 10.0  # how long a reload waits for the master's new workers (and its old ones to go)
 MASTER_TITLE = "nginx: master process "  # how nginx's master shows itself in /proc/PID/cmdline
 
@@ -52,17 +55,17 @@ class Nginx(Server):
         return self._test(self._command("-t"))
 
     def reload(self, mode: str) -> Tuple[bool, str]:
-        """graceful: ``nginx -s reload``, or start nginx when no master runs; restart: stop the
-        master (``nginx -s stop``) and start a new one."""
-        if mode == "restart":
-            stopped, text = self._control(self._command("-s", "stop"))
-            if not stopped and not self._not_running(text):
-                return False, text
-            return self._start(RESTART_SECONDS)
+        """``nginx -s reload``, or start nginx when no master runs; ``restart`` is the same reload.
+
+        A stop and a start would let the listening sockets go: between them any local user may
+        bind the port (above 1024) and answer with a certificate of their own. The reload keeps
+        them (the master re-reads its configuration and every certificate, new workers take the
+        same sockets), which is all a certificate change needs.
+        """
         before = self._master_and_workers()
         ok, text = self._control(self._command("-s", "reload"))
         if not ok:
-            return self._start(0.0) if self._not_running(text) else (False, text)
+            return self._start() if self._not_running(text) else (False, text)
         return self._settle(before, text)
 
     def _settle(self, before: Optional[Tuple[int, Set[int]]], text: str) -> Tuple[bool, str]:
@@ -107,7 +110,7 @@ class Nginx(Server):
                 continue
             children.setdefault(parent, set()).add(int(entry))
             mine = f"-c {self.main_config}" in command if self.main_config else "-c " not in command
-            if command.startswith(MASTER_TITLE) and mine and _real_uid(entry) in (0, self.euid):
+            if command.startswith(MASTER_TITLE) and mine and real_uid(int(entry)) in (0, self.euid):
                 titled[int(entry)] = parent
         masters = [pid for pid, parent in titled.items() if parent not in titled]  # a new worker shows the title too
         return (masters[0], children.get(masters[0], set())) if len(masters) == 1 else None
@@ -116,24 +119,6 @@ class Nginx(Server):
     def _not_running(text: str) -> bool:
         return any(marker in text for marker in NOT_RUNNING)
 
-    def _start(self, patience: float) -> Tuple[bool, str]:
-        """Start the master; while a stopped one still holds the ports, try again for ``patience`` s
-        (nginx itself retries a busy port five times, half a second apart)."""
-        deadline = time.monotonic() + patience
-        while True:
-            ok, text = self._control(self._command())
-            if ok or time.monotonic() >= deadline:
-                return ok, text
-            time.sleep(0.2)
-
-
-def _real_uid(pid: str) -> Optional[int]:
-    """The real user id of process ``pid`` (the ``Uid:`` line of /proc/PID/status); None if gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    def _start(self) -> Tuple[bool, str]:
+        """Start the master (nginx itself retries a busy port five times, half a second apart)."""
+        return self._control(self._command())
