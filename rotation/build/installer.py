@@ -2,10 +2,11 @@
 documents embed, and load the package for the build and the tests.
 
 The program is one generated Python file (standard library only, 3.6+): every module's source less
-its comments (``#`` to the end of the line; every line, docstring and column kept, so the module
-parses to the same tree down to each node's line and column, which the build proves, and a
-traceback's line numbers are the package's), in a raw triple-quoted string, in a table sorted by
-module name, then a tiny
+its comments (``#`` to the end of the line) and with each docstring's text blanked (its quotes and
+line breaks kept: the installer never reads ``__doc__``). Every line and every statement's column
+are kept, so the module parses to the same code down to each node's line and column, which the
+build proves, and a traceback's line numbers are the package's. The sources sit in a raw
+triple-quoted string, in a table sorted by module name, then a tiny
 ``importlib`` finder and loader that serves ``certrotate_installer.*`` from that table (each
 module compiled with its package path as file name, so a traceback names the module and shows
 its line), then ``main``. Not a zipapp: the launcher feeds the program on stdin and nothing may be
@@ -114,23 +115,67 @@ def without_comments(source: str) -> str:
     return "".join(lines)
 
 
+def _docstring(node: ast.AST) -> ast.Expr | None:
+    """The docstring statement of a module, class or function, if it has one."""
+    if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+        first = node.body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            return first
+    return None
+
+
+def without_docstrings(source: str) -> str:
+    """Pure: ``source`` with the text of each docstring blanked: its quotes and line breaks kept.
+
+    A docstring of two lines becomes three quotes, a line break and three quotes: it starts where it
+    did and spans the same lines, so every other node keeps its position (``same_code``).
+    """
+    lines = source.splitlines(keepends=True)
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        docstring = _docstring(node)
+        if docstring is not None and docstring.end_lineno is not None and docstring.end_col_offset is not None:
+            spans.append((docstring.lineno, docstring.col_offset, docstring.end_lineno, docstring.end_col_offset))
+    for start_row, start_col, end_row, end_col in sorted(spans, reverse=True):
+        head, tail = lines[start_row - 1][:start_col], lines[end_row - 1][end_col:]
+        blank = '"""' + "\n" * (end_row - start_row) + '"""'
+        lines[start_row - 1 : end_row] = (head + blank + tail).splitlines(keepends=True)
+    return "".join(lines)
+
+
+def _code_dump(source: str) -> str:
+    """The syntax tree with positions, each docstring's value and end column left out."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        docstring = _docstring(node)
+        if docstring is not None:
+            docstring.value = ast.Constant(value="", lineno=docstring.lineno, col_offset=docstring.col_offset)
+            docstring.end_col_offset = None
+    return ast.dump(tree, include_attributes=True)
+
+
 def same_tree(first: str, second: str) -> bool:
     """Pure: the two sources parse to the same syntax tree, every node at the same line and column."""
     return ast.dump(ast.parse(first), include_attributes=True) == ast.dump(ast.parse(second), include_attributes=True)
 
 
+def same_code(first: str, second: str) -> bool:
+    """Pure: as :func:`same_tree`, docstrings' text aside (the program blanks it)."""
+    return _code_dump(first) == _code_dump(second)
+
+
 def embedded_sources() -> dict[str, str]:
-    """Module name -> the source the program embeds for it: its file less its comments.
+    """Module name -> the source the program embeds for it: its file less its comments and docstrings' text.
 
     Raises:
-        ValueError: cutting the comments changed the module's syntax tree (it cannot, by construction).
+        ValueError: cutting them changed the module's code (it cannot, by construction).
     """
     sources = {}
     for name, path in module_files():
         source = path.read_text(encoding="utf-8")
-        embedded = without_comments(source)
-        if not same_tree(source, embedded):
-            raise ValueError(f"{path}: cutting its comments changed its code")
+        embedded = without_docstrings(without_comments(source))
+        if not same_code(source, embedded):
+            raise ValueError(f"{path}: cutting its comments and docstrings changed its code")
         sources[name] = embedded
     return sources
 

@@ -14,7 +14,15 @@ import pytest
 import yaml
 from certrotate_installer import host_file
 
-from rotation.build.installer import build, embedded_modules, module_files, same_tree, without_comments
+from rotation.build.installer import (
+    build,
+    embedded_modules,
+    module_files,
+    same_code,
+    same_tree,
+    without_comments,
+    without_docstrings,
+)
 from rotation.build.ssm_documents import (
     DOCUMENTS,
     HEREDOC_END,
@@ -93,7 +101,8 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
 
 def test_every_embedded_module_is_its_file_less_its_comments_with_the_same_code_at_the_same_places() -> None:
     """The decoded program is the build, and each module it carries is the package's file with its
-    comments cut and nothing else: the same lines, the same syntax tree down to each node's line and column."""
+    comments cut and its docstrings' text blanked, nothing else: the same lines, the same code down to
+    each node's line and column."""
     files = {name: path.read_text(encoding="utf-8") for name, path in module_files()}
     for document in DOCUMENTS:
         program = embedded_program(document_path(document))
@@ -101,9 +110,9 @@ def test_every_embedded_module_is_its_file_less_its_comments_with_the_same_code_
         embedded = embedded_modules(program)
         assert list(embedded) == sorted(files)  # every module, in module-name order
         for name, source in files.items():
-            assert embedded[name] == without_comments(source)
+            assert embedded[name] == without_docstrings(without_comments(source))
             assert embedded[name].count("\n") == source.count("\n")  # a traceback's line is the file's line
-            assert same_tree(embedded[name], source), name
+            assert same_code(embedded[name], source), name
 
 
 def test_cutting_comments_keeps_strings_that_hold_a_hash_and_changes_no_code() -> None:
@@ -111,6 +120,18 @@ def test_cutting_comments_keeps_strings_that_hold_a_hash_and_changes_no_code() -
     assert without_comments(source) == 'x = "a # b"\n\ny = 1\n'
     assert same_tree(source, without_comments(source))
     assert not same_tree("x = 1\n", "\nx = 1\n")  # the check sees a moved line
+
+
+def test_blanking_docstrings_keeps_every_line_and_every_other_string() -> None:
+    source = (
+        '"""Module.\n\nMore."""\nclass A:\n    r"""One line."""\n'
+        '    def f(self):\n        """Two\n        lines."""\n        return "kept"\n'
+    )
+    blanked = without_docstrings(source)
+    assert blanked == ('"""\n\n"""\nclass A:\n    """"""\n    def f(self):\n        """\n"""\n        return "kept"\n')
+    assert same_code(source, blanked)
+    assert not same_tree(source, blanked)  # the text did change
+    assert not same_code(source, blanked.replace('"kept"', '"lost"'))  # any other string is code
 
 
 def test_no_document_offers_an_apache_config_to_the_sender() -> None:
