@@ -32,16 +32,19 @@ ISSUE_WINDOW = timedelta(minutes=15)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
-    """``moment`` plus whole calendar months, the day clamped to the target month's last day."""
+    """``moment`` plus whole calendar months, the day clamped to the target month's last day (past the
+    year 9999, which no certificate can name, the last moment of 9999)."""
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
+    if year > datetime.max.year:
+        return datetime.max.replace(tzinfo=moment.tzinfo)
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def not_after(validity: Validity, issued_at: datetime) -> datetime:
     """The notAfter Private CA writes for ``validity`` when it signs at ``issued_at``."""
     if validity.unit is ValidityUnit.DAYS:
-        return issued_at + timedelta(days=validity.value)
+        return issued_at + timedelta(days=validity.value)  # VALIDITY has at most 5 digits: no overflow
     months = validity.value * (12 if validity.unit is ValidityUnit.YEARS else 1)
     return add_months(issued_at, months)
 

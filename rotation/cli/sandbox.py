@@ -127,11 +127,13 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
+    from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
+    teach_moto_private_ca_issuance()
     with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
         yield failures
     rotation.handler.reset()
