@@ -10,6 +10,7 @@ refused after issuance is kept in the ledger (and revoked after the grace).
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -244,3 +245,23 @@ def test_a_certificate_refused_after_issuance_is_in_the_ledger_and_revoked_after
         rotate(arn)
     assert refused_entry.serial in revoked(root_ca)
     assert revoked(root_ca)[refused_entry.serial] == "SUPERSEDED"
+
+
+def test_a_90_day_rule_rotates_in_the_sandbox(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox as ``certrotate sandbox`` provisions it; the operator stores a 90-day policy in the
+    parameter it exports and RotateSecret (moto's server, our rotation function) issues under it."""
+    from rotation.cli.sandbox import provision
+    from tests.support.cli import client, rotated
+
+    exports = provision(endpoint, "us-east-1", ledger=False, workload_role="arn:aws:iam::444455556666:role/w")
+    parameter = exports["CERTROTATE_POLICY_PARAMETER"]
+    monkeypatch.setenv("CERTROTATE_POLICY_PARAMETER", parameter)
+    ca = exports["CA_ARN"]
+    policy = document(rule("short-lived", ["team/*"], [ca], dns_names=[".example.internal"], max_validity_days=90))
+    client(endpoint, "ssm").put_parameter(Name=parameter, Type="String", Value=policy)
+    arn = rotated(endpoint, "team/web", ca, VALIDITY="90")
+    fields = json.loads(
+        client(endpoint, "secretsmanager").get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    )
+    certificate = x509.load_pem_x509_certificate(fields["CERTIFICATE_PEM"].encode())
+    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == timedelta(days=90) + BACKDATE
