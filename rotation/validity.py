@@ -21,6 +21,7 @@ from __future__ import annotations
 import calendar
 from datetime import datetime, timedelta
 
+from rotation.errors import SpecError
 from rotation.spec import Validity, ValidityUnit
 
 #: How far before the issue time Private CA sets notBefore (IssueCertificate, ``ValidityNotBefore``).
@@ -53,6 +54,28 @@ def requested_lifetime(validity: Validity, now: datetime) -> timedelta:
     """The longest time from issuance to notAfter that ``validity`` gives a certificate signed
     between ``now`` and ``now + ISSUE_WINDOW``."""
     return max(not_after(validity, at) - at for at in (now, now + ISSUE_WINDOW))
+
+
+def check_within_ca(validity: Validity, now: datetime, ca_not_after: datetime) -> None:
+    """``validity`` ends no later than the issuing CA's certificate, as Private CA requires.
+
+    IssueCertificate: "The end of the validity period configured on a certificate must not exceed
+    the limit set on its parents in the CA hierarchy" (otherwise a ValidationException). Checked
+    before the call, so the error names the field and the CA's end.
+
+    Raises:
+        SpecError: ``VALIDITY`` would end after ``ca_not_after`` for a certificate signed within
+            :data:`ISSUE_WINDOW` of ``now``.
+    """
+    end = max(not_after(validity, at) for at in (now, now + ISSUE_WINDOW))
+    if end > ca_not_after:
+        days_left = max((ca_not_after - now - ISSUE_WINDOW).days, 0)
+        raise SpecError(
+            "VALIDITY",
+            f"{validity.value} {validity.unit.value}",
+            f"would end {end:%Y-%m-%d %H:%M} UTC, after the issuing CA certificate ({ca_not_after:%Y-%m-%d %H:%M})",
+            f"at most {days_left} days from now, or a CA certificate that lives longer",
+        )
 
 
 def lifetime_beyond_backdate(not_before: datetime, not_after_: datetime) -> timedelta:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from freezegun import freeze_time
 
 import rotation.emulation.pca_issuance
+from rotation.cli.status import certificate_history
 from rotation.emulation.pki import create_ca
 from rotation.errors import SpecError
 from rotation.ledger import Ledger
@@ -240,6 +241,8 @@ def test_a_certificate_refused_after_issuance_is_in_the_ledger_and_revoked_after
     assert "lives longer than the rule allows" in refused_entry.refusal and "PolicyError" in refused_entry.refusal
     assert refused_entry.superseded_at == refused_entry.refused_at  # never current, never staged
     assert history_state(refused_entry, START + timedelta(days=1)) == "refused, valid"
+    (shown,) = [r for r in certificate_history(ledger, arn, START) if r["serial"] == refused_entry.serial]
+    assert shown["state"] == "refused, valid" and "lives longer" in shown["reason"]  # certrotate status NAME
     monkeypatch.setattr(rotation.emulation.pca_issuance, "BACKDATE", BACKDATE)
     with freeze_time(START + timedelta(days=9)):  # the next successful rotation, past the 7-day grace
         rotate(arn)
@@ -265,3 +268,17 @@ def test_a_90_day_rule_rotates_in_the_sandbox(endpoint: str, monkeypatch: pytest
     )
     certificate = x509.load_pem_x509_certificate(fields["CERTIFICATE_PEM"].encode())
     assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == timedelta(days=90) + BACKDATE
+
+
+def test_a_validity_past_the_issuing_cas_end_is_refused_before_issue_certificate(
+    aws: Any, root_ca: str, make_secret: Any
+) -> None:
+    issuing = create_ca(aws.pca, parent=root_ca, name="issuing CA")  # its certificate lives 1800 days
+    use_policy(document(rule("long", ["*"], [issuing], dns_names=["."], max_validity_days=3650)))
+    arn = make_secret(pca_spec(issuing, VALIDITY="1801"))
+    caught = refused(arn, aws)
+    assert caught.field == "VALIDITY" and "after the issuing CA certificate" in str(caught)  # type: ignore[attr-defined]
+    assert calls_of(aws, "IssueCertificate") == 0
+    fits = make_secret(pca_spec(issuing, VALIDITY="1790"))
+    rotate(fits)
+    assert assert_valid_bundle(aws, fits)[0].serial_hex
