@@ -45,6 +45,9 @@ from rotation.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, 
 FORMAT_VERSION = 1
 #: The CA/Browser Forum ceiling for public TLS certificates; the default for private ones too.
 DEFAULT_MAX_VALIDITY_DAYS = 397
+#: ACM's private certificates live 13 months, 395 days (ACM User Guide, "Private certificates in
+#: AWS Certificate Manager": Expiration); the requester cannot choose.
+ACM_PRIVATE_VALIDITY_DAYS = 395
 ANY = "*"
 ANY_DNS = "."
 ANY_IP = ("0.0.0.0/0", "::/0")
@@ -285,6 +288,14 @@ def fit_request(rule: Rule, spec: CertSpec, *, now: datetime) -> CertSpec:
         raise _refuse(
             rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"]
         )
+    if spec.certificate_type is CertificateType.ACM_ISSUED and rule.max_validity_days < ACM_PRIVATE_VALIDITY_DAYS:
+        raise _refuse(
+            rule,
+            "CERTIFICATE_TYPE",
+            spec.certificate_type.value,
+            f"ACM's private certificates live {ACM_PRIVATE_VALIDITY_DAYS} days, longer than the rule allows",
+            f"PCA_ISSUED with VALIDITY of at most {rule.max_validity_days} days",
+        )
     if not rule.allows_ca(spec.ca_arn):
         raise _refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA")
     names = spec.names
@@ -432,10 +443,10 @@ def policy_warnings(rules: Sequence[Rule]) -> list[str]:
                     f"rule {rule.name!r} is never used: rule {earlier.name!r} before it governs every secret"
                 )
                 break
-        if rule.acm_issued and rule.max_validity_days < 395:
+        if rule.acm_issued and rule.max_validity_days < ACM_PRIVATE_VALIDITY_DAYS:
             warnings.append(
                 f"rule {rule.name!r} allows ACM_ISSUED but at most {rule.max_validity_days} days: "
-                "ACM's 13-month certificates will be refused"
+                "ACM's 13-month certificates are refused before they are requested"
             )
         if ANY in rule.ca_arns:
             warnings.append(f"rule {rule.name!r} allows any CA the rotation role may use")

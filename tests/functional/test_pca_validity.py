@@ -30,7 +30,7 @@ from rotation.revocation import history_state
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.functional.test_issuance_authority import refused
 from tests.functional.test_revocation import ledger, revoked, serial_of  # noqa: F401 - the ledger fixture
-from tests.functional.test_trust_boundaries import current_version, pca_spec
+from tests.functional.test_trust_boundaries import acm_spec, current_version, pca_spec
 from tests.support.driver import rotate, run_steps, stage_pending
 from tests.support.policy import document, rule, use_policy
 
@@ -282,3 +282,13 @@ def test_a_validity_past_the_issuing_cas_end_is_refused_before_issue_certificate
     fits = make_secret(pca_spec(issuing, VALIDITY="1790"))
     rotate(fits)
     assert assert_valid_bundle(aws, fits)[0].serial_hex
+
+
+def test_acm_issued_under_a_rule_shorter_than_acms_395_days_is_refused_before_request_certificate(
+    aws: Any, root_ca: str, acm_chain: Any, make_secret: Any
+) -> None:
+    use_policy(document(rule("short", ["*"], [root_ca], dns_names=["."], acm_issued=True, max_validity_days=90)))
+    arn = make_secret(acm_spec(root_ca))
+    caught = refused(arn, aws)
+    assert caught.field == "CERTIFICATE_TYPE" and "395 days" in str(caught)  # type: ignore[attr-defined]
+    assert calls_of(aws, "RequestCertificate") == calls_of(aws, "IssueCertificate") == 0
