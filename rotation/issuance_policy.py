@@ -39,17 +39,18 @@ from rotation.spec import (
     CertificateType,
     CertSpec,
     KeyAlgorithm,
-    ValidityUnit,
 )
+from rotation.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, requested_lifetime
 
 FORMAT_VERSION = 1
 #: The CA/Browser Forum ceiling for public TLS certificates; the default for private ones too.
 DEFAULT_MAX_VALIDITY_DAYS = 397
+#: ACM's private certificates live 13 months, 395 days (ACM User Guide, "Private certificates in
+#: AWS Certificate Manager": Expiration); the requester cannot choose.
+ACM_PRIVATE_VALIDITY_DAYS = 395
 ANY = "*"
 ANY_DNS = "."
 ANY_IP = ("0.0.0.0/0", "::/0")
-#: Longest a VALIDITY unit can be, for the ceiling check before issuance.
-_UNIT_DAYS = {ValidityUnit.DAYS: 1, ValidityUnit.MONTHS: 31, ValidityUnit.YEARS: 366}
 _RULE_KEYS = {
     "name",
     "secrets",
@@ -254,11 +255,6 @@ def dns_pattern_matches(pattern: str, name: str) -> bool:
 # --- requests and issued certificates -----------------------------------------------------------
 
 
-def validity_days(spec: CertSpec) -> int:
-    """The longest lifetime VALIDITY can mean, in days (a month as 31, a year as 366)."""
-    return spec.validity.value * _UNIT_DAYS[spec.validity.unit]
-
-
 def template_name(template_arn: str) -> str:
     return template_arn.rsplit("template/", 1)[-1]
 
@@ -276,11 +272,14 @@ def _refuse(rule: Rule, field_name: str, value: object, problem: str, allowed: I
     return PolicyError(field_name, value, f"{problem} (issuance policy rule {rule.name!r})", allowed)
 
 
-def fit_request(rule: Rule, spec: CertSpec) -> CertSpec:
+def fit_request(rule: Rule, spec: CertSpec, *, now: datetime) -> CertSpec:
     """The spec as the rule lets it be issued, before anything is issued.
 
     A server+client template under a rule without clientAuth is narrowed to its server-only twin
-    (same variety); everything else outside the rule is refused.
+    (same variety); everything else outside the rule is refused. ``VALIDITY`` is measured as
+    Private CA will apply it to a certificate signed from ``now`` on (:mod:`rotation.validity`:
+    ``12 MONTHS`` is 365 or 366 days depending on the dates), so that nothing this passes is
+    refused by :func:`check_issued` after issuance.
 
     Raises:
         PolicyError: the first field outside the rule.
@@ -288,6 +287,14 @@ def fit_request(rule: Rule, spec: CertSpec) -> CertSpec:
     if spec.certificate_type is CertificateType.ACM_ISSUED and not rule.acm_issued:
         raise _refuse(
             rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"]
+        )
+    if spec.certificate_type is CertificateType.ACM_ISSUED and rule.max_validity_days < ACM_PRIVATE_VALIDITY_DAYS:
+        raise _refuse(
+            rule,
+            "CERTIFICATE_TYPE",
+            spec.certificate_type.value,
+            f"ACM's private certificates live {ACM_PRIVATE_VALIDITY_DAYS} days, longer than the rule allows",
+            f"PCA_ISSUED with VALIDITY of at most {rule.max_validity_days} days",
         )
     if not rule.allows_ca(spec.ca_arn):
         raise _refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA")
@@ -315,12 +322,13 @@ def fit_request(rule: Rule, spec: CertSpec) -> CertSpec:
     if spec.reuse_private_key and not rule.reuse_private_key:
         raise _refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"])
     if spec.certificate_type is CertificateType.PCA_ISSUED:
-        if validity_days(spec) > rule.max_validity_days:
+        lifetime = requested_lifetime(spec.validity, now)
+        if lifetime > timedelta(days=rule.max_validity_days):
             raise _refuse(
                 rule,
                 "VALIDITY",
                 f"{spec.validity.value} {spec.validity.unit.value}",
-                "longer than the rule allows",
+                f"{describe(lifetime)} from issuance: longer than the rule allows",
                 f"at most {rule.max_validity_days} days",
             )
         if not rule.client_auth and not template_name(spec.template_arn).startswith(_SERVER_ONLY_PREFIX):
@@ -364,6 +372,10 @@ def issued_facts(certificate: x509.Certificate, issuer_arn: str, certificate_typ
 def check_issued(rule: Rule, facts: IssuedFacts) -> None:
     """The issued certificate is inside the rule: issuer, names, lifetime (EKU: verification).
 
+    The lifetime is notAfter - notBefore less exactly Private CA's documented backdating of
+    notBefore (:data:`rotation.validity.PCA_BACKDATE`, 60 minutes): a certificate asked for the
+    rule's ceiling passes, one a second longer does not.
+
     Raises:
         PolicyError: the first property outside the rule.
     """
@@ -378,12 +390,12 @@ def check_issued(rule: Rule, facts: IssuedFacts) -> None:
             raise _refuse(
                 rule, "CERTIFICATE_PEM", name, "the certificate names a name not allowed", _name_allowance(rule)
             )
-    lifetime = facts.not_after - facts.not_before
+    lifetime = lifetime_beyond_backdate(facts.not_before, facts.not_after)
     if lifetime > timedelta(days=rule.max_validity_days):
         raise _refuse(
             rule,
             "CERTIFICATE_PEM",
-            f"{lifetime.days} days of validity",
+            f"{describe(lifetime)} of validity after the {PCA_BACKDATE.seconds // 60}-minute backdating",
             "the certificate lives longer than the rule allows",
             f"at most {rule.max_validity_days} days",
         )
@@ -431,10 +443,10 @@ def policy_warnings(rules: Sequence[Rule]) -> list[str]:
                     f"rule {rule.name!r} is never used: rule {earlier.name!r} before it governs every secret"
                 )
                 break
-        if rule.acm_issued and rule.max_validity_days < 395:
+        if rule.acm_issued and rule.max_validity_days < ACM_PRIVATE_VALIDITY_DAYS:
             warnings.append(
                 f"rule {rule.name!r} allows ACM_ISSUED but at most {rule.max_validity_days} days: "
-                "ACM's 13-month certificates will be refused"
+                "ACM's 13-month certificates are refused before they are requested"
             )
         if ANY in rule.ca_arns:
             warnings.append(f"rule {rule.name!r} allows any CA the rotation role may use")

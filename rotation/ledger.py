@@ -11,6 +11,11 @@ the table (DynamoDB TTL on ``ExpiresAt``) :data:`KEPT_AFTER_EXPIRY` after its ce
 an expired certificate is never revoked, so the history stays bounded for secrets that rotate every
 few hours.
 
+A certificate the rotation refuses after the CA issued it (the issuance policy or verification says
+no) is written too, with ``RefusedAt`` and ``Refusal`` and superseded from the start
+(:meth:`Ledger.record_refused`): it was never staged, so nothing serves it, and it is never lost from
+``certrotate status`` nor from the revoker, which revokes it after the grace as any replaced one.
+
 ``CaArn`` is the CA that actually issued the certificate (Private CA's IssueCertificate target, or
 ACM's ``CertificateAuthorityArn``), never the secret's ``CA_ARN``. ``CertificateArn`` (added with
 the issuance policy; entries written before it lack it) is what the issuer returned: for ACM the
@@ -36,6 +41,8 @@ _SERVICE = "dynamodb"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 #: How long an entry outlives its certificate (``status NAME`` still shows it as expired).
 KEPT_AFTER_EXPIRY = timedelta(days=90)
+#: The longest ``Refusal`` text kept.
+REFUSAL_LIMIT = 1000
 #: The TTL attribute the central template's table declares.
 TTL_ATTRIBUTE = "ExpiresAt"
 
@@ -80,6 +87,18 @@ class Ledger:
 
     def record_issued(self, entry: IssuedCertificate, certificate_arn: str = "") -> None:
         """Add an issued certificate (a retry of the same createSecret writes the same entry)."""
+        self._put(self._item(entry, certificate_arn))
+
+    def record_refused(self, entry: IssuedCertificate, refusal: str, certificate_arn: str = "") -> None:
+        """Add a certificate the CA issued and the rotation refused: ``RefusedAt`` and ``SupersededAt``
+        are its issue time, ``Refusal`` says why (at most :data:`REFUSAL_LIMIT` characters)."""
+        item = self._item(entry, certificate_arn)
+        item["RefusedAt"] = item["SupersededAt"] = {"S": _time(entry.issued_at)}
+        item["Refusal"] = {"S": refusal[:REFUSAL_LIMIT] or "refused"}
+        self._put(item)
+
+    @staticmethod
+    def _item(entry: IssuedCertificate, certificate_arn: str) -> dict[str, Any]:
         item: dict[str, Any] = {
             "SecretArn": {"S": entry.secret_arn},
             "Serial": {"S": normalize_serial(entry.serial)},
@@ -93,6 +112,9 @@ class Ledger:
         }
         if certificate_arn:
             item["CertificateArn"] = {"S": certificate_arn}
+        return item
+
+    def _put(self, item: dict[str, Any]) -> None:
         try:
             with aws_call(_SERVICE, "PutItem"):
                 self._client.put_item(
@@ -227,6 +249,8 @@ class Ledger:
             revoked_at=_parse(item.get("RevokedAt")),
             revocation_reason=_text(item, "RevocationReason"),
             held_by=_strings(item, "HeldBy"),
+            refused_at=_parse(item.get("RefusedAt")),
+            refusal=_text(item, "Refusal"),
         )
 
 

@@ -59,6 +59,12 @@ class IssuedCertificate:
     revocation_reason: str = ""
     #: "account/instance" of every host the revoker once saw serving it (the ledger's HeldBy).
     held_by: tuple[str, ...] = ()
+    #: Set when the rotation refused the certificate after the CA issued it (outside the policy, a
+    #: chain that does not verify, too large a secret): never staged, so never served. Such an entry
+    #: is superseded from the start: the revoker revokes it after the grace like any replaced one.
+    refused_at: datetime | None = None
+    #: Why it was refused (the error, without key material).
+    refusal: str = ""
 
     @property
     def pca_serial(self) -> str:
@@ -226,6 +232,8 @@ def history_state(entry: IssuedCertificate, now: datetime) -> str:
         return f"revoked ({entry.revocation_reason or 'unspecified'})"
     if entry.not_after <= now:
         return "expired"
+    if entry.refused_at is not None:
+        return "refused, valid"
     if entry.superseded_at is not None:
         return "superseded, valid"
     return "current" if entry.current_from is not None else "issued, never current"

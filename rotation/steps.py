@@ -25,6 +25,7 @@ from rotation.rotation_event import RotationEvent, Step
 from rotation.secrets_store import SecretStore
 from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
 from rotation.telemetry import logger
+from rotation.validity import PCA_BACKDATE
 from rotation.verification import (
     check_chain,
     check_end_entity,
@@ -93,7 +94,7 @@ def create_secret(ctx: StepContext) -> None:
     ctx.observe(spec)
     rule = ctx.rule()
     asked = spec.template_arn
-    spec = fit_request(rule, spec)  # before anything is issued
+    spec = fit_request(rule, spec, now=ctx.clock())  # before anything is issued
     if spec.template_arn != asked:
         logger.info("issuance policy allows no clientAuth: template narrowed to %s", spec.template_arn)
     ca = ctx.services.authorities.get(spec.ca_arn)
@@ -108,9 +109,42 @@ def create_secret(ctx: StepContext) -> None:
     logger.info("renewal decision: %s (%s)", decision.plan.value, decision.reason)
     request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
+    issuer = bundle.issuer_arn or spec.ca_arn  # a kept bundle: the CA its chain is verified to below
+    try:
+        secret_string = _accepted(ctx, rule, spec, fields, bundle, ca, issuer)
+    except CertRotateError as exc:
+        if _fresh(bundle, current):  # issued for this rotation, then refused: kept in view
+            _record(ctx, spec, bundle, issuer, refusal=f"{type(exc).__name__}: {exc}")
+        raise
+    fresh = _fresh(bundle, current)
+    if fresh:
+        _record(ctx, spec, bundle, issuer)
+    store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
+    if fresh:
+        telemetry.certificate_issued(spec.certificate_type.value, ctx.secret_arn, bundle.not_after, ctx.clock())
+    logger.info(
+        "staged %s certificate as AWSPENDING",
+        "a new" if fresh else "the current",
+        extra={"certificate": bundle.summary(), "plan": decision.plan.value},
+    )
+
+
+def _accepted(
+    ctx: StepContext,
+    rule: Rule,
+    spec: CertSpec,
+    fields: Mapping[str, Any],
+    bundle: CertBundle,
+    ca: CaFacts,
+    issuer: str,
+) -> str:
+    """The secret value to stage, once the bundle is verified and inside the rule.
+
+    Raises:
+        CertRotateError: the bundle is refused (verification, the issuance policy, the size limit).
+    """
     client_auth = rule.client_auth_allowed(spec.certificate_type)
     verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=False, client_auth=client_auth)
-    issuer = bundle.issuer_arn or spec.ca_arn  # a kept bundle: the CA its chain was just verified to
     check_issued(rule, issued_facts(bundle.certificate, issuer, spec.certificate_type))
     secret_string = json.dumps(merge_into_secret(fields, bundle))
     if len(secret_string.encode()) > SECRET_VALUE_LIMIT:
@@ -120,31 +154,56 @@ def create_secret(ctx: StepContext) -> None:
             "the rotated secret would exceed Secrets Manager's limit",
             f"at most {SECRET_VALUE_LIMIT} bytes: fewer or shorter names",
         )
-    fresh = current is None or bundle.fingerprint_sha256 != current.fingerprint_sha256
-    if fresh and ctx.services.ledger is not None:
-        from rotation.revocation import IssuedCertificate
+    return secret_string
 
-        ctx.services.ledger.record_issued(
-            IssuedCertificate(
-                secret_arn=ctx.secret_arn,
-                serial=bundle.serial_hex,
-                ca_arn=issuer,
-                certificate_type=spec.certificate_type.value,
-                version_id=ctx.event.token,
-                issued_at=ctx.clock(),
-                not_after=bundle.not_after,
-                fingerprint=bundle.fingerprint_sha256,
-            ),
-            certificate_arn=bundle.certificate_arn,
+
+def _fresh(bundle: CertBundle, current: CertBundle | None) -> bool:
+    """Whether the issuer returned another certificate than the current one (an unreadable one is)."""
+    if current is None:
+        return True
+    try:
+        return bundle.fingerprint_sha256 != current.fingerprint_sha256
+    except CertRotateError:
+        return bundle is not current
+
+
+def _record(ctx: StepContext, spec: CertSpec, bundle: CertBundle, issuer: str, *, refusal: str = "") -> None:
+    """Write a certificate the CA just issued to the ledger; with ``refusal``, as refused.
+
+    A refused certificate is never staged; the entry keeps it in view (``certrotate status``) and
+    lets the revoker revoke it. One that cannot even be read is logged by its ARN instead.
+    """
+    ledger = ctx.services.ledger
+    if refusal:
+        logger.warning(
+            "the issued certificate is refused and not staged: %s",
+            refusal,
+            extra={"certificate_arn": bundle.certificate_arn},
         )
-    store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
-    if fresh:
-        telemetry.certificate_issued(spec.certificate_type.value, ctx.secret_arn, bundle.not_after, ctx.clock())
-    logger.info(
-        "staged %s certificate as AWSPENDING",
-        "a new" if fresh else "the current",
-        extra={"certificate": bundle.summary(), "plan": decision.plan.value},
-    )
+    if ledger is None:
+        return
+    from rotation.revocation import IssuedCertificate
+
+    try:
+        entry = IssuedCertificate(
+            secret_arn=ctx.secret_arn,
+            serial=bundle.serial_hex,
+            ca_arn=issuer,
+            certificate_type=spec.certificate_type.value,
+            version_id=ctx.event.token,
+            issued_at=ctx.clock(),
+            not_after=bundle.not_after,
+            fingerprint=bundle.fingerprint_sha256,
+        )
+    except (CertRotateError, ValueError):
+        logger.error(
+            "an issued certificate cannot be read for the ledger", extra={"certificate_arn": bundle.certificate_arn}
+        )
+        return
+    if refusal:
+        ledger.record_refused(entry, refusal, certificate_arn=bundle.certificate_arn)
+    else:
+        ledger.record_issued(entry, certificate_arn=bundle.certificate_arn)
 
 
 def set_secret(ctx: StepContext) -> None:
@@ -159,7 +218,8 @@ def test_secret(ctx: StepContext) -> None:
     """Verify the pending bundle fully, including a TLS handshake against the CA alone."""
     spec, bundle, ca = _pending(ctx)
     rule = ctx.rule()
-    spec = fit_request(rule, spec)
+    # VALIDITY measured from when the CA signed it (its notBefore is backdated), not from now.
+    spec = fit_request(rule, spec, now=bundle.not_before + PCA_BACKDATE)
     client_auth = rule.client_auth_allowed(spec.certificate_type)
     verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=True, client_auth=client_auth)
     check_issued(rule, issued_facts(bundle.certificate, _issuer(ctx, bundle, ca), spec.certificate_type))

@@ -5,7 +5,8 @@ rotation function (``rotation.emulation.rotation_service``, its log lines in mot
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
 (``ssm_inventory``). In it: a Private CA, the rotation function with Secrets Manager's invoke
 permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
-issuance ledger table. It prints the ``export`` lines that point a shell at it (``eval`` them),
+issuance ledger table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
+It prints the ``export`` lines that point a shell at it (``eval`` them),
 then serves until Ctrl-C or SIGTERM; ``--detach`` serves in the background and adds
 ``CERTROTATE_SANDBOX_PID`` to the lines, so ``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
 """
@@ -33,6 +34,8 @@ from rotation.errors import CertRotateError
 FUNCTION = "certrotate-rotation"
 WORKLOAD_ROLE = "arn:aws:iam::444455556666:role/certrotate-workload-instance"
 LEDGER_TABLE = "certrotate-issuance-ledger"
+#: The SSM parameter the sandbox's rotation function reads its issuance policy from (absent: the default).
+POLICY_PARAMETER = "/certrotate-sandbox/issuance-policy"
 READY = "# certrotate sandbox ready"
 #: moto accepts any credentials; these keep every call away from a real account's.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
@@ -84,6 +87,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
         exports = provision(
             f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
         )
+        from rotation.policy_store import POLICY_PARAMETER_ENV
+
+        os.environ[POLICY_PARAMETER_ENV] = POLICY_PARAMETER  # the rotation function reads the policy there
         if args.ledger:
             os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
         sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
@@ -127,11 +133,13 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
+    from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
+    teach_moto_private_ca_issuance()
     with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
         yield failures
     rotation.handler.reset()
@@ -144,6 +152,7 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     from rotation.build.ssm_documents import DOCUMENTS, document_path
     from rotation.emulation.pki import create_ca
     from rotation.emulation.rotation_service import LAMBDA_ARN
+    from rotation.policy_store import POLICY_PARAMETER_ENV
 
     session: Any = boto3.Session(region_name=region)
 
@@ -184,6 +193,9 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
         "CA_ARN": ca,
         "KMS_KEY_ID": key,
         "ROTATION_LAMBDA_ARN": function_arn,
+        # Store a policy there (aws ssm put-parameter) to try one: the emulated Private CA issues what
+        # VALIDITY asks, backdated as AWS's, so a 90-day rule rotates here as it does in AWS.
+        POLICY_PARAMETER_ENV: POLICY_PARAMETER,
     }
     if ledger:
         from rotation.ledger import create_table

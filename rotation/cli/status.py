@@ -414,7 +414,7 @@ def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[st
             "issued": when(e.issued_at),
             "replaced": when(e.superseded_at),
             "revoked": when(e.revoked_at),
-            "reason": e.revocation_reason,
+            "reason": e.revocation_reason or e.refusal,
             "not_after": when(e.not_after),
         }
         for e in entries

@@ -5,7 +5,8 @@ key lives in moto's backend) so ECDSA signing is exercised for real. moto's ACM 
 certificates with a fake self-made "Amazon" issuer, ignores ``KeyAlgorithm`` and does not
 implement ``RenewCertificate``: :func:`real_acm_chain` makes ACM issue (and renew) certificates
 really signed by the Private CA named in the request, with the requested key algorithm. These
-patch moto only where it cannot behave as the service does.
+patch moto only where it cannot behave as the service does; :mod:`rotation.emulation.pca_issuance`
+makes moto's IssueCertificate honour Validity, backdating and the service's refusals.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from rotation.emulation.certificates import ca_certificate, leaf_certificate
+from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
 
 ROOT_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
 
@@ -94,8 +96,12 @@ def moto_ca(arn: str) -> Any:
 
 
 def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: str = "certrotate Test Root CA") -> str:
-    """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``."""
+    """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``.
+
+    Its IssueCertificate behaves as Private CA's (:mod:`rotation.emulation.pca_issuance`).
+    """
     teach_moto_server_auth_templates()
+    teach_moto_private_ca_issuance()
     algorithm = {"RSA": ("RSA_2048", "SHA256WITHRSA"), "EC": ("EC_prime256v1", "SHA256WITHECDSA")}[key]
     arn = pca.create_certificate_authority(
         CertificateAuthorityConfiguration={

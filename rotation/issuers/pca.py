@@ -24,6 +24,7 @@ from rotation.signing import signing_algorithm
 from rotation.spec import CertSpec
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
+from rotation.validity import check_within_ca
 
 _SERVICE = "acm-pca"
 PCA_TOKEN_LENGTH = 36
@@ -45,6 +46,7 @@ class PcaIssuer:
             self._client_for_region(spec.ca_region), budget, paced_calls(self._pacer, request, budget)
         )
         algorithm = signing_algorithm(spec, request.ca.key_family)
+        check_within_ca(spec.validity, request.now, request.ca.certificate.not_valid_after_utc)
         key = self._key_for(request)
         csr = build_csr(key, spec)
         for attempt in range(_ATTEMPTS):

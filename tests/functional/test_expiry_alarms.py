@@ -10,9 +10,8 @@ Insights query": each time series is a contributor with its own state), and a se
 
 moto has no Metrics Insights: :func:`alarm_states` evaluates the template's own query over the EMF
 records the code printed (namespace, the SCHEMA's exact dimension set, the aggregate, the GROUP BY),
-against the template's threshold and comparison. moto's IssueCertificate ignores ``Validity``
-(always 365 days): :func:`honoured_validity` re-signs what moto issued with the requested number of
-days, with moto's own CA key. Everything else is real (moto, the handler, the fleet records).
+against the template's threshold and comparison. The emulated Private CA honours ``Validity``
+(:mod:`rotation.emulation.pca_issuance`). Everything else is real (moto, the handler, the fleet records).
 """
 
 from __future__ import annotations
@@ -25,9 +24,6 @@ from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from moto.acmpca.models import CertificateAuthority
 
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.engine import assumed_client
@@ -70,40 +66,8 @@ def alarm_states(alarm: str, records: Iterable[dict[str, Any]]) -> dict[str | No
     }
 
 
-@pytest.fixture
-def honoured_validity(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    requested: list[int] = []
-
-    def capture(params: dict[str, Any], **_: Any) -> None:
-        validity = params.get("Validity") or {}
-        assert validity.get("Type") == "DAYS", validity  # the only unit this test asks for
-        requested.append(int(validity["Value"]))
-
-    aws.pca.meta.events.register("provide-client-params.acm-pca.IssueCertificate", capture)
-    original = CertificateAuthority.generate_cert
-
-    def generate_cert(self: Any, subject: Any, public_key: Any, extensions: Any) -> bytes:
-        issued = x509.load_pem_x509_certificate(original(self, subject, public_key, extensions))
-        if not requested:
-            return issued.public_bytes(serialization.Encoding.PEM)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(issued.subject)
-            .issuer_name(issued.issuer)
-            .public_key(issued.public_key())  # type: ignore[arg-type]
-            .serial_number(issued.serial_number)
-            .not_valid_before(issued.not_valid_before_utc)
-            .not_valid_after(issued.not_valid_before_utc + timedelta(days=requested.pop()))
-        )
-        for extension in issued.extensions:
-            builder = builder.add_extension(extension.value, extension.critical)
-        return builder.sign(self.key, hashes.SHA512()).public_bytes(serialization.Encoding.PEM)
-
-    monkeypatch.setattr(CertificateAuthority, "generate_cert", generate_cert)
-
-
 def test_a_writers_two_day_certificate_alarms_only_its_own_secret(
-    aws: Any, root_ca: str, make_secret: Any, honoured_validity: None, capfd: pytest.CaptureFixture[str]
+    aws: Any, root_ca: str, make_secret: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": root_ca}
     attacker = make_secret({**spec, "COMMON_NAME": "a.example", "VALIDITY": "2 DAYS"}, name="team-a/web")

@@ -141,7 +141,7 @@ def test_when_due_keeps_the_current_certificate_until_due(aws: Any, root_ca: str
 
 
 def test_when_due_renews_inside_the_window(aws: Any, root_ca: str, make_secret: Any) -> None:
-    # moto issues 365-day certificates: a 365-day window makes each one due at once.
+    # The default VALIDITY is 365 days (and the CA's 60-minute backdating): a 365-day window makes each one due at once.
     arn = make_secret(
         pca_secret(root_ca, KEY_ALGORITHM="EC_prime256v1", RENEWAL_POLICY="WHEN_DUE", RENEW_BEFORE_DAYS="365")
     )

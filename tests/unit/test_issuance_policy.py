@@ -6,18 +6,24 @@ import itertools
 import json
 import random
 import string
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rotation.issuance_policy import (
     ANY_IP,
+    IssuedFacts,
     PolicyError,
     Rule,
+    check_issued,
     default_policy,
     dns_pattern_matches,
+    fit_request,
     normalize_dns,
     parse_policy,
 )
+from rotation.spec import CertificateType, CertSpec, parse_spec
+from rotation.validity import requested_lifetime
 
 CA = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + "1" * 36
 RANDOM = random.Random(15)  # reproducible generated cases
@@ -156,3 +162,62 @@ def test_the_normalized_document_parses_back_to_the_same_policy() -> None:
     ]
     policy = parse_policy(json.dumps({"version": 1, "rules": rules}))
     assert parse_policy(json.dumps(policy.to_document())).rules == policy.rules
+
+
+# --- lifetimes: what Private CA makes of VALIDITY, and the 60-minute backdating ------------------
+
+
+def _spec(validity: str) -> CertSpec:
+    return parse_spec(
+        {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": CA, "COMMON_NAME": "a.example", "VALIDITY": validity}
+    )
+
+
+def _facts(lifetime: timedelta) -> IssuedFacts:
+    issued = datetime(2027, 5, 4, 12, 0, tzinfo=UTC)
+    not_before = issued - timedelta(minutes=60)
+    return IssuedFacts(("a.example",), not_before, not_before + lifetime, CA, CertificateType.PCA_ISSUED)
+
+
+@pytest.mark.parametrize("days", [1, 90, 365, 397])
+def test_a_certificate_at_the_ceiling_with_the_documented_backdating_passes_and_a_second_more_does_not(
+    days: int,
+) -> None:
+    ceiling = Rule("r", ("*",), (CA,), dns_names=(".",), max_validity_days=days)
+    check_issued(ceiling, _facts(timedelta(days=days, minutes=60)))  # as Private CA issues VALIDITY = the ceiling
+    with pytest.raises(PolicyError, match=f"at most {days} days"):
+        check_issued(ceiling, _facts(timedelta(days=days, minutes=60, seconds=1)))
+
+
+@pytest.mark.parametrize(
+    ("validity", "now", "days"),
+    [
+        ("90", datetime(2027, 1, 31, 9, tzinfo=UTC), 90),
+        ("12 MONTHS", datetime(2028, 6, 15, 9, tzinfo=UTC), 365),  # June 2028 to June 2029: no 29 February
+        ("12 MONTHS", datetime(2027, 6, 15, 9, tzinfo=UTC), 366),  # crosses 29 February 2028
+        ("1 YEAR", datetime(2028, 2, 29, 9, tzinfo=UTC), 365),  # 28 February 2029: the day is clamped
+        ("1 MONTH", datetime(2027, 1, 31, 9, tzinfo=UTC), 28),  # 28 February 2027
+        ("3 MONTHS", datetime(2026, 12, 7, 9, tzinfo=UTC), 90),
+    ],
+)
+def test_the_pre_check_measures_validity_as_private_ca_applies_it(validity: str, now: datetime, days: int) -> None:
+    spec = _spec(validity)
+    assert requested_lifetime(spec.validity, now) == timedelta(days=days)
+    fit_request(Rule("r", ("*",), (CA,), dns_names=(".",), max_validity_days=days), spec, now=now)
+    with pytest.raises(PolicyError) as caught:
+        fit_request(Rule("r", ("*",), (CA,), dns_names=(".",), max_validity_days=days - 1), spec, now=now)
+    assert caught.value.field == "VALIDITY" and f"{days} days from issuance" in str(caught.value)
+
+
+def test_a_month_boundary_inside_the_issue_window_counts_against_the_request() -> None:
+    # 23:55 on 28 February 2027: signed ten minutes later, 12 MONTHS runs from 1 March 2027 to 1 March 2028.
+    late = datetime(2027, 2, 28, 23, 55, tzinfo=UTC)
+    assert requested_lifetime(_spec("12 MONTHS").validity, late) == timedelta(days=366)
+
+
+def test_the_default_validity_fits_a_365_day_rule_before_and_after_issuance() -> None:
+    spec = _spec("")
+    rule_365 = Rule("r", ("*",), (CA,), dns_names=(".",), max_validity_days=365)
+    now = datetime(2027, 5, 4, 12, tzinfo=UTC)
+    fit_request(rule_365, spec, now=now)
+    check_issued(rule_365, _facts(timedelta(days=365, minutes=60)))
