@@ -98,7 +98,7 @@ class Scene:
         files = tuple(str(self.root / "tls" / name) for name in FILES)
         request = parameters.Request(parameters.Action.INSTALL, "", "AWSCURRENT", files, "apache2", 443, "graceful")
         state = str(self.root / "state")
-        config = host_file.HostConfig("test", (str(self.root / "tls"),), None, state, state, fault)
+        config = host_file.HostConfig("test", (str(self.root / "tls"),), state, state, fault)
         guard = swap.SignalGuard()
         guard.install()
         return host.Host(request, config, apache, 0, guard)

@@ -13,6 +13,7 @@ class Apache(Server):
 
     name = "apache"
     title = "Apache"
+    config_key = "apache_config"
     distros = (
         Distro("debian", "apache2", "apache2ctl", "apache2", *DEBIAN_DIRS),
         Distro("rhel", "httpd", "apachectl", "httpd", *RHEL_DIRS),
