@@ -13,8 +13,8 @@ from .output import Exit, InstallError, Interrupted, classify, warn
 from .parameters import DEFAULT_HTTPS_PORT, Action, Request, check_combined_files, read_request
 from .path_policy import Target, default_files, open_targets
 from .recovery import recover
-from .runs import RUNS, print_outcome
 from .registry import Registry
+from .runs import RUNS, print_outcome
 from .servers import REGISTRY
 from .servers.base import Server
 from .swap import SignalGuard
@@ -44,17 +44,19 @@ def complete_request(request: Request, config: HostConfig, registry: Registry) -
     """The request with what its sender left empty taken from the host: the server it feeds, the
     file layout, the files and the port.
 
-    The host's root chooses the server (the host file's ``server``; without it the registry's first,
-    Apache, as before the Server parameter existed). A command's sender may repeat that choice, never change it: otherwise
-    a sender could have the installer drive, and start when it is stopped, a server root never chose
-    for this host. An empty FileLayout is the server's own (its first: separate for Apache, combined
-    for nginx and HAProxy, the only layout they take); a ReloadMode must be one the server takes. An empty file parameter is the host file's
-    ``certificate_file`` (``key_file``, ``chain_file``: the separate layout's) and an empty HttpsPort
-    its ``https_port``, else the distribution's defaults and 443: so the fleet's association, which
-    sends only SecretArn, installs where and checks on the port the host describes.
+    The host's root chooses the server (the host file's ``server``; without it the registry's
+    first, Apache, as before the Server parameter existed). A command's sender may repeat that
+    choice, never change it: otherwise a sender could have the installer drive, and start when it
+    is stopped, a server root never chose for this host. An empty FileLayout is the server's own
+    (its first: separate for Apache, combined for nginx and HAProxy, the only layout they take); a
+    ReloadMode must be one the server takes. An empty file parameter is the host file's
+    ``certificate_file`` (``key_file``, ``chain_file``: the separate layout's) and an empty
+    HttpsPort its ``https_port``, else the distribution's defaults and 443: so the fleet's
+    association, which sends only SecretArn, installs where and checks on the port the host
+    describes.
 
     Raises:
-        InstallError: BAD_PARAMETER naming Server or FileLayout, the value and what is allowed.
+        InstallError: BAD_PARAMETER naming Server, FileLayout or ReloadMode, the value and what is allowed.
     """
     chosen = config.server or registry.default()
     server_class = registry.adapter(chosen)
@@ -86,9 +88,7 @@ def complete_request(request: Request, config: HostConfig, registry: Registry) -
     return request._replace(server=chosen, layout=layout, files=files, port=port)
 
 
-def open_server(
-    request: Request, config: HostConfig, environ: Dict[str, str], euid: int, registry: Registry
-) -> Server:
+def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int, registry: Registry) -> Server:
     """The adapter of the server this run feeds (``complete_request`` decided it), for this host's
     distribution, with what the host file says about it (its main config, HAProxy's sockets), each
     checked.
@@ -138,7 +138,7 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         guard.hold()
         warn("error: " + exc.message)
         if host is not None and targets:
-            record_failure(host, targets, int(exc.code), exc.message)
+            record_failure(host, targets, int(exc.code), exc.message, exc.served_check)
         guard.report()
         return int(exc.code)
     except Interrupted as exc:

@@ -86,7 +86,9 @@ def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> N
 
     def completed(settings: dict[str, object], **environ: str) -> parameters.Request:
         config = host_file.parse_host_config("/etc/certrotate/installer.json", settings, REGISTRY)
-        return main.complete_request(parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}, REGISTRY), config, REGISTRY)
+        return main.complete_request(
+            parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}, REGISTRY), config, REGISTRY
+        )
 
     site = {
         "certificate_file": "/etc/apache2/ssl/site.pem",

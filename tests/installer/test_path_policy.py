@@ -166,7 +166,9 @@ def test_the_host_file_extends_the_allow_list(tmp_path: Path) -> None:
 def test_a_host_file_another_user_could_write_is_refused(tmp_path: Path, attacker: LocalUser) -> None:
     theirs = write_host_file(tmp_path / "theirs.json", {"allowed_directories": ["/"]})
     os.chown(theirs, attacker.uid, attacker.gid)
-    assert "owned by root" in refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(theirs)}, 0, REGISTRY)
+    assert "owned by root" in refused(
+        host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(theirs)}, 0, REGISTRY
+    )
     writable = write_host_file(tmp_path / "writable.json", {}, mode=0o666)
     refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(writable)}, 0, REGISTRY)
     linked = tmp_path / "linked.json"

@@ -89,7 +89,9 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
         commands = step["inputs"]["runCommand"]
         assert commands[: len(launcher(document))] == launcher(document) and commands[-1] == HEREDOC_END
         assert embedded_program(document_path(document)) == build()
-        assert set(loaded["parameters"]) == {p.name for p in INSTALLER.document_parameters(INSTALLER.Action(document.action), REGISTRY)}
+        assert set(loaded["parameters"]) == {
+            p.name for p in INSTALLER.document_parameters(INSTALLER.Action(document.action), REGISTRY)
+        }
         for name, spec in loaded["parameters"].items():
             assert spec["type"] == "String" and spec["description"]
             assert spec["interpolationType"] == "ENV_VAR"  # the value reaches the program as data
