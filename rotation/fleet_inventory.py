@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.fleet import INVENTORY_TYPE, HostReport, RecordProblem, parse_records, serial_forms
+from rotation.fleet import INVENTORY_TYPE, STALE_PREFIX, HostReport, RecordProblem, parse_records, serial_forms
 
 #: GetInventory's InventoryFilter.Values holds at most 40 values (botocore's ssm model,
 #: ``InventoryFilterValueList``: max 40); several values of one Equal filter match any of them.
@@ -45,7 +45,7 @@ def read_records(
         for start in range(0, len(values), FILTER_VALUES)
     ]
     if values:
-        filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": ["stale:"], "Type": "BeginWith"})
+        filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": [STALE_PREFIX], "Type": "BeginWith"})
     for selection in filters:
         found, bad = _read(ssm, account, [selection])
         fresh = {r.instance_id for r in found} | {p.instance_id for p in bad}
