@@ -1,5 +1,6 @@
 """The host's own settings (``/etc/certrotate/installer.json``), trusted only when root (or the
-installer's user) wrote it, and the test-only fault injector it can enable."""
+installer's user) wrote it, with the keys each server adapter adds, and the test-only fault
+injector it can enable."""
 
 import json
 import os

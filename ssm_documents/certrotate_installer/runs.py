@@ -1,4 +1,5 @@
-"""An install and a rollback: read and check everything, then swap the files in."""
+"""An install and a rollback: read and check everything, swap the files in, and return the
+``Outcome`` (what the finishers print and record)."""
 
 import sys
 import time

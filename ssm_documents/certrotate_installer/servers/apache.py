@@ -1,5 +1,5 @@
 """Apache httpd: ``apache2ctl``/``apachectl`` (or the server binary with ``-f``) for the config
-test and the graceful reload; the served certificate proven by the base class's TLS check."""
+test and the graceful reload or restart; the served certificate proven by the base class's TLS check."""
 
 from typing import List, Tuple
 
