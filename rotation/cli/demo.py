@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rotation.bundle import CertBundle
-from rotation.cli.local_apache import LocalApache, apache_available, free_port
-from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
+from rotation.cli.local_apache import apache_available, free_port
+from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
 from rotation.guard import ROTATE_NOW_TAG
@@ -211,7 +211,7 @@ class ApacheTarget:
     """The real local Apache (or nginx, HAProxy); certificates arrive through RunUpdateTLS run by the
     local SSM runner."""
 
-    apache: LocalApache | LocalNginx | LocalHaproxy
+    apache: LocalServer
     endpoint: str
     aws_cli: str
     label: str = "Apache"
@@ -251,14 +251,6 @@ class PythonTarget:
         self.server.install(secret.hostname, bundle)
 
 
-# The servers the demo can feed through the documents: (harness, label, what Debian calls it).
-SERVERS: dict[str, tuple[type[LocalApache] | type[LocalNginx] | type[LocalHaproxy], str, str]] = {
-    "apache": (LocalApache, "Apache", "Debian apache2"),
-    "nginx": (LocalNginx, "nginx", "Debian nginx"),
-    "haproxy": (LocalHaproxy, "HAProxy", "Debian haproxy, Runtime API"),
-}
-
-
 def _target(
     stack: contextlib.ExitStack,
     base: Path,
@@ -268,7 +260,10 @@ def _target(
     use_apache: bool,
     name: str = "apache",
 ) -> Target:
-    harness, label, described = SERVERS[name]
+    from rotation.build.ssm_documents import REGISTRY  # the installer's adapters: the server's title
+
+    harness, label = LOCAL_SERVERS[name], REGISTRY.adapter(name).title
+    described = ", ".join(filter(None, (f"Debian {harness.binary}", harness.note)))
     if not use_apache:
         problem: str | None = "--no-apache given"
     else:

@@ -124,3 +124,28 @@ def test_registry_values_become_patterns_only_when_they_are_plain_words() -> Non
         parameters.server_parameters(Registry((*REGISTRY.adapters, Evil)))
     with pytest.raises(ValueError, match="'apache' is registered already"):
         REGISTRY.with_adapter(type("Again", (Caddy,), {"name": "apache"}))
+
+
+def test_the_demos_servers_are_registered_adapters_and_write_host_files_they_accept(tmp_path: Path) -> None:
+    """The demo, the CLI's ``demo --server`` and the benchmarks read ``LOCAL_SERVERS``: each is the
+    harness of a registered adapter, fed in the adapter's own layout, through its own host-file keys."""
+    from rotation.cli.local_servers import LOCAL_SERVERS
+
+    assert set(LOCAL_SERVERS) <= set(REGISTRY.names())
+    for name, harness in LOCAL_SERVERS.items():
+        adapter = REGISTRY.adapter(name)
+        local = harness(tmp_path / name, 8443)
+        assert harness.combined == (adapter.layouts[0] == "combined") and len(local.live_files()) == (
+            1 if harness.combined else 3
+        )
+        written = json.loads(local.write_installer_config().read_text())
+        config = host_file.parse_host_config(str(local.installer_config), written, REGISTRY)
+        assert config.server_path(adapter.config_key) == str(local.config)
+        assert config.managed_files == tuple(map(str, local.live_files()))
+        request = parameters.read_request(
+            "install",
+            {"SSM_SecretArn": ARN, **{"SSM_" + k: v for k, v in local.document_parameters().items()}},
+            REGISTRY,
+        )
+        decided = main.complete_request(request, config, REGISTRY)
+        assert decided.server == name and decided.port == 8443 and decided.files[0] == str(local.live_files()[0])
