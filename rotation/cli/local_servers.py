@@ -130,12 +130,8 @@ class LocalHaproxy(LocalServer):
 
     def host_settings(self) -> dict[str, Any]:
         """The config and both sockets: the Runtime API swaps with no reload, the master reloads."""
-        return {
-            "server": self.name,
-            "haproxy_config": str(self.config),
-            "haproxy_runtime_socket": str(self.runtime_socket),
-            "haproxy_master_socket": str(self.master_socket),
-        }
+        sockets = {"haproxy_runtime_socket": str(self.runtime_socket), "haproxy_master_socket": str(self.master_socket)}
+        return {**super().host_settings(), **sockets}
 
     def write_config(self) -> None:
         crts = " ".join(f"crt {self.combined_file(h)}" for h in self.hostnames)
