@@ -178,9 +178,10 @@ class Ledger:
             after.append(changed)
         return True, after
 
-    def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str]) -> None:
-        """Remember the hosts seen serving an entry (``HeldBy``, a string set): each must later show a
-        newer certificate of the secret before the entry is revoked (rotation.revocation)."""
+    def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str], seen_at: datetime) -> None:
+        """Remember the hosts seen serving an entry (``HeldBy``, a string set) and when
+        (``LastServedAt``): each must later show a newer certificate of the secret before the entry is
+        revoked, until :data:`rotation.revocation.HOLDER_RELEASE_AFTER` after that time."""
         names = sorted(set(hosts))
         if not names:
             return
@@ -188,10 +189,10 @@ class Ledger:
             self._client.update_item(
                 TableName=self.table,
                 Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
-                UpdateExpression="ADD #held :hosts",
+                UpdateExpression="ADD #held :hosts SET #seen = :seen",
                 ConditionExpression="attribute_exists(Serial)",
-                ExpressionAttributeNames={"#held": "HeldBy"},
-                ExpressionAttributeValues={":hosts": {"SS": names}},
+                ExpressionAttributeNames={"#held": "HeldBy", "#seen": "LastServedAt"},
+                ExpressionAttributeValues={":hosts": {"SS": names}, ":seen": {"S": _time(seen_at)}},
             )
 
     def mark_revoked(self, secret_arn: str, serial: str, reason: str, now: datetime) -> None:
@@ -227,6 +228,7 @@ class Ledger:
             revoked_at=_parse(item.get("RevokedAt")),
             revocation_reason=_text(item, "RevocationReason"),
             held_by=_strings(item, "HeldBy"),
+            last_served_at=_parse(item.get("LastServedAt")),
         )
 
 

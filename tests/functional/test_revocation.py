@@ -33,11 +33,15 @@ from tests.support.driver import replace_current, rotate, secret_fields
 
 TABLE = "certrotate-issued-certificates"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+#: The time of the latest rotate_at: a record serve() writes without a date is made an hour after it
+#: (the tests' clock, not the wall clock: a record dated after the revoker's "now" is not believed).
+_LAST_ROTATION = {"at": START}
 
 
 @pytest.fixture
 def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     """The handler wired to moto with the ledger table and the fleet view (SSM inventory)."""
+    _LAST_ROTATION["at"] = START
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     create_table(dynamodb, TABLE)
     table = Ledger(dynamodb, TABLE)
@@ -77,13 +81,14 @@ def serve(
     **fields: str,
 ) -> None:
     """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record);
-    ``fields`` replace or add record fields (a forger's or a broken record)."""
+    ``fields`` replace or add record fields (a forger's or a broken record); undated, it is made an
+    hour after the latest rotate_at."""
     record = {
         "SecretArn": arn,
         "CertificateFile": "/etc/ssl/certs/www.pem",
         "Status": "unchanged",
         "ExitCode": "0",
-        "RecordedAt": (recorded_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "RecordedAt": (recorded_at or _LAST_ROTATION["at"] + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Serial": serial,
         "FingerprintSha256": "00" * 32,
         **fields,
@@ -106,6 +111,7 @@ def spec(ca_arn: str, name: str = "www.example.internal", **fields: str) -> dict
 
 
 def rotate_at(aws: Any, arn: str, when: datetime) -> str:
+    _LAST_ROTATION["at"] = when
     with freeze_time(when):
         rotate(arn)
     return serial_of(aws, arn)

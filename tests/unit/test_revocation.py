@@ -95,7 +95,7 @@ def test_a_record_naming_the_fingerprint_holds_whatever_serial_or_secret_it_name
     """Issue 16 item 1: matched by serial or fingerprint; the record's SecretArn plays no part."""
     old = entry("C3", replaced_days_ago=8, fingerprint="ab" * 32)
     by_fingerprint = replace(host("99"), secret_arn="made-up", fingerprint="ab" * 32)
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((by_fingerprint,)))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((by_fingerprint,)), NOW)
     assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
 
 
@@ -104,7 +104,7 @@ def test_an_unreadable_record_holds_only_the_certificate_it_names() -> None:
     first, second = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=8)
     bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
     nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial")
-    decisions = hold_or_revoke(candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)))
+    decisions = hold_or_revoke(candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)), NOW)
     by_serial = {d.certificate.serial: d for d in decisions}
     assert by_serial["C3"].outcome is Outcome.HELD and "i-0bad0bad0bad0bad0" in by_serial["C3"].detail
     assert by_serial["D4"].outcome is Outcome.REVOKE
@@ -114,6 +114,7 @@ def test_an_unreadable_account_holds_every_candidate_of_the_secret_naming_the_ac
     decisions = hold_or_revoke(
         candidates([entry("C3", replaced_days_ago=8)], (), NOW, timedelta(0)),
         FleetEvidence(unreadable=("111111111111 in eu-west-1 unreadable: AccessDenied",)),
+        NOW,
     )
     assert decisions[0].outcome is Outcome.HELD and "111111111111 in eu-west-1" in decisions[0].detail
 
@@ -126,7 +127,7 @@ def test_a_past_holder_releases_only_with_a_newer_certificate_reported_after_it_
     plan = candidates([old, new], ("D4",), NOW, timedelta(0))
 
     def outcome(*reports: HostReport) -> Outcome:
-        return {d.certificate.serial: d.outcome for d in hold_or_revoke(plan, FleetEvidence(reports))}["C3"]
+        return {d.certificate.serial: d.outcome for d in hold_or_revoke(plan, FleetEvidence(reports), NOW)}["C3"]
 
     assert outcome() is Outcome.HELD  # the record vanished
     assert outcome(host("FF")) is Outcome.HELD  # a serial the secret never delivered
@@ -154,8 +155,8 @@ def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
     on_new = replace(
         host("D4"), status=RunStatus.UNCHANGED, exit_code=0, served_check="stale: 3/16 serial C3, new: 13/16"
     )
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((on_new,)))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((on_new,)), NOW)
     assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
     proven = replace(on_new, served_check="16/16")
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((proven,)))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((proven,)), NOW)
     assert decision.outcome is Outcome.REVOKE
