@@ -94,6 +94,8 @@ class Decision:
     #: holders whose word no longer counts (silent past HOLDER_RELEASE_AFTER, or of an account that
     #: may not read the secret): each names the host and why
     released: tuple[str, ...] = ()
+    #: the latest RecordedAt among the records serving it (never later than the decision's time)
+    heard_at: datetime | None = None
 
     @property
     def detail(self) -> str:
@@ -232,7 +234,8 @@ def _judge(
         else:
             held.append(f"{host} served it and reports no newer certificate of this secret since")
     if names:
-        return Decision(entry, Outcome.SERVED, names, tuple(held), tuple(released))
+        heard = min(max(r.recorded_at for r in serving), now)
+        return Decision(entry, Outcome.SERVED, names, tuple(held), tuple(released), heard)
     if held:
         return Decision(entry, Outcome.HELD, (), tuple(held), tuple(released))
     return Decision(entry, decision.outcome, released=tuple(released))

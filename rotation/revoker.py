@@ -126,8 +126,8 @@ def revoke_superseded(
                 "served_by": list(decision.served_by),
             },
         )
-        if decision.served_by:  # every time: LastServedAt dates the holders' word
-            ledger.add_holders(secret_arn, decision.certificate.serial, decision.served_by, now)
+        if decision.served_by:  # every time: LastServedAt dates the holders' latest word
+            ledger.add_holders(secret_arn, decision.certificate.serial, decision.served_by, decision.heard_at or now)
     served = [d for d in waiting if d.outcome is Outcome.SERVED]
     if served:
         telemetry.revocation_skipped_served(len(served))
