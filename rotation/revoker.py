@@ -92,6 +92,7 @@ def revoke_superseded(
 
     Raises:
         AwsCallError: a ledger or RevokeCertificate call failed (entries revoked before it stay so).
+        LedgerUnprotected: the ledger table lost its protections; nothing was revoked.
     """
     decisions = candidates(entries, in_use, now, grace)
     due = [d.certificate for d in decisions if d.outcome is Outcome.REVOKE]
@@ -134,6 +135,8 @@ def revoke_superseded(
     if waiting:
         longest = max(now - (d.certificate.superseded_at or now) - grace for d in waiting)
         telemetry.revocation_held(len(waiting), max(longest.total_seconds(), 0.0))
+    if any(d.outcome is Outcome.REVOKE for d in decisions):
+        ledger.require_protected()  # entries of a table that lost its protections revoke nothing
     for decision in decisions:
         if decision.outcome is Outcome.REVOKE:
             revoke(ledger, pca_for_region, decision.certificate, RevocationReason.SUPERSEDED, now)

@@ -106,7 +106,7 @@ def create_secret(ctx: StepContext) -> None:
         now=ctx.clock(),
     )
     logger.info("renewal decision: %s (%s)", decision.plan.value, decision.reason)
-    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
+    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock(), rule)
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
     client_auth = rule.client_auth_allowed(spec.certificate_type)
     verify_bundle(bundle, spec, ca.certificate, ctx.clock(), handshake=False, client_auth=client_auth)

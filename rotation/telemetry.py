@@ -81,6 +81,11 @@ def revocation_holders_released(count: int) -> None:
     _emit("RevocationHoldersReleased", count, {})
 
 
+def ledger_unprotected() -> None:
+    """The issuance ledger table lost a protection (rotation.ledger_protection): its word was refused."""
+    _emit("LedgerUnprotected", 1, {})
+
+
 def throttled(service: str, operation: str) -> None:
     """One throttled answer (the call is retried within the step's time; see rotation.throttling)."""
     _emit("Throttles", 1, {"Service": service, "Operation": operation})
