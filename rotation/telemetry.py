@@ -91,6 +91,12 @@ def throttled(service: str, operation: str) -> None:
     _emit("Throttles", 1, {"Service": service, "Operation": operation})
 
 
+def served_records_not_counted(count: int) -> None:
+    """Fleet records the served-expiry function counted for nothing (no such secret, not readable by
+    the reporting account, unreadable): one figure, never one series per record."""
+    _emit("ServedRecordsNotCounted", count, {})
+
+
 def served_expiry(secret: str, days: float) -> None:
     """The fewest days to expiry any host serves for one secret (the fleet view's records)."""
     _emit("ServedDaysToExpiry", days, {"SecretName": secret}, MetricUnit.NoUnit)
