@@ -374,6 +374,10 @@ def reader_covers(prefix: str, secret_name: str) -> bool:
     return secret_name.startswith(prefix)
 
 
+#: No regions or readers configured: the function's own region, every account reads every secret.
+DEFAULT_SCOPE = FleetScope()
+
+
 def parse_readers(text: str) -> tuple[tuple[str, str], ...]:
     """``ACCOUNT:NAME-PREFIX`` entries, comma-separated (the central stack's ``SecretReaders``).
 

@@ -162,8 +162,13 @@ class ProtectionCheck:
         with aws_call("dynamodb", "DescribeTable"):
             table = self._client.describe_table(TableName=self._table)["Table"]
         created = str(table.get("CreationDateTime", ""))
-        fresh = self._verified is not None and self._clock() - self._verified[1] < RECHECK_SECONDS
-        if table.get("DeletionProtectionEnabled") is True and fresh and self._verified[0] == created:  # type: ignore[index]
+        verified = self._verified
+        if (
+            table.get("DeletionProtectionEnabled") is True
+            and verified is not None
+            and verified[0] == created
+            and self._clock() - verified[1] < RECHECK_SECONDS
+        ):
             return
         self._verified = None
         try:

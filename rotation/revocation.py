@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from rotation.fleet import (
+    DEFAULT_SCOPE,
     FleetScope,
     HostReport,
     RecordProblem,
@@ -118,7 +119,7 @@ class FleetEvidence:
     bad_records: tuple[RecordProblem, ...] = ()
     unreadable: tuple[str, ...] = ()
     #: which accounts' records count for which secret (``SecretReaders``; the default: every account)
-    scope: FleetScope = FleetScope()
+    scope: FleetScope = DEFAULT_SCOPE
 
 
 def plan_superseded(
@@ -214,13 +215,17 @@ def _judge(
         by_certificate = (problem.serial and problem.serial == serial) or (
             fingerprint and problem.fingerprint == fingerprint
         )
-        by_secret = not problem.serial and not problem.fingerprint and names_secret(problem.secret_arn, entry.secret_arn)
+        by_secret = (
+            not problem.serial and not problem.fingerprint and names_secret(problem.secret_arn, entry.secret_arn)
+        )
         if not (by_certificate or by_secret):
             continue
         where = f"{problem.account}/{problem.instance_id}: unreadable record"
         what = "" if by_certificate else " names this secret, its serial unreadable"
         if silent_too_long:
-            released.append(f"{where}{what} ({problem.detail}), no host seen serving it for {HOLDER_RELEASE_AFTER.days} days")
+            released.append(
+                f"{where}{what} ({problem.detail}), no host seen serving it for {HOLDER_RELEASE_AFTER.days} days"
+            )
         else:
             held.append(f"{where}{what} ({problem.detail})")
     held.extend(f"account {line}" for line in evidence.unreadable)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rotation.fleet import TIME_FORMAT, FleetScope, HostReport
+from rotation.fleet import DEFAULT_SCOPE, TIME_FORMAT, FleetScope, HostReport
 from rotation.redaction import quote
 from rotation.telemetry import secret_name
 
@@ -46,7 +46,7 @@ def served_expiry(
     now: datetime,
     secret_account: str,
     secrets: Mapping[str, str],
-    scope: FleetScope = FleetScope(),
+    scope: FleetScope = DEFAULT_SCOPE,
 ) -> tuple[list[ServedExpiry], list[str]]:
     """Per secret of ``secret_account`` (where certrotate's secrets live), the fewest days to expiry
     any host serves (with that host's record), and a line for each record that counts for nothing:

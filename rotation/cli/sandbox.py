@@ -127,9 +127,9 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
+    from rotation.emulation.dynamodb_tables import strict_table_deletion
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
-    from rotation.emulation.dynamodb_tables import strict_table_deletion
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()

@@ -22,7 +22,7 @@ from typing import Any
 from rotation import telemetry
 from rotation.aws import aws_call, make_client
 from rotation.errors import CertRotateError
-from rotation.fleet import FleetScope, HostReport
+from rotation.fleet import DEFAULT_SCOPE, FleetScope, HostReport
 from rotation.fleet_inventory import read_records
 from rotation.served_expiry import served_expiry, soonest_first
 from rotation.telemetry import logger
@@ -57,7 +57,7 @@ def report(
     regions: Sequence[str],
     now: datetime,
     secrets: Mapping[str, str],
-    scope: FleetScope = FleetScope(),
+    scope: FleetScope = DEFAULT_SCOPE,
 ) -> dict[str, float]:
     """Read every source, emit one ``ServedDaysToExpiry`` per secret (the soonest
     :data:`~rotation.served_expiry.SERIES_LIMIT`, of ``secrets``, name → ARN, read by an account

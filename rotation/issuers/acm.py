@@ -84,7 +84,10 @@ def check_names(rule: Rule, description: dict[str, Any], certificate_arn: str) -
     Raises:
         SpecError: naming CERTIFICATE_ARN and the first name outside the rule.
     """
-    names = [str(description.get("DomainName") or ""), *(str(n) for n in description.get("SubjectAlternativeNames") or [])]
+    names = [
+        str(description.get("DomainName") or ""),
+        *(str(n) for n in description.get("SubjectAlternativeNames") or []),
+    ]
     for name in dict.fromkeys(n for n in names if n):
         if not rule.allows_name(name):
             raise SpecError(

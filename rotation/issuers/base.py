@@ -11,8 +11,8 @@ from typing import Protocol, TypeVar
 
 from rotation.bundle import CertBundle
 from rotation.certificate_authority import CaFacts
-from rotation.issuance_policy import Rule
 from rotation.errors import IssuanceTimeoutError
+from rotation.issuance_policy import Rule
 from rotation.renewal import Plan
 from rotation.spec import CertSpec
 

@@ -55,7 +55,7 @@ def test_the_deployed_table_passes_the_rotations_protection_check(administrators
     template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
     operators = [f"arn:aws:iam::{ACCOUNT}:role/operator"]
     parameters = {
-        **dict.fromkeys(template["Parameters"], []),  # the others: empty lists (unused here)
+        **{name: [] for name in template["Parameters"]},  # the others: empty lists (unused here)
         **dict.fromkeys(template["Resources"], "ref"),
         "OperatorRoleArns": operators,
         "LedgerAdministratorArns": administrators,
@@ -70,7 +70,9 @@ def test_the_deployed_table_passes_the_rotations_protection_check(administrators
     described = {"TableArn": TABLE_ARN, "DeletionProtectionEnabled": table["DeletionProtectionEnabled"]}
     policy = json.dumps(table["ResourcePolicy"]["PolicyDocument"])
     assert protection_problems(described, policy, principals) == []
-    (admin,) = [s for s in table["ResourcePolicy"]["PolicyDocument"]["Statement"] if "dynamodb:DeleteTable" in s["Action"]]
+    (admin,) = [
+        s for s in table["ResourcePolicy"]["PolicyDocument"]["Statement"] if "dynamodb:DeleteTable" in s["Action"]
+    ]
     assert sorted(admin["Action"]) == sorted(f"dynamodb:{a}" for a in ADMIN_ACTIONS)
     exempt = admin["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
     assert sorted(exempt) == sorted([f"arn:aws:iam::{ACCOUNT}:root", *administrators])  # not the rotation role

@@ -218,7 +218,9 @@ def test_six_hundred_invented_secrets_bury_no_real_expiry_and_make_no_series(
     with ssm_inventory_in_moto():
         invented = [_record(f"{arn}bogus/{i:04d}", f"/etc/ssl/{i}.pem", soon) for i in range(600)]
         invented.append(_record(real["team-b/api"], "/etc/ssl/b.pem", soon))  # a secret A may not read
-        invented.append(_record(real["team-a/web"], "/etc/ssl/a.pem", (now + timedelta(days=200)).isoformat()[:19] + "Z"))
+        invented.append(
+            _record(real["team-a/web"], "/etc/ssl/a.pem", (now + timedelta(days=200)).isoformat()[:19] + "Z")
+        )
         assumed_client(sts, role, "ssm").put_inventory(
             InstanceId="i-0aaaaaaaaaaaaaaa1",
             Items=[
@@ -230,7 +232,12 @@ def test_six_hundred_invented_secrets_bury_no_real_expiry_and_make_no_series(
                 }
             ],
         )
-        serve("0B", real["team-b/api"], "i-0bbbbbbbbbbbbbbb1", NotAfter=(now + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        serve(
+            "0B",
+            real["team-b/api"],
+            "i-0bbbbbbbbbbbbbbb1",
+            NotAfter=(now + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         capfd.readouterr()
         emitted = report(
             lambda region: boto3.client("ssm", REGION),
@@ -264,10 +271,14 @@ def test_only_the_soonest_series_are_emitted_so_the_alarm_sees_every_close_expir
     secrets = {name: f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{name}-AbCdEf" for name in names}
     with ssm_inventory_in_moto():
         content = [
-            _record(secrets[name], f"/etc/ssl/{i}.pem", (now + timedelta(days=300 - i / 10)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            _record(
+                secrets[name], f"/etc/ssl/{i}.pem", (now + timedelta(days=300 - i / 10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
             for i, name in enumerate(names)
         ]
-        content[0] = _record(secrets[names[0]], "/etc/ssl/0.pem", (now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        content[0] = _record(
+            secrets[names[0]], "/etc/ssl/0.pem", (now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
         boto3.client("ssm", REGION).put_inventory(
             InstanceId="i-0ccccccccccccccc1",
             Items=[

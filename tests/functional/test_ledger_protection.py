@@ -75,7 +75,9 @@ def test_a_replaced_ledger_proves_no_ownership_and_team_bs_key_stays_in_acm(
             "CertificateType": "ACM_ISSUED",
         },
     )
-    replace_current(aws.sm, team_a, json.dumps({**secret_fields(aws.sm, team_a), "CERTIFICATE_ARN": victim["CERTIFICATE_ARN"]}))
+    replace_current(
+        aws.sm, team_a, json.dumps({**secret_fields(aws.sm, team_a), "CERTIFICATE_ARN": victim["CERTIFICATE_ARN"]})
+    )
     capfd.readouterr()
     caught = refused_with(aws, team_a, LedgerUnprotected)
     assert "deletion protection is off" in str(caught) and "no resource policy" in str(caught)

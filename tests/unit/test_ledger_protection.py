@@ -53,7 +53,9 @@ def test_the_templates_shape_passes_and_a_wildcard_deny_covers_every_action() ->
         pytest.param(
             deny("dynamodb:*", Condition={"StringEquals": {"aws:PrincipalArn": ROOT}}), "applies to root", id="equals"
         ),
-        pytest.param(deny("dynamodb:*", (ROOT, "arn:aws:iam::123456789012:role/intruder")), "a stranger", id="stranger"),
+        pytest.param(
+            deny("dynamodb:*", (ROOT, "arn:aws:iam::123456789012:role/intruder")), "a stranger", id="stranger"
+        ),
         pytest.param(deny("dynamodb:PutItem"), "the rest allowed", id="partial"),
     ],
 )
@@ -65,5 +67,8 @@ def test_a_policy_that_does_not_deny_every_protected_action_to_others_is_refused
 
 
 def test_no_policy_or_a_broken_one_is_refused_with_every_reason() -> None:
-    assert protection_problems({"TableArn": ARN}, None) == ["deletion protection is off", "the table has no resource policy"]
+    assert protection_problems({"TableArn": ARN}, None) == [
+        "deletion protection is off",
+        "the table has no resource policy",
+    ]
     assert protection_problems(TABLE, "{not json") == ["the resource policy is not JSON"]

@@ -104,7 +104,9 @@ def test_an_unreadable_record_holds_only_the_certificate_it_names() -> None:
     first, second = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=8)
     bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
     nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial")
-    decisions = hold_or_revoke(candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)), NOW)
+    decisions = hold_or_revoke(
+        candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)), NOW
+    )
     by_serial = {d.certificate.serial: d for d in decisions}
     assert by_serial["C3"].outcome is Outcome.HELD and "i-0bad0bad0bad0bad0" in by_serial["C3"].detail
     assert by_serial["D4"].outcome is Outcome.REVOKE
