@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.acmpca.models import acmpca_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 
 import rotation.handler
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
@@ -253,3 +255,37 @@ def test_the_emulated_table_is_created_protected_and_loses_its_policy_with_the_t
     with pytest.raises(aws.dynamodb.exceptions.ClientError) as caught:
         aws.dynamodb.get_resource_policy(ResourceArn=table["TableArn"])
     assert caught.value.response["Error"]["Code"] == "PolicyNotFoundException"
+
+
+def test_revoke_compromised_takes_nothing_from_a_ledger_that_lost_its_protections(
+    endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's `certrotate revoke --compromised` finds the certificate to revoke in the ledger:
+    from a table whose deletion protection was turned off it refuses, naming the table, and
+    revokes nothing (not even with --immediately)."""
+    import uuid
+
+    from tests.support.cli import certrotate, client, rotated
+
+    table = f"ledger-{uuid.uuid4().hex[:8]}"
+    dynamodb = client(endpoint, "dynamodb")
+    create_table(dynamodb, table)
+    monkeypatch.setenv("CERTROTATE_LEDGER_TABLE", table)  # the rotation function records into it
+    rotation.handler.reset()
+    arn = rotated(endpoint, f"stripped-{uuid.uuid4().hex[:6]}/web", ca)
+    dynamodb.update_table(TableName=table, DeletionProtectionEnabled=False)
+    with ssm_inventory_in_moto():
+        result = certrotate(
+            "revoke",
+            arn,
+            "--compromised",
+            "--immediately",
+            "--ledger-table",
+            table,
+            "--timeout",
+            "1",
+            endpoint=endpoint,
+        )
+    assert result.returncode != 0 and "lost its protections" in result.stderr and table in result.stderr
+    # moto's server runs in this process: its CA records every RevokeCertificate it was sent
+    assert acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca].revoked_certificates == {}
