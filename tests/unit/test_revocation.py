@@ -9,6 +9,8 @@ import pytest
 
 from rotation.fleet import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
 from rotation.revocation import (
+    CLOCK_SKEW,
+    HOLDER_RELEASE_AFTER,
     FleetEvidence,
     IssuedCertificate,
     Outcome,
@@ -162,3 +164,65 @@ def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
     proven = replace(on_new, served_check="16/16")
     (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((proven,)), NOW)
     assert decision.outcome is Outcome.REVOKE
+
+
+OTHER = "111111111111"
+TEAM_A_ONLY = FleetScope(readers=((OTHER, "team-a/"),))
+
+
+def test_records_and_past_holders_of_an_account_that_may_not_read_the_secret_count_for_nothing() -> None:
+    """Issue 25 item 2: the SecretReaders scope applies to readable records too, and to HeldBy."""
+    old = entry("C3", replaced_days_ago=8, held_by=(f"{OTHER}/i-0a0a0a0a0a0a0a0a0",))
+    foreign = replace(host("C3", "i-0a0a0a0a0a0a0a0a0"), account=OTHER)
+    unreadable = RecordProblem(OTHER, "i-0a0a0a0a0a0a0a0a1", "where", "missing Status", serial="C3")
+    (decision,) = hold_or_revoke(
+        candidates([old], (), NOW, timedelta(0)), FleetEvidence((foreign,), (unreadable,), scope=TEAM_A_ONLY), NOW
+    )
+    assert decision.outcome is Outcome.REVOKE
+    assert decision.released == (f"{OTHER}/i-0a0a0a0a0a0a0a0a0: its account may not read this secret (SecretReaders)",)
+    # the same records hold a secret that account may read
+    readable = replace(old, secret_arn=ARN.replace(":www-", ":team-a/www-"))
+    (held,) = hold_or_revoke(
+        candidates([readable], (), NOW, timedelta(0)),
+        FleetEvidence((replace(foreign, secret_arn=readable.secret_arn),), (unreadable,), scope=TEAM_A_ONLY),
+        NOW,
+    )
+    assert held.outcome is Outcome.SERVED and held.served_by == (f"{OTHER}/i-0a0a0a0a0a0a0a0a0",)
+
+
+def test_host_holds_end_after_the_release_time_and_not_before() -> None:
+    """A record dated past HOLDER_RELEASE_AFTER, or in the future, serves nothing; a past holder and an
+    unreadable record naming the serial hold until that long after a host was last seen serving it."""
+    last = NOW - HOLDER_RELEASE_AFTER
+    holder = "123456789012/i-0123456789abcdef0"
+    bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
+    for seen, expected in ((last + timedelta(hours=1), Outcome.HELD), (last - timedelta(hours=1), Outcome.REVOKE)):
+        old = entry("C3", replaced_days_ago=100, held_by=(holder,), last_served_at=seen)
+        (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((), (bad,)), NOW)
+        assert decision.outcome is expected, seen
+        assert len(decision.released) == (2 if expected is Outcome.REVOKE else 0)
+    old = entry("C3", replaced_days_ago=1)
+    for recorded, expected in (
+        (NOW - HOLDER_RELEASE_AFTER + timedelta(hours=1), Outcome.SERVED),
+        (NOW - HOLDER_RELEASE_AFTER - timedelta(hours=1), Outcome.REVOKE),
+        (NOW + CLOCK_SKEW + timedelta(hours=1), Outcome.REVOKE),
+    ):
+        record = replace(host("C3"), recorded_at=recorded)
+        (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((record,)), NOW)
+        assert decision.outcome is expected, recorded
+    served = replace(host("C3"), recorded_at=NOW - timedelta(days=3))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((served,)), NOW)
+    assert decision.heard_at == NOW - timedelta(days=3)  # what the ledger's LastServedAt becomes
+
+
+@pytest.mark.parametrize("named", [ARN, ARN[:-7], "www-AbCdEf", "www"])
+def test_an_unreadable_record_naming_the_secret_without_a_serial_holds_it_and_no_other(named: str) -> None:
+    """Issue 25 item 5."""
+    nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial", secret_arn=named)
+    other = replace(entry("D4", replaced_days_ago=8), secret_arn=ARN.replace(":www-", ":api-"))
+    (mine,) = hold_or_revoke(
+        candidates([entry("C3", replaced_days_ago=8)], (), NOW, timedelta(0)), FleetEvidence((), (nameless,)), NOW
+    )
+    (theirs,) = hold_or_revoke(candidates([other], (), NOW, timedelta(0)), FleetEvidence((), (nameless,)), NOW)
+    assert mine.outcome is Outcome.HELD and "names this secret, its serial unreadable" in mine.detail
+    assert theirs.outcome is Outcome.REVOKE
