@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from rotation import telemetry
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError, CertRotateError
 
@@ -180,6 +179,8 @@ class ProtectionCheck:
             policy = None
         problems = protection_problems(table, policy, self._principals)
         if problems:
+            from rotation import telemetry  # here: the command line imports the ledger before its log level is set
+
             telemetry.ledger_unprotected()
             raise LedgerUnprotected(
                 f"the issuance ledger table {self._table} lost its protections ({'; '.join(problems)}): "
