@@ -8,6 +8,7 @@ they write can get a certificate revoked that this secret's rotations did not is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from rotation.fleet import (
 #: a host that stopped reporting, or was terminated, releases after it, with a "released" log line and
 #: ``RevocationHoldersReleased`` (alarmed).
 HOLDER_RELEASE_AFTER = timedelta(days=62)
+_SERIAL = re.compile(r"[0-9A-F]{1,40}")
 #: A record dated further ahead than this is not believed fresh (its host's clock, or a forger's word).
 CLOCK_SKEW = timedelta(days=1)
 
@@ -210,24 +212,9 @@ def _judge(
     names = tuple(sorted({f"{h.account}/{h.instance_id}" for h in serving}))
     last_seen = max(d for d in (entry.last_served_at, entry.superseded_at, *(r.recorded_at for r in serving)) if d)
     silent_too_long = now - last_seen > HOLDER_RELEASE_AFTER
-    held: list[str] = []
-    for problem in (p for p in evidence.bad_records if counts(p.account)):
-        by_certificate = (problem.serial and problem.serial == serial) or (
-            fingerprint and problem.fingerprint == fingerprint
-        )
-        by_secret = (
-            not problem.serial and not problem.fingerprint and names_secret(problem.secret_arn, entry.secret_arn)
-        )
-        if not (by_certificate or by_secret):
-            continue
-        where = f"{problem.account}/{problem.instance_id}: unreadable record"
-        what = "" if by_certificate else " names this secret, its serial unreadable"
-        if silent_too_long:
-            released.append(
-                f"{where}{what} ({problem.detail}), no host seen serving it for {HOLDER_RELEASE_AFTER.days} days"
-            )
-        else:
-            held.append(f"{where}{what} ({problem.detail})")
+    bad_records = [p for p in evidence.bad_records if counts(p.account)]
+    held, gone = _unreadable(entry, bad_records, reports, now, silent_too_long)
+    released.extend(gone)
     held.extend(f"account {line}" for line in evidence.unreadable)
     for host in entry.held_by:
         if host in names or _moved_on(host, reports, successors(entry, history)):
@@ -244,6 +231,53 @@ def _judge(
     if held:
         return Decision(entry, Outcome.HELD, (), tuple(held), tuple(released))
     return Decision(entry, decision.outcome, released=tuple(released))
+
+
+def _unreadable(
+    entry: IssuedCertificate,
+    problems: Sequence[RecordProblem],
+    reports: Sequence[HostReport],
+    now: datetime,
+    silent_too_long: bool,
+) -> tuple[list[str], list[str]]:
+    """What unreadable records say of ``entry`` (those of accounts that may read its secret): held for
+    a record not a record that names its serial or fingerprint, or that names its secret (any form)
+    with no readable serial; held for a readable record of the secret whose Serial is not a serial
+    (an empty one is the installer's word that the file holds no certificate: it holds nothing).
+    Each releases once its host has been silent past :data:`HOLDER_RELEASE_AFTER`. (held, released)"""
+    serial, fingerprint = normalize_serial(entry.serial), normalize_fingerprint(entry.fingerprint)
+    held: list[str] = []
+    released: list[str] = []
+    for problem in problems:
+        by_certificate = (problem.serial and problem.serial == serial) or (
+            fingerprint and problem.fingerprint == fingerprint
+        )
+        by_secret = not _readable_serial(problem.serial) and names_secret(problem.secret_arn, entry.secret_arn)
+        if not (by_certificate or by_secret):
+            continue
+        where = f"{problem.account}/{problem.instance_id}: unreadable record"
+        what = "" if by_certificate else " names this secret, its serial unreadable"
+        if silent_too_long:
+            days = HOLDER_RELEASE_AFTER.days
+            released.append(f"{where}{what} ({problem.detail}), no host seen serving it for {days} days")
+        else:
+            held.append(f"{where}{what} ({problem.detail})")
+    for report in reports:  # a record of this secret whose Serial is not a serial ('' is the installer's "no file")
+        if not report.serial or _readable_serial(report.serial):
+            continue
+        if not names_secret(report.secret_arn, entry.secret_arn):
+            continue
+        where = f"{report.account}/{report.instance_id}: record names this secret, its serial unreadable"
+        if _heard_lately(report, now):
+            held.append(f"{where} (Serial {report.serial[:20]!r})")
+        else:
+            released.append(f"{where}, last reported {report.recorded_at:%Y-%m-%dT%H:%M:%SZ}")
+    return held, released
+
+
+def _readable_serial(serial: str) -> bool:
+    """Whether a normalized serial is one (hex digits, at most 20 bytes as RFC 5280 allows)."""
+    return bool(_SERIAL.fullmatch(serial))
 
 
 def _heard_lately(report: HostReport, now: datetime) -> bool:

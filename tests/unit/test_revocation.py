@@ -226,3 +226,13 @@ def test_an_unreadable_record_naming_the_secret_without_a_serial_holds_it_and_no
     (theirs,) = hold_or_revoke(candidates([other], (), NOW, timedelta(0)), FleetEvidence((), (nameless,)), NOW)
     assert mine.outcome is Outcome.HELD and "names this secret, its serial unreadable" in mine.detail
     assert theirs.outcome is Outcome.REVOKE
+
+
+def test_a_record_of_the_secret_whose_serial_is_not_a_serial_holds_it_and_an_empty_one_holds_nothing() -> None:
+    old = entry("C3", replaced_days_ago=8)
+    garbage = replace(host("C3"), serial="NOT-A-SERIAL", fingerprint="")
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((garbage,)), NOW)
+    assert decision.outcome is Outcome.HELD and "record names this secret, its serial unreadable" in decision.detail
+    no_file = replace(host("C3"), serial="", fingerprint="")  # the installer found no certificate in the file
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((no_file,)), NOW)
+    assert decision.outcome is Outcome.REVOKE
