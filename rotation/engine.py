@@ -156,8 +156,9 @@ def _pacer(ledger: Ledger) -> IssuancePacer | None:
 
 def _ledger(table: str) -> Ledger:
     from rotation.ledger import Ledger
+    from rotation.ledger_protection import principals_from_environment
 
-    return Ledger(make_client("dynamodb"), table)
+    return Ledger(make_client("dynamodb"), table, principals_from_environment(os.environ))
 
 
 def assumed_client(sts: Any, role_arn: str, service: str, region: str | None = None) -> Any:

@@ -107,7 +107,7 @@ def create_secret(ctx: StepContext) -> None:
         now=ctx.clock(),
     )
     logger.info("renewal decision: %s (%s)", decision.plan.value, decision.reason)
-    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
+    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock(), rule)
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
     issuer = bundle.issuer_arn or spec.ca_arn  # a kept bundle: the CA its chain is verified to below
     try:

@@ -99,6 +99,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         raise UsageError(f"--ledger-table is required (or set {LEDGER_TABLE_ENV})")
     (record,) = certificate_secrets(aws, names=[args.secret])
     ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
+    ledger.require_protected()  # a replaced or stripped table could name another secret's certificate
     compromised = _compromised_entry(ledger, record.arn, hosts.current_of(record).serial, record.name)
     refusal = _refusal(record)
     if refusal:

@@ -134,13 +134,14 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
+    from rotation.emulation.dynamodb_tables import strict_table_deletion
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
-    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
+    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto(), strict_table_deletion():
         yield failures
     rotation.handler.reset()
 

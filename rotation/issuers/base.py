@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 from rotation.bundle import CertBundle
 from rotation.certificate_authority import CaFacts
 from rotation.errors import IssuanceTimeoutError
+from rotation.issuance_policy import Rule
 from rotation.renewal import Plan
 from rotation.spec import CertSpec
 
@@ -27,6 +28,9 @@ class IssueRequest:
     current: CertBundle | None
     ca: CaFacts
     now: datetime
+    #: The issuance policy rule governing the secret: an existing certificate (ACM's CERTIFICATE_ARN)
+    #: is taken only when every name it carries is inside it (None: not checked, callers outside a step).
+    rule: Rule | None = None
 
 
 @dataclass
