@@ -283,52 +283,76 @@ def fit_request(rule: Rule, spec: CertSpec) -> CertSpec:
     (same variety); everything else outside the rule is refused.
 
     Raises:
-        PolicyError: the first field outside the rule.
+        PolicyError: the first field outside the rule (:func:`request_problems` lists every one).
     """
+    problems = request_problems(rule, spec)
+    if problems:
+        raise problems[0]
+    if (
+        spec.certificate_type is CertificateType.PCA_ISSUED
+        and not rule.client_auth
+        and not template_name(spec.template_arn).startswith(_SERVER_ONLY_PREFIX)
+    ):
+        twin = server_only_twin(spec.template_arn)
+        if twin is None:  # pragma: no cover - every end-entity template has a server-only twin
+            raise _refuse(rule, "TEMPLATE_ARN", spec.template_arn, "gives clientAuth", "server-only templates")
+        return replace(spec, template_arn=twin)
+    return spec
+
+
+def request_problems(rule: Rule, spec: CertSpec) -> list[PolicyError]:
+    """Every field of ``spec`` outside ``rule``, in field order: the pre-issue check.
+
+    The rotation refuses on the first (:func:`fit_request`); ``certrotate validate`` and
+    ``create-secret`` show them all, so a spec is fixed in one round.
+    """
+    problems: list[PolicyError] = []
     if spec.certificate_type is CertificateType.ACM_ISSUED and not rule.acm_issued:
-        raise _refuse(
-            rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"]
+        problems.append(
+            _refuse(rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"])
         )
     if not rule.allows_ca(spec.ca_arn):
-        raise _refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA")
+        problems.append(_refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA"))
     names = spec.names
     if len(names) > rule.max_names:
-        raise _refuse(
-            rule,
-            "SUBJECT_ALTERNATIVE_NAMES",
-            f"{len(names)} names",
-            "too many names",
-            f"at most {rule.max_names} names (COMMON_NAME included)",
+        problems.append(
+            _refuse(
+                rule,
+                "SUBJECT_ALTERNATIVE_NAMES",
+                f"{len(names)} names",
+                "too many names",
+                f"at most {rule.max_names} names (COMMON_NAME included)",
+            )
         )
     for name in names:
         if not rule.allows_name(name):
             field_name = "COMMON_NAME" if name == spec.common_name.lower() else "SUBJECT_ALTERNATIVE_NAMES"
-            raise _refuse(rule, field_name, name, "this name is not allowed", _name_allowance(rule))
+            problems.append(_refuse(rule, field_name, name, "this name is not allowed", _name_allowance(rule)))
     if spec.key_algorithm not in rule.key_algorithms:
-        raise _refuse(
-            rule,
-            "KEY_ALGORITHM",
-            spec.key_algorithm.value,
-            "this key algorithm is not allowed",
-            [k.value for k in rule.key_algorithms],
+        problems.append(
+            _refuse(
+                rule,
+                "KEY_ALGORITHM",
+                spec.key_algorithm.value,
+                "this key algorithm is not allowed",
+                [k.value for k in rule.key_algorithms],
+            )
         )
     if spec.reuse_private_key and not rule.reuse_private_key:
-        raise _refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"])
-    if spec.certificate_type is CertificateType.PCA_ISSUED:
-        if validity_days(spec) > rule.max_validity_days:
-            raise _refuse(
+        problems.append(
+            _refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"])
+        )
+    if spec.certificate_type is CertificateType.PCA_ISSUED and validity_days(spec) > rule.max_validity_days:
+        problems.append(
+            _refuse(
                 rule,
                 "VALIDITY",
                 f"{spec.validity.value} {spec.validity.unit.value}",
                 "longer than the rule allows",
                 f"at most {rule.max_validity_days} days",
             )
-        if not rule.client_auth and not template_name(spec.template_arn).startswith(_SERVER_ONLY_PREFIX):
-            twin = server_only_twin(spec.template_arn)
-            if twin is None:  # pragma: no cover - every end-entity template has a server-only twin
-                raise _refuse(rule, "TEMPLATE_ARN", spec.template_arn, "gives clientAuth", "server-only templates")
-            return replace(spec, template_arn=twin)
-    return spec
+        )
+    return problems
 
 
 def _name_allowance(rule: Rule) -> list[str]:

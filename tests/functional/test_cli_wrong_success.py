@@ -1,0 +1,135 @@
+"""Issue 29, "Wrong success": no command reports success that did not happen (console script, moto)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import cli
+
+POLICY_PARAMETER = "/certrotate/issuance-policy"
+
+
+def _store_policy(endpoint: str, document: dict[str, object]) -> None:
+    cli.client(endpoint, "ssm").put_parameter(
+        Name=POLICY_PARAMETER, Value=json.dumps(document), Type="String", Overwrite=True
+    )
+
+
+def _payments_policy(ca: str) -> dict[str, object]:
+    rule = {
+        "name": "payments",
+        "secrets": ["payments/*"],
+        "ca_arns": [ca],
+        "dns_names": ["*.a.example.internal"],
+        "max_validity_days": 90,
+    }
+    return {"version": 1, "rules": [rule]}
+
+
+@pytest.fixture
+def policy_env(endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The payments policy stored, read by the rotation function (this process) and the CLI alike."""
+    _store_policy(endpoint, _payments_policy(ca))
+    monkeypatch.setenv("CERTROTATE_POLICY_PARAMETER", POLICY_PARAMETER)
+    return cli.cli_env(AWS_ENDPOINT_URL=endpoint, CERTROTATE_POLICY_PARAMETER=POLICY_PARAMETER)
+
+
+def _first_certificate(endpoint: str, name: str) -> str:
+    """The serial of the secret's first certificate, once its first rotation (run by moto's thread) is done."""
+    sm = cli.client(endpoint, "secretsmanager")
+    for _ in range(200):
+        value = json.loads(sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+        if value.get("CERTIFICATE_SERIAL"):
+            return str(value["CERTIFICATE_SERIAL"])
+        time.sleep(0.1)
+    return ""
+
+
+# 1. validate and create-secret evaluate the stored issuance policy, every violation, nothing created.
+
+
+def test_create_secret_refuses_every_violation_of_the_stored_policy_and_creates_nothing(
+    endpoint: str, ca: str, policy_env: dict[str, str]
+) -> None:
+    result = cli.run(
+        "create-secret",
+        "payments/api",
+        "--type",
+        "PCA_ISSUED",
+        "--ca-arn",
+        ca,
+        "--common-name",
+        "api.other.example",
+        "--san",
+        "www.other.example",
+        "--rotation-lambda-arn",
+        cli.LAMBDA,
+        "--schedule",
+        "rate(30 days)",
+        env=policy_env,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    errors = cli.error_lines(result)
+    assert any("COMMON_NAME='api.other.example'" in e and "rule 'payments'" in e for e in errors), errors
+    assert any("SUBJECT_ALTERNATIVE_NAMES='www.other.example'" in e for e in errors), errors
+    # VALIDITY was not given: the 365-day default is over the rule's 90 days, and the line says so.
+    assert any("VALIDITY" in e and "default" in e and "at most 90 days" in e for e in errors), errors
+    assert len(errors) == 3
+    assert "first certificate is issued" not in result.stdout
+    listed = cli.client(policy_env["AWS_ENDPOINT_URL"], "secretsmanager").list_secrets()["SecretList"]
+    assert "payments/api" not in [s["Name"] for s in listed]
+
+
+def test_create_secret_inside_the_rule_creates_and_the_rotation_issues(
+    endpoint: str, ca: str, policy_env: dict[str, str]
+) -> None:
+    # moto's Private CA issues 365 days whatever VALIDITY says: this rule allows them.
+    _store_policy(endpoint, {"version": 1, "rules": [{**_payments_policy(ca)["rules"][0], "max_validity_days": 397}]})  # type: ignore[index]
+    result = cli.run(
+        "create-secret",
+        "payments/ok",
+        "--type",
+        "PCA_ISSUED",
+        "--ca-arn",
+        ca,
+        "--common-name",
+        "api.a.example.internal",
+        "--validity",
+        "365",
+        "--rotation-lambda-arn",
+        cli.LAMBDA,
+        env=policy_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "issuance policy (ssm:/certrotate/issuance-policy version " in result.stdout, result.stdout
+    assert "): rule 'payments'" in result.stdout
+    assert _first_certificate(endpoint, "payments/ok"), "the first rotation issued under the rule"
+
+
+def test_validate_of_a_secret_outside_its_rule_lists_every_violation(
+    endpoint: str, ca: str, policy_env: dict[str, str]
+) -> None:
+    cli.make_secret(endpoint, "payments/web", cli.pca_fields(ca, COMMON_NAME="web.other.example", VALIDITY="120"))
+    result = cli.run("validate", "payments/web", env=policy_env)
+    assert result.returncode == 3, result.stdout
+    errors = cli.error_lines(result)
+    assert len(errors) == 2 and "COMMON_NAME" in errors[0] and "VALIDITY='120 DAYS'" in errors[1], errors
+    assert "valid:" not in result.stdout
+    as_json = cli.run("validate", "payments/web", "--output", "json", env=policy_env)
+    document = json.loads(as_json.stdout)
+    assert document["valid"] is False and [p["field"] for p in document["problems"]] == ["COMMON_NAME", "VALIDITY"]
+    assert document["policy"].endswith("rule 'payments'")
+
+
+def test_validate_file_with_a_name_checks_the_rule_of_that_name(
+    endpoint: str, ca: str, policy_env: dict[str, str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(cli.pca_fields(ca, COMMON_NAME="web.a.example.internal", VALIDITY="30")))
+    assert cli.run("validate", str(spec), "--name", "payments/web", env=policy_env).returncode == 0
+    orphan = cli.run("validate", str(spec), "--name", "billing/web", env=policy_env)
+    assert orphan.returncode == 3 and "no rule of the issuance policy" in cli.the_error(orphan)
