@@ -33,6 +33,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ATTENTION = (
     "expired",
     "expiring",
+    "not-yet-valid",
     "rotation-failed",
     "rotation-overdue",
     "bad-metadata",
@@ -56,6 +57,7 @@ class CertificateStatus:
     next_rotation: str
     flags: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    not_before: str = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +138,10 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("unreadable")
         problems.append(record.problem)
     expiry, not_after, serial = _expiry(fields, flags, problems)
+    not_before = _not_before(fields)
+    if not_before is not None and not_before > now:  # hosts and clients refuse it until then
+        flags.append("not-yet-valid")
+        problems.append(f"not valid before {not_before.strftime(TIME_FORMAT)}: a client refuses it until then")
     days = None if expiry is None else round((expiry - now).total_seconds() / 86400, 2)
     if days is None and not flags and record.fields is not None:
         flags.append("no-certificate")
@@ -165,7 +171,24 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         next_rotation=_when(next_rotation),
         flags=flags,
         problems=problems,
+        not_before=not_before.strftime(TIME_FORMAT) if not_before is not None else "",
     )
+
+
+def _not_before(fields: Mapping[str, Any]) -> datetime | None:
+    """The stored certificate's notBefore (the metadata's when the PEM is missing or unreadable)."""
+    pem = fields.get("CERTIFICATE_PEM")
+    if isinstance(pem, str) and pem:
+        from cryptography import x509
+
+        try:
+            return x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc
+        except ValueError:
+            pass
+    try:
+        return datetime.strptime(str(fields.get("CERTIFICATE_NOT_BEFORE") or ""), TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:
@@ -311,7 +334,6 @@ def detail_of(record: SecretRecord, row: CertificateStatus) -> dict[str, Any]:
         **asdict(row),
         "ca_arn": str(fields.get("CA_ARN") or ""),
         "subject_alternative_names": _names(fields),
-        "not_before": str(fields.get("CERTIFICATE_NOT_BEFORE") or ""),
         "certificate_arn": str(fields.get("CERTIFICATE_ARN") or ""),
         "fingerprint_sha256": str(fields.get("CERTIFICATE_FINGERPRINT_SHA256") or ""),
         "renewal_policy": _renewal_policy(fields),

@@ -133,3 +133,26 @@ def test_validate_file_with_a_name_checks_the_rule_of_that_name(
     assert cli.run("validate", str(spec), "--name", "payments/web", env=policy_env).returncode == 0
     orphan = cli.run("validate", str(spec), "--name", "billing/web", env=policy_env)
     assert orphan.returncode == 3 and "no rule of the issuance policy" in cli.the_error(orphan)
+
+
+# 3. A certificate not yet valid is a health flag, shows its not-before, and fails status --check.
+
+
+def test_a_certificate_not_yet_valid_is_flagged_shown_and_fails_check(endpoint: str, ca: str) -> None:
+    import datetime as dt
+
+    from tests.support.certs import LocalCA
+
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    bundle = LocalCA().issue(["future.example.internal"], not_before=start, lifetime=dt.timedelta(days=100))
+    fields = {**cli.pca_fields(ca, COMMON_NAME="future.example.internal"), "CERTIFICATE_PEM": bundle.certificate_pem}
+    cli.make_secret(endpoint, "future/web", fields)
+    check = cli.certrotate("status", "--prefix", "future/", "--check", "--output", "json", endpoint=endpoint)
+    assert check.returncode == 1, check.stdout + check.stderr
+    (row,) = json.loads(check.stdout)
+    assert "not-yet-valid" in row["flags"] and row["not_before"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "future/web (not-yet-valid" in check.stderr
+    detail = cli.certrotate("status", "future/web", endpoint=endpoint)
+    (line,) = [x for x in detail.stdout.splitlines() if x.startswith("not before")]
+    assert start.strftime("%Y-%m-%dT%H:%M:%SZ") in line, detail.stdout
+    assert "not-yet-valid" in detail.stdout
