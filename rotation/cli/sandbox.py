@@ -3,7 +3,8 @@
 moto's server on a loopback port, completed by certrotate's emulation: RotateSecret runs the real
 rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
-(``ssm_inventory``). In it: a Private CA, the rotation function with Secrets Manager's invoke
+(``ssm_inventory``), and SendCommand reaches no instance, as SSM with no managed node
+(``ssm_commands``). In it: a Private CA, the rotation function with Secrets Manager's invoke
 permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
 issuance ledger table. It prints the ``export`` lines that point a shell at it (``eval`` them),
 then serves until Ctrl-C or SIGTERM; ``--detach`` serves in the background and adds
@@ -129,11 +130,13 @@ def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
+    from rotation.emulation.ssm_commands import ssm_commands_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
     with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
-        yield failures
+        with ssm_commands_in_moto():
+            yield failures
     rotation.handler.reset()
 
 

@@ -156,3 +156,35 @@ def test_a_certificate_not_yet_valid_is_flagged_shown_and_fails_check(endpoint: 
     (line,) = [x for x in detail.stdout.splitlines() if x.startswith("not before")]
     assert start.strftime("%Y-%m-%dT%H:%M:%SZ") in line, detail.stdout
     assert "not-yet-valid" in detail.stdout
+
+
+# 2. The sandbox's deploy to instances that do not exist fails as SSM fails it.
+
+
+def test_the_sandbox_refuses_a_deploy_to_instances_that_are_not_managed_nodes() -> None:
+    import os
+    import re
+    import signal
+
+    started = cli.run("sandbox", "--detach", timeout=180)
+    assert started.returncode == 0, started.stderr
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", started.stdout, re.MULTILINE))
+    pid = int(exports["CERTROTATE_SANDBOX_PID"])
+    env = cli.cli_env(**{k: v.strip("'") for k, v in exports.items() if k.startswith("AWS_")})
+    try:
+        created = cli.run(
+            "create-secret", "payments/web", "--type", "PCA_ISSUED", "--ca-arn", exports["CA_ARN"].strip("'"),
+            "--common-name", "web.example.internal", "--rotation-lambda-arn",
+            exports["ROTATION_LAMBDA_ARN"].strip("'"), env=env,
+        )
+        assert created.returncode == 0, created.stderr
+        assert _first_certificate(env["AWS_ENDPOINT_URL"], "payments/web")
+        ids = cli.run("deploy", "payments/web", "--targets", "i-0123456789abcdef0,i-0fedcba9876543210", env=env)
+        assert ids.returncode == 3, ids.stdout + ids.stderr
+        error = cli.the_error(ids)
+        assert "InvalidInstanceId" in error and "i-0123456789abcdef0" in error and "certrotate sandbox" in error
+        assert "done" not in ids.stdout + ids.stderr and "Success" not in ids.stdout
+        tagged = cli.run("deploy", "payments/web", "--targets", "tag:certrotate=web", env=env)
+        assert tagged.returncode == 1 and "reached no instance" in cli.the_error(tagged)
+    finally:
+        os.kill(pid, signal.SIGTERM)
