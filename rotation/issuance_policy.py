@@ -34,6 +34,7 @@ from cryptography import x509
 
 from rotation.errors import SpecError
 from rotation.spec import (
+    CA_ARN_PATTERN,
     END_ENTITY_TEMPLATES,
     MAX_NAMES,
     CertificateType,
@@ -484,9 +485,12 @@ def _rule(where: str, raw: Any) -> Rule:
             raise PolicyError(f"{where}.accounts", account, "not an account id", "12 digits or '*'")
     ca_arns = _strings(where, raw, "ca_arns", required=True)
     for arn in ca_arns:
-        if (arn != ANY and ":acm-pca:" not in arn) or (arn != ANY and ":certificate-authority/" not in arn):
+        if arn != ANY and not CA_ARN_PATTERN.fullmatch(arn):
             raise PolicyError(
-                f"{where}.ca_arns", arn, "not a Private CA ARN", "arn:aws:acm-pca:…:certificate-authority/…"
+                f"{where}.ca_arns",
+                arn,
+                "not a Private CA ARN",
+                "'*' or arn:<partition>:acm-pca:<region>:<12-digit account>:certificate-authority/<36-character id>",
             )
     dns = tuple(_dns_pattern(f"{where}.dns_names", p) for p in _strings(where, raw, "dns_names"))
     ranges = _strings(where, raw, "ip_ranges")

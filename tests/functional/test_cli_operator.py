@@ -607,9 +607,21 @@ def test_every_commands_help_has_examples_that_parse() -> None:
     from rotation.cli import build_parser
     from rotation.cli.examples import EXAMPLES
 
-    commands = ("status", "rotate", "deploy", "revoke", "hosts", "validate", "create-secret", "doctor", "sandbox")
+    commands = (
+        "status",
+        "rotate",
+        "deploy",
+        "revoke",
+        "hosts",
+        "validate",
+        "create-secret",
+        "doctor",
+        "sandbox",
+        "policy",
+        "policy validate",
+    )
     for command in commands:
-        shown = cli.run(command, "--help").stdout
+        shown = cli.run(*command.split(), "--help").stdout
         assert "examples:" in shown, command
         for example in EXAMPLES[command]:
             assert example in shown

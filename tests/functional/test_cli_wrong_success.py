@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support import cli
 
-POLICY_PARAMETER = "/certrotate/issuance-policy"
+#: One moto server serves the whole session: each test has its own secret prefix and policy parameter.
+TEAM = f"payments-{uuid.uuid4().hex[:8]}"
+POLICY_PARAMETER = f"/certrotate-{TEAM}/issuance-policy"
 
 
 def _store_policy(endpoint: str, document: dict[str, object]) -> None:
@@ -22,7 +25,7 @@ def _store_policy(endpoint: str, document: dict[str, object]) -> None:
 def _payments_policy(ca: str) -> dict[str, object]:
     rule = {
         "name": "payments",
-        "secrets": ["payments/*"],
+        "secrets": [f"{TEAM}/*"],
         "ca_arns": [ca],
         "dns_names": ["*.a.example.internal"],
         "max_validity_days": 90,
@@ -57,7 +60,7 @@ def test_create_secret_refuses_every_violation_of_the_stored_policy_and_creates_
 ) -> None:
     result = cli.run(
         "create-secret",
-        "payments/api",
+        f"{TEAM}/api",
         "--type",
         "PCA_ISSUED",
         "--ca-arn",
@@ -81,7 +84,7 @@ def test_create_secret_refuses_every_violation_of_the_stored_policy_and_creates_
     assert len(errors) == 3
     assert "first certificate is issued" not in result.stdout
     listed = cli.client(policy_env["AWS_ENDPOINT_URL"], "secretsmanager").list_secrets()["SecretList"]
-    assert "payments/api" not in [s["Name"] for s in listed]
+    assert f"{TEAM}/api" not in [s["Name"] for s in listed]
 
 
 def test_create_secret_inside_the_rule_creates_and_the_rotation_issues(
@@ -91,7 +94,7 @@ def test_create_secret_inside_the_rule_creates_and_the_rotation_issues(
     _store_policy(endpoint, {"version": 1, "rules": [{**_payments_policy(ca)["rules"][0], "max_validity_days": 397}]})  # type: ignore[index]
     result = cli.run(
         "create-secret",
-        "payments/ok",
+        f"{TEAM}/ok",
         "--type",
         "PCA_ISSUED",
         "--ca-arn",
@@ -105,21 +108,21 @@ def test_create_secret_inside_the_rule_creates_and_the_rotation_issues(
         env=policy_env,
     )
     assert result.returncode == 0, result.stderr
-    assert "issuance policy (ssm:/certrotate/issuance-policy version " in result.stdout, result.stdout
+    assert f"issuance policy (ssm:{POLICY_PARAMETER} version " in result.stdout, result.stdout
     assert "): rule 'payments'" in result.stdout
-    assert _first_certificate(endpoint, "payments/ok"), "the first rotation issued under the rule"
+    assert _first_certificate(endpoint, f"{TEAM}/ok"), "the first rotation issued under the rule"
 
 
 def test_validate_of_a_secret_outside_its_rule_lists_every_violation(
     endpoint: str, ca: str, policy_env: dict[str, str]
 ) -> None:
-    cli.make_secret(endpoint, "payments/web", cli.pca_fields(ca, COMMON_NAME="web.other.example", VALIDITY="120"))
-    result = cli.run("validate", "payments/web", env=policy_env)
+    cli.make_secret(endpoint, f"{TEAM}/web", cli.pca_fields(ca, COMMON_NAME="web.other.example", VALIDITY="120"))
+    result = cli.run("validate", f"{TEAM}/web", env=policy_env)
     assert result.returncode == 3, result.stdout
     errors = cli.error_lines(result)
     assert len(errors) == 2 and "COMMON_NAME" in errors[0] and "VALIDITY='120 DAYS'" in errors[1], errors
     assert "valid:" not in result.stdout
-    as_json = cli.run("validate", "payments/web", "--output", "json", env=policy_env)
+    as_json = cli.run("validate", f"{TEAM}/web", "--output", "json", env=policy_env)
     document = json.loads(as_json.stdout)
     assert document["valid"] is False and [p["field"] for p in document["problems"]] == ["COMMON_NAME", "VALIDITY"]
     assert document["policy"].endswith("rule 'payments'")
@@ -130,7 +133,7 @@ def test_validate_file_with_a_name_checks_the_rule_of_that_name(
 ) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(cli.pca_fields(ca, COMMON_NAME="web.a.example.internal", VALIDITY="30")))
-    assert cli.run("validate", str(spec), "--name", "payments/web", env=policy_env).returncode == 0
+    assert cli.run("validate", str(spec), "--name", f"{TEAM}/web", env=policy_env).returncode == 0
     orphan = cli.run("validate", str(spec), "--name", "billing/web", env=policy_env)
     assert orphan.returncode == 3 and "no rule of the issuance policy" in cli.the_error(orphan)
 
@@ -146,13 +149,13 @@ def test_a_certificate_not_yet_valid_is_flagged_shown_and_fails_check(endpoint: 
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
     bundle = LocalCA().issue(["future.example.internal"], not_before=start, lifetime=dt.timedelta(days=100))
     fields = {**cli.pca_fields(ca, COMMON_NAME="future.example.internal"), "CERTIFICATE_PEM": bundle.certificate_pem}
-    cli.make_secret(endpoint, "future/web", fields)
-    check = cli.certrotate("status", "--prefix", "future/", "--check", "--output", "json", endpoint=endpoint)
+    cli.make_secret(endpoint, f"future-{TEAM}/web", fields)
+    check = cli.certrotate("status", "--prefix", f"future-{TEAM}/", "--check", "--output", "json", endpoint=endpoint)
     assert check.returncode == 1, check.stdout + check.stderr
     (row,) = json.loads(check.stdout)
     assert "not-yet-valid" in row["flags"] and row["not_before"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert "future/web (not-yet-valid" in check.stderr
-    detail = cli.certrotate("status", "future/web", endpoint=endpoint)
+    assert f"future-{TEAM}/web (not-yet-valid" in check.stderr
+    detail = cli.certrotate("status", f"future-{TEAM}/web", endpoint=endpoint)
     (line,) = [x for x in detail.stdout.splitlines() if x.startswith("not before")]
     assert start.strftime("%Y-%m-%dT%H:%M:%SZ") in line, detail.stdout
     assert "not-yet-valid" in detail.stdout
@@ -188,3 +191,54 @@ def test_the_sandbox_refuses_a_deploy_to_instances_that_are_not_managed_nodes() 
         assert tagged.returncode == 1 and "reached no instance" in cli.the_error(tagged)
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+# 4. policy validate --output json prints a document that is stored as it is, validates, and issues.
+
+
+def test_the_json_of_policy_validate_is_a_policy_that_validates_stores_and_issues(
+    endpoint: str, ca: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "policy.json"
+    rule = {"name": "payments", "secrets": [f"{TEAM}/*"], "ca_arns": [ca], "dns_names": [".Example.Internal."]}
+    source.write_text(json.dumps({"version": 1, "rules": [rule]}))
+    printed = cli.run("policy", "validate", str(source), "--output", "json")
+    assert printed.returncode == 0, printed.stderr
+    normalized = tmp_path / "normalized.json"
+    normalized.write_text(printed.stdout)
+    again = cli.run("policy", "validate", str(normalized), "--output", "json")
+    assert again.returncode == 0 and json.loads(again.stdout) == json.loads(printed.stdout)
+    # Stored exactly as printed, the rotation function reads it and issues under it.
+    cli.client(endpoint, "ssm").put_parameter(
+        Name=POLICY_PARAMETER, Value=printed.stdout, Type="String", Overwrite=True
+    )
+    monkeypatch.setenv("CERTROTATE_POLICY_PARAMETER", POLICY_PARAMETER)
+    arn = cli.make_secret(endpoint, f"{TEAM}/round-trip", cli.pca_fields(ca, COMMON_NAME="web.example.internal"))
+    cli.enable_rotation(endpoint, arn)
+    assert _first_certificate(endpoint, f"{TEAM}/round-trip"), "a rotation under the stored document issued"
+
+
+# 5. Every CA ARN's syntax is checked; --check-cas asks Private CA.
+
+
+def test_policy_validate_refuses_an_arn_with_an_ellipsis_and_checks_cas_on_request(
+    endpoint: str, ca: str, tmp_path: Path
+) -> None:
+    readme_example = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/…"
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"version": 1, "rules": [{"name": "a", "secrets": ["*"], "ca_arns": [readme_example]}]}))
+    refused = cli.run("policy", "validate", str(path))
+    assert refused.returncode == 3
+    line = cli.one_error_line(refused)
+    assert "rules[0].ca_arns" in line and "certificate-authority/…" in line and "<12-digit account>" in line
+    missing = ca[:-12] + "000000000000"
+    path.write_text(json.dumps({"version": 1, "rules": [{"name": "a", "secrets": ["*"], "ca_arns": [ca, missing]}]}))
+    env = cli.cli_env(AWS_ENDPOINT_URL=endpoint)
+    assert cli.run("policy", "validate", str(path), env=env).returncode == 0  # syntax alone: both well-formed
+    checked = cli.run("policy", "validate", str(path), "--check-cas", env=env)
+    assert checked.returncode == 3
+    line = cli.one_error_line(checked)
+    assert missing in line and "ResourceNotFoundException" in line and ca not in line.replace(missing, "")
+    cli.client(endpoint, "acm-pca").update_certificate_authority(CertificateAuthorityArn=ca, Status="DISABLED")
+    disabled = cli.run("policy", "validate", str(path), "--check-cas", env=env)
+    assert len(cli.error_lines(disabled)) == 2 and "DISABLED, not ACTIVE" in disabled.stderr
