@@ -242,3 +242,66 @@ def test_policy_validate_refuses_an_arn_with_an_ellipsis_and_checks_cas_on_reque
     cli.client(endpoint, "acm-pca").update_certificate_authority(CertificateAuthorityArn=ca, Status="DISABLED")
     disabled = cli.run("policy", "validate", str(path), "--check-cas", env=env)
     assert len(cli.error_lines(disabled)) == 2 and "DISABLED, not ACTIVE" in disabled.stderr
+
+
+# 6. An early Ctrl-C is the one line and exit 130, whenever certrotate's own code has started.
+
+#: Moments of the start after the console script's module began, each known by what the interpreter
+#: reports (PYTHONVERBOSE: a line per module it loads), not by a delay: the first import of the
+#: ``signal`` module (the old entry point imported it before its handler existed), the command
+#: line's import, the import of the commands' modules (cryptography's binding). Before the console
+#: module's first line is the interpreter's own start (site, .pth files), which no package reaches.
+_MOMENTS = ("/signal.py", "rotation/cli/__init__.py", "bindings/_rust.abi3.so'")
+
+
+def _interrupt_at(marker: str, url: str) -> tuple[int, list[str]]:
+    """Start ``certrotate status``; SIGINT once the interpreter reports ``marker``; exit code and own lines."""
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(
+        [*cli.script(), "status", "--endpoint-url", url, "--read-timeout", "60"],
+        env=cli.cli_env(PYTHONVERBOSE="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.rstrip().endswith(marker):
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    code = process.wait(timeout=60)
+    assert seen[-1].rstrip().endswith(marker), f"{marker} never loaded"
+    own = [x for x in rest.splitlines() if x.strip() and not x.startswith(("#", "import "))]
+    return code, own
+
+
+def test_a_ctrl_c_at_each_moment_of_the_start_is_one_line_and_130() -> None:
+    import signal
+    import socket
+    import subprocess
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        for marker in _MOMENTS:
+            assert _interrupt_at(marker, url) == (130, ["certrotate: interrupted"]), marker
+        # Waiting on AWS: the request reached the endpoint, which never answers.
+        process = subprocess.Popen(
+            [*cli.script(), "status", "--endpoint-url", url, "--read-timeout", "60"],
+            env=cli.cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        server.settimeout(60)
+        connection, _ = server.accept()
+        with connection:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr) == (130, "certrotate: interrupted\n")
