@@ -13,18 +13,20 @@ the ``.pth`` files of site-packages, then pip's script wrapper importing this pa
 a package runs there, and a Ctrl-C then ends Python as Python ends it.
 """
 
-import _signal  # noqa: I001 - first: nothing may run before the handler exists
+import _signal  # type: ignore[import-not-found]  # first: nothing runs before the handler
 
 INTERRUPTED = 130  # rotation.cli.ExitCode.INTERRUPTED
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    import os
+    import os  # loaded with the interpreter (site): no module is read inside the handler
     import sys
 
-    try:  # what a finished command printed still reaches a pipe (os._exit flushes nothing)
+    # What a finished command printed still reaches a pipe (os._exit flushes nothing); interrupted
+    # mid-write, or with stdout closed, it exits all the same.
+    try:  # noqa: SIM105 - contextlib may not be loaded yet: no import inside a signal handler
         sys.stdout.flush()
-    except Exception:  # noqa: BLE001, S110 - interrupted mid-write, or stdout closed: exit all the same
+    except Exception:  # noqa: S110
         pass
     os.write(2, b"certrotate: interrupted\n")
     os._exit(INTERRUPTED)

@@ -340,9 +340,7 @@ def request_problems(rule: Rule, spec: CertSpec) -> list[PolicyError]:
             )
         )
     if spec.reuse_private_key and not rule.reuse_private_key:
-        problems.append(
-            _refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"])
-        )
+        problems.append(_refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"]))
     if spec.certificate_type is CertificateType.PCA_ISSUED and validity_days(spec) > rule.max_validity_days:
         problems.append(
             _refuse(

@@ -111,7 +111,9 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         for column in ("instance", "status", "served serial", "detail"):
             table.add_column(literal(column), overflow="fold")
         for r in results:
-            table.add_row(literal(r.instance_id), literal(r.status), literal(r.served_serial or "not reported"), literal(r.detail))
+            table.add_row(
+                literal(r.instance_id), literal(r.status), literal(r.served_serial or "not reported"), literal(r.detail)
+            )
         out.show(table)
     if failure is not None:
         raise failure

@@ -28,7 +28,6 @@ MAX_POLICY_BYTES = 8 * 1024
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rotation.cli import Parser, _global_options
-
     from rotation.cli.examples import epilog
 
     actions = parser.add_subparsers(dest="policy_action", required=True, metavar="ACTION", parser_class=Parser)
@@ -78,14 +77,16 @@ def check_cas(aws: Any, policy: IssuancePolicy) -> None:
     problems: list[CertRotateError] = []
     arns = dict.fromkeys(arn for rule in policy.rules for arn in rule.ca_arns if arn != "*")
     for arn in arns:
-        where = [f"rules[{i}].ca_arns" for i, rule in enumerate(policy.rules) if arn in rule.ca_arns][0]
+        where = next(f"rules[{i}].ca_arns" for i, rule in enumerate(policy.rules) if arn in rule.ca_arns)
         try:
             with aws_call("acm-pca", "DescribeCertificateAuthority"):
                 described = aws.client("acm-pca", region=arn.split(":")[3]).describe_certificate_authority(
                     CertificateAuthorityArn=arn
                 )
         except AwsCallError as exc:
-            problems.append(PolicyError(where, arn, f"DescribeCertificateAuthority failed: {exc.code}", "an existing CA"))
+            problems.append(
+                PolicyError(where, arn, f"DescribeCertificateAuthority failed: {exc.code}", "an existing CA")
+            )
             continue
         status = described["CertificateAuthority"].get("Status")
         if status != "ACTIVE":

@@ -134,9 +134,13 @@ def _emulation() -> Iterator[list[BaseException]]:
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
-    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
-        with ssm_commands_in_moto():
-            yield failures
+    with (
+        real_acm_chain(),
+        rotation_function_in_moto() as failures,
+        ssm_inventory_in_moto(),
+        ssm_commands_in_moto(),
+    ):
+        yield failures
     rotation.handler.reset()
 
 

@@ -133,10 +133,13 @@ class PolicyCheck:
             return [exc]
         self.verdict = f"issuance policy ({source}): rule {rule.name!r}"
         found: list[CertRotateError] = []
-        for problem in request_problems(rule, spec):
+        for found_problem in request_problems(rule, spec):
+            problem = found_problem
             if problem.field == "VALIDITY" and not fields.get("VALIDITY"):
                 problem = PolicyError(
-                    "VALIDITY", problem.value, f"{problem.problem}; 365 days is the default when VALIDITY is not set",
+                    "VALIDITY",
+                    problem.value,
+                    f"{problem.problem}; 365 days is the default when VALIDITY is not set",
                     problem.allowed,
                 )
             found.append(problem)

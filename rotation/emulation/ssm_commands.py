@@ -28,7 +28,9 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-NO_MANAGED_NODES = "certrotate sandbox: no SSM Agent registers with this emulated account, so no instance is a managed node"
+NO_MANAGED_NODES = (
+    "certrotate sandbox: no SSM Agent registers with this emulated account, so no instance is a managed node"
+)
 
 
 class InvalidInstanceIdError(ServiceException):

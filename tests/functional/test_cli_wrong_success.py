@@ -176,9 +176,17 @@ def test_the_sandbox_refuses_a_deploy_to_instances_that_are_not_managed_nodes() 
     env = cli.cli_env(**{k: v.strip("'") for k, v in exports.items() if k.startswith("AWS_")})
     try:
         created = cli.run(
-            "create-secret", "payments/web", "--type", "PCA_ISSUED", "--ca-arn", exports["CA_ARN"].strip("'"),
-            "--common-name", "web.example.internal", "--rotation-lambda-arn",
-            exports["ROTATION_LAMBDA_ARN"].strip("'"), env=env,
+            "create-secret",
+            "payments/web",
+            "--type",
+            "PCA_ISSUED",
+            "--ca-arn",
+            exports["CA_ARN"].strip("'"),
+            "--common-name",
+            "web.example.internal",
+            "--rotation-lambda-arn",
+            exports["ROTATION_LAMBDA_ARN"].strip("'"),
+            env=env,
         )
         assert created.returncode == 0, created.stderr
         assert _first_certificate(env["AWS_ENDPOINT_URL"], "payments/web")
