@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     schedule.add_argument(
         "--schedule", type=options.schedule, help="rotation schedule, e.g. 'rate(4 hours)' or 'rate(30 days)'"
     )
-    schedule.add_argument("--rotate-every-days", type=options.positive_number("--rotate-every-days", maximum=1000))
+    schedule.add_argument(
+        "--rotate-every-days", type=options.positive_number("--rotate-every-days", unit="days", maximum=1000)
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate and say what would be created; change nothing")
     add_policy_parameter(parser)
 

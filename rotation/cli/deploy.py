@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-errors", type=options.max_errors, default="0", help="instances or %% (0)")
     parser.add_argument(
         "--timeout",
-        type=options.positive_number("--timeout"),
+        type=options.positive_number("--timeout", unit="seconds"),
         default=900.0,
         help="seconds to wait for the instances (900)",
     )

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=options.positive_number("--interval"),
+        type=options.positive_number("--interval", unit="minutes"),
         default=30.0,
         metavar="MINUTES",
         help=f"the convergence schedule; a host silent for {STALE_INTERVALS} intervals is stale (30)",

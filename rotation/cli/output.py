@@ -14,6 +14,7 @@ document (``json.dumps`` escapes control characters too).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -34,11 +35,23 @@ def literal(value: object, style: str = "") -> Text:
     return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(str(value))), style=style)
 
 
+class _Console(Console):
+    """rich's console, except that a reader gone (``certrotate … | head``) is the caller's to handle.
+
+    rich's own :meth:`Console.on_broken_pipe` exits 1, the code of a failed command; the command
+    line turns :class:`BrokenPipeError` into :attr:`rotation.cli.ExitCode.READER_GONE` instead.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output is gone")
+
+
 def _console(*, stderr: bool, color: bool) -> Console:
     # NO_COLOR (no-color.org) or --no-color: no ANSI styling at all, bold included (rich's own
     # no_color keeps bold and underline).
     color = color and not os.environ.get("NO_COLOR")
-    return Console(
+    return _Console(
         stderr=stderr,
         markup=False,
         emoji=False,

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     parser.add_argument(
         "--timeout",
-        type=options.positive_number("--timeout"),
+        type=options.positive_number("--timeout", unit="seconds"),
         default=900.0,
         help="seconds to wait for the rotation, then for the hosts (900 each)",
     )

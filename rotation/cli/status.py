@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.secret_selection(parser)
     parser.add_argument(
         "--window-days",
-        type=options.positive_number("--window-days"),
+        type=options.positive_number("--window-days", unit="days"),
         default=30.0,
         help="flag certificates expiring within (30)",
     )

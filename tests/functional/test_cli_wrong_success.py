@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from tests.support import cli
 
 #: One moto server serves the whole session: each test has its own secret prefix and policy parameter.
@@ -313,3 +314,49 @@ def test_a_ctrl_c_at_each_moment_of_the_start_is_one_line_and_130() -> None:
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=60)
     assert (process.returncode, stderr) == (130, "certrotate: interrupted\n")
+
+
+# Friction: a reader gone (`certrotate … | head`) is exit 141, quietly, never 1 (a failed check).
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status", "{name}"),
+        ("status", "--prefix", "{prefix}"),
+        ("hosts", "{name}"),
+        ("revoke", "{name}", "--compromised", "--dry-run"),
+        ("status", "--prefix", "{prefix}", "--output", "json"),
+    ],
+)
+def test_a_reader_that_is_gone_is_exit_141_and_quiet(endpoint: str, ca: str, command: tuple[str, ...]) -> None:
+    import subprocess
+
+    name = f"pipe-{TEAM}/web"
+    if not cli.client(endpoint, "secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": [name]}])[
+        "SecretList"
+    ]:
+        cli.rotated(endpoint, name, ca)
+    argv = [part.format(name=name, prefix=f"pipe-{TEAM}/") for part in command]
+    with ssm_inventory_in_moto():  # hosts and revoke read the fleet's records
+        process = subprocess.Popen(
+            [*cli.script(), *argv, "--endpoint-url", endpoint],
+            env=cli.cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before certrotate writes its first line
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "error" not in stderr, stderr
+
+
+def test_a_bad_number_names_the_unit_of_its_flag() -> None:
+    window = cli.run("status", "--window-days", "abc")
+    assert window.returncode == 2 and "--window-days 'abc': expected a number of days greater than 0" in window.stderr
+    interval = cli.run("hosts", "--interval", "abc")
+    assert "expected a number of minutes" in interval.stderr
+    timeout = cli.run("rotate", "x", "--timeout", "abc")
+    assert "expected a number of seconds" in timeout.stderr
