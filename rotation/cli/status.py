@@ -20,6 +20,8 @@ from typing import Any
 from rich.table import Table
 
 from rotation.cli import bulk_reads, options
+from rotation.cli.certificate_health import key_algorithm, spec_problem
+from rotation.cli.certificate_health import not_before as not_before_of
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
@@ -34,6 +36,7 @@ ATTENTION = (
     "expired",
     "expiring",
     "not-yet-valid",
+    "invalid-spec",
     "rotation-failed",
     "rotation-overdue",
     "bad-metadata",
@@ -109,11 +112,11 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         out.emit_json([asdict(r) for r in rows])
     else:
         out.show(render_table(rows, out.stdout.width))
-    attention = [r for r in rows if set(r.flags) & set(ATTENTION)]
+    attention = [r for r in rows if needs_attention(r)]
     if args.check and attention:
         out.note(
             f"{len(attention)} certificate(s) need attention: "
-            + ", ".join(f"{r.name} ({', '.join(f for f in r.flags if f in ATTENTION)})" for r in attention)
+            + ", ".join(f"{r.name} ({', '.join(needs_attention(r))})" for r in attention)
         )
         return 1
     return 0
@@ -138,7 +141,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("unreadable")
         problems.append(record.problem)
     expiry, not_after, serial = _expiry(fields, flags, problems)
-    not_before = _not_before(fields)
+    not_before = not_before_of(fields)
     if not_before is not None and not_before > now:  # hosts and clients refuse it until then
         flags.append("not-yet-valid")
         problems.append(f"not valid before {not_before.strftime(TIME_FORMAT)}: a client refuses it until then")
@@ -149,6 +152,11 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("expired")
     elif days is not None and days <= window_days:
         flags.append("expiring")
+    if record.fields is not None:
+        invalid = spec_problem(fields)
+        if invalid:  # the next rotation fails in createSecret
+            flags.append("invalid-spec")
+            problems.append(invalid)
     metadata = record.metadata
     if not metadata.get("RotationEnabled"):
         flags.append("rotation-disabled")
@@ -161,7 +169,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         name=record.name,
         arn=record.arn,
         certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
-        key_algorithm=str(fields.get("CERTIFICATE_KEY_ALGORITHM") or fields.get("KEY_ALGORITHM") or ""),
+        key_algorithm=key_algorithm(fields),
         subject=str(fields.get("COMMON_NAME") or ""),
         serial=serial,
         not_after=not_after,
@@ -175,20 +183,13 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
     )
 
 
-def _not_before(fields: Mapping[str, Any]) -> datetime | None:
-    """The stored certificate's notBefore (the metadata's when the PEM is missing or unreadable)."""
-    pem = fields.get("CERTIFICATE_PEM")
-    if isinstance(pem, str) and pem:
-        from cryptography import x509
-
-        try:
-            return x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc
-        except ValueError:
-            pass
-    try:
-        return datetime.strptime(str(fields.get("CERTIFICATE_NOT_BEFORE") or ""), TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
+def needs_attention(row: CertificateStatus) -> list[str]:
+    """The row's flags that fail ``--check``: :data:`ATTENTION`, and no certificate with rotation off
+    (nothing will ever issue one)."""
+    flags = [f for f in row.flags if f in ATTENTION]
+    if "no-certificate" in row.flags and "rotation-disabled" in row.flags:
+        flags += ["no-certificate", "rotation-disabled"]
+    return flags
 
 
 def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:

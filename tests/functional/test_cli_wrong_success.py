@@ -360,3 +360,33 @@ def test_a_bad_number_names_the_unit_of_its_flag() -> None:
     assert "expected a number of minutes" in interval.stderr
     timeout = cli.run("rotate", "x", "--timeout", "abc")
     assert "expected a number of seconds" in timeout.stderr
+
+
+# Friction: status output.
+
+
+def test_status_names_keys_as_private_ca_does_and_flags_what_needs_attention(endpoint: str, ca: str) -> None:
+    from tests.support.certs import LocalCA
+
+    prefix = f"health-{TEAM}/"
+    original = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "COMMON_NAME": "old.example.internal"}
+    cli.make_secret(endpoint, prefix + "original", {**original, "KEY_ALGORITHM": "TYPE_RSA", "KEY_SIZE": "2048"})
+    bundle = LocalCA().issue(["bare.example.internal"])  # an EC P-256 certificate and no metadata
+    cli.make_secret(endpoint, prefix + "bare", {**cli.pca_fields(ca), "CERTIFICATE_PEM": bundle.certificate_pem})
+    cli.make_secret(endpoint, prefix + "invalid", cli.pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
+    key = bundle.private_key_pem
+    cli.make_secret(endpoint, prefix + "pasted", cli.pca_fields(ca, COMMON_NAME=key))
+    result = cli.certrotate("status", "--prefix", prefix, "--check", "--output", "json", endpoint=endpoint)
+    rows = {r["name"].removeprefix(prefix): r for r in json.loads(result.stdout)}
+    assert rows["original"]["key_algorithm"] == "RSA_2048"
+    assert rows["bare"]["key_algorithm"] == "EC_prime256v1"
+    assert "invalid-spec" in rows["invalid"]["flags"]
+    assert any("KEY_ALGORITHM='TYPE_DSA'" in p for p in rows["invalid"]["problems"])
+    # No certificate and rotation off: nothing will ever issue one, so --check fails for it too.
+    assert result.returncode == 1
+    assert f"{prefix}original (no-certificate, rotation-disabled)" in result.stderr
+    assert f"{prefix}invalid (invalid-spec" in result.stderr
+    detail = cli.certrotate("status", prefix + "pasted", endpoint=endpoint)
+    lines = detail.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("subject"))
+    assert "<redacted PEM>" in lines[at] and lines[at + 1].startswith("names"), detail.stdout
