@@ -164,8 +164,12 @@ def deploy(
     timeout: float,
     out: Output,
     sleep: Callable[[float], None] = time.sleep,
+    show_progress: bool = True,
 ) -> list[InstanceResult]:
     """Send the install document, wait for every instance, return their results.
+
+    ``show_progress``: the live line (off a terminal, a line each time the counts change); a caller
+    that reports each event itself (``revoke``'s timeline) turns it off.
 
     Raises:
         DeployFailedError: an instance failed (the results are in ``.results``).
@@ -183,7 +187,7 @@ def deploy(
         )["Command"]
     command_id = command["CommandId"]
     out.note(f"command {command_id} sent ({document})")
-    with out.progress() as progress:
+    with out.progress(quiet=not show_progress) as progress:
         results = _wait(ssm, command_id, command, time.monotonic() + timeout, progress, sleep)
     ordered = sorted(results.values(), key=lambda r: r.instance_id)
     failed = [r for r in ordered if r.status != "Success"]

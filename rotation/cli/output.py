@@ -64,13 +64,14 @@ def _console(*, stderr: bool, color: bool) -> Console:
 class Progress:
     """One live line while a command waits; plain lines (only when the text changes) off a terminal."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self._console = console
+        self._quiet = quiet
         self._last = ""
         self._status: Any = None
 
     def __enter__(self) -> Progress:
-        if self._console.is_terminal:
+        if self._console.is_terminal and not self._quiet:
             self._status = self._console.status(literal(""))
             self._status.__enter__()
         return self
@@ -87,7 +88,7 @@ class Progress:
         self._last = text
         if self._status is not None:
             self._status.update(literal(text))
-        else:
+        elif not self._quiet:
             self._console.print(literal(text), soft_wrap=True)
 
 
@@ -122,8 +123,9 @@ class Output:
         sys.stdout.flush()
 
     @contextlib.contextmanager
-    def progress(self) -> Iterator[Progress]:
-        with Progress(self.stderr) as progress:
+    def progress(self, *, quiet: bool = False) -> Iterator[Progress]:
+        """The live line; ``quiet``: none (the caller reports each event itself)."""
+        with Progress(self.stderr, quiet=quiet) as progress:
             yield progress
 
 

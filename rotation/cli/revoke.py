@@ -230,10 +230,13 @@ def _install(aws: AwsContext, args: argparse.Namespace, out: Output, timeline: T
             max_errors="100%",
             timeout=args.timeout,
             out=out,
+            show_progress=False,  # the timeline says what happened, a line per event; no progress line per host
         )
     except DeployFailedError as exc:
         failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
-        timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+        timeline.add(
+            "install", f"{account}: {exc}{f' ({failed})' if failed else ''}; waiting for the fleet view anyway"
+        )
         results = exc.results
     else:
         reached = ", ".join(r.instance_id for r in results)
