@@ -38,10 +38,10 @@ from rotation.cli import options
 from rotation.cli.output import Output
 from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
-from rotation.cli.validate import InvalidSpecError, ca_problems
+from rotation.cli.validate import InvalidSpecError, ca_problems, output_field_problems
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 from rotation.schedules import default_window
-from rotation.spec import OUTPUT_FIELDS, parse_spec, spec_problems
+from rotation.spec import parse_spec, spec_problems
 
 #: The keys a line may have.
 LINE_KEYS = ("name", "spec", "tags", "schedule", "rotate_every_days", "kms_key_id")
@@ -294,12 +294,7 @@ def _entry(
         spec = {}
     else:
         problems += [SpecError(f"spec.{p.field}", p.value, p.problem, p.allowed) for p in spec_problems(spec)]
-        problems += [
-            # Never echoed: a planted PRIVATE_KEY_PEM is exactly what must not reach a terminal.
-            SpecError(f"spec.{k}", "(not shown)", "written by rotation, never by a specification", "input fields only")
-            for k in spec
-            if k in OUTPUT_FIELDS
-        ]
+        problems += output_field_problems(spec, prefix="spec.")
     tags = _tags(line.get("tags", {}), problems)
     schedule = _line_schedule(line, problems, command_schedule, rotation_function)
     kms = line.get("kms_key_id", kms_key_id)

@@ -21,7 +21,7 @@ from rotation.cli.inventory import decode_value
 from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, InvalidInputError
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError, SpecError
-from rotation.spec import CertificateType, CertSpec, parse_spec, spec_problems
+from rotation.spec import OUTPUT_FIELDS, CertificateType, CertSpec, parse_spec, spec_problems
 
 MAX_FILE_BYTES = 64 * 1024  # a secret value is at most 64 KiB
 
@@ -73,7 +73,11 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         out.note("issuance policy not checked: give --name SECRET to check the rule that will govern this spec")
     try:
         summary = validate(
-            fields, aws if online else None, out.say if not out.json_mode else lambda _: None, policy=policy
+            fields,
+            aws if online else None,
+            out.say if not out.json_mode else lambda _: None,
+            policy=policy,
+            to_write=is_file,
         )
     except InvalidSpecError as exc:
         if out.json_mode:  # the verdict on stdout as well; the error lines and exit 3 as always
@@ -203,11 +207,29 @@ def _file_fields(path: Path) -> dict[str, Any]:
     return fields
 
 
+def output_field_problems(fields: dict[str, Any], prefix: str = "") -> list[CertRotateError]:
+    """A specification to be written carries no field rotation writes (``PRIVATE_KEY_PEM`` …).
+
+    The value is never shown: a planted key is exactly what must not reach a terminal.
+    """
+    return [
+        SpecError(f"{prefix}{k}", "(not shown)", "written by rotation, never by a specification", "input fields only")
+        for k in fields
+        if k in OUTPUT_FIELDS
+    ]
+
+
 def validate(
-    fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str], None], *, policy: PolicyCheck | None = None
+    fields: dict[str, Any],
+    aws: AwsContext | None,
+    say: Callable[[str], None],
+    *,
+    policy: PolicyCheck | None = None,
+    to_write: bool = False,
 ) -> str:
     """Offline checks of every field, then, with ``aws``, the CA (exists, ACTIVE, key family) and,
-    with ``policy``, the issuance policy rule that governs the secret.
+    with ``policy``, the issuance policy rule that governs the secret. ``to_write``: a specification
+    still to be written (a file), which may not carry the fields rotation writes.
 
     Returns the one-line summary it also says.
 
@@ -215,6 +237,8 @@ def validate(
         InvalidSpecError: one or more problems, all listed.
     """
     problems: list[CertRotateError] = list(spec_problems(fields))
+    if to_write:
+        problems += output_field_problems(fields)
     if not problems and aws is not None:
         problems += ca_problems(parse_spec(fields), aws)
         if policy is not None:

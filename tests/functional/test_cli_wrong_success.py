@@ -390,3 +390,20 @@ def test_status_names_keys_as_private_ca_does_and_flags_what_needs_attention(end
     lines = detail.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("subject"))
     assert "<redacted PEM>" in lines[at] and lines[at + 1].startswith("names"), detail.stdout
+
+
+def test_validate_file_refuses_what_create_secret_from_file_refuses(tmp_path: Path) -> None:
+    from tests.support.certs import CA_ARN, LocalCA
+
+    key = LocalCA().issue(["x.example.internal"]).private_key_pem
+    fields = {**cli.pca_fields(CA_ARN), "PRIVATE_KEY_PEM": key, "CERTIFICATE_PEM": key}
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(fields))
+    alone = cli.run("validate", str(spec), "--offline")
+    bulk_file = tmp_path / "specs.jsonl"
+    bulk_file.write_text(json.dumps({"name": "parity/web", "spec": fields}) + "\n")
+    bulk = cli.run("create-secret", "--from-file", str(bulk_file), "--dry-run")
+    assert alone.returncode == bulk.returncode == 3
+    for field in ("PRIVATE_KEY_PEM", "CERTIFICATE_PEM"):
+        assert any(f"{field}='(not shown)'" in line for line in cli.error_lines(alone)), alone.stderr
+        assert any(f"spec.{field}='(not shown)'" in line for line in cli.error_lines(bulk)), bulk.stderr
