@@ -407,3 +407,16 @@ def test_validate_file_refuses_what_create_secret_from_file_refuses(tmp_path: Pa
     for field in ("PRIVATE_KEY_PEM", "CERTIFICATE_PEM"):
         assert any(f"{field}='(not shown)'" in line for line in cli.error_lines(alone)), alone.stderr
         assert any(f"spec.{field}='(not shown)'" in line for line in cli.error_lines(bulk)), bulk.stderr
+
+
+def test_doctor_reports_a_spec_problem_on_the_secrets_line_not_its_cas(endpoint: str, ca: str) -> None:
+    prefix = f"doctor-{TEAM}/"
+    cli.make_secret(endpoint, prefix + "good", cli.pca_fields(ca))
+    cli.make_secret(endpoint, prefix + "bad", cli.pca_fields(ca, KEY_ALGORITHM="TYPE_DSA"))
+    result = cli.certrotate("doctor", "--prefix", prefix, endpoint=endpoint)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    (ca_line,) = [line for line in lines if f"CA {ca}" in line]
+    assert ca_line.startswith("ok") and "TYPE_DSA" not in ca_line, ca_line
+    (bad_line,) = [line for line in lines if f"secret {prefix}bad:" in line and "TYPE_DSA" in line]
+    assert bad_line.startswith("FAIL") and f"certrotate validate {prefix}bad" in bad_line
