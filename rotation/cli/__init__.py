@@ -293,13 +293,16 @@ def _next_step(problem: object, args: argparse.Namespace) -> str:
     except Exception:
         return ""
     account = None
-    if problem.code == "ResourceNotFoundException":
+    if problem.code in ("ResourceNotFoundException", "AccessDeniedException"):
         try:  # one bounded call: the credentials worked for the call that failed
             account = str(aws.client("sts").get_caller_identity()["Account"])
         except Exception:
             account = None
     ledger_table = str(getattr(args, "ledger_table", "") or "")
-    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table))
+    given = [getattr(args, key, None) for key in ("secret", "target", "name", "names", "secrets")]
+    values = [v for g in given for v in (g if isinstance(g, list) else [g]) if isinstance(v, str)]
+    requested = tuple(v for v in values if v.startswith("arn:"))
+    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table, requested))
 
 
 def _traceback(args: argparse.Namespace, out: Any) -> None:

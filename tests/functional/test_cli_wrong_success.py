@@ -420,3 +420,30 @@ def test_doctor_reports_a_spec_problem_on_the_secrets_line_not_its_cas(endpoint:
     assert ca_line.startswith("ok") and "TYPE_DSA" not in ca_line, ca_line
     (bad_line,) = [line for line in lines if f"secret {prefix}bad:" in line and "TYPE_DSA" in line]
     assert bad_line.startswith("FAIL") and f"certrotate validate {prefix}bad" in bad_line
+
+
+# Friction: error messages that say where the call went and what to do next.
+
+
+def test_an_arn_of_another_region_or_account_says_which_and_the_fix(endpoint: str) -> None:
+    other_region = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:payments/web-AbCdEf"
+    result = cli.certrotate("status", other_region, endpoint=endpoint)
+    assert result.returncode == 3
+    line = cli.one_error_line(result)
+    assert "the ARN names region eu-west-1, account 123456789012 but the call went to region us-east-1" in line
+    assert "next: --region eu-west-1" in line
+    other_account = "arn:aws:secretsmanager:us-east-1:999988887777:secret:payments/web-AbCdEf"
+    line = cli.one_error_line(cli.certrotate("rotate", other_account, endpoint=endpoint))
+    assert "account 999988887777" in line and "credentials of account 999988887777" in line
+
+
+def test_connection_refused_says_what_to_do_next() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli.run("status", "--endpoint-url", f"http://127.0.0.1:{port}", "--connect-timeout", "2")
+    assert result.returncode == 4
+    line = cli.one_error_line(result)
+    assert "EndpointConnectionError" in line and "next: start the sandbox" in line
