@@ -107,7 +107,8 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if out.json_mode:
         out.emit_json([asdict(r) for r in results])
     elif results:
-        table = Table(title=literal(f"deploy {secret_arn}"))
+        out.say(f"deploy {secret_arn}")  # a line of its own: a table title would split the ARN mid-word
+        table = Table()
         for column in ("instance", "status", "served serial", "detail"):
             table.add_column(literal(column), overflow="fold")
         for r in results:

@@ -447,3 +447,14 @@ def test_connection_refused_says_what_to_do_next() -> None:
     assert result.returncode == 4
     line = cli.one_error_line(result)
     assert "EndpointConnectionError" in line and "next: start the sandbox" in line
+
+
+def test_the_deploy_table_keeps_the_arn_whole_and_claims_no_serial_it_did_not_see(endpoint: str, ca: str) -> None:
+    """moto (without the sandbox's emulation) reports every invocation Success and runs nothing."""
+    arn = cli.rotated(endpoint, f"deploy-{TEAM}/web", ca)
+    result = cli.run(
+        "deploy", arn, "--targets", "i-0123456789abcdef0", "--endpoint-url", endpoint, env=cli.cli_env(COLUMNS="60")
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"deploy {arn}" in result.stdout.splitlines()
+    assert "not reported" in result.stdout and " - " not in result.stdout, result.stdout
