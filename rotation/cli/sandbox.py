@@ -75,35 +75,56 @@ def run(args: argparse.Namespace, out: Output) -> int:
     # A flag, not a threading.Event: Event.set() from a signal handler can deadlock on the lock the
     # interrupted Event.wait() holds (seen: a SIGTERM that never stopped the sandbox).
     stop: list[int] = []
-    with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
-        import logging
+    interrupted = False
+    try:  # Ctrl-C at any moment: everything started is stopped (the stack), then the one line and 130
+        with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
+            import logging
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server.start()
-        stack.callback(server.stop)
-        failures = stack.enter_context(_emulation())
-        exports = provision(
-            f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
-        )
-        if args.ledger:
-            os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
-        sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
-        sys.stdout.flush()
-        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
-        out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
-        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
-        stack.callback(signal.signal, signal.SIGTERM, previous)
-        reported = 0
-        try:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            server.start()
+            stack.callback(server.stop)
+            failures = stack.enter_context(_emulation())
+            exports = provision(
+                f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
+            )
+            if args.ledger:
+                os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
+            try:
+                sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # --detach's launcher was interrupted: nobody knows this sandbox, stop it
+                stop.append(signal.SIGPIPE)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
+            out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
+            previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
+            stack.callback(signal.signal, signal.SIGTERM, previous)
+            reported = 0
             while not stop:
                 time.sleep(0.5)
                 for failure in failures[reported:]:  # what Lambda would log for a failed step
                     out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
                 reported = len(failures)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        interrupted = True
     out.note("certrotate sandbox stopped")
+    _remove_own_log()
+    if interrupted:  # Ctrl-C: the one line and exit 130, as for every command (SIGTERM is a requested stop: 0)
+        raise KeyboardInterrupt
     return 0
+
+
+#: Set by ``--detach`` for the background sandbox: the log it writes, removed when it stops cleanly.
+LOG_ENV = "CERTROTATE_SANDBOX_LOG"
+
+
+def _remove_own_log() -> None:
+    log = os.environ.get(LOG_ENV)
+    if log:
+        with contextlib.suppress(OSError):
+            Path(log).unlink()
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
@@ -215,6 +236,7 @@ def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
             stderr=log_file,
             text=True,
             start_new_session=True,
+            env={**os.environ, LOG_ENV: str(log)},
         )
     lines: list[str] = []
     assert child.stdout is not None
@@ -225,6 +247,11 @@ def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
             if line.rstrip("\n") == READY:
                 break
             lines.append(line.rstrip("\n"))
+    except KeyboardInterrupt:  # the sandbox is in its own session: it would run on, unknown to anyone
+        child.kill()
+        child.wait()
+        log.unlink(missing_ok=True)
+        raise
     finally:
         timer.cancel()
         child.stdout.close()

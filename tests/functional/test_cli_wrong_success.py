@@ -458,3 +458,41 @@ def test_the_deploy_table_keeps_the_arn_whole_and_claims_no_serial_it_did_not_se
     assert result.returncode == 0, result.stderr
     assert f"deploy {arn}" in result.stdout.splitlines()
     assert "not reported" in result.stdout and " - " not in result.stdout, result.stdout
+
+
+# Friction: the sandbox.
+
+
+def test_a_foreground_sandbox_stopped_by_ctrl_c_exits_130() -> None:
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(
+        [*cli.script(), "sandbox"], env=cli.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("# certrotate sandbox ready"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-2:] == ["certrotate sandbox stopped", "certrotate: interrupted"], stderr
+
+
+def test_a_detached_sandbox_leaves_no_log_behind_when_it_stops() -> None:
+    import os
+    import re
+    import signal
+
+    started = cli.run("sandbox", "--detach", timeout=180)
+    assert started.returncode == 0, started.stderr
+    pid = int(re.findall(r"CERTROTATE_SANDBOX_PID=(\d+)", started.stdout)[0])
+    log = Path(re.findall(r"log (\S+)\)", started.stderr)[0])
+    assert log.exists()
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(600):  # until the process is gone (its own work, not a time limit of ours)
+        if not log.exists():
+            break
+        time.sleep(0.1)
+    assert not log.exists(), log.read_text()
