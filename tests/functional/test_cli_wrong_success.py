@@ -496,3 +496,16 @@ def test_a_detached_sandbox_leaves_no_log_behind_when_it_stops() -> None:
             break
         time.sleep(0.1)
     assert not log.exists(), log.read_text()
+
+
+def test_status_shows_the_schedule_and_next_rotation_create_secret_set(endpoint: str, ca: str) -> None:
+    name = f"schedule-{TEAM}/web"
+    created = cli.certrotate(
+        "create-secret", name, "--type", "PCA_ISSUED", "--ca-arn", ca, "--common-name", "web.example.internal",
+        "--rotation-lambda-arn", cli.LAMBDA, "--schedule", "rate(30 days)", endpoint=endpoint,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert _first_certificate(endpoint, name)
+    (detail,) = json.loads(cli.certrotate("status", name, "--output", "json", endpoint=endpoint).stdout)
+    assert detail["rotation_schedule"] == "rate(30 days)" and detail["rotation_enabled"] is True
+    assert detail["next_rotation"][:4].isdigit(), detail
