@@ -411,6 +411,11 @@ def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
     for code, stderr in outcomes:
         if "Fatal Python error: init_import_site" in stderr:
             continue  # the interpreter's own start (site), before any certrotate code runs
+        if stderr.endswith("KeyboardInterrupt") and "/rotation/" not in stderr:
+            # pip's script wrapper still looking for the package (import machinery only): before
+            # rotation.console's first line, which installs the handler (test_cli_wrong_success covers
+            # every moment from there on, each reached for certain rather than after a delay)
+            continue
         # Before Python's handler exists the signal's default action ends the process silently.
         assert (code, stderr) in ((130, "certrotate: interrupted"), (-signal.SIGINT, "")), (code, stderr)
     assert (130, "certrotate: interrupted") in outcomes

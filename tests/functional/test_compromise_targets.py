@@ -31,7 +31,8 @@ TABLE = "certrotate-ledger-targets"
 def ledger_endpoint(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv(LEDGER_TABLE_ENV, TABLE)
     rotation.handler.reset()
-    create_table(client(endpoint, "dynamodb"), TABLE)
+    if TABLE not in client(endpoint, "dynamodb").list_tables()["TableNames"]:  # one moto server per session
+        create_table(client(endpoint, "dynamodb"), TABLE)
     with ssm_inventory_in_moto():
         yield endpoint
     rotation.handler.reset()
