@@ -221,6 +221,10 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     return exports
 
 
+def _unblock_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
     """Start the sandbox as its own process (own session: a Ctrl-C in this shell leaves it running)."""
     log = Path(tempfile.mkstemp(prefix="certrotate-sandbox-", suffix=".log")[1])
@@ -228,21 +232,30 @@ def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
     command += ["--port", str(args.port)] if args.port else []
     command += ["--ledger"] if args.ledger else []
     command += ["--workload-role-arn", args.workload_role_arn]
-    with log.open("w") as log_file:
-        child = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, LOG_ENV: str(log)},
-        )
+    # SIGINT waits while the child starts: a Ctrl-C then is handled below, where the child is known
+    # (inside Popen it would leave a sandbox running that nobody knows of). The child unblocks it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with log.open("w") as log_file:
+            child = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+                start_new_session=True,
+                env={**os.environ, LOG_ENV: str(log)},
+                preexec_fn=_unblock_sigint,  # noqa: PLW1509 - no other thread runs in this process yet
+            )
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
     lines: list[str] = []
     assert child.stdout is not None
     timer = threading.Timer(DETACH_TIMEOUT, child.kill)
-    timer.start()
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C that waited lands here
+        timer.start()
         for line in child.stdout:
             if line.rstrip("\n") == READY:
                 break

@@ -509,3 +509,30 @@ def test_status_shows_the_schedule_and_next_rotation_create_secret_set(endpoint:
     (detail,) = json.loads(cli.certrotate("status", name, "--output", "json", endpoint=endpoint).stdout)
     assert detail["rotation_schedule"] == "rate(30 days)" and detail["rotation_enabled"] is True
     assert detail["next_rotation"][:4].isdigit(), detail
+
+
+def test_an_interrupted_detach_leaves_no_sandbox_and_no_log() -> None:
+    import signal
+    import subprocess
+    import tempfile
+
+    logs = Path(tempfile.gettempdir())
+    before = set(logs.glob("certrotate-sandbox-*.log"))
+    launcher = subprocess.Popen(
+        [*cli.script(), "sandbox", "--detach"],
+        env=cli.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    child = ""
+    while not child and launcher.poll() is None:  # until the launcher has started the sandbox
+        child = children.read_text().strip() if children.exists() else ""
+    assert child, "the launcher started no sandbox"
+    launcher.send_signal(signal.SIGINT)
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130 and stderr.strip().endswith("certrotate: interrupted"), stderr
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr
+    assert not Path(f"/proc/{child.split()[0]}").exists()  # killed and reaped: nothing runs on, unknown
+    assert set(logs.glob("certrotate-sandbox-*.log")) <= before
