@@ -115,19 +115,35 @@ class PolicyCheck:
     spec then goes through the rotation's own pre-issue check, which lists every violation.
     """
 
-    def __init__(self, aws: AwsContext, name: str, parameter: str | None, *, from_secret: bool) -> None:
+    def __init__(
+        self,
+        aws: AwsContext,
+        name: str,
+        parameter: str | None,
+        *,
+        from_secret: bool,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
         self._aws = aws
         self._name = name
         self._parameter = parameter
         self._from_secret = from_secret
+        #: The policy and the caller's account, read once for every check made through :meth:`named`.
+        self._shared: dict[str, Any] = shared if shared is not None else {}
         self.verdict = ""
+
+    def named(self, name: str) -> PolicyCheck:
+        """The same check for another secret still to be created (the policy and account read once)."""
+        return PolicyCheck(self._aws, name, self._parameter, from_secret=False, shared=self._shared)
 
     def problems(self, spec: CertSpec, fields: dict[str, Any]) -> list[CertRotateError]:
         """Every violation of the governing rule (none governs: that one problem); sets :attr:`verdict`."""
         from rotation.cli.policy import deployed_policy
         from rotation.issuance_policy import PolicyError, request_problems
 
-        policy = deployed_policy(self._aws, self._parameter)
+        if "policy" not in self._shared:
+            self._shared["policy"] = deployed_policy(self._aws, self._parameter)
+        policy = self._shared["policy"]
         name, account = self._secret()
         source = policy.source + (f" version {policy.revision}" if policy.revision else "")
         try:
@@ -154,9 +170,10 @@ class PolicyCheck:
             with aws_call("secretsmanager", "DescribeSecret"):
                 described = self._aws.client("secretsmanager").describe_secret(SecretId=self._name)
             return str(described.get("Name", "")), str(described["ARN"]).split(":")[4]
-        with aws_call("sts", "GetCallerIdentity"):
-            account = str(self._aws.client("sts").get_caller_identity()["Account"])
-        return self._name, account
+        if "account" not in self._shared:
+            with aws_call("sts", "GetCallerIdentity"):
+                self._shared["account"] = str(self._aws.client("sts").get_caller_identity()["Account"])
+        return self._name, str(self._shared["account"])
 
 
 def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[str, Any]:

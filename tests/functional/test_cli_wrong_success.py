@@ -536,3 +536,21 @@ def test_an_interrupted_detach_leaves_no_sandbox_and_no_log() -> None:
     assert "BrokenPipe" not in stderr and "Traceback" not in stderr
     assert not Path(f"/proc/{child.split()[0]}").exists()  # killed and reaped: nothing runs on, unknown
     assert set(logs.glob("certrotate-sandbox-*.log")) <= before
+
+
+def test_create_secret_from_file_checks_each_line_against_the_rule_of_its_name(
+    endpoint: str, ca: str, policy_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = [
+        {"name": f"{TEAM}/in", "spec": cli.pca_fields(ca, COMMON_NAME="in.a.example.internal", VALIDITY="90")},
+        {"name": f"{TEAM}/out", "spec": cli.pca_fields(ca, COMMON_NAME="out.other.example")},
+    ]
+    path = tmp_path / "specs.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = cli.run("create-secret", "--from-file", str(path), env=policy_env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    errors = cli.error_lines(result)
+    assert len(errors) == 2 and all("line 2" in e for e in errors), errors
+    assert "COMMON_NAME='out.other.example'" in errors[0] and "VALIDITY" in errors[1] and "default" in errors[1]
+    names = [s["Name"] for s in cli.client(endpoint, "secretsmanager").list_secrets()["SecretList"]]
+    assert f"{TEAM}/in" not in names and f"{TEAM}/out" not in names  # nothing created
