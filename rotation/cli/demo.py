@@ -172,11 +172,12 @@ def run_demo(
     if json_mode:
         _summary(demo_secrets, previous, target.label, region, elapsed, changed)
     if not changed:
-        console.print("[red]the served certificate did not change after rotate-now[/red]")
+        console.print("[red]the served certificate did not change after rotate-now[/red]", soft_wrap=True)
         return 1
     console.print(
         f"[green]demo complete in {elapsed:.1f} s: rotated, installed, served and re-rotated; "
-        "nothing left running[/green]"
+        "nothing left running[/green]",
+        soft_wrap=True,  # a sentence is one line in a pipe too; the terminal wraps it
     )
     return 0
 
@@ -284,12 +285,14 @@ def _target(
         stack.callback(local.stop)
         console.print(
             f"[cyan]local {label} ({described}) on 127.0.0.1:{local.port}; certificates are "
-            "installed by the RunUpdateTLS document[/cyan]"
+            "installed by the RunUpdateTLS document[/cyan]",
+            soft_wrap=True,
         )
         return ApacheTarget(local, endpoint, aws_cli, label)
     server = stack.enter_context(LocalTlsServer(base))
     console.print(
-        f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
+        f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]",
+        soft_wrap=True,
     )
     return PythonTarget(server)
 
@@ -320,7 +323,7 @@ def _placeholder_bundle(hostname: str) -> CertBundle:
 
 
 def _step(text: str) -> None:
-    console.print(f"[bold cyan]>[/bold cyan] {text}")
+    console.print(f"[bold cyan]>[/bold cyan] {text}", soft_wrap=True)
 
 
 def _rotate_and_serve(

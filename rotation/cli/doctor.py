@@ -26,6 +26,7 @@ from rich.text import Text
 
 from rotation.aws import aws_call
 from rotation.cli import options
+from rotation.cli.certificate_health import spec_problem
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
@@ -145,10 +146,15 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
     by_ca: dict[str, list[SecretRecord]] = defaultdict(list)
     for record in readable:
         ca_arn = str((record.fields or {}).get("CA_ARN") or "")
-        if ca_arn:
+        invalid = spec_problem(record.fields or {})
+        if invalid:  # on the secret's own line, not under its CA's
+            yield Check(
+                f"secret {record.name}",
+                Outcome.FAIL,
+                f"{invalid}; `certrotate validate {shlex.quote(record.name)}` lists every problem",
+            )
+        elif ca_arn:
             by_ca[ca_arn].append(record)
-        else:
-            yield Check(f"secret {record.name}", Outcome.FAIL, "its specification names no CA_ARN")
     for ca_arn, using in by_ca.items():
         yield _guarded(f"CA {ca_arn}", partial(_ca, aws, ca_arn, using))
     for document in args.document or ["RunUpdateTLS", "RollbackTLS"]:
@@ -230,7 +236,7 @@ def _ca(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> tuple[Ou
     key = str(authority.get("CertificateAuthorityConfiguration", {}).get("KeyAlgorithm", ""))
     family = KeyFamily.ECDSA if key.startswith("EC_") else KeyFamily.RSA
     problems = []
-    for record in using:
+    for record in using:  # valid specifications (diagnose reports the others on their own lines)
         try:
             signing_algorithm(parse_spec(record.fields or {}), family)
         except SpecError as exc:

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=options.positive_number("--interval"),
+        type=options.positive_number("--interval", unit="minutes"),
         default=30.0,
         metavar="MINUTES",
         help=f"the convergence schedule; a host silent for {STALE_INTERVALS} intervals is stale (30)",
@@ -134,17 +134,28 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         reports = [r for r in reports if r.secret_arn in currents]
     now = datetime.now(UTC)
     names = {r.arn: r.name for r in records}
-    fleets = ordered(fleet_view(reports, currents, now, timedelta(minutes=args.interval)), names, args.state)
+    every = fleet_view(reports, currents, now, timedelta(minutes=args.interval))
+    # The counts are the secret's whole fleet: --state chooses the rows shown, not what is counted.
+    counts = {f.secret_arn: {state: len(f.in_state(state)) for state in HostState} for f in every}
+    fleets = ordered(every, names, args.state)
     problems = [problem for account in accounts for problem in account.problems]
+    silent = [f for f in fleets if not f.hosts and args.state is None]
     if out.json_mode:
-        out.emit_json({"secrets": [as_json(f, names) for f in fleets], "problems": problems})
+        out.emit_json({"secrets": [as_json(f, names, counts[f.secret_arn]) for f in fleets], "problems": problems})
     else:
         for fleet in fleets:
-            out.show(render(fleet, names, now, out.stdout.width))
+            if fleet.hosts or args.state is not None:
+                out.show(render(fleet, names, now, out.stdout.width, counts[fleet.secret_arn]))
+        if silent:  # one line for them all, not an empty table each
+            shown = [names.get(f.secret_arn) or f.secret_arn for f in silent]
+            out.say(f"no host has reported {len(silent)} secret(s): {', '.join(shown)}")
         if not fleets:
             out.say("no certificate secrets and no host records")
         for problem in problems:
             out.note(f"certrotate: warning: {problem}")
+    if args.check and not reports:
+        out.note("no host has reported any of these secrets: nothing is known to serve them")
+        return 1
     # a current host whose served check saw a worker present another certificate is not on it everywhere
     behind = [h for f in fleets for h in f.hosts if h.state is not HostState.CURRENT or h.report.stale_serial]
     if args.check and behind:
@@ -201,8 +212,11 @@ def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_
     return AccountInventory(account, reports, problems)
 
 
-def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
-    counts = {state.value: len(fleet.in_state(state)) for state in HostState}
+def as_json(
+    fleet: SecretFleet, names: Mapping[str, str], totals: Mapping[HostState, int] | None = None
+) -> dict[str, Any]:
+    """One secret's fleet; ``totals``: its whole fleet's counts when ``fleet`` shows some states only."""
+    counts = {state.value: (totals or {}).get(state, len(fleet.in_state(state))) for state in HostState}
     return {
         "secret": names.get(fleet.secret_arn, ""),
         "arn": fleet.secret_arn,
@@ -259,8 +273,15 @@ _HOST_COLUMNS = ("instance", "state", "serial", "served", "server", "reported", 
 _HOST_FOLDED = ("served", "detail", "file")
 
 
-def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: int = 200) -> Table:
-    counts = ", ".join(f"{len(fleet.in_state(s))} {s.value}" for s in HostState)
+def render(
+    fleet: SecretFleet,
+    names: Mapping[str, str],
+    now: datetime,
+    width: int = 200,
+    totals: Mapping[HostState, int] | None = None,
+) -> Table:
+    """One secret's table; its title counts ``totals`` (the whole fleet) when the rows are some states only."""
+    counts = ", ".join(f"{(totals or {}).get(s, len(fleet.in_state(s)))} {s.value}" for s in HostState)
     current = (
         f"current serial {fleet.current.serial or '-'}"
         if fleet.current

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     parser.add_argument(
         "--timeout",
-        type=options.positive_number("--timeout"),
+        type=options.positive_number("--timeout", unit="seconds"),
         default=900.0,
         help="seconds to wait for the rotation, then for the hosts (900 each)",
     )
@@ -231,10 +231,13 @@ def _install(aws: AwsContext, args: argparse.Namespace, out: Output, timeline: T
             max_errors="100%",
             timeout=args.timeout,
             out=out,
+            show_progress=False,  # the timeline says what happened, a line per event; no progress line per host
         )
     except DeployFailedError as exc:
         failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
-        timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+        timeline.add(
+            "install", f"{account}: {exc}{f' ({failed})' if failed else ''}; waiting for the fleet view anyway"
+        )
         results = exc.results
     else:
         reached = ", ".join(r.instance_id for r in results)

@@ -20,6 +20,8 @@ from typing import Any
 from rich.table import Table
 
 from rotation.cli import bulk_reads, options
+from rotation.cli.certificate_health import key_algorithm, spec_problem
+from rotation.cli.certificate_health import not_before as not_before_of
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
@@ -33,6 +35,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ATTENTION = (
     "expired",
     "expiring",
+    "not-yet-valid",
+    "invalid-spec",
     "rotation-failed",
     "rotation-overdue",
     "bad-metadata",
@@ -56,6 +60,7 @@ class CertificateStatus:
     next_rotation: str
     flags: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    not_before: str = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.secret_selection(parser)
     parser.add_argument(
         "--window-days",
-        type=options.positive_number("--window-days"),
+        type=options.positive_number("--window-days", unit="days"),
         default=30.0,
         help="flag certificates expiring within (30)",
     )
@@ -107,11 +112,11 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         out.emit_json([asdict(r) for r in rows])
     else:
         out.show(render_table(rows, out.stdout.width))
-    attention = [r for r in rows if set(r.flags) & set(ATTENTION)]
+    attention = [r for r in rows if needs_attention(r)]
     if args.check and attention:
         out.note(
             f"{len(attention)} certificate(s) need attention: "
-            + ", ".join(f"{r.name} ({', '.join(f for f in r.flags if f in ATTENTION)})" for r in attention)
+            + ", ".join(f"{r.name} ({', '.join(needs_attention(r))})" for r in attention)
         )
         return 1
     return 0
@@ -136,6 +141,10 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("unreadable")
         problems.append(record.problem)
     expiry, not_after, serial = _expiry(fields, flags, problems)
+    not_before = not_before_of(fields)
+    if not_before is not None and not_before > now:  # hosts and clients refuse it until then
+        flags.append("not-yet-valid")
+        problems.append(f"not valid before {not_before.strftime(TIME_FORMAT)}: a client refuses it until then")
     days = None if expiry is None else round((expiry - now).total_seconds() / 86400, 2)
     if days is None and not flags and record.fields is not None:
         flags.append("no-certificate")
@@ -143,6 +152,11 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("expired")
     elif days is not None and days <= window_days:
         flags.append("expiring")
+    if record.fields is not None:
+        invalid = spec_problem(fields)
+        if invalid:  # the next rotation fails in createSecret
+            flags.append("invalid-spec")
+            problems.append(invalid)
     metadata = record.metadata
     if not metadata.get("RotationEnabled"):
         flags.append("rotation-disabled")
@@ -155,7 +169,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         name=record.name,
         arn=record.arn,
         certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
-        key_algorithm=str(fields.get("CERTIFICATE_KEY_ALGORITHM") or fields.get("KEY_ALGORITHM") or ""),
+        key_algorithm=key_algorithm(fields),
         subject=str(fields.get("COMMON_NAME") or ""),
         serial=serial,
         not_after=not_after,
@@ -165,7 +179,17 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         next_rotation=_when(next_rotation),
         flags=flags,
         problems=problems,
+        not_before=not_before.strftime(TIME_FORMAT) if not_before is not None else "",
     )
+
+
+def needs_attention(row: CertificateStatus) -> list[str]:
+    """The row's flags that fail ``--check``: :data:`ATTENTION`, and no certificate with rotation off
+    (nothing will ever issue one)."""
+    flags = [f for f in row.flags if f in ATTENTION]
+    if "no-certificate" in row.flags and "rotation-disabled" in row.flags:
+        flags += ["no-certificate", "rotation-disabled"]
+    return flags
 
 
 def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:
@@ -311,7 +335,6 @@ def detail_of(record: SecretRecord, row: CertificateStatus) -> dict[str, Any]:
         **asdict(row),
         "ca_arn": str(fields.get("CA_ARN") or ""),
         "subject_alternative_names": _names(fields),
-        "not_before": str(fields.get("CERTIFICATE_NOT_BEFORE") or ""),
         "certificate_arn": str(fields.get("CERTIFICATE_ARN") or ""),
         "fingerprint_sha256": str(fields.get("CERTIFICATE_FINGERPRINT_SHA256") or ""),
         "renewal_policy": _renewal_policy(fields),
