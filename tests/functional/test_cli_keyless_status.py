@@ -20,7 +20,6 @@ from rotation.emulation.throttling import throttled_moto
 from tests.support.cli import (
     certrotate,
     client,
-    enable_rotation,
     make_secret,
     pca_fields,
     rotated,
@@ -72,7 +71,8 @@ def test_status_shows_each_certificate_from_the_ledger_and_reads_no_value(endpoi
         assert by_arn[arn]["not_after"] == value["CERTIFICATE_NOT_AFTER"]
         assert by_arn[arn]["flags"] == []
     # the same certificates are expiring within a window past their not-after: --check says so
-    code, rows, _, _ = _status(endpoint, "--prefix", prefix, "--ledger-table", ledger, "--check", "--window-days", "4000")
+    wide = ("--window-days", "4000")
+    code, rows, _, _ = _status(endpoint, "--prefix", prefix, "--ledger-table", ledger, "--check", *wide)
     assert code == 1 and all("expiring" in row["flags"] for row in rows)  # type: ignore[operator]
 
 
@@ -185,7 +185,9 @@ def test_hosts_takes_the_current_certificate_from_the_ledger_and_reads_no_value(
     with ssm_inventory_in_moto(), throttled_moto({}) as calls:
         item = {"TypeName": INVENTORY_TYPE, "SchemaVersion": "1.0", "CaptureTime": now, "Content": [record]}
         client(endpoint, "ssm").put_inventory(InstanceId=instance, Items=[item])
-        result = certrotate("hosts", "--prefix", prefix, "--ledger-table", ledger, "--output", "json", endpoint=endpoint)
+        result = certrotate(
+            "hosts", "--prefix", prefix, "--ledger-table", ledger, "--output", "json", endpoint=endpoint
+        )
     assert result.returncode == 0, result.stderr
     assert not set(calls.accepted) & READS_OF_VALUES
     (secret,) = json.loads(result.stdout)["secrets"]
