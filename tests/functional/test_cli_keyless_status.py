@@ -148,8 +148,13 @@ def test_an_original_sample_secret_is_unverified_until_its_value_is_read_on_requ
     rotated(endpoint, f"{prefix}managed", ca)  # the function rotates a ledger secret: it is certrotate's
     original = {**pca_fields(ca), "KEY_ALGORITHM": "TYPE_RSA", "KEY_SIZE": "2048", "CERTIFICATE_PEM": _expired_pem()}
     arn = make_secret(endpoint, f"{prefix}original", original)
-    sm = client(endpoint, "secretsmanager")
-    sm.rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA, RotateImmediately=False)
+    # On certrotate's function with no rotation run yet (set on moto's backend: RotateSecret would
+    # start one, whose calls would be counted with the command's).
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    fake = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].secrets[arn]
+    fake.rotation_lambda_arn, fake.rotation_enabled, fake.rotation_requested = LAMBDA, True, True
     password = make_secret(endpoint, f"{prefix}password", "hunter2")  # no certificate secret, no rotation
     code, rows, stderr, calls = _status(endpoint, "--prefix", prefix, "--ledger-table", ledger, "--check")
     assert code == 1 and not calls & READS_OF_VALUES

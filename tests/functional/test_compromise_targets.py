@@ -83,7 +83,18 @@ def test_a_forged_record_cannot_steer_the_install_and_only_watches_progress(ledg
     forger = instance(endpoint, "api")
     record(endpoint, forger, web, serial)
 
-    result = certrotate("revoke", "web", "--compromised", "--timeout", "2", "--output", "json", endpoint=endpoint)
+    result = certrotate(
+        "revoke",
+        "web",
+        "--compromised",
+        "--timeout",
+        "2",
+        "--ledger-table",
+        TABLE,
+        "--output",
+        "json",
+        endpoint=endpoint,
+    )
     assert result.returncode == 1, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     backend = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]
