@@ -198,3 +198,27 @@ def test_hosts_takes_the_current_certificate_from_the_ledger_and_reads_no_value(
     (secret,) = json.loads(result.stdout)["secrets"]
     assert secret["current_serial"] == value["CERTIFICATE_SERIAL"]
     assert [h["state"] for h in secret["hosts"] if h["instance_id"] == instance] == ["current"]
+
+
+def test_a_kept_version_is_recorded_only_on_the_entry_of_that_very_certificate() -> None:
+    """A value that reuses a ledger serial with another certificate (another fingerprint) gains no version."""
+    import boto3
+    from moto import mock_aws
+
+    from rotation.cli.keyless import certificate_of
+    from rotation.ledger import Ledger, create_table
+    from rotation.revocation import IssuedCertificate
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kept-AbCdEf"
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(dynamodb, "ledger")
+        ledger = Ledger(dynamodb, "ledger")
+        now = datetime.now(UTC)
+        entry = IssuedCertificate(arn, "0A1B", "ca", "PCA_ISSUED", "v1", now, now, fingerprint="ab" * 32)
+        ledger.record_issued(entry)
+        assert not ledger.record_kept(arn, "0A1B", "cd" * 32, "v-forged")  # same serial, another certificate
+        assert not ledger.record_kept(arn, "FFFF", "ab" * 32, "v-other")  # no such entry
+        assert ledger.record_kept(arn, "0a:1b", "ab" * 32, "v2")
+        (item,) = dynamodb.scan(TableName="ledger")["Items"]
+    assert certificate_of(item).versions == {"v1", "v2"}
