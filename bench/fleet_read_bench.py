@@ -20,7 +20,8 @@ entries per secret (the current one, naming the AWSCURRENT version, and a supers
 rotations leave it. ``status`` runs twice per count: with ``--ledger-table`` (no secret value is
 read: ListSecrets and a parallel Scan of the ledger, pages of at most 1 MB as moto's DynamoDB
 cuts them) and without (BatchGetSecretValue of every value, as before). Each line gives the wall
-time, the CLI's CPU time (user+sys of the child) and the calls made per API.
+time, the CLI's CPU time (user+sys of the child), moto's (this process's CPU meanwhile: the emulated
+endpoint shares the machine, which a real one does not) and the calls made per API.
 """
 
 from __future__ import annotations
@@ -276,11 +277,17 @@ def main() -> None:
                         throttled_moto({("secretsmanager", "BatchGetSecretValue"): 100.0}) as q,
                     ):
                         command = ["status", "--prefix", "bench/status/", "--output", "json", "--check", *extra]
+                        server_before = resource.getrusage(resource.RUSAGE_SELF)
                         seconds, cpu, rows = timed_cpu([*command, "--endpoint-url", endpoint])
+                        server_after = resource.getrusage(resource.RUSAGE_SELF)
+                    server_cpu = (server_after.ru_utime - server_before.ru_utime) + (
+                        server_after.ru_stime - server_before.ru_stime
+                    )
                     calls = ", ".join(f"{op} {q.attempts(service, op)}" for service, op in STATUS_CALLS)
                     throttled = sum(q.throttled.values())
                     print(
-                        f"status ({mode}), {count:>6} secrets: {seconds:6.2f} s wall, {cpu:5.2f} s CPU  "
+                        f"status ({mode}), {count:>6} secrets: {seconds:6.2f} s wall, {cpu:5.2f} s CPU "
+                        f"(moto's server: {server_cpu:5.2f} s CPU)  "
                         f"({len(rows)} rows; {calls}; {throttled} throttled)"
                     )
             fields = {
