@@ -74,6 +74,14 @@ def one(server: str) -> dict[str, Any]:
         import rotation.cli  # noqa: F401
         from rotation.cli import demo
         from rotation.emulation import pki, rotation_service
+    from moto.server import ThreadedMotoServer
+
+    from rotation.cli import local_apache, local_servers
+
+    wrap(ThreadedMotoServer, "start", "moto: server start")
+    wrap(ThreadedMotoServer, "stop", "moto: server stop")
+    for harness in (local_apache.LocalApache, local_servers.LocalNginx, local_servers.LocalHaproxy):
+        wrap(harness, "stop", "local server stop")
     wrap(pki, "create_ca", "moto: Private CA hierarchy")
     wrap(demo, "_target", "local server start (placeholders, configtest, start)")
     wrap(rotation_service, "run_steps", "rotation: the four Lambda steps")

@@ -278,11 +278,11 @@ def _target(
         problem = "the aws CLI is not installed (pip install awscli)"
     if problem is None:
         servers: dict[str, LocalApache | LocalNginx | LocalHaproxy] = {}
+        stack.callback(_stop_all, servers)  # side by side: each stop waits for its server's processes
         for hostname in hostnames:
             local = harness(base / name / hostname, free_port(), [hostname])
             local.write_bundle(_placeholder_bundle(hostname), hostname)
             local.start()
-            stack.callback(local.stop)
             servers[hostname] = local
         ports = ", ".join(f"{h} on 127.0.0.1:{local.port}" for h, local in servers.items())
         console.print(
@@ -295,6 +295,14 @@ def _target(
         f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
     )
     return PythonTarget(server)
+
+
+def _stop_all(servers: dict[str, LocalApache | LocalNginx | LocalHaproxy]) -> None:
+    threads = [threading.Thread(target=server.stop) for server in servers.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _placeholder_bundle(hostname: str) -> CertBundle:
