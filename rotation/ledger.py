@@ -47,6 +47,8 @@ KEPT_AFTER_EXPIRY = timedelta(days=90)
 REFUSAL_LIMIT = 1000
 #: The TTL attribute the central template's table declares.
 TTL_ATTRIBUTE = "ExpiresAt"
+#: The versions, besides ``VersionId``, that hold an entry's certificate (rotations that kept it).
+KEPT_VERSIONS = "KeptVersions"
 
 
 def _time(value: datetime) -> str:
@@ -217,6 +219,33 @@ class Ledger:
                 changed = replace(entry, superseded_at=_second(now))
             after.append(changed)
         return True, after
+
+    def record_kept(self, secret_arn: str, serial: str, fingerprint: str, version_id: str) -> bool:
+        """A rotation kept the certificate of entry ``serial`` in its new version ``version_id``:
+        add the version to the entry's ``KeptVersions`` (a string set), so that the version holding
+        it is known without reading any secret value (``certrotate status`` with the ledger).
+
+        The entry must hold that very certificate (same fingerprint): a forged value that only
+        reuses a serial gains no version. False when there is no such entry.
+        """
+        try:
+            with aws_call(_SERVICE, "UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table,
+                    Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
+                    UpdateExpression="ADD #kept :version",
+                    ConditionExpression="attribute_exists(Serial) AND Fingerprint = :fingerprint",
+                    ExpressionAttributeNames={"#kept": KEPT_VERSIONS},
+                    ExpressionAttributeValues={
+                        ":version": {"SS": [version_id]},
+                        ":fingerprint": {"S": fingerprint},
+                    },
+                )
+        except AwsCallError as exc:
+            if exc.code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str], seen_at: datetime) -> None:
         """Remember the hosts seen serving an entry (``HeldBy``, a string set) and when

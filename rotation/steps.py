@@ -119,6 +119,8 @@ def create_secret(ctx: StepContext) -> None:
     fresh = _fresh(bundle, current)
     if fresh:
         _record(ctx, spec, bundle, issuer)
+    elif ctx.services.ledger is not None:  # the version keeps the current certificate: say which version holds it
+        ctx.services.ledger.record_kept(ctx.secret_arn, bundle.serial_hex, bundle.fingerprint_sha256, ctx.event.token)
     store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     if fresh:
         telemetry.certificate_issued(spec.certificate_type.value, ctx.secret_arn, bundle.not_after, ctx.clock())

@@ -1,7 +1,8 @@
 """``certrotate hosts``: per certificate secret, which instances serve the current certificate.
 
 The installer records what each host serves as SSM custom inventory (``Custom:CertrotateCertificate``)
-after every run. This command reads the secrets (ListSecrets/BatchGetSecretValue, the caller's
+after every run. This command reads the secrets (ListSecrets and the issuance ledger with
+``--ledger-table``, no value and so no key: :mod:`rotation.cli.keyless`; else BatchGetSecretValue; the caller's
 account) and the records with GetInventory in each account named by ``--role-arn`` (assumed, as
 ``deploy`` does), or in the caller's own account when no role is given, and shows each instance
 as current, older, failed or stale (:mod:`rotation.fleet`). An SSM resource data sync is not
@@ -12,6 +13,7 @@ grants exactly it.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +23,7 @@ from typing import Any
 from rich.table import Table
 
 from rotation.aws import aws_call
-from rotation.cli import bulk_reads, options
+from rotation.cli import bulk_reads, keyless, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
@@ -37,6 +39,7 @@ from rotation.fleet import (
     normalize_serial,
 )
 from rotation.fleet_inventory import read_fleet
+from rotation.ledger import LEDGER_TABLE_ENV
 
 #: The heading of files that report no secret: certrotate read them but never installed them.
 UNMANAGED = "(files certrotate never installed)"
@@ -81,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when any host is not on the current certificate everywhere (a stale worker counts)",
     )
     bulk_reads.add_max_rate_argument(parser)
+    parser.add_argument(
+        "--ledger-table",
+        default=os.environ.get(LEDGER_TABLE_ENV, ""),
+        help="read each secret's current certificate from the issuance ledger, no secret value (no key) is read "
+        f"(default ${LEDGER_TABLE_ENV})",
+    )
+    keyless.add_read_values_argument(parser)
 
 
 def host_states(value: str) -> frozenset[HostState]:
@@ -124,7 +134,11 @@ class AccountInventory:
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if args.names and (args.prefix or args.tag):
         raise UsageError("name secrets, or select them with --prefix / --tag, not both")
-    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag, max_rate=args.max_rate)
+    selection = {"names": args.names, "prefix": args.prefix, "tags": args.tag, "max_rate": args.max_rate}
+    if args.ledger_table:
+        records = keyless.certificate_secrets(aws, args.ledger_table, read_values=args.read_values, **selection).records
+    else:
+        records = certificate_secrets(aws, **selection)
     currents = {r.arn: current_of(r) for r in records if r.is_certificate}
     opened = [open_account(aws, role) for role in args.role_arn or [None]]  # clients made here, not in threads
     accounts = bulk_reads.in_parallel(lambda o: read_opened(*o, max_rate=args.max_rate), opened)

@@ -84,8 +84,22 @@ def test_a_forged_record_cannot_steer_the_install_and_only_watches_progress(ledg
     forger = instance(endpoint, "api")
     record(endpoint, forger, web, serial)
 
-    result = certrotate("revoke", "web", "--compromised", "--timeout", "2", "--output", "json", endpoint=endpoint)
+    # --timeout bounds the rotation's wait as well as the hosts': at 2 s a loaded machine timed the
+    # rotation out (exit 1, no report, nothing sent). 10 s lets it finish; the hosts never move.
+    result = certrotate(
+        "revoke",
+        "web",
+        "--compromised",
+        "--timeout",
+        "10",
+        "--ledger-table",
+        TABLE,
+        "--output",
+        "json",
+        endpoint=endpoint,
+    )
     assert result.returncode == 1, result.stderr
+    assert "did not reach AWSCURRENT" not in result.stderr, result.stderr  # the hosts were waited for
     report: dict[str, Any] = json.loads(result.stdout)
     backend = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]
     commands = [c for c in backend._commands if c.parameters.get("SecretArn") == [web]]
