@@ -134,11 +134,7 @@ class AccountInventory:
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if args.names and (args.prefix or args.tag):
         raise UsageError("name secrets, or select them with --prefix / --tag, not both")
-    selection = {"names": args.names, "prefix": args.prefix, "tags": args.tag, "max_rate": args.max_rate}
-    if args.ledger_table:
-        records = keyless.certificate_secrets(aws, args.ledger_table, read_values=args.read_values, **selection).records
-    else:
-        records = certificate_secrets(aws, **selection)
+    records = _records(aws, args)
     currents = {r.arn: current_of(r) for r in records if r.is_certificate}
     opened = [open_account(aws, role) for role in args.role_arn or [None]]  # clients made here, not in threads
     accounts = bulk_reads.in_parallel(lambda o: read_opened(*o, max_rate=args.max_rate), opened)
@@ -178,6 +174,14 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         out.note(f"{len(behind)} host record(s) not on the current certificate{note}")
         return 1
     return 0
+
+
+def _records(aws: AwsContext, args: argparse.Namespace) -> list[SecretRecord]:
+    """The selected secrets: from the issuance ledger with ``--ledger-table`` (no value read), else their values."""
+    selection = {"names": args.names, "prefix": args.prefix, "tags": args.tag, "max_rate": args.max_rate}
+    if args.ledger_table:
+        return keyless.certificate_secrets(aws, args.ledger_table, read_values=args.read_values, **selection).records
+    return certificate_secrets(aws, **selection)
 
 
 def current_of(record: SecretRecord) -> CurrentCertificate:
