@@ -117,7 +117,7 @@ def seed_secrets(sm: object, count: int, have: int, names: str = "sequential") -
 
 def realistic_values(count: int = 40) -> list[dict[str, str]]:
     """Values as rotation leaves them: spec, certificate, two-certificate chain, RSA-2048 key, metadata."""
-    from rotation.keys import KeyAlgorithm
+    from rotation.issuance.keys import KeyAlgorithm
     from tests.support.certs import LocalCA
 
     intermediate = LocalCA(name="Bench Root CA").subordinate("Bench Issuing CA")
@@ -228,7 +228,7 @@ STATUS_CALLS = (
 
 def seed_hosts(arn: str, count: int, accounts: list[str], have: int) -> None:
     from rotation.emulation.ssm_inventory import put_inventory
-    from rotation.fleet import INVENTORY_TYPE
+    from rotation.fleet.view import INVENTORY_TYPE
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for n in range(have, count):
@@ -265,7 +265,7 @@ def main() -> None:
     from rotation.emulation.secrets_listing import indexed_secret_lookups, paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
-    from rotation.ledger import create_table
+    from rotation.fleet.ledger import create_table
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()

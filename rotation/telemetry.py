@@ -76,13 +76,13 @@ def revocation_held(count: int, longest_seconds: float) -> None:
 
 def revocation_holders_released(count: int) -> None:
     """Hosts or records whose hold on a superseded certificate ended without them reporting a newer
-    one (silent past rotation.revocation.HOLDER_RELEASE_AFTER, or of an account that may not read
+    one (silent past rotation.fleet.revocation.HOLDER_RELEASE_AFTER, or of an account that may not read
     the secret): the certificate may be revoked while such a host still serves it."""
     _emit("RevocationHoldersReleased", count, {})
 
 
 def ledger_unprotected() -> None:
-    """The issuance ledger table lost a protection (rotation.ledger_protection): its word was refused."""
+    """The issuance ledger table lost a protection (rotation.fleet.ledger_protection): its word was refused."""
     _emit("LedgerUnprotected", 1, {})
 
 

@@ -21,9 +21,9 @@ from moto import mock_aws
 import rotation.handler
 from rotation.emulation.dynamodb_tables import strict_table_deletion
 from rotation.emulation.pki import create_ca, real_acm_chain
-from rotation.engine import build_services
-from rotation.ledger import Ledger, create_table
-from rotation.steps import Services
+from rotation.fleet.ledger import Ledger, create_table
+from rotation.lifecycle.engine import build_services
+from rotation.lifecycle.steps import Services
 
 REGION = "us-east-1"
 

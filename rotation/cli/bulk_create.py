@@ -40,8 +40,8 @@ from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.cli.validate import InvalidSpecError, PolicyCheck, ca_problems, output_field_problems
 from rotation.errors import AwsCallError, CertRotateError, SpecError
-from rotation.schedules import default_window
-from rotation.spec import parse_spec, spec_problems
+from rotation.issuance.spec import parse_spec, spec_problems
+from rotation.lifecycle.schedules import default_window
 
 #: The keys a line may have.
 LINE_KEYS = ("name", "spec", "tags", "schedule", "rotate_every_days", "kms_key_id")

@@ -11,7 +11,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def spec_problem(fields: Mapping[str, Any]) -> str:
     """The specification's problems in one line (``validate NAME`` details them); empty when valid."""
-    from rotation.spec import spec_problems
+    from rotation.issuance.spec import spec_problems
 
     found = list(spec_problems(fields))
     if not found:
@@ -29,7 +29,7 @@ def key_algorithm(fields: Mapping[str, Any]) -> str:
     if isinstance(pem, str) and pem:
         from cryptography import x509
 
-        from rotation.keys import key_algorithm_of
+        from rotation.issuance.keys import key_algorithm_of
 
         try:
             found = key_algorithm_of(x509.load_pem_x509_certificate(pem.encode()).public_key())
@@ -38,7 +38,7 @@ def key_algorithm(fields: Mapping[str, Any]) -> str:
         if found is not None:
             return found.value
     from rotation.errors import SpecError
-    from rotation.spec import parse_spec
+    from rotation.issuance.spec import parse_spec
 
     try:
         return parse_spec(fields).key_algorithm.value

@@ -22,7 +22,7 @@ from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
 from rotation.cli.validate import PolicyCheck, add_policy_parameter, validate
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.schedules import default_window
+from rotation.lifecycle.schedules import default_window
 
 _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 

@@ -29,12 +29,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache, apache_available, free_port
 from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
-from rotation.guard import ROTATE_NOW_TAG
+from rotation.issuance.bundle import CertBundle
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 
 REGION = "us-east-1"
 console = Console(highlight=False)

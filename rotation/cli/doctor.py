@@ -225,8 +225,8 @@ def _function(aws: AwsContext, function: str) -> tuple[Outcome, str]:
 
 def _ca(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> tuple[Outcome, str]:
     from rotation.errors import SpecError
-    from rotation.signing import signing_algorithm
-    from rotation.spec import KeyFamily, parse_spec
+    from rotation.issuance.signing import signing_algorithm
+    from rotation.issuance.spec import KeyFamily, parse_spec
 
     region = ca_arn.split(":")[3] if ca_arn.count(":") >= 5 else None
     with aws_call("acm-pca", "DescribeCertificateAuthority"):
@@ -342,7 +342,7 @@ def _fleet(aws: AwsContext, functions: Sequence[str], args: argparse.Namespace) 
 
 
 def _fleet_view(aws: AwsContext, role: str | None, region: str) -> tuple[Outcome, str]:
-    from rotation.fleet import INVENTORY_TYPE
+    from rotation.fleet.view import INVENTORY_TYPE
 
     session = aws.assumed(role, session_name="certrotate-doctor") if role else None
     with aws_call("ssm", "GetInventory"):

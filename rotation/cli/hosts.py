@@ -5,7 +5,7 @@ after every run. This command reads the secrets (ListSecrets and the issuance le
 ``--ledger-table``, no value and so no key: :mod:`rotation.cli.keyless`; else BatchGetSecretValue; the caller's
 account) and the records with GetInventory in each account named by ``--role-arn`` (assumed, as
 ``deploy`` does), or in the caller's own account when no role is given, and shows each instance
-as current, older, failed or stale (:mod:`rotation.fleet`). An SSM resource data sync is not
+as current, older, failed or stale (:mod:`rotation.fleet.view`). An SSM resource data sync is not
 read: GetInventory per account needs no bucket or Athena, and the workload stacks' FleetViewRole
 grants exactly it.
 """
@@ -27,7 +27,9 @@ from rotation.cli import bulk_reads, keyless, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
-from rotation.fleet import (
+from rotation.fleet.inventory import read_fleet
+from rotation.fleet.ledger import LEDGER_TABLE_ENV
+from rotation.fleet.view import (
     STALE_INTERVALS,
     CurrentCertificate,
     HostReport,
@@ -38,8 +40,6 @@ from rotation.fleet import (
     normalize_fingerprint,
     normalize_serial,
 )
-from rotation.fleet_inventory import read_fleet
-from rotation.ledger import LEDGER_TABLE_ENV
 
 #: The heading of files that report no secret: certrotate read them but never installed them.
 UNMANAGED = "(files certrotate never installed)"

@@ -3,7 +3,7 @@
 A certificate secret's value holds its private key, so reading it (GetSecretValue,
 BatchGetSecretValue) needs the permission to read every key. What ``status`` shows needs none of
 it: ListSecrets gives each secret's rotation metadata and the version that holds AWSCURRENT, and
-the issuance ledger (DynamoDB, :mod:`rotation.ledger`) gives the certificate each version holds:
+the issuance ledger (DynamoDB, :mod:`rotation.fleet.ledger`) gives the certificate each version holds:
 serial, not-after, fingerprint and issuing CA, written in createSecret by the rotation role alone
 (the table's resource policy). Tags were the other candidate; anyone with
 ``secretsmanager:TagResource`` writes them, so a forged tag could make an expired certificate look
@@ -36,8 +36,8 @@ from rotation.aws import aws_call
 from rotation.cli import bulk_reads
 from rotation.cli.inventory import BATCH, UNREADABLE, SecretRecord, Source, described, records, split_pages
 from rotation.cli.session import AwsContext, InvalidInputError
-from rotation.fleet import normalize_serial
-from rotation.ledger import KEPT_VERSIONS
+from rotation.fleet.ledger import KEPT_VERSIONS
+from rotation.fleet.view import normalize_serial
 
 #: Parallel Scan segments (DynamoDB Developer Guide, *Parallel scan*: each segment is its own page chain).
 SEGMENTS = 8
@@ -120,7 +120,7 @@ def unsuperseded(dynamodb: Any, table: str, *, max_rate: float, segments: int = 
             "TableName": table,
             "Segment": number,
             "TotalSegments": segments,
-            # the issuance pacer's slots share the table under keys that are no ARN (rotation.issuance_pacer)
+            # the issuance pacer's slots share the table under keys that are no ARN (rotation.issuance.pacer)
             "FilterExpression": f"attribute_not_exists({by_name['SupersededAt']}) "
             f"AND begins_with({by_name['SecretArn']}, :arn)",
             "ProjectionExpression": ", ".join(by_name[n] for n in (*_PROJECTION, KEPT_VERSIONS)),

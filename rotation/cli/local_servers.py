@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_apache import INSTALLER_CONFIG_VARIABLE, free_port
+from rotation.issuance.bundle import CertBundle
 
 __all__ = ["LocalHaproxy", "LocalNginx", "LocalServer", "free_port", "server_available"]
 

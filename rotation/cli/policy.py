@@ -19,8 +19,8 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.output import Output
 from rotation.cli.session import InvalidInputError
-from rotation.issuance_policy import IssuancePolicy, PolicyError, Rule, parse_policy
-from rotation.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
+from rotation.issuance.policy import IssuancePolicy, PolicyError, Rule, parse_policy
+from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
 
 #: An SSM parameter holds at most 8 KB (advanced tier); a policy file larger than that cannot be stored.
 MAX_POLICY_BYTES = 8 * 1024
@@ -128,7 +128,7 @@ def deployed_policy(aws: Any, parameter: str | None = None) -> IssuancePolicy:
     """
     name = parameter if parameter is not None else os.environ.get(POLICY_PARAMETER_ENV, "")
     if not name:
-        from rotation.issuance_policy import default_policy
+        from rotation.issuance.policy import default_policy
 
         return default_policy(stack_cas_from_env())
     return load_policy(aws.client("ssm"), name, stack_cas_from_env())

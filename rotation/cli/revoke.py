@@ -31,11 +31,11 @@ from rotation.cli.output import Output
 from rotation.cli.rotate import RotationFailedError, _refusal, follow, start
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import CertRotateError
-from rotation.fleet import INSTANCE_TAG, HostReport, normalize_serial, serves
-from rotation.fleet_inventory import read_records
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
-from rotation.revocation import IssuedCertificate, RevocationReason
-from rotation.spec import parse_spec
+from rotation.fleet.inventory import read_records
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.fleet.revocation import IssuedCertificate, RevocationReason
+from rotation.fleet.view import INSTANCE_TAG, HostReport, normalize_serial, serves
+from rotation.issuance.spec import parse_spec
 
 POLL_SECONDS = 2.0
 
@@ -279,8 +279,8 @@ def _pca(aws: AwsContext) -> Callable[[str], Any]:
 
 
 def revoke(ledger: Ledger, aws: AwsContext, entry: IssuedCertificate) -> None:
-    """KEY_COMPROMISE through rotation.revoker, imported here: it loads the function's Logger, whose
+    """KEY_COMPROMISE through rotation.fleet.revoker, imported here: it loads the function's Logger, whose
     level is read at import (the demo sets it after the command line is parsed)."""
-    from rotation.revoker import revoke as revoke_entry
+    from rotation.fleet.revoker import revoke as revoke_entry
 
     revoke_entry(ledger, _pca(aws), entry, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)

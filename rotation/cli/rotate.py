@@ -27,7 +27,7 @@ from rotation.cli.output import Output, literal
 from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.guard import ROTATE_NOW_TAG
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 from rotation.redaction import shorten
 
 POLL_SECONDS = 2.0

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             exports = provision(
                 f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
             )
-            from rotation.policy_store import POLICY_PARAMETER_ENV
+            from rotation.issuance.policy_store import POLICY_PARAMETER_ENV
 
             os.environ[POLICY_PARAMETER_ENV] = POLICY_PARAMETER  # the rotation function reads the policy there
             if args.ledger:
@@ -182,7 +182,7 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     from rotation.build.ssm_documents import DOCUMENTS, document_path
     from rotation.emulation.pki import create_ca
     from rotation.emulation.rotation_service import LAMBDA_ARN
-    from rotation.policy_store import POLICY_PARAMETER_ENV
+    from rotation.issuance.policy_store import POLICY_PARAMETER_ENV
 
     session: Any = boto3.Session(region_name=region)
 
@@ -228,7 +228,7 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
         POLICY_PARAMETER_ENV: POLICY_PARAMETER,
     }
     if ledger:
-        from rotation.ledger import create_table
+        from rotation.fleet.ledger import create_table
 
         create_table(client("dynamodb"), LEDGER_TABLE)
         exports["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE

@@ -29,9 +29,9 @@ from rotation.cli.inventory import SecretRecord, Source, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
 from rotation.errors import CertRotateError
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.fleet.revocation import history_state
 from rotation.redaction import quote
-from rotation.revocation import history_state
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
@@ -345,7 +345,7 @@ def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
 def _add_policy_rules(aws: AwsContext, details: list[dict[str, Any]]) -> None:
     """``policy_rule``: the issuance policy rule that governs each secret (the policy read once)."""
     from rotation.cli.policy import deployed_policy
-    from rotation.issuance_policy import PolicyError
+    from rotation.issuance.policy import PolicyError
 
     try:
         policy = deployed_policy(aws)
@@ -405,7 +405,7 @@ def _names(fields: Mapping[str, Any]) -> list[str]:
 
 def _renewal_policy(fields: Mapping[str, Any]) -> str:
     from rotation.errors import SpecError
-    from rotation.spec import parse_spec
+    from rotation.issuance.spec import parse_spec
 
     try:
         return parse_spec(fields).renewal_policy.value

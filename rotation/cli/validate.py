@@ -5,7 +5,7 @@ file (the typo case); online it is a secret name or ARN. Online checks add the C
 ACTIVE, and its key family matches the signing algorithm) and the stored issuance policy: the rule
 that governs the secret's name (a secret's own; a file's with ``--name``) is found as the rotation
 finds it, and the spec is put through the rotation's own pre-issue check
-(:func:`rotation.issuance_policy.request_problems`), every violation listed.
+(:func:`rotation.issuance.policy.request_problems`), every violation listed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rotation.cli.inventory import decode_value
 from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, InvalidInputError
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError, SpecError
-from rotation.spec import OUTPUT_FIELDS, CertificateType, CertSpec, parse_spec, spec_problems
+from rotation.issuance.spec import OUTPUT_FIELDS, CertificateType, CertSpec, parse_spec, spec_problems
 
 MAX_FILE_BYTES = 64 * 1024  # a secret value is at most 64 KiB
 
@@ -140,7 +140,7 @@ class PolicyCheck:
     def problems(self, spec: CertSpec, fields: dict[str, Any]) -> list[CertRotateError]:
         """Every violation of the governing rule (none governs: that one problem); sets :attr:`verdict`."""
         from rotation.cli.policy import deployed_policy
-        from rotation.issuance_policy import PolicyError, request_problems
+        from rotation.issuance.policy import PolicyError, request_problems
 
         if "policy" not in self._shared:
             self._shared["policy"] = deployed_policy(self._aws, self._parameter)
@@ -276,8 +276,8 @@ def validate(
 
 def ca_problems(spec: Any, aws: AwsContext) -> list[CertRotateError]:
     """The CA named by ``spec``: exists, ACTIVE, key family matching the signing algorithm."""
-    from rotation.certificate_authority import CertificateAuthorities
-    from rotation.signing import signing_algorithm
+    from rotation.issuance.certificate_authority import CertificateAuthorities
+    from rotation.issuance.signing import signing_algorithm
 
     pca = aws.client("acm-pca", region=spec.ca_region)
     try:

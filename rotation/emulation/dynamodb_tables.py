@@ -7,7 +7,7 @@ without one: issue 25's third attack pass deleted the ledger on AWS and found th
 ARN, with no policy. moto 5.2 keeps its policies in a dictionary keyed by the table ARN and never
 forgets one on DeleteTable, so a table re-created under the same name silently inherits the old
 policy: exactly the protection an attacker who replaces the ledger removes
-(rotation.ledger_protection). While :func:`strict_table_deletion`
+(rotation.fleet.ledger_protection). While :func:`strict_table_deletion`
 is active, DeleteTable also drops the table's policy.
 
 moto is lenient in ways this does not change, and the tests say so where it matters: it enforces no

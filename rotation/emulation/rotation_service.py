@@ -84,7 +84,7 @@ def issuance_ledger(region: str | None = None) -> Iterator[str]:
     """
     import boto3
 
-    from rotation.ledger import LEDGER_TABLE_ENV, create_table
+    from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 
     named = os.environ.get(LEDGER_TABLE_ENV)
     table = named or EMULATED_LEDGER_TABLE

@@ -3,9 +3,9 @@
 Reads the fleet view (SSM custom inventory) of this account and of each workload account through
 its FleetViewRole, in every region of ``CERTROTATE_FLEET_REGIONS`` (as superseded revocation does),
 and emits, per secret name, the fewest days to expiry any host's record reports
-(:mod:`rotation.served_expiry`): only for the secrets of this account (ListSecrets) that the
+(:mod:`rotation.fleet.served_expiry`): only for the secrets of this account (ListSecrets) that the
 reporting account may read (``CERTROTATE_SECRET_READERS``), and only for the
-:data:`~rotation.served_expiry.SERIES_LIMIT` soonest; every other record is counted
+:data:`~rotation.fleet.served_expiry.SERIES_LIMIT` soonest; every other record is counted
 (``ServedRecordsNotCounted``), never emitted. The event asks nothing: whatever invokes the function only makes
 it read and report. An account or region that cannot be read is logged and, after every readable
 one is reported, fails the invocation so it lands in the dead-letter queue (its alarm tells the
@@ -22,9 +22,9 @@ from typing import Any
 from rotation import telemetry
 from rotation.aws import aws_call, make_client
 from rotation.errors import CertRotateError
-from rotation.fleet import DEFAULT_SCOPE, FleetScope, HostReport
-from rotation.fleet_inventory import read_records
-from rotation.served_expiry import served_expiry, soonest_first
+from rotation.fleet.inventory import read_records
+from rotation.fleet.served_expiry import served_expiry, soonest_first
+from rotation.fleet.view import DEFAULT_SCOPE, FleetScope, HostReport
 from rotation.telemetry import logger
 
 FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"
@@ -60,7 +60,7 @@ def report(
     scope: FleetScope = DEFAULT_SCOPE,
 ) -> dict[str, float]:
     """Read every source, emit one ``ServedDaysToExpiry`` per secret (the soonest
-    :data:`~rotation.served_expiry.SERIES_LIMIT`, of ``secrets``, name → ARN, read by an account
+    :data:`~rotation.fleet.served_expiry.SERIES_LIMIT`, of ``secrets``, name → ARN, read by an account
     ``scope`` lets read them); returns what was emitted.
 
     Raises:
@@ -109,7 +109,7 @@ def report(
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    from rotation.engine import assumed_client
+    from rotation.lifecycle.engine import assumed_client
 
     with aws_call("sts", "GetCallerIdentity"):
         account = str(make_client("sts").get_caller_identity()["Account"])

@@ -196,7 +196,7 @@ def handshake(bundle: Bundle, pins: Sequence[str] = ()) -> None:
 
 def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = ()) -> None:
     """Everything checked before the first change; the end-entity rules are the engine's
-    (rotation/verification.py check_end_entity).
+    (rotation/issuance/verification.py check_end_entity).
 
     Raises:
         InstallError: BUNDLE_INVALID.

@@ -1,5 +1,5 @@
 """Issue 25 item 1: the central template protects the ledger table itself, and the rotation's check
-(rotation.ledger_protection) accepts exactly what the template deploys.
+(rotation.fleet.ledger_protection) accepts exactly what the template deploys.
 
 The template's intrinsics are resolved here for one set of parameter values (a few lines for the
 functions the table, its policy and the function's environment use), then the resolved policy is
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rotation.build.templates import OUTPUT
-from rotation.ledger_protection import ADMIN_ACTIONS, LEDGER_PRINCIPALS_ENV, protection_problems
+from rotation.fleet.ledger_protection import ADMIN_ACTIONS, LEDGER_PRINCIPALS_ENV, protection_problems
 
 ACCOUNT = "123456789012"
 TABLE_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/certrotate-IssuanceLedgerTable-X"

@@ -516,7 +516,7 @@ def test_the_readme_uploads_a_template_through_s3_when_it_is_over_the_direct_upl
 
 def test_the_issuance_pacer_rates_are_parameters_under_the_quotas_and_the_role_may_book_slots() -> None:
     """Issue 18: the rotation function paces its issuing calls on the ledger table at the stack's rates."""
-    from rotation.issuance_pacer import ACM_RATE_ENV, DEFAULT_ACM_RATE, DEFAULT_PCA_RATE, PCA_RATE_ENV
+    from rotation.issuance.pacer import ACM_RATE_ENV, DEFAULT_ACM_RATE, DEFAULT_PCA_RATE, PCA_RATE_ENV
 
     template = load("central-account.yaml")
     parameters = template["Parameters"]

@@ -17,7 +17,7 @@ import pytest
 
 from rotation.cli import ExitCode
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.fleet import INVENTORY_TYPE
+from rotation.fleet.view import INVENTORY_TYPE
 from tests.support import cli
 from tests.support.certs import LocalCA
 
@@ -182,8 +182,8 @@ def test_the_served_check_is_shown_and_a_stale_worker_fails_check(endpoint: str,
 def test_revocation_reads_find_the_host_whose_stale_worker_serves_the_serial(endpoint: str, local_ca: LocalCA) -> None:
     """read_records(serials) filters GetInventory on Serial; a host that reports the new certificate
     but whose served check saw a worker present the old one is found by its ServedCheck."""
-    from rotation.fleet import serves_certificate, still_served_by_stale_worker
-    from rotation.fleet_inventory import read_records
+    from rotation.fleet.inventory import read_records
+    from rotation.fleet.view import serves_certificate, still_served_by_stale_worker
 
     prefix = f"h{uuid.uuid4().hex[:8]}/"
     old, new, other = (local_ca.issue(["www.certrotate.test"]) for _ in range(3))

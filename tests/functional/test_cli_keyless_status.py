@@ -31,7 +31,7 @@ READS_OF_VALUES = {("secretsmanager", "GetSecretValue"), ("secretsmanager", "Bat
 @pytest.fixture
 def ledger(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A ledger table the rotation function writes (as the central stack's does)."""
-    from rotation.ledger import create_table
+    from rotation.fleet.ledger import create_table
 
     table = f"ledger-{uuid.uuid4().hex[:8]}"
     create_table(client(endpoint, "dynamodb"), table)
@@ -171,7 +171,7 @@ def test_hosts_takes_the_current_certificate_from_the_ledger_and_reads_no_value(
     endpoint: str, ca: str, ledger: str
 ) -> None:
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-    from rotation.fleet import INVENTORY_TYPE
+    from rotation.fleet.view import INVENTORY_TYPE
 
     prefix = _prefix()
     arn = rotated(endpoint, f"{prefix}www", ca)
@@ -206,8 +206,8 @@ def test_a_kept_version_is_recorded_only_on_the_entry_of_that_very_certificate()
     from moto import mock_aws
 
     from rotation.cli.keyless import certificate_of
-    from rotation.ledger import Ledger, create_table
-    from rotation.revocation import IssuedCertificate
+    from rotation.fleet.ledger import Ledger, create_table
+    from rotation.fleet.revocation import IssuedCertificate
 
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kept-AbCdEf"
     with mock_aws():

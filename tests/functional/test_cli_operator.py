@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.fleet import INVENTORY_TYPE
-from rotation.spec import END_ENTITY_TEMPLATES
+from rotation.fleet.view import INVENTORY_TYPE
+from rotation.issuance.spec import END_ENTITY_TEMPLATES
 from tests.support import cli
 from tests.support.certs import LocalCA
 from tests.support.cli import certrotate, client, error_lines, make_secret, pca_fields, rotated, the_error
@@ -314,7 +314,7 @@ def test_the_ledger_table_keeps_each_serial_on_one_line_at_80_columns(
     endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import rotation.handler
-    from rotation.ledger import create_table
+    from rotation.fleet.ledger import create_table
 
     table = f"ledger-{uuid.uuid4().hex[:8]}"
     create_table(client(endpoint, "dynamodb"), table)
@@ -505,7 +505,7 @@ def test_the_ledger_table_is_named_when_it_is_missing(endpoint: str, ca: str) ->
 
 def test_revoke_dry_run_with_no_host_says_so(endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import rotation.handler
-    from rotation.ledger import create_table
+    from rotation.fleet.ledger import create_table
 
     table = f"ledger-{uuid.uuid4().hex[:8]}"
     create_table(client(endpoint, "dynamodb"), table)

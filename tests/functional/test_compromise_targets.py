@@ -21,7 +21,7 @@ from moto.ssm.models import ssm_backends
 
 import rotation.handler
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.ledger import LEDGER_TABLE_ENV, create_table
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 from tests.support.cli import REGION, certrotate, client, rotated
 
 TABLE = "certrotate-ledger-targets"

@@ -26,10 +26,10 @@ import boto3
 import pytest
 
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import assumed_client
 from rotation.event_handlers.served_expiry import FleetUnreadable, report, secret_arns
-from rotation.fleet import FleetScope
-from rotation.served_expiry import SERIES_LIMIT
+from rotation.fleet.served_expiry import SERIES_LIMIT
+from rotation.fleet.view import FleetScope
+from rotation.lifecycle.engine import assumed_client
 from tests.conftest import REGION
 from tests.deployment.test_templates import load
 from tests.functional.test_handler_observability import emf_records, log_records

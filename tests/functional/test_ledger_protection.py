@@ -18,10 +18,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 import rotation.handler
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import build_services
 from rotation.errors import SpecError
-from rotation.ledger import Ledger, create_table
-from rotation.ledger_protection import LedgerUnprotected
+from rotation.fleet.ledger import Ledger, create_table
+from rotation.fleet.ledger_protection import LedgerUnprotected
+from rotation.lifecycle.engine import build_services
 from tests.conftest import LEDGER_TABLE, REGION
 from tests.functional.helpers import calls_of
 from tests.functional.test_handler_observability import emf_records
@@ -237,7 +237,7 @@ def test_an_acm_certificate_outside_the_rule_is_not_exported_even_with_an_owners
 
 
 def test_the_emulated_table_is_created_protected_and_loses_its_policy_with_the_table(aws: Any) -> None:
-    """rotation.ledger.create_table declares what the template declares; deleting a table drops its
+    """rotation.fleet.ledger.create_table declares what the template declares; deleting a table drops its
     policy (moto alone keeps it for the next table of that name)."""
     create_table(aws.dynamodb, "other-ledger")
     table = aws.dynamodb.describe_table(TableName="other-ledger")["Table"]

@@ -22,13 +22,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 import rotation.handler
 from rotation.build.templates import OUTPUT
-from rotation.bundle import CertBundle
 from rotation.emulation.ssm_inventory import reset as reset_inventory
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import assumed_client, build_services
-from rotation.fleet import FleetScope, normalize_serial
-from rotation.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
-from rotation.revocation import HOLDER_RELEASE_AFTER
+from rotation.fleet.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
+from rotation.fleet.revocation import HOLDER_RELEASE_AFTER
+from rotation.fleet.view import FleetScope, normalize_serial
+from rotation.issuance.bundle import CertBundle
+from rotation.lifecycle.engine import assumed_client, build_services
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
 from tests.support.driver import replace_current, rotate, secret_fields
@@ -60,7 +60,7 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
 
 
 def revoked(ca_arn: str) -> dict[str, str]:
-    """Serial (as rotation.fleet.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
+    """Serial (as rotation.fleet.view.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
     (the serial as sent: colon-separated bytes)."""
     ca = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca_arn]
     entries = ca.revoked_certificates.items()

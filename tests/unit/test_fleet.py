@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.fleet import (
+from rotation.fleet.view import (
     CurrentCertificate,
     FleetScope,
     HostReport,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.issuance_policy import (
+from rotation.issuance.policy import (
     ANY_IP,
     IssuedFacts,
     PolicyError,
@@ -22,8 +22,8 @@ from rotation.issuance_policy import (
     normalize_dns,
     parse_policy,
 )
-from rotation.spec import CertificateType, CertSpec, parse_spec
-from rotation.validity import requested_lifetime
+from rotation.issuance.spec import CertificateType, CertSpec, parse_spec
+from rotation.issuance.validity import requested_lifetime
 
 CA = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + "1" * 36
 RANDOM = random.Random(15)  # reproducible generated cases
@@ -227,8 +227,8 @@ NOW_POLICY = datetime(2027, 5, 4, 12, tzinfo=UTC)
 
 
 def test_the_pre_issue_check_lists_every_violation_and_fit_request_refuses_the_first() -> None:
-    from rotation.issuance_policy import fit_request, request_problems
-    from rotation.spec import KeyAlgorithm
+    from rotation.issuance.policy import fit_request, request_problems
+    from rotation.issuance.spec import KeyAlgorithm
     from tests.support.certs import spec_for
 
     narrow = Rule(

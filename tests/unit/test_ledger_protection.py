@@ -1,4 +1,4 @@
-"""The pure check of the ledger table's protections (rotation.ledger_protection.protection_problems)."""
+"""The pure check of the ledger table's protections (rotation.fleet.ledger_protection.protection_problems)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rotation.ledger_protection import ADMIN_ACTIONS, ITEM_WRITES, protection_problems
+from rotation.fleet.ledger_protection import ADMIN_ACTIONS, ITEM_WRITES, protection_problems
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/ledger"
 ROOT = "arn:aws:iam::123456789012:root"

@@ -1,4 +1,4 @@
-"""The pure revocation decisions (rotation.revocation): one outcome per ledger entry."""
+"""The pure revocation decisions (rotation.fleet.revocation): one outcome per ledger entry."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.fleet import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
-from rotation.revocation import (
+from rotation.fleet.revocation import (
     CLOCK_SKEW,
     HOLDER_RELEASE_AFTER,
     Decision,
@@ -20,6 +19,7 @@ from rotation.revocation import (
     hold_or_revoke,
     plan_superseded,
 )
+from rotation.fleet.view import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:www-AbCdEf"

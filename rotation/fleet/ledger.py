@@ -34,9 +34,9 @@ from typing import Any
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError
-from rotation.fleet import normalize_serial
-from rotation.ledger_protection import ADMIN_ACTIONS, ITEM_WRITES, ProtectionCheck
-from rotation.revocation import IssuedCertificate
+from rotation.fleet.ledger_protection import ADMIN_ACTIONS, ITEM_WRITES, ProtectionCheck
+from rotation.fleet.revocation import IssuedCertificate
+from rotation.fleet.view import normalize_serial
 
 LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 _SERVICE = "dynamodb"
@@ -80,7 +80,7 @@ def _second(value: datetime) -> datetime:
 class Ledger:
     """The ledger table on an injected DynamoDB client.
 
-    ``principals``: the ARNs the table's resource policy may exempt (rotation.ledger_protection).
+    ``principals``: the ARNs the table's resource policy may exempt (rotation.fleet.ledger_protection).
     """
 
     def __init__(self, client: Any, table: str, principals: Collection[str] = ()) -> None:
@@ -250,7 +250,7 @@ class Ledger:
     def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str], seen_at: datetime) -> None:
         """Remember the hosts seen serving an entry (``HeldBy``, a string set) and when
         (``LastServedAt``): each must later show a newer certificate of the secret before the entry is
-        revoked, until :data:`rotation.revocation.HOLDER_RELEASE_AFTER` after that time."""
+        revoked, until :data:`rotation.fleet.revocation.HOLDER_RELEASE_AFTER` after that time."""
         names = sorted(set(hosts))
         if not names:
             return

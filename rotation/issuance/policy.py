@@ -1,7 +1,7 @@
 """The issuance policy: which names, CAs, lifetimes, keys and purposes each secret may obtain. Pure.
 
 The stack operator writes the policy (a JSON document in the SSM parameter the central stack
-names, :mod:`rotation.policy_store`); a secret's writer only chooses, inside the rule that governs
+names, :mod:`rotation.issuance.policy_store`); a secret's writer only chooses, inside the rule that governs
 the secret, what the secret asks for. A rule is chosen by what the writer cannot change: the
 secret's name as DescribeSecret returns it (secrets are created under IAM-scoped prefixes such as
 ``team-a/*``) and, optionally, the secret's account. The first rule in document order that matches
@@ -33,7 +33,7 @@ from typing import Any
 from cryptography import x509
 
 from rotation.errors import SpecError
-from rotation.spec import (
+from rotation.issuance.spec import (
     CA_ARN_PATTERN,
     END_ENTITY_TEMPLATES,
     MAX_NAMES,
@@ -41,7 +41,7 @@ from rotation.spec import (
     CertSpec,
     KeyAlgorithm,
 )
-from rotation.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, requested_lifetime
+from rotation.issuance.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, requested_lifetime
 
 FORMAT_VERSION = 1
 #: The CA/Browser Forum ceiling for public TLS certificates; the default for private ones too.
@@ -278,7 +278,7 @@ def fit_request(rule: Rule, spec: CertSpec, *, now: datetime) -> CertSpec:
 
     A server+client template under a rule without clientAuth is narrowed to its server-only twin
     (same variety); everything else outside the rule is refused. ``VALIDITY`` is measured as
-    Private CA will apply it to a certificate signed from ``now`` on (:mod:`rotation.validity`:
+    Private CA will apply it to a certificate signed from ``now`` on (:mod:`rotation.issuance.validity`:
     ``12 MONTHS`` is 365 or 366 days depending on the dates), so that nothing this passes is
     refused by :func:`check_issued` after issuance.
 
@@ -399,7 +399,7 @@ def check_issued(rule: Rule, facts: IssuedFacts) -> None:
     """The issued certificate is inside the rule: issuer, names, lifetime (EKU: verification).
 
     The lifetime is notAfter - notBefore less exactly Private CA's documented backdating of
-    notBefore (:data:`rotation.validity.PCA_BACKDATE`, 60 minutes): a certificate asked for the
+    notBefore (:data:`rotation.issuance.validity.PCA_BACKDATE`, 60 minutes): a certificate asked for the
     rule's ceiling passes, one a second longer does not.
 
     Raises:

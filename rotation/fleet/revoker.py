@@ -1,4 +1,4 @@
-"""Revocation through Private CA: the IO around :mod:`rotation.revocation`.
+"""Revocation through Private CA: the IO around :mod:`rotation.fleet.revocation`.
 
 Runs in the rotation function after finishSecret (see README, "Revocation") and in ``certrotate
 revoke``. The serial and CA always come from the ledger entry; RevokeCertificate is called on the
@@ -14,10 +14,9 @@ from typing import Any
 from rotation import telemetry
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.fleet import FleetScope, HostReport, RecordProblem
-from rotation.fleet_inventory import read_records
-from rotation.ledger import Ledger
-from rotation.revocation import (
+from rotation.fleet.inventory import read_records
+from rotation.fleet.ledger import Ledger
+from rotation.fleet.revocation import (
     Decision,
     FleetEvidence,
     IssuedCertificate,
@@ -27,6 +26,7 @@ from rotation.revocation import (
     hold_or_revoke,
     successors,
 )
+from rotation.fleet.view import FleetScope, HostReport, RecordProblem
 from rotation.telemetry import logger
 
 
@@ -181,7 +181,7 @@ def fleet_reader(
     An account or region that cannot be read holds the revocations of the secrets whose hosts may
     run there (:meth:`FleetScope.concerns`), named in the held reason; it never raises. The records
     of a readable account count for a secret only when that account may read it (the evidence
-    carries ``scope``; :func:`rotation.revocation.hold_or_revoke` applies it).
+    carries ``scope``; :func:`rotation.fleet.revocation.hold_or_revoke` applies it).
     """
     regions: list[str | None] = list(scope.regions) or [None]
 

@@ -7,7 +7,7 @@ has not. Every export uses a fresh random passphrase and stores the key decrypte
 Ownership: ``CERTIFICATE_ARN`` is written into the secret, so whoever can write the secret can
 point it at any certificate. The rotation therefore exports or renews only a certificate the
 issuance ledger says this secret's own ``RequestCertificate`` returned
-(:meth:`rotation.ledger.Ledger.owns_certificate`, keyed by the ARN DescribeSecret gave). The
+(:meth:`rotation.fleet.ledger.Ledger.owns_certificate`, keyed by the ARN DescribeSecret gave). The
 :data:`OWNER_TAG` that ``RequestCertificate`` writes is informational (and the IAM backstop that
 keeps the role from exporting certificates certrotate never tagged): anyone with
 ``acm:AddTagsToCertificate`` can write it, so it proves nothing. Without a ledger no ownership can
@@ -24,17 +24,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call
-from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError, SpecError
-from rotation.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
-from rotation.keys import load_private_key
-from rotation.renewal import Plan, is_due
+from rotation.issuance.bundle import CertBundle, join_pem
+from rotation.issuance.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
+from rotation.issuance.keys import load_private_key
+from rotation.lifecycle.renewal import Plan, is_due
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
 
 if TYPE_CHECKING:  # pragma: no cover - the ledger module loads only where one is configured (cold start)
-    from rotation.issuance_policy import Rule
-    from rotation.ledger import Ledger
+    from rotation.fleet.ledger import Ledger
+    from rotation.issuance.policy import Rule
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32

@@ -1,6 +1,6 @@
 """Which of a secret's issued certificates to revoke, and why. Pure: no boto3.
 
-The history comes from the issuance ledger (:mod:`rotation.ledger`): one entry per certificate the
+The history comes from the issuance ledger (:mod:`rotation.fleet.ledger`): one entry per certificate the
 rotation function itself received from the CA for that secret, written by the function alone. A
 secret's writer can put any PEM into the secret, but never an entry into the ledger, so nothing
 they write can get a certificate revoked that this secret's rotations did not issue.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rotation.fleet import (
+from rotation.fleet.view import (
     DEFAULT_SCOPE,
     FleetScope,
     HostReport,
@@ -63,7 +63,7 @@ class IssuedCertificate:
     """One ledger entry: a certificate the rotation of ``secret_arn`` received from ``ca_arn``."""
 
     secret_arn: str
-    serial: str  # uppercase hex, no colons (rotation.fleet.normalize_serial)
+    serial: str  # uppercase hex, no colons (rotation.fleet.view.normalize_serial)
     ca_arn: str
     certificate_type: str
     version_id: str
@@ -120,7 +120,7 @@ class FleetEvidence:
     ``reports``: the readable records of every instance whose records name a candidate's (or the
     current certificate's) serial; ``bad_records``: the unreadable ones among them; ``unreadable``:
     one line per account and region that could not be read and whose hosts may serve the secret
-    (:meth:`rotation.fleet.FleetScope.concerns`).
+    (:meth:`rotation.fleet.view.FleetScope.concerns`).
     """
 
     reports: tuple[HostReport, ...] = ()
@@ -143,7 +143,7 @@ def plan_superseded(
         entries: the secret's ledger.
         in_use: serials its AWSCURRENT and AWSPENDING versions hold now (never revoked, whatever
             the ledger says).
-        serving: the fleet view's hosts serving a serial (:func:`rotation.fleet.hosts_serving`).
+        serving: the fleet view's hosts serving a serial (:func:`rotation.fleet.view.hosts_serving`).
         now: the time of the decision.
         grace: ``REVOKE_SUPERSEDED_AFTER``.
     """
@@ -169,7 +169,7 @@ def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence, now: 
     """Each candidate revoked only when nothing the fleet view says could concern it.
 
     Only the records of accounts that may read the secret count (``evidence.scope``,
-    :meth:`rotation.fleet.FleetScope.concerns`), readable or not, and a past holder of another
+    :meth:`rotation.fleet.view.FleetScope.concerns`), readable or not, and a past holder of another
     account is released. Among those, a candidate waits (``SERVED``) while a record heard within
     :data:`HOLDER_RELEASE_AFTER` reports its serial or fingerprint, whatever secret ARN the record
     names (full, partial, another one, made up). It is ``HELD`` when a record that names its serial or
