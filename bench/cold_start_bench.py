@@ -184,7 +184,7 @@ class Moto:
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("AWS_")})
         if ledger:  # as the central template configures the function: the issuance ledger in DynamoDB
-            from rotation.ledger import LEDGER_TABLE_ENV, create_table
+            from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 
             create_table(boto3.client("dynamodb"), "certrotate-ledger")
             self.env[LEDGER_TABLE_ENV] = os.environ[LEDGER_TABLE_ENV] = "certrotate-ledger"

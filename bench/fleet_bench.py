@@ -45,7 +45,7 @@ def main() -> int:
     from rotation.cli.local_apache import free_port
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.ssm_runner import run_document
-    from rotation.fleet import INVENTORY_TYPE
+    from rotation.fleet.view import INVENTORY_TYPE
     from tests.support.certs import LocalCA
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

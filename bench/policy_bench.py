@@ -33,20 +33,24 @@ def run(rotations: int) -> dict[str, Any]:
     from moto import mock_aws
 
     import rotation.handler
-    import rotation.steps
+    import rotation.lifecycle.steps
     from bench.rotation_bench import _ledger
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca
-    from rotation.engine import build_services
-    from rotation.issuance_policy import Rule
+    from rotation.issuance.policy import Rule
+    from rotation.lifecycle.engine import build_services
     from tests.support.driver import rotate
 
-    enforced = (rotation.steps.fit_request, rotation.steps.check_issued, rotation.steps.StepContext.rule)
+    enforced = (
+        rotation.lifecycle.steps.fit_request,
+        rotation.lifecycle.steps.check_issued,
+        rotation.lifecycle.steps.StepContext.rule,
+    )
     permissive = Rule("off", ("*",), ("*",), dns_names=(".",), client_auth=True, reuse_private_key=True)
     disabled = (lambda rule, spec: spec, lambda rule, facts: None, lambda self: permissive)
 
     def use(functions: tuple[Any, Any, Any]) -> None:
-        rotation.steps.fit_request, rotation.steps.check_issued = functions[0], functions[1]
-        rotation.steps.StepContext.rule = functions[2]  # type: ignore[method-assign]
+        rotation.lifecycle.steps.fit_request, rotation.lifecycle.steps.check_issued = functions[0], functions[1]
+        rotation.lifecycle.steps.StepContext.rule = functions[2]  # type: ignore[method-assign]
 
     timings: dict[str, list[float]] = {"policy enforced": [], "policy checks off": []}
     with mock_aws(), cached_moto_ca_keys(), contextlib.redirect_stdout(io.StringIO()):
@@ -78,9 +82,9 @@ def run(rotations: int) -> dict[str, Any]:
 
 def _pure_policy_us(sm: Any, arn: str, ca: str) -> float:
     """The policy's own work per rotation (lookup, request check twice, issued check twice), timed alone."""
-    from rotation.bundle import CertBundle
-    from rotation.issuance_policy import check_issued, default_policy, fit_request, issued_facts
-    from rotation.spec import load_secret_fields, parse_spec
+    from rotation.issuance.bundle import CertBundle
+    from rotation.issuance.policy import check_issued, default_policy, fit_request, issued_facts
+    from rotation.issuance.spec import load_secret_fields, parse_spec
 
     fields = load_secret_fields(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
     spec, bundle = parse_spec(fields), CertBundle.from_fields(fields)

@@ -42,10 +42,10 @@ def main() -> int:
     import rotation.handler
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-    from rotation.engine import build_services
-    from rotation.fleet import INVENTORY_TYPE
-    from rotation.keys import SPARE_KEYS
-    from rotation.ledger import Ledger, create_table
+    from rotation.fleet.ledger import Ledger, create_table
+    from rotation.fleet.view import INVENTORY_TYPE
+    from rotation.issuance.keys import SPARE_KEYS
+    from rotation.lifecycle.engine import build_services
     from tests.support.driver import rotate
 
     region = "us-east-1"

@@ -72,8 +72,8 @@ def bench_one(certificate_type: str, key: str, rotations: int, *, cache_ca_keys:
 
     import rotation.handler
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca, real_acm_chain
-    from rotation.engine import build_services
-    from rotation.keys import SPARE_KEYS
+    from rotation.issuance.keys import SPARE_KEYS
+    from rotation.lifecycle.engine import build_services
     from tests.support.driver import rotate
 
     moto_tweak = cached_moto_ca_keys() if cache_ca_keys else contextlib.nullcontext()
@@ -128,8 +128,8 @@ def side_by_side(rotations: int, *, cache_ca_keys: bool, latency_ms: float = 0.0
     from bench import original_sample_equivalent
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca
     from rotation.emulation.rotation_service import STEPS, rotation_event, stage_pending
-    from rotation.engine import build_services
-    from rotation.keys import SPARE_KEYS
+    from rotation.issuance.keys import SPARE_KEYS
+    from rotation.lifecycle.engine import build_services
     from tests.support.driver import rotate
 
     moto_tweak = cached_moto_ca_keys() if cache_ca_keys else contextlib.nullcontext()
@@ -204,7 +204,7 @@ def _ledger() -> Any:
     """The issuance ledger in moto, as the central stack deploys it (ACM_ISSUED needs it)."""
     import boto3
 
-    from rotation.ledger import Ledger, create_table
+    from rotation.fleet.ledger import Ledger, create_table
 
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     if "bench-ledger" not in dynamodb.list_tables()["TableNames"]:

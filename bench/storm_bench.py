@@ -11,7 +11,7 @@ throttling``, the documented default quotas: Private CA IssueCertificate 25/s, G
 75/s; ACM RequestCertificate, ExportCertificate, RenewCertificate 5/s, DescribeCertificate,
 ListTagsForCertificate 10/s; one second of burst). The issuance ledger's table exists, as the
 central stack creates it (ACM_ISSUED needs it), and each container has the issuance pacer on it
-at the Lambda's default rates (``rotation.issuance_pacer``: Private CA 20/s, ACM 4.5/s), unless
+at the Lambda's default rates (``rotation.issuance.pacer``: Private CA 20/s, ACM 4.5/s), unless
 ``--no-pacer``. moto's DynamoDB is made atomic per request (``rotation.emulation.dynamodb_atomic``),
 as the service is per item. The issuer clients make ``--botocore-attempts`` attempts a call (1, as
 the Lambda's now: rotation.throttling retries); the Secrets Manager and DynamoDB clients use the
@@ -72,10 +72,10 @@ def storm(
     from rotation.emulation.pki import cached_moto_ca_keys, create_ca, moto_ca, real_acm_chain
     from rotation.emulation.rotation_service import STEPS, LocalLambdaContext, rotation_event, stage_pending
     from rotation.emulation.throttling import DEFAULT_QUOTAS, throttled_moto
-    from rotation.engine import build_services
-    from rotation.issuance_pacer import IssuancePacer, rates_from_environment
-    from rotation.ledger import Ledger, create_table
-    from rotation.steps import Services
+    from rotation.fleet.ledger import Ledger, create_table
+    from rotation.issuance.pacer import IssuancePacer, rates_from_environment
+    from rotation.lifecycle.engine import build_services
+    from rotation.lifecycle.steps import Services
 
     local = threading.local()
     original_services = rotation.handler.services

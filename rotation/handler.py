@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rotation import telemetry
-from rotation.rotation_event import parse_event
+from rotation.lifecycle.rotation_event import parse_event
 from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rotation.issuers.base import WaitBudget
-    from rotation.spec import CertSpec
-    from rotation.steps import Services
+    from rotation.issuance.issuers.base import WaitBudget
+    from rotation.issuance.spec import CertSpec
+    from rotation.lifecycle.steps import Services
 
 #: Seconds kept back from the Lambda's remaining time for the calls after issuance.
 SAFETY_MARGIN_SECONDS = 15.0
@@ -30,7 +30,7 @@ def services() -> Services:
     """The container's adapters, built on first use."""
     global _services
     if _services is None:
-        from rotation.engine import default_services
+        from rotation.lifecycle.engine import default_services
 
         _services = default_services()
     return _services
@@ -44,7 +44,7 @@ def reset() -> None:
 
 def wait_budget(context: Any) -> WaitBudget:
     """How long issuance may be waited on: the configured cap, within the Lambda's remaining time."""
-    from rotation.issuers.base import WaitBudget
+    from rotation.issuance.issuers.base import WaitBudget
 
     cap = float(os.environ.get("CERTROTATE_ISSUANCE_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
@@ -62,7 +62,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> None:
     """
     rotation_event = parse_event(event)
     logger.append_keys(secret_id=rotation_event.secret_id, step=rotation_event.step.value, token=rotation_event.token)
-    from rotation.engine import run_step
+    from rotation.lifecycle.engine import run_step
 
     seen: dict[str, str] = {}
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 #: A PEM block, or an unterminated one to the end of the text.
-_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|$)", re.DOTALL)
+#: Whitespace after a block that ends the text goes with it: a pasted PEM file's last newline would
+#: otherwise leave an empty line after the marker.
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----(?:\s*\Z)?|$)", re.DOTALL)
 #: A base64 run as long as one line of a PEM body; with upper, lower and digits, never an ARN or hex.
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{48,}={0,2}")
 PEM_MARK = "<redacted PEM>"

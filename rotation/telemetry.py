@@ -74,9 +74,27 @@ def revocation_held(count: int, longest_seconds: float) -> None:
     _emit("RevocationHeldDays", round(longest_seconds / 86400, 2), {}, MetricUnit.NoUnit)
 
 
+def revocation_holders_released(count: int) -> None:
+    """Hosts or records whose hold on a superseded certificate ended without them reporting a newer
+    one (silent past rotation.fleet.revocation.HOLDER_RELEASE_AFTER, or of an account that may not read
+    the secret): the certificate may be revoked while such a host still serves it."""
+    _emit("RevocationHoldersReleased", count, {})
+
+
+def ledger_unprotected() -> None:
+    """The issuance ledger table lost a protection (rotation.fleet.ledger_protection): its word was refused."""
+    _emit("LedgerUnprotected", 1, {})
+
+
 def throttled(service: str, operation: str) -> None:
     """One throttled answer (the call is retried within the step's time; see rotation.throttling)."""
     _emit("Throttles", 1, {"Service": service, "Operation": operation})
+
+
+def served_records_not_counted(count: int) -> None:
+    """Fleet records the served-expiry function counted for nothing (no such secret, not readable by
+    the reporting account, unreadable): one figure, never one series per record."""
+    _emit("ServedRecordsNotCounted", count, {})
 
 
 def served_expiry(secret: str, days: float) -> None:

@@ -13,9 +13,9 @@ matter to a rotation storm (checked in the AWS documentation):
 - Secrets Manager (userguide/reference_limits.html): BatchGetSecretValue 100/s.
 
 The Lambda's issuer clients (Private CA, ACM) make one attempt a call (botocore's retries off,
-``rotation.engine.default_services``), so every retry of an issuing call is this module's, each
+``rotation.lifecycle.engine.default_services``), so every retry of an issuing call is this module's, each
 attempt after a slot of the issuer's quota where the issuance pacer runs (``before_call``,
-:mod:`rotation.issuance_pacer`). A call that fails with a throttling code is retried here with
+:mod:`rotation.issuance.pacer`). A call that fails with a throttling code is retried here with
 *full jitter* (a uniformly random sleep below an exponentially growing cap, the variant that
 spreads a crowd of clients best), for as long as the step's :class:`Deadline` allows rather than
 for a fixed number of attempts: a container started in a storm waits its turn instead of failing.
@@ -177,7 +177,7 @@ class ThrottleRetryingClient:
 
         def attempt(*args: Any, **kwargs: Any) -> Any:
             if before is not None:
-                before(service, operation)  # e.g. wait for a slot of the issuer's quota (rotation.issuance_pacer)
+                before(service, operation)  # e.g. wait for a slot of the issuer's quota (rotation.issuance.pacer)
             return attribute(*args, **kwargs)
 
         def retried(*args: Any, **kwargs: Any) -> Any:

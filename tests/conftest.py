@@ -19,10 +19,11 @@ from botocore.config import Config
 from moto import mock_aws
 
 import rotation.handler
+from rotation.emulation.dynamodb_tables import strict_table_deletion
 from rotation.emulation.pki import create_ca, real_acm_chain
-from rotation.engine import build_services
-from rotation.ledger import Ledger, create_table
-from rotation.steps import Services
+from rotation.fleet.ledger import Ledger, create_table
+from rotation.lifecycle.engine import build_services
+from rotation.lifecycle.steps import Services
 
 REGION = "us-east-1"
 
@@ -117,7 +118,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
 
     The issuance ledger exists, as the central stack creates it (ACM_ISSUED needs it).
     """
-    with mock_aws():
+    with mock_aws(), strict_table_deletion():
         config = Config(retries={"total_max_attempts": 1})
         clients = AwsClients(
             sm=boto3.client("secretsmanager", region_name=REGION, config=config),

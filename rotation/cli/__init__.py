@@ -30,6 +30,10 @@ class ExitCode(IntEnum):
     INVALID = 3  # the input is unusable: bad specification, unknown secret or file, not a certificate secret
     UNREACHABLE = 4  # AWS unreachable, timed out, or no region/credentials
     INTERRUPTED = 130  # Ctrl-C
+    #: The reader of stdout went away (``certrotate status | head``): quietly, 128 + SIGPIPE, the status
+    #: a shell reports for any command that a closed pipe stops (``cat``, ``grep``), so ``pipefail``
+    #: scripts see what they see for those, and it is never confused with a failed check (1).
+    READER_GONE = 141
 
 
 _UNREACHABLE = {
@@ -104,14 +108,14 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
     group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
     group.add_argument(
         "--connect-timeout",
-        type=options.positive_number("--connect-timeout", maximum=300),
+        type=options.positive_number("--connect-timeout", unit="seconds", maximum=300),
         default=default(DEFAULT_CONNECT_TIMEOUT),
         metavar="SECONDS",
         help=f"per AWS call ({DEFAULT_CONNECT_TIMEOUT:g})",
     )
     group.add_argument(
         "--read-timeout",
-        type=options.positive_number("--read-timeout", maximum=300),
+        type=options.positive_number("--read-timeout", unit="seconds", maximum=300),
         default=default(DEFAULT_READ_TIMEOUT),
         metavar="SECONDS",
         help=f"per AWS call, one retry ({DEFAULT_READ_TIMEOUT:g})",
@@ -212,10 +216,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a reader gone shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         sys.stderr.write("certrotate: interrupted\n")
         return _interrupted()
+
+
+def _reader_gone() -> int:
+    """Exit :attr:`ExitCode.READER_GONE` quietly: stdout now goes nowhere, so nothing more fails on it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return int(ExitCode.READER_GONE)
 
 
 def _interrupted() -> int:
@@ -252,6 +268,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         out.note("certrotate: interrupted")
         return _interrupted()
+    except BrokenPipeError:
+        raise  # main(): the reader of stdout is gone, not an error of the command
     except Exception as exc:  # botocore/boto3 errors outside an AWS call (profile, credentials, region)
         _traceback(args, out)
         from botocore.exceptions import BotoCoreError
@@ -276,13 +294,16 @@ def _next_step(problem: object, args: argparse.Namespace) -> str:
     except Exception:
         return ""
     account = None
-    if problem.code == "ResourceNotFoundException":
+    if problem.code in ("ResourceNotFoundException", "AccessDeniedException"):
         try:  # one bounded call: the credentials worked for the call that failed
             account = str(aws.client("sts").get_caller_identity()["Account"])
         except Exception:
             account = None
     ledger_table = str(getattr(args, "ledger_table", "") or "")
-    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table))
+    given = [getattr(args, key, None) for key in ("secret", "target", "name", "names", "secrets")]
+    values = [v for g in given for v in (g if isinstance(g, list) else [g]) if isinstance(v, str)]
+    requested = tuple(v for v in values if v.startswith("arn:"))
+    return next_step(problem, Where(region, args.profile, aws.endpoint_url, account, ledger_table, requested))
 
 
 def _traceback(args: argparse.Namespace, out: Any) -> None:

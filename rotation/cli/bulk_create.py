@@ -38,10 +38,10 @@ from rotation.cli import options
 from rotation.cli.output import Output
 from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
-from rotation.cli.validate import InvalidSpecError, ca_problems
+from rotation.cli.validate import InvalidSpecError, PolicyCheck, ca_problems, output_field_problems
 from rotation.errors import AwsCallError, CertRotateError, SpecError
-from rotation.schedules import default_window
-from rotation.spec import OUTPUT_FIELDS, parse_spec, spec_problems
+from rotation.issuance.spec import parse_spec, spec_problems
+from rotation.lifecycle.schedules import default_window
 
 #: The keys a line may have.
 LINE_KEYS = ("name", "spec", "tags", "schedule", "rotate_every_days", "kms_key_id")
@@ -116,7 +116,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, command_schedule
         kms_key_id=args.kms_key_id or "",
         rotation_function=args.rotation_lambda_arn or "",
     )
-    check_cas(path, entries, aws)
+    check_cas(path, entries, aws, PolicyCheck(aws, "", args.policy_parameter, from_secret=False))
     if not entries:
         out.note(f"{path}: no secrets in the file; nothing to create")
     if args.dry_run:
@@ -294,12 +294,7 @@ def _entry(
         spec = {}
     else:
         problems += [SpecError(f"spec.{p.field}", p.value, p.problem, p.allowed) for p in spec_problems(spec)]
-        problems += [
-            # Never echoed: a planted PRIVATE_KEY_PEM is exactly what must not reach a terminal.
-            SpecError(f"spec.{k}", "(not shown)", "written by rotation, never by a specification", "input fields only")
-            for k in spec
-            if k in OUTPUT_FIELDS
-        ]
+        problems += output_field_problems(spec, prefix="spec.")
     tags = _tags(line.get("tags", {}), problems)
     schedule = _line_schedule(line, problems, command_schedule, rotation_function)
     kms = line.get("kms_key_id", kms_key_id)
@@ -360,11 +355,12 @@ def _line_schedule(
     return schedule
 
 
-def check_cas(path: str, entries: Sequence[Entry], aws: AwsContext) -> None:
-    """Each distinct CA (and signing choice) checked once against AWS Private CA.
+def check_cas(path: str, entries: Sequence[Entry], aws: AwsContext, policy: PolicyCheck | None = None) -> None:
+    """Each distinct CA (and signing choice) checked once against AWS Private CA; with ``policy``, each
+    line against the stored issuance policy rule of its name (every violation).
 
     Raises:
-        InvalidSpecError: a line's CA is missing, not ACTIVE or of the wrong key family.
+        InvalidSpecError: a line's CA is missing, not ACTIVE or of the wrong key family; a line outside its rule.
     """
     seen: dict[str, list[CertRotateError]] = {}
     problems: list[CertRotateError] = []
@@ -382,5 +378,9 @@ def check_cas(path: str, entries: Sequence[Entry], aws: AwsContext) -> None:
         if key not in seen:
             seen[key] = ca_problems(spec, aws)
         problems += [LineProblem(path, entry.line, p) for p in seen[key]]
+        if policy is not None:  # the rule of the line's name, as create-secret NAME checks it
+            problems += [
+                LineProblem(path, entry.line, p) for p in policy.named(entry.name).problems(spec, entry.fields)
+            ]
     if problems:
         raise InvalidSpecError(problems)

@@ -1,6 +1,7 @@
 """``certrotate create-secret``: the walkthrough's console steps in one command.
 
-Builds the specification from flags, validates it (offline and against the CA), creates the
+Builds the specification from flags, validates it (offline, against the CA, and against the stored
+issuance policy rule that will govern the name, every violation listed: nothing is created then), creates the
 secret (KMS key, tags), and, given the rotation function, turns rotation on with its schedule —
 which issues the first certificate at once. Either all of it happens or nothing is left behind:
 a secret whose rotation cannot be turned on is deleted again (without a recovery window).
@@ -19,9 +20,9 @@ from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
-from rotation.cli.validate import validate
+from rotation.cli.validate import PolicyCheck, add_policy_parameter, validate
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.schedules import default_window
+from rotation.lifecycle.schedules import default_window
 
 _SCHEDULE = re.compile(r"^(rate\(\d+ (hour|hours|day|days)\)|cron\(.+\))$")
 
@@ -58,8 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     schedule.add_argument(
         "--schedule", type=options.schedule, help="rotation schedule, e.g. 'rate(4 hours)' or 'rate(30 days)'"
     )
-    schedule.add_argument("--rotate-every-days", type=options.positive_number("--rotate-every-days", maximum=1000))
+    schedule.add_argument(
+        "--rotate-every-days", type=options.positive_number("--rotate-every-days", unit="days", maximum=1000)
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate and say what would be created; change nothing")
+    add_policy_parameter(parser)
 
 
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +132,9 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --from-file SPECS.jsonl)")
     fields = spec_from_args(args)
     tags = [{"Key": key, "Value": value} for key, value in args.tag]
-    summary = validate(fields, aws, out.say)
+    policy = PolicyCheck(aws, args.name, args.policy_parameter, from_secret=False)
+    summary = validate(fields, aws, out.say, policy=policy)
+    out.say(policy.verdict)
     request = secret_request(args.name, fields, tags, args.kms_key_id or "")
     result: dict[str, Any] = {
         "name": args.name,

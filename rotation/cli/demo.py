@@ -18,9 +18,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,12 +29,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_apache import apache_available, free_port
 from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
-from rotation.guard import ROTATE_NOW_TAG
+from rotation.issuance.bundle import CertBundle
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 
 REGION = "us-east-1"
 console = Console(highlight=False)
@@ -160,23 +161,22 @@ def run_demo(
             _step(f"secret {spec['COMMON_NAME']}: {label}, {spec['CERTIFICATE_TYPE']}")
         hostnames = [s.hostname for s in demo_secrets]
         target = _target(stack, base, hostnames, f"http://127.0.0.1:{moto_port}", use_apache=use_apache, name=server)
-        for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=False, region=region)
+        _rotate_and_serve(sm, demo_secrets, target, ca_pem, rotate_now=False, region=region)
         previous = {s.arn: s.served_serial for s in demo_secrets}
         _step("rotate now: a fresh certificate for each secret, whatever its renewal policy")
-        for secret in demo_secrets:
-            _rotate_and_serve(sm, secret, target, ca_pem, rotate_now=True, region=region)
+        _rotate_and_serve(sm, demo_secrets, target, ca_pem, rotate_now=True, region=region)
         changed = all(previous[s.arn] != s.served_serial for s in demo_secrets)
         _table(demo_secrets, previous, target.label)
     elapsed = time.monotonic() - started
     if json_mode:
         _summary(demo_secrets, previous, target.label, region, elapsed, changed)
     if not changed:
-        console.print("[red]the served certificate did not change after rotate-now[/red]")
+        console.print("[red]the served certificate did not change after rotate-now[/red]", soft_wrap=True)
         return 1
     console.print(
         f"[green]demo complete in {elapsed:.1f} s: rotated, installed, served and re-rotated; "
-        "nothing left running[/green]"
+        "nothing left running[/green]",
+        soft_wrap=True,  # a sentence is one line in a pipe too; the terminal wraps it
     )
     return 0
 
@@ -200,37 +200,37 @@ def _narrate_to(out: Any) -> bool:
 class Target(Protocol):
     label: str
 
-    @property
-    def port(self) -> int: ...
+    def port(self, hostname: str) -> int: ...
 
     def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None: ...
 
 
 @dataclass
 class ApacheTarget:
-    """The real local Apache (or nginx, HAProxy); certificates arrive through RunUpdateTLS run by the
-    local SSM runner."""
+    """The real local Apache (or nginx, HAProxy), one per hostname as each would be its own host;
+    certificates arrive through RunUpdateTLS run by the local SSM runner. Two hosts install side by
+    side, as a fleet does (one server would refuse the second run: one install at a time per host)."""
 
-    apache: LocalServer
+    servers: dict[str, LocalServer]
     endpoint: str
     aws_cli: str
     label: str = "Apache"
 
-    @property
-    def port(self) -> int:
-        return self.apache.port
+    def port(self, hostname: str) -> int:
+        return self.servers[hostname].port
 
     def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None:
         from rotation.build.ssm_documents import DOCUMENTS, document_path
         from rotation.emulation.ssm_runner import run_document
 
+        server = self.servers[secret.hostname]
         result = run_document(
             document_path(DOCUMENTS[0]),
-            {"SecretArn": secret.arn, **self.apache.document_parameters(secret.hostname)},
+            {"SecretArn": secret.arn, **server.document_parameters(secret.hostname)},
             env={
                 "AWS_ENDPOINT_URL": self.endpoint,
                 "PATH": f"{Path(self.aws_cli).parent}:{os.environ['PATH']}",
-                **self.apache.installer_environment(),
+                **server.installer_environment(),
             },
         )
         if not result.ok:
@@ -242,13 +242,14 @@ class ApacheTarget:
 class PythonTarget:
     server: LocalTlsServer
     label: str = "Python TLS server"
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def port(self) -> int:
+    def port(self, hostname: str) -> int:
         return self.server.port
 
     def deliver(self, secret: DemoSecret, bundle: CertBundle) -> None:
-        self.server.install(secret.hostname, bundle)
+        with self.lock:  # one server for every hostname
+            self.server.install(secret.hostname, bundle)
 
 
 def _target(
@@ -272,21 +273,34 @@ def _target(
     if problem is None and not Path(aws_cli).exists():
         problem = "the aws CLI is not installed (pip install awscli)"
     if problem is None:
-        local = harness(base / name, free_port(), hostnames)
+        servers: dict[str, LocalServer] = {}
+        stack.callback(_stop_all, servers)  # side by side: each stop waits for its server's processes
         for hostname in hostnames:
+            local = harness(base / name / hostname, free_port(), [hostname])
             local.write_bundle(_placeholder_bundle(hostname), hostname)
-        local.start()
-        stack.callback(local.stop)
+            local.start()
+            servers[hostname] = local
+        ports = ", ".join(f"{h} on 127.0.0.1:{local.port}" for h, local in servers.items())
         console.print(
-            f"[cyan]local {label} ({described}) on 127.0.0.1:{local.port}; certificates are "
-            "installed by the RunUpdateTLS document[/cyan]"
+            f"[cyan]local {label} ({described}), one per host: {ports}; certificates are "
+            "installed by the RunUpdateTLS document[/cyan]",
+            soft_wrap=True,
         )
-        return ApacheTarget(local, endpoint, aws_cli, label)
+        return ApacheTarget(servers, endpoint, aws_cli, label)
     server = stack.enter_context(LocalTlsServer(base))
     console.print(
-        f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]"
+        f"[yellow]no local {label} ({problem}): a Python TLS server on 127.0.0.1:{server.port} stands in[/yellow]",
+        soft_wrap=True,
     )
     return PythonTarget(server)
+
+
+def _stop_all(servers: dict[str, LocalServer]) -> None:
+    threads = [threading.Thread(target=server.stop) for server in servers.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _placeholder_bundle(hostname: str) -> CertBundle:
@@ -315,12 +329,38 @@ def _placeholder_bundle(hostname: str) -> CertBundle:
 
 
 def _step(text: str) -> None:
-    console.print(f"[bold cyan]>[/bold cyan] {text}")
+    console.print(f"[bold cyan]>[/bold cyan] {text}", soft_wrap=True)
 
 
 def _rotate_and_serve(
-    sm: Any, secret: DemoSecret, target: Target, ca_pem: str, *, rotate_now: bool, region: str
+    sm: Any, secrets: list[DemoSecret], target: Target, ca_pem: str, *, rotate_now: bool, region: str
 ) -> None:
+    """Rotate each secret (the four steps, one secret after the other) and install each certificate
+    as soon as it is rotated, the installs side by side (each on its own host), then prove each
+    served by a handshake that trusts only the CA."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(secrets), thread_name_prefix="certrotate-demo-install") as pool:
+        installs = [pool.submit(target.deliver, secret, _rotate(sm, secret, rotate_now, region)) for secret in secrets]
+        for install in installs:
+            install.result()
+    for secret in secrets:
+        bundle = secret.bundle
+        assert bundle is not None
+        seen = served_certificate("127.0.0.1", target.port(secret.hostname), secret.hostname, ca_pem)
+        secret.served_serial = format(seen.serial_number, "X")
+        if secret.served_serial != bundle.serial_hex:
+            raise CertRotateError(
+                f"{secret.hostname}: served serial {secret.served_serial} is not the rotated {bundle.serial_hex}"
+            )
+        _step(
+            f"{secret.hostname}: serial {bundle.serial_hex[:8]} rotated, installed on {target.label}, "
+            "verified by a TLS handshake"
+        )
+
+
+def _rotate(sm: Any, secret: DemoSecret, rotate_now: bool, region: str) -> CertBundle:
+    """One rotation through the real handler, driven as Secrets Manager drives it; the new bundle."""
     from rotation.emulation.rotation_service import run_steps, stage_pending
 
     token = stage_pending(secret.arn, region=region)
@@ -332,17 +372,7 @@ def _rotate_and_serve(
     bundle = CertBundle.from_fields(fields)
     assert bundle is not None
     secret.bundle = bundle
-    target.deliver(secret, bundle)
-    seen = served_certificate("127.0.0.1", target.port, secret.hostname, ca_pem)
-    secret.served_serial = format(seen.serial_number, "X")
-    if secret.served_serial != bundle.serial_hex:
-        raise CertRotateError(
-            f"{secret.hostname}: served serial {secret.served_serial} is not the rotated {bundle.serial_hex}"
-        )
-    _step(
-        f"{secret.hostname}: serial {bundle.serial_hex[:8]} rotated, installed on {target.label}, "
-        "verified by a TLS handshake"
-    )
+    return bundle
 
 
 def _summary(

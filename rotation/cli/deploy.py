@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-errors", type=options.max_errors, default="0", help="instances or %% (0)")
     parser.add_argument(
         "--timeout",
-        type=options.positive_number("--timeout"),
+        type=options.positive_number("--timeout", unit="seconds"),
         default=900.0,
         help="seconds to wait for the instances (900)",
     )
@@ -107,11 +107,14 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if out.json_mode:
         out.emit_json([asdict(r) for r in results])
     elif results:
-        table = Table(title=literal(f"deploy {secret_arn}"))
+        out.say(f"deploy {secret_arn}")  # a line of its own: a table title would split the ARN mid-word
+        table = Table()
         for column in ("instance", "status", "served serial", "detail"):
             table.add_column(literal(column), overflow="fold")
         for r in results:
-            table.add_row(literal(r.instance_id), literal(r.status), literal(r.served_serial or "-"), literal(r.detail))
+            table.add_row(
+                literal(r.instance_id), literal(r.status), literal(r.served_serial or "not reported"), literal(r.detail)
+            )
         out.show(table)
     if failure is not None:
         raise failure
@@ -162,8 +165,12 @@ def deploy(
     timeout: float,
     out: Output,
     sleep: Callable[[float], None] = time.sleep,
+    show_progress: bool = True,
 ) -> list[InstanceResult]:
     """Send the install document, wait for every instance, return their results.
+
+    ``show_progress``: the live line (off a terminal, a line each time the counts change); a caller
+    that reports each event itself (``revoke``'s timeline) turns it off.
 
     Raises:
         DeployFailedError: an instance failed (the results are in ``.results``).
@@ -181,7 +188,7 @@ def deploy(
         )["Command"]
     command_id = command["CommandId"]
     out.note(f"command {command_id} sent ({document})")
-    with out.progress() as progress:
+    with out.progress(quiet=not show_progress) as progress:
         results = _wait(ssm, command_id, command, time.monotonic() + timeout, progress, sleep)
     ordered = sorted(results.values(), key=lambda r: r.instance_id)
     failed = [r for r in ordered if r.status != "Success"]

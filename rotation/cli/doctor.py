@@ -26,6 +26,7 @@ from rich.text import Text
 
 from rotation.aws import aws_call
 from rotation.cli import options
+from rotation.cli.certificate_health import spec_problem
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
@@ -145,10 +146,15 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
     by_ca: dict[str, list[SecretRecord]] = defaultdict(list)
     for record in readable:
         ca_arn = str((record.fields or {}).get("CA_ARN") or "")
-        if ca_arn:
+        invalid = spec_problem(record.fields or {})
+        if invalid:  # on the secret's own line, not under its CA's
+            yield Check(
+                f"secret {record.name}",
+                Outcome.FAIL,
+                f"{invalid}; `certrotate validate {shlex.quote(record.name)}` lists every problem",
+            )
+        elif ca_arn:
             by_ca[ca_arn].append(record)
-        else:
-            yield Check(f"secret {record.name}", Outcome.FAIL, "its specification names no CA_ARN")
     for ca_arn, using in by_ca.items():
         yield _guarded(f"CA {ca_arn}", partial(_ca, aws, ca_arn, using))
     for document in args.document or ["RunUpdateTLS", "RollbackTLS"]:
@@ -219,8 +225,8 @@ def _function(aws: AwsContext, function: str) -> tuple[Outcome, str]:
 
 def _ca(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> tuple[Outcome, str]:
     from rotation.errors import SpecError
-    from rotation.signing import signing_algorithm
-    from rotation.spec import KeyFamily, parse_spec
+    from rotation.issuance.signing import signing_algorithm
+    from rotation.issuance.spec import KeyFamily, parse_spec
 
     region = ca_arn.split(":")[3] if ca_arn.count(":") >= 5 else None
     with aws_call("acm-pca", "DescribeCertificateAuthority"):
@@ -230,7 +236,7 @@ def _ca(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> tuple[Ou
     key = str(authority.get("CertificateAuthorityConfiguration", {}).get("KeyAlgorithm", ""))
     family = KeyFamily.ECDSA if key.startswith("EC_") else KeyFamily.RSA
     problems = []
-    for record in using:
+    for record in using:  # valid specifications (diagnose reports the others on their own lines)
         try:
             signing_algorithm(parse_spec(record.fields or {}), family)
         except SpecError as exc:
@@ -336,7 +342,7 @@ def _fleet(aws: AwsContext, functions: Sequence[str], args: argparse.Namespace) 
 
 
 def _fleet_view(aws: AwsContext, role: str | None, region: str) -> tuple[Outcome, str]:
-    from rotation.fleet import INVENTORY_TYPE
+    from rotation.fleet.view import INVENTORY_TYPE
 
     session = aws.assumed(role, session_name="certrotate-doctor") if role else None
     with aws_call("ssm", "GetInventory"):

@@ -44,6 +44,16 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "certrotate doctor --prefix payments/ "
         "--workload-role-arn arn:aws:iam::444455556666:role/certrotate-workload-instance",
     ),
+    "policy": (
+        "certrotate policy validate policy.json",
+        "certrotate policy validate policy.json --check-cas",
+        "certrotate policy validate policy.json --output json",
+    ),
+    "policy validate": (
+        "certrotate policy validate policy.json",
+        "certrotate policy validate policy.json --check-cas",
+        "certrotate policy validate policy.json --output json",
+    ),
     "package": ("certrotate package --arch arm64 --dist-dir dist",),
     "completion": ('eval "$(certrotate completion bash)"',),
     "help": ("certrotate help status",),

@@ -38,6 +38,29 @@ class Where:
     endpoint: str | None
     account: str | None = None  # None when it cannot be read (no credentials)
     ledger_table: str = ""  # the command's --ledger-table (or CERTROTATE_LEDGER_TABLE)
+    requested: tuple[str, ...] = ()  # the ARNs the command was given (a secret named by ARN)
+
+
+#: The endpoint could not be reached at all (refused, no route, DNS, proxy).
+UNREACHED = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ProxyConnectionError"})
+
+
+def _elsewhere(where: Where) -> str:
+    """What a requested ARN says that the call did not use: its region, its account ("" when none)."""
+    for arn in where.requested:
+        parts = arn.split(":")
+        if len(parts) < 6 or parts[2] != "secretsmanager":
+            continue
+        region, account = parts[3], parts[4]
+        other_region = region != where.region
+        other_account = where.account is not None and account != where.account
+        if other_region or other_account:
+            asked = f"region {region}, account {account}"
+            went = f"region {where.region}" + (f", account {where.account}" if where.account else "")
+            fix = [f"--region {region}"] if other_region else []
+            fix += [f"credentials of account {account} (--profile)"] if other_account else []
+            return f"the ARN names {asked} but the call went to {went}; next: {' and '.join(fix)}"
+    return ""
 
 
 def next_step(exc: AwsCallError, where: Where) -> str:
@@ -61,6 +84,21 @@ def next_step(exc: AwsCallError, where: Where) -> str:
             f"the issuance ledger table is --ledger-table {quote(where.ledger_table)} (or CERTROTATE_LEDGER_TABLE), "
             f"region {where.region}{account}; next: use the central stack's IssuanceLedgerTableName output"
         )
+    if exc.code in UNREACHED:
+        if where.endpoint and any(host in where.endpoint for host in ("127.0.0.1", "localhost", "[::1]")):
+            return (
+                f"nothing answers at {where.endpoint}; next: start the sandbox "
+                '(`eval "$(certrotate sandbox --detach)"`) or fix --endpoint-url / AWS_ENDPOINT_URL'
+            )
+        target = where.endpoint or f"the AWS endpoints of region {where.region}"
+        return (
+            f"could not connect to {target}; next: check the network, a proxy (HTTPS_PROXY), "
+            "--region and --endpoint-url / AWS_ENDPOINT_URL"
+        )
+    if exc.code in ("ResourceNotFoundException", "AccessDeniedException") and exc.service == "secretsmanager":
+        elsewhere = _elsewhere(where)
+        if elsewhere:
+            return elsewhere
     if exc.code == "ResourceNotFoundException" and exc.service == "secretsmanager":
         account = f", account {where.account}" if where.account else ""
         return (

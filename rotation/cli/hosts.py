@@ -1,10 +1,11 @@
 """``certrotate hosts``: per certificate secret, which instances serve the current certificate.
 
 The installer records what each host serves as SSM custom inventory (``Custom:CertrotateCertificate``)
-after every run. This command reads the secrets (ListSecrets/BatchGetSecretValue, the caller's
+after every run. This command reads the secrets (ListSecrets and the issuance ledger with
+``--ledger-table``, no value and so no key: :mod:`rotation.cli.keyless`; else BatchGetSecretValue; the caller's
 account) and the records with GetInventory in each account named by ``--role-arn`` (assumed, as
 ``deploy`` does), or in the caller's own account when no role is given, and shows each instance
-as current, older, failed or stale (:mod:`rotation.fleet`). An SSM resource data sync is not
+as current, older, failed or stale (:mod:`rotation.fleet.view`). An SSM resource data sync is not
 read: GetInventory per account needs no bucket or Athena, and the workload stacks' FleetViewRole
 grants exactly it.
 """
@@ -12,6 +13,7 @@ grants exactly it.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,11 +23,13 @@ from typing import Any
 from rich.table import Table
 
 from rotation.aws import aws_call
-from rotation.cli import bulk_reads, options
+from rotation.cli import bulk_reads, keyless, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
-from rotation.fleet import (
+from rotation.fleet.inventory import read_fleet
+from rotation.fleet.ledger import LEDGER_TABLE_ENV
+from rotation.fleet.view import (
     STALE_INTERVALS,
     CurrentCertificate,
     HostReport,
@@ -36,7 +40,6 @@ from rotation.fleet import (
     normalize_fingerprint,
     normalize_serial,
 )
-from rotation.fleet_inventory import read_fleet
 
 #: The heading of files that report no secret: certrotate read them but never installed them.
 UNMANAGED = "(files certrotate never installed)"
@@ -63,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=options.positive_number("--interval"),
+        type=options.positive_number("--interval", unit="minutes"),
         default=30.0,
         metavar="MINUTES",
         help=f"the convergence schedule; a host silent for {STALE_INTERVALS} intervals is stale (30)",
@@ -81,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when any host is not on the current certificate everywhere (a stale worker counts)",
     )
     bulk_reads.add_max_rate_argument(parser)
+    parser.add_argument(
+        "--ledger-table",
+        default=os.environ.get(LEDGER_TABLE_ENV, ""),
+        help="read each secret's current certificate from the issuance ledger, no secret value (no key) is read "
+        f"(default ${LEDGER_TABLE_ENV})",
+    )
+    keyless.add_read_values_argument(parser)
 
 
 def host_states(value: str) -> frozenset[HostState]:
@@ -124,7 +134,7 @@ class AccountInventory:
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     if args.names and (args.prefix or args.tag):
         raise UsageError("name secrets, or select them with --prefix / --tag, not both")
-    records = certificate_secrets(aws, names=args.names, prefix=args.prefix, tags=args.tag, max_rate=args.max_rate)
+    records = _records(aws, args)
     currents = {r.arn: current_of(r) for r in records if r.is_certificate}
     opened = [open_account(aws, role) for role in args.role_arn or [None]]  # clients made here, not in threads
     accounts = bulk_reads.in_parallel(lambda o: read_opened(*o, max_rate=args.max_rate), opened)
@@ -134,17 +144,28 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         reports = [r for r in reports if r.secret_arn in currents]
     now = datetime.now(UTC)
     names = {r.arn: r.name for r in records}
-    fleets = ordered(fleet_view(reports, currents, now, timedelta(minutes=args.interval)), names, args.state)
+    every = fleet_view(reports, currents, now, timedelta(minutes=args.interval))
+    # The counts are the secret's whole fleet: --state chooses the rows shown, not what is counted.
+    counts = {f.secret_arn: {state: len(f.in_state(state)) for state in HostState} for f in every}
+    fleets = ordered(every, names, args.state)
     problems = [problem for account in accounts for problem in account.problems]
+    silent = [f for f in fleets if not f.hosts and args.state is None]
     if out.json_mode:
-        out.emit_json({"secrets": [as_json(f, names) for f in fleets], "problems": problems})
+        out.emit_json({"secrets": [as_json(f, names, counts[f.secret_arn]) for f in fleets], "problems": problems})
     else:
         for fleet in fleets:
-            out.show(render(fleet, names, now, out.stdout.width))
+            if fleet.hosts or args.state is not None:
+                out.show(render(fleet, names, now, out.stdout.width, counts[fleet.secret_arn]))
+        if silent:  # one line for them all, not an empty table each
+            shown = [names.get(f.secret_arn) or f.secret_arn for f in silent]
+            out.say(f"no host has reported {len(silent)} secret(s): {', '.join(shown)}")
         if not fleets:
             out.say("no certificate secrets and no host records")
         for problem in problems:
             out.note(f"certrotate: warning: {problem}")
+    if args.check and not reports:
+        out.note("no host has reported any of these secrets: nothing is known to serve them")
+        return 1
     # a current host whose served check saw a worker present another certificate is not on it everywhere
     behind = [h for f in fleets for h in f.hosts if h.state is not HostState.CURRENT or h.report.stale_serial]
     if args.check and behind:
@@ -153,6 +174,14 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         out.note(f"{len(behind)} host record(s) not on the current certificate{note}")
         return 1
     return 0
+
+
+def _records(aws: AwsContext, args: argparse.Namespace) -> list[SecretRecord]:
+    """The selected secrets: from the issuance ledger with ``--ledger-table`` (no value read), else their values."""
+    selection = {"names": args.names, "prefix": args.prefix, "tags": args.tag, "max_rate": args.max_rate}
+    if args.ledger_table:
+        return keyless.certificate_secrets(aws, args.ledger_table, read_values=args.read_values, **selection).records
+    return certificate_secrets(aws, **selection)
 
 
 def current_of(record: SecretRecord) -> CurrentCertificate:
@@ -201,8 +230,11 @@ def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_
     return AccountInventory(account, reports, problems)
 
 
-def as_json(fleet: SecretFleet, names: Mapping[str, str]) -> dict[str, Any]:
-    counts = {state.value: len(fleet.in_state(state)) for state in HostState}
+def as_json(
+    fleet: SecretFleet, names: Mapping[str, str], totals: Mapping[HostState, int] | None = None
+) -> dict[str, Any]:
+    """One secret's fleet; ``totals``: its whole fleet's counts when ``fleet`` shows some states only."""
+    counts = {state.value: (totals or {}).get(state, len(fleet.in_state(state))) for state in HostState}
     return {
         "secret": names.get(fleet.secret_arn, ""),
         "arn": fleet.secret_arn,
@@ -259,8 +291,15 @@ _HOST_COLUMNS = ("instance", "state", "serial", "served", "server", "reported", 
 _HOST_FOLDED = ("served", "detail", "file")
 
 
-def render(fleet: SecretFleet, names: Mapping[str, str], now: datetime, width: int = 200) -> Table:
-    counts = ", ".join(f"{len(fleet.in_state(s))} {s.value}" for s in HostState)
+def render(
+    fleet: SecretFleet,
+    names: Mapping[str, str],
+    now: datetime,
+    width: int = 200,
+    totals: Mapping[HostState, int] | None = None,
+) -> Table:
+    """One secret's table; its title counts ``totals`` (the whole fleet) when the rows are some states only."""
+    counts = ", ".join(f"{(totals or {}).get(s, len(fleet.in_state(s)))} {s.value}" for s in HostState)
     current = (
         f"current serial {fleet.current.serial or '-'}"
         if fleet.current

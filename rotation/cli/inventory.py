@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from rotation.aws import aws_call
@@ -22,6 +23,13 @@ BATCH = 20
 UNREADABLE = "unreadable"
 
 
+class Source(StrEnum):
+    """Where a record's ``fields`` come from."""
+
+    VALUE = "value"  # the secret's AWSCURRENT value (GetSecretValue / BatchGetSecretValue)
+    LEDGER = "ledger"  # the issuance ledger's entry for the AWSCURRENT version (no value read)
+
+
 @dataclass(frozen=True)
 class SecretRecord:
     """One secret: its ListSecrets/DescribeSecret metadata and its decoded AWSCURRENT value."""
@@ -32,6 +40,9 @@ class SecretRecord:
     fields: Mapping[str, Any] | None = None
     problem: str = ""  # why ``fields`` is None (unreadable, not JSON, binary)
     named: bool = field(default=False, compare=False)
+    #: Where ``fields`` come from: ``value`` (the secret's AWSCURRENT value) or ``ledger``
+    #: (the issuance ledger's entry for that version, :mod:`rotation.cli.keyless`; no value read).
+    source: Source = field(default=Source.VALUE, compare=False)
 
     @property
     def is_certificate(self) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rotation.bundle import CertBundle
+from rotation.issuance.bundle import CertBundle
 
 # The installer's host-file variable (ssm_documents/certrotate_installer/host_file.py HOST_CONFIG_VARIABLE):
 # set by whoever runs the installer, never by a document or its sender.

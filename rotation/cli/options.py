@@ -18,12 +18,14 @@ def _invalid(flag: str, value: str, allowed: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"{flag} {value!r}: {allowed}")
 
 
-def positive_number(flag: str, *, maximum: float | None = None) -> Callable[[str], float]:
+def positive_number(flag: str, *, unit: str, maximum: float | None = None) -> Callable[[str], float]:
+    """A number greater than 0 (at most ``maximum``) of ``unit`` (seconds, minutes, days), named in errors."""
+
     def parse(value: str) -> float:
         try:
             number = float(value)
         except ValueError:
-            raise _invalid(flag, value, "expected a number of seconds/days greater than 0") from None
+            raise _invalid(flag, value, f"expected a number of {unit} greater than 0") from None
         if not number > 0 or (maximum is not None and number > maximum):
             upper = f" and at most {maximum:g}" if maximum is not None else ""
             raise _invalid(flag, value, f"expected a number greater than 0{upper}")

@@ -14,6 +14,7 @@ document (``json.dumps`` escapes control characters too).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -34,11 +35,23 @@ def literal(value: object, style: str = "") -> Text:
     return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(str(value))), style=style)
 
 
+class _Console(Console):
+    """rich's console, except that a reader gone (``certrotate … | head``) is the caller's to handle.
+
+    rich's own :meth:`Console.on_broken_pipe` exits 1, the code of a failed command; the command
+    line turns :class:`BrokenPipeError` into :attr:`rotation.cli.ExitCode.READER_GONE` instead.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output is gone")
+
+
 def _console(*, stderr: bool, color: bool) -> Console:
     # NO_COLOR (no-color.org) or --no-color: no ANSI styling at all, bold included (rich's own
     # no_color keeps bold and underline).
     color = color and not os.environ.get("NO_COLOR")
-    return Console(
+    return _Console(
         stderr=stderr,
         markup=False,
         emoji=False,
@@ -51,13 +64,14 @@ def _console(*, stderr: bool, color: bool) -> Console:
 class Progress:
     """One live line while a command waits; plain lines (only when the text changes) off a terminal."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self._console = console
+        self._quiet = quiet
         self._last = ""
         self._status: Any = None
 
     def __enter__(self) -> Progress:
-        if self._console.is_terminal:
+        if self._console.is_terminal and not self._quiet:
             self._status = self._console.status(literal(""))
             self._status.__enter__()
         return self
@@ -74,7 +88,7 @@ class Progress:
         self._last = text
         if self._status is not None:
             self._status.update(literal(text))
-        else:
+        elif not self._quiet:
             self._console.print(literal(text), soft_wrap=True)
 
 
@@ -109,8 +123,9 @@ class Output:
         sys.stdout.flush()
 
     @contextlib.contextmanager
-    def progress(self) -> Iterator[Progress]:
-        with Progress(self.stderr) as progress:
+    def progress(self, *, quiet: bool = False) -> Iterator[Progress]:
+        """The live line; ``quiet``: none (the caller reports each event itself)."""
+        with Progress(self.stderr, quiet=quiet) as progress:
             yield progress
 
 

@@ -1,9 +1,12 @@
 """``certrotate policy validate FILE``: check an issuance policy document before the operator stores it.
 
 Prints the policy as the rotation function will read it (every default spelled out, names as
-punycode), its rules and warnings; ``--output json`` prints that normalized document, which
-validates again to the same policy (round trip). Store it with
+punycode), its rules and warnings; ``--output json`` prints that normalized document alone on
+stdout (warnings on stderr), so the output is itself a policy document that validates again to the
+same policy (round trip) and can be stored as it is with
 ``aws ssm put-parameter --name /STACK/issuance-policy --type String --overwrite --value file://FILE``.
+Every CA ARN's syntax is checked offline; ``--check-cas`` also asks Private CA that each exists
+and is ACTIVE (DescribeCertificateAuthority in the ARN's region).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.output import Output
 from rotation.cli.session import InvalidInputError
-from rotation.issuance_policy import IssuancePolicy, PolicyError, Rule, parse_policy
-from rotation.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
+from rotation.issuance.policy import IssuancePolicy, PolicyError, Rule, parse_policy
+from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
 
 #: An SSM parameter holds at most 8 KB (advanced tier); a policy file larger than that cannot be stored.
 MAX_POLICY_BYTES = 8 * 1024
@@ -25,24 +28,71 @@ MAX_POLICY_BYTES = 8 * 1024
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rotation.cli import Parser, _global_options
+    from rotation.cli.examples import epilog
 
     actions = parser.add_subparsers(dest="policy_action", required=True, metavar="ACTION", parser_class=Parser)
-    validate = actions.add_parser("validate", help="check a policy document (JSON file)")
+    text = "check a policy document (JSON file) before storing it; --output json prints it normalized"
+    validate = actions.add_parser(
+        "validate",
+        help=text,
+        description=text,
+        epilog=epilog("policy validate"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     validate.add_argument("file", help="the policy document")
+    validate.add_argument(
+        "--check-cas",
+        action="store_true",
+        help="also ask Private CA that every CA ARN exists and is ACTIVE (DescribeCertificateAuthority)",
+    )
     _global_options(validate, on_command=True)
 
 
 def run(aws: Any, args: argparse.Namespace, out: Output) -> int:
     policy = read_file(Path(args.file))
-    if out.json_mode:
-        out.emit_json({"valid": True, "document": policy.to_document(), "warnings": list(policy.warnings)})
+    if args.check_cas:
+        check_cas(aws, policy)
+    for warning in policy.warnings:
+        out.note(f"warning: {warning}")
+    if out.json_mode:  # the document alone: what is stored, and what validates to the same policy
+        out.emit_json(policy.to_document())
         return 0
     out.say(f"valid: issuance policy format {policy.to_document()['version']}, {len(policy.rules)} rule(s)")
     for rule in policy.rules:
         out.say(f"  {describe_rule(rule)}")
-    for warning in policy.warnings:
-        out.note(f"warning: {warning}")
+    if args.check_cas:
+        out.say("every CA exists and is ACTIVE")
     return 0
+
+
+def check_cas(aws: Any, policy: IssuancePolicy) -> None:
+    """Every CA the rules name exists and is ACTIVE (one DescribeCertificateAuthority each).
+
+    Raises:
+        InvalidSpecError: every CA that does not exist, cannot be described or is not ACTIVE.
+    """
+    from rotation.cli.validate import InvalidSpecError
+    from rotation.errors import AwsCallError, CertRotateError
+
+    problems: list[CertRotateError] = []
+    arns = dict.fromkeys(arn for rule in policy.rules for arn in rule.ca_arns if arn != "*")
+    for arn in arns:
+        where = next(f"rules[{i}].ca_arns" for i, rule in enumerate(policy.rules) if arn in rule.ca_arns)
+        try:
+            with aws_call("acm-pca", "DescribeCertificateAuthority"):
+                described = aws.client("acm-pca", region=arn.split(":")[3]).describe_certificate_authority(
+                    CertificateAuthorityArn=arn
+                )
+        except AwsCallError as exc:
+            problems.append(
+                PolicyError(where, arn, f"DescribeCertificateAuthority failed: {exc.code}", "an existing CA")
+            )
+            continue
+        status = described["CertificateAuthority"].get("Status")
+        if status != "ACTIVE":
+            problems.append(PolicyError(where, arn, f"the CA is {status}, not ACTIVE", "an ACTIVE CA"))
+    if problems:
+        raise InvalidSpecError(problems)
 
 
 def read_file(path: Path) -> IssuancePolicy:
@@ -78,7 +128,7 @@ def deployed_policy(aws: Any, parameter: str | None = None) -> IssuancePolicy:
     """
     name = parameter if parameter is not None else os.environ.get(POLICY_PARAMETER_ENV, "")
     if not name:
-        from rotation.issuance_policy import default_policy
+        from rotation.issuance.policy import default_policy
 
         return default_policy(stack_cas_from_env())
     return load_policy(aws.client("ssm"), name, stack_cas_from_env())

@@ -31,11 +31,11 @@ from rotation.cli.output import Output
 from rotation.cli.rotate import RotationFailedError, _refusal, follow, start
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import CertRotateError
-from rotation.fleet import INSTANCE_TAG, HostReport, normalize_serial, serves
-from rotation.fleet_inventory import read_records
-from rotation.ledger import LEDGER_TABLE_ENV, Ledger
-from rotation.revocation import IssuedCertificate, RevocationReason
-from rotation.spec import parse_spec
+from rotation.fleet.inventory import read_records
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, Ledger
+from rotation.fleet.revocation import IssuedCertificate, RevocationReason
+from rotation.fleet.view import INSTANCE_TAG, HostReport, normalize_serial, serves
+from rotation.issuance.spec import parse_spec
 
 POLL_SECONDS = 2.0
 
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     parser.add_argument(
         "--timeout",
-        type=options.positive_number("--timeout"),
+        type=options.positive_number("--timeout", unit="seconds"),
         default=900.0,
         help="seconds to wait for the rotation, then for the hosts (900 each)",
     )
@@ -99,6 +99,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         raise UsageError(f"--ledger-table is required (or set {LEDGER_TABLE_ENV})")
     (record,) = certificate_secrets(aws, names=[args.secret])
     ledger = Ledger(aws.client("dynamodb"), args.ledger_table)
+    ledger.require_protected()  # a replaced or stripped table could name another secret's certificate
     compromised = _compromised_entry(ledger, record.arn, hosts.current_of(record).serial, record.name)
     refusal = _refusal(record)
     if refusal:
@@ -230,10 +231,13 @@ def _install(aws: AwsContext, args: argparse.Namespace, out: Output, timeline: T
             max_errors="100%",
             timeout=args.timeout,
             out=out,
+            show_progress=False,  # the timeline says what happened, a line per event; no progress line per host
         )
     except DeployFailedError as exc:
         failed = ", ".join(f"{r.instance_id} {r.status}" for r in exc.results if r.status != "Success")
-        timeline.add("install", f"{account}: {exc} ({failed}); waiting for the fleet view anyway")
+        timeline.add(
+            "install", f"{account}: {exc}{f' ({failed})' if failed else ''}; waiting for the fleet view anyway"
+        )
         results = exc.results
     else:
         reached = ", ".join(r.instance_id for r in results)
@@ -275,8 +279,8 @@ def _pca(aws: AwsContext) -> Callable[[str], Any]:
 
 
 def revoke(ledger: Ledger, aws: AwsContext, entry: IssuedCertificate) -> None:
-    """KEY_COMPROMISE through rotation.revoker, imported here: it loads the function's Logger, whose
+    """KEY_COMPROMISE through rotation.fleet.revoker, imported here: it loads the function's Logger, whose
     level is read at import (the demo sets it after the command line is parsed)."""
-    from rotation.revoker import revoke as revoke_entry
+    from rotation.fleet.revoker import revoke as revoke_entry
 
     revoke_entry(ledger, _pca(aws), entry, RevocationReason.KEY_COMPROMISE, datetime.now(UTC), in_function=False)

@@ -27,7 +27,7 @@ from rotation.cli.output import Output, literal
 from rotation.cli.pacing import paced
 from rotation.cli.session import AwsContext, InvalidInputError, UsageError
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.guard import ROTATE_NOW_TAG
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 from rotation.redaction import shorten
 
 POLL_SECONDS = 2.0
@@ -73,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--wait", action="store_true", help="follow each rotation to AWSCURRENT")
     parser.add_argument(
-        "--timeout", type=options.positive_number("--timeout"), default=300.0, help="seconds to wait (300)"
+        "--timeout",
+        type=options.positive_number("--timeout", unit="seconds"),
+        default=300.0,
+        help="seconds to wait (300)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be rotated; change nothing")
     parser.add_argument("--yes", action="store_true", help="with --all: rotate without asking")

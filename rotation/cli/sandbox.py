@@ -3,7 +3,8 @@
 moto's server on a loopback port, completed by certrotate's emulation: RotateSecret runs the real
 rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
-(``ssm_inventory``). In it: a Private CA, the rotation function with Secrets Manager's invoke
+(``ssm_inventory``), and SendCommand reaches no instance, as SSM with no managed node
+(``ssm_commands``). In it: a Private CA, the rotation function with Secrets Manager's invoke
 permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
 issuance ledger table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
 It prints the ``export`` lines that point a shell at it (``eval`` them),
@@ -77,38 +78,59 @@ def run(args: argparse.Namespace, out: Output) -> int:
     # A flag, not a threading.Event: Event.set() from a signal handler can deadlock on the lock the
     # interrupted Event.wait() holds (seen: a SIGTERM that never stopped the sandbox).
     stop: list[int] = []
-    with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
-        import logging
+    interrupted = False
+    try:  # Ctrl-C at any moment: everything started is stopped (the stack), then the one line and 130
+        with _sandbox_environment(region, f"http://127.0.0.1:{port}"), contextlib.ExitStack() as stack:
+            import logging
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server.start()
-        stack.callback(server.stop)
-        failures = stack.enter_context(_emulation())
-        exports = provision(
-            f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
-        )
-        from rotation.policy_store import POLICY_PARAMETER_ENV
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            server.start()
+            stack.callback(server.stop)
+            failures = stack.enter_context(_emulation())
+            exports = provision(
+                f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
+            )
+            from rotation.issuance.policy_store import POLICY_PARAMETER_ENV
 
-        os.environ[POLICY_PARAMETER_ENV] = POLICY_PARAMETER  # the rotation function reads the policy there
-        if args.ledger:
-            os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
-        sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
-        sys.stdout.flush()
-        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
-        out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
-        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
-        stack.callback(signal.signal, signal.SIGTERM, previous)
-        reported = 0
-        try:
+            os.environ[POLICY_PARAMETER_ENV] = POLICY_PARAMETER  # the rotation function reads the policy there
+            if args.ledger:
+                os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
+            try:
+                sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # --detach's launcher was interrupted: nobody knows this sandbox, stop it
+                stop.append(signal.SIGPIPE)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
+            out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
+            previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
+            stack.callback(signal.signal, signal.SIGTERM, previous)
+            reported = 0
             while not stop:
                 time.sleep(0.5)
                 for failure in failures[reported:]:  # what Lambda would log for a failed step
                     out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
                 reported = len(failures)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        interrupted = True
     out.note("certrotate sandbox stopped")
+    _remove_own_log()
+    if interrupted:  # Ctrl-C: the one line and exit 130, as for every command (SIGTERM is a requested stop: 0)
+        raise KeyboardInterrupt
     return 0
+
+
+#: Set by ``--detach`` for the background sandbox: the log it writes, removed when it stops cleanly.
+LOG_ENV = "CERTROTATE_SANDBOX_LOG"
+
+
+def _remove_own_log() -> None:
+    log = os.environ.get(LOG_ENV)
+    if log:
+        with contextlib.suppress(OSError):
+            Path(log).unlink()
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
@@ -133,14 +155,22 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _emulation() -> Iterator[list[BaseException]]:
     import rotation.handler
+    from rotation.emulation.dynamodb_tables import strict_table_deletion
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
+    from rotation.emulation.ssm_commands import ssm_commands_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
-    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
+    with (
+        real_acm_chain(),
+        rotation_function_in_moto() as failures,
+        ssm_inventory_in_moto(),
+        ssm_commands_in_moto(),
+        strict_table_deletion(),
+    ):
         yield failures
     rotation.handler.reset()
 
@@ -152,7 +182,7 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     from rotation.build.ssm_documents import DOCUMENTS, document_path
     from rotation.emulation.pki import create_ca
     from rotation.emulation.rotation_service import LAMBDA_ARN
-    from rotation.policy_store import POLICY_PARAMETER_ENV
+    from rotation.issuance.policy_store import POLICY_PARAMETER_ENV
 
     session: Any = boto3.Session(region_name=region)
 
@@ -198,11 +228,15 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
         POLICY_PARAMETER_ENV: POLICY_PARAMETER,
     }
     if ledger:
-        from rotation.ledger import create_table
+        from rotation.fleet.ledger import create_table
 
         create_table(client("dynamodb"), LEDGER_TABLE)
         exports["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE
     return exports
+
+
+def _unblock_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
@@ -212,24 +246,39 @@ def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
     command += ["--port", str(args.port)] if args.port else []
     command += ["--ledger"] if args.ledger else []
     command += ["--workload-role-arn", args.workload_role_arn]
-    with log.open("w") as log_file:
-        child = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            start_new_session=True,
-        )
+    # SIGINT waits while the child starts: a Ctrl-C then is handled below, where the child is known
+    # (inside Popen it would leave a sandbox running that nobody knows of). The child unblocks it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with log.open("w") as log_file:
+            child = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+                start_new_session=True,
+                env={**os.environ, LOG_ENV: str(log)},
+                preexec_fn=_unblock_sigint,  # noqa: PLW1509 - no other thread runs in this process yet
+            )
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
     lines: list[str] = []
     assert child.stdout is not None
     timer = threading.Timer(DETACH_TIMEOUT, child.kill)
-    timer.start()
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C that waited lands here
+        timer.start()
         for line in child.stdout:
             if line.rstrip("\n") == READY:
                 break
             lines.append(line.rstrip("\n"))
+    except KeyboardInterrupt:  # the sandbox is in its own session: it would run on, unknown to anyone
+        child.kill()
+        child.wait()
+        log.unlink(missing_ok=True)
+        raise
     finally:
         timer.cancel()
         child.stdout.close()

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from cryptography import x509
 
-from rotation.bundle import CertBundle
+from rotation.issuance.bundle import CertBundle
 
 
 class LocalTlsServer:

@@ -1,8 +1,11 @@
 """``certrotate validate``: check a certificate specification before rotation is enabled.
 
 The target is a file when one exists at that path. Otherwise, with ``--offline``, it is a missing
-file (the typo case); online it is a secret name or ARN. Online checks add the CA: it exists, is
-ACTIVE, and its key family matches the signing algorithm.
+file (the typo case); online it is a secret name or ARN. Online checks add the CA (it exists, is
+ACTIVE, and its key family matches the signing algorithm) and the stored issuance policy: the rule
+that governs the secret's name (a secret's own; a file's with ``--name``) is found as the rotation
+finds it, and the spec is put through the rotation's own pre-issue check
+(:func:`rotation.issuance.policy.request_problems`), every violation listed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from rotation.cli.inventory import decode_value
 from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, InvalidInputError
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError, SpecError
-from rotation.spec import CertificateType, parse_spec, spec_problems
+from rotation.issuance.spec import OUTPUT_FIELDS, CertificateType, CertSpec, parse_spec, spec_problems
 
 MAX_FILE_BYTES = 64 * 1024  # a secret value is at most 64 KiB
 
@@ -33,22 +37,58 @@ class InvalidSpecError(CertRotateError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="a JSON file, or a secret name/ARN")
-    parser.add_argument("--offline", action="store_true", help="a file only; skip the checks against the CA")
+    parser.add_argument(
+        "--offline", action="store_true", help="a file only; skip the checks against the CA and the issuance policy"
+    )
+    parser.add_argument(
+        "--name",
+        dest="secret_name",
+        metavar="SECRET",
+        help="for a FILE: the secret name it is meant for, to check it against the issuance policy rule of that name",
+    )
+    add_policy_parameter(parser)
+
+
+def add_policy_parameter(parser: argparse.ArgumentParser) -> None:
+    """``--policy-parameter``: the issuance policy's SSM parameter (default: ``CERTROTATE_POLICY_PARAMETER``)."""
+    parser.add_argument(
+        "--policy-parameter",
+        metavar="NAME",
+        help="the issuance policy's SSM parameter, as the rotation function reads it "
+        "(default: $CERTROTATE_POLICY_PARAMETER; neither: the default policy)",
+    )
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     fields = load_target(aws, args.target, offline=args.offline)
     online = not args.offline and aws.has_credentials()
     if not online:
-        out.note("checking offline: the CA is not checked" + ("" if args.offline else " (no AWS credentials)"))
+        out.note(
+            "checking offline: the CA and the issuance policy are not checked"
+            + ("" if args.offline else " (no AWS credentials)")
+        )
+    is_file = Path(args.target).is_file()
+    name = args.secret_name or ("" if is_file else args.target)
+    policy = PolicyCheck(aws, name, args.policy_parameter, from_secret=not is_file) if online and name else None
+    if online and not name:
+        out.note("issuance policy not checked: give --name SECRET to check the rule that will govern this spec")
     try:
-        summary = validate(fields, aws if online else None, out.say if not out.json_mode else lambda _: None)
+        summary = validate(
+            fields,
+            aws if online else None,
+            out.say if not out.json_mode else lambda _: None,
+            policy=policy,
+            to_write=is_file,
+        )
     except InvalidSpecError as exc:
         if out.json_mode:  # the verdict on stdout as well; the error lines and exit 3 as always
             problems = [problem_json(p) for p in exc.problems]
-            out.emit_json({"target": args.target, "valid": False, "ca_checked": online, "problems": problems})
+            verdict = {"policy": policy.verdict} if policy is not None and policy.verdict else {}
+            out.emit_json(
+                {"target": args.target, "valid": False, "ca_checked": online, "problems": problems, **verdict}
+            )
         raise
-    governed = _governing_rule(aws, args.target) if online and not Path(args.target).is_file() else None
+    governed = policy.verdict if policy is not None else None
     if governed is not None and not out.json_mode:
         out.say(governed)
     if out.json_mode:
@@ -67,15 +107,74 @@ def problem_json(problem: CertRotateError) -> dict[str, Any]:
     return {"field": None, "value": None, "problem": str(problem), "allowed": None}
 
 
-def _governing_rule(aws: AwsContext, secret_id: str) -> str:
-    """Which issuance policy rule governs the secret (what the rotation function will enforce)."""
-    from rotation.cli.policy import governing_rule
+class PolicyCheck:
+    """The stored issuance policy's verdict on one secret's spec, as the rotation function reaches it.
 
-    policy, rule = governing_rule(aws, secret_id)
-    source = policy.source + (f" version {policy.revision}" if policy.revision else "")
-    return f"issuance policy ({source}): " + (
-        f"rule {rule.name!r}" if rule else "no rule governs it: nothing is issued"
-    )
+    The rule is chosen as the rotation chooses it: by the secret's name and account (DescribeSecret's
+    for an existing secret; the name given and the caller's account for one still to be created),
+    from the policy the rotation function reads (:func:`rotation.cli.policy.deployed_policy`). The
+    spec then goes through the rotation's own pre-issue check, which lists every violation.
+    """
+
+    def __init__(
+        self,
+        aws: AwsContext,
+        name: str,
+        parameter: str | None,
+        *,
+        from_secret: bool,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
+        self._aws = aws
+        self._name = name
+        self._parameter = parameter
+        self._from_secret = from_secret
+        #: The policy and the caller's account, read once for every check made through :meth:`named`.
+        self._shared: dict[str, Any] = shared if shared is not None else {}
+        self.verdict = ""
+
+    def named(self, name: str) -> PolicyCheck:
+        """The same check for another secret still to be created (the policy and account read once)."""
+        return PolicyCheck(self._aws, name, self._parameter, from_secret=False, shared=self._shared)
+
+    def problems(self, spec: CertSpec, fields: dict[str, Any]) -> list[CertRotateError]:
+        """Every violation of the governing rule (none governs: that one problem); sets :attr:`verdict`."""
+        from rotation.cli.policy import deployed_policy
+        from rotation.issuance.policy import PolicyError, request_problems
+
+        if "policy" not in self._shared:
+            self._shared["policy"] = deployed_policy(self._aws, self._parameter)
+        policy = self._shared["policy"]
+        name, account = self._secret()
+        source = policy.source + (f" version {policy.revision}" if policy.revision else "")
+        try:
+            rule = policy.rule_for(name, account)
+        except PolicyError as exc:
+            self.verdict = f"issuance policy ({source}): no rule governs it: nothing is issued"
+            return [exc]
+        self.verdict = f"issuance policy ({source}): rule {rule.name!r}"
+        found: list[CertRotateError] = []
+        for found_problem in request_problems(rule, spec, now=datetime.now(UTC)):
+            problem = found_problem
+            if problem.field == "VALIDITY" and not fields.get("VALIDITY"):
+                problem = PolicyError(
+                    "VALIDITY",
+                    problem.value,
+                    f"{problem.problem}; 365 days is the default when VALIDITY is not set",
+                    problem.allowed,
+                )
+            found.append(problem)
+        return found
+
+    def _secret(self) -> tuple[str, str]:
+        if self._from_secret:
+            with aws_call("secretsmanager", "DescribeSecret"):
+                described = self._aws.client("secretsmanager").describe_secret(SecretId=self._name)
+            return str(described.get("Name", "")), str(described["ARN"]).split(":")[4]
+        if "account" not in self._shared:
+            with aws_call("sts", "GetCallerIdentity"):
+                self._shared["account"] = str(self._aws.client("sts").get_caller_identity()["Account"])
+        return self._name, str(self._shared["account"])
 
 
 def load_target(aws: AwsContext, target: str, *, offline: bool = False) -> dict[str, Any]:
@@ -126,8 +225,29 @@ def _file_fields(path: Path) -> dict[str, Any]:
     return fields
 
 
-def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str], None]) -> str:
-    """Offline checks of every field, then, with ``aws``, the CA: exists, ACTIVE, key family.
+def output_field_problems(fields: dict[str, Any], prefix: str = "") -> list[CertRotateError]:
+    """A specification to be written carries no field rotation writes (``PRIVATE_KEY_PEM`` …).
+
+    The value is never shown: a planted key is exactly what must not reach a terminal.
+    """
+    return [
+        SpecError(f"{prefix}{k}", "(not shown)", "written by rotation, never by a specification", "input fields only")
+        for k in fields
+        if k in OUTPUT_FIELDS
+    ]
+
+
+def validate(
+    fields: dict[str, Any],
+    aws: AwsContext | None,
+    say: Callable[[str], None],
+    *,
+    policy: PolicyCheck | None = None,
+    to_write: bool = False,
+) -> str:
+    """Offline checks of every field, then, with ``aws``, the CA (exists, ACTIVE, key family) and,
+    with ``policy``, the issuance policy rule that governs the secret. ``to_write``: a specification
+    still to be written (a file), which may not carry the fields rotation writes.
 
     Returns the one-line summary it also says.
 
@@ -135,8 +255,12 @@ def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str]
         InvalidSpecError: one or more problems, all listed.
     """
     problems: list[CertRotateError] = list(spec_problems(fields))
+    if to_write:
+        problems += output_field_problems(fields)
     if not problems and aws is not None:
         problems += ca_problems(parse_spec(fields), aws)
+        if policy is not None:
+            problems += policy.problems(parse_spec(fields), fields)
     if problems:
         raise InvalidSpecError(problems)
     spec = parse_spec(fields)
@@ -144,6 +268,7 @@ def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str]
         f"valid: {spec.certificate_type.value} {spec.common_name} ({', '.join(spec.names)}), "
         f"{spec.key_algorithm.value}, {spec.signing_hash.value}, renewal {spec.renewal_policy.value}"
         + ("" if aws is None else ", CA checked")
+        + ("" if policy is None else ", issuance policy checked")
     )
     say(summary)
     return summary
@@ -151,8 +276,8 @@ def validate(fields: dict[str, Any], aws: AwsContext | None, say: Callable[[str]
 
 def ca_problems(spec: Any, aws: AwsContext) -> list[CertRotateError]:
     """The CA named by ``spec``: exists, ACTIVE, key family matching the signing algorithm."""
-    from rotation.certificate_authority import CertificateAuthorities
-    from rotation.signing import signing_algorithm
+    from rotation.issuance.certificate_authority import CertificateAuthorities
+    from rotation.issuance.signing import signing_algorithm
 
     pca = aws.client("acm-pca", region=spec.ca_region)
     try:

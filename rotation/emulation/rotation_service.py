@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -83,7 +84,7 @@ def issuance_ledger(region: str | None = None) -> Iterator[str]:
     """
     import boto3
 
-    from rotation.ledger import LEDGER_TABLE_ENV, create_table
+    from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 
     named = os.environ.get(LEDGER_TABLE_ENV)
     table = named or EMULATED_LEDGER_TABLE
@@ -141,6 +142,13 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
 
     It also makes moto track AWSCURRENT when UpdateSecretVersionStage moves it: moto otherwise keeps
     serving the old version to calls without a stage (BatchGetSecretValue, which ``status`` uses).
+
+    DescribeSecret answers the rotation rules as given (moto keeps ``AutomaticallyAfterDays`` only and
+    drops ``ScheduleExpression`` and ``Duration``) and a ``NextRotationDate``: the API's
+    DescribeSecret response carries ``RotationRules`` with all three members and ``NextRotationDate``
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html). The
+    date here is the end of one period from now (``rate(N days|hours)`` or ``AutomaticallyAfterDays``);
+    AWS picks a moment inside the window that starts then. A ``cron(...)`` schedule gets none.
     """
     from moto.secretsmanager.models import SecretsManagerBackend
 
@@ -172,8 +180,7 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
             return original(self, secret_id)  # moto's own ResourceNotFoundException
         secret = self.secrets[secret_id]
         secret.rotation_lambda_arn = rotation_lambda_arn or secret.rotation_lambda_arn or LAMBDA_ARN
-        if rotation_rules:
-            secret.auto_rotate_after_days = rotation_rules.get("AutomaticallyAfterDays", 0)
+        _record_rules(secret, rotation_rules)
         token = stage_pending(secret.arn, client_request_token, region=self.region_name)
         steps = STEPS if rotate_immediately else ("testSecret",)
 
@@ -198,10 +205,56 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
     SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
     try:
-        yield failures
+        with _rules_described():
+            yield failures
     finally:
         for thread in threads:
             thread.join(timeout=60)
         SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
         SecretsManagerBackend.update_secret_version_stage = original_move  # type: ignore[method-assign]
         ledger.__exit__(None, None, None)
+
+
+def _record_rules(secret: Any, rotation_rules: dict[str, Any] | None) -> None:
+    """RotateSecret's rules on moto's secret, all of them, and the next rotation one period from now."""
+    if rotation_rules:
+        secret.auto_rotate_after_days = rotation_rules.get("AutomaticallyAfterDays", 0)
+        secret.certrotate_rotation_rules = dict(rotation_rules)
+        secret.rotation_requested = True
+        secret.rotation_enabled = True
+    period = _period(getattr(secret, "certrotate_rotation_rules", None) or {})
+    if period:
+        secret.next_rotation_date = int(time.time() + period)
+
+
+@contextlib.contextmanager
+def _rules_described() -> Iterator[None]:
+    """DescribeSecret and ListSecrets answer the rules RotateSecret was given, not moto's days alone."""
+    from moto.secretsmanager.models import FakeSecret
+
+    original_to_dict = FakeSecret.to_dict
+
+    def to_dict(self: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original_to_dict(self)
+        rules = getattr(self, "certrotate_rotation_rules", None)
+        if rules and "RotationRules" in result:
+            result["RotationRules"] = dict(rules)
+        return result
+
+    FakeSecret.to_dict = to_dict  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        FakeSecret.to_dict = original_to_dict  # type: ignore[method-assign]
+
+
+_RATE = re.compile(r"^rate\((\d+) (hour|hours|day|days)\)$")
+
+
+def _period(rules: dict[str, Any]) -> float:
+    """Seconds between rotations of ``rules`` (0: unknown, a cron schedule)."""
+    match = _RATE.match(str(rules.get("ScheduleExpression") or ""))
+    if match:
+        return int(match.group(1)) * (3600 if match.group(2).startswith("hour") else 86400)
+    days = rules.get("AutomaticallyAfterDays")
+    return float(days) * 86400 if isinstance(days, int) and days > 0 else 0.0

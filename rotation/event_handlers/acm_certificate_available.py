@@ -2,7 +2,7 @@
 
 ACM renews a managed private certificate on its own; this handler makes the secret that holds it
 pick the renewal up now instead of at its next scheduled rotation. The holder is the secret the
-certificate's ownership tag names (:data:`rotation.issuers.acm.OWNER_TAG`, written by
+certificate's ownership tag names (:data:`rotation.issuance.issuers.acm.OWNER_TAG`, written by
 ``RequestCertificate``). Tags can be written by others, so the tag alone rotates nothing: the
 secret must name certrotate's rotation function (``CERTROTATE_ROTATION_FUNCTION_ARN``, also an
 IAM condition on this function's ``RotateSecret``) and its ``CERTIFICATE_ARN`` must be the event's
@@ -18,8 +18,8 @@ from typing import Any
 
 from rotation.aws import aws_call, make_client
 from rotation.errors import SpecError
-from rotation.issuers.acm import certificate_owner
-from rotation.spec import load_secret_fields
+from rotation.issuance.issuers.acm import certificate_owner
+from rotation.issuance.spec import load_secret_fields
 from rotation.telemetry import logger
 
 DETAIL_TYPE = "ACM Certificate Available"

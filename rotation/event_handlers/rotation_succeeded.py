@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rotation.association_schedule import check_schedule
 from rotation.aws import aws_call, make_client
 from rotation.errors import AwsCallError, EventError
-from rotation.fleet import INSTANCE_TAG
+from rotation.fleet.association_schedule import check_schedule
+from rotation.fleet.view import INSTANCE_TAG
 from rotation.telemetry import logger
 
 ASSOCIATION_PREFIX = "certrotate-"

@@ -1,7 +1,7 @@
 """The fleet view: what this host serves, recorded as SSM custom inventory after every run.
 
 The record's schema is defined here (type, keys, bounds; ``served_check`` the ServedCheck form):
-the installer ships alone, so the Lambda's reader (``rotation/fleet.py``) keeps its own names, and
+the installer ships alone, so the Lambda's reader (``rotation/fleet/view.py``) keeps its own names, and
 ``tests/installer/test_fleet_schema.py`` pins them to these.
 """
 

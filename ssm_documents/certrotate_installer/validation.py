@@ -193,7 +193,7 @@ def handshake(bundle: Bundle, pins: Sequence[str] = (), spare: Optional[int] = N
 
 def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = (), spare: Optional[int] = None) -> None:
     """Everything checked before the first change; the end-entity rules are the engine's
-    (rotation/verification.py check_end_entity). ``spare``: see ``_memory_file``.
+    (rotation/issuance/verification.py check_end_entity). ``spare``: see ``_memory_file``.
 
     Raises:
         InstallError: BUNDLE_INVALID.

@@ -1,7 +1,7 @@
 """Issue 24 items 3, 4, 6, 7 and issue 25 item 4, read from the rendered templates.
 
 Each rule is checked against the engine's own code or documentation: State Manager's schedule range
-(rotation/association_schedule.py, compared value by value with the ``ConvergenceSchedule`` pattern,
+(rotation/fleet/association_schedule.py, compared value by value with the ``ConvergenceSchedule`` pattern,
 which CloudFormation applies with Java's regex: ``java`` runs it too), EventBridge's 2,048-character
 event pattern quota (the rule rendered for the worst value ``SecretReaders`` admits, matched with
 moto's EventBridge pattern engine), the roles the fleet functions may assume, and the expiry alarms
@@ -23,10 +23,10 @@ import botocore.session
 import pytest
 from moto.events.models import EventPattern
 
-from rotation.association_schedule import LONGEST_MINUTES, check_schedule
 from rotation.errors import SpecError
 from rotation.event_handlers.rotation_succeeded import AssociationSettings
-from rotation.fleet import FleetScope, ScopeError, parse_readers
+from rotation.fleet.association_schedule import LONGEST_MINUTES, check_schedule
+from rotation.fleet.view import FleetScope, ScopeError, parse_readers
 from tests.deployment.test_fleet_trust_templates import (
     REGION,
     Stack,

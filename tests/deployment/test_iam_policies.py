@@ -19,8 +19,8 @@ import yaml
 from policy_sentry.querying.actions import get_action_data, get_actions_for_service
 
 from rotation.build.templates import OUTPUT
-from rotation.issuers.acm import OWNER_TAG
-from rotation.spec import END_ENTITY_TEMPLATES
+from rotation.issuance.issuers.acm import OWNER_TAG
+from rotation.issuance.spec import END_ENTITY_TEMPLATES
 
 TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
 #: Global condition keys (any action); the tag keys are not global: the action must list them.

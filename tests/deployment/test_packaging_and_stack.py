@@ -81,7 +81,7 @@ def test_a_zip_for_this_machine_imports_every_handler_with_nothing_else(tmp_path
     assert package.bytecode == sys.version.split()[0]
     (unpacked / "rotation" / "handler.py").write_text("raise SystemExit('the source was compiled')\n")
     probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import rotation.handler, rotation.engine, "
+        "import sys; sys.path.insert(0, sys.argv[1]); import rotation.handler, rotation.lifecycle.engine, "
         "rotation.event_handlers.acm_certificate_available, rotation.event_handlers.rotation_succeeded; "
         "from cryptography import x509; print(rotation.handler.lambda_handler.__name__)"
     )

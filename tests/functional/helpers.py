@@ -6,10 +6,10 @@ from typing import Any
 
 from cryptography import x509
 
-from rotation.bundle import CertBundle
-from rotation.keys import public_key_der
-from rotation.spec import CertSpec, parse_spec
-from rotation.verification import check_chain, check_handshake, check_key_algorithm, check_names
+from rotation.issuance.bundle import CertBundle
+from rotation.issuance.keys import public_key_der
+from rotation.issuance.spec import CertSpec, parse_spec
+from rotation.issuance.verification import check_chain, check_handshake, check_key_algorithm, check_names
 from tests.support.driver import secret_fields
 
 

@@ -23,13 +23,15 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_demo(workdir: Path, *extra: str, before: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_demo(
+    workdir: Path, *extra: str, before: tuple[str, ...] = (), columns: str = "120"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*certrotate(), *before, "demo", "--workdir", str(workdir), *extra],
         capture_output=True,
         text=True,
         timeout=120,
-        env=clean_env(),
+        env={**clean_env(), "COLUMNS": columns},
         check=False,
     )
 
@@ -74,9 +76,13 @@ def test_demo_installs_on_the_real_nginx_or_haproxy(tmp_path: Path, server: str,
 
 
 def test_demo_without_apache_uses_the_labelled_stand_in(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", "--no-apache")
+    result = run_demo(tmp_path / "demo", "--no-apache", columns="80")
     assert_demo_proved_rotation(result, tmp_path / "demo", "Python TLS server")
-    assert "stands in" in result.stdout
+    # A pipe at 80 columns: each sentence is one line (the reader's terminal wraps), never cut mid-sentence.
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("no local") and line.endswith("stands in") for line in lines), result.stdout
+    assert any(line.startswith("demo complete in") and line.endswith("nothing left running") for line in lines)
+    assert sum("verified by a TLS handshake" in line and "installed on" in line for line in lines) == 4
 
 
 def test_demo_takes_the_global_region_and_json_output(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from rotation.cli import ExitCode
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.fleet import INVENTORY_TYPE
+from rotation.fleet.view import INVENTORY_TYPE
 from tests.support import cli
 from tests.support.certs import LocalCA
 
@@ -182,8 +182,8 @@ def test_the_served_check_is_shown_and_a_stale_worker_fails_check(endpoint: str,
 def test_revocation_reads_find_the_host_whose_stale_worker_serves_the_serial(endpoint: str, local_ca: LocalCA) -> None:
     """read_records(serials) filters GetInventory on Serial; a host that reports the new certificate
     but whose served check saw a worker present the old one is found by its ServedCheck."""
-    from rotation.fleet import serves_certificate, still_served_by_stale_worker
-    from rotation.fleet_inventory import read_records
+    from rotation.fleet.inventory import read_records
+    from rotation.fleet.view import serves_certificate, still_served_by_stale_worker
 
     prefix = f"h{uuid.uuid4().hex[:8]}/"
     old, new, other = (local_ca.issue(["www.certrotate.test"]) for _ in range(3))
@@ -204,3 +204,28 @@ def test_revocation_reads_find_the_host_whose_stale_worker_serves_the_serial(end
     }
     assert serving == {instances[0], instances[1]}
     assert instances[3] not in {r.instance_id for r in reports}  # a proven host costs nothing to read
+
+
+def test_state_filters_the_rows_not_the_counts(endpoint: str, local_ca: LocalCA) -> None:
+    prefix = f"h{uuid.uuid4().hex[:8]}/"
+    old, new = local_ca.issue(["www.certrotate.test"]), local_ca.issue(["www.certrotate.test"])
+    arn = secret(endpoint, f"{prefix}www", new)
+    ssm = cli.client(endpoint, "ssm")
+    put(ssm, "i-0000000000000001a", record(arn, new))
+    put(ssm, "i-0000000000000001c", record(arn, old, status="failed"))
+    table = cli.certrotate("hosts", "--prefix", prefix, "--state", "failed", endpoint=endpoint)
+    assert "1 current, 0 older, 1 failed" in table.stdout and "i-0000000000000001a" not in table.stdout
+    (fleet,) = json.loads(
+        cli.certrotate("hosts", "--prefix", prefix, "--state", "failed", "--output", "json", endpoint=endpoint).stdout
+    )["secrets"]
+    assert fleet["counts"]["current"] == 1 and [h["state"] for h in fleet["hosts"]] == ["failed"]
+
+
+def test_with_no_host_reporting_one_line_says_so_and_check_fails(endpoint: str, local_ca: LocalCA) -> None:
+    prefix = f"h{uuid.uuid4().hex[:8]}/"
+    for name in ("a", "b"):
+        secret(endpoint, f"{prefix}{name}", local_ca.issue(["www.certrotate.test"]))
+    result = cli.certrotate("hosts", "--prefix", prefix, "--check", endpoint=endpoint)
+    assert result.returncode == ExitCode.FAILED
+    assert result.stdout.strip() == f"no host has reported 2 secret(s): {prefix}a, {prefix}b"
+    assert "no host has reported any of these secrets" in result.stderr

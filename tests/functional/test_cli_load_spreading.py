@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from moto.secretsmanager.models import SecretsManagerBackend
 
-from rotation.schedules import default_window
+from rotation.lifecycle.schedules import default_window
 from tests.support.cli import LAMBDA, certrotate, make_secret, pca_fields
 
 

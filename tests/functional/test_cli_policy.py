@@ -10,7 +10,7 @@ import yaml
 
 from tests.support import cli
 
-CA = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/" + "0" * 36
+CA = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/00000000-0000-4000-8000-000000000000"
 KEY = (
     "-----BEGIN PRIVATE KEY-----\n"
     "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAbCdEfGhIjKlMnOpQrStUvWxYz012345\n"
@@ -41,10 +41,10 @@ def test_the_policy_format_round_trips_through_validate(tmp_path: Path) -> None:
     }
     first = cli.run("policy", "validate", str(write(tmp_path / "p.json", source)), "--output", "json")
     assert first.returncode == 0, first.stderr
-    normalized = json.loads(first.stdout)["document"]
+    normalized = json.loads(first.stdout)
     assert normalized["rules"][0]["dns_names"] == ["*.xn--bcher-kva.example", ".a.internal"]
     again = cli.run("policy", "validate", str(write(tmp_path / "n.json", normalized)), "--output", "json")
-    assert json.loads(again.stdout)["document"] == normalized
+    assert json.loads(again.stdout) == normalized
     table = cli.run("policy", "validate", str(tmp_path / "p.json"))
     assert "2 rule(s)" in table.stdout and "team-a: secrets team-a/*" in table.stdout
 

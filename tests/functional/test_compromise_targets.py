@@ -21,7 +21,7 @@ from moto.ssm.models import ssm_backends
 
 import rotation.handler
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.ledger import LEDGER_TABLE_ENV, create_table
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 from tests.support.cli import REGION, certrotate, client, rotated
 
 TABLE = "certrotate-ledger-targets"
@@ -31,7 +31,8 @@ TABLE = "certrotate-ledger-targets"
 def ledger_endpoint(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv(LEDGER_TABLE_ENV, TABLE)
     rotation.handler.reset()
-    create_table(client(endpoint, "dynamodb"), TABLE)
+    if TABLE not in client(endpoint, "dynamodb").list_tables()["TableNames"]:  # one moto server per session
+        create_table(client(endpoint, "dynamodb"), TABLE)
     with ssm_inventory_in_moto():
         yield endpoint
     rotation.handler.reset()
@@ -83,8 +84,22 @@ def test_a_forged_record_cannot_steer_the_install_and_only_watches_progress(ledg
     forger = instance(endpoint, "api")
     record(endpoint, forger, web, serial)
 
-    result = certrotate("revoke", "web", "--compromised", "--timeout", "2", "--output", "json", endpoint=endpoint)
+    # --timeout bounds the rotation's wait as well as the hosts': at 2 s a loaded machine timed the
+    # rotation out (exit 1, no report, nothing sent). 10 s lets it finish; the hosts never move.
+    result = certrotate(
+        "revoke",
+        "web",
+        "--compromised",
+        "--timeout",
+        "10",
+        "--ledger-table",
+        TABLE,
+        "--output",
+        "json",
+        endpoint=endpoint,
+    )
     assert result.returncode == 1, result.stderr
+    assert "did not reach AWSCURRENT" not in result.stderr, result.stderr  # the hosts were waited for
     report: dict[str, Any] = json.loads(result.stdout)
     backend = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]
     commands = [c for c in backend._commands if c.parameters.get("SecretArn") == [web]]
@@ -96,3 +111,23 @@ def test_a_forged_record_cannot_steer_the_install_and_only_watches_progress(ledg
     assert sorted(report["hosts_not_moved"]) == sorted([f"123456789012/{tagged}", f"123456789012/{forger}"])
     revoked = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca].revoked_certificates
     assert revoked == {}
+
+
+def test_revoke_reports_each_host_once_and_no_empty_parentheses(ledger_endpoint: str, ca: str) -> None:
+    """Issue 29: 38 hosts gave 77 lines (a stdout event and a stderr progress line each); a command
+    that reached no instance said "()"."""
+    import uuid
+
+    endpoint = ledger_endpoint
+    name = f"lines-{uuid.uuid4().hex[:8]}"
+    rotated(endpoint, name, ca)
+    hosts = [instance(endpoint, name) for _ in range(3)]
+    result = certrotate("revoke", name, "--compromised", "--timeout", "2", endpoint=endpoint)
+    assert result.returncode == 1, result.stderr
+    assert not [line for line in result.stderr.splitlines() if "pending of" in line], result.stderr
+    for host in hosts:  # one event when sent (all in one line) and one when it did not move
+        assert sum(host in line for line in result.stdout.splitlines()) == 2, result.stdout
+    alone = f"alone-{uuid.uuid4().hex[:8]}"
+    rotated(endpoint, alone, ca)
+    nowhere = certrotate("revoke", alone, "--compromised", "--timeout", "2", endpoint=endpoint)
+    assert "the command reached no instance; waiting" in nowhere.stdout and "()" not in nowhere.stdout

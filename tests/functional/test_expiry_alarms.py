@@ -26,11 +26,13 @@ import boto3
 import pytest
 
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import assumed_client
-from rotation.event_handlers.served_expiry import FleetUnreadable, report
+from rotation.event_handlers.served_expiry import FleetUnreadable, report, secret_arns
+from rotation.fleet.served_expiry import SERIES_LIMIT
+from rotation.fleet.view import FleetScope
+from rotation.lifecycle.engine import assumed_client
 from tests.conftest import REGION
 from tests.deployment.test_templates import load
-from tests.functional.test_handler_observability import emf_records
+from tests.functional.test_handler_observability import emf_records, log_records
 from tests.functional.test_revocation import serve
 from tests.support.driver import rotate
 
@@ -93,6 +95,8 @@ def test_the_served_alarm_follows_what_hosts_serve_per_secret_and_a_forged_recor
         return (now + timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:"
+    for name in ("team-a/web", "team-b/api", "team-c/db"):
+        aws.sm.create_secret(Name=name, SecretString="{}")
     with ssm_inventory_in_moto():
         # the attacker's host serves their own 2-day certificate; it also claims team-b serves 1000 days
         ssm = boto3.client("ssm", REGION)
@@ -117,7 +121,9 @@ def test_the_served_alarm_follows_what_hosts_serve_per_secret_and_a_forged_recor
         # team-c: fine everywhere
         serve("0D", arn + "team-c/db-QwErTy", "i-0ccccccccccccccc1", NotAfter=days(300))
         capfd.readouterr()
-        emitted = report(lambda region: boto3.client("ssm", REGION), _no_role, "123456789012", [], [], now)
+        emitted = report(
+            lambda region: boto3.client("ssm", REGION), _no_role, "123456789012", [], [], now, secret_arns(aws.sm)
+        )
         out = capfd.readouterr().out
     # full and partial ARNs: one name; a secret of another account is no series of this one
     assert set(emitted) == {"team-a/web", "team-b/api", "team-c/db"}
@@ -134,6 +140,7 @@ def test_an_unreadable_workload_account_reports_the_rest_then_fails_into_the_dea
 ) -> None:
     now = datetime.now(UTC)
     sts = boto3.client("sts", region_name=REGION)
+    aws.sm.create_secret(Name="own", SecretString="{}")
     with ssm_inventory_in_moto():
         serve("0A", "arn:aws:secretsmanager:us-east-1:123456789012:secret:own-AbCdEf", NotAfter="2030-01-01T00:00:00Z")
         capfd.readouterr()
@@ -146,6 +153,7 @@ def test_an_unreadable_workload_account_reports_the_rest_then_fails_into_the_dea
                 ["arn:aws:iam::222222222222:role/certrotate/x-FleetViewRole-1"],
                 [],
                 now,
+                secret_arns(aws.sm),
             )
         out = capfd.readouterr().out
     assert [r["SecretName"] for r in emf_records(out) if "ServedDaysToExpiry" in r] == ["own"]
@@ -154,6 +162,104 @@ def test_an_unreadable_workload_account_reports_the_rest_then_fails_into_the_dea
         "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
     }
     assert template["ServedExpirySchedule"]["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+
+
+def test_six_hundred_invented_secrets_bury_no_real_expiry_and_make_no_series(
+    aws: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25 item 3: root on one host of account A (SecretReaders: team-a/) writes records for 600
+    secrets that do not exist, each 1 day from expiry, and one for team-b/api, which A may not read.
+    Before, 601+ ServedDaysToExpiry series were emitted and the real team-b/api (5 days, on team-b's
+    own host) ranked past the 500 the alarm evaluates. Now the invented ones are counted in
+    ServedRecordsNotCounted, not emitted, and team-b/api alarms."""
+    now = datetime.now(UTC)
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:"
+    real = {name: aws.sm.create_secret(Name=name, SecretString="{}")["ARN"] for name in ("team-a/web", "team-b/api")}
+    role = "arn:aws:iam::111111111111:role/certrotate/FleetViewRole"
+    sts = boto3.client("sts", region_name=REGION)
+    scope = FleetScope(readers=(("111111111111", "team-a/"),))
+    soon = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with ssm_inventory_in_moto():
+        invented = [_record(f"{arn}bogus/{i:04d}", f"/etc/ssl/{i}.pem", soon) for i in range(600)]
+        invented.append(_record(real["team-b/api"], "/etc/ssl/b.pem", soon))  # a secret A may not read
+        invented.append(
+            _record(real["team-a/web"], "/etc/ssl/a.pem", (now + timedelta(days=200)).isoformat()[:19] + "Z")
+        )
+        assumed_client(sts, role, "ssm").put_inventory(
+            InstanceId="i-0aaaaaaaaaaaaaaa1",
+            Items=[
+                {
+                    "TypeName": "Custom:CertrotateCertificate",
+                    "SchemaVersion": "1.0",
+                    "CaptureTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "Content": invented,
+                }
+            ],
+        )
+        serve(
+            "0B",
+            real["team-b/api"],
+            "i-0bbbbbbbbbbbbbbb1",
+            NotAfter=(now + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        capfd.readouterr()
+        emitted = report(
+            lambda region: boto3.client("ssm", REGION),
+            lambda role_arn, region: assumed_client(sts, role_arn, "ssm"),
+            "123456789012",
+            [role],
+            [],
+            now,
+            secret_arns(aws.sm),
+            scope,
+        )
+        out = capfd.readouterr().out
+    assert set(emitted) == {"team-a/web", "team-b/api"}
+    assert 4 < emitted["team-b/api"] < 6  # team-b's own host; A's 1-day claim about it is not counted
+    records = emf_records(out)
+    assert len([r for r in records if "ServedDaysToExpiry" in r]) == 2
+    (not_counted,) = [r for r in records if "ServedRecordsNotCounted" in r]
+    assert not_counted["ServedRecordsNotCounted"] == [601.0]
+    states = alarm_states("ServedDaysToExpiryAlarm", records)
+    assert states["team-b/api"][0] == "ALARM" and states["team-a/web"][0] == "OK"
+    assert len([r for r in log_records(out) if r["message"].startswith("record not counted")]) <= 20
+
+
+def test_only_the_soonest_series_are_emitted_so_the_alarm_sees_every_close_expiry(
+    aws: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """More real secrets than the alarm's 500 series: the SERIES_LIMIT soonest are emitted, the one
+    closest to expiry among them, however its name sorts."""
+    now = datetime.now(UTC)
+    names = [f"fleet/{i:04d}" for i in range(SERIES_LIMIT + 50)]
+    secrets = {name: f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{name}-AbCdEf" for name in names}
+    with ssm_inventory_in_moto():
+        content = [
+            _record(
+                secrets[name], f"/etc/ssl/{i}.pem", (now + timedelta(days=300 - i / 10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+            for i, name in enumerate(names)
+        ]
+        content[0] = _record(
+            secrets[names[0]], "/etc/ssl/0.pem", (now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        boto3.client("ssm", REGION).put_inventory(
+            InstanceId="i-0ccccccccccccccc1",
+            Items=[
+                {
+                    "TypeName": "Custom:CertrotateCertificate",
+                    "SchemaVersion": "1.0",
+                    "CaptureTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "Content": content,
+                }
+            ],
+        )
+        capfd.readouterr()
+        emitted = report(lambda region: boto3.client("ssm", REGION), _no_role, "123456789012", [], [], now, secrets)
+        out = capfd.readouterr().out
+    assert len(emitted) == SERIES_LIMIT and names[0] in emitted
+    assert names[1] not in emitted  # the furthest from expiry (299.9 days) are the ones left out
+    assert alarm_states("ServedDaysToExpiryAlarm", emf_records(out))[names[0]][0] == "ALARM"
 
 
 def _record(secret_arn: str, path: str, not_after: str) -> dict[str, str]:

@@ -16,9 +16,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from rotation.emulation.pki import create_ca
 from rotation.errors import CertRotateError, SpecError, VerificationError
-from rotation.issuers.acm import OWNER_TAG
-from rotation.keys import private_key_pem
-from rotation.ledger import Ledger
+from rotation.fleet.ledger import Ledger
+from rotation.issuance.issuers.acm import OWNER_TAG
+from rotation.issuance.keys import private_key_pem
 from tests.conftest import LEDGER_TABLE
 from tests.functional.helpers import calls_of
 from tests.functional.test_trust_boundaries import (
@@ -124,8 +124,8 @@ def test_without_a_ledger_acm_issued_is_refused_before_any_request(
     import dataclasses
 
     import rotation.handler
-    from rotation.issuers import AcmIssuer
-    from rotation.spec import CertificateType
+    from rotation.issuance.issuers import AcmIssuer
+    from rotation.issuance.spec import CertificateType
 
     services = rotation.handler.services()
     issuers = {**services.issuers, CertificateType.ACM_ISSUED: AcmIssuer(lambda region: aws.acm, None)}
@@ -207,7 +207,7 @@ def test_every_field_outside_the_rule_is_refused_before_issuance(
 def test_client_auth_where_the_rule_allows_it(aws: Any, root_ca: str, make_secret: Any) -> None:
     from cryptography import x509
 
-    from rotation.bundle import CertBundle
+    from rotation.issuance.bundle import CertBundle
     from tests.support.policy import document, rule, use_policy
 
     use_policy(document(rule("mtls", ["mtls/*"], [root_ca], dns_names=["."], client_auth=True)))
@@ -248,7 +248,7 @@ def test_the_default_policy_refuses_every_issuance_of_a_multi_ca_stack(
     import dataclasses
 
     import rotation.handler
-    from rotation.issuance_policy import default_policy
+    from rotation.issuance.policy import default_policy
 
     other = create_ca(aws.pca, name="other CA")
     services = rotation.handler.services()
@@ -290,7 +290,7 @@ def test_a_pending_leaf_with_other_purposes_is_never_promoted(
 def test_the_default_policy_issues_server_only_certificates(aws: Any, root_ca: str, make_secret: Any) -> None:
     from cryptography import x509
 
-    from rotation.bundle import CertBundle
+    from rotation.issuance.bundle import CertBundle
 
     arn = make_secret(pca_spec(root_ca, TEMPLATE_ARN="arn:aws:acm-pca:::template/EndEntityCertificate/V1"))
     rotate(arn)

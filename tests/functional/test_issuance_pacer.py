@@ -15,7 +15,10 @@ from botocore.config import Config
 from moto import mock_aws
 
 from rotation.errors import IssuanceTimeoutError
-from rotation.issuance_pacer import (
+from rotation.fleet.ledger import Ledger, create_table
+from rotation.fleet.revocation import IssuedCertificate
+from rotation.issuance.issuers.base import WaitBudget
+from rotation.issuance.pacer import (
     HEADROOM,
     HORIZON,
     NEXT_SLOT,
@@ -24,9 +27,6 @@ from rotation.issuance_pacer import (
     pacer_key,
     rates_from_environment,
 )
-from rotation.issuers.base import WaitBudget
-from rotation.ledger import Ledger, create_table
-from rotation.revocation import IssuedCertificate
 
 TABLE = "ledger"
 ISSUE = ("acm-pca", "IssueCertificate")
@@ -206,8 +206,8 @@ def test_the_lambda_paces_where_it_has_a_ledger_and_its_issuer_clients_retry_not
 ) -> None:
     """default_services: the pacer on the ledger's table at the environment's rates (none without a
     ledger, or with every rate 0); the Private CA and ACM clients make one botocore attempt a call."""
-    from rotation.engine import default_services
-    from rotation.spec import CertificateType
+    from rotation.issuance.spec import CertificateType
+    from rotation.lifecycle.engine import default_services
 
     monkeypatch.setenv("CERTROTATE_LEDGER_TABLE", TABLE)
     monkeypatch.setenv("CERTROTATE_PCA_ISSUE_RATE", "30")

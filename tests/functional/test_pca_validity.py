@@ -25,8 +25,8 @@ import rotation.emulation.pca_issuance
 from rotation.cli.status import certificate_history
 from rotation.emulation.pki import create_ca
 from rotation.errors import SpecError
-from rotation.ledger import Ledger
-from rotation.revocation import history_state
+from rotation.fleet.ledger import Ledger
+from rotation.fleet.revocation import history_state
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.functional.test_issuance_authority import refused
 from tests.functional.test_revocation import ledger, revoked, serial_of  # noqa: F401 - the ledger fixture

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from rotation.bundle import CertBundle, merge_into_secret
 from rotation.emulation.pki import create_ca, leaf_signed_by, moto_ca
 from rotation.errors import (
     CertificateAuthorityError,
@@ -23,6 +22,7 @@ from rotation.errors import (
     UnknownVersionError,
     VerificationError,
 )
+from rotation.issuance.bundle import CertBundle, merge_into_secret
 from tests.functional.helpers import calls_of
 from tests.support.driver import rotate, run_steps, secret_fields, stage_pending, stages
 

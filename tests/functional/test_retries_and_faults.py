@@ -10,7 +10,7 @@ import pytest
 
 import rotation.handler
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError
-from rotation.secrets_store import SecretStore
+from rotation.lifecycle.secrets_store import SecretStore
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import STEPS, rotate, run_steps, secret_fields, stage_pending, stages
 from tests.support.faults import KINDS, inject
@@ -213,7 +213,7 @@ def test_standard_retries_absorb_a_single_throttle(
 ) -> None:
     """With the Lambda's own clients (standard retry mode), one throttle does not fail the step."""
     from rotation.aws import make_client
-    from rotation.engine import build_services
+    from rotation.lifecycle.engine import build_services
 
     sm, pca, acm = make_client("secretsmanager"), make_client("acm-pca"), make_client("acm")
     monkeypatch.setattr(rotation.handler, "_services", build_services(sm, lambda r: pca, lambda r: acm))

@@ -22,22 +22,28 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 import rotation.handler
 from rotation.build.templates import OUTPUT
-from rotation.bundle import CertBundle
+from rotation.emulation.ssm_inventory import reset as reset_inventory
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-from rotation.engine import assumed_client, build_services
-from rotation.fleet import FleetScope, normalize_serial
-from rotation.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
+from rotation.fleet.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
+from rotation.fleet.revocation import HOLDER_RELEASE_AFTER
+from rotation.fleet.view import FleetScope, normalize_serial
+from rotation.issuance.bundle import CertBundle
+from rotation.lifecycle.engine import assumed_client, build_services
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
 from tests.support.driver import replace_current, rotate, secret_fields
 
 TABLE = "certrotate-issued-certificates"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+#: The time of the latest rotate_at: a record serve() writes without a date is made an hour after it
+#: (the tests' clock, not the wall clock: a record dated after the revoker's "now" is not believed).
+_LAST_ROTATION = {"at": START}
 
 
 @pytest.fixture
 def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     """The handler wired to moto with the ledger table and the fleet view (SSM inventory)."""
+    _LAST_ROTATION["at"] = START
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     create_table(dynamodb, TABLE)
     table = Ledger(dynamodb, TABLE)
@@ -54,7 +60,7 @@ def ledger(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
 
 
 def revoked(ca_arn: str) -> dict[str, str]:
-    """Serial (as rotation.fleet.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
+    """Serial (as rotation.fleet.view.normalize_serial writes it) → reason, as moto recorded RevokeCertificate
     (the serial as sent: colon-separated bytes)."""
     ca = acmpca_backends[DEFAULT_ACCOUNT_ID][REGION].certificate_authorities[ca_arn]
     entries = ca.revoked_certificates.items()
@@ -77,13 +83,14 @@ def serve(
     **fields: str,
 ) -> None:
     """A host reports serving ``serial`` of secret ``arn`` (the installer's inventory record);
-    ``fields`` replace or add record fields (a forger's or a broken record)."""
+    ``fields`` replace or add record fields (a forger's or a broken record); undated, it is made an
+    hour after the latest rotate_at."""
     record = {
         "SecretArn": arn,
         "CertificateFile": "/etc/ssl/certs/www.pem",
         "Status": "unchanged",
         "ExitCode": "0",
-        "RecordedAt": (recorded_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "RecordedAt": (recorded_at or _LAST_ROTATION["at"] + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Serial": serial,
         "FingerprintSha256": "00" * 32,
         **fields,
@@ -106,6 +113,7 @@ def spec(ca_arn: str, name: str = "www.example.internal", **fields: str) -> dict
 
 
 def rotate_at(aws: Any, arn: str, when: datetime) -> str:
+    _LAST_ROTATION["at"] = when
     with freeze_time(when):
         rotate(arn)
     return serial_of(aws, arn)
@@ -419,3 +427,110 @@ def test_a_record_rewritten_by_another_host_holds_instead_of_releasing(
     serve(c, arn, y)  # Y really moved to C, current since day 2: the record is dated after that
     rotate_at(aws, arn, START + timedelta(days=4))
     assert a in revoked(root_ca)
+
+
+def test_a_host_of_an_account_that_cannot_read_the_secret_never_holds_its_revocation(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25 item 2: root on a host of account A (SecretReaders: team-a/ only) reports team-b's
+    superseded serial once (serials are public: every handshake shows one). Before, A's record held
+    it, HeldBy kept A's instance, and 30 rotations later it was still not revoked. Now A's record
+    counts for team-a/ secrets only, and a HeldBy entry of A (written before the fix) is released."""
+    role = "arn:aws:iam::111111111111:role/certrotate/FleetViewRole"
+    sts = boto3.client("sts", region_name=REGION)
+    account_a = assumed_client(sts, role, "ssm")
+    scope = FleetScope(readers=(("111111111111", "team-a/"),))
+    wire(
+        aws,
+        ledger,
+        monkeypatch,
+        fleet_role_arns=[role],
+        assume_ssm=lambda arn, region: assumed_client(sts, arn, "ssm"),
+        fleet_scope=scope,
+    )
+    team_b = make_secret(spec(root_ca, "api.b.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="team-b/api")
+    team_a = make_secret(spec(root_ca, "web.a.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="team-a/web")
+    first = rotate_at(aws, team_b, START)
+    a_first = rotate_at(aws, team_a, START)
+    intruder = "i-0a0a0a0a0a0a0a0a0"
+    ledger.add_holders(team_b, first, [f"111111111111/{intruder}"], START)  # what the old code recorded
+    serve(first, team_b, intruder, ssm=account_a)  # once, and never a newer team-b certificate
+    serials = [first] + [rotate_at(aws, team_b, START + timedelta(days=day)) for day in range(1, 31)]
+    assert revoked(root_ca).get(first) == "SUPERSEDED"
+    assert set(serials[:-1]) == set(revoked(root_ca))  # every superseded one, the current one not
+    assert aws.calls["acm-pca:RevokeCertificate"] == 30
+    # A's hosts still hold what A may read: team-a's own old certificate, served by that host
+    serve(a_first, team_a, intruder, ssm=account_a)
+    rotate_at(aws, team_a, START + timedelta(days=31))
+    assert a_first not in revoked(root_ca)
+
+
+def test_a_holder_that_stops_reporting_is_released_after_the_documented_time_and_counted(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25 item 2: a host seen serving A (HeldBy) is terminated: its record vanishes, and before
+    it held A for ever. It holds A until HOLDER_RELEASE_AFTER past the last time it was seen serving
+    A, then A is revoked with a "released" line and RevocationHoldersReleased (alarmed). A host whose
+    record stays but stopped being refreshed is released the same way."""
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    gone, silent = "i-0dead0dead0dead00", "i-0511e0511e0511e00"
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, gone)
+    serve(a, arn, silent)
+    rotate_at(aws, arn, START + timedelta(days=1))  # both serve A: held, both recorded, LastServedAt day 1
+    assert set(next(e for e in ledger.entries(arn) if e.serial == a).held_by) == {
+        f"123456789012/{gone}",
+        f"123456789012/{silent}",
+    }
+    reset_inventory()  # the terminated host's record is gone (SSM drops a deregistered node's inventory)
+    serve(a, arn, silent, recorded_at=START + timedelta(hours=1))  # the silent host's last word, never refreshed
+    rotate_at(aws, arn, START + timedelta(days=1 + HOLDER_RELEASE_AFTER.days - 1))
+    assert a not in revoked(root_ca)
+    capfd.readouterr()
+    rotate_at(aws, arn, START + timedelta(days=2 + HOLDER_RELEASE_AFTER.days))
+    assert revoked(root_ca).get(a) == "SUPERSEDED"
+    out = capfd.readouterr().out
+    (released,) = [m for m in emf_records(out) if "RevocationHoldersReleased" in m]
+    assert released["RevocationHoldersReleased"] == [3.0]  # the silent record, and both past holders
+    (line,) = [r for r in log_records(out) if "holders released" in r["message"]]
+    assert line["serial"] == a and gone in line["message"] and silent in line["message"]
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        pytest.param(lambda arn: arn, id="full-arn"),
+        pytest.param(lambda arn: arn[: -len("-AbCdEf")], id="partial-arn"),
+        pytest.param(lambda arn: arn.rsplit(":", 1)[1], id="name-with-suffix"),
+        pytest.param(lambda arn: arn.rsplit(":", 1)[1][: -len("-AbCdEf")], id="bare-name"),
+    ],
+)
+def test_an_unreadable_record_naming_the_secret_without_a_serial_holds_that_secret_only(
+    aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, capfd: pytest.CaptureFixture[str], named: Any
+) -> None:
+    """Issue 25 item 5: a record that names secret W (any form) but carries no Serial holds W's
+    superseded certificate, with the reason and RevocationsHeld; API's is revoked."""
+    web = make_secret(spec(root_ca, "web.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="web")
+    api = make_secret(spec(root_ca, "api.example.internal", REVOKE_SUPERSEDED_AFTER="0"), name="api")
+    web_old, api_old = rotate_at(aws, web, START), rotate_at(aws, api, START)
+    record = {"SecretArn": named(web), "CertificateFile": "/etc/ssl/certs/web.pem", "Status": "installed"}
+    boto3.client("ssm", REGION).put_inventory(
+        InstanceId="i-0bad0bad0bad0bad2",
+        Items=[
+            {
+                "TypeName": "Custom:CertrotateCertificate",
+                "SchemaVersion": "1.0",
+                "CaptureTime": "2026-03-01T00:00:00Z",
+                "Content": [record],
+            }
+        ],
+    )
+    capfd.readouterr()
+    rotate_at(aws, web, START + timedelta(days=1))
+    rotate_at(aws, api, START + timedelta(days=1))
+    assert revoked(root_ca) == {api_old: "SUPERSEDED"}
+    out = capfd.readouterr().out
+    (line,) = [r for r in log_records(out) if "not revoked" in r["message"]]
+    assert line["serial"] == web_old and "i-0bad0bad0bad0bad2: unreadable record names this secret" in line["message"]
+    (held,) = [m for m in emf_records(out) if "RevocationsHeld" in m]
+    assert held["RevocationsHeld"] == [1.0]

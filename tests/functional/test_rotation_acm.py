@@ -14,8 +14,8 @@ import pytest
 from freezegun import freeze_time
 
 from rotation.errors import VerificationError
-from rotation.guard import ROTATE_NOW_TAG
-from rotation.issuers.acm import owner_tag
+from rotation.issuance.issuers.acm import owner_tag
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import rotate, run_steps, secret_fields, stage_pending, stages
 

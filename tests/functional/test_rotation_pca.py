@@ -8,9 +8,9 @@ import pytest
 
 from rotation.emulation.pki import create_ca
 from rotation.errors import SpecError
-from rotation.guard import ROTATE_NOW_TAG
-from rotation.keys import public_key_der
-from rotation.spec import KeyAlgorithm
+from rotation.issuance.keys import public_key_der
+from rotation.issuance.spec import KeyAlgorithm
+from rotation.lifecycle.guard import ROTATE_NOW_TAG
 from tests.functional.helpers import assert_valid_bundle, calls_of
 from tests.support.driver import replace_current, rotate, stage_pending, stages
 

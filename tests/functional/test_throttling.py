@@ -16,7 +16,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from rotation.emulation.throttling import throttled_moto
 from rotation.errors import AwsCallError
-from rotation.issuers.base import WaitBudget
+from rotation.issuance.issuers.base import WaitBudget
 from rotation.throttling import THROTTLING_CODES, TRANSIENT_RETRIES, call_with_backoff
 from tests.functional.helpers import assert_valid_bundle
 from tests.support.driver import rotate, stages
@@ -175,9 +175,9 @@ def test_a_storm_started_all_at_once_makes_one_issuing_call_per_certificate(
     from rotation.emulation.dynamodb_atomic import atomic_dynamodb
     from rotation.emulation.rotation_service import STEPS, LocalLambdaContext, rotation_event, stage_pending
     from rotation.emulation.throttling import DEFAULT_QUOTAS
-    from rotation.engine import build_services
-    from rotation.issuance_pacer import IssuancePacer, rates_from_environment
-    from rotation.ledger import Ledger
+    from rotation.fleet.ledger import Ledger
+    from rotation.issuance.pacer import IssuancePacer, rates_from_environment
+    from rotation.lifecycle.engine import build_services
     from tests.conftest import LEDGER_TABLE
 
     spec = {"CERTIFICATE_TYPE": certificate_type, "CA_ARN": root_ca, "KEY_ALGORITHM": "EC_prime256v1"}

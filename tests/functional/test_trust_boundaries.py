@@ -20,15 +20,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-import rotation.spec
+import rotation.issuance.spec
 from rotation.cli import main as certrotate
 from rotation.emulation.certificates import key_usage, subject_alternative_names
 from rotation.emulation.pki import moto_ca
 from rotation.emulation.rotation_service import LAMBDA_ARN, rotation_function_in_moto
 from rotation.errors import SpecError, VerificationError
 from rotation.event_handlers import acm_certificate_available
-from rotation.issuers.acm import OWNER_TAG
-from rotation.keys import private_key_pem
+from rotation.issuance.issuers.acm import OWNER_TAG
+from rotation.issuance.keys import private_key_pem
 from tests.functional.helpers import calls_of
 from tests.support.driver import replace_current, rotate, run_steps, secret_fields, stage_pending, stages
 from tests.support.policy import document, rule, use_policy
@@ -118,7 +118,9 @@ def test_a_ca_certificate_from_the_issuer_is_never_staged(
 ) -> None:
     """Even if a CA template got past the spec and the policy, createSecret's verification refuses the result."""
     monkeypatch.setattr(
-        rotation.spec, "END_ENTITY_TEMPLATES", (*rotation.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1")
+        rotation.issuance.spec,
+        "END_ENTITY_TEMPLATES",
+        (*rotation.issuance.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1"),
     )
     use_policy(document(rule("all", ["*"], [root_ca], dns_names=["."], client_auth=True)))
     arn = make_secret(pca_spec(root_ca, TEMPLATE_ARN=ROOT_TEMPLATE))

@@ -10,7 +10,7 @@ import pytest
 from certrotate_installer import certificate, distro, output, validation
 from certrotate_installer.servers import apache
 
-from rotation.spec import KeyAlgorithm
+from rotation.issuance.spec import KeyAlgorithm
 from tests.support.certs import LocalCA
 
 NAMES = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")

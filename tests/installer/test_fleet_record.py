@@ -14,7 +14,7 @@ from typing import Any
 
 from certrotate_installer import fleet_record, host_file, main, output, parameters, runs, served_check, validation
 
-from rotation.fleet import REQUIRED, hosts_serving, parse_reports
+from rotation.fleet.view import REQUIRED, hosts_serving, parse_reports
 from tests.support.certs import LocalCA
 
 ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf"

@@ -1,6 +1,6 @@
 """The fleet record's schema has one owner, the installer (``fleet_record.py``, ``served_check.py``:
 stdlib-only and shipped alone in the documents, so it cannot import the Lambda's package); the
-Lambda's reader (``rotation/fleet.py``, ``rotation/fleet_inventory.py``) is pinned to it here:
+Lambda's reader (``rotation/fleet/view.py``, ``rotation/fleet/inventory.py``) is pinned to it here:
 type name, statuses, every field the reader reads, the ServedCheck bound and its ``stale:`` form,
 and the Server words the registry can write.
 """
@@ -12,7 +12,8 @@ from dataclasses import fields
 from certrotate_installer import fleet_record, served_check
 from certrotate_installer.servers import REGISTRY
 
-from rotation import fleet, fleet_inventory
+from rotation.fleet import inventory as fleet_inventory
+from rotation.fleet import view as fleet
 from tests.installer.test_fleet_record import facts, request
 
 # HostReport's fields and the record key each is read from (account, instance id and time aside).

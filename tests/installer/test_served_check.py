@@ -21,9 +21,9 @@ import pytest
 from certrotate_installer import served_check as check
 from certrotate_installer import validation
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_apache import free_port
-from rotation.fleet import HostReport, RunStatus
+from rotation.fleet.view import HostReport, RunStatus
+from rotation.issuance.bundle import CertBundle
 from tests.support.certs import LocalCA
 from tests.support.stale_worker import stale_worker
 
@@ -138,7 +138,7 @@ def test_a_stale_or_failing_worker_that_drains_within_the_bound_passes(scene: An
 
 
 def test_the_summary_is_bounded_and_names_the_most_frequent_other_serial_in_full() -> None:
-    """In full: revocation matches the serial (rotation.fleet.HostReport.stale_serial)."""
+    """In full: revocation matches the serial (rotation.fleet.view.HostReport.stale_serial)."""
     long_serial = "AB" * 20
     labels = (long_serial,) * 9 + ("01",) * 2 + (check.NO_TLS,) * 1 + (check.MATCH,) * 4
     summary = check.served_summary(labels)

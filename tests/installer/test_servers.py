@@ -19,8 +19,8 @@ from certrotate_installer import host_file, output, validation
 from certrotate_installer.servers import REGISTRY, haproxy, nginx
 from certrotate_installer.tools import tool_environment
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_servers import LocalHaproxy, LocalNginx, free_port, server_available
+from rotation.issuance.bundle import CertBundle
 from tests.installer.helpers import LocalUser
 from tests.support.certs import LocalCA
 

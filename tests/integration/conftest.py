@@ -17,10 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.bundle import CertBundle
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
 from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
+from rotation.issuance.bundle import CertBundle
 from tests.installer.helpers import LocalUser, local_user, user_problem
 from tests.support.certs import LocalCA
 

@@ -33,8 +33,8 @@ from rotation.emulation.pki import create_ca
 from rotation.emulation.rotation_service import rotation_function_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import run_association
-from rotation.fleet import normalize_serial
-from rotation.ledger import LEDGER_TABLE_ENV, create_table
+from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
+from rotation.fleet.view import normalize_serial
 from tests.integration.conftest import HOSTNAME, REGION
 from tests.integration.test_convergence import new_host, rotate
 from tests.integration.test_install_document import served_serial

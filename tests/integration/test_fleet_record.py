@@ -17,7 +17,7 @@ from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import CommandResult, run_document
-from rotation.fleet import INVENTORY_TYPE
+from rotation.fleet.view import INVENTORY_TYPE
 from tests.integration.conftest import HOSTNAME, REGION
 from tests.integration.test_install_document import served_serial
 from tests.support.certs import LocalCA

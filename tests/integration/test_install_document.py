@@ -19,7 +19,7 @@ from cryptography import x509
 from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.ssm_runner import CommandResult, run_document
-from rotation.spec import KeyAlgorithm
+from rotation.issuance.spec import KeyAlgorithm
 from tests.integration.conftest import HOSTNAME, LocalServer
 from tests.support.certs import LocalCA
 

@@ -381,7 +381,7 @@ def test_7_a_full_disk_rolls_back_with_a_documented_code_and_no_leftovers(
 
 
 def _rsa() -> Any:
-    from rotation.spec import KeyAlgorithm
+    from rotation.issuance.spec import KeyAlgorithm
 
     return KeyAlgorithm.RSA_2048
 

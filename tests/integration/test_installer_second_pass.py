@@ -29,13 +29,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rotation.bundle import CertBundle, join_pem
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError, run_document
-from rotation.fleet import INVENTORY_TYPE
-from rotation.keys import private_key_pem
+from rotation.fleet.view import INVENTORY_TYPE
+from rotation.issuance.bundle import CertBundle, join_pem
+from rotation.issuance.keys import private_key_pem
 from tests.integration.conftest import HOSTNAME, REGION, require
 from tests.integration.test_install_document import INSTALL, install, rollback, served_serial, snapshot
 from tests.support.certs import LocalCA

@@ -235,3 +235,26 @@ def test_a_run_with_only_the_secret_installs_what_the_host_file_describes(
     assert f"installed; {title} on port {server.port} serves" in result.stdout
     (entry,) = [r for r in recorded(server) if same_serial(r["Serial"], new.serial_hex)]
     assert (entry["Server"], entry["HttpsPort"]) == (server.name, str(server.port))  # what the host file said
+
+
+@pytest.mark.parametrize("server", ["haproxy"], indirect=True)
+def test_a_run_that_starts_while_haproxy_makes_its_socket_anew_waits_for_it(
+    server: LocalHaproxy, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
+) -> None:
+    """HAProxy makes its sockets anew at each reload; a run started just after one (a rollback right
+    after an install, under load) found no socket and refused, exit 4. The socket is moved away here
+    and put back (as HAProxy's new process does) while the run starts: the run waits and installs."""
+    import threading
+
+    sockets = [server.runtime_socket, server.master_socket]
+    for path in sockets:
+        path.rename(path.with_name(path.name + ".away"))
+    back = threading.Timer(3.0, lambda: [p.with_name(p.name + ".away").rename(p) for p in sockets])
+    back.start()
+    try:
+        new = ca.issue([HOSTNAME])
+        result = install(server, put_secret(new), host_env)
+    finally:
+        back.join()
+    assert result.ok, result.stderr
+    assert served_serial(server) == new.certificate.serial_number

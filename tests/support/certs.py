@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from rotation.bundle import CertBundle, join_pem
 from rotation.emulation.certificates import ca_certificate, leaf_certificate
-from rotation.keys import generate_key, private_key_pem
-from rotation.spec import CertSpec, KeyAlgorithm, parse_spec
+from rotation.issuance.bundle import CertBundle, join_pem
+from rotation.issuance.keys import generate_key, private_key_pem
+from rotation.issuance.spec import CertSpec, KeyAlgorithm, parse_spec
 
 CA_ARN = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"
 

@@ -33,8 +33,13 @@ def script() -> list[str]:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """A clean environment: test credentials, no profile or endpoint from the caller's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    """A clean environment: test credentials, no profile or endpoint from the caller's shell.
+
+    ``CERTROTATE_LEDGER_TABLE`` is dropped too: the emulated rotation function runs in the test's
+    process and reads it from there, but an operator's shell sets it only by choice (with it,
+    ``status`` and ``hosts`` read the ledger instead of values); a test passes it in ``extra``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "CERTROTATE_LEDGER_TABLE"}
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import rotation.handler
-from rotation.issuance_policy import IssuancePolicy, parse_policy
-from rotation.policy_store import fixed_policy
+from rotation.issuance.policy import IssuancePolicy, parse_policy
+from rotation.issuance.policy_store import fixed_policy
 
 
 def rule(name: str, secrets: list[str], ca_arns: list[str], **allows: Any) -> dict[str, Any]:

@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FIRST_INVOCATION = """
 import sys
-import rotation.handler, rotation.engine
+import rotation.handler, rotation.lifecycle.engine
 services = rotation.handler.services()
 services.pca_for_region("us-east-1")
 unused = (
-    "boto3", "s3transfer", "rotation.ledger", "rotation.revoker", "rotation.fleet", "rotation.issuers.acm",
+    "boto3", "s3transfer", "rotation.fleet.ledger", "rotation.fleet.revoker", "rotation.fleet.view",
+    "rotation.issuance.issuers.acm",
     "concurrent.futures.thread",  # ThreadPoolExecutor: only for an RSA spare key (botocore imports the rest)
 )
 print(" ".join(m for m in unused if m in sys.modules))
@@ -34,15 +35,16 @@ def test_a_private_ca_container_without_a_ledger_loads_neither_boto3_the_ledger_
 
 
 def test_the_engine_names_the_ledger_variable_as_the_ledger_does() -> None:
-    from rotation import engine, ledger
+    from rotation.fleet import ledger
+    from rotation.lifecycle import engine
 
     assert engine.LEDGER_TABLE_ENV == ledger.LEDGER_TABLE_ENV
 
 
 def test_the_acm_issuer_is_built_when_an_acm_secret_asks_for_it() -> None:
-    from rotation.engine import build_services
-    from rotation.issuers import AcmIssuer, PcaIssuer
-    from rotation.spec import CertificateType
+    from rotation.issuance.issuers import AcmIssuer, PcaIssuer
+    from rotation.issuance.spec import CertificateType
+    from rotation.lifecycle.engine import build_services
 
     services = build_services(object(), lambda region: object(), lambda region: object())
     assert set(services.issuers) == set(CertificateType)

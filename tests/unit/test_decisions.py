@@ -8,12 +8,12 @@ import pytest
 from freezegun import freeze_time
 
 from rotation.errors import EventError, NotPendingError, RotationDisabledError, SpecError, UnknownVersionError
-from rotation.guard import ROTATE_NOW_TAG, SecretMetadata, Verdict, check_step
-from rotation.issuers.base import idempotency_token
-from rotation.renewal import Plan, decide, is_due, renewal_window
-from rotation.rotation_event import Step, parse_event
-from rotation.signing import signing_algorithm
-from rotation.spec import KeyFamily
+from rotation.issuance.issuers.base import idempotency_token
+from rotation.issuance.signing import signing_algorithm
+from rotation.issuance.spec import KeyFamily
+from rotation.lifecycle.guard import ROTATE_NOW_TAG, SecretMetadata, Verdict, check_step
+from rotation.lifecycle.renewal import Plan, decide, is_due, renewal_window
+from rotation.lifecycle.rotation_event import Step, parse_event
 from tests.support.certs import LocalCA, spec_for
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf"

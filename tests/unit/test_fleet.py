@@ -6,17 +6,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.fleet import (
+from rotation.fleet.view import (
     CurrentCertificate,
+    FleetScope,
     HostReport,
     HostState,
     RunStatus,
     classify,
     fleet_view,
     hosts_serving,
+    names_secret,
     normalize_fingerprint,
     normalize_serial,
+    parse_records,
     parse_reports,
+    reader_covers,
+    secret_forms,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -182,3 +187,20 @@ def test_a_host_whose_served_check_saw_the_old_serial_still_serves_it() -> None:
     assert hosts_serving([one(record(ServedCheck="16/16"))], "C0FFEE") == []
     assert hosts_serving([host], OLD_FP) == []
     assert classify(host, CURRENT, NOW, INTERVAL) is HostState.CURRENT  # its record's own certificate decides
+
+
+def test_a_record_names_a_secret_by_its_arn_partial_arn_or_name_and_nothing_else() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/web-AbCdEf"
+    assert secret_forms(arn) == [arn, "team-a/web-AbCdEf", arn[:-7], "team-a/web"]
+    assert all(names_secret(form, arn) for form in secret_forms(arn))
+    assert not names_secret("team-a/web-", arn) and not names_secret("", arn) and not names_secret("team-a", arn)
+
+
+def test_the_scope_of_an_account_is_its_readers_prefixes_and_a_bad_record_keeps_the_secret_it_names() -> None:
+    scope = FleetScope(readers=(("111111111111", "team-a/"),))
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/api-AbCdEf"
+    assert not scope.concerns("111111111111", arn) and scope.concerns("123456789012", arn)
+    assert scope.concerns("111111111111", arn.replace("team-b/api", "team-a/web"))
+    assert reader_covers("team-a/", "team-a/web") and not reader_covers("team-a/", "team-b/api")
+    _, (problem,) = parse_records("123456789012", "i-0bad0bad0bad0bad0", [{"SecretArn": arn, "Status": "installed"}])
+    assert problem.secret_arn == arn and problem.serial == ""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.issuance_policy import (
+from rotation.issuance.policy import (
     ANY_IP,
     IssuedFacts,
     PolicyError,
@@ -22,8 +22,8 @@ from rotation.issuance_policy import (
     normalize_dns,
     parse_policy,
 )
-from rotation.spec import CertificateType, CertSpec, parse_spec
-from rotation.validity import requested_lifetime
+from rotation.issuance.spec import CertificateType, CertSpec, parse_spec
+from rotation.issuance.validity import requested_lifetime
 
 CA = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" + "1" * 36
 RANDOM = random.Random(15)  # reproducible generated cases
@@ -221,3 +221,46 @@ def test_the_default_validity_fits_a_365_day_rule_before_and_after_issuance() ->
     now = datetime(2027, 5, 4, 12, tzinfo=UTC)
     fit_request(rule_365, spec, now=now)
     check_issued(rule_365, _facts(timedelta(days=365, minutes=60)))
+
+
+NOW_POLICY = datetime(2027, 5, 4, 12, tzinfo=UTC)
+
+
+def test_the_pre_issue_check_lists_every_violation_and_fit_request_refuses_the_first() -> None:
+    from rotation.issuance.policy import fit_request, request_problems
+    from rotation.issuance.spec import KeyAlgorithm
+    from tests.support.certs import spec_for
+
+    narrow = Rule(
+        "payments",
+        ("payments/*",),
+        (CA,),
+        dns_names=("*.a.example.internal",),
+        key_algorithms=(KeyAlgorithm.EC_prime256v1,),
+        max_validity_days=90,
+    )
+    other_ca = CA.replace("1" * 12, "2" * 12)
+    spec = spec_for(CA_ARN=other_ca, COMMON_NAME="api.other.example", KEY_ALGORITHM="RSA_2048")  # VALIDITY: 365
+    problems = request_problems(narrow, spec, now=NOW_POLICY)
+    assert [p.field for p in problems] == ["CA_ARN", "COMMON_NAME", "KEY_ALGORITHM", "VALIDITY"]
+    with pytest.raises(PolicyError) as refused:
+        fit_request(narrow, spec, now=NOW_POLICY)
+    assert refused.value.field == "CA_ARN"
+    inside = spec_for(CA_ARN=CA, COMMON_NAME="api.a.example.internal", KEY_ALGORITHM="EC_prime256v1", VALIDITY="90")
+    assert request_problems(narrow, inside, now=NOW_POLICY) == []
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/…",
+        "arn:aws:acm-pca:eu-west-1:1111:certificate-authority/" + "1" * 36,
+        "arn:aws:acm:eu-west-1:111122223333:certificate-authority/" + "1" * 36,
+        "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
+    ],
+)
+def test_a_policy_ca_arn_must_be_well_formed(arn: str) -> None:
+    document = {"version": 1, "rules": [{"name": "a", "secrets": ["*"], "ca_arns": [arn]}]}
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(json.dumps(document))
+    assert refused.value.field == "rules[0].ca_arns"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rotation.keys import SPARE_KEYS, key_algorithm_of, public_key_der
-from rotation.spec import KeyAlgorithm
+from rotation.issuance.keys import SPARE_KEYS, key_algorithm_of, public_key_der
+from rotation.issuance.spec import KeyAlgorithm
 
 
 @pytest.mark.parametrize("algorithm", [KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_prime256v1])

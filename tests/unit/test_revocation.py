@@ -1,4 +1,4 @@
-"""The pure revocation decisions (rotation.revocation): one outcome per ledger entry."""
+"""The pure revocation decisions (rotation.fleet.revocation): one outcome per ledger entry."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.fleet import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
-from rotation.revocation import (
+from rotation.fleet.revocation import (
+    CLOCK_SKEW,
+    HOLDER_RELEASE_AFTER,
     Decision,
     FleetEvidence,
     IssuedCertificate,
@@ -18,6 +19,7 @@ from rotation.revocation import (
     hold_or_revoke,
     plan_superseded,
 )
+from rotation.fleet.view import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:www-AbCdEf"
@@ -96,7 +98,7 @@ def test_a_record_naming_the_fingerprint_holds_whatever_serial_or_secret_it_name
     """Issue 16 item 1: matched by serial or fingerprint; the record's SecretArn plays no part."""
     old = entry("C3", replaced_days_ago=8, fingerprint="ab" * 32)
     by_fingerprint = replace(host("99"), secret_arn="made-up", fingerprint="ab" * 32)
-    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((by_fingerprint,)))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((by_fingerprint,)), NOW)
     assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
 
 
@@ -105,7 +107,9 @@ def test_an_unreadable_record_holds_only_the_certificate_it_names() -> None:
     first, second = entry("C3", replaced_days_ago=8), entry("D4", replaced_days_ago=8)
     bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
     nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial")
-    decisions = hold_or_revoke(candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)))
+    decisions = hold_or_revoke(
+        candidates([first, second], (), NOW, timedelta(0)), FleetEvidence((), (bad, nameless)), NOW
+    )
     by_serial = {d.certificate.serial: d for d in decisions}
     assert by_serial["C3"].outcome is Outcome.HELD and "i-0bad0bad0bad0bad0" in by_serial["C3"].detail
     assert by_serial["D4"].outcome is Outcome.REVOKE
@@ -115,6 +119,7 @@ def test_an_unreadable_account_holds_every_candidate_of_the_secret_naming_the_ac
     decisions = hold_or_revoke(
         candidates([entry("C3", replaced_days_ago=8)], (), NOW, timedelta(0)),
         FleetEvidence(unreadable=("111111111111 in eu-west-1 unreadable: AccessDenied",)),
+        NOW,
     )
     assert decisions[0].outcome is Outcome.HELD and "111111111111 in eu-west-1" in decisions[0].detail
 
@@ -127,7 +132,7 @@ def test_a_past_holder_releases_only_with_a_newer_certificate_reported_after_it_
     plan = candidates([old, new], ("D4",), NOW, timedelta(0))
 
     def outcome(*reports: HostReport) -> Outcome:
-        return {d.certificate.serial: d.outcome for d in hold_or_revoke(plan, FleetEvidence(reports))}["C3"]
+        return {d.certificate.serial: d.outcome for d in hold_or_revoke(plan, FleetEvidence(reports), NOW)}["C3"]
 
     assert outcome() is Outcome.HELD  # the record vanished
     assert outcome(host("FF")) is Outcome.HELD  # a serial the secret never delivered
@@ -159,7 +164,7 @@ def test_a_certificate_a_stale_worker_still_serves_is_not_revoked() -> None:
         host("D4"), status=RunStatus.UNCHANGED, exit_code=0, served_check="stale: 3/16 serial C3, new: 13/16"
     )
     plan = candidates([old, new], ("D4",), NOW, timedelta(0))
-    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((on_new,))) if d.certificate.serial == "C3"]
+    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((on_new,)), NOW) if d.certificate.serial == "C3"]
     assert decision.outcome is Outcome.SERVED and decision.served_by == ("123456789012/i-0123456789abcdef0",)
     proven = replace(on_new, served_check="16/16")
     assert old_outcome(plan, proven) is Outcome.REVOKE
@@ -182,5 +187,77 @@ def test_a_stale_serial_counts_only_in_a_record_of_a_certificate_of_that_secret(
 
 def old_outcome(plan: list[Decision], record: HostReport) -> Outcome:
     """The outcome for C3 (the superseded entry) with ``record`` the only one."""
-    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((record,))) if d.certificate.serial == "C3"]
+    (decision,) = [d for d in hold_or_revoke(plan, FleetEvidence((record,)), NOW) if d.certificate.serial == "C3"]
     return decision.outcome
+
+
+OTHER = "111111111111"
+TEAM_A_ONLY = FleetScope(readers=((OTHER, "team-a/"),))
+
+
+def test_records_and_past_holders_of_an_account_that_may_not_read_the_secret_count_for_nothing() -> None:
+    """Issue 25 item 2: the SecretReaders scope applies to readable records too, and to HeldBy."""
+    old = entry("C3", replaced_days_ago=8, held_by=(f"{OTHER}/i-0a0a0a0a0a0a0a0a0",))
+    foreign = replace(host("C3", "i-0a0a0a0a0a0a0a0a0"), account=OTHER)
+    unreadable = RecordProblem(OTHER, "i-0a0a0a0a0a0a0a0a1", "where", "missing Status", serial="C3")
+    (decision,) = hold_or_revoke(
+        candidates([old], (), NOW, timedelta(0)), FleetEvidence((foreign,), (unreadable,), scope=TEAM_A_ONLY), NOW
+    )
+    assert decision.outcome is Outcome.REVOKE
+    assert decision.released == (f"{OTHER}/i-0a0a0a0a0a0a0a0a0: its account may not read this secret (SecretReaders)",)
+    # the same records hold a secret that account may read
+    readable = replace(old, secret_arn=ARN.replace(":www-", ":team-a/www-"))
+    (held,) = hold_or_revoke(
+        candidates([readable], (), NOW, timedelta(0)),
+        FleetEvidence((replace(foreign, secret_arn=readable.secret_arn),), (unreadable,), scope=TEAM_A_ONLY),
+        NOW,
+    )
+    assert held.outcome is Outcome.SERVED and held.served_by == (f"{OTHER}/i-0a0a0a0a0a0a0a0a0",)
+
+
+def test_host_holds_end_after_the_release_time_and_not_before() -> None:
+    """A record dated past HOLDER_RELEASE_AFTER, or in the future, serves nothing; a past holder and an
+    unreadable record naming the serial hold until that long after a host was last seen serving it."""
+    last = NOW - HOLDER_RELEASE_AFTER
+    holder = "123456789012/i-0123456789abcdef0"
+    bad = RecordProblem("123456789012", "i-0bad0bad0bad0bad0", "where", "missing Status", serial="C3")
+    for seen, expected in ((last + timedelta(hours=1), Outcome.HELD), (last - timedelta(hours=1), Outcome.REVOKE)):
+        old = entry("C3", replaced_days_ago=100, held_by=(holder,), last_served_at=seen)
+        (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((), (bad,)), NOW)
+        assert decision.outcome is expected, seen
+        assert len(decision.released) == (2 if expected is Outcome.REVOKE else 0)
+    old = entry("C3", replaced_days_ago=1)
+    for recorded, expected in (
+        (NOW - HOLDER_RELEASE_AFTER + timedelta(hours=1), Outcome.SERVED),
+        (NOW - HOLDER_RELEASE_AFTER - timedelta(hours=1), Outcome.REVOKE),
+        (NOW + CLOCK_SKEW + timedelta(hours=1), Outcome.REVOKE),
+    ):
+        record = replace(host("C3"), recorded_at=recorded)
+        (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((record,)), NOW)
+        assert decision.outcome is expected, recorded
+    served = replace(host("C3"), recorded_at=NOW - timedelta(days=3))
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((served,)), NOW)
+    assert decision.heard_at == NOW - timedelta(days=3)  # what the ledger's LastServedAt becomes
+
+
+@pytest.mark.parametrize("named", [ARN, ARN[:-7], "www-AbCdEf", "www"])
+def test_an_unreadable_record_naming_the_secret_without_a_serial_holds_it_and_no_other(named: str) -> None:
+    """Issue 25 item 5."""
+    nameless = RecordProblem("123456789012", "i-0bad0bad0bad0bad1", "where", "missing Serial", secret_arn=named)
+    other = replace(entry("D4", replaced_days_ago=8), secret_arn=ARN.replace(":www-", ":api-"))
+    (mine,) = hold_or_revoke(
+        candidates([entry("C3", replaced_days_ago=8)], (), NOW, timedelta(0)), FleetEvidence((), (nameless,)), NOW
+    )
+    (theirs,) = hold_or_revoke(candidates([other], (), NOW, timedelta(0)), FleetEvidence((), (nameless,)), NOW)
+    assert mine.outcome is Outcome.HELD and "names this secret, its serial unreadable" in mine.detail
+    assert theirs.outcome is Outcome.REVOKE
+
+
+def test_a_record_of_the_secret_whose_serial_is_not_a_serial_holds_it_and_an_empty_one_holds_nothing() -> None:
+    old = entry("C3", replaced_days_ago=8)
+    garbage = replace(host("C3"), serial="NOT-A-SERIAL", fingerprint="")
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((garbage,)), NOW)
+    assert decision.outcome is Outcome.HELD and "record names this secret, its serial unreadable" in decision.detail
+    no_file = replace(host("C3"), serial="", fingerprint="")  # the installer found no certificate in the file
+    (decision,) = hold_or_revoke(candidates([old], (), NOW, timedelta(0)), FleetEvidence((no_file,)), NOW)
+    assert decision.outcome is Outcome.REVOKE

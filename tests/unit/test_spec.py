@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rotation.errors import SpecError
-from rotation.spec import (
+from rotation.issuance.spec import (
     DEFAULT_TEMPLATE_ARN,
     END_ENTITY_TEMPLATES,
     MAX_NAMES,

@@ -10,11 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from freezegun import freeze_time
 
-from rotation.bundle import CertBundle, merge_into_secret
 from rotation.errors import VerificationError
-from rotation.keys import key_algorithm_of, load_private_key, private_key_pem
-from rotation.spec import KeyAlgorithm
-from rotation.verification import check_handshake, verify_bundle
+from rotation.issuance.bundle import CertBundle, merge_into_secret
+from rotation.issuance.keys import key_algorithm_of, load_private_key, private_key_pem
+from rotation.issuance.spec import KeyAlgorithm
+from rotation.issuance.verification import check_handshake, verify_bundle
 from tests.support.certs import LocalCA, spec_for
 
 CA = LocalCA()

@@ -42,7 +42,7 @@ from typing import Callable, FrozenSet, List, Optional, Tuple
 from ..directories import open_directory, read_regular
 from ..distro import DEBIAN_DIRS, RHEL_DIRS, Distro
 from ..host_file import HostConfig
-from ..output import refused
+from ..output import InstallError, refused
 from ..server_processes import executable, peer_credentials, real_uid, trusted_uids
 from ..tools import find_tool
 from .base import Server
@@ -111,6 +111,25 @@ def check_socket(path: str, euid: int) -> None:
                 f"haproxy {what} (uid {st.st_uid}, gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):o}) may be "
                 f"replaced by another user; it must belong to root or {SERVER_USER} and be writable by nobody else"
             )
+
+
+def await_socket(path: str, euid: int, seconds: float = MASTER_RETRY_SECONDS) -> None:
+    """:func:`check_socket`, looking again for a few seconds while the socket does not exist: HAProxy
+    makes its sockets anew at each reload, so a run that starts just after one (its own previous
+    run's, a rollback's, logrotate's) may come between the old socket and the new one.
+
+    Raises:
+        InstallError: REFUSED, at once when the socket is not trusted, after ``seconds`` when it is missing.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check_socket(path, euid)
+            return
+        except InstallError:
+            if os.path.lexists(path) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.2)
 
 
 def peer_problem(pid: int, uid: int, binary: str, uids: FrozenSet[int]) -> Optional[str]:
@@ -182,7 +201,7 @@ class Haproxy(Server):
         self.runtime_socket, self.master_socket = (config.server_path(key) for key in self.extra_paths)
         for path in (self.runtime_socket, self.master_socket):
             if path:
-                check_socket(path, euid)
+                await_socket(path, euid)
 
     def config_test(self) -> Tuple[bool, str]:
         binary = find_tool(self.distro.server, self.env)

@@ -17,9 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rotation.errors import VerificationError
-from rotation.keys import PrivateKey, describe_key, load_private_key, private_key_pem
+from rotation.issuance.keys import PrivateKey, describe_key, load_private_key, private_key_pem
+from rotation.issuance.spec import OUTPUT_FIELDS
 from rotation.redaction import redact
-from rotation.spec import OUTPUT_FIELDS
 
 
 @dataclass(frozen=True)

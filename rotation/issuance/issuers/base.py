@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from rotation.bundle import CertBundle
-from rotation.certificate_authority import CaFacts
 from rotation.errors import IssuanceTimeoutError
-from rotation.renewal import Plan
-from rotation.spec import CertSpec
+from rotation.issuance.bundle import CertBundle
+from rotation.issuance.certificate_authority import CaFacts
+from rotation.issuance.policy import Rule
+from rotation.issuance.spec import CertSpec
+from rotation.lifecycle.renewal import Plan
 
 T = TypeVar("T")
 
@@ -27,6 +28,9 @@ class IssueRequest:
     current: CertBundle | None
     ca: CaFacts
     now: datetime
+    #: The issuance policy rule governing the secret: an existing certificate (ACM's CERTIFICATE_ARN)
+    #: is taken only when every name it carries is inside it (None: not checked, callers outside a step).
+    rule: Rule | None = None
 
 
 @dataclass
@@ -69,7 +73,7 @@ class WaitBudget:
 
 
 class SlotBooker(Protocol):
-    """Books a slot of an issuer's request quota shared by every container (rotation.issuance_pacer)."""
+    """Books a slot of an issuer's request quota shared by every container (rotation.issuance.pacer)."""
 
     def wait_for_slot(self, service: str, operation: str, account: str, region: str, deadline: WaitBudget) -> float:
         """Sleep until this call's slot; the seconds waited."""

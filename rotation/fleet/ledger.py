@@ -26,6 +26,7 @@ certificate proves nothing, as anyone with ``acm:AddTagsToCertificate`` can writ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,9 @@ from typing import Any
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError
-from rotation.fleet import normalize_serial
-from rotation.revocation import IssuedCertificate
+from rotation.fleet.ledger_protection import ADMIN_ACTIONS, ITEM_WRITES, ProtectionCheck
+from rotation.fleet.revocation import IssuedCertificate
+from rotation.fleet.view import normalize_serial
 
 LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 _SERVICE = "dynamodb"
@@ -45,6 +47,8 @@ KEPT_AFTER_EXPIRY = timedelta(days=90)
 REFUSAL_LIMIT = 1000
 #: The TTL attribute the central template's table declares.
 TTL_ATTRIBUTE = "ExpiresAt"
+#: The versions, besides ``VersionId``, that hold an entry's certificate (rotations that kept it).
+KEPT_VERSIONS = "KeptVersions"
 
 
 def _time(value: datetime) -> str:
@@ -74,11 +78,27 @@ def _second(value: datetime) -> datetime:
 
 
 class Ledger:
-    """The ledger table on an injected DynamoDB client."""
+    """The ledger table on an injected DynamoDB client.
 
-    def __init__(self, client: Any, table: str) -> None:
+    ``principals``: the ARNs the table's resource policy may exempt (rotation.fleet.ledger_protection).
+    """
+
+    def __init__(self, client: Any, table: str, principals: Collection[str] = ()) -> None:
         self._client = client
         self.table = table
+        self._principals = tuple(principals)
+        self._protection: ProtectionCheck | None = None
+
+    def require_protected(self) -> None:
+        """Before the table's word is taken as proof (an ACM ownership, a revocation): the table still
+        has its deletion protection and resource policy (cached per container).
+
+        Raises:
+            LedgerUnprotected: it lost one; AwsCallError: the check could not be made.
+        """
+        if self._protection is None:
+            self._protection = ProtectionCheck(self._client, self.table, self._principals)
+        self._protection.require()
 
     @property
     def client(self) -> Any:
@@ -200,9 +220,37 @@ class Ledger:
             after.append(changed)
         return True, after
 
-    def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str]) -> None:
-        """Remember the hosts seen serving an entry (``HeldBy``, a string set): each must later show a
-        newer certificate of the secret before the entry is revoked (rotation.revocation)."""
+    def record_kept(self, secret_arn: str, serial: str, fingerprint: str, version_id: str) -> bool:
+        """A rotation kept the certificate of entry ``serial`` in its new version ``version_id``:
+        add the version to the entry's ``KeptVersions`` (a string set), so that the version holding
+        it is known without reading any secret value (``certrotate status`` with the ledger).
+
+        The entry must hold that very certificate (same fingerprint): a forged value that only
+        reuses a serial gains no version. False when there is no such entry.
+        """
+        try:
+            with aws_call(_SERVICE, "UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table,
+                    Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
+                    UpdateExpression="ADD #kept :version",
+                    ConditionExpression="attribute_exists(Serial) AND Fingerprint = :fingerprint",
+                    ExpressionAttributeNames={"#kept": KEPT_VERSIONS},
+                    ExpressionAttributeValues={
+                        ":version": {"SS": [version_id]},
+                        ":fingerprint": {"S": fingerprint},
+                    },
+                )
+        except AwsCallError as exc:
+            if exc.code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def add_holders(self, secret_arn: str, serial: str, hosts: Iterable[str], seen_at: datetime) -> None:
+        """Remember the hosts seen serving an entry (``HeldBy``, a string set) and when
+        (``LastServedAt``): each must later show a newer certificate of the secret before the entry is
+        revoked, until :data:`rotation.fleet.revocation.HOLDER_RELEASE_AFTER` after that time."""
         names = sorted(set(hosts))
         if not names:
             return
@@ -210,10 +258,10 @@ class Ledger:
             self._client.update_item(
                 TableName=self.table,
                 Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
-                UpdateExpression="ADD #held :hosts",
+                UpdateExpression="ADD #held :hosts SET #seen = :seen",
                 ConditionExpression="attribute_exists(Serial)",
-                ExpressionAttributeNames={"#held": "HeldBy"},
-                ExpressionAttributeValues={":hosts": {"SS": names}},
+                ExpressionAttributeNames={"#held": "HeldBy", "#seen": "LastServedAt"},
+                ExpressionAttributeValues={":hosts": {"SS": names}, ":seen": {"S": _time(seen_at)}},
             )
 
     def mark_revoked(self, secret_arn: str, serial: str, reason: str, now: datetime) -> None:
@@ -251,12 +299,15 @@ class Ledger:
             held_by=_strings(item, "HeldBy"),
             refused_at=_parse(item.get("RefusedAt")),
             refusal=_text(item, "Refusal"),
+            last_served_at=_parse(item.get("LastServedAt")),
         )
 
 
-def create_table(client: Any, table: str) -> None:
-    """The table as the central template declares it (the demo and tests on moto)."""
-    client.create_table(
+def create_table(client: Any, table: str, writers: Collection[str] = (), administrators: Collection[str] = ()) -> None:
+    """The table as the central template declares it (the demo and tests on moto): deletion
+    protection, TTL, and the resource policy that denies item writes to all but ``writers`` and table
+    administration to all but ``administrators`` (the account's root user is always one of each)."""
+    description = client.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "SecretArn", "KeyType": "HASH"}, {"AttributeName": "Serial", "KeyType": "RANGE"}],
         AttributeDefinitions=[
@@ -264,7 +315,29 @@ def create_table(client: Any, table: str) -> None:
             {"AttributeName": "Serial", "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
-    )
+        DeletionProtectionEnabled=True,
+    )["TableDescription"]
     client.update_time_to_live(
         TableName=table, TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     )
+    arn = str(description["TableArn"])
+    root = f"arn:{arn.split(':')[1]}:iam::{arn.split(':')[4]}:root"
+
+    def deny(sid: str, actions: Collection[str], exempt: Collection[str]) -> dict[str, Any]:
+        return {
+            "Sid": sid,
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": [f"dynamodb:{a}" for a in actions],
+            "Resource": "*",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sorted({root, *exempt})}},
+        }
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            deny("OnlyTheRotationRoleAndOperatorsWriteItems", ITEM_WRITES, writers),
+            deny("OnlyTheStackAdministratorsAdministerTheTable", ADMIN_ACTIONS, administrators),
+        ],
+    }
+    client.put_resource_policy(ResourceArn=arn, Policy=json.dumps(policy))

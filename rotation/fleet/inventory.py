@@ -1,5 +1,5 @@
 """The fleet view's records of one account, read from SSM inventory (the adapter beside the pure
-:mod:`rotation.fleet`; the client is injected, as everywhere)."""
+:mod:`rotation.fleet.view`; the client is injected, as everywhere)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.fleet import INVENTORY_TYPE, STALE_PREFIX, HostReport, RecordProblem, parse_records, serial_forms
+from rotation.fleet.view import (
+    INVENTORY_TYPE,
+    STALE_PREFIX,
+    HostReport,
+    RecordProblem,
+    parse_records,
+    secret_forms,
+    serial_forms,
+)
 
 #: GetInventory's InventoryFilter.Values holds at most 40 values (botocore's ssm model,
 #: ``InventoryFilterValueList``: max 40); several values of one Equal filter match any of them.
@@ -22,17 +30,19 @@ def read_fleet(ssm: Any, account: str) -> tuple[list[HostReport], list[str]]:
 
 
 def read_records(
-    ssm: Any, account: str, serials: Sequence[str] | None = None
+    ssm: Any, account: str, serials: Sequence[str] | None = None, secret_arn: str = ""
 ) -> tuple[list[HostReport], list[RecordProblem]]:
     """The records of one account; with ``serials``, only the instances whose records name one of
     them (a ``Custom:CertrotateCertificate.Serial`` Equal filter over each serial's spellings, 40
     values a call), so hosts that serve other certificates cost nothing to read.
 
     A filter matches an instance when any of its records names the serial; every record of that
-    instance comes back, and each is matched again by :func:`rotation.fleet.serves_certificate`.
+    instance comes back, and each is matched again by :func:`rotation.fleet.view.serves_certificate`.
     One more read (``ServedCheck`` BeginWith ``stale:``) brings the instances whose served check saw
     a worker present another certificate: that one is named only there
-    (:func:`rotation.fleet.still_served_by_stale_worker`).
+    (:func:`rotation.fleet.view.still_served_by_stale_worker`). With ``secret_arn``, one more read brings
+    the instances whose records name that secret in any form (:func:`rotation.fleet.view.secret_forms`):
+    a record among them whose serial cannot be read holds that secret's revocations.
     """
     if serials is None:
         return _read(ssm, account, [])
@@ -46,6 +56,8 @@ def read_records(
     ]
     if values:
         filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": [STALE_PREFIX], "Type": "BeginWith"})
+    if secret_arn:
+        filters.append({"Key": f"{INVENTORY_TYPE}.SecretArn", "Values": secret_forms(secret_arn), "Type": "Equal"})
     for selection in filters:
         found, bad = _read(ssm, account, [selection])
         fresh = {r.instance_id for r in found} | {p.instance_id for p in bad}

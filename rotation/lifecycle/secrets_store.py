@@ -8,7 +8,7 @@ from typing import Any
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError
-from rotation.guard import SecretMetadata
+from rotation.lifecycle.guard import SecretMetadata
 
 _SERVICE = "secretsmanager"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError
-from rotation.issuance_policy import IssuancePolicy, default_policy, parse_policy
+from rotation.issuance.policy import IssuancePolicy, default_policy, parse_policy
 
 POLICY_PARAMETER_ENV = "CERTROTATE_POLICY_PARAMETER"
 STACK_CAS_ENV = "CERTROTATE_CA_ARNS"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rotation.errors import SpecError
-from rotation.spec import CertSpec, KeyFamily, SigningHash
+from rotation.issuance.spec import CertSpec, KeyFamily, SigningHash
 
 SIGNING_ALGORITHMS: dict[tuple[KeyFamily, SigningHash], str] = {
     (KeyFamily.RSA, SigningHash.SHA256): "SHA256WITHRSA",

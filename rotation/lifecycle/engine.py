@@ -9,23 +9,23 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call, client_config, make_client
-from rotation.certificate_authority import CertificateAuthorities
-from rotation.guard import Verdict, check_step
-from rotation.issuance_policy import IssuancePolicy
-from rotation.issuers import Issuer, PcaIssuer, WaitBudget
-from rotation.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
-from rotation.rotation_event import RotationEvent, Step
-from rotation.secrets_store import SecretStore
-from rotation.spec import CertificateType, CertSpec
-from rotation.steps import STEPS, Services, StepContext
+from rotation.issuance.certificate_authority import CertificateAuthorities
+from rotation.issuance.issuers import Issuer, PcaIssuer, WaitBudget
+from rotation.issuance.policy import IssuancePolicy
+from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
+from rotation.issuance.spec import CertificateType, CertSpec
+from rotation.lifecycle.guard import Verdict, check_step
+from rotation.lifecycle.rotation_event import RotationEvent, Step
+from rotation.lifecycle.secrets_store import SecretStore
+from rotation.lifecycle.steps import STEPS, Services, StepContext
 from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured (cold start, issue 18)
-    from rotation.fleet import FleetScope
-    from rotation.issuance_pacer import IssuancePacer
-    from rotation.ledger import Ledger
+    from rotation.fleet.ledger import Ledger
+    from rotation.fleet.view import FleetScope
+    from rotation.issuance.pacer import IssuancePacer
 
-#: ``rotation.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
+#: ``rotation.fleet.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
 #: imports the ledger, the revocation policy and the fleet view (a test keeps the two equal).
 LEDGER_TABLE_ENV = "CERTROTATE_LEDGER_TABLE"
 #: Comma-separated FleetViewRole ARNs of the workload accounts whose hosts revocation must see.
@@ -61,13 +61,13 @@ def build_services(
     regions (``make_ssm(region)``; ``None``: the function's own region).
     ``policy`` answers the issuance policy (cached by its source); without one the default policy
     for an unknown CA list applies. ``pacer`` books every issuing call a slot of the issuer's quota
-    shared by all containers (rotation.issuance_pacer; it lives in the ledger's table); without one
+    shared by all containers (rotation.issuance.pacer; it lives in the ledger's table); without one
     each container only backs off when throttled.
     """
     fleet = None
     if make_ssm is not None:
-        from rotation.fleet import FleetScope
-        from rotation.revoker import fleet_reader
+        from rotation.fleet.revoker import fleet_reader
+        from rotation.fleet.view import FleetScope
 
         fleet = fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
     return Services(
@@ -106,7 +106,7 @@ class _Issuers(Mapping[CertificateType, Issuer]):
 
 
 def _acm_issuer(acm_for_region: Callable[[str], Any], ledger: Ledger | None, pacer: IssuancePacer | None) -> Issuer:
-    from rotation.issuers.acm import AcmIssuer
+    from rotation.issuance.issuers.acm import AcmIssuer
 
     return AcmIssuer(acm_for_region, ledger, pacer)
 
@@ -139,14 +139,14 @@ def default_services() -> Services:
 
 
 def _fleet_scope() -> FleetScope:
-    from rotation.fleet import FleetScope
+    from rotation.fleet.view import FleetScope
 
     return FleetScope.from_environment(os.environ)
 
 
 def _pacer(ledger: Ledger) -> IssuancePacer | None:
     """The issuance pacer on the ledger's table, at the rates of the environment (None: all 0)."""
-    from rotation.issuance_pacer import IssuancePacer, rates_from_environment
+    from rotation.issuance.pacer import IssuancePacer, rates_from_environment
 
     rates = rates_from_environment(os.environ)
     if not any(rates.values()):
@@ -155,9 +155,10 @@ def _pacer(ledger: Ledger) -> IssuancePacer | None:
 
 
 def _ledger(table: str) -> Ledger:
-    from rotation.ledger import Ledger
+    from rotation.fleet.ledger import Ledger
+    from rotation.fleet.ledger_protection import principals_from_environment
 
-    return Ledger(make_client("dynamodb"), table)
+    return Ledger(make_client("dynamodb"), table, principals_from_environment(os.environ))
 
 
 def assumed_client(sts: Any, role_arn: str, service: str, region: str | None = None) -> Any:

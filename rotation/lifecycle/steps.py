@@ -14,19 +14,14 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidSignature
 
 from rotation import telemetry
-from rotation.bundle import CertBundle, merge_into_secret
-from rotation.certificate_authority import CaFacts, CertificateAuthorities
 from rotation.errors import CertRotateError, SpecError, VerificationError
-from rotation.guard import SecretMetadata
-from rotation.issuance_policy import IssuancePolicy, Rule, check_issued, default_policy, fit_request, issued_facts
-from rotation.issuers.base import Issuer, IssueRequest, WaitBudget
-from rotation.renewal import decide
-from rotation.rotation_event import RotationEvent, Step
-from rotation.secrets_store import SecretStore
-from rotation.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
-from rotation.telemetry import logger
-from rotation.validity import PCA_BACKDATE
-from rotation.verification import (
+from rotation.issuance.bundle import CertBundle, merge_into_secret
+from rotation.issuance.certificate_authority import CaFacts, CertificateAuthorities
+from rotation.issuance.issuers.base import Issuer, IssueRequest, WaitBudget
+from rotation.issuance.policy import IssuancePolicy, Rule, check_issued, default_policy, fit_request, issued_facts
+from rotation.issuance.spec import SECRET_VALUE_LIMIT, CertificateType, CertSpec, load_secret_fields, parse_spec
+from rotation.issuance.validity import PCA_BACKDATE
+from rotation.issuance.verification import (
     check_chain,
     check_end_entity,
     check_key_algorithm,
@@ -35,10 +30,15 @@ from rotation.verification import (
     verify_bundle,
     verify_promotable,
 )
+from rotation.lifecycle.guard import SecretMetadata
+from rotation.lifecycle.renewal import decide
+from rotation.lifecycle.rotation_event import RotationEvent, Step
+from rotation.lifecycle.secrets_store import SecretStore
+from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover - the ledger and the fleet view load only when a ledger is configured
-    from rotation.ledger import Ledger
-    from rotation.revoker import FleetReader
+    from rotation.fleet.ledger import Ledger
+    from rotation.fleet.revoker import FleetReader
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Services:
     ledger: Ledger | None = None
     #: Private CA client per region, for RevokeCertificate.
     pca_for_region: Callable[[str], Any] | None = None
-    #: The fleet view's evidence about some serials of a secret (rotation.revoker.fleet_reader).
+    #: The fleet view's evidence about some serials of a secret (rotation.fleet.revoker.fleet_reader).
     fleet: FleetReader | None = None
     #: The issuance policy (cached by its source, never fetched per step).
     policy: Callable[[], IssuancePolicy] = field(default=lambda: default_policy(None))
@@ -107,7 +107,7 @@ def create_secret(ctx: StepContext) -> None:
         now=ctx.clock(),
     )
     logger.info("renewal decision: %s (%s)", decision.plan.value, decision.reason)
-    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock())
+    request = IssueRequest(spec, decision.plan, ctx.event.token, ctx.secret_arn, current, ca, ctx.clock(), rule)
     bundle = ctx.services.issuers[spec.certificate_type].issue(request, ctx.budget)
     issuer = bundle.issuer_arn or spec.ca_arn  # a kept bundle: the CA its chain is verified to below
     try:
@@ -119,6 +119,8 @@ def create_secret(ctx: StepContext) -> None:
     fresh = _fresh(bundle, current)
     if fresh:
         _record(ctx, spec, bundle, issuer)
+    elif ctx.services.ledger is not None:  # the version keeps the current certificate: say which version holds it
+        ctx.services.ledger.record_kept(ctx.secret_arn, bundle.serial_hex, bundle.fingerprint_sha256, ctx.event.token)
     store.put_pending(ctx.secret_arn, ctx.event.token, secret_string)
     if fresh:
         telemetry.certificate_issued(spec.certificate_type.value, ctx.secret_arn, bundle.not_after, ctx.clock())
@@ -182,7 +184,7 @@ def _record(ctx: StepContext, spec: CertSpec, bundle: CertBundle, issuer: str, *
         )
     if ledger is None:
         return
-    from rotation.revocation import IssuedCertificate
+    from rotation.fleet.revocation import IssuedCertificate
 
     try:
         entry = IssuedCertificate(
@@ -252,7 +254,7 @@ def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> No
     if services.ledger is None:
         return
     try:
-        from rotation.revoker import after_promotion
+        from rotation.fleet.revoker import after_promotion
 
         after_promotion(
             services.ledger,

@@ -1,7 +1,7 @@
 """The issuance policy: which names, CAs, lifetimes, keys and purposes each secret may obtain. Pure.
 
 The stack operator writes the policy (a JSON document in the SSM parameter the central stack
-names, :mod:`rotation.policy_store`); a secret's writer only chooses, inside the rule that governs
+names, :mod:`rotation.issuance.policy_store`); a secret's writer only chooses, inside the rule that governs
 the secret, what the secret asks for. A rule is chosen by what the writer cannot change: the
 secret's name as DescribeSecret returns it (secrets are created under IAM-scoped prefixes such as
 ``team-a/*``) and, optionally, the secret's account. The first rule in document order that matches
@@ -33,14 +33,15 @@ from typing import Any
 from cryptography import x509
 
 from rotation.errors import SpecError
-from rotation.spec import (
+from rotation.issuance.spec import (
+    CA_ARN_PATTERN,
     END_ENTITY_TEMPLATES,
     MAX_NAMES,
     CertificateType,
     CertSpec,
     KeyAlgorithm,
 )
-from rotation.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, requested_lifetime
+from rotation.issuance.validity import PCA_BACKDATE, describe, lifetime_beyond_backdate, requested_lifetime
 
 FORMAT_VERSION = 1
 #: The CA/Browser Forum ceiling for public TLS certificates; the default for private ones too.
@@ -277,66 +278,91 @@ def fit_request(rule: Rule, spec: CertSpec, *, now: datetime) -> CertSpec:
 
     A server+client template under a rule without clientAuth is narrowed to its server-only twin
     (same variety); everything else outside the rule is refused. ``VALIDITY`` is measured as
-    Private CA will apply it to a certificate signed from ``now`` on (:mod:`rotation.validity`:
+    Private CA will apply it to a certificate signed from ``now`` on (:mod:`rotation.issuance.validity`:
     ``12 MONTHS`` is 365 or 366 days depending on the dates), so that nothing this passes is
     refused by :func:`check_issued` after issuance.
 
     Raises:
-        PolicyError: the first field outside the rule.
+        PolicyError: the first field outside the rule (:func:`request_problems` lists every one).
     """
+    problems = request_problems(rule, spec, now=now)
+    if problems:
+        raise problems[0]
+    if (
+        spec.certificate_type is CertificateType.PCA_ISSUED
+        and not rule.client_auth
+        and not template_name(spec.template_arn).startswith(_SERVER_ONLY_PREFIX)
+    ):
+        twin = server_only_twin(spec.template_arn)
+        if twin is None:  # pragma: no cover - every end-entity template has a server-only twin
+            raise _refuse(rule, "TEMPLATE_ARN", spec.template_arn, "gives clientAuth", "server-only templates")
+        return replace(spec, template_arn=twin)
+    return spec
+
+
+def request_problems(rule: Rule, spec: CertSpec, *, now: datetime) -> list[PolicyError]:
+    """Every field of ``spec`` outside ``rule``, in field order: the pre-issue check.
+
+    The rotation refuses on the first (:func:`fit_request`); ``certrotate validate`` and
+    ``create-secret`` show them all, so a spec is fixed in one round.
+    """
+    problems: list[PolicyError] = []
     if spec.certificate_type is CertificateType.ACM_ISSUED and not rule.acm_issued:
-        raise _refuse(
-            rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"]
+        problems.append(
+            _refuse(rule, "CERTIFICATE_TYPE", spec.certificate_type.value, "ACM_ISSUED is not allowed", ["PCA_ISSUED"])
         )
     if spec.certificate_type is CertificateType.ACM_ISSUED and rule.max_validity_days < ACM_PRIVATE_VALIDITY_DAYS:
-        raise _refuse(
-            rule,
-            "CERTIFICATE_TYPE",
-            spec.certificate_type.value,
-            f"ACM's private certificates live {ACM_PRIVATE_VALIDITY_DAYS} days, longer than the rule allows",
-            f"PCA_ISSUED with VALIDITY of at most {rule.max_validity_days} days",
+        problems.append(
+            _refuse(
+                rule,
+                "CERTIFICATE_TYPE",
+                spec.certificate_type.value,
+                f"ACM's private certificates live {ACM_PRIVATE_VALIDITY_DAYS} days, longer than the rule allows",
+                f"PCA_ISSUED with VALIDITY of at most {rule.max_validity_days} days",
+            )
         )
     if not rule.allows_ca(spec.ca_arn):
-        raise _refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA")
+        problems.append(_refuse(rule, "CA_ARN", spec.ca_arn, "this CA is not allowed", rule.ca_arns or "no CA"))
     names = spec.names
     if len(names) > rule.max_names:
-        raise _refuse(
-            rule,
-            "SUBJECT_ALTERNATIVE_NAMES",
-            f"{len(names)} names",
-            "too many names",
-            f"at most {rule.max_names} names (COMMON_NAME included)",
+        problems.append(
+            _refuse(
+                rule,
+                "SUBJECT_ALTERNATIVE_NAMES",
+                f"{len(names)} names",
+                "too many names",
+                f"at most {rule.max_names} names (COMMON_NAME included)",
+            )
         )
     for name in names:
         if not rule.allows_name(name):
             field_name = "COMMON_NAME" if name == spec.common_name.lower() else "SUBJECT_ALTERNATIVE_NAMES"
-            raise _refuse(rule, field_name, name, "this name is not allowed", _name_allowance(rule))
+            problems.append(_refuse(rule, field_name, name, "this name is not allowed", _name_allowance(rule)))
     if spec.key_algorithm not in rule.key_algorithms:
-        raise _refuse(
-            rule,
-            "KEY_ALGORITHM",
-            spec.key_algorithm.value,
-            "this key algorithm is not allowed",
-            [k.value for k in rule.key_algorithms],
+        problems.append(
+            _refuse(
+                rule,
+                "KEY_ALGORITHM",
+                spec.key_algorithm.value,
+                "this key algorithm is not allowed",
+                [k.value for k in rule.key_algorithms],
+            )
         )
     if spec.reuse_private_key and not rule.reuse_private_key:
-        raise _refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"])
+        problems.append(_refuse(rule, "REUSE_PRIVATE_KEY", "true", "reusing the private key is not allowed", ["false"]))
     if spec.certificate_type is CertificateType.PCA_ISSUED:
         lifetime = requested_lifetime(spec.validity, now)
         if lifetime > timedelta(days=rule.max_validity_days):
-            raise _refuse(
-                rule,
-                "VALIDITY",
-                f"{spec.validity.value} {spec.validity.unit.value}",
-                f"{describe(lifetime)} from issuance: longer than the rule allows",
-                f"at most {rule.max_validity_days} days",
+            problems.append(
+                _refuse(
+                    rule,
+                    "VALIDITY",
+                    f"{spec.validity.value} {spec.validity.unit.value}",
+                    f"{describe(lifetime)} from issuance: longer than the rule allows",
+                    f"at most {rule.max_validity_days} days",
+                )
             )
-        if not rule.client_auth and not template_name(spec.template_arn).startswith(_SERVER_ONLY_PREFIX):
-            twin = server_only_twin(spec.template_arn)
-            if twin is None:  # pragma: no cover - every end-entity template has a server-only twin
-                raise _refuse(rule, "TEMPLATE_ARN", spec.template_arn, "gives clientAuth", "server-only templates")
-            return replace(spec, template_arn=twin)
-    return spec
+    return problems
 
 
 def _name_allowance(rule: Rule) -> list[str]:
@@ -373,7 +399,7 @@ def check_issued(rule: Rule, facts: IssuedFacts) -> None:
     """The issued certificate is inside the rule: issuer, names, lifetime (EKU: verification).
 
     The lifetime is notAfter - notBefore less exactly Private CA's documented backdating of
-    notBefore (:data:`rotation.validity.PCA_BACKDATE`, 60 minutes): a certificate asked for the
+    notBefore (:data:`rotation.issuance.validity.PCA_BACKDATE`, 60 minutes): a certificate asked for the
     rule's ceiling passes, one a second longer does not.
 
     Raises:
@@ -472,9 +498,12 @@ def _rule(where: str, raw: Any) -> Rule:
             raise PolicyError(f"{where}.accounts", account, "not an account id", "12 digits or '*'")
     ca_arns = _strings(where, raw, "ca_arns", required=True)
     for arn in ca_arns:
-        if (arn != ANY and ":acm-pca:" not in arn) or (arn != ANY and ":certificate-authority/" not in arn):
+        if arn != ANY and not CA_ARN_PATTERN.fullmatch(arn):
             raise PolicyError(
-                f"{where}.ca_arns", arn, "not a Private CA ARN", "arn:aws:acm-pca:…:certificate-authority/…"
+                f"{where}.ca_arns",
+                arn,
+                "not a Private CA ARN",
+                "'*' or arn:<partition>:acm-pca:<region>:<12-digit account>:certificate-authority/<36-character id>",
             )
     dns = tuple(_dns_pattern(f"{where}.dns_names", p) for p in _strings(where, raw, "dns_names"))
     ranges = _strings(where, raw, "ip_ranges")

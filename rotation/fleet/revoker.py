@@ -1,4 +1,4 @@
-"""Revocation through Private CA: the IO around :mod:`rotation.revocation`.
+"""Revocation through Private CA: the IO around :mod:`rotation.fleet.revocation`.
 
 Runs in the rotation function after finishSecret (see README, "Revocation") and in ``certrotate
 revoke``. The serial and CA always come from the ledger entry; RevokeCertificate is called on the
@@ -14,10 +14,9 @@ from typing import Any
 from rotation import telemetry
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError, CertRotateError
-from rotation.fleet import FleetScope, HostReport, RecordProblem
-from rotation.fleet_inventory import read_records
-from rotation.ledger import Ledger
-from rotation.revocation import (
+from rotation.fleet.inventory import read_records
+from rotation.fleet.ledger import Ledger
+from rotation.fleet.revocation import (
     Decision,
     FleetEvidence,
     IssuedCertificate,
@@ -27,6 +26,7 @@ from rotation.revocation import (
     hold_or_revoke,
     successors,
 )
+from rotation.fleet.view import FleetScope, HostReport, RecordProblem
 from rotation.telemetry import logger
 
 
@@ -92,6 +92,7 @@ def revoke_superseded(
 
     Raises:
         AwsCallError: a ledger or RevokeCertificate call failed (entries revoked before it stay so).
+        LedgerUnprotected: the ledger table lost its protections; nothing was revoked.
     """
     decisions = candidates(entries, in_use, now, grace)
     due = [d.certificate for d in decisions if d.outcome is Outcome.REVOKE]
@@ -102,7 +103,17 @@ def revoke_superseded(
     for entry in due:
         wanted.extend(s.serial for s in successors(entry, entries))
     wanted.extend(in_use)
-    decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))))
+    decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))), now)
+    released = [d for d in decisions if d.released]
+    for decision in released:
+        logger.warning(
+            "superseded certificate %s: holders released: %s",
+            decision.certificate.serial,
+            "; ".join(decision.released),
+            extra={"serial": decision.certificate.serial, "released": list(decision.released)},
+        )
+    if released:
+        telemetry.revocation_holders_released(sum(len(d.released) for d in released))
     waiting = [d for d in decisions if d.outcome in (Outcome.SERVED, Outcome.HELD)]
     for decision in waiting:
         logger.warning(
@@ -116,15 +127,16 @@ def revoke_superseded(
                 "served_by": list(decision.served_by),
             },
         )
-        new_holders = set(decision.served_by) - set(decision.certificate.held_by)
-        if new_holders:
-            ledger.add_holders(secret_arn, decision.certificate.serial, new_holders)
+        if decision.served_by:  # every time: LastServedAt dates the holders' latest word
+            ledger.add_holders(secret_arn, decision.certificate.serial, decision.served_by, decision.heard_at or now)
     served = [d for d in waiting if d.outcome is Outcome.SERVED]
     if served:
         telemetry.revocation_skipped_served(len(served))
     if waiting:
         longest = max(now - (d.certificate.superseded_at or now) - grace for d in waiting)
         telemetry.revocation_held(len(waiting), max(longest.total_seconds(), 0.0))
+    if any(d.outcome is Outcome.REVOKE for d in decisions):
+        ledger.require_protected()  # entries of a table that lost its protections revoke nothing
     for decision in decisions:
         if decision.outcome is Outcome.REVOKE:
             revoke(ledger, pca_for_region, decision.certificate, RevocationReason.SUPERSEDED, now)
@@ -167,7 +179,9 @@ def fleet_reader(
     revocation needs the view.
 
     An account or region that cannot be read holds the revocations of the secrets whose hosts may
-    run there (:meth:`FleetScope.concerns`), named in the held reason; it never raises.
+    run there (:meth:`FleetScope.concerns`), named in the held reason; it never raises. The records
+    of a readable account count for a secret only when that account may read it (the evidence
+    carries ``scope``; :func:`rotation.fleet.revocation.hold_or_revoke` applies it).
     """
     regions: list[str | None] = list(scope.regions) or [None]
 
@@ -181,7 +195,7 @@ def fleet_reader(
             for region in regions:
                 try:
                     ssm = make_ssm(region) if role is None else assume(role, region)
-                    found, bad = read_records(ssm, account, serials)
+                    found, bad = read_records(ssm, account, serials, secret_arn)
                 except CertRotateError as exc:
                     if scope.concerns(account, secret_arn):
                         unreadable.append(f"{account} in {region or 'this region'} unreadable: {exc}")
@@ -190,6 +204,6 @@ def fleet_reader(
                     continue
                 reports.extend(found)
                 problems.extend(bad)
-        return FleetEvidence(tuple(reports), tuple(problems), tuple(unreadable))
+        return FleetEvidence(tuple(reports), tuple(problems), tuple(unreadable), scope)
 
     return read

@@ -19,11 +19,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from rotation.bundle import CertBundle
 from rotation.errors import VerificationError
-from rotation.keys import describe_key, public_key_der
+from rotation.issuance.bundle import CertBundle
+from rotation.issuance.keys import describe_key, public_key_der
+from rotation.issuance.spec import CertSpec
 from rotation.redaction import quote
-from rotation.spec import CertSpec
 
 
 def verify_bundle(

@@ -7,7 +7,7 @@ has not. Every export uses a fresh random passphrase and stores the key decrypte
 Ownership: ``CERTIFICATE_ARN`` is written into the secret, so whoever can write the secret can
 point it at any certificate. The rotation therefore exports or renews only a certificate the
 issuance ledger says this secret's own ``RequestCertificate`` returned
-(:meth:`rotation.ledger.Ledger.owns_certificate`, keyed by the ARN DescribeSecret gave). The
+(:meth:`rotation.fleet.ledger.Ledger.owns_certificate`, keyed by the ARN DescribeSecret gave). The
 :data:`OWNER_TAG` that ``RequestCertificate`` writes is informational (and the IAM backstop that
 keeps the role from exporting certificates certrotate never tagged): anyone with
 ``acm:AddTagsToCertificate`` can write it, so it proves nothing. Without a ledger no ownership can
@@ -24,16 +24,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rotation.aws import aws_call
-from rotation.bundle import CertBundle, join_pem
 from rotation.errors import IssuanceError, SpecError
-from rotation.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
-from rotation.keys import load_private_key
-from rotation.renewal import Plan, is_due
+from rotation.issuance.bundle import CertBundle, join_pem
+from rotation.issuance.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
+from rotation.issuance.keys import load_private_key
+from rotation.lifecycle.renewal import Plan, is_due
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
 
 if TYPE_CHECKING:  # pragma: no cover - the ledger module loads only where one is configured (cold start)
-    from rotation.ledger import Ledger
+    from rotation.fleet.ledger import Ledger
+    from rotation.issuance.policy import Rule
 
 _SERVICE = "acm"
 ACM_TOKEN_LENGTH = 32
@@ -58,7 +59,9 @@ def check_owner(ledger: Ledger, description: dict[str, Any], certificate_arn: st
 
     Raises:
         SpecError: naming CERTIFICATE_ARN; nothing was exported, renewed or tagged.
+        LedgerUnprotected: the ledger table lost its protections; nothing was exported either.
     """
+    ledger.require_protected()  # a table that lost its protections proves nothing
     serials = [format(s, "X") for s in _serial_readings(description)]
     if not ledger.owns_certificate(secret_arn, certificate_arn, serials):
         raise SpecError(
@@ -69,6 +72,31 @@ def check_owner(ledger: Ledger, description: dict[str, Any], certificate_arn: st
             "the ARN this secret's rotation wrote, or no CERTIFICATE_ARN (then a new certificate is "
             "requested and recorded: the one-time migration of certificates older than the ledger)",
         )
+
+
+def check_names(rule: Rule, description: dict[str, Any], certificate_arn: str) -> None:
+    """Defence in depth beside the ledger: an existing ACM certificate is exported or renewed only when
+    every name ACM describes it with (``DomainName``, ``SubjectAlternativeNames``) is inside the rule
+    that governs the secret, so even a forged ownership proof yields nothing outside the secret's
+    rule (the exported certificate is checked again after export, :func:`check_issued`; this keeps
+    the key inside ACM).
+
+    Raises:
+        SpecError: naming CERTIFICATE_ARN and the first name outside the rule.
+    """
+    names = [
+        str(description.get("DomainName") or ""),
+        *(str(n) for n in description.get("SubjectAlternativeNames") or []),
+    ]
+    for name in dict.fromkeys(n for n in names if n):
+        if not rule.allows_name(name):
+            raise SpecError(
+                "CERTIFICATE_ARN",
+                certificate_arn,
+                f"that certificate names {name!r}, outside issuance policy rule {rule.name!r}; it is neither "
+                "exported nor renewed",
+                "a certificate whose names the rule covers",
+            )
 
 
 _FAILED = {"FAILED", "REVOKED", "VALIDATION_TIMED_OUT", "INACTIVE", "EXPIRED"}
@@ -103,6 +131,8 @@ class AcmIssuer:
         serial = current.certificate.serial_number
         description = self._describe(client, arn)
         check_owner(self._ledger, description, arn, request.secret_arn)  # before any export or renewal of arn
+        if request.rule is not None:
+            check_names(request.rule, description, arn)
         if request.plan is Plan.REFRESH:
             if not _has_serial(description, serial) and description.get("Status") == "ISSUED":
                 logger.info("ACM renewed the certificate; exporting it", extra={"certificate_arn": arn})

@@ -1,6 +1,6 @@
 """Which of a secret's issued certificates to revoke, and why. Pure: no boto3.
 
-The history comes from the issuance ledger (:mod:`rotation.ledger`): one entry per certificate the
+The history comes from the issuance ledger (:mod:`rotation.fleet.ledger`): one entry per certificate the
 rotation function itself received from the CA for that secret, written by the function alone. A
 secret's writer can put any PEM into the secret, but never an entry into the ledger, so nothing
 they write can get a certificate revoked that this secret's rotations did not issue.
@@ -8,19 +8,36 @@ they write can get a certificate revoked that this secret's rotations did not is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rotation.fleet import (
+from rotation.fleet.view import (
+    DEFAULT_SCOPE,
+    FleetScope,
     HostReport,
     RecordProblem,
+    names_secret,
     normalize_fingerprint,
     normalize_serial,
     serves_certificate,
     still_served_by_stale_worker,
 )
+
+#: How long a host's word holds a revocation after it was last heard: a record that names the
+#: certificate counts only while its ``RecordedAt`` is at most this old (and not in the future by more
+#: than :data:`CLOCK_SKEW`), and a past holder (the ledger's ``HeldBy``) or an unreadable record holds
+#: only until this long after a host was last seen serving the certificate (the ledger's
+#: ``LastServedAt``; the superseding time when none was). Two of the longest State Manager intervals
+#: (a "rate" below 31 days), so a live host that converges on any schedule reports well within it;
+#: a host that stopped reporting, or was terminated, releases after it, with a "released" log line and
+#: ``RevocationHoldersReleased`` (alarmed).
+HOLDER_RELEASE_AFTER = timedelta(days=62)
+_SERIAL = re.compile(r"[0-9A-F]{1,40}")
+#: A record dated further ahead than this is not believed fresh (its host's clock, or a forger's word).
+CLOCK_SKEW = timedelta(days=1)
 
 
 class RevocationReason(StrEnum):
@@ -46,7 +63,7 @@ class IssuedCertificate:
     """One ledger entry: a certificate the rotation of ``secret_arn`` received from ``ca_arn``."""
 
     secret_arn: str
-    serial: str  # uppercase hex, no colons (rotation.fleet.normalize_serial)
+    serial: str  # uppercase hex, no colons (rotation.fleet.view.normalize_serial)
     ca_arn: str
     certificate_type: str
     version_id: str
@@ -65,6 +82,9 @@ class IssuedCertificate:
     refused_at: datetime | None = None
     #: Why it was refused (the error, without key material).
     refusal: str = ""
+    #: When the revoker last saw a host serving it (the ledger's LastServedAt; None: never, or an
+    #: entry older than the attribute).
+    last_served_at: datetime | None = None
 
     @property
     def pca_serial(self) -> str:
@@ -80,6 +100,11 @@ class Decision:
     outcome: Outcome
     served_by: tuple[str, ...] = ()  # "account/instance" of the hosts still serving it
     held_for: tuple[str, ...] = ()  # why it is held: each names the instance or the account
+    #: holders whose word no longer counts (silent past HOLDER_RELEASE_AFTER, or of an account that
+    #: may not read the secret): each names the host and why
+    released: tuple[str, ...] = ()
+    #: the latest RecordedAt among the records serving it (never later than the decision's time)
+    heard_at: datetime | None = None
 
     @property
     def detail(self) -> str:
@@ -95,12 +120,14 @@ class FleetEvidence:
     ``reports``: the readable records of every instance whose records name a candidate's (or the
     current certificate's) serial; ``bad_records``: the unreadable ones among them; ``unreadable``:
     one line per account and region that could not be read and whose hosts may serve the secret
-    (:meth:`rotation.fleet.FleetScope.concerns`).
+    (:meth:`rotation.fleet.view.FleetScope.concerns`).
     """
 
     reports: tuple[HostReport, ...] = ()
     bad_records: tuple[RecordProblem, ...] = ()
     unreadable: tuple[str, ...] = ()
+    #: which accounts' records count for which secret (``SecretReaders``; the default: every account)
+    scope: FleetScope = DEFAULT_SCOPE
 
 
 def plan_superseded(
@@ -116,7 +143,7 @@ def plan_superseded(
         entries: the secret's ledger.
         in_use: serials its AWSCURRENT and AWSPENDING versions hold now (never revoked, whatever
             the ledger says).
-        serving: the fleet view's hosts serving a serial (:func:`rotation.fleet.hosts_serving`).
+        serving: the fleet view's hosts serving a serial (:func:`rotation.fleet.view.hosts_serving`).
         now: the time of the decision.
         grace: ``REVOKE_SUPERSEDED_AFTER``.
     """
@@ -138,20 +165,25 @@ def candidates(
     return [Decision(entry, _outcome(entry, keep, now, grace)) for entry in ordered]
 
 
-def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence) -> list[Decision]:
+def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence, now: datetime) -> list[Decision]:
     """Each candidate revoked only when nothing the fleet view says could concern it.
 
-    A candidate waits (``SERVED``) while any record reports its serial or fingerprint, whatever
-    secret ARN the record names (full, partial, another one, made up). It is ``HELD`` when a record
-    that names its serial or fingerprint cannot be read, when an account whose hosts may serve the
-    secret cannot be read, or when a host once seen serving it (``held_by``) does not now report
-    a newer certificate of the same secret (one that became current after this one was superseded)
-    in a record made after that one became current: a record that vanished, or was rewritten to a
-    serial this secret's rotations never delivered, proves nothing, so it holds instead of
-    releasing. Other unreadable records and accounts hold nothing.
+    Only the records of accounts that may read the secret count (``evidence.scope``,
+    :meth:`rotation.fleet.view.FleetScope.concerns`), readable or not, and a past holder of another
+    account is released. Among those, a candidate waits (``SERVED``) while a record heard within
+    :data:`HOLDER_RELEASE_AFTER` reports its serial or fingerprint, whatever secret ARN the record
+    names (full, partial, another one, made up). It is ``HELD`` when a record that names its serial or
+    fingerprint cannot be read, or one that names the secret (any form) has no readable serial or
+    fingerprint; when an account whose hosts may serve the secret cannot be read; or when a host once
+    seen serving it (``held_by``) does not now report a newer certificate of the same secret (one
+    that became current after this one was superseded) in a record made after that one became
+    current: a record that vanished, or was rewritten to a serial this secret's rotations never
+    delivered, proves nothing, so it holds instead of releasing. Host holds end
+    :data:`HOLDER_RELEASE_AFTER` after a host was last seen serving the certificate (``released``).
+    Other unreadable records and accounts hold nothing.
     """
     history = [d.certificate for d in decisions]
-    return [_judge(d, evidence, history) if d.outcome is Outcome.REVOKE else d for d in decisions]
+    return [_judge(d, evidence, history, now) if d.outcome is Outcome.REVOKE else d for d in decisions]
 
 
 def successors(entry: IssuedCertificate, history: Iterable[IssuedCertificate]) -> list[IssuedCertificate]:
@@ -161,29 +193,103 @@ def successors(entry: IssuedCertificate, history: Iterable[IssuedCertificate]) -
     return [e for e in history if e.current_from is not None and e.current_from >= entry.superseded_at]
 
 
-def _judge(decision: Decision, evidence: FleetEvidence, history: Sequence[IssuedCertificate]) -> Decision:
+def _judge(
+    decision: Decision, evidence: FleetEvidence, history: Sequence[IssuedCertificate], now: datetime
+) -> Decision:
     entry = decision.certificate
     serial, fingerprint = normalize_serial(entry.serial), normalize_fingerprint(entry.fingerprint)
-    serving = [
+
+    def counts(account: str) -> bool:
+        return evidence.scope.concerns(account, entry.secret_arn)
+
+    reports = [r for r in evidence.reports if counts(r.account)]
+    naming = [
         r
-        for r in evidence.reports
+        for r in reports
         if serves_certificate(r, serial, fingerprint)
         or (serial and still_served_by_stale_worker(r, serial) and _reports_one_of(r, entry.secret_arn, history))
     ]
+    serving = [r for r in naming if _heard_lately(r, now)]
+    released = [
+        f"{r.account}/{r.instance_id}: last reported it {r.recorded_at:%Y-%m-%dT%H:%M:%SZ}, "
+        f"not within {HOLDER_RELEASE_AFTER.days} days of now"
+        for r in naming
+        if r not in serving
+    ]
     names = tuple(sorted({f"{h.account}/{h.instance_id}" for h in serving}))
-    held: list[str] = []
-    for problem in evidence.bad_records:
-        if (problem.serial and problem.serial == serial) or (fingerprint and problem.fingerprint == fingerprint):
-            held.append(f"{problem.account}/{problem.instance_id}: unreadable record ({problem.detail})")
+    last_seen = max(d for d in (entry.last_served_at, entry.superseded_at, *(r.recorded_at for r in serving)) if d)
+    silent_too_long = now - last_seen > HOLDER_RELEASE_AFTER
+    bad_records = [p for p in evidence.bad_records if counts(p.account)]
+    held, gone = _unreadable(entry, bad_records, reports, now, silent_too_long)
+    released.extend(gone)
     held.extend(f"account {line}" for line in evidence.unreadable)
     for host in entry.held_by:
-        if host not in names and not _moved_on(host, evidence.reports, successors(entry, history)):
+        if host in names or _moved_on(host, reports, successors(entry, history)):
+            continue
+        if not counts(host.split("/", 1)[0]):
+            released.append(f"{host}: its account may not read this secret (SecretReaders)")
+        elif silent_too_long:
+            released.append(f"{host} served it and has not been seen serving it for {HOLDER_RELEASE_AFTER.days} days")
+        else:
             held.append(f"{host} served it and reports no newer certificate of this secret since")
     if names:
-        return Decision(entry, Outcome.SERVED, names, tuple(held))
+        heard = min(max(r.recorded_at for r in serving), now)
+        return Decision(entry, Outcome.SERVED, names, tuple(held), tuple(released), heard)
     if held:
-        return Decision(entry, Outcome.HELD, (), tuple(held))
-    return decision
+        return Decision(entry, Outcome.HELD, (), tuple(held), tuple(released))
+    return Decision(entry, decision.outcome, released=tuple(released))
+
+
+def _unreadable(
+    entry: IssuedCertificate,
+    problems: Sequence[RecordProblem],
+    reports: Sequence[HostReport],
+    now: datetime,
+    silent_too_long: bool,
+) -> tuple[list[str], list[str]]:
+    """What unreadable records say of ``entry`` (those of accounts that may read its secret): held for
+    a record not a record that names its serial or fingerprint, or that names its secret (any form)
+    with no readable serial; held for a readable record of the secret whose Serial is not a serial
+    (an empty one is the installer's word that the file holds no certificate: it holds nothing).
+    Each releases once its host has been silent past :data:`HOLDER_RELEASE_AFTER`. (held, released)"""
+    serial, fingerprint = normalize_serial(entry.serial), normalize_fingerprint(entry.fingerprint)
+    held: list[str] = []
+    released: list[str] = []
+    for problem in problems:
+        by_certificate = (problem.serial and problem.serial == serial) or (
+            fingerprint and problem.fingerprint == fingerprint
+        )
+        by_secret = not _readable_serial(problem.serial) and names_secret(problem.secret_arn, entry.secret_arn)
+        if not (by_certificate or by_secret):
+            continue
+        where = f"{problem.account}/{problem.instance_id}: unreadable record"
+        what = "" if by_certificate else " names this secret, its serial unreadable"
+        if silent_too_long:
+            days = HOLDER_RELEASE_AFTER.days
+            released.append(f"{where}{what} ({problem.detail}), no host seen serving it for {days} days")
+        else:
+            held.append(f"{where}{what} ({problem.detail})")
+    for report in reports:  # a record of this secret whose Serial is not a serial ('' is the installer's "no file")
+        if not report.serial or _readable_serial(report.serial):
+            continue
+        if not names_secret(report.secret_arn, entry.secret_arn):
+            continue
+        where = f"{report.account}/{report.instance_id}: record names this secret, its serial unreadable"
+        if _heard_lately(report, now):
+            held.append(f"{where} (Serial {report.serial[:20]!r})")
+        else:
+            released.append(f"{where}, last reported {report.recorded_at:%Y-%m-%dT%H:%M:%SZ}")
+    return held, released
+
+
+def _readable_serial(serial: str) -> bool:
+    """Whether a normalized serial is one (hex digits, at most 20 bytes as RFC 5280 allows)."""
+    return bool(_SERIAL.fullmatch(serial))
+
+
+def _heard_lately(report: HostReport, now: datetime) -> bool:
+    """Whether a record is recent enough to hold a revocation (:data:`HOLDER_RELEASE_AFTER`)."""
+    return now - HOLDER_RELEASE_AFTER <= report.recorded_at <= now + CLOCK_SKEW
 
 
 def _reports_one_of(report: HostReport, secret_arn: str, history: Sequence[IssuedCertificate]) -> bool:

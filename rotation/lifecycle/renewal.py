@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rotation.bundle import CertBundle
-from rotation.spec import CertificateType, CertSpec, RenewalPolicy
+from rotation.issuance.bundle import CertBundle
+from rotation.issuance.spec import CertificateType, CertSpec, RenewalPolicy
 
 
 class Plan(StrEnum):

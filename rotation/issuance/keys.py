@@ -1,4 +1,4 @@
-"""Private keys and CSRs: generation by :class:`~rotation.spec.KeyAlgorithm`, description of a key.
+"""Private keys and CSRs: generation by :class:`~rotation.issuance.spec.KeyAlgorithm`, description of a key.
 
 Pure: no AWS calls. Dispatch is by table (key algorithm → generator), never by ``getattr``.
 """
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from rotation.spec import CertSpec, KeyAlgorithm, KeyFamily
+from rotation.issuance.spec import CertSpec, KeyAlgorithm, KeyFamily
 
 if TYPE_CHECKING:  # pragma: no cover - loaded when a first RSA spare is made (a reused or EC key needs none)
     from concurrent.futures import Future, ThreadPoolExecutor

@@ -7,11 +7,11 @@ from functools import partial
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.bundle import CertBundle, join_pem
-from rotation.certificate_authority import ca_error
 from rotation.errors import AwsCallError, IssuanceError
-from rotation.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
-from rotation.keys import (
+from rotation.issuance.bundle import CertBundle, join_pem
+from rotation.issuance.certificate_authority import ca_error
+from rotation.issuance.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
+from rotation.issuance.keys import (
     SPARE_KEYS,
     PrivateKey,
     build_csr,
@@ -19,12 +19,12 @@ from rotation.keys import (
     public_key_der,
     public_key_sha256,
 )
-from rotation.renewal import Plan
-from rotation.signing import signing_algorithm
-from rotation.spec import CertSpec
+from rotation.issuance.signing import signing_algorithm
+from rotation.issuance.spec import CertSpec
+from rotation.issuance.validity import check_within_ca
+from rotation.lifecycle.renewal import Plan
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
-from rotation.validity import check_within_ca
 
 _SERVICE = "acm-pca"
 PCA_TOKEN_LENGTH = 36

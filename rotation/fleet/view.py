@@ -132,6 +132,7 @@ class RecordProblem:
     detail: str
     serial: str = ""  # normalized, when the record carries a Serial string
     fingerprint: str = ""
+    secret_arn: str = ""  # the SecretArn string it carries, as written (any form, or anything)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.detail}"
@@ -157,6 +158,7 @@ def parse_records(
         named = {
             "serial": normalize_serial(serial) if isinstance(serial, str) else "",
             "fingerprint": normalize_fingerprint(fingerprint) if isinstance(fingerprint, str) else "",
+            "secret_arn": entry["SecretArn"] if isinstance(entry.get("SecretArn"), str) else "",
         }
         missing = [key for key in REQUIRED if not isinstance(entry.get(key), str)]
         if missing:
@@ -237,6 +239,25 @@ def classify(report: HostReport, current: CurrentCertificate | None, now: dateti
 
 #: The random suffix Secrets Manager appends to a secret's name in its ARN ("-" and six characters).
 _ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}")
+
+
+def secret_forms(secret_arn: str) -> list[str]:
+    """Every way a record may name one secret: its full ARN, its partial ARN (no random suffix;
+    RunUpdateTLS accepts it), and its name with and without the suffix (Secrets Manager takes a
+    name or an ARN wherever it takes a SecretId)."""
+    parts = secret_arn.split(":")
+    if len(parts) < 7:
+        return [secret_arn] if secret_arn else []
+    name = ":".join(parts[6:])
+    forms = [secret_arn, name]
+    if _ARN_SUFFIX.fullmatch(secret_arn[-7:]):
+        forms += [secret_arn[:-7], name[:-7]]
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def names_secret(value: str, secret_arn: str) -> bool:
+    """Whether a record's ``SecretArn`` string names ``secret_arn`` in any of :func:`secret_forms`."""
+    return bool(value) and value in secret_forms(secret_arn)
 
 
 def fleet_view(
@@ -336,12 +357,16 @@ class FleetScope:
     readers: tuple[tuple[str, str], ...] = ()
 
     def concerns(self, account: str, secret_arn: str) -> bool:
-        """Whether hosts of ``account`` may serve the certificates of ``secret_arn``."""
+        """Whether hosts of ``account`` may serve the certificates of ``secret_arn``: the secret's own
+        account always, another account only when a ``SecretReaders`` entry of it covers the secret's
+        name (every account while none is configured). Applied to every record and every past holder
+        of the account (readable or not): a host that cannot read a secret cannot serve it, so its word
+        about that secret's certificates counts for nothing."""
         parts = secret_arn.split(":")
         if len(parts) < 7 or parts[4] == account or not self.readers:
             return True
         name = ":".join(parts[6:])
-        return any(reader == account and name.startswith(prefix) for reader, prefix in self.readers)
+        return any(reader == account and reader_covers(prefix, name) for reader, prefix in self.readers)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> FleetScope:
@@ -352,6 +377,15 @@ class FleetScope:
             if not _REGION.match(region):
                 raise ScopeError(f"{FLEET_REGIONS_ENV}: {region[:40]!r} is not a region name (e.g. eu-west-1)")
         return cls(tuple(dict.fromkeys(regions)), parse_readers(environ.get(SECRET_READERS_ENV, "")))
+
+
+def reader_covers(prefix: str, secret_name: str) -> bool:
+    """Whether one ``SecretReaders`` prefix covers a secret's name (the one place the prefix rule lives)."""
+    return secret_name.startswith(prefix)
+
+
+#: No regions or readers configured: the function's own region, every account reads every secret.
+DEFAULT_SCOPE = FleetScope()
 
 
 def parse_readers(text: str) -> tuple[tuple[str, str], ...]:

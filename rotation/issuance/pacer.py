@@ -74,7 +74,7 @@ from rotation.telemetry import logger
 PACER_PREFIX = "certrotate-pacer#"
 PACER_SORT_KEY = "pacer"
 NEXT_SLOT = "NextSlotAt"
-#: The table's TTL attribute (rotation.ledger.TTL_ATTRIBUTE).
+#: The table's TTL attribute (rotation.fleet.ledger.TTL_ATTRIBUTE).
 EXPIRES = "ExpiresAt"
 IDLE_EXPIRY_SECONDS = 86_400
 #: No container books a slot further ahead than it can wait, and no Lambda runs longer than 900 s:

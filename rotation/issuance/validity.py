@@ -22,7 +22,7 @@ import calendar
 from datetime import datetime, timedelta
 
 from rotation.errors import SpecError
-from rotation.spec import Validity, ValidityUnit
+from rotation.issuance.spec import Validity, ValidityUnit
 
 #: How far before the issue time Private CA sets notBefore (IssueCertificate, ``ValidityNotBefore``).
 PCA_BACKDATE = timedelta(minutes=60)

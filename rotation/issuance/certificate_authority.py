@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rotation.aws import aws_call
 from rotation.errors import AwsCallError, CertificateAuthorityError
+from rotation.issuance.spec import KeyFamily
 from rotation.redaction import quote
-from rotation.spec import KeyFamily
 
 _SERVICE = "acm-pca"
 DEFAULT_TTL_SECONDS = 900.0

@@ -1,0 +1,1 @@
+"""The fleet: what hosts serve, the issuance ledger, revocation and served expiry."""

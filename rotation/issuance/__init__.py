@@ -1,0 +1,1 @@
+"""Issuance: the spec, the policy, keys and CSRs, the issuers, the pacer and the verification."""

@@ -1,0 +1,1 @@
+"""The rotation lifecycle: one Secrets Manager step, its contract guard and the four steps."""
