@@ -48,14 +48,17 @@ def serial_over_tls(port: int, hostname: str) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-SERVERS = ("apache", "nginx", "haproxy", "haproxy-reload")
+def server_kinds() -> tuple[str, ...]:
+    """Every server the demo's registry runs (``LOCAL_SERVERS``), and ``haproxy-reload``."""
+    from rotation.cli.local_servers import LOCAL_SERVERS
+
+    return (*LOCAL_SERVERS, "haproxy-reload")
 
 
 def local_server(kind: str, root: Path, port: int) -> Any:
-    from rotation.cli.local_apache import LocalApache
-    from rotation.cli.local_servers import LocalHaproxy, LocalNginx
+    from rotation.cli.local_servers import LOCAL_SERVERS
 
-    return {"apache": LocalApache, "nginx": LocalNginx}.get(kind, LocalHaproxy)(root, port)
+    return LOCAL_SERVERS[kind.split("-", maxsplit=1)[0]](root, port)
 
 
 def run_one(kind: str, args: argparse.Namespace, endpoint: str, ca: Any) -> dict[str, Any]:
@@ -161,17 +164,18 @@ def run_one(kind: str, args: argparse.Namespace, endpoint: str, ca: Any) -> dict
 
 
 def main() -> int:
+    servers = server_kinds()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
         "--handshakes", type=int, default=20000, help="safety bound on handshakes per server (default 20000)"
     )
-    parser.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
+    parser.add_argument("--servers", default=",".join(servers), help=f"comma-separated, of {', '.join(servers)}")
     args = parser.parse_args()
     kinds = [k for k in args.servers.split(",") if k]
-    unknown = [k for k in kinds if k not in SERVERS]
+    unknown = [k for k in kinds if k not in servers]
     if unknown:
-        parser.error(f"--servers: unknown {', '.join(unknown)} (allowed: {', '.join(SERVERS)})")
+        parser.error(f"--servers: unknown {', '.join(unknown)} (allowed: {', '.join(servers)})")
 
     import logging
 

@@ -42,8 +42,27 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS_DIR = ROOT / "ssm_documents"
 PACKAGE = installer.PACKAGE_DIR
 HEREDOC_END = "CERTROTATE_PYTHON"
-# The installer's parameter table (certrotate_installer/parameters.py): the documents are rendered from it.
+# The installer's parameter table (certrotate_installer/parameters.py) and its registry of server
+# adapters (servers/__init__.py): the documents are rendered from them.
 INSTALLER = installer.load_module("parameters")
+REGISTRY = installer.load_module("servers").REGISTRY
+ADAPTERS = REGISTRY.adapters
+
+
+def _listed(words: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
+
+
+def _services(adapter: Any) -> str:
+    """``apache2 (debian) or httpd (rhel) for Apache``; one service for all families: ``nginx for nginx``."""
+    rows = adapter.distros
+    if len({row.service for row in rows}) == 1:
+        return f"{rows[0].service} for {adapter.title}"
+    return _listed([f"{row.service} ({row.family})" for row in rows]) + f" for {adapter.title}"
+
+
+TITLES = _listed([adapter.title for adapter in ADAPTERS])
 
 DESCRIPTIONS = {
     "SecretArn": "Full ARN of the certificate secret (any account and region; the host calls the secret's region).",
@@ -58,16 +77,21 @@ DESCRIPTIONS = {
     "ChainFile": "Chain path under an allowed directory; empty = the host file's chain_file, else the "
     "distribution's default (certrotate-chain.pem next to the certificate).",
     "Server": "The TLS server to feed: empty (default) = the host's, which root names in the host file "
-    '("server": apache, nginx or haproxy; Apache without it); a value must equal it. HAProxy takes the '
-    "certificate through its Runtime API where the host file names the socket.",
-    "ServiceName": "Service name: apache2 (Debian/Ubuntu) or httpd (Amazon Linux/RHEL) for Apache, nginx, haproxy; "
+    f'("server": {_listed(list(REGISTRY.names()))}; {ADAPTERS[0].title} without it); a value must equal it. HAProxy '
+    "takes the certificate through its Runtime API where the host file names the socket.",
+    "ServiceName": f"Service name: {'; '.join(_services(adapter) for adapter in ADAPTERS)}; "
     "empty = detect the distribution from /etc/os-release.",
     "HttpsPort": "Local port where the server serves TLS, to prove the new certificate is served; empty (default) = "
     "the host file's https_port, else 443.",
-    "ReloadMode": "graceful (default: no dropped connections; HAProxy: the Runtime API where configured) or restart.",
+    "ReloadMode": f"{_listed(list(REGISTRY.reload_modes()))}: graceful (default) drops no connection (HAProxy: the "
+    "Runtime API where configured).",
     "FileLayout": "separate (CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone holds the "
     "certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile. Empty "
-    "(default) = the server's own: separate for Apache, combined for nginx and HAProxy (the only one they take).",
+    "(default) = the server's own: "
+    + "; ".join(f"{adapter.layouts[0]} for {adapter.title}" for adapter in ADAPTERS)
+    + " (each server's layouts: "
+    + "; ".join(f"{adapter.title} {_listed(list(adapter.layouts))}" for adapter in ADAPTERS)
+    + ").",
 }
 
 
@@ -93,7 +117,7 @@ class Parameter:
 # The parameters whose values are a closed list: the document shows them as allowedValues too.
 # (Server and FileLayout default to "", the host's server and its own layout: their pattern says so.)
 CLOSED_VALUES = {
-    "ReloadMode": INSTALLER.RELOAD_MODES,
+    "ReloadMode": REGISTRY.reload_modes(),
 }
 
 
@@ -106,7 +130,7 @@ def _parameters(action: Any) -> tuple[Parameter, ...]:
             p.default,
             CLOSED_VALUES.get(p.name, ()),
         )
-        for p in INSTALLER.PARAMETERS[action]
+        for p in INSTALLER.document_parameters(action, REGISTRY)
     )
 
 
@@ -122,7 +146,7 @@ class Document:
 DOCUMENTS = (
     Document(
         "RunUpdateTLS",
-        "certrotate: install the certificate from a Secrets Manager secret on Apache, nginx or HAProxy, "
+        f"certrotate: install the certificate from a Secrets Manager secret on {TITLES}, "
         "validated first, atomically, with a config test, graceful reload, TLS check and automatic rollback.",
         "installCertificate",
         _parameters(INSTALLER.Action.INSTALL),
@@ -130,7 +154,7 @@ DOCUMENTS = (
     ),
     Document(
         "RollbackTLS",
-        "certrotate: restore the certificate files kept by the last install on Apache, nginx or HAProxy, then "
+        f"certrotate: restore the certificate files kept by the last install on {TITLES}, then "
         "config test, reload and TLS check.",
         "rollbackCertificate",
         _parameters(INSTALLER.Action.ROLLBACK),

@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     from rotation.cli import create_secret, deploy, doctor, hosts, policy, revoke, rotate, sandbox, status, validate
+    from rotation.cli.local_servers import LOCAL_SERVERS
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
     demo.add_argument("--workdir", help="keep the demo's files here instead of a temporary directory")
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--server",
-        choices=("apache", "nginx", "haproxy"),
+        choices=tuple(LOCAL_SERVERS),
         default="apache",
         help="the real server the documents feed (Debian's, when installed; default apache)",
     )

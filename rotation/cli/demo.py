@@ -29,8 +29,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rotation.cli.local_apache import LocalApache, apache_available, free_port
-from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
+from rotation.cli.local_apache import apache_available, free_port
+from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.cli.tls_server import LocalTlsServer, served_certificate
 from rotation.errors import CertRotateError
 from rotation.issuance.bundle import CertBundle
@@ -211,7 +211,7 @@ class ApacheTarget:
     certificates arrive through RunUpdateTLS run by the local SSM runner. Two hosts install side by
     side, as a fleet does (one server would refuse the second run: one install at a time per host)."""
 
-    servers: dict[str, LocalApache | LocalNginx | LocalHaproxy]
+    servers: dict[str, LocalServer]
     endpoint: str
     aws_cli: str
     label: str = "Apache"
@@ -252,14 +252,6 @@ class PythonTarget:
             self.server.install(secret.hostname, bundle)
 
 
-# The servers the demo can feed through the documents: (harness, label, what Debian calls it).
-SERVERS: dict[str, tuple[type[LocalApache] | type[LocalNginx] | type[LocalHaproxy], str, str]] = {
-    "apache": (LocalApache, "Apache", "Debian apache2"),
-    "nginx": (LocalNginx, "nginx", "Debian nginx"),
-    "haproxy": (LocalHaproxy, "HAProxy", "Debian haproxy, Runtime API"),
-}
-
-
 def _target(
     stack: contextlib.ExitStack,
     base: Path,
@@ -269,7 +261,10 @@ def _target(
     use_apache: bool,
     name: str = "apache",
 ) -> Target:
-    harness, label, described = SERVERS[name]
+    from rotation.build.ssm_documents import REGISTRY  # the installer's adapters: the server's title
+
+    harness, label = LOCAL_SERVERS[name], REGISTRY.adapter(name).title
+    described = ", ".join(filter(None, (f"Debian {harness.binary}", harness.note)))
     if not use_apache:
         problem: str | None = "--no-apache given"
     else:
@@ -278,7 +273,7 @@ def _target(
     if problem is None and not Path(aws_cli).exists():
         problem = "the aws CLI is not installed (pip install awscli)"
     if problem is None:
-        servers: dict[str, LocalApache | LocalNginx | LocalHaproxy] = {}
+        servers: dict[str, LocalServer] = {}
         stack.callback(_stop_all, servers)  # side by side: each stop waits for its server's processes
         for hostname in hostnames:
             local = harness(base / name / hostname, free_port(), [hostname])
@@ -300,7 +295,7 @@ def _target(
     return PythonTarget(server)
 
 
-def _stop_all(servers: dict[str, LocalApache | LocalNginx | LocalHaproxy]) -> None:
+def _stop_all(servers: dict[str, LocalServer]) -> None:
     threads = [threading.Thread(target=server.stop) for server in servers.values()]
     for thread in threads:
         thread.start()

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.fleet.view import INVENTORY_TYPE, HostReport, RecordProblem, parse_records, secret_forms, serial_forms
+from rotation.fleet.view import (
+    INVENTORY_TYPE,
+    STALE_PREFIX,
+    HostReport,
+    RecordProblem,
+    parse_records,
+    secret_forms,
+    serial_forms,
+)
 
 #: GetInventory's InventoryFilter.Values holds at most 40 values (botocore's ssm model,
 #: ``InventoryFilterValueList``: max 40); several values of one Equal filter match any of them.
@@ -47,7 +55,7 @@ def read_records(
         for start in range(0, len(values), FILTER_VALUES)
     ]
     if values:
-        filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": ["stale:"], "Type": "BeginWith"})
+        filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": [STALE_PREFIX], "Type": "BeginWith"})
     if secret_arn:
         filters.append({"Key": f"{INVENTORY_TYPE}.SecretArn", "Values": secret_forms(secret_arn), "Type": "Equal"})
     for selection in filters:

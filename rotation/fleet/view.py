@@ -26,10 +26,15 @@ INSTANCE_TAG = "certrotate:secret"
 STALE_INTERVALS = 2
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 REQUIRED = ("SecretArn", "CertificateFile", "Status", "ExitCode", "RecordedAt", "Serial", "FingerprintSha256")
-#: The installer bounds ServedCheck to this many characters; a longer value is cut, not trusted further.
+# The record's schema is the installer's (ssm_documents/certrotate_installer/fleet_record.py and
+# served_check.py, shipped alone in the documents); tests/installer/test_fleet_schema.py pins these
+# names and bounds to it.
+#: The installer bounds ServedCheck to this many characters (its ``SUMMARY_LIMIT``); a longer value is cut.
 SERVED_CHECK_LIMIT = 128
+#: How the installer's ServedCheck starts when a worker presented another certificate (its ``STALE_PREFIX``).
+STALE_PREFIX = "stale:"
 SERVER_LIMIT = 16  # a record's Server is a host's word: shown, cut, never acted on
-_STALE = re.compile(r"^stale: [0-9]{1,3}/[0-9]{1,3} serial ([0-9A-Fa-f:]{1,64})(,|$)")
+_STALE = re.compile("^" + STALE_PREFIX + r" [0-9]{1,3}/[0-9]{1,3} serial ([0-9A-Fa-f:]{1,64})(,|$)")
 
 
 class HostState(StrEnum):

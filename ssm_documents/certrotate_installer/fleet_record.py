@@ -1,4 +1,9 @@
-"""The fleet view: what this host serves, recorded as SSM custom inventory after every run."""
+"""The fleet view: what this host serves, recorded as SSM custom inventory after every run.
+
+The record's schema is defined here (type, keys, bounds; ``served_check`` the ServedCheck form):
+the installer ships alone, so the Lambda's reader (``rotation/fleet/view.py``) keeps its own names, and
+``tests/installer/test_fleet_schema.py`` pins them to these.
+"""
 
 import contextlib
 import enum
@@ -286,18 +291,17 @@ def record_outcome(host: Host, outcome: Outcome) -> None:
         Exit.OK,
         "",
         time.time(),
-        host.served_check,
+        outcome.served_check,
     )
     record_fleet_view(host, report)
 
 
-def record_failure(host: Host, targets: Sequence[Target], code: int, message: str) -> None:
-    """A failed run is recorded too: its failure, and what the certificate file still serves."""
+def record_failure(host: Host, targets: Sequence[Target], code: int, message: str, served_check: str = "") -> None:
+    """A failed run is recorded too: its failure, what the certificate file still serves, and the
+    served-truth check the run made before it failed (``InstallError.served_check``)."""
     facts: Optional[CertificateFacts] = None
     with contextlib.suppress(Exception):
         facts = live_facts(targets[0].read())
     files = target_files(targets)
-    report = RunReport(
-        Served.FAILED, host.request, files, facts, None, False, code, message, time.time(), host.served_check
-    )
+    report = RunReport(Served.FAILED, host.request, files, facts, None, False, code, message, time.time(), served_check)
     record_fleet_view(host, report)

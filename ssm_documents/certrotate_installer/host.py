@@ -1,6 +1,6 @@
-"""One run's host: its request, settings, server, state directory and lock; and what a run leaves."""
+"""One run's host: its request, settings, server, state directory and lock (set once, never
+changed by the run); and ``Outcome``, the value a run returns."""
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -16,7 +16,6 @@ from .output import Exit, InstallError, refused, warn
 from .parameters import Action, Request
 from .servers.base import Server
 from .swap import SignalGuard
-from .validation import UNNAMED_FILE_DIRECTORIES
 
 LOCK_NAME = "install.lock"
 
@@ -31,6 +30,7 @@ class Outcome(NamedTuple):
     port: int
     previous_kept: bool
     replaced: Optional[CertificateFacts] = None  # what the certificate file served before (kept as previous)
+    served_check: str = ""  # the run's served-truth check's summary (the fleet record's ServedCheck)
 
 
 class Host:
@@ -43,14 +43,12 @@ class Host:
         self.euid = euid
         self.guard = guard
         self.faults = FaultInjector(config.fault)
-        self.served_check = ""  # the latest served-truth check's summary (the fleet record's ServedCheck)
+        # The root-only state directory: the journal's, and the last place for an unnamed file
+        # (``validation._memory_file``'s ``spare``, handed to each check that makes one).
         self.journal_fd = open_directory(config.journal_dir, euid, create_mode=0o700)
         self.journal = Journal(self.journal_fd, config.journal_dir)
-        UNNAMED_FILE_DIRECTORIES.append(self.journal_fd)
 
     def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            UNNAMED_FILE_DIRECTORIES.remove(self.journal_fd)
         os.close(self.journal_fd)
 
     def read_state(self, name: str) -> Any:

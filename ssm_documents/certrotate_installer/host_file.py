@@ -1,5 +1,6 @@
 """The host's own settings (``/etc/certrotate/installer.json``), trusted only when root (or the
-installer's user) wrote it, and the test-only fault injector it can enable."""
+installer's user) wrote it, with the keys each server adapter adds, and the test-only fault
+injector it can enable."""
 
 import json
 import os
@@ -9,7 +10,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .directories import open_directory, read_regular
 from .output import InstallError, refused
-from .parameters import PATH_PATTERN, SERVERS, VERIFIED_STAGES, VERSION_STAGE
+from .parameters import PATH_PATTERN, VERIFIED_STAGES, VERSION_STAGE
+from .registry import Registry
 
 HOST_CONFIG = "/etc/certrotate/installer.json"
 # Read by the program only: the documents never set it, and a command's sender sets no variable
@@ -19,34 +21,28 @@ HOST_CONFIG_VARIABLE = "CERTROTATE_INSTALLER_CONFIG"
 DEFAULT_ALLOWED = ("/etc/pki/tls", "/etc/ssl", "/etc/httpd", "/etc/apache2", "/etc/certrotate")
 JOURNAL_DIR = "/var/lib/certrotate"
 LOCK_DIR = "/run/certrotate"
-HOST_CONFIG_KEYS = (
+# The host file's own keys; each server adapter adds its own (``Server.host_paths``: its config and,
+# for HAProxy, its sockets: the files the server runs as root, sockets the installer sends the
+# private key to, so only the host file ever names them, never a document parameter).
+COMMON_KEYS = (
     "allowed_directories",
-    "apache_config",
     "certificate_file",
     "chain_file",
-    "haproxy_config",
-    "haproxy_master_socket",
-    "haproxy_runtime_socket",
     "https_port",
     "issuing_ca_sha256",
     "key_file",
     "managed_files",
-    "nginx_config",
     "server",
     "state_directory",
     "test_fault",
     "version_stages",
 )
 
-# The host file's paths that name a server's own files (configs the server runs as root, sockets
-# the installer sends the private key to): never a document parameter.
-SERVER_PATH_KEYS = (
-    "apache_config",
-    "nginx_config",
-    "haproxy_config",
-    "haproxy_runtime_socket",
-    "haproxy_master_socket",
-)
+
+def host_config_keys(registry: Registry) -> Tuple[str, ...]:
+    """Pure: every key a host file may hold with ``registry``'s adapters, sorted."""
+    return tuple(sorted(COMMON_KEYS + registry.host_paths()))
+
 
 # Directories OpenSSL (its CApath, hash links) or a distribution's trust tooling
 # (update-ca-certificates, update-ca-trust, p11-kit) reads: no target lies in or below one,
@@ -61,29 +57,28 @@ class Fault(NamedTuple):
 
 
 class HostConfig(NamedTuple):
+    """The host file's settings, validated (built by keyword: ``parse_host_config``)."""
+
     source: str
     allowed: Tuple[str, ...]
-    apache_config: Optional[str]
     journal_dir: str
     lock_dir: str
-    fault: Optional[Fault]
+    fault: Optional[Fault] = None
     managed_files: Tuple[str, ...] = ()  # existing files certrotate may replace although it did not create them
     version_stages: Tuple[str, ...] = VERIFIED_STAGES
     ca_pins: Tuple[str, ...] = ()  # SHA-256 (hex) of the CA certificates a chain must end at
-    nginx_config: Optional[str] = None  # nginx's main config (nginx -c), else nginx's own default
-    haproxy_config: Optional[str] = None  # HAProxy's config (haproxy -f), else /etc/haproxy/haproxy.cfg
-    haproxy_runtime_socket: Optional[str] = None  # a stats socket with level admin: the Runtime API
-    haproxy_master_socket: Optional[str] = None  # the master CLI (-S): reloads
-    server: Optional[str] = None  # the host's TLS server (apache, nginx, haproxy); None: Apache
+    server: Optional[str] = None  # the host's TLS server (a registered adapter's name); None: the registry's first
     files: Tuple[str, str, str] = ("", "", "")  # certificate, key, chain for empty parameters ("": the distribution's)
     https_port: int = 0  # for an empty HttpsPort (0: 443)
+    server_paths: Tuple[Tuple[str, str], ...] = ()  # (key, absolute path) of the adapters' keys the file sets
 
-    def server_config(self, server: str) -> Optional[str]:
-        """The host file's main config of ``server`` (apache, nginx, haproxy), None for the default."""
-        return {"apache": self.apache_config, "nginx": self.nginx_config, "haproxy": self.haproxy_config}.get(server)
+    def server_path(self, key: str) -> Optional[str]:
+        """The path the host file gives an adapter's ``key`` (``apache_config``, ``haproxy_master_socket``),
+        None when it gives none (the server's own default)."""
+        return dict(self.server_paths).get(key)
 
 
-def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
+def load_host_config(environ: Dict[str, str], euid: int, registry: Registry) -> HostConfig:
     """The host's own settings: only root (or the installer's user) can have written them.
 
     Raises:
@@ -112,11 +107,11 @@ def load_host_config(environ: Dict[str, str], euid: int) -> HostConfig:
         settings = json.loads(data.decode("utf-8"))
     except ValueError as exc:
         raise refused(f"host configuration {path} is not valid JSON: {exc}") from None
-    return parse_host_config(path, settings)
+    return parse_host_config(path, settings, registry)
 
 
 def default_host_config() -> HostConfig:
-    return HostConfig("(defaults)", DEFAULT_ALLOWED, None, JOURNAL_DIR, LOCK_DIR, None)
+    return HostConfig("(defaults)", DEFAULT_ALLOWED, JOURNAL_DIR, LOCK_DIR)
 
 
 def _absolute(path: str, value: Any, what: str) -> str:
@@ -125,24 +120,23 @@ def _absolute(path: str, value: Any, what: str) -> str:
     return value
 
 
-def parse_host_config(path: str, settings: Any) -> HostConfig:
-    """Pure: the validated settings of the host file ``path``."""
+def parse_host_config(path: str, settings: Any, registry: Registry) -> HostConfig:
+    """Pure: the validated settings of the host file ``path``, for ``registry``'s servers."""
     if not isinstance(settings, dict):
         raise refused(f"host configuration {path} must be a JSON object")
-    unknown = sorted(set(settings) - set(HOST_CONFIG_KEYS))
+    keys = host_config_keys(registry)
+    unknown = sorted(set(settings) - set(keys))
     if unknown:
         raise refused(
-            "host configuration {}: unknown key(s) {} (allowed: {})".format(
-                path, ", ".join(unknown), ", ".join(HOST_CONFIG_KEYS)
-            )
+            "host configuration {}: unknown key(s) {} (allowed: {})".format(path, ", ".join(unknown), ", ".join(keys))
         )
     extra = settings.get("allowed_directories", [])
     if not isinstance(extra, list):
         raise refused(f"host configuration {path}: allowed_directories must be a list of paths")
     allowed = DEFAULT_ALLOWED + tuple(_absolute(path, entry, "allowed_directories entry") for entry in extra)
-    paths = {}  # type: Dict[str, Optional[str]]
-    for key in SERVER_PATH_KEYS:
-        paths[key] = None if settings.get(key) is None else _absolute(path, settings[key], key)
+    server_paths = tuple(
+        (key, _absolute(path, settings[key], key)) for key in registry.host_paths() if settings.get(key) is not None
+    )
     journal_dir, lock_dir = JOURNAL_DIR, LOCK_DIR
     if "state_directory" in settings:
         journal_dir = lock_dir = _absolute(path, settings["state_directory"], "state_directory")
@@ -160,7 +154,7 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
                 "(64 hex digits)"
             )
         pins.append(text)
-    server, files, https_port = _host_server(path, settings)
+    server, files, https_port = _host_server(path, settings, registry.names())
     fault = None
     if "test_fault" in settings:
         spec = settings["test_fault"]
@@ -174,26 +168,24 @@ def parse_host_config(path: str, settings: Any) -> HostConfig:
         fault = Fault(spec["at"], int(names[spec["signal"]]))
     stages_allowed = VERIFIED_STAGES + tuple(stages)
     return HostConfig(
-        path,
-        allowed,
-        paths["apache_config"],
-        journal_dir,
-        lock_dir,
-        fault,
-        managed,
-        stages_allowed,
-        tuple(pins),
-        paths["nginx_config"],
-        paths["haproxy_config"],
-        paths["haproxy_runtime_socket"],
-        paths["haproxy_master_socket"],
-        server,
-        files,
-        https_port,
+        source=path,
+        allowed=allowed,
+        journal_dir=journal_dir,
+        lock_dir=lock_dir,
+        fault=fault,
+        managed_files=managed,
+        version_stages=stages_allowed,
+        ca_pins=tuple(pins),
+        server=server,
+        files=files,
+        https_port=https_port,
+        server_paths=server_paths,
     )
 
 
-def _host_server(path: str, settings: Dict[str, Any]) -> Tuple[Optional[str], Tuple[str, str, str], int]:
+def _host_server(
+    path: str, settings: Dict[str, Any], servers: Tuple[str, ...]
+) -> Tuple[Optional[str], Tuple[str, str, str], int]:
     """Pure: the host's server, its certificate, key and chain files and its HTTPS port, each
     for a parameter its sender left empty ("" and 0 where the host file says nothing)."""
     files = tuple(
@@ -205,8 +197,8 @@ def _host_server(path: str, settings: Dict[str, Any]) -> Tuple[Optional[str], Tu
     if "https_port" in settings and not port_number:
         raise refused(f"host configuration {path}: https_port must be a port number (1 to 65535), not {https_port!r}")
     server = settings.get("server")
-    if server is not None and server not in SERVERS:
-        raise refused(f"host configuration {path}: server must be one of {', '.join(SERVERS)}, not {server!r}")
+    if server is not None and server not in servers:
+        raise refused(f"host configuration {path}: server must be one of {', '.join(servers)}, not {server!r}")
     return server, (files[0], files[1], files[2]), https_port
 
 
@@ -234,8 +226,8 @@ class FaultInjector:
         self.point(f"change:{self.changes}")
 
 
-def check_server_config(path: str, euid: int, key: str = "apache_config") -> None:
-    """The host file's server config (``key``: apache_config, nginx_config, haproxy_config): like the
+def check_server_config(path: str, euid: int, key: str) -> None:
+    """The host file's server config (``key``: the adapter's ``config_key``): like the
     host file, only root (or the installer's user) wrote it, for the server runs it as root."""
     dir_fd = open_directory(os.path.dirname(path), euid)
     try:

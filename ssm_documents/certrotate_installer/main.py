@@ -13,8 +13,9 @@ from .output import Exit, InstallError, Interrupted, classify, warn
 from .parameters import DEFAULT_HTTPS_PORT, Action, Request, check_combined_files, read_request
 from .path_policy import Target, default_files, open_targets
 from .recovery import recover
+from .registry import Registry
 from .runs import RUNS, print_outcome
-from .servers import SERVERS
+from .servers import REGISTRY
 from .servers.base import Server
 from .swap import SignalGuard
 from .tools import tool_environment
@@ -39,32 +40,40 @@ def check_version_stage(request: Request, config: HostConfig) -> None:
         )
 
 
-def complete_request(request: Request, config: HostConfig) -> Request:
+def complete_request(request: Request, config: HostConfig, registry: Registry) -> Request:
     """The request with what its sender left empty taken from the host: the server it feeds, the
     file layout, the files and the port.
 
-    The host's root chooses the server (the host file's ``server``; without it Apache, as before the
-    Server parameter existed). A command's sender may repeat that choice, never change it: otherwise
-    a sender could have the installer drive, and start when it is stopped, a server root never chose
-    for this host. An empty FileLayout is the server's own: separate for Apache, combined for nginx
-    and HAProxy (the only layout they take). An empty file parameter is the host file's
-    ``certificate_file`` (``key_file``, ``chain_file``: the separate layout's) and an empty HttpsPort
-    its ``https_port``, else the distribution's defaults and 443: so the fleet's association, which
-    sends only SecretArn, installs where and checks on the port the host describes.
+    The host's root chooses the server (the host file's ``server``; without it the registry's
+    first, Apache, as before the Server parameter existed). A command's sender may repeat that
+    choice, never change it: otherwise a sender could have the installer drive, and start when it
+    is stopped, a server root never chose for this host. An empty FileLayout is the server's own
+    (its first: separate for Apache, combined for nginx and HAProxy, the only layout they take); a
+    ReloadMode must be one the server takes. An empty file parameter is the host file's
+    ``certificate_file`` (``key_file``, ``chain_file``: the separate layout's) and an empty
+    HttpsPort its ``https_port``, else the distribution's defaults and 443: so the fleet's
+    association, which sends only SecretArn, installs where and checks on the port the host
+    describes.
 
     Raises:
-        InstallError: BAD_PARAMETER naming Server or FileLayout, the value and what is allowed.
+        InstallError: BAD_PARAMETER naming Server, FileLayout or ReloadMode, the value and what is allowed.
     """
-    chosen = config.server or "apache"
+    chosen = config.server or registry.default()
+    server_class = registry.adapter(chosen)
     if request.server and request.server != chosen:
         source = HOST_CONFIG if config.source == "(defaults)" else config.source
-        said = f"names {chosen}" if config.server else "names no server, so it is Apache"
+        said = f"names {chosen}" if config.server else f"names no server, so it is {server_class.title}"
         raise InstallError(
             Exit.BAD_PARAMETER,
             f"parameter Server {request.server!r} is not allowed on this host (allowed: {chosen} or empty): "
             f'the host file {source} {said}; only root chooses the server there ("server": "{request.server}")',
         )
-    server_class = SERVERS[chosen]
+    if request.reload_mode not in server_class.reload_modes:
+        raise InstallError(
+            Exit.BAD_PARAMETER,
+            f"parameter ReloadMode {request.reload_mode!r} is not allowed with Server {chosen} "
+            f"(allowed: {', '.join(server_class.reload_modes)})",
+        )
     layout = request.layout or server_class.layouts[0]
     if layout not in server_class.layouts:
         raise InstallError(
@@ -79,7 +88,7 @@ def complete_request(request: Request, config: HostConfig) -> Request:
     return request._replace(server=chosen, layout=layout, files=files, port=port)
 
 
-def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int) -> Server:
+def open_server(request: Request, config: HostConfig, environ: Dict[str, str], euid: int, registry: Registry) -> Server:
     """The adapter of the server this run feeds (``complete_request`` decided it), for this host's
     distribution, with what the host file says about it (its main config, HAProxy's sockets), each
     checked.
@@ -87,10 +96,10 @@ def open_server(request: Request, config: HostConfig, environ: Dict[str, str], e
     Raises:
         InstallError: BAD_PARAMETER (distribution or ServiceName), REFUSED (host file).
     """
-    server_class = SERVERS[request.server]
-    main_config = config.server_config(request.server)
+    server_class = registry.adapter(request.server)
+    main_config = config.server_path(server_class.config_key) if server_class.config_key else None
     if main_config:
-        check_server_config(main_config, euid, request.server + "_config")
+        check_server_config(main_config, euid, server_class.config_key)
     distro = pick_distro(server_class.distros, request.service, read_os_release())
     server = server_class(distro, main_config, request.port, tool_environment(environ))
     server.configure(config, euid)
@@ -106,11 +115,11 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
     host: Optional[Host] = None
     targets: List[Target] = []
     try:
-        request = read_request(argv[1] if len(argv) > 1 else "install", environ)
-        config = load_host_config(environ, euid)
+        request = read_request(argv[1] if len(argv) > 1 else "install", environ, REGISTRY)
+        config = load_host_config(environ, euid, REGISTRY)
         check_version_stage(request, config)
-        request = complete_request(request, config)
-        server = open_server(request, config, environ, euid)
+        request = complete_request(request, config, REGISTRY)
+        server = open_server(request, config, environ, euid, REGISTRY)
         files = tuple(given or default for given, default in zip(request.files, default_files(server.distro)))
         lock_fd = acquire_lock(config, euid)
         host = Host(request, config, server, euid, guard)
@@ -129,7 +138,7 @@ def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
         guard.hold()
         warn("error: " + exc.message)
         if host is not None and targets:
-            record_failure(host, targets, int(exc.code), exc.message)
+            record_failure(host, targets, int(exc.code), exc.message, exc.served_check)
         guard.report()
         return int(exc.code)
     except Interrupted as exc:

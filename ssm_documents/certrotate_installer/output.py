@@ -28,10 +28,15 @@ class Exit(enum.IntEnum):
 class InstallError(Exception):
     """A failure with its documented exit code; the message never holds key material."""
 
-    def __init__(self, code: Exit, message: str) -> None:
+    def __init__(self, code: Exit, message: str, served_check: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.served_check = served_check  # the failed run's served-truth check (the fleet record's ServedCheck)
+
+    def with_served_check(self, summary: str) -> "InstallError":
+        """The same failure, carrying the summary of the served-truth check that ran before it."""
+        return InstallError(self.code, self.message, summary)
 
 
 class Interrupted(BaseException):

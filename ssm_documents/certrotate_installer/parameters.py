@@ -1,11 +1,12 @@
-"""The documents' parameters: the table the documents are rendered from, and one run's request,
-checked again here against the same patterns."""
+"""The documents' parameters: the table the documents are rendered from (the server ones built from
+the adapters' registry), and one run's request, checked again here against the same patterns."""
 
 import enum
 import re
 from typing import Dict, NamedTuple, Optional, Tuple
 
 from .output import Exit, InstallError
+from .registry import Registry, choice_pattern
 
 
 class Action(enum.Enum):
@@ -45,33 +46,52 @@ VERIFIED_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 CERTIFICATE_FILE = Parameter("CertificateFile", PATH_PATTERN, "")
 KEY_FILE = Parameter("KeyFile", PATH_PATTERN, "")
 CHAIN_FILE = Parameter("ChainFile", PATH_PATTERN, "")
-# Which server the certificate is for (servers/: one adapter each). The host's root chooses it (the
-# host file's ``server``, else Apache); the parameter may only repeat that choice ("" = the host's).
-SERVER = Parameter("Server", r"^$|^(apache|nginx|haproxy)$", "")
-SERVERS = ("apache", "nginx", "haproxy")
-# The service (systemd unit) name; Apache's tells the distribution (apache2 Debian, httpd RHEL),
-# nginx and haproxy are the same on both (the distribution then comes from /etc/os-release).
-SERVICE_NAME = Parameter("ServiceName", r"^$|^(apache2|httpd|nginx|haproxy)$", "")
+# Which server the certificate is for (servers/: one adapter each, ``registry``). The host's root
+# chooses it (the host file's ``server``, else the registry's first); the parameter may only repeat
+# that choice ("" = the host's). ServiceName: a systemd unit name of an adapter's distribution rows;
+# Apache's tells the distribution (apache2 Debian, httpd RHEL), nginx and haproxy are the same on
+# both (the distribution then comes from /etc/os-release). ReloadMode: graceful (every adapter's,
+# the undo's) or another mode an adapter takes. FileLayout: separate, certificate, key and chain in
+# three files (three renames: a kill between them leaves a mismatched pair until the next run), or
+# combined, one file holding the certificate, the chain and the key, mode 0600, which Apache reads
+# as SSLCertificateFile alone (2.4.8+; nginx's ssl_certificate and ssl_certificate_key may name the
+# same file, HAProxy's crt is such a file): one rename switches the pair, so no moment on disk has a
+# certificate without its key; "" = the server's own (its first layout).
 # "" = the host file's https_port, else 443.
 HTTPS_PORT = Parameter("HttpsPort", r"^$|^[1-9][0-9]{0,4}$", "")
 DEFAULT_HTTPS_PORT = 443
-RELOAD_MODE = Parameter("ReloadMode", r"^(graceful|restart)$", "graceful")
-
-# separate: certificate, key and chain in three files (three renames: a kill between them leaves a
-# mismatched pair until the next run). combined: one file holding the certificate, the chain and
-# the key, mode 0600, which Apache reads as SSLCertificateFile alone (2.4.8+; nginx's
-# ssl_certificate and ssl_certificate_key may name the same file, HAProxy's crt is such a file):
-# one rename switches the pair, so no moment on disk has a certificate without its key.
-# "" = the server's own: separate for Apache, combined for nginx and HAProxy (the only one they take).
-FILE_LAYOUT = Parameter("FileLayout", r"^$|^(separate|combined)$", "")
-FILE_LAYOUTS = ("separate", "combined")
+DEFAULT_RELOAD_MODE = "graceful"
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
-SERVER_PARAMETERS = (SERVER, SERVICE_NAME, HTTPS_PORT, RELOAD_MODE)
-PARAMETERS = {
-    Action.INSTALL: (SECRET_ARN, VERSION_STAGE, *FILE_PARAMETERS, FILE_LAYOUT, *SERVER_PARAMETERS),
-    Action.ROLLBACK: (*FILE_PARAMETERS, FILE_LAYOUT, *SERVER_PARAMETERS),
-}
-RELOAD_MODES = ("graceful", "restart")
+
+
+class ServerParameters(NamedTuple):
+    """The parameters whose values are the registry's: their patterns list its adapters' values."""
+
+    server: Parameter
+    service_name: Parameter
+    reload_mode: Parameter
+    file_layout: Parameter
+
+
+def server_parameters(registry: Registry) -> ServerParameters:
+    """Pure: Server, ServiceName, ReloadMode and FileLayout, their patterns built from ``registry``.
+
+    Raises:
+        ValueError: a registered value is not a plain word (``registry.choice_pattern``).
+    """
+    return ServerParameters(
+        Parameter("Server", choice_pattern(registry.names(), empty=True), ""),
+        Parameter("ServiceName", choice_pattern(registry.services(), empty=True), ""),
+        Parameter("ReloadMode", choice_pattern(registry.reload_modes(), empty=False), DEFAULT_RELOAD_MODE),
+        Parameter("FileLayout", choice_pattern(registry.layouts(), empty=True), ""),
+    )
+
+
+def document_parameters(action: Action, registry: Registry) -> Tuple[Parameter, ...]:
+    """Pure: the parameters of ``action``'s document, in the document's order."""
+    server = server_parameters(registry)
+    tail = (*FILE_PARAMETERS, server.file_layout, server.server, server.service_name, HTTPS_PORT, server.reload_mode)
+    return (SECRET_ARN, VERSION_STAGE, *tail) if action is Action.INSTALL else tail
 
 
 class Request(NamedTuple):
@@ -90,8 +110,8 @@ class Request(NamedTuple):
         return self.layout == "combined"
 
 
-def read_request(action_name: str, environ: Dict[str, str]) -> Request:
-    """The parameters of one run, checked against the documents' patterns.
+def read_request(action_name: str, environ: Dict[str, str], registry: Registry) -> Request:
+    """The parameters of one run, checked against the documents' patterns (``registry``'s servers).
 
     Raises:
         InstallError: BAD_PARAMETER naming the parameter, its value and the rule.
@@ -101,7 +121,7 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
     except ValueError:
         raise InstallError(Exit.BAD_PARAMETER, f"unknown action {action_name!r} (allowed: install, rollback)") from None
     values: Dict[str, str] = {}
-    for parameter in PARAMETERS[action]:
+    for parameter in document_parameters(action, registry):
         value = environ.get("SSM_" + parameter.name)
         if value is None:
             if parameter.default is None:
@@ -125,17 +145,17 @@ def read_request(action_name: str, environ: Dict[str, str]) -> Request:
     port = int(values[HTTPS_PORT.name] or 0)  # 0: the host's (main.complete_request)
     if port > 65535:
         raise InstallError(Exit.BAD_PARAMETER, f"parameter HttpsPort must be at most 65535, not {port}")
-    check_combined_files(values[FILE_LAYOUT.name], values[KEY_FILE.name], values[CHAIN_FILE.name])
+    check_combined_files(values["FileLayout"], values[KEY_FILE.name], values[CHAIN_FILE.name])
     return Request(
         action,
         values.get(SECRET_ARN.name, ""),
         values.get(VERSION_STAGE.name, VERSION_STAGE.default or ""),
         (values[CERTIFICATE_FILE.name], values[KEY_FILE.name], values[CHAIN_FILE.name]),
-        values[SERVICE_NAME.name],
+        values["ServiceName"],
         port,
-        values[RELOAD_MODE.name],
-        values[FILE_LAYOUT.name],
-        values[SERVER.name],
+        values["ReloadMode"],
+        values["FileLayout"],
+        values["Server"],
     )
 
 

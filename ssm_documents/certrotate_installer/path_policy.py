@@ -1,5 +1,6 @@
-"""Where certrotate may write: the three targets, inside the allow-list, outside every trust
-directory and bundle, each held by a descriptor on its checked directory."""
+"""Where certrotate may write: the targets (three files, or one combined file), inside the
+allow-list, outside every trust directory and bundle, each held by a descriptor on its checked
+directory."""
 
 import contextlib
 import enum

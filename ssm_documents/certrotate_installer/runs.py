@@ -1,4 +1,5 @@
-"""An install and a rollback: read and check everything, then swap the files in."""
+"""An install and a rollback: read and check everything, swap the files in, and return the
+``Outcome`` (what the finishers print and record)."""
 
 import sys
 import time
@@ -71,21 +72,24 @@ def read_live(host: Host, targets: Sequence[Target]) -> List[Optional[bytes]]:
     return live
 
 
-def old_pair_matches(live: Sequence[Optional[bytes]]) -> bool:
+def old_pair_matches(host: Host, live: Sequence[Optional[bytes]]) -> bool:
     """Whether the live files may become the previous files: all present, key matching."""
     if any(data is None for data in live):
         return False
     certificate, key = live[0], live[-1] if len(live) == 1 else live[1]
     assert certificate is not None and key is not None
-    return key_matches(certificate, key)
+    return key_matches(certificate, key, host.journal_fd)
 
 
-def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous: bool) -> None:
-    """Stage, swap, config test, reload, prove over TLS; undo everything on any failure."""
+def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous: bool) -> str:
+    """Stage, swap, config test, reload, prove over TLS; undo everything on any failure. Returns the
+    served-truth check's summary; a failure (``InstallError``) carries it too, once the check ran.
+    """
     swap = Swap(
         host.request.action, targets, layout_contents(bundle, targets), keep_previous, host.journal, host.faults
     )
     mode = host.request.reload_mode
+    served = ""
     try:
         swap.stage()
         swap.apply()
@@ -101,12 +105,12 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
             raise InstallError(Exit.RELOAD_FAILED, f"{host.server.title} {mode} failed{detail}")
         host.faults.point("reloaded")
         proof = host.server.wait_for(bundle.facts)
-        host.served_check = proof.summary
+        served = proof.summary
         if not proof.ok:
             why = proof.why(host.request.port)
             raise InstallError(Exit.RELOAD_FAILED, host.server.title + " does not serve the new certificate: " + why)
     except BaseException as exc:  # every failure after the first change is undone
-        raise roll_back(host, swap, exc) from None
+        raise roll_back(host, swap, exc).with_served_check(served) from None
     failures: List[OSError] = []
 
     def commit() -> None:
@@ -118,8 +122,9 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
     host.guard.protect(commit)
     host.guard.hold()  # committed (or as good as): a signal from here on cannot undo it
     if failures:
-        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0])) from None
+        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0]), served) from None
     remember_managed(host, targets)
+    return served
 
 
 BUNDLE_FIELDS = ("CERTIFICATE_PEM", "PRIVATE_KEY_PEM", "CERTIFICATE_CHAIN_PEM")
@@ -150,14 +155,14 @@ def split_saved(saved: Sequence[bytes]) -> Tuple[str, str, str]:
     return certificates[0].decode(), b"".join(keys).decode(), b"".join(certificates[1:]).decode()
 
 
-def check_in_place(host: Host, facts: CertificateFacts) -> None:
-    """The served-truth check of a certificate already installed (nothing reloaded): recorded in
-    the fleet view; a failure is a warning, since the files are right and nothing is undone."""
+def check_in_place(host: Host, facts: CertificateFacts) -> str:
+    """The served-truth check of a certificate already installed (nothing reloaded): its summary,
+    for the fleet view; a failure is a warning, since the files are right and nothing is undone."""
     proof = host.server.wait_for(facts, RECHECK_SECONDS)
-    host.served_check = proof.summary
     if not proof.ok:
         why = proof.why(host.request.port)
         warn(f"warning: the installed certificate is not served on every connection: {why}; reload or restart")
+    return proof.summary
 
 
 def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
@@ -168,15 +173,16 @@ def run_install(host: Host, targets: Sequence[Target]) -> Outcome:
         )
     except ValueError as exc:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
-    validate_bundle(bundle, time.time(), host.config.ca_pins)
+    validate_bundle(bundle, time.time(), host.config.ca_pins, host.journal_fd)
     live = read_live(host, targets)
     files = target_files(targets)
+    port = host.request.port
     if live == layout_contents(bundle, targets):
-        check_in_place(host, bundle.facts)
-        return Outcome(Action.INSTALL, False, bundle.facts, files, host.request.port, False)
-    keep = old_pair_matches(live)
-    swap_in(host, targets, bundle, keep)
-    return Outcome(Action.INSTALL, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]))
+        served = check_in_place(host, bundle.facts)
+        return Outcome(Action.INSTALL, False, bundle.facts, files, port, False, served_check=served)
+    keep = old_pair_matches(host, live)
+    served = swap_in(host, targets, bundle, keep)
+    return Outcome(Action.INSTALL, True, bundle.facts, files, port, keep, live_facts(live[0]), served)
 
 
 def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
@@ -195,15 +201,15 @@ def run_rollback(host: Host, targets: Sequence[Target]) -> Outcome:
             Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc}); nothing was changed"
         ) from None
     try:
-        validate_bundle(bundle, time.time(), host.config.ca_pins)
+        validate_bundle(bundle, time.time(), host.config.ca_pins, host.journal_fd)
     except InstallError as exc:
         raise InstallError(
             Exit.BUNDLE_INVALID, f"the saved previous files are not a valid pair ({exc.message}); nothing was changed"
         ) from None
     live = read_live(host, targets)
-    keep = old_pair_matches(live)
-    swap_in(host, targets, bundle, keep)
-    return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]))
+    keep = old_pair_matches(host, live)
+    served = swap_in(host, targets, bundle, keep)
+    return Outcome(Action.ROLLBACK, True, bundle.facts, files, host.request.port, keep, live_facts(live[0]), served)
 
 
 RUNS: Dict[Action, Callable[[Host, Sequence[Target]], Outcome]] = {

@@ -31,6 +31,7 @@ POLL = 0.1  # seconds between single connections until one presents the expected
 PROOF_SECONDS = 5.0
 CONNECT_SECONDS = 3.0
 SUMMARY_LIMIT = 128  # characters of the fleet record's ServedCheck
+STALE_PREFIX = "stale:"  # a ServedCheck that saw another certificate (the fleet reader filters on it)
 MATCH = "="  # a probe's label: the expected certificate, byte for byte
 NO_TLS = ""  # a probe's label: no TLS handshake (refused, reset, timed out); else the serial presented
 
@@ -83,7 +84,7 @@ def served_summary(labels: Sequence[str]) -> str:
     others = [(label, count) for label, count in counted if label not in (MATCH, NO_TLS)]
     parts: List[str] = []
     if others:
-        parts.append(f"stale: {others[0][1]}/{total} serial {others[0][0]}")
+        parts.append(f"{STALE_PREFIX} {others[0][1]}/{total} serial {others[0][0]}")
         if len(others) > 1:
             parts.append(f"+{sum(count for _, count in others[1:])} other")
     if counts.get(NO_TLS):

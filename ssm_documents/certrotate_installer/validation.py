@@ -5,7 +5,7 @@ import hashlib
 import os
 import ssl
 import time
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .certificate import KEY_LABELS, CertificateFacts, certificate_facts, pem, pem_blocks
 from .output import Exit, InstallError, refused
@@ -69,15 +69,12 @@ def _raise_on_password() -> bytes:
     raise ValueError("the private key is encrypted")
 
 
-# The root-only state directory, once a run has opened it: the last place for an unnamed file.
-UNNAMED_FILE_DIRECTORIES: List[int] = []
-
-
-def _memory_file(data: bytes) -> Tuple[str, Any]:
+def _memory_file(data: bytes, spare: Optional[int]) -> Tuple[str, Any]:
     """A /dev/fd path to an unnamed file holding ``data``, gone when closed or when this process
     dies; never linked into a directory. In order: memfd_create (Python 3.8+: in memory, in no
-    file system a local user can fill), O_TMPFILE in /dev/shm, O_TMPFILE in the root-only state
-    directory (when a local user has filled /dev/shm).
+    file system a local user can fill), O_TMPFILE in /dev/shm, O_TMPFILE in the directory
+    ``spare`` (a descriptor of the root-only state directory, once the run opened it: for when a
+    local user has filled /dev/shm).
 
     Raises:
         OSError: no mechanism worked (the last error).
@@ -90,8 +87,8 @@ def _memory_file(data: bytes) -> Tuple[str, Any]:
     in_memory = "/dev/shm"  # noqa: S108 - O_TMPFILE: the file never has a name to race for
     if flags & getattr(os, "O_TMPFILE", 0):
         attempts.append(lambda: os.open(in_memory, flags, 0o600))
-        for dir_fd in UNNAMED_FILE_DIRECTORIES:
-            attempts.append(lambda dir_fd=dir_fd: os.open(".", flags, 0o600, dir_fd=dir_fd))  # type: ignore[misc]
+        if spare is not None:
+            attempts.append(lambda: os.open(".", flags, 0o600, dir_fd=spare))
     failure = OSError(errno.ENOSYS, "no unnamed-file mechanism on this host")
     for attempt in attempts:
         try:
@@ -111,16 +108,16 @@ def _memory_file(data: bytes) -> Tuple[str, Any]:
     raise failure
 
 
-def server_context(bundle: Bundle, with_chain: bool = False) -> ssl.SSLContext:
+def server_context(bundle: Bundle, with_chain: bool = False, spare: Optional[int] = None) -> ssl.SSLContext:
     """A TLS server context holding the bundle's certificate (and with ``with_chain`` the chain it
-    sends) and key.
+    sends) and key (``spare``: see ``_memory_file``).
 
     Raises:
         ValueError: the key does not match, or cannot be read.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert_path, cert_file = _memory_file(bundle.certificate + (bundle.chain if with_chain else b""))
-    key_path, key_file = _memory_file(bundle.key)
+    cert_path, cert_file = _memory_file(bundle.certificate + (bundle.chain if with_chain else b""), spare)
+    key_path, key_file = _memory_file(bundle.key, spare)
     try:
         context.load_cert_chain(cert_path, key_path, password=_raise_on_password)
     except (OSError, ValueError) as exc:
@@ -158,7 +155,7 @@ def pinned_anchors(bundle: Bundle, pins: Sequence[str]) -> bytes:
     return b"".join(pem("CERTIFICATE", der) for der in anchors)
 
 
-def handshake(bundle: Bundle, pins: Sequence[str] = ()) -> None:
+def handshake(bundle: Bundle, pins: Sequence[str] = (), spare: Optional[int] = None) -> None:
     """A TLS handshake in memory: our server sending the certificate and chain, a client trusting
     only the bundle's chain, or with ``pins`` only the chain's pinned CA certificates.
 
@@ -166,7 +163,7 @@ def handshake(bundle: Bundle, pins: Sequence[str] = ()) -> None:
         ValueError: the key does not match or the chain does not verify the certificate.
     """
     anchors = pinned_anchors(bundle, pins)
-    server = server_context(bundle, with_chain=True)
+    server = server_context(bundle, with_chain=True, spare=spare)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname = False  # names are the rotation's business; this proves key and chain
     client.verify_flags |= _PARTIAL_CHAIN
@@ -194,9 +191,9 @@ def handshake(bundle: Bundle, pins: Sequence[str] = ()) -> None:
     raise ValueError("the chain does not verify the certificate: the in-memory handshake did not finish")
 
 
-def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = ()) -> None:
+def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = (), spare: Optional[int] = None) -> None:
     """Everything checked before the first change; the end-entity rules are the engine's
-    (rotation/issuance/verification.py check_end_entity).
+    (rotation/issuance/verification.py check_end_entity). ``spare``: see ``_memory_file``.
 
     Raises:
         InstallError: BUNDLE_INVALID.
@@ -222,14 +219,14 @@ def validate_bundle(bundle: Bundle, now: float, pins: Sequence[str] = ()) -> Non
             Exit.BUNDLE_INVALID, "the certificate has no common name to check the served certificate with"
         )
     try:
-        handshake(bundle, pins)
+        handshake(bundle, pins, spare)
     except ValueError as exc:
         raise InstallError(Exit.BUNDLE_INVALID, str(exc)) from None
 
 
-def key_matches(certificate: bytes, key: bytes) -> bool:
+def key_matches(certificate: bytes, key: bytes, spare: Optional[int] = None) -> bool:
     """Whether a certificate file's first certificate and a key file's key (the same file in the
-    combined layout) belong together."""
+    combined layout) belong together (``spare``: see ``_memory_file``)."""
     try:
         cert_blocks = [b for b in pem_blocks(certificate.decode("ascii"), "certificate") if b[0] == "CERTIFICATE"]
         key_blocks = [b for b in pem_blocks(key.decode("ascii"), "key") if b[0] in KEY_LABELS]
@@ -239,7 +236,7 @@ def key_matches(certificate: bytes, key: bytes) -> bool:
             b"",
             certificate_facts(cert_blocks[0][1]),
         )
-        server_context(bundle)
+        server_context(bundle, spare=spare)
     except (ValueError, IndexError, UnicodeDecodeError):
         return False
     return True

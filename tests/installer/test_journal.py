@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from certrotate_installer import (
     directories,
+    fleet_record,
     host,
     host_file,
     output,
@@ -48,6 +49,7 @@ class StubApache:
     served_ok: bool = True
     listening: bool = True  # whether a process of the server listens on the port (after an undo)
     calls: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the tools' environment (no SSM agent: no PutInventory)
 
     def config_test(self) -> tuple[bool, str]:
         self.calls.append("configtest")
@@ -98,7 +100,7 @@ class Scene:
         files = tuple(str(self.root / "tls" / name) for name in FILES)
         request = parameters.Request(parameters.Action.INSTALL, "", "AWSCURRENT", files, "apache2", 443, "graceful")
         state = str(self.root / "state")
-        config = host_file.HostConfig("test", (str(self.root / "tls"),), None, state, state, fault)
+        config = host_file.HostConfig("test", (str(self.root / "tls"),), state, state, fault)
         guard = swap.SignalGuard()
         guard.install()
         return host.Host(request, config, apache, 0, guard)
@@ -180,6 +182,30 @@ def test_a_failure_after_the_swap_restores_and_reloads(scene: Scene, apache: Stu
     assert caught.value.code == code and "restored" in caught.value.message
     assert scene.live() == scene.old and scene.saved() == scene.previous and scene.work_files() == []
     assert apache.calls[-2:] == ["configtest", "graceful"] or not apache.config_ok
+
+
+def test_the_served_check_travels_on_the_outcome_and_the_failure_not_on_the_host(scene: Scene) -> None:
+    """Issue 26: the served-truth check's summary is returned by the swap (and carried by its failure),
+    and the fleet record writes the one the outcome carries; the run's ``Host`` holds no run state."""
+    ran = scene.host(StubApache())
+    assert runs.swap_in(ran, scene.targets(), scene.new, True) == "16/16"
+    assert not hasattr(ran, "served_check")
+    with pytest.raises(output.InstallError) as stale:
+        runs.swap_in(scene.host(StubApache(served_ok=False)), scene.targets(), scene.new, True)
+    assert stale.value.code == 6 and stale.value.served_check == "stale: 16/16 serial 01, new: 0/16"
+    with pytest.raises(output.InstallError) as untested:
+        runs.swap_in(scene.host(StubApache(config_ok=False)), scene.targets(), scene.new, True)
+    assert untested.value.code == 5 and untested.value.served_check == ""  # no check ran
+    files = path_policy.target_files(scene.targets())
+    outcome = host.Outcome(parameters.Action.INSTALL, True, scene.new.facts, files, 443, True, None, "15/16 odd")
+    fleet_record.record_outcome(ran, outcome)
+    fleet_record.record_failure(ran, scene.targets(), 6, "failed", stale.value.served_check)
+    state = fleet_record.load_fleet_state(ran.read_state(fleet_record.INVENTORY_STATE))
+    (record,) = state.records
+    assert record["Status"] == "failed" and record["ServedCheck"] == "stale: 16/16 serial 01, new: 0/16"
+    fleet_record.record_outcome(ran, outcome)
+    (record,) = fleet_record.load_fleet_state(ran.read_state(fleet_record.INVENTORY_STATE)).records
+    assert record["Status"] == "installed" and record["ServedCheck"] == "15/16 odd"
 
 
 def test_a_rollback_that_leaves_nothing_listening_is_exit_14(scene: Scene) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from certrotate_installer import directories, distro, journal, output, parameters, validation
-from certrotate_installer.servers import SERVERS, apache, base
+from certrotate_installer.servers import REGISTRY, apache, base
 from certrotate_installer.tools import tool_environment
 
 from tests.support.certs import LocalCA
@@ -27,11 +27,11 @@ ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:certs/web-AbCdEf"
 
 
 def test_read_request_fills_the_defaults_and_checks_the_rules() -> None:
-    request = parameters.read_request("install", {"SSM_SecretArn": ARN})
+    request = parameters.read_request("install", {"SSM_SecretArn": ARN}, REGISTRY)
     assert request == parameters.Request(
         parameters.Action.INSTALL, ARN, "AWSCURRENT", ("", "", ""), "", 0, "graceful", "", ""
     )  # Server, FileLayout, the files and the port empty: the host's (main.complete_request)
-    rollback = parameters.read_request("rollback", {"SSM_FileLayout": "combined", "SSM_HttpsPort": "8443"})
+    rollback = parameters.read_request("rollback", {"SSM_FileLayout": "combined", "SSM_HttpsPort": "8443"}, REGISTRY)
     assert rollback.combined and rollback.port == 8443 and rollback.secret_arn == ""
     for environ, message in (
         ({}, "parameter SecretArn is required"),
@@ -39,10 +39,10 @@ def test_read_request_fills_the_defaults_and_checks_the_rules() -> None:
         ({"SSM_SecretArn": ARN, "SSM_FileLayout": "combined", "SSM_KeyFile": "/etc/ssl/k.key"}, "must be empty"),
     ):
         with pytest.raises(output.InstallError, match=message) as caught:
-            parameters.read_request("install", environ)
+            parameters.read_request("install", environ, REGISTRY)
         assert caught.value.code == output.Exit.BAD_PARAMETER
     with pytest.raises(output.InstallError, match="unknown action 'upgrade'"):
-        parameters.read_request("upgrade", {})
+        parameters.read_request("upgrade", {}, REGISTRY)
 
 
 def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() -> None:
@@ -51,9 +51,9 @@ def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() ->
     from certrotate_installer import host_file, main
 
     def chosen(settings: dict[str, str], **environ: str) -> tuple[str, str]:
-        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings)
-        request = parameters.read_request("install", {"SSM_SecretArn": ARN, **environ})
-        decided = main.complete_request(request, config)
+        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings, REGISTRY)
+        request = parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}, REGISTRY)
+        decided = main.complete_request(request, config, REGISTRY)
         return decided.server, decided.layout
 
     assert chosen({}) == ("apache", "separate")
@@ -76,7 +76,7 @@ def test_the_host_file_chooses_the_server_and_the_sender_may_only_repeat_it() ->
             chosen(settings, **environ)
         assert caught.value.code == output.Exit.BAD_PARAMETER
     with pytest.raises(output.InstallError, match="server must be one of apache, nginx, haproxy, not 'lighttpd'"):
-        host_file.parse_host_config("/etc/certrotate/installer.json", {"server": "lighttpd"})
+        host_file.parse_host_config("/etc/certrotate/installer.json", {"server": "lighttpd"}, REGISTRY)
 
 
 def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> None:
@@ -85,8 +85,10 @@ def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> N
     from certrotate_installer import host_file, main
 
     def completed(settings: dict[str, object], **environ: str) -> parameters.Request:
-        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings)
-        return main.complete_request(parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}), config)
+        config = host_file.parse_host_config("/etc/certrotate/installer.json", settings, REGISTRY)
+        return main.complete_request(
+            parameters.read_request("install", {"SSM_SecretArn": ARN, **environ}, REGISTRY), config, REGISTRY
+        )
 
     site = {
         "certificate_file": "/etc/apache2/ssl/site.pem",
@@ -116,14 +118,14 @@ def test_the_host_file_describes_the_files_and_port_a_sender_leaves_empty() -> N
         ({"certificate_file": "relative.pem"}, "certificate_file must be an absolute path"),
     ):
         with pytest.raises(output.InstallError, match=message):
-            host_file.parse_host_config("/etc/certrotate/installer.json", bad)
+            host_file.parse_host_config("/etc/certrotate/installer.json", bad, REGISTRY)
 
 
 def test_the_parameter_table_is_what_the_documents_render() -> None:
-    install = [p.name for p in parameters.PARAMETERS[parameters.Action.INSTALL]]
-    rollback = [p.name for p in parameters.PARAMETERS[parameters.Action.ROLLBACK]]
+    install = [p.name for p in parameters.document_parameters(parameters.Action.INSTALL, REGISTRY)]
+    rollback = [p.name for p in parameters.document_parameters(parameters.Action.ROLLBACK, REGISTRY)]
     assert install[:2] == ["SecretArn", "VersionStage"] and rollback == install[2:]
-    assert parameters.RELOAD_MODES == ("graceful", "restart") and parameters.FILE_LAYOUTS == ("separate", "combined")
+    assert REGISTRY.reload_modes() == ("graceful", "restart") and REGISTRY.layouts() == ("separate", "combined")
 
 
 # output.py --------------------------------------------------------------------------------------
@@ -189,9 +191,10 @@ def test_this_hosts_os_release_picks_a_row() -> None:
 
 
 def test_every_server_keeps_the_contract() -> None:
-    assert set(SERVERS) == {"apache", "nginx", "haproxy"} and SERVERS["apache"] is apache.Apache
-    for name, server_class in SERVERS.items():
-        assert issubclass(server_class, base.Server) and server_class.name == name and server_class.title
+    assert REGISTRY.names() == ("apache", "nginx", "haproxy") and REGISTRY.adapter("apache") is apache.Apache
+    for server_class in REGISTRY.adapters:
+        assert issubclass(server_class, base.Server) and server_class.title and "graceful" in server_class.reload_modes
+        assert server_class.config_key == server_class.name + "_config" == server_class.host_paths()[0]
         assert {d.family for d in server_class.distros} == set(distro.OS_FAMILIES.values())
     bare = base.Server(apache.Apache.distros[0], None, 1, {})
     with pytest.raises(NotImplementedError):

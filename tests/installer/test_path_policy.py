@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from certrotate_installer import directories, host, host_file, output, parameters, path_policy, tools, validation
+from certrotate_installer.servers import REGISTRY
 
 from tests.installer.helpers import LocalUser
 
@@ -96,7 +97,7 @@ def test_a_target_outside_the_policy_is_a_bad_parameter(path: str, message: str)
 
 
 def host_config(tmp_path: Path, directory: Path) -> object:
-    return host_file.HostConfig("test", (str(directory),), None, str(tmp_path), str(tmp_path), None)
+    return host_file.HostConfig("test", (str(directory),), str(tmp_path), str(tmp_path))
 
 
 def test_the_same_file_twice_is_a_bad_parameter(tmp_path: Path) -> None:
@@ -157,7 +158,7 @@ def write_host_file(path: Path, settings: dict[str, object], mode: int = 0o644) 
 
 def test_the_host_file_extends_the_allow_list(tmp_path: Path) -> None:
     path = write_host_file(tmp_path / "installer.json", {"allowed_directories": ["/srv/tls"]})
-    config = host_file.load_host_config({host_file.HOST_CONFIG_VARIABLE: str(path)}, 0)
+    config = host_file.load_host_config({host_file.HOST_CONFIG_VARIABLE: str(path)}, 0, REGISTRY)
     assert config.allowed == (*host_file.DEFAULT_ALLOWED, "/srv/tls")
     assert (config.journal_dir, config.lock_dir) == ("/var/lib/certrotate", "/run/certrotate")
 
@@ -165,12 +166,14 @@ def test_the_host_file_extends_the_allow_list(tmp_path: Path) -> None:
 def test_a_host_file_another_user_could_write_is_refused(tmp_path: Path, attacker: LocalUser) -> None:
     theirs = write_host_file(tmp_path / "theirs.json", {"allowed_directories": ["/"]})
     os.chown(theirs, attacker.uid, attacker.gid)
-    assert "owned by root" in refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(theirs)}, 0)
+    assert "owned by root" in refused(
+        host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(theirs)}, 0, REGISTRY
+    )
     writable = write_host_file(tmp_path / "writable.json", {}, mode=0o666)
-    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(writable)}, 0)
+    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(writable)}, 0, REGISTRY)
     linked = tmp_path / "linked.json"
     linked.symlink_to(write_host_file(tmp_path / "real.json", {}))
-    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(linked)}, 0)
+    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(linked)}, 0, REGISTRY)
 
 
 @pytest.mark.parametrize(
@@ -192,17 +195,17 @@ def test_a_host_file_another_user_could_write_is_refused(tmp_path: Path, attacke
 def test_a_host_file_must_be_valid(tmp_path: Path, settings: object) -> None:
     path = tmp_path / "installer.json"
     path.write_text(json.dumps(settings))
-    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(path)}, 0)
+    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(path)}, 0, REGISTRY)
 
 
 def test_no_host_file_means_the_defaults_and_a_named_one_must_exist(tmp_path: Path) -> None:
     if not os.path.exists(host_file.HOST_CONFIG):
-        assert host_file.load_host_config({}, 0) == host_file.default_host_config()
-    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(tmp_path / "none.json")}, 0)
+        assert host_file.load_host_config({}, 0, REGISTRY) == host_file.default_host_config()
+    refused(host_file.load_host_config, {host_file.HOST_CONFIG_VARIABLE: str(tmp_path / "none.json")}, 0, REGISTRY)
 
 
 def test_the_lock_is_exclusive_and_never_inherited(tmp_path: Path) -> None:
-    config = host_file.HostConfig("test", (), None, str(tmp_path / "state"), str(tmp_path / "state"), None)
+    config = host_file.HostConfig("test", (), str(tmp_path / "state"), str(tmp_path / "state"))
     fd = host.acquire_lock(config, 0)
     try:
         assert not os.get_inheritable(fd)
@@ -217,7 +220,7 @@ def test_the_lock_is_exclusive_and_never_inherited(tmp_path: Path) -> None:
 
 def test_a_state_directory_another_user_owns_is_refused(tmp_path: Path, attacker: LocalUser) -> None:
     state = owned_by(attacker, tmp_path / "state", 0o700)
-    config = host_file.HostConfig("test", (), None, str(state), str(state), None)
+    config = host_file.HostConfig("test", (), str(state), str(state))
     refused(host.acquire_lock, config, 0)
 
 
@@ -265,7 +268,7 @@ def test_17_13_a_name_over_255_characters_is_a_bad_parameter() -> None:
     environ = {"SSM_SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"}
     environ["SSM_CertificateFile"] = "/etc/ssl/web/" + "n" * 300 + ".pem"
     with pytest.raises(output.InstallError) as caught:
-        parameters.read_request("install", environ)
+        parameters.read_request("install", environ, REGISTRY)
     assert caught.value.code == output.Exit.BAD_PARAMETER and "CertificateFile" in caught.value.message
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from certrotate_installer import host_file, output, validation
-from certrotate_installer.servers import haproxy, nginx
+from certrotate_installer.servers import REGISTRY, haproxy, nginx
 from certrotate_installer.tools import tool_environment
 
 from rotation.cli.local_servers import LocalHaproxy, LocalNginx, free_port, server_available
@@ -71,7 +71,7 @@ def haproxy_adapter(local: LocalHaproxy, **settings: str) -> haproxy.Haproxy:
     adapter = haproxy.Haproxy(
         haproxy.Haproxy.distros[0], str(local.config), local.port, tool_environment(dict(os.environ))
     )
-    adapter.configure(host_file.parse_host_config("/test/installer.json", settings), os.geteuid())
+    adapter.configure(host_file.parse_host_config("/test/installer.json", settings, REGISTRY), os.geteuid())
     adapter.files = (str(local.combined_file()),)
     return adapter
 
@@ -330,7 +330,7 @@ def master_only_adapter(master_socket: Path) -> haproxy.Haproxy:
     row = haproxy.Haproxy.distros[0]._replace(server=os.path.basename(binary))
     adapter = haproxy.Haproxy(row, None, 443, {"PATH": os.path.dirname(binary)})
     adapter.configure(
-        host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(master_socket)}),
+        host_file.parse_host_config("/test/installer.json", {"haproxy_master_socket": str(master_socket)}, REGISTRY),
         os.geteuid(),
     )
     return adapter

@@ -19,7 +19,7 @@ import pytest
 
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
-from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
+from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.issuance.bundle import CertBundle
 from tests.installer.helpers import LocalUser, local_user, user_problem
 from tests.support.certs import LocalCA
@@ -84,13 +84,12 @@ def apache(tmp_path: Path, ca: LocalCA) -> Iterator[Apache]:
 
 # The servers the documents feed; a test taking ``server`` runs once for each (or, parametrized
 # ``indirect``, for the ones it names). Apache here is the separate three-file layout, as today.
-SERVERS = ["apache", "nginx", "haproxy"]
-LocalServer = Apache | LocalNginx | LocalHaproxy
+SERVERS = list(LOCAL_SERVERS)
 
 
 def start_server(name: str, root: Path, ca: LocalCA) -> LocalServer:
     require(apache_available() if name == "apache" else server_available(name))
-    server: LocalServer = {"apache": Apache, "nginx": LocalNginx, "haproxy": LocalHaproxy}[name](root, free_port())
+    server = LOCAL_SERVERS[name](root, free_port())
     server.write_bundle(ca.issue([HOSTNAME]))
     server.start()
     return server

@@ -27,6 +27,7 @@ from rotation.build.ssm_documents import (
     DOCUMENTS,
     HEREDOC_END,
     INSTALLER,
+    REGISTRY,
     document_path,
     embedded_program,
     launcher,
@@ -88,7 +89,9 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
         commands = step["inputs"]["runCommand"]
         assert commands[: len(launcher(document))] == launcher(document) and commands[-1] == HEREDOC_END
         assert embedded_program(document_path(document)) == build()
-        assert set(loaded["parameters"]) == {p.name for p in INSTALLER.PARAMETERS[INSTALLER.Action(document.action)]}
+        assert set(loaded["parameters"]) == {
+            p.name for p in INSTALLER.document_parameters(INSTALLER.Action(document.action), REGISTRY)
+        }
         for name, spec in loaded["parameters"].items():
             assert spec["type"] == "String" and spec["description"]
             assert spec["interpolationType"] == "ENV_VAR"  # the value reaches the program as data
@@ -143,7 +146,7 @@ def test_no_document_offers_an_apache_config_to_the_sender() -> None:
 
 @pytest.mark.parametrize("name", list(VALID))
 def test_no_pattern_admits_a_character_the_fallback_quotes_would_interpret(name: str) -> None:
-    pattern = {p.name: p.pattern for p in INSTALLER.PARAMETERS[INSTALLER.Action.INSTALL]}[name]
+    pattern = {p.name: p.pattern for p in INSTALLER.document_parameters(INSTALLER.Action.INSTALL, REGISTRY)}[name]
     valid = VALID[name]
     assert re.fullmatch(pattern, valid)
     for character in SHELL_ACTIVE + "'":

@@ -204,18 +204,6 @@ def test_3_a_state_directory_another_user_owns_is_refused(
 # 4. Medium: Apache started by the installer inherited the lock -------------------------------------------
 
 
-def apache_pids(apache: LocalServer) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(apache.config) in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.mark.parametrize("server", ["apache", "nginx"], indirect=True)  # HAProxy is never started by certrotate
 def test_4_apache_started_by_the_installer_holds_no_lock(
     server: LocalServer, ca: LocalCA, put_secret: Any, host_env: dict[str, str]
@@ -227,7 +215,7 @@ def test_4_apache_started_by_the_installer_holds_no_lock(
     result = install(apache, put_secret(first), host_env)
     assert result.ok, result.stderr
     assert served_serial(apache) == first.certificate.serial_number
-    pids = apache_pids(apache)
+    pids = apache.pids()  # every process of the server (LocalServer.pids: by its config path)
     assert pids
     lock = str(apache.state_directory / "install.lock")
     for pid in pids:

@@ -1,10 +1,10 @@
-"""The TLS servers the installer feeds, each a ``base.Server`` subclass, by ``Server.name``."""
+"""The TLS servers the installer feeds: ``REGISTRY``, the one list of adapters (``base.Server``
+subclasses, one module each), which the parameters, the host file and the build read."""
 
-from typing import Dict, Type
-
+from ..registry import Registry
 from .apache import Apache
-from .base import Server
 from .haproxy import Haproxy
 from .nginx import Nginx
 
-SERVERS: Dict[str, Type[Server]] = {cls.name: cls for cls in (Apache, Nginx, Haproxy)}
+# One line per adapter; the first is the server of a host whose host file names none.
+REGISTRY = Registry((Apache, Nginx, Haproxy))

@@ -1,5 +1,5 @@
 """Apache httpd: ``apache2ctl``/``apachectl`` (or the server binary with ``-f``) for the config
-test and the graceful reload; the served certificate proven by the base class's TLS check."""
+test and the graceful reload or restart; the served certificate proven by the base class's TLS check."""
 
 from typing import List, Tuple
 
@@ -13,6 +13,7 @@ class Apache(Server):
 
     name = "apache"
     title = "Apache"
+    config_key = "apache_config"
     distros = (
         Distro("debian", "apache2", "apache2ctl", "apache2", *DEBIAN_DIRS),
         Distro("rhel", "httpd", "apachectl", "httpd", *RHEL_DIRS),

@@ -1,7 +1,12 @@
 """The contract of a TLS server adapter: what the installer asks of the server it feeds.
 
-``main`` builds one ``Server`` per run (``SERVERS[name](distro, main_config, port, env)``, see
-``servers/__init__.py``) and calls only these, in this order:
+To add a server: write one module here with a ``Server`` subclass that sets the class attributes
+below and implements ``config_test`` and ``reload``, then add the class to ``REGISTRY`` in
+``servers/__init__.py``; the document parameters (Server, ServiceName, FileLayout, ReloadMode), the
+host file's keys, the build, the CLI and the benchmarks read it from there.
+
+``main`` builds one ``Server`` per run (``REGISTRY.adapter(name)(distro, main_config, port, env)``)
+and calls only these, in this order:
 
 - install, after the new files are in place: ``config_test()``, then ``reload(mode)``, then
   ``wait_for(facts)``; a ``False`` (or a proof that is not ``ok``) restores the previous files;
@@ -11,9 +16,14 @@
 - a run that finds the certificate already installed: ``wait_for`` (RECHECK_SECONDS), a warning.
 
 Rules for a subclass:
-- set ``name`` (the key in ``SERVERS``, lower case), ``title`` (the word in every message:
-  "Apache config test failed") and ``distros`` (one ``distro.Distro`` row per distribution
-  family: its service name, control tool, server binary, certrotate's default directories);
+- set ``name`` (the Server parameter's value and the host file's ``server``: a lower-case word),
+  ``title`` (the word in every message: "Apache config test failed"), ``distros`` (one
+  ``distro.Distro`` row per distribution family: its service name, the ServiceName value, control
+  tool, server binary, certrotate's default directories), ``layouts`` (the FileLayout values it
+  takes, its default first), ``reload_modes`` (the ReloadMode values, "graceful" among them: the
+  undo uses it), ``config_key`` (the host file's key naming its main config, ``<name>_config``) and
+  ``extra_paths`` (any other host-file keys it owns, each an absolute path, read in ``configure``
+  from ``HostConfig.server_path``);
 - implement ``config_test`` and ``reload``; never raise for a failing test or reload, return
   ``(False, text)``; ``text`` is the tool's own output (the caller prints its last line through
   ``output.printable``), it never holds key material;
@@ -47,10 +57,13 @@ COMMAND_TIMEOUT_SECONDS = 120  # a config test or reload that takes longer has f
 class Server:
     """One TLS server on this host: config test, reload and proof of the served certificate."""
 
-    name = "server"  # the key in SERVERS (lower case)
+    name = "server"  # the Server parameter's value and the host file's "server" (a lower-case word)
     title = "Server"  # the word in messages: "<title> config test failed"
     distros: Tuple[Distro, ...] = ()
-    layouts: Tuple[str, ...] = ("separate", "combined")  # the FileLayout values it can be fed
+    layouts: Tuple[str, ...] = ("separate", "combined")  # the FileLayout values it can be fed, its default first
+    reload_modes: Tuple[str, ...] = ("graceful", "restart")  # the ReloadMode values it takes
+    config_key = ""  # the host file's key naming its main config (an absolute path); "" for none
+    extra_paths: Tuple[str, ...] = ()  # the host file's other keys it owns (absolute paths: HAProxy's sockets)
     files: Tuple[str, ...] = ()  # the certificate files of this run (set by main once they are checked)
     euid = 0  # the installer's user (set by ``configure``)
     users: Tuple[str, ...] = ()  # the users the server's own processes may run as, besides root
@@ -60,6 +73,11 @@ class Server:
         self.main_config = main_config  # the host file's server config (tests, local demo), else None
         self.port = port  # the local port where the server serves TLS
         self.env = env  # the environment of every tool this adapter runs
+
+    @classmethod
+    def host_paths(cls) -> Tuple[str, ...]:
+        """The host file's keys this adapter owns, each an absolute path: its config first."""
+        return ((cls.config_key,) if cls.config_key else ()) + cls.extra_paths
 
     def configure(self, config: HostConfig, euid: int) -> None:
         """Take what else the host file says about this server (HAProxy: its sockets)."""

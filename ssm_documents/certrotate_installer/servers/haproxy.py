@@ -178,6 +178,8 @@ class Haproxy(Server):
     name = "haproxy"
     title = "HAProxy"
     layouts = ("combined",)
+    config_key = "haproxy_config"
+    extra_paths = ("haproxy_runtime_socket", "haproxy_master_socket")
     users = (SERVER_USER,)  # its workers hold the listeners (and, without a master, the sockets)
     distros = (
         Distro("debian", "haproxy", "haproxy", "haproxy", *DEBIAN_DIRS),
@@ -196,7 +198,7 @@ class Haproxy(Server):
             InstallError: REFUSED when a socket is missing or another user could replace it.
         """
         super().configure(config, euid)
-        self.runtime_socket, self.master_socket = config.haproxy_runtime_socket, config.haproxy_master_socket
+        self.runtime_socket, self.master_socket = (config.server_path(key) for key in self.extra_paths)
         for path in (self.runtime_socket, self.master_socket):
             if path:
                 await_socket(path, euid)

@@ -41,6 +41,7 @@ class Nginx(Server):
     name = "nginx"
     title = "nginx"
     layouts = ("combined",)
+    config_key = "nginx_config"
     distros = (
         Distro("debian", "nginx", "nginx", "nginx", *DEBIAN_DIRS),
         Distro("rhel", "nginx", "nginx", "nginx", *RHEL_DIRS),

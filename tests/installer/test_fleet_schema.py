@@ -1,0 +1,97 @@
+"""The fleet record's schema has one owner, the installer (``fleet_record.py``, ``served_check.py``:
+stdlib-only and shipped alone in the documents, so it cannot import the Lambda's package); the
+Lambda's reader (``rotation/fleet/view.py``, ``rotation/fleet/inventory.py``) is pinned to it here:
+type name, statuses, every field the reader reads, the ServedCheck bound and its ``stale:`` form,
+and the Server words the registry can write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from certrotate_installer import fleet_record, served_check
+from certrotate_installer.servers import REGISTRY
+
+from rotation.fleet import inventory as fleet_inventory
+from rotation.fleet import view as fleet
+from tests.installer.test_fleet_record import facts, request
+
+# HostReport's fields and the record key each is read from (account, instance id and time aside).
+READ_FROM = {
+    "secret_arn": "SecretArn",
+    "certificate_file": "CertificateFile",
+    "status": "Status",
+    "exit_code": "ExitCode",
+    "serial": "Serial",
+    "fingerprint": "FingerprintSha256",
+    "not_after": "NotAfter",
+    "subject": "Subject",
+    "message": "Message",
+    "version_stage": "VersionStage",
+    "key_file": "KeyFile",
+    "chain_file": "ChainFile",
+    "https_port": "HttpsPort",
+    "server": "Server",
+    "served_check": "ServedCheck",
+}
+
+
+def test_the_reader_names_what_the_writer_writes() -> None:
+    assert fleet.INVENTORY_TYPE == fleet_record.INVENTORY_TYPE
+    assert {status.value for status in fleet.RunStatus} == {status.value for status in fleet_record.Served}
+    assert set(fleet.REQUIRED) <= set(fleet_record.INVENTORY_KEYS)
+    assert set(READ_FROM.values()) <= set(fleet_record.INVENTORY_KEYS)
+    read = {f.name for f in fields(fleet.HostReport)} - {"account", "instance_id", "recorded_at"}
+    assert read == set(READ_FROM)  # a field added to either side without the other fails here
+
+
+def test_a_record_the_writer_makes_is_read_back_field_for_field() -> None:
+    served = facts()
+    summary = "stale: 3/16 serial 0AB1, new: 13/16" + ", +1 other" * 20  # longer than the bound: cut by both
+    report = fleet_record.RunReport(
+        fleet_record.Served.INSTALLED, request(), ("/c.pem", "/k.key", "/ch.pem"), served, None, False, 0, "m", 1.8e9
+    )
+    state = fleet_record.next_fleet_state(
+        fleet_record.load_fleet_state(None), report._replace(served_check=summary), lambda path: True
+    )
+    (record,) = state.records
+    (host,), problems = fleet.parse_records("111122223333", "i-0123456789abcdef0", [dict(record, Server="haproxy")])
+    assert problems == []
+    for attribute, key in READ_FROM.items():
+        value = getattr(host, attribute)
+        if attribute == "serial":
+            assert value == fleet.normalize_serial(record[key])
+        elif attribute == "fingerprint":
+            assert value == fleet.normalize_fingerprint(record[key])
+        elif attribute == "exit_code":
+            assert value == int(record[key])
+        elif attribute == "server":
+            assert value == "haproxy"
+        else:
+            assert str(value) == record[key], attribute
+    assert len(record["ServedCheck"]) == served_check.SUMMARY_LIMIT == fleet.SERVED_CHECK_LIMIT
+    assert host.stale_serial == "AB1"  # read by the reader's pattern from what the writer kept
+
+
+def test_the_writers_stale_summary_is_what_the_reader_filters_and_parses() -> None:
+    summary = served_check.served_summary(["0A1B"] * 3 + [served_check.MATCH] * 13)
+    assert summary == "stale: 3/16 serial 0A1B, new: 13/16"
+    assert served_check.STALE_PREFIX == fleet.STALE_PREFIX == fleet_inventory.STALE_PREFIX
+    assert summary.startswith(fleet.STALE_PREFIX)  # what read_records' BeginWith filter asks GetInventory for
+    (host,), _ = fleet.parse_records("1", "i-1", [dict(RECORD, ServedCheck=summary)])
+    assert host.stale_serial == "A1B"
+
+
+RECORD = {
+    "SecretArn": "arn",
+    "CertificateFile": "/c.pem",
+    "Status": "unchanged",
+    "ExitCode": "0",
+    "RecordedAt": "2027-01-15T08:00:00Z",
+    "Serial": "0A1B",
+    "FingerprintSha256": "CD",
+}
+
+
+def test_every_server_word_the_registry_can_write_fits_the_reader() -> None:
+    assert all(len(name) <= fleet.SERVER_LIMIT for name in REGISTRY.names())
