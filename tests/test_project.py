@@ -52,12 +52,28 @@ def test_event_fixtures_have_the_shape_the_emulated_service_sends() -> None:
         assert fixture["Step"] == path.stem
 
 
-def readme_cli_examples() -> list[str]:
+def readme_section(heading: str) -> str:
+    """The README's text under ``heading`` (a whole line), up to the next heading of its level or above."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## The command line") :]
-    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert block, "the command-line section shows its commands in a sh block"
+    level = heading.split(" ", 1)[0]
+    assert f"\n{heading}\n" in text, f"the README has no heading {heading!r}"
+    body = text.split(f"\n{heading}\n", 1)[1]
+    ends = [m.start() for m in re.finditer(r"^(#+) ", body, re.MULTILINE) if len(m.group(1)) <= len(level)]
+    return body[: ends[0]] if ends else body
+
+
+def readme_cli_examples() -> list[str]:
+    block = re.search(r"```sh\n(.*?)```", readme_section("### The sandbox"), re.DOTALL)
+    assert block, "the sandbox section shows its day in a sh block"
     return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readmes_day_covers_every_operator_command() -> None:
+    """Issue 29: the walkthrough shows hosts, revoke and policy too, not only status and rotate."""
+    commands = {line.split()[1] for line in readme_cli_examples() if line.startswith("certrotate ")}
+    commands |= {line.split()[3] for line in readme_cli_examples() if line.startswith("certrotate --output ")}
+    expected = {"create-secret", "status", "rotate", "deploy", "hosts", "revoke", "policy", "validate", "doctor"}
+    assert expected <= commands, expected - commands
 
 
 def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
@@ -66,7 +82,7 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
 
     examples = readme_cli_examples()
     assert len(examples) >= 10
-    assert examples[0] == 'eval "$(certrotate sandbox --detach)"'
+    assert examples[0] == 'eval "$(certrotate sandbox --detach --ledger)"'
     (tmp_path / "day.sh").write_text("\n".join(examples) + "\n")
     env = cli_env()
     env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
@@ -87,3 +103,47 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
         time.sleep(0.1)
     else:
         raise AssertionError(f"the sandbox (pid {pid}) is still running")
+
+
+# -- issue 29: the README's map and its single statements ------------------------------------------
+
+PATH_TOKEN = re.compile(r"`([\w./-]+(?:\.py|\.yaml|\.md|/))`")
+
+
+def test_every_path_the_readmes_map_names_exists_and_every_package_is_in_it() -> None:
+    """Each module or folder the architecture map names is there, and no package is missing from it."""
+    section = readme_section("## Architecture")
+    named: set[Path] = set()
+    package = ROOT
+    for line in section.splitlines():
+        heading = re.match(r"### `([\w./-]+/)`", line)
+        if heading:
+            package = ROOT / heading.group(1)
+            named.add(package)
+        elif line.startswith("### "):
+            package = ROOT
+        for token in PATH_TOKEN.findall(line):
+            path = ROOT / token if "/" in token.rstrip("/") or token.endswith("/") else package / token
+            assert path.exists(), f"the README's map names {token}, which is not at {path.relative_to(ROOT)}"
+            named.add(path)
+    packages = {
+        init.parent
+        for top in (ROOT / "rotation", ROOT / "ssm_documents" / "certrotate_installer")
+        for init in top.rglob("__init__.py")
+    }
+    missing = sorted(str(p.relative_to(ROOT)) for p in packages - named)
+    assert not missing, f"packages the README's map does not name: {missing}"
+    for folder in ("unit", "functional", "integration", "installer", "deployment", "support", "fixtures"):
+        assert ROOT / "tests" / folder in named, f"the map of tests/ leaves out tests/{folder}/"
+
+
+def test_the_readme_states_the_installers_exit_codes_once_and_all_of_them() -> None:
+    """One table, every code the installer can exit with (``output.Exit``), each with its meaning."""
+    from certrotate_installer.output import Exit  # ssm_documents/ is on the tests' path, as in tests/installer
+
+    text = (ROOT / "README.md").read_text()
+    assert text.count("| installer exit | meaning |") == 1
+    table = text[text.index("| installer exit | meaning |") :].split("\n\n")[0]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", table, re.MULTILINE))
+    assert {int(code) for code in rows} == {code.value for code in Exit}
+    assert "Exit codes: 0 installed" not in text  # the old prose list, stale twice before

@@ -173,7 +173,7 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         flags.append("expired")
     elif days is not None and days <= window_days:
         flags.append("expiring")
-    if record.fields is not None:
+    if record.fields is not None and record.source is not Source.LEDGER:  # a ledger entry holds no spec
         invalid = spec_problem(fields)
         if invalid:  # the next rotation fails in createSecret
             flags.append("invalid-spec")
