@@ -84,11 +84,15 @@ def _json(result: Mapping[str, Any]) -> str:
 
 
 def _create(self: Any) -> str:
-    return _json({"AssociationDescription": _service().create_association(self.current_account, self.region, _body(self))})
+    return _json(
+        {"AssociationDescription": _service().create_association(self.current_account, self.region, _body(self))}
+    )
 
 
 def _update(self: Any) -> str:
-    return _json({"AssociationDescription": _service().update_association(self.current_account, self.region, _body(self))})
+    return _json(
+        {"AssociationDescription": _service().update_association(self.current_account, self.region, _body(self))}
+    )
 
 
 def _describe(self: Any) -> str:

@@ -104,7 +104,9 @@ def check_schedule(expression: object, *, apply_only_at_cron_interval: bool) -> 
             raise AssociationError("InvalidSchedule", "ApplyOnlyAtCronInterval needs a cron ScheduleExpression")
         return None
     if not isinstance(expression, str) or not 1 <= len(expression) <= MAX_SCHEDULE:
-        raise _model_violation("scheduleExpression", expression, f"Member must have length between 1 and {MAX_SCHEDULE}")
+        raise _model_violation(
+            "scheduleExpression", expression, f"Member must have length between 1 and {MAX_SCHEDULE}"
+        )
     cron = _CRON.match(expression)
     if cron is not None:
         if len(cron["fields"].split()) != CRON_FIELDS:
@@ -166,7 +168,9 @@ def check_targets(targets: object, instance_id: object) -> tuple[Target, ...]:
         values = entry.get("Values") if isinstance(entry, dict) else None
         where = f"targets.{index + 1}.member"
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_TARGET_KEY or not TARGET_KEY.match(key):
-            raise _model_violation(f"{where}.key", key, f"Member must be 1-{MAX_TARGET_KEY} characters of {TARGET_KEY.pattern}")
+            raise _model_violation(
+                f"{where}.key", key, f"Member must be 1-{MAX_TARGET_KEY} characters of {TARGET_KEY.pattern}"
+            )
         if not isinstance(values, list) or len(values) > MAX_TARGET_VALUES:
             raise _model_violation(
                 f"{where}.values", values, f"Member must have length less than or equal to {MAX_TARGET_VALUES}"
@@ -175,13 +179,16 @@ def check_targets(targets: object, instance_id: object) -> tuple[Target, ...]:
             bad = [v for v in values if v != "*" and not (isinstance(v, str) and INSTANCE_ID.match(v))]
             if bad or not values:
                 raise AssociationError(
-                    "InvalidTarget", f"Targets[{index}] InstanceIds {bad or values!r}: each value is i-... or mi-... or *"
+                    "InvalidTarget",
+                    f"Targets[{index}] InstanceIds {bad or values!r}: each value is i-... or mi-... or *",
                 )
         elif key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
             # One value per tag key for associations (terraform-provider-aws documents the service's
             # limit, hashicorp/terraform-provider-aws#42431; instance ids may be many).
             if len(values) != 1:
-                raise AssociationError("InvalidTarget", f"Targets[{index}] {key}: exactly one tag value, got {values!r}")
+                raise AssociationError(
+                    "InvalidTarget", f"Targets[{index}] {key}: exactly one tag value, got {values!r}"
+                )
         else:
             raise AssociationError(
                 "InvalidTarget",

@@ -13,6 +13,7 @@ each ``aws:runShellScript`` step with sh), in the host's own environment, as its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,15 +130,11 @@ def run_on_targets(
         if failures > allowed:
             outcomes += [TargetRun(h.instance_id, TargetStatus.SKIPPED, "Skipped", -1, clock()) for h in batch]
             continue
+        run = functools.partial(
+            _run_one, document, parameters, region=region, timeout=timeout, batch=index, clock=clock
+        )
         with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="association-target") as pool:
-            runs = list(
-                pool.map(
-                    lambda host: _run_one(
-                        document, parameters, host, region=region, timeout=timeout, batch=index, clock=clock
-                    ),
-                    batch,
-                )
-            )
+            runs = list(pool.map(run, batch))
         outcomes += runs
         failures += sum(1 for run in runs if run.status is TargetStatus.FAILED)
     return size, allowed, tuple(outcomes)

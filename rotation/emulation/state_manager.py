@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -127,9 +127,10 @@ def _load_document(account: str, region: str, name: object, version: str) -> dic
     elif version == "$DEFAULT":
         stored = documents.get_default_version()
     else:
-        stored = documents.find_by_version(version)
-        if stored is None:
+        found = documents.find_by_version(version)
+        if found is None:
             raise AssociationError("InvalidDocumentVersion", f"DocumentVersion {version!r} of {name} does not exist")
+        stored = found
     if stored.document_type != "Command":
         raise AssociationError(
             "InvalidDocument", f"Name {name}: a {stored.document_type} document; the emulation runs Command documents"
@@ -163,12 +164,18 @@ class StateManager:
         document_name = request.get("Name") if request.get("Name") is not None else base and base.document
         version = request.get("DocumentVersion") or "$DEFAULT"
         if not _DOCUMENT_VERSION.match(str(version)):
-            raise AssociationError("InvalidDocumentVersion", f"DocumentVersion {version!r}: $LATEST, $DEFAULT or a number")
+            raise AssociationError(
+                "InvalidDocumentVersion", f"DocumentVersion {version!r}: $LATEST, $DEFAULT or a number"
+            )
         document = _load_document(account, region, document_name, str(version))
         name = request.get("AssociationName")
         if name is not None:
             rules.check_association_name(name)
-        given_targets = request.get("Targets") if request.get("Targets") is not None else base and [t.as_dict() for t in base.targets]
+        given_targets = (
+            request.get("Targets")
+            if request.get("Targets") is not None
+            else base and [t.as_dict() for t in base.targets]
+        )
         targets = rules.check_targets(given_targets, request.get("InstanceId"))
         self.hosts.check_known(targets)
         apply_only = bool(request.get("ApplyOnlyAtCronInterval") or False)
@@ -179,7 +186,9 @@ class StateManager:
             rules.check_rate_control("maxConcurrency", concurrency, rules.MAX_CONCURRENCY)
         if errors is not None:
             rules.check_rate_control("maxErrors", errors, rules.MAX_ERRORS)
-        severity = rules.check_choice("complianceSeverity", request.get("ComplianceSeverity"), rules.COMPLIANCE_SEVERITIES)
+        severity = rules.check_choice(
+            "complianceSeverity", request.get("ComplianceSeverity"), rules.COMPLIANCE_SEVERITIES
+        )
         sync = rules.check_choice("syncCompliance", request.get("SyncCompliance"), rules.SYNC_COMPLIANCE)
         parameters = request.get("Parameters")
         try:
@@ -245,7 +254,10 @@ class StateManager:
             executions = self._executions.get(association_id, [])
         last = executions[-1] if executions else None
         overview: dict[str, Any] = {"Status": "Pending", "DetailedStatus": "Creating"}
-        described = association.fields() | {"Date": association.created, "LastUpdateAssociationDate": association.updated}
+        described = association.fields() | {
+            "Date": association.created,
+            "LastUpdateAssociationDate": association.updated,
+        }
         if last is not None:
             overview = {
                 "Status": last.status,
@@ -260,7 +272,9 @@ class StateManager:
 
     def describe_association(self, account: str, region: str, request: Mapping[str, Any]) -> dict[str, Any]:
         if request.get("AssociationId") is None:
-            raise AssociationError("ValidationException", "AssociationId is required (Name + InstanceId is not emulated)")
+            raise AssociationError(
+                "ValidationException", "AssociationId is required (Name + InstanceId is not emulated)"
+            )
         association = self._get(account, region, request["AssociationId"])
         asked = request.get("AssociationVersion")
         if asked is not None and asked not in ("$LATEST", str(association.version)):
@@ -331,7 +345,9 @@ class StateManager:
             online = [h for h in online if self._applied.get((key, h.instance_id), float("-inf")) < issued]
         if not online and not full:
             return None
-        document = _load_document(association.account, association.region, association.document, association.document_version)
+        document = _load_document(
+            association.account, association.region, association.document, association.document_version
+        )
         parameters = rules.association_parameters(document, {k: list(v) for k, v in association.parameters.items()})
         size, allowed, targets = run_on_targets(
             document,

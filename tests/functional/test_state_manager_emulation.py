@@ -60,9 +60,8 @@ def emulated(clock: EmulatedClock) -> Iterator[tuple[Any, StateManager]]:
 
 def test_moto_alone_has_no_associations() -> None:
     """Why the emulation exists: without it moto refuses the call."""
-    with mock_aws():
-        with pytest.raises(NotImplementedError):
-            boto3.client("ssm", region_name="us-east-1").create_association(**BASE)
+    with mock_aws(), pytest.raises(NotImplementedError):
+        boto3.client("ssm", region_name="us-east-1").create_association(**BASE)
 
 
 REFUSED = [
@@ -84,7 +83,11 @@ REFUSED = [
     ({"Targets": [{"Key": "InstanceIds", "Values": [HOST] * 51}]}, "ValidationException", "less than or equal to 50"),
     ({"Targets": [{"Key": "instanceids", "Values": [HOST]}]}, "InvalidTarget", "Key 'instanceids'"),
     ({"Targets": [{"Key": "InstanceIds", "Values": ["web-1"]}]}, "InvalidTarget", "'web-1'"),
-    ({"Targets": [{"Key": "InstanceIds", "Values": ["i-0fffffffffffffff0"]}]}, "InvalidInstanceId", "i-0fffffffffffffff0"),
+    (
+        {"Targets": [{"Key": "InstanceIds", "Values": ["i-0fffffffffffffff0"]}]},
+        "InvalidInstanceId",
+        "i-0fffffffffffffff0",
+    ),
     ({"Name": "NoSuchDocument"}, "InvalidDocument", "'NoSuchDocument'"),
     ({"Parameters": {"SecretArn": ["certs/web"]}}, "InvalidParameters", "parameter SecretArn value 'certs/web'"),
     ({"Parameters": {"SecretArn": [ARN, ARN]}}, "InvalidParameters", "'SecretArn' is a String"),
@@ -121,7 +124,9 @@ def test_what_state_manager_refuses_is_refused_naming_the_field_and_value(
         {"Targets": [{"Key": "InstanceIds", "Values": ["*"]}]},
     ],
 )
-def test_the_edges_state_manager_accepts_are_accepted(emulated: tuple[Any, StateManager], change: dict[str, Any]) -> None:
+def test_the_edges_state_manager_accepts_are_accepted(
+    emulated: tuple[Any, StateManager], change: dict[str, Any]
+) -> None:
     ssm, _ = emulated
     created = ssm.create_association(**(BASE | change))["AssociationDescription"]
     assert {k: created[k] for k in change} == change
@@ -136,7 +141,9 @@ def test_a_pattern_go_cannot_compile_makes_every_association_of_the_document_inv
     document = yaml.safe_load((DOCUMENTS_DIR / "RunUpdateTLS.yaml").read_text())
     document["parameters"]["VersionStage"]["allowedPattern"] = "^(x{0,254}){1,16}$"
     ssm.create_document(Name="Broken", Content=yaml.safe_dump(document), DocumentType="Command", DocumentFormat="YAML")
-    with pytest.raises(ClientError, match=r"InvalidParameters.*VersionStage.*does not compile in SSM Agent's Go regexp"):
+    with pytest.raises(
+        ClientError, match=r"InvalidParameters.*VersionStage.*does not compile in SSM Agent's Go regexp"
+    ):
         ssm.create_association(**(BASE | {"Name": "Broken"}))
 
 
@@ -145,7 +152,11 @@ def test_an_update_replaces_the_association_and_keeps_only_name_and_targets(emul
     association = ssm.create_association(**BASE)["AssociationDescription"]["AssociationId"]
     ssm.update_association(AssociationId=association, Parameters={"SecretArn": [ARN]}, MaxErrors="1")
     described = ssm.describe_association(AssociationId=association)["AssociationDescription"]
-    assert (described["AssociationVersion"], described["Name"], described["Targets"]) == ("2", "RunUpdateTLS", BASE["Targets"])
+    assert (described["AssociationVersion"], described["Name"], described["Targets"]) == (
+        "2",
+        "RunUpdateTLS",
+        BASE["Targets"],
+    )
     assert described["MaxErrors"] == "1"
     for emptied in ("AssociationName", "ScheduleExpression", "MaxConcurrency", "ComplianceSeverity"):
         assert emptied not in described, emptied

@@ -52,9 +52,7 @@ def clock() -> EmulatedClock:
 
 
 @pytest.fixture
-def state_manager(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, clock: EmulatedClock
-) -> Iterator[StateManager]:
+def state_manager(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, clock: EmulatedClock) -> Iterator[StateManager]:
     """moto's server with the emulation, the install document registered, and the RotationSucceeded
     function's settings as the central stack sets them (defaults: rate(30 minutes), 25%, 10%)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -131,7 +129,12 @@ def test_a_rotation_reaches_a_stopped_host_and_a_late_host_through_state_manager
     ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint)
     pca = create_ca(boto3.client("acm-pca", region_name=REGION, endpoint_url=moto_endpoint), key="EC")
     name = f"converge/{tmp_path.name}"
-    fields = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": pca, "COMMON_NAME": HOSTNAME, "KEY_ALGORITHM": "EC_prime256v1"}
+    fields = {
+        "CERTIFICATE_TYPE": "PCA_ISSUED",
+        "CA_ARN": pca,
+        "COMMON_NAME": HOSTNAME,
+        "KEY_ALGORITHM": "EC_prime256v1",
+    }
     arn = str(sm.create_secret(Name=name, SecretString=json.dumps(fields))["ARN"])
     host_a = new_host(tmp_path / "a", ca)
     host_b: Apache | None = None

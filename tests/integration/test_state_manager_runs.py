@@ -96,10 +96,15 @@ def test_max_errors_stops_the_run_and_max_concurrency_sets_the_batches(
     (execution,) = ssm.describe_association_executions(AssociationId=association_id)["AssociationExecutions"]
     assert (execution["Status"], execution["ResourceCountByStatus"]) == ("Failed", "{Failed=2, Skipped=2}")
     skipped = ssm.describe_association_execution_targets(
-        AssociationId=association_id, ExecutionId=execution["ExecutionId"], Filters=[{"Key": "Status", "Value": "Skipped"}]
+        AssociationId=association_id,
+        ExecutionId=execution["ExecutionId"],
+        Filters=[{"Key": "Status", "Value": "Skipped"}],
     )["AssociationExecutionTargets"]
     assert sorted(t["ResourceId"] for t in skipped) == HEALTHY
-    assert ssm.describe_association(AssociationId=association_id)["AssociationDescription"]["Overview"]["Status"] == "Failed"
+    assert (
+        ssm.describe_association(AssociationId=association_id)["AssociationDescription"]["Overview"]["Status"]
+        == "Failed"
+    )
 
     # Two at a time, no error allowed: the first batch (both broken nodes) runs to its end, then stop.
     ssm.update_association(AssociationId=association_id, **request, MaxConcurrency="2", MaxErrors="0")
