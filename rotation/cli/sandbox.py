@@ -3,9 +3,11 @@
 moto's server on a loopback port, completed by certrotate's emulation: RotateSecret runs the real
 rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
-(``ssm_inventory``). In it: a Private CA, the rotation function with Secrets Manager's invoke
-permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
-issuance ledger table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
+(``ssm_inventory``) and State Manager associations (``association_api``: created, listed,
+started and run on the wall clock; the sandbox registers no managed node, so a run has no target
+yet). In it: a Private CA, the rotation function with Secrets Manager's invoke permission, the
+two SSM documents, a KMS key whose policy admits a workload role, optionally the issuance ledger
+table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
 It prints the ``export`` lines that point a shell at it (``eval`` them),
 then serves until Ctrl-C or SIGTERM; ``--detach`` serves in the background and adds
 ``CERTROTATE_SANDBOX_PID`` to the lines, so ``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server.start()
         stack.callback(server.stop)
-        failures = stack.enter_context(_emulation())
+        failures, state_manager = stack.enter_context(_emulation())
         exports = provision(
             f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
         )
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         try:
             while not stop:
                 time.sleep(0.5)
+                state_manager.run_due_associations()  # what State Manager runs, on the wall clock here
                 for failure in failures[reported:]:  # what Lambda would log for a failed step
                     out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
                 reported = len(failures)
@@ -131,8 +134,9 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _emulation() -> Iterator[list[BaseException]]:
+def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
     import rotation.handler
+    from rotation.emulation.association_api import state_manager_in_moto
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
@@ -140,8 +144,13 @@ def _emulation() -> Iterator[list[BaseException]]:
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
-    with real_acm_chain(), rotation_function_in_moto() as failures, ssm_inventory_in_moto():
-        yield failures
+    with (
+        real_acm_chain(),
+        rotation_function_in_moto() as failures,
+        ssm_inventory_in_moto(),
+        state_manager_in_moto() as state_manager,
+    ):
+        yield failures, state_manager
     rotation.handler.reset()
 
 

@@ -8,6 +8,12 @@ Runs on real hosts are in ``tests/integration/test_state_manager_runs.py`` and `
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +244,40 @@ def test_targets_resolve_by_tag_and_instance_id(emulated: tuple[Any, StateManage
     assert len(ids(Target("InstanceIds", ("*",)))) == 3
     with pytest.raises(ValueError, match="registered already"):
         hosts.register(HOST, tags={}, environment={})
+
+
+def test_the_sandbox_keeps_and_runs_associations() -> None:
+    """``certrotate sandbox`` answers the association operations and runs what is due (no node is
+    registered there yet, so the run has no target)."""
+    from tests.support.cli import cli_env
+
+    started = subprocess.run(
+        [sys.executable, "-m", "rotation.cli", "sandbox", "--detach", "--no-color"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", started.stdout, re.MULTILINE))
+    pid = int(exports["CERTROTATE_SANDBOX_PID"])
+    try:
+        ssm = boto3.client(
+            "ssm",
+            region_name=exports["AWS_DEFAULT_REGION"],
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        )
+        association = ssm.create_association(**BASE)["AssociationDescription"]["AssociationId"]
+        with pytest.raises(ClientError, match="InvalidSchedule"):
+            ssm.create_association(**(BASE | {"ScheduleExpression": "rate(10 minutes)"}))
+        for _ in range(600):  # the sandbox's loop runs what is due every half second
+            executions = ssm.describe_association_executions(AssociationId=association)["AssociationExecutions"]
+            if executions:
+                break
+            time.sleep(0.1)
+        assert [(e["Status"], e["ResourceCountByStatus"]) for e in executions] == [("Success", "{}")]
+    finally:
+        os.kill(pid, signal.SIGTERM)
