@@ -41,7 +41,9 @@ from rotation.association_schedule import LONGEST_MINUTES, SHORTEST_MINUTES, rat
 ASSOCIATION_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 MAX_CONCURRENCY = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
 MAX_ERRORS = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
-TARGET_KEY = re.compile(r"^[\w\s.:/=\-@]*$")  # the model's \p{L}\p{Z}\p{N}_.:/=\-@, as Python's \w and \s read it
+#: The model's ``\p{L}\p{Z}\p{N}_.:/=\-@``: letters, digits and ``_`` (Python's ``\w``), the Unicode
+#: space separators (``\p{Z}``: no tab, no newline) and ``.:/=-@``.
+TARGET_KEY = re.compile(r"^[\w\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.:/=\-@]*$")
 INSTANCE_ID = re.compile(r"^(i-(\w{8}|\w{17})|mi-\w{17})$")
 MAX_TARGETS = 5
 MAX_TARGET_VALUES = 50

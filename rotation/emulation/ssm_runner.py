@@ -248,8 +248,9 @@ def run_association(
     ``targets`` maps an instance id to the environment its agent runs commands in (the host's own
     variables: its installer host file, its aws CLI); a stopped instance is not a target until it
     is back. Instances run one after another (MaxConcurrency 1); each result is keyed by instance
-    id. moto runs no association, so tests call this on their schedule: each call is one
-    scheduled (or StartAssociationsOnce) run.
+    id. Each call is one scheduled (or StartAssociationsOnce) run, called by the test itself;
+    ``association_api`` emulates State Manager whole (associations, targets by tag, schedules,
+    MaxConcurrency and MaxErrors) for tests that go through the SSM API.
     """
     results: dict[str, CommandResult] = {}
     for instance_id, env in targets.items():
