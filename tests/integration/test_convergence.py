@@ -26,7 +26,6 @@ import boto3
 import pytest
 
 import rotation.handler
-from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.cli.local_apache import apache_available, free_port
 from rotation.emulation.association_api import state_manager_in_moto
@@ -39,7 +38,7 @@ from tests.integration.conftest import HOSTNAME, REGION, require
 from tests.integration.test_install_document import served_serial
 from tests.support import cli
 from tests.support.certs import LocalCA
-from tests.support.fleet import EmulatedClock, register_server
+from tests.support.fleet import EmulatedClock, register_install_document, register_server
 from tests.support.fleet import rotation_succeeded as succeeded_event
 
 HOST_A, HOST_B = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"
@@ -61,12 +60,7 @@ def state_manager(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, clock: Em
     monkeypatch.setenv("ROTATION_FUNCTION_ARN", LAMBDA_ARN)
     rotation.handler.reset()
     with rotation_function_in_moto() as failures, ssm_inventory_in_moto(), state_manager_in_moto(clock=clock) as sm:
-        boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint).create_document(
-            Name="RunUpdateTLS",
-            Content=(DOCUMENTS_DIR / "RunUpdateTLS.yaml").read_text(),
-            DocumentType="Command",
-            DocumentFormat="YAML",
-        )
+        register_install_document(boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint))
         yield sm
     rotation.handler.reset()
     assert failures == []

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 
-from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.association_api import state_manager_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
@@ -23,7 +22,7 @@ from rotation.fleet import INSTANCE_TAG
 from tests.integration.conftest import HOSTNAME, REGION, start_server
 from tests.integration.test_install_document import served_serial
 from tests.support.certs import LocalCA
-from tests.support.fleet import EmulatedClock, host_file_for_association, register_server
+from tests.support.fleet import EmulatedClock, host_file_for_association, register_install_document, register_server
 
 INSTANCES = ["i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c", "i-0000000000000000d"]
 BROKEN, HEALTHY = INSTANCES[:2], INSTANCES[2:]
@@ -32,12 +31,7 @@ BROKEN, HEALTHY = INSTANCES[:2], INSTANCES[2:]
 @pytest.fixture
 def state_manager(moto_endpoint: str) -> Iterator[StateManager]:
     with ssm_inventory_in_moto(), state_manager_in_moto(clock=EmulatedClock()) as service:
-        boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint).create_document(
-            Name="RunUpdateTLS",
-            Content=(DOCUMENTS_DIR / "RunUpdateTLS.yaml").read_text(),
-            DocumentType="Command",
-            DocumentFormat="YAML",
-        )
+        register_install_document(boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint))
         yield service
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,19 @@ class EmulatedClock:
     def advance(self, minutes: float) -> float:
         self.now += minutes * 60
         return self.now
+
+
+def register_install_document(ssm: Any) -> None:
+    """RunUpdateTLS in the account's SSM (once: moto's server lives for the whole session)."""
+    from rotation.build.ssm_documents import DOCUMENTS_DIR
+
+    with contextlib.suppress(ssm.exceptions.DocumentAlreadyExists):
+        ssm.create_document(
+            Name="RunUpdateTLS",
+            Content=(DOCUMENTS_DIR / "RunUpdateTLS.yaml").read_text(),
+            DocumentType="Command",
+            DocumentFormat="YAML",
+        )
 
 
 def host_file_for_association(server: Any) -> dict[str, Any]:
