@@ -1,4 +1,5 @@
-"""An association's rate controls on real hosts: MaxConcurrency batches, MaxErrors stops the run.
+"""An association's runs on real hosts: MaxConcurrency batches, MaxErrors stops the run, one
+association for Apache, nginx and HAProxy nodes.
 
 Four Apache managed nodes share the secret's tag. The first two have a host file that allows no
 directory holding their files, so the real installer refuses (a real failure, nothing changed);
@@ -18,6 +19,7 @@ from rotation.cli.local_apache import LocalApache as Apache
 from rotation.emulation.association_api import state_manager_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.state_manager import StateManager
+from rotation.event_handlers.rotation_succeeded import AssociationSettings, RotatedSecret, converge
 from rotation.fleet import INSTANCE_TAG
 from tests.integration.conftest import HOSTNAME, REGION, start_server
 from tests.integration.test_install_document import served_serial
@@ -123,3 +125,38 @@ def test_max_errors_stops_the_run_and_max_concurrency_sets_the_batches(
         **{i: old[i] for i in BROKEN},
         **{i: new.certificate.serial_number for i in HEALTHY},
     }
+
+
+@pytest.mark.slow
+def test_one_association_moves_apache_nginx_and_haproxy_nodes(
+    state_manager: StateManager,
+    tmp_path: Path,
+    ca: LocalCA,
+    put_secret: Any,
+    host_env: dict[str, str],
+    moto_endpoint: str,
+) -> None:
+    """The converge function's association sends ``SecretArn`` alone; each node's host file names
+    its server, files and port, so one association feeds three different servers."""
+    name = f"certs/mixed-{tmp_path.name}"
+    servers: dict[str, Any] = {}
+    try:
+        for instance, kind in zip(INSTANCES, ("apache", "nginx", "haproxy"), strict=False):
+            servers[instance] = start_server(kind, tmp_path / kind, ca)
+            register_server(state_manager.hosts, instance, servers[instance], name, host_env)
+        new = ca.issue([HOSTNAME])
+        arn = put_secret(new, name=name)
+        secret = RotatedSecret(arn=arn, name=name, account="123456789012")
+        ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint)
+        settings = AssociationSettings.from_environment({})  # the stack's defaults: 25%, 10%
+        association = converge(secret, ssm, settings)
+        (execution,) = state_manager.run_due_associations()
+        assert execution.association_id == association
+        assert {t.instance_id: t.status.value for t in execution.targets} == dict.fromkeys(servers, "Success")
+        assert sorted(t.batch for t in execution.targets) == [0, 1, 2]  # 25% of 3: one at a time
+        assert {i: served_serial(s) for i, s in servers.items()} == dict.fromkeys(
+            servers, new.certificate.serial_number
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
