@@ -9,16 +9,19 @@ in a ``ThreadedMotoServer`` alike). Requests are checked as ``association_rules`
 document must exist in moto's SSM and the parameters must pass it (``ssm_runner``'s checks:
 names, types, allowedValues, allowedPattern with SSM Agent's Go semantics).
 
-When an association runs (API reference, CreateAssociation and UpdateAssociation,
-``ApplyOnlyAtCronInterval``: by default the system runs an association immediately after it is
-created or updated, then on its schedule; StartAssociationsOnce runs it once, now): the service
-works asynchronously, so a request only marks a run as due, and :meth:`StateManager.run_due_associations`
-(driven by the caller's emulated clock) performs what is due: requested runs, rate schedules whose
-time has come, and the catch-up of a node that missed a run or matched the targets only since
-(the association "applies at once on an instance that newly matches", and the SSM Agent of a node
-that was offline applies its associations when it is back). Several requests before a run
-coalesce into one run. A cron schedule is accepted and stored but runs only when started: the
-emulation does not evaluate cron fields.
+When an association runs (API reference, ``ApplyOnlyAtCronInterval`` of CreateAssociation and
+UpdateAssociation: by default the system runs an association immediately after it is created or
+updated, then on its schedule "and when target changes are detected"; UpdateAssociation: "When
+you update an association, the association immediately runs against the specified targets";
+StartAssociationsOnce runs it once, now; all as the AWS SDK references of the SSM model repeat
+them, e.g. docs.aws.amazon.com/sdk-for-kotlin/api/latest/ssm/...-update-association-request/):
+the service works asynchronously, so a request only marks a run as due, and
+:meth:`StateManager.run_due_associations` (driven by the caller's emulated clock) performs what is
+due: requested runs, rate schedules whose time has come, and the catch-up of a node that missed a
+run or matched the targets only since (a target change, above; that an agent back online applies
+what it missed is the emulation's model of the agent, which the references do not spell out).
+Several requests before a run coalesce into one run. A cron schedule is accepted and stored but
+runs only when started: the emulation does not evaluate cron fields.
 
 UpdateAssociation replaces the association: every optional field the request omits becomes empty
 (API reference, UpdateAssociation: the system overwrites the association with null values for
