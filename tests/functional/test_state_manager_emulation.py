@@ -281,3 +281,62 @@ def test_the_sandbox_keeps_and_runs_associations() -> None:
         assert [(e["Status"], e["ResourceCountByStatus"]) for e in executions] == [("Success", "{}")]
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+FAILING = """schemaVersion: '2.2'
+description: A step that fails unless the node's own environment says it is healthy.
+mainSteps:
+  - action: aws:runShellScript
+    name: check
+    inputs:
+      runCommand:
+        - test "${NODE_HEALTHY:-no}" = yes
+"""
+
+
+@pytest.mark.parametrize(
+    ("max_concurrency", "max_errors", "failed", "batches"),
+    [
+        ("1", "10%", 6, 6),  # the reference's example: 10% of 50 targets, stopped at the sixth error
+        ("1", "3", 4, 4),  # 3: stopped at the fourth
+        ("1", "0", 1, 1),  # 0: stopped at the first
+        ("10%", "0", 5, 1),  # 5 at a time: the first batch runs to its end, then nothing more
+        ("25", "100%", 50, 2),  # every failure allowed: all 50 run, 25 at a time
+    ],
+)
+def test_max_errors_and_max_concurrency_over_fifty_nodes(
+    emulated: tuple[Any, StateManager], max_concurrency: str, max_errors: str, failed: int, batches: int
+) -> None:
+    """Fifty nodes whose real document step fails (``sh`` runs it on each): how many run, in how
+    many batches, and how many are never sent the run, as the API reference words MaxErrors."""
+    ssm, service = emulated
+    ssm.create_document(Name="Failing", Content=FAILING, DocumentType="Command", DocumentFormat="YAML")
+    nodes = [f"i-{n:017x}" for n in range(1, 51)]
+    for node in nodes:
+        service.hosts.register(node, tags={"fleet": "fifty"}, environment={})
+    ssm.create_association(
+        Name="Failing",
+        Targets=[{"Key": "tag:fleet", "Values": ["fifty"]}],
+        MaxConcurrency=max_concurrency,
+        MaxErrors=max_errors,
+    )
+    (execution,) = service.run_due_associations()
+    statuses = [t.status.value for t in execution.targets]
+    assert [t.instance_id for t in execution.targets] == nodes  # sent in instance-id order
+    assert statuses == ["Failed"] * failed + ["Skipped"] * (50 - failed)
+    assert len({t.batch for t in execution.targets if t.batch >= 0}) == batches
+
+
+def test_a_healthy_node_succeeds_where_others_fail(emulated: tuple[Any, StateManager]) -> None:
+    ssm, service = emulated
+    ssm.create_document(Name="Failing", Content=FAILING, DocumentType="Command", DocumentFormat="YAML")
+    service.hosts.register("i-00000000000000001", tags={"fleet": "two"}, environment={"NODE_HEALTHY": "yes"})
+    service.hosts.register("i-00000000000000002", tags={"fleet": "two"}, environment={})
+    association = ssm.create_association(Name="Failing", Targets=[{"Key": "tag:fleet", "Values": ["two"]}])
+    (execution,) = service.run_due_associations()
+    assert [t.status.value for t in execution.targets] == ["Success", "Failed"]
+    described = ssm.describe_association(AssociationId=association["AssociationDescription"]["AssociationId"])
+    assert described["AssociationDescription"]["Overview"]["AssociationStatusAggregatedCount"] == {
+        "Failed": 1,
+        "Success": 1,
+    }
