@@ -185,12 +185,8 @@ def check_targets(targets: object, instance_id: object) -> tuple[Target, ...]:
                     f"Targets[{index}] InstanceIds {bad or values!r}: each value is i-... or mi-... or *",
                 )
         elif key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
-            # One value per tag key for associations (terraform-provider-aws documents the service's
-            # limit, hashicorp/terraform-provider-aws#42431; instance ids may be many).
-            if len(values) != 1:
-                raise AssociationError(
-                    "InvalidTarget", f"Targets[{index}] {key}: exactly one tag value, got {values!r}"
-                )
+            if not values:
+                raise AssociationError("InvalidTarget", f"Targets[{index}] {key}: at least one tag value")
         else:
             raise AssociationError(
                 "InvalidTarget",

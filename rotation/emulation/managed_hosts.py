@@ -2,8 +2,10 @@
 and the environment their agent runs a command in (the host file, the aws CLI).
 
 On AWS an association's targets are resolved by the service: ``InstanceIds`` names nodes, a
-``tag:KEY`` target matches the nodes carrying that tag value, ``InstanceIds`` ``*`` matches every
-node (User Guide, "Understanding targets and rate controls in State Manager associations"). A node
+``tag:KEY`` target matches the nodes carrying that tag with at least one of the values given,
+``InstanceIds`` ``*`` matches every node (User Guide, "About targets and rate controls in State
+Manager associations", docs.aws.amazon.com/systems-manager/latest/userguide/
+systems-manager-state-manager-targets-and-rate-controls.html). A node
 whose agent is offline (instance stopped) runs nothing; the SSM Agent applies its associations
 again once it is back (``state_manager`` models that catch-up). Here a host is a local TLS server
 (Apache, nginx, HAProxy on a loopback port) with its own host file: ``environment`` carries

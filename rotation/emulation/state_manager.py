@@ -18,8 +18,10 @@ them, e.g. docs.aws.amazon.com/sdk-for-kotlin/api/latest/ssm/...-update-associat
 the service works asynchronously, so a request only marks a run as due, and
 :meth:`StateManager.run_due_associations` (driven by the caller's emulated clock) performs what is
 due: requested runs, rate schedules whose time has come, and the catch-up of a node that missed a
-run or matched the targets only since (a target change, above; that an agent back online applies
-what it missed is the emulation's model of the agent, which the references do not spell out).
+run or matched the targets only since (a target change, above; the User Guide's "About targets
+and rate controls in State Manager associations": a new node given the targeted tag has the
+association applied and run at once; that an agent back online applies what it missed is the
+emulation's model of the agent, which the references do not spell out).
 Several requests before a run coalesce into one run. A cron schedule is accepted and stored but
 runs only when started: the emulation does not evaluate cron fields.
 

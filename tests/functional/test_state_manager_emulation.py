@@ -340,3 +340,14 @@ def test_a_healthy_node_succeeds_where_others_fail(emulated: tuple[Any, StateMan
         "Failed": 1,
         "Success": 1,
     }
+
+
+def test_a_tag_target_with_several_values_matches_any_of_them(emulated: tuple[Any, StateManager]) -> None:
+    """User Guide, targets and rate controls: with several tag values, any node carrying one of them."""
+    ssm, service = emulated
+    service.hosts.register("i-0bbbbbbbbbbbbbbbb", tags={"certrotate:secret": "certs/api"}, environment={})
+    targets = [{"Key": "tag:certrotate:secret", "Values": ["certs/web", "certs/api"]}]
+    created = ssm.create_association(**(BASE | {"Targets": targets}))["AssociationDescription"]
+    assert created["Targets"] == targets
+    resolved = service.hosts.resolve([Target("tag:certrotate:secret", ("certs/web", "certs/api"))])
+    assert [h.instance_id for h in resolved] == [HOST, "i-0bbbbbbbbbbbbbbbb"]
