@@ -106,9 +106,11 @@ class ManagedHosts:
         """Every instance id a target names must be a managed node of the account.
 
         Raises:
-            AssociationError: InvalidInstanceId naming the unknown ids (API reference,
-                InvalidInstanceId: "The managed node isn't valid for the account"; the emulation
-                refuses at CreateAssociation, never later).
+            AssociationError: InvalidInstanceId naming the unknown ids. The API model lists it for
+                CreateAssociation and gives "SSM Agent isn't registered with the SSM endpoint" among
+                its causes; InvalidTarget ("The target isn't valid or doesn't exist") would fit too,
+                and which of the two the service returns for an unknown id under ``Targets`` is not
+                documented. The emulation refuses at the request, never accepting an id it cannot run.
         """
         with self._lock:
             unknown = [
