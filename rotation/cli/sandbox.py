@@ -3,8 +3,9 @@
 moto's server on a loopback port, completed by certrotate's emulation: RotateSecret runs the real
 rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
-(``ssm_inventory``), and SendCommand reaches no instance, as SSM with no managed node
-(``ssm_commands``). In it: a Private CA, the rotation function with Secrets Manager's invoke
+(``ssm_inventory``), SendCommand reaches no instance, as SSM with no managed node
+(``ssm_commands``), and State Manager associations are created, listed, started and run on the wall
+clock (``association_api``; with no managed node registered, a run has no target yet). In it: a Private CA, the rotation function with Secrets Manager's invoke
 permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
 issuance ledger table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
 It prints the ``export`` lines that point a shell at it (``eval`` them),
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
             server.start()
             stack.callback(server.stop)
-            failures = stack.enter_context(_emulation())
+            failures, state_manager = stack.enter_context(_emulation())
             exports = provision(
                 f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
             )
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             reported = 0
             while not stop:
                 time.sleep(0.5)
+                state_manager.run_due_associations()  # what State Manager runs, on the wall clock here
                 for failure in failures[reported:]:  # what Lambda would log for a failed step
                     out.note(f"certrotate sandbox: a rotation failed: {type(failure).__name__}: {failure}")
                 reported = len(failures)
@@ -153,8 +155,9 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _emulation() -> Iterator[list[BaseException]]:
+def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
     import rotation.handler
+    from rotation.emulation.association_api import state_manager_in_moto
     from rotation.emulation.dynamodb_tables import strict_table_deletion
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
@@ -170,8 +173,9 @@ def _emulation() -> Iterator[list[BaseException]]:
         ssm_inventory_in_moto(),
         ssm_commands_in_moto(),
         strict_table_deletion(),
+        state_manager_in_moto() as state_manager,
     ):
-        yield failures
+        yield failures, state_manager
     rotation.handler.reset()
 
 

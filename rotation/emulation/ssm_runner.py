@@ -177,9 +177,34 @@ def run_document(
     Raises:
         DocumentParameterError: SSM would refuse the parameters; nothing ran.
     """
+    return run_parsed_document(
+        load_document(path),
+        parameters,
+        env=env,
+        timeout=timeout,
+        env_var_interpolation=env_var_interpolation,
+        instance_id=instance_id,
+        region=region,
+    )
+
+
+def run_parsed_document(
+    document: Mapping[str, Any],
+    parameters: Mapping[str, str | list[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    env_var_interpolation: bool = True,
+    instance_id: str | None = None,
+    region: str = "us-east-1",
+) -> CommandResult:
+    """:func:`run_document` for a document already parsed (State Manager reads it from moto's SSM).
+
+    Raises:
+        DocumentParameterError: SSM would refuse the parameters; nothing ran.
+    """
     import time
 
-    document = load_document(path)
     values = resolve_parameters(document, parameters)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSM_")}
     agent_env = environment_variables(document, values) if env_var_interpolation else {}
@@ -223,8 +248,9 @@ def run_association(
     ``targets`` maps an instance id to the environment its agent runs commands in (the host's own
     variables: its installer host file, its aws CLI); a stopped instance is not a target until it
     is back. Instances run one after another (MaxConcurrency 1); each result is keyed by instance
-    id. moto runs no association, so tests call this on their schedule: each call is one
-    scheduled (or StartAssociationsOnce) run.
+    id. Each call is one scheduled (or StartAssociationsOnce) run, called by the test itself;
+    ``association_api`` emulates State Manager whole (associations, targets by tag, schedules,
+    MaxConcurrency and MaxErrors) for tests that go through the SSM API.
     """
     results: dict[str, CommandResult] = {}
     for instance_id, env in targets.items():

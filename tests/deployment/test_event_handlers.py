@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
 
+from rotation.build.ssm_documents import DOCUMENTS_DIR
+from rotation.emulation.association_api import state_manager_in_moto
 from rotation.emulation.rotation_service import LAMBDA_ARN, rotate, rotation_function_in_moto, stage_pending
+from rotation.emulation.state_manager import StateManager
 from rotation.errors import AwsCallError, EventError
 from rotation.event_handlers import acm_certificate_available, rotation_succeeded
 from rotation.event_handlers.rotation_succeeded import (
@@ -21,6 +27,7 @@ from rotation.event_handlers.rotation_succeeded import (
     desired_association,
 )
 from tests.support.driver import replace_current, secret_fields
+from tests.support.fleet import EmulatedClock
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "aws_events"
 
@@ -79,9 +86,9 @@ def test_an_unknown_certificate_does_nothing_and_says_so(aws: Any, no_key_materi
 
 
 # --- RotationSucceeded -> State Manager convergence -------------------------------------------
-# moto 5.2 has no State Manager (CreateAssociation, ListAssociations, StartAssociationsOnce are
-# missing), so these tests give a real boto3 SSM client a botocore Stubber: every request is still
-# validated against the SSM API model, and the test states exactly what SSM is asked to do.
+# moto 5.2 has no State Manager; rotation.emulation adds it (association_api, checked against the
+# SSM API model in tests/functional/test_state_manager_emulation.py). The converge function talks
+# to it through a real boto3 client, and the tests read back what SSM then holds and runs.
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:certs/web-AbCdEf"
 SETTINGS = AssociationSettings(
@@ -94,99 +101,105 @@ SETTINGS = AssociationSettings(
 CENTRAL = Scope(
     expected_account="123456789012", secret_arn_pattern="arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
 )
-ASSOCIATION_ID = "8dfe3659-4309-493a-8755-0123456789ab"
 
 
-def stubbed_ssm() -> tuple[Any, Stubber]:
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    return ssm, Stubber(ssm)
+@dataclass(frozen=True)
+class EmulatedSsm:
+    client: Any
+    service: StateManager
+
+    def associations(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = []
+        request: dict[str, Any] = {}
+        while True:
+            page = self.client.list_associations(**request)
+            listed += page["Associations"]
+            if not page.get("NextToken"):
+                return listed
+            request["NextToken"] = page["NextToken"]
+
+    def described(self, association_id: str) -> dict[str, Any]:
+        return dict(self.client.describe_association(AssociationId=association_id)["AssociationDescription"])
+
+    def runs(self) -> list[str]:
+        """The associations the service runs now (created, updated or started since the last call)."""
+        return [e.association_id for e in self.service.run_due_associations()]
+
+
+@pytest.fixture
+def ssm() -> Iterator[EmulatedSsm]:
+    with mock_aws(), state_manager_in_moto(clock=EmulatedClock()) as service:
+        client = boto3.client("ssm", region_name="us-east-1")
+        client.create_document(
+            Name="RunUpdateTLS",
+            Content=(DOCUMENTS_DIR / "RunUpdateTLS.yaml").read_text(),
+            DocumentType="Command",
+            DocumentFormat="YAML",
+        )
+        yield EmulatedSsm(client, service)
 
 
 def web() -> RotatedSecret:
     return RotatedSecret(arn=SECRET, name="certs/web", account="123456789012")
 
 
-def test_a_first_rotation_creates_the_association_that_converges_tagged_hosts() -> None:
-    ssm, stub = stubbed_ssm()
-    name = "certrotate-certs_sweb-AbCdEf"
-    stub.add_response(
-        "list_associations",
-        {"Associations": []},
-        {"AssociationFilterList": [{"key": "AssociationName", "value": name}]},
-    )
-    stub.add_response(  # and none under the name earlier versions gave
-        "list_associations",
-        {"Associations": []},
-        {"AssociationFilterList": [{"key": "AssociationName", "value": "certrotate-certs_sweb"}]},
-    )
-    stub.add_response(
-        "create_association",
-        {"AssociationDescription": {"AssociationId": ASSOCIATION_ID, "AssociationName": name}},
-        {
-            "Name": "RunUpdateTLS",
-            "AssociationName": name,
-            "Targets": [{"Key": "tag:certrotate:secret", "Values": ["certs/web"]}],
-            "Parameters": {"SecretArn": [SECRET]},
-            "ScheduleExpression": "rate(30 minutes)",
-            "ApplyOnlyAtCronInterval": False,  # runs at once, and on every instance that appears later
-            "MaxConcurrency": "25%",
-            "MaxErrors": "10%",
-            "ComplianceSeverity": "HIGH",
-            "SyncCompliance": "AUTO",
-        },
-    )
-    with stub:
-        result = rotation_succeeded.handle(
-            sample("secretsmanager-rotation-succeeded"), ssm, None, settings=SETTINGS, scope=CENTRAL
-        )
-    stub.assert_no_pending_responses()
-    assert result == ASSOCIATION_ID
+def stored(ssm: EmulatedSsm, association_id: str) -> dict[str, Any]:
+    """The association's request-shaped fields, as converge compares them."""
+    described = ssm.described(association_id)
+    return {key: described.get(key) for key in desired_association(web(), SETTINGS)}
 
 
-def test_a_later_rotation_runs_the_existing_association_at_once() -> None:
-    ssm, stub = stubbed_ssm()
-    desired = desired_association(web(), SETTINGS)
-    current = {k: v for k, v in desired.items() if k not in ("ApplyOnlyAtCronInterval",)} | {
-        "AssociationId": ASSOCIATION_ID
+def test_a_first_rotation_creates_the_association_that_converges_tagged_hosts(ssm: EmulatedSsm) -> None:
+    result = rotation_succeeded.handle(
+        sample("secretsmanager-rotation-succeeded"), ssm.client, None, settings=SETTINGS, scope=CENTRAL
+    )
+    assert result is not None
+    assert stored(ssm, result) == {
+        "Name": "RunUpdateTLS",
+        "AssociationName": "certrotate-certs_sweb-AbCdEf",
+        "Targets": [{"Key": "tag:certrotate:secret", "Values": ["certs/web"]}],
+        "Parameters": {"SecretArn": [SECRET]},
+        "ScheduleExpression": "rate(30 minutes)",
+        "ApplyOnlyAtCronInterval": False,  # runs at once, and on every instance that appears later
+        "MaxConcurrency": "25%",
+        "MaxErrors": "10%",
+        "ComplianceSeverity": "HIGH",
+        "SyncCompliance": "AUTO",
     }
-    stub.add_response(
-        "list_associations",
-        {"Associations": [{"AssociationId": ASSOCIATION_ID, "AssociationName": desired["AssociationName"]}]},
-    )
-    stub.add_response("describe_association", {"AssociationDescription": current}, {"AssociationId": ASSOCIATION_ID})
-    stub.add_response("start_associations_once", {}, {"AssociationIds": [ASSOCIATION_ID]})
-    with stub:
-        assert (
-            rotation_succeeded.handle(
-                sample("secretsmanager-rotation-succeeded"), ssm, None, settings=SETTINGS, scope=CENTRAL
-            )
-            == ASSOCIATION_ID
+    assert [a["AssociationId"] for a in ssm.associations()] == [result]
+    assert ssm.runs() == [result]  # applied on create
+
+
+def test_a_later_rotation_runs_the_existing_association_at_once(ssm: EmulatedSsm) -> None:
+    """Found on the second page of ListAssociations behind 50 names that begin the same way (the
+    filter is not an exact match), left unchanged, and started once."""
+    for n in range(50):
+        ssm.client.create_association(
+            **desired_association(web(), SETTINGS) | {"AssociationName": f"certrotate-certs_sweb-AbCdEf-{n:02}"}
         )
-    stub.assert_no_pending_responses()  # and no UpdateAssociation: the Stubber refuses unplanned calls
+    event = sample("secretsmanager-rotation-succeeded")
+    created = rotation_succeeded.handle(event, ssm.client, None, settings=SETTINGS, scope=CENTRAL)
+    assert created is not None and len(ssm.associations()) == 51
+    ssm.runs()
+    assert rotation_succeeded.handle(event, ssm.client, None, settings=SETTINGS, scope=CENTRAL) == created
+    assert len(ssm.associations()) == 51  # no second association
+    assert ssm.described(created)["AssociationVersion"] == "1"  # and no UpdateAssociation
+    assert ssm.runs() == [created]  # StartAssociationsOnce
 
 
-def test_an_association_that_drifted_is_restored_before_it_runs() -> None:
-    """A secret deleted and re-created under the same name has a new ARN suffix; an operator may have
-    edited the schedule. The association is put back to the stack's settings, then started."""
-    ssm, stub = stubbed_ssm()
+def test_an_association_that_drifted_is_restored_before_it_runs(ssm: EmulatedSsm) -> None:
+    """An operator edited the schedule and the parameters: the association is put back to the
+    stack's settings (a new version), then run."""
     desired = desired_association(web(), SETTINGS)
     stale = desired | {"Parameters": {"SecretArn": [SECRET[:-6] + "OldOne"]}, "ScheduleExpression": "rate(7 days)"}
-    stub.add_response(
-        "list_associations",
-        {"Associations": [{"AssociationId": ASSOCIATION_ID, "AssociationName": desired["AssociationName"]}]},
+    association = ssm.client.create_association(**stale)["AssociationDescription"]["AssociationId"]
+    ssm.runs()
+    rotation_succeeded.handle(
+        sample("secretsmanager-rotation-succeeded"), ssm.client, None, settings=SETTINGS, scope=CENTRAL
     )
-    stub.add_response("describe_association", {"AssociationDescription": stale | {"AssociationId": ASSOCIATION_ID}})
-    stub.add_response(
-        "update_association",
-        {"AssociationDescription": {"AssociationId": ASSOCIATION_ID}},
-        {"AssociationId": ASSOCIATION_ID, **desired},
-    )
-    stub.add_response("start_associations_once", {}, {"AssociationIds": [ASSOCIATION_ID]})
-    with stub:
-        rotation_succeeded.handle(
-            sample("secretsmanager-rotation-succeeded"), ssm, None, settings=SETTINGS, scope=CENTRAL
-        )
-    stub.assert_no_pending_responses()
+    assert stored(ssm, association) == desired
+    assert ssm.described(association)["AssociationVersion"] == "2"
+    assert ssm.runs() == [association]  # the update and StartAssociationsOnce: one run
 
 
 @pytest.mark.parametrize(
@@ -209,25 +222,23 @@ def test_an_association_that_drifted_is_restored_before_it_runs() -> None:
         ),
     ],
 )
-def test_a_rotation_outside_the_stacks_scope_creates_nothing(change: dict[str, Any], scope: Scope) -> None:
-    ssm, stub = stubbed_ssm()  # no responses planned: any SSM call fails the test
-    with stub:
-        assert (
-            rotation_succeeded.handle(
-                sample("secretsmanager-rotation-succeeded", **change), ssm, None, settings=SETTINGS, scope=scope
-            )
-            is None
-        )
+def test_a_rotation_outside_the_stacks_scope_creates_nothing(
+    ssm: EmulatedSsm, change: dict[str, Any], scope: Scope
+) -> None:
+    event = sample("secretsmanager-rotation-succeeded", **change)
+    assert rotation_succeeded.handle(event, ssm.client, None, settings=SETTINGS, scope=scope) is None
+    assert ssm.associations() == [] and ssm.runs() == []
 
 
-def test_the_secrets_account_must_match_too() -> None:
+def test_the_secrets_account_must_match_too(ssm: EmulatedSsm) -> None:
     """The event's account and the secret's account are both checked: a bus that admitted an event
     from the right account naming another account's secret still gets nothing."""
     event = sample("secretsmanager-rotation-succeeded")
     event["detail"]["additionalEventData"]["SecretId"] = SECRET.replace("123456789012", "999988887777")
-    ssm, stub = stubbed_ssm()
-    with stub:
-        assert rotation_succeeded.handle(event, ssm, None, settings=SETTINGS, scope=Scope("123456789012", "*")) is None
+    assert (
+        rotation_succeeded.handle(event, ssm.client, None, settings=SETTINGS, scope=Scope("123456789012", "*")) is None
+    )
+    assert ssm.associations() == []
 
 
 def test_in_the_central_account_only_secrets_certrotate_rotates_get_an_association(
@@ -250,19 +261,18 @@ def test_in_the_central_account_only_secrets_certrotate_rotates_get_an_associati
         assert rotation_succeeded.in_scope(parsed, event, scope, aws.sm) is expected
 
 
-def test_other_events_do_nothing_and_a_malformed_secret_id_is_refused() -> None:
-    ssm, stub = stubbed_ssm()
-    with stub:
-        for name in (
-            "secretsmanager-rotation-failed",
-            "secretsmanager-rotation-abandoned",
-            "acm-certificate-available",
-        ):
-            assert rotation_succeeded.handle(sample(name), ssm, None, settings=SETTINGS, scope=CENTRAL) is None
+def test_other_events_do_nothing_and_a_malformed_secret_id_is_refused(ssm: EmulatedSsm) -> None:
+    for name in (
+        "secretsmanager-rotation-failed",
+        "secretsmanager-rotation-abandoned",
+        "acm-certificate-available",
+    ):
+        assert rotation_succeeded.handle(sample(name), ssm.client, None, settings=SETTINGS, scope=CENTRAL) is None
     event = sample("secretsmanager-rotation-succeeded")
     event["detail"]["additionalEventData"]["SecretId"] = "certs/web"  # a name, not the full ARN the document needs
     with pytest.raises(EventError, match=r"additionalEventData\.SecretId='certs/web'"):
-        rotation_succeeded.handle(event, ssm, None, settings=SETTINGS, scope=CENTRAL)
+        rotation_succeeded.handle(event, ssm.client, None, settings=SETTINGS, scope=CENTRAL)
+    assert ssm.associations() == []
 
 
 def test_association_names_are_distinct_for_distinct_secrets_and_fit_ssm() -> None:
@@ -291,60 +301,37 @@ def test_a_name_that_spells_another_secrets_cut_name_gets_its_own_association() 
     assert association_name(legacy_impostor) != cut
 
 
-def test_a_secret_recreated_under_the_same_name_does_not_take_over_the_old_association() -> None:
+def test_a_secret_recreated_under_the_same_name_does_not_take_over_the_old_association(ssm: EmulatedSsm) -> None:
     """Issue 16 item 6: the old incarnation's association (legacy name, the old ARN) is left alone;
-    the new incarnation gets its own; ListAssociations is paged and matched exactly."""
-    ssm, stub = stubbed_ssm()
+    the new incarnation gets its own, not one whose name merely begins like its own."""
     recreated = RotatedSecret(arn=arn_of("certs/web", "ZzZzZz"), name="certs/web", account="123456789012")
-    name = "certrotate-certs_sweb-ZzZzZz"
-    old_id, new_id = "8dfe3659-4309-493a-8755-0123456789aa", "8dfe3659-4309-493a-8755-0123456789ac"
-    like = {"AssociationName": "certrotate-certs_sweb-ZzZzZz-other", "AssociationId": old_id}
-    stub.add_response(
-        "list_associations",
-        {"Associations": [like], "NextToken": "page-2"},
-        {"AssociationFilterList": [{"key": "AssociationName", "value": name}]},
-    )
-    stub.add_response(
-        "list_associations",
-        {"Associations": []},
-        {"AssociationFilterList": [{"key": "AssociationName", "value": name}], "NextToken": "page-2"},
-    )
-    stub.add_response(
-        "list_associations",
-        {"Associations": [{"AssociationName": "certrotate-certs_sweb", "AssociationId": old_id}]},
-        {"AssociationFilterList": [{"key": "AssociationName", "value": "certrotate-certs_sweb"}]},
-    )
-    old = desired_association(web(), SETTINGS) | {"AssociationId": old_id, "AssociationName": "certrotate-certs_sweb"}
-    stub.add_response("describe_association", {"AssociationDescription": old}, {"AssociationId": old_id})
-    stub.add_response(
-        "create_association",
-        {"AssociationDescription": {"AssociationId": new_id, "AssociationName": name}},
-        desired_association(recreated, SETTINGS),
-    )
-    with stub:
-        assert rotation_succeeded.converge(recreated, ssm, SETTINGS) == new_id
-    stub.assert_no_pending_responses()  # no UpdateAssociation of the old one
+    old = ssm.client.create_association(
+        **desired_association(web(), SETTINGS) | {"AssociationName": "certrotate-certs_sweb"}
+    )["AssociationDescription"]["AssociationId"]
+    like = ssm.client.create_association(
+        **desired_association(web(), SETTINGS) | {"AssociationName": "certrotate-certs_sweb-ZzZzZz-other"}
+    )["AssociationDescription"]["AssociationId"]
+    ssm.runs()
+    new = rotation_succeeded.converge(recreated, ssm.client, SETTINGS)
+    assert new not in (old, like)
+    assert stored(ssm, new) | {"Parameters": None} == desired_association(recreated, SETTINGS) | {"Parameters": None}
+    assert ssm.described(new)["Parameters"] == {"SecretArn": [recreated.arn]}
+    for untouched in (old, like):
+        assert ssm.described(untouched)["AssociationVersion"] == "1"
+        assert ssm.described(untouched)["Parameters"] == {"SecretArn": [SECRET]}
+    assert ssm.runs() == [new]
 
 
-def test_an_association_under_the_legacy_name_for_this_very_secret_is_renamed() -> None:
-    ssm, stub = stubbed_ssm()
-    desired = desired_association(web(), SETTINGS)
-    stub.add_response("list_associations", {"Associations": []})
-    stub.add_response(
-        "list_associations",
-        {"Associations": [{"AssociationName": "certrotate-certs_sweb", "AssociationId": ASSOCIATION_ID}]},
-    )
-    legacy = desired | {"AssociationId": ASSOCIATION_ID, "AssociationName": "certrotate-certs_sweb"}
-    stub.add_response("describe_association", {"AssociationDescription": legacy})
-    stub.add_response(
-        "update_association",
-        {"AssociationDescription": {"AssociationId": ASSOCIATION_ID}},
-        {"AssociationId": ASSOCIATION_ID, **desired},
-    )
-    stub.add_response("start_associations_once", {}, {"AssociationIds": [ASSOCIATION_ID]})
-    with stub:
-        assert rotation_succeeded.converge(web(), ssm, SETTINGS) == ASSOCIATION_ID
-    stub.assert_no_pending_responses()
+def test_an_association_under_the_legacy_name_for_this_very_secret_is_renamed(ssm: EmulatedSsm) -> None:
+    legacy = ssm.client.create_association(
+        **desired_association(web(), SETTINGS) | {"AssociationName": "certrotate-certs_sweb"}
+    )["AssociationDescription"]["AssociationId"]
+    ssm.runs()
+    assert rotation_succeeded.converge(web(), ssm.client, SETTINGS) == legacy
+    assert stored(ssm, legacy) == desired_association(web(), SETTINGS)
+    assert ssm.described(legacy)["AssociationVersion"] == "2"
+    assert [a["AssociationId"] for a in ssm.associations()] == [legacy]
+    assert ssm.runs() == [legacy]
 
 
 def test_the_templates_example_associations_use_the_name_the_function_derives() -> None:
@@ -368,17 +355,18 @@ def test_the_templates_example_associations_use_the_name_the_function_derives() 
         assert rendered == association_name(secret)
 
 
-def test_a_secret_iam_will_not_let_the_function_describe_is_skipped_not_retried() -> None:
+def test_a_secret_iam_will_not_let_the_function_describe_is_skipped_not_retried(ssm: EmulatedSsm) -> None:
     """The central role may DescribeSecret only on secrets naming this stack's rotation function; every
-    other secret's RotationSucceeded is denied, and must end as "nothing to do", not in the DLQ."""
+    other secret's RotationSucceeded is denied, and must end as "nothing to do", not in the DLQ.
+    moto enforces no IAM, so Secrets Manager's answers (a denial, then throttling) come from a Stubber."""
     secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
     sm_stub = Stubber(secretsmanager)
     sm_stub.add_client_error("describe_secret", "AccessDeniedException", "not authorized", 400)
     sm_stub.add_client_error("describe_secret", "ThrottlingException", "slow down", 400)
-    ssm, ssm_stub = stubbed_ssm()  # nothing planned: no association may be touched
     scope = Scope("123456789012", "*", rotation_function_arn="arn:aws:lambda:us-east-1:123456789012:function:x")
     event = sample("secretsmanager-rotation-succeeded")
-    with sm_stub, ssm_stub:
-        assert rotation_succeeded.handle(event, ssm, secretsmanager, settings=SETTINGS, scope=scope) is None
+    with sm_stub:
+        assert rotation_succeeded.handle(event, ssm.client, secretsmanager, settings=SETTINGS, scope=scope) is None
         with pytest.raises(AwsCallError, match="ThrottlingException"):  # anything else is retried
-            rotation_succeeded.handle(event, ssm, secretsmanager, settings=SETTINGS, scope=scope)
+            rotation_succeeded.handle(event, ssm.client, secretsmanager, settings=SETTINGS, scope=scope)
+    assert ssm.associations() == []  # no association was touched
