@@ -4,13 +4,14 @@ moto's server on a loopback port, completed by certrotate's emulation: RotateSec
 rotation function (``rotation.emulation.rotation_service``, its log lines in moto's CloudWatch
 Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps an inventory
 (``ssm_inventory``), SendCommand reaches no instance, as SSM with no managed node
-(``ssm_commands``), and State Manager associations are created, listed, started and run on the wall
-clock (``association_api``; with no managed node registered, a run has no target yet). In it: a Private CA, the rotation function with Secrets Manager's invoke
-permission, the two SSM documents, a KMS key whose policy admits a workload role, optionally the
-issuance ledger table; the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`.
-It prints the ``export`` lines that point a shell at it (``eval`` them),
-then serves until Ctrl-C or SIGTERM; ``--detach`` serves in the background and adds
-``CERTROTATE_SANDBOX_PID`` to the lines, so ``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
+(``ssm_commands``), and State Manager associations are created, listed, started and run on the
+wall clock (``association_api``; with no managed node registered, a run has no target yet). In it:
+a Private CA, the rotation function with Secrets Manager's invoke permission, the two SSM
+documents, a KMS key whose policy admits a workload role, optionally the issuance ledger table;
+the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`. It prints the
+``export`` lines that point a shell at it (``eval`` them), then serves until Ctrl-C or SIGTERM;
+``--detach`` serves in the background and adds ``CERTROTATE_SANDBOX_PID`` to the lines, so
+``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
 """
 
 from __future__ import annotations
