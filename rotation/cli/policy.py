@@ -19,7 +19,7 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.output import Output
 from rotation.cli.session import InvalidInputError
-from rotation.issuance.policy import IssuancePolicy, PolicyError, Rule, parse_policy
+from rotation.issuance.policy import CONSTRAINTS, IssuancePolicy, PolicyError, Rule, parse_policy
 from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
 
 #: An SSM parameter holds at most 8 KB (advanced tier); a policy file larger than that cannot be stored.
@@ -110,14 +110,8 @@ def read_file(path: Path) -> IssuancePolicy:
 
 
 def describe_rule(rule: Rule) -> str:
-    """One line: the rule's name, what it governs and the gist of what it allows."""
-    purposes = "server+client" if rule.client_auth else "server-only"
-    return (
-        f"{rule.name}: secrets {', '.join(rule.secrets)}; CAs {len(rule.ca_arns)}; "
-        f"names {', '.join([*rule.dns_names, *rule.ip_ranges]) or 'none'}; <= {rule.max_validity_days} days; "
-        f"{purposes}; ACM_ISSUED {'yes' if rule.acm_issued else 'no'}; "
-        f"reuse key {'yes' if rule.reuse_private_key else 'no'}; <= {rule.max_names} names"
-    )
+    """One line: the rule's name, what it governs and what each of its constraints allows."""
+    return "; ".join([f"{rule.name}: secrets {', '.join(rule.secrets)}", *(c.allows(rule) for c in CONSTRAINTS)])
 
 
 def deployed_policy(aws: Any, parameter: str | None = None) -> IssuancePolicy:

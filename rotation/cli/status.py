@@ -3,68 +3,30 @@
 With an issuance ledger table (``--ledger-table``), the list reads ListSecrets and the ledger and no
 secret value, so no private key (:mod:`rotation.cli.keyless`). Without one, it reads ListSecrets and
 BatchGetSecretValue, then the ``CERTIFICATE_*`` fields rotation writes and the (public)
-``CERTIFICATE_PEM`` itself: the certificate is what hosts serve, so its
-expiry and serial win over metadata that is missing (a secret in the original sample's format) or
-disagrees with it (a flag and a problem). ``status NAME…`` shows named certificates in full. A
-malformed secret is reported on its own row. Every value shown goes through the output's one
-rendering path (``rotation.cli.output``), which redacts key material.
+``CERTIFICATE_PEM`` itself. ``status NAME…`` shows named certificates in full. This module reads;
+each row's health is :mod:`rotation.cli.certificate_health`'s (pure), its drawing
+:mod:`rotation.cli.status_tables`'. A malformed secret is reported on its own row. Every value shown
+goes through the output's one rendering path (``rotation.cli.output``), which redacts key material.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.table import Table
-
 from rotation.cli import bulk_reads, keyless, options
-from rotation.cli.certificate_health import key_algorithm, spec_problem
-from rotation.cli.certificate_health import not_before as not_before_of
+from rotation.cli.certificate_health import TIME_FORMAT, CertificateStatus, needs_attention, status_of
 from rotation.cli.inventory import SecretRecord, Source, certificate_secrets
-from rotation.cli.output import Output, columns_that_fit, literal
+from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
+from rotation.cli.status_tables import detail_table, history_table, render_table
 from rotation.errors import CertRotateError
 from rotation.fleet.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.fleet.revocation import history_state
-from rotation.redaction import quote
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-#: Flags that make ``status --check`` exit 1 (a monitoring probe's "needs attention").
-ATTENTION = (
-    "expired",
-    "expiring",
-    "not-yet-valid",
-    "invalid-spec",
-    "rotation-failed",
-    "rotation-overdue",
-    "bad-metadata",
-    "bad-certificate",
-    "unreadable",
-    "unverified",
-)
-
-
-@dataclass
-class CertificateStatus:
-    name: str
-    arn: str
-    certificate_type: str
-    key_algorithm: str
-    subject: str
-    serial: str
-    not_after: str
-    days_to_expiry: float | None
-    rotation_enabled: bool
-    last_rotated: str
-    next_rotation: str
-    flags: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    not_before: str = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,195 +115,6 @@ def _rotation_failure(aws: AwsContext, out: Output, detail: Mapping[str, Any]) -
     return why or "no error in the rotation function's logs (still running, or its logs are not readable)"
 
 
-def status_of(record: SecretRecord, now: datetime, window_days: float) -> CertificateStatus:
-    """The row of one secret; bad metadata becomes a flag and a problem, never an exception."""
-    fields: Mapping[str, Any] = record.fields or {}
-    flags: list[str] = []
-    problems: list[str] = []
-    if record.fields is None:
-        flags.append("unverified" if record.source is Source.LEDGER else "unreadable")
-        problems.append(record.problem)
-    expiry, not_after, serial = _expiry(fields, flags, problems)
-    not_before = not_before_of(fields)
-    if not_before is not None and not_before > now:  # hosts and clients refuse it until then
-        flags.append("not-yet-valid")
-        problems.append(f"not valid before {not_before.strftime(TIME_FORMAT)}: a client refuses it until then")
-    days = None if expiry is None else round((expiry - now).total_seconds() / 86400, 2)
-    if days is None and not flags and record.fields is not None:
-        flags.append("no-certificate")
-    elif days is not None and days <= 0:
-        flags.append("expired")
-    elif days is not None and days <= window_days:
-        flags.append("expiring")
-    if record.fields is not None and record.source is not Source.LEDGER:  # a ledger entry holds no spec
-        invalid = spec_problem(fields)
-        if invalid:  # the next rotation fails in createSecret
-            flags.append("invalid-spec")
-            problems.append(invalid)
-    metadata = record.metadata
-    if not metadata.get("RotationEnabled"):
-        flags.append("rotation-disabled")
-    if any("AWSPENDING" in s and "AWSCURRENT" not in s for s in record.stages.values()):
-        flags.append("rotation-failed")  # a rotation started and never reached AWSCURRENT
-    next_rotation = metadata.get("NextRotationDate")
-    if metadata.get("RotationEnabled") and isinstance(next_rotation, datetime) and next_rotation < now:
-        flags.append("rotation-overdue")
-    return CertificateStatus(
-        name=record.name,
-        arn=record.arn,
-        certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
-        key_algorithm=key_algorithm(fields),
-        subject=str(fields.get("COMMON_NAME") or ""),
-        serial=serial,
-        not_after=not_after,
-        days_to_expiry=days,
-        rotation_enabled=bool(metadata.get("RotationEnabled")),
-        last_rotated=_when(metadata.get("LastRotatedDate")),
-        next_rotation=_when(next_rotation),
-        flags=flags,
-        problems=problems,
-        not_before=not_before.strftime(TIME_FORMAT) if not_before is not None else "",
-    )
-
-
-def needs_attention(row: CertificateStatus) -> list[str]:
-    """The row's flags that fail ``--check``: :data:`ATTENTION`, and no certificate with rotation off
-    (nothing will ever issue one)."""
-    flags = [f for f in row.flags if f in ATTENTION]
-    if "no-certificate" in row.flags and "rotation-disabled" in row.flags:
-        flags += ["no-certificate", "rotation-disabled"]
-    return flags
-
-
-def _expiry(fields: Mapping[str, Any], flags: list[str], problems: list[str]) -> tuple[datetime | None, str, str]:
-    """Expiry, not-after text and serial: the certificate's own when it has one, else the metadata's."""
-    not_after = str(fields.get("CERTIFICATE_NOT_AFTER") or "")
-    serial = str(fields.get("CERTIFICATE_SERIAL") or "")
-    expiry: datetime | None = None
-    if not_after:
-        try:
-            expiry = _utc_time(not_after)
-        except ValueError:
-            flags.append("bad-metadata")
-            problems.append(f"CERTIFICATE_NOT_AFTER={quote(not_after)}: expected YYYY-MM-DDTHH:MM:SSZ")
-    certificate = certificate_facts(fields.get("CERTIFICATE_PEM"))
-    if isinstance(certificate, str):
-        flags.append("bad-certificate")
-        problems.append(certificate)
-    elif certificate is not None:
-        pem_expiry, pem_serial = certificate
-        if expiry is not None and expiry != pem_expiry:
-            flags.append("bad-metadata")
-            problems.append(
-                f"CERTIFICATE_NOT_AFTER={quote(not_after)} disagrees with the certificate "
-                f"(not after {pem_expiry.strftime(TIME_FORMAT)}): the certificate is shown"
-            )
-        if serial and serial.upper().replace(":", "") != pem_serial:
-            flags.append("bad-metadata")
-            problems.append(f"CERTIFICATE_SERIAL={quote(serial)} disagrees with the certificate ({pem_serial})")
-        expiry, not_after, serial = pem_expiry, pem_expiry.strftime(TIME_FORMAT), pem_serial
-    return expiry, not_after, serial
-
-
-_TIME_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def _utc_time(text: str) -> datetime:
-    """``YYYY-MM-DDTHH:MM:SSZ`` (TIME_FORMAT) as an aware datetime: strptime's result, without its
-    cost (10,000 rows took a second of CPU in strptime).
-
-    Raises:
-        ValueError: any other text.
-    """
-    if not _TIME_SHAPE.fullmatch(text):
-        raise ValueError(text)
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def certificate_facts(pem: object) -> tuple[datetime, str] | str | None:
-    """Not-after and serial (upper-case hex, as rotation writes it) of a stored ``CERTIFICATE_PEM``.
-
-    None when there is none; the problem (a string) when it is not a certificate.
-    """
-    if not pem:
-        return None
-    if not isinstance(pem, str):
-        return f"CERTIFICATE_PEM: a JSON {type(pem).__name__}, not a PEM certificate"
-    from cryptography import x509
-
-    try:
-        certificate = x509.load_pem_x509_certificate(pem.encode())
-    except ValueError:
-        return "CERTIFICATE_PEM: not a PEM certificate"
-    return certificate.not_valid_after_utc, format(certificate.serial_number, "X")
-
-
-def _when(moment: Any) -> str:
-    return moment.astimezone(UTC).strftime(TIME_FORMAT) if isinstance(moment, datetime) else ""
-
-
-def days_left(days: float | None) -> str:
-    """Whole days, hours under a day: ``365``, ``6h``, ``expired``."""
-    if days is None:
-        return "-"
-    if days <= 0:
-        return "expired"
-    if days < 1:
-        return f"{max(int(days * 24), 1)}h"
-    return str(int(days))
-
-
-# Columns in priority order: the first three always; the others while they fit at their natural width.
-_COLUMNS: Sequence[str] = (
-    "secret",
-    "days left",
-    "health",
-    "type",
-    "key",
-    "subject",
-    "rotation",
-    "last rotated",
-    "next rotation",
-)
-_FOLDED = ("secret", "subject", "health")  # may wrap; never cut
-
-
-def _cells(r: CertificateStatus) -> dict[str, str]:
-    return {
-        "secret": r.name,
-        "type": r.certificate_type.removesuffix("_ISSUED") or "-",
-        "key": r.key_algorithm or "-",
-        "subject": r.subject or "-",
-        "days left": days_left(r.days_to_expiry),
-        "last rotated": r.last_rotated[:10] or "-",
-        "next rotation": r.next_rotation[:10] or "-",
-        "rotation": "on" if r.rotation_enabled else "off",
-        "health": ", ".join(r.flags) or "ok",
-    }
-
-
-def columns_for(rows: Sequence[dict[str, str]], width: int) -> list[str]:
-    """The columns to show at ``width``: the first three, then each that still fits whole."""
-    return columns_that_fit(rows, _COLUMNS, width, folded=_FOLDED)
-
-
-def render_table(rows: Sequence[CertificateStatus], width: int) -> Table:
-    cells = [_cells(r) for r in rows]
-    shown = columns_for(cells, width)
-    table = Table(title=literal(f"{len(rows)} certificate secret(s)"), expand=False)
-    for name in shown:
-        if name in _FOLDED:
-            table.add_column(literal(name), overflow="fold")
-        else:
-            table.add_column(literal(name), no_wrap=True, justify="right" if name == "days left" else "left")
-    for row in cells:
-        table.add_row(*(literal(row[name]) for name in shown))
-    hidden = [name for name in _COLUMNS if name not in shown]
-    if hidden:
-        table.caption = literal(f"wider terminal or status NAME for: {', '.join(hidden)}")
-    return table
-
-
 def _add_policy_rules(aws: AwsContext, details: list[dict[str, Any]]) -> None:
     """``policy_rule``: the issuance policy rule that governs each secret (the policy read once)."""
     from rotation.cli.policy import deployed_policy
@@ -413,54 +186,6 @@ def _renewal_policy(fields: Mapping[str, Any]) -> str:
         return "unknown: the specification is invalid (certrotate validate NAME lists why)"
 
 
-_DETAIL_LABELS = (
-    ("name", "secret"),
-    ("arn", "ARN"),
-    ("certificate_type", "type"),
-    ("ca_arn", "CA"),
-    ("subject", "subject"),
-    ("subject_alternative_names", "names"),
-    ("serial", "serial"),
-    ("not_before", "not before"),
-    ("not_after", "not after"),
-    ("days_to_expiry", "days left"),
-    ("key_algorithm", "key"),
-    ("renewal_policy", "renewal policy"),
-    ("rotation_enabled", "rotation"),
-    ("rotation_function", "rotation function"),
-    ("rotation_schedule", "schedule"),
-    ("last_rotated", "last rotated"),
-    ("next_rotation", "next rotation"),
-    ("pending_versions", "pending"),
-    ("rotation_failure", "why"),
-    ("flags", "health"),
-    ("problems", "problems"),
-)
-
-
-def detail_table(detail: Mapping[str, Any]) -> Table:
-    table = Table.grid(padding=(0, 2, 0, 0))
-    table.add_column(no_wrap=True, style="bold")
-    table.add_column(overflow="fold")
-    for key, label in _DETAIL_LABELS:
-        value = detail.get(key, "")
-        if key == "rotation_failure" and not value:
-            continue
-        if key == "days_to_expiry":
-            text = days_left(value)
-        elif key == "rotation_enabled":
-            text = "on" if value else "off"
-        elif key == "flags":
-            text = ", ".join(value) or "ok"
-        elif isinstance(value, list):
-            text = ", ".join(value) or "-"
-        else:
-            text = str(value) or "-"
-        table.add_row(literal(label), literal(text))
-    table.add_row(literal(""), literal(""))
-    return table
-
-
 def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[str, str]]:
     """The secret's certificates from the issuance ledger, newest first, with their revocation state."""
 
@@ -480,26 +205,3 @@ def certificate_history(ledger: Ledger, arn: str, now: datetime) -> list[dict[st
         }
         for e in entries
     ]
-
-
-_HISTORY_COLUMNS = ("serial", "state", "not_after", "issued", "replaced", "revoked")
-
-
-def history_table(name: str, history: Sequence[Mapping[str, str]], width: int = 200) -> Table:
-    """The ledger's certificates: serial and state whole on one line, then the dates that fit (UTC days)."""
-    cells = [
-        {c: (row[c][:10] if c not in ("serial", "state") else row[c]) or "-" for c in _HISTORY_COLUMNS}
-        for row in history
-    ]
-    shown = columns_that_fit(cells, _HISTORY_COLUMNS, width, always=2)
-    table = Table(title=literal(f"{name}: certificates issued by its rotations"))
-    for column in shown:
-        table.add_column(literal(column.replace("_", " ")), no_wrap=True)
-    for row in cells:
-        table.add_row(*(literal(row[c]) for c in shown))
-    hidden = [c.replace("_", " ") for c in _HISTORY_COLUMNS if c not in shown]
-    if not history:
-        table.caption = literal("no entry in the issuance ledger")
-    elif hidden:
-        table.caption = literal(f"wider terminal or --output json for: {', '.join(hidden)}")
-    return table

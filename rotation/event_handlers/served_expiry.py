@@ -23,8 +23,9 @@ from rotation import telemetry
 from rotation.aws import aws_call, make_client
 from rotation.errors import CertRotateError
 from rotation.fleet.inventory import read_records
+from rotation.fleet.scope import DEFAULT_SCOPE, FleetScope
 from rotation.fleet.served_expiry import served_expiry, soonest_first
-from rotation.fleet.view import DEFAULT_SCOPE, FleetScope, HostReport
+from rotation.fleet.view import HostReport
 from rotation.telemetry import logger
 
 FLEET_ROLES_ENV = "CERTROTATE_FLEET_ROLE_ARNS"

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from rotation.fleet.scope import DEFAULT_SCOPE, FleetScope
 from rotation.fleet.view import (
-    DEFAULT_SCOPE,
-    FleetScope,
     HostReport,
     RecordProblem,
     names_secret,
@@ -120,7 +119,7 @@ class FleetEvidence:
     ``reports``: the readable records of every instance whose records name a candidate's (or the
     current certificate's) serial; ``bad_records``: the unreadable ones among them; ``unreadable``:
     one line per account and region that could not be read and whose hosts may serve the secret
-    (:meth:`rotation.fleet.view.FleetScope.concerns`).
+    (:meth:`rotation.fleet.scope.FleetScope.concerns`).
     """
 
     reports: tuple[HostReport, ...] = ()
@@ -169,7 +168,7 @@ def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence, now: 
     """Each candidate revoked only when nothing the fleet view says could concern it.
 
     Only the records of accounts that may read the secret count (``evidence.scope``,
-    :meth:`rotation.fleet.view.FleetScope.concerns`), readable or not, and a past holder of another
+    :meth:`rotation.fleet.scope.FleetScope.concerns`), readable or not, and a past holder of another
     account is released. Among those, a candidate waits (``SERVED``) while a record heard within
     :data:`HOLDER_RELEASE_AFTER` reports its serial or fingerprint, whatever secret ARN the record
     names (full, partial, another one, made up). It is ``HELD`` when a record that names its serial or

@@ -26,7 +26,8 @@ from rotation.fleet.revocation import (
     hold_or_revoke,
     successors,
 )
-from rotation.fleet.view import FleetScope, HostReport, RecordProblem
+from rotation.fleet.scope import FleetScope
+from rotation.fleet.view import HostReport, RecordProblem
 from rotation.telemetry import logger
 
 

@@ -9,7 +9,7 @@ for revocation: a host that stopped reporting may still serve what it last repor
 Records are written by the hosts (the trust unit is the hosts of one account): a forged record can
 raise the alarm of a secret it names, never lower another host's value (the least one wins). A
 record counts only for a secret that exists (ListSecrets of this account) and that the reporting
-account may read (``SecretReaders``, :meth:`rotation.fleet.view.FleetScope.concerns`); any other record is
+account may read (``SecretReaders``, :meth:`rotation.fleet.scope.FleetScope.concerns`); any other record is
 a line of the problems (the ``ServedRecordsNotCounted`` metric), never a series: a host cannot invent
 series, nor push a real one out of the alarm's reach. Only the :data:`SERIES_LIMIT` soonest secrets
 are emitted (:func:`soonest_first`), so the Metrics Insights alarm, which evaluates at most 500
@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rotation.fleet.view import DEFAULT_SCOPE, TIME_FORMAT, FleetScope, HostReport
+from rotation.fleet.scope import DEFAULT_SCOPE, FleetScope
+from rotation.fleet.view import TIME_FORMAT, HostReport
 from rotation.redaction import quote
 from rotation.telemetry import secret_name
 

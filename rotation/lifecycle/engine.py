@@ -22,7 +22,7 @@ from rotation.telemetry import logger
 
 if TYPE_CHECKING:  # pragma: no cover - loaded only when a ledger is configured (cold start, issue 18)
     from rotation.fleet.ledger import Ledger
-    from rotation.fleet.view import FleetScope
+    from rotation.fleet.scope import FleetScope
     from rotation.issuance.pacer import IssuancePacer
 
 #: ``rotation.fleet.ledger.LEDGER_TABLE_ENV``, spelled out so that a container without a ledger never
@@ -67,7 +67,7 @@ def build_services(
     fleet = None
     if make_ssm is not None:
         from rotation.fleet.revoker import fleet_reader
-        from rotation.fleet.view import FleetScope
+        from rotation.fleet.scope import FleetScope
 
         fleet = fleet_reader(make_ssm, assume_ssm, fleet_role_arns, fleet_scope or FleetScope())
     return Services(
@@ -139,7 +139,7 @@ def default_services() -> Services:
 
 
 def _fleet_scope() -> FleetScope:
-    from rotation.fleet.view import FleetScope
+    from rotation.fleet.scope import FleetScope
 
     return FleetScope.from_environment(os.environ)
 

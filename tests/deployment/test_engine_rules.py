@@ -26,7 +26,7 @@ from moto.events.models import EventPattern
 from rotation.errors import SpecError
 from rotation.event_handlers.rotation_succeeded import AssociationSettings
 from rotation.fleet.association_schedule import LONGEST_MINUTES, check_schedule
-from rotation.fleet.view import FleetScope, ScopeError, parse_readers
+from rotation.fleet.scope import FleetScope, ScopeError, parse_readers
 from tests.deployment.test_fleet_trust_templates import (
     REGION,
     Stack,

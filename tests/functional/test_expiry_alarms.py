@@ -27,8 +27,8 @@ import pytest
 
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.event_handlers.served_expiry import FleetUnreadable, report, secret_arns
+from rotation.fleet.scope import FleetScope
 from rotation.fleet.served_expiry import SERIES_LIMIT
-from rotation.fleet.view import FleetScope
 from rotation.lifecycle.engine import assumed_client
 from tests.conftest import REGION
 from tests.deployment.test_templates import load

@@ -26,7 +26,8 @@ from rotation.emulation.ssm_inventory import reset as reset_inventory
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.fleet.ledger import KEPT_AFTER_EXPIRY, TTL_ATTRIBUTE, Ledger, create_table
 from rotation.fleet.revocation import HOLDER_RELEASE_AFTER
-from rotation.fleet.view import FleetScope, normalize_serial
+from rotation.fleet.scope import FleetScope
+from rotation.fleet.view import normalize_serial
 from rotation.issuance.bundle import CertBundle
 from rotation.lifecycle.engine import assumed_client, build_services
 from tests.conftest import REGION

@@ -21,6 +21,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
 import rotation.issuance.spec
+import rotation.issuance.spec.fields
 from rotation.cli import main as certrotate
 from rotation.emulation.certificates import key_usage, subject_alternative_names
 from rotation.emulation.pki import moto_ca
@@ -117,8 +118,8 @@ def test_a_ca_certificate_from_the_issuer_is_never_staged(
     aws: Any, root_ca: str, make_secret: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even if a CA template got past the spec and the policy, createSecret's verification refuses the result."""
-    monkeypatch.setattr(
-        rotation.issuance.spec,
+    monkeypatch.setattr(  # where the TEMPLATE_ARN reader looks the templates up
+        rotation.issuance.spec.fields,
         "END_ENTITY_TEMPLATES",
         (*rotation.issuance.spec.END_ENTITY_TEMPLATES, "RootCACertificate/V1"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rotation.cli.output import error_line, literal
-from rotation.cli.status import columns_for, days_left
+from rotation.cli.status_tables import columns_for, days_left
 
 
 def test_literal_shows_control_characters_and_keeps_markup_text() -> None:

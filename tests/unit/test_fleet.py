@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rotation.fleet.scope import FleetScope, reader_covers
 from rotation.fleet.view import (
     CurrentCertificate,
-    FleetScope,
     HostReport,
     HostState,
     RunStatus,
@@ -20,7 +20,6 @@ from rotation.fleet.view import (
     normalize_serial,
     parse_records,
     parse_reports,
-    reader_covers,
     secret_forms,
 )
 

@@ -264,3 +264,62 @@ def test_a_policy_ca_arn_must_be_well_formed(arn: str) -> None:
     with pytest.raises(PolicyError) as refused:
         parse_policy(json.dumps(document))
     assert refused.value.field == "rules[0].ca_arns"
+
+
+def test_every_rule_allowance_is_one_constraint_that_the_summary_line_reads() -> None:
+    """A rule's allowances and the constraint table are one list: each attribute a rule limits with is
+    read by exactly one constraint, and ``policy validate``'s summary line says what each allows."""
+    from dataclasses import fields
+
+    from rotation.cli.policy import describe_rule
+    from rotation.issuance.policy import CONSTRAINTS
+
+    governance = {"name", "secrets", "accounts"}  # which secrets a rule governs, not what they may obtain
+    read = [key for constraint in CONSTRAINTS for key in constraint.keys]
+    assert sorted(read) == sorted({f.name for f in fields(Rule)} - governance)
+    rule = Rule("r", ("team-a/*",), (CA,), dns_names=(".a.example",), client_auth=True, max_validity_days=30)
+    line = describe_rule(rule)
+    assert line.startswith("r: secrets team-a/*; ")
+    assert all(constraint.allows(rule) in line for constraint in CONSTRAINTS)
+    assert "<= 30 days" in line and "server+client" in line and "names .a.example" in line
+
+
+def test_the_post_issue_check_lists_every_violation_and_check_issued_refuses_the_first() -> None:
+    from rotation.issuance.policy import issued_problems
+
+    narrow = Rule("payments", ("payments/*",), (CA,), dns_names=("a.example",), max_names=1, max_validity_days=30)
+    other_ca = CA.replace("1" * 12, "2" * 12)
+    facts = IssuedFacts(
+        ("a.example", "b.example"), NOW_POLICY, NOW_POLICY + timedelta(days=90), other_ca, CertificateType.PCA_ISSUED
+    )
+    problems = issued_problems(narrow, facts)
+    assert [(p.field, p.value) for p in problems] == [
+        ("CA_ARN", other_ca),
+        ("CERTIFICATE_PEM", "2 names"),
+        ("CERTIFICATE_PEM", "b.example"),
+        ("CERTIFICATE_PEM", problems[3].value),
+    ]
+    assert "lives longer than the rule allows" in problems[3].problem
+    with pytest.raises(PolicyError) as refused:
+        check_issued(narrow, facts)
+    assert refused.value.field == "CA_ARN"
+
+
+def test_every_violation_of_an_acm_request_is_listed_at_once() -> None:
+    """ACM_ISSUED under a rule that refuses ACM and is shorter than ACM's 395 days: both, and the key and names."""
+    from rotation.issuance.policy import request_problems
+    from rotation.issuance.spec import KeyAlgorithm
+    from tests.support.certs import spec_for
+
+    rule = Rule(
+        "r",
+        ("*",),
+        (CA,),
+        dns_names=("a.example",),
+        key_algorithms=(KeyAlgorithm.EC_prime256v1,),
+        acm_issued=False,
+        max_validity_days=90,
+    )
+    spec = spec_for(CERTIFICATE_TYPE="ACM_ISSUED", CA_ARN=CA, COMMON_NAME="b.example", KEY_ALGORITHM="RSA_2048")
+    problems = request_problems(rule, spec, now=NOW_POLICY)
+    assert [p.field for p in problems] == ["CERTIFICATE_TYPE", "CERTIFICATE_TYPE", "COMMON_NAME", "KEY_ALGORITHM"]

@@ -19,7 +19,8 @@ from rotation.fleet.revocation import (
     hold_or_revoke,
     plan_superseded,
 )
-from rotation.fleet.view import FleetScope, HostReport, RecordProblem, RunStatus, ScopeError
+from rotation.fleet.scope import FleetScope, ScopeError
+from rotation.fleet.view import HostReport, RecordProblem, RunStatus
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:www-AbCdEf"

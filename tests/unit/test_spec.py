@@ -305,3 +305,22 @@ def test_a_bad_grace_names_the_field_the_value_and_what_is_allowed(raw: str) -> 
 
 
 CA_ARN_FOR_GRACE = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"
+
+
+def test_the_field_table_fills_every_spec_attribute_once() -> None:
+    """A new spec field is an attribute, its reader and its row: a row forgotten or doubled fails here."""
+    from dataclasses import fields
+
+    from rotation.issuance.spec import FIELDS, CertSpec
+
+    filled = [attribute for row in FIELDS for attribute in row.attributes]
+    assert sorted(filled) == sorted(f.name for f in fields(CertSpec))
+
+
+def test_every_problem_is_listed_with_the_ones_that_depend_on_the_certificate_type() -> None:
+    """ACM's key types and ACM's own keys are checked with the other fields, not only once they all pass."""
+    acm = {**ACM_ORIGINAL, "KEY_ALGORITHM": "RSA_4096", "REUSE_PRIVATE_KEY": "true", "VALIDITY": "soon"}
+    assert [p.field for p in spec_problems(acm)] == ["KEY_ALGORITHM", "VALIDITY", "REUSE_PRIVATE_KEY"]
+    with pytest.raises(SpecError) as caught:
+        parse_spec(acm)
+    assert caught.value.field == "KEY_ALGORITHM" and "ACM does not issue this key type" in str(caught.value)
