@@ -60,7 +60,8 @@ def test_an_invalid_policy_names_the_field_and_never_echoes_a_key(tmp_path: Path
 def test_the_central_stack_denies_ledger_writes_to_all_but_the_rotation_role_and_operators() -> None:
     template = yaml.safe_load((Path(__file__).parents[2] / "cfn" / "central-account.yaml").read_text())
     resources = template["Resources"]
-    (statement,) = resources["IssuanceLedgerTable"]["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    statements = resources["IssuanceLedgerTable"]["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    statement = next(s for s in statements if s["Sid"] == "OnlyTheRotationRoleAndOperatorsWriteItems")
     assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
     assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(
         statement["Action"]
