@@ -122,12 +122,12 @@ def test_revoke_reports_each_host_once_and_no_empty_parentheses(ledger_endpoint:
     name = f"lines-{uuid.uuid4().hex[:8]}"
     rotated(endpoint, name, ca)
     hosts = [instance(endpoint, name) for _ in range(3)]
-    result = certrotate("revoke", name, "--compromised", "--timeout", "2", endpoint=endpoint)
+    result = certrotate("revoke", name, "--compromised", "--timeout", "2", "--ledger-table", TABLE, endpoint=endpoint)
     assert result.returncode == 1, result.stderr
     assert not [line for line in result.stderr.splitlines() if "pending of" in line], result.stderr
     for host in hosts:  # one event when sent (all in one line) and one when it did not move
         assert sum(host in line for line in result.stdout.splitlines()) == 2, result.stdout
     alone = f"alone-{uuid.uuid4().hex[:8]}"
     rotated(endpoint, alone, ca)
-    nowhere = certrotate("revoke", alone, "--compromised", "--timeout", "2", endpoint=endpoint)
+    nowhere = certrotate("revoke", alone, "--compromised", "--timeout", "2", "--ledger-table", TABLE, endpoint=endpoint)
     assert "the command reached no instance; waiting" in nowhere.stdout and "()" not in nowhere.stdout

@@ -120,7 +120,9 @@ def revocations(ca_arn: str) -> dict[str, str]:
 
 
 def revoke(endpoint: str, name: str, *flags: str) -> tuple[int, dict[str, Any], str]:
-    result = cli.certrotate("revoke", name, "--compromised", "--output", "json", *flags, endpoint=endpoint)
+    result = cli.certrotate(
+        "revoke", name, "--compromised", "--output", "json", "--ledger-table", TABLE, *flags, endpoint=endpoint
+    )
     return result.returncode, json.loads(result.stdout or "{}"), result.stderr
 
 
