@@ -10,7 +10,10 @@ botocore's ``acm-pca`` model) and the user guide's "Set up a CRL" page (see :mod
   does not let ``acm-pca.amazonaws.com`` write (``s3:PutObject``; ``s3:GetBucketAcl``, the permission the
   service's error names in the knowledge-center article "acm-ca-crl-s3-getbucketacl"); also when
   ``OmitExtension`` is set with a ``CustomCname`` ("cannot be enabled with a custom CNAME set"), when
-  the CNAME carries a protocol prefix, or ``ExpirationInDays`` is outside 1..5000;
+  the CNAME carries a protocol prefix, ``ExpirationInDays`` is outside 1..5000, or ``S3ObjectAcl`` is
+  PUBLIC_READ (the default) on a bucket whose Block Public Access blocks public ACLs (S3ObjectAcl's text);
+- the CRL object gets the canned ACL ``S3ObjectAcl`` names: public-read, or bucket-owner-full-control,
+  which an anonymous client cannot read (moto's S3 enforces it on unsigned GETs);
 - each certificate the CA issues carries the CRL Distribution Points extension with the CRL's URL
   unless ``OmitExtension``, and, with OCSP enabled, an Authority Information Access extension naming
   the OCSP responder (``http://ocsp.acm-pca.<region>.amazonaws.com`` or ``OcspCustomCname``);
@@ -118,6 +121,12 @@ def check_revocation_configuration(revocation: Mapping[str, Any] | None, ca_arn:
     if bucket is None:
         raise _invalid(f"CrlConfiguration.S3BucketName {bucket_name!r}: the bucket does not exist")
     settings = CrlSettings.parse(revocation)
+    block = bucket.public_access_block
+    if settings.object_acl == "PUBLIC_READ" and block is not None and block.block_public_acls:
+        raise _invalid(
+            f"CrlConfiguration.S3ObjectAcl PUBLIC_READ: bucket {bucket_name!r} blocks public ACLs "
+            "(Block Public Access); use BUCKET_OWNER_FULL_CONTROL"
+        )
     policy = bucket.policy.decode() if bucket.policy else None
     missing = missing_write_permissions(policy, bucket_name, ca_arn, object_key(settings, ca_arn))
     if missing:
@@ -238,7 +247,11 @@ def publish(ca: Any, now: datetime, reason: str) -> Publication:
     since = state.published_at or now
     entries = {s: v for s, v in _revoked(ca).items() if s not in expiry or expiry[s] >= since}
     number = max(state.number + 1, int(now.timestamp() * 1000))  # the guide's sample numbers CRLs in milliseconds
-    s3.put_object(settings.bucket, key, _sign(ca, settings, entries, now, number))
+    from moto.s3.models import get_canned_acl
+
+    written = s3.put_object(settings.bucket, key, _sign(ca, settings, entries, now, number))
+    # S3ObjectAcl: PUBLIC_READ lets any client GET the CRL; BUCKET_OWNER_FULL_CONTROL does not.
+    written.acl = get_canned_acl("public-read" if settings.object_acl == "PUBLIC_READ" else "bucket-owner-full-control")
     ca.certrotate_crl = CrlState(now, frozenset(entries), number, None, "", (*state.history, now))
     return Publication(ca.arn, reason, now, key, frozenset(entries))
 
