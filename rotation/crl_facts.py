@@ -172,7 +172,7 @@ def read_crl(data: bytes, ca_certificate: x509.Certificate | None) -> PublishedC
     if ca_certificate is not None:
         key = ca_certificate.public_key()
         signature_ok = isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
-    idp_critical, urls = False, ()
+    idp_critical, urls = False, tuple[str, ...]()
     try:
         idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
     except x509.ExtensionNotFound:
@@ -214,7 +214,7 @@ def leaf_pointers(certificate: x509.Certificate) -> LeafPointers:
     except x509.ExtensionNotFound:
         access = x509.AuthorityInformationAccess([])
     for description in access:
-        if description.access_method == x509.AuthorityInformationAccessOID.OCSP:
+        if description.access_method == x509.oid.AuthorityInformationAccessOID.OCSP:
             ocsp_urls.append(str(description.access_location.value))
     return LeafPointers(tuple(crl_urls), tuple(ocsp_urls))
 

@@ -101,7 +101,8 @@ def _configuration(ca: CaRevocation) -> list[Finding]:
             Finding(
                 Kind.NO_BUCKET,
                 f"the CRL bucket {s.bucket!r} does not exist: Private CA cannot publish",
-                f"`aws s3api create-bucket --bucket {shlex.quote(s.bucket)}`, then `{_policy_command(s.bucket, ca.ca_arn)}`",
+                f"`aws s3api create-bucket --bucket {shlex.quote(s.bucket)}`, "
+                f"then `{_policy_command(s.bucket, ca.ca_arn)}`",
             )
         )
     elif s.enabled and ca.missing_permissions:

@@ -111,7 +111,9 @@ def wait_published(
             elif wanted in crl.serials:
                 return Published(url, crl.this_update, datetime.now(UTC), len(crl.serials))
             else:
-                last = f"the CRL of {crl.this_update:%Y-%m-%d %H:%M:%S}Z does not list it yet ({len(crl.serials)} entries)"
+                last = (
+                    f"the CRL of {crl.this_update:%Y-%m-%d %H:%M:%S}Z does not list it yet ({len(crl.serials)} entries)"
+                )
         if time.monotonic() >= deadline:
             raise NotPublishedError(
                 f"serial {serial} revoked at the CA but not in the CRL clients download from {url} after "

@@ -57,8 +57,8 @@ def _summary(facts: CaRevocation) -> str:
     for url, crl in facts.fetched.items():
         if isinstance(crl, PublishedCrl):
             parts.append(
-                f"{url}: {len(crl.serials)} revoked, {crl.size:,} bytes, this update {crl.this_update:%Y-%m-%d %H:%M}Z, "
-                f"next {crl.next_update:%Y-%m-%d %H:%M}Z"
+                f"{url}: {len(crl.serials)} revoked, {crl.size:,} bytes, "
+                f"this update {crl.this_update:%Y-%m-%d %H:%M}Z, next {crl.next_update:%Y-%m-%d %H:%M}Z"
             )
     parts.append(f"{len(facts.leaves)} current certificate(s) point to it")
     return "; ".join(parts)
@@ -79,7 +79,7 @@ def gather(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> CaRev
         pem = pca.get_certificate_authority_certificate(CertificateAuthorityArn=ca_arn)["Certificate"]
     ca_certificate = x509.load_pem_x509_certificate(str(pem).encode())
     leaves = tuple(_leaves(using))
-    exists, missing, bucket_region = False, (), region or aws.region_name
+    exists, missing, bucket_region = False, list[str](), region or aws.region_name
     if settings.enabled:
         exists, missing, bucket_region = _bucket(aws, settings, ca_arn, bucket_region)
     urls = list(dict.fromkeys(url for leaf in leaves for url in leaf.pointers.crl_urls))

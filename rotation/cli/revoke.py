@@ -164,16 +164,30 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         "hosts_not_moved": stuck,
     }
     if revoked and not problems:
-        from rotation.cli.crl_published import published_step
-
-        extra, failure = published_step(
-            aws, timeline, compromised.ca_arn, compromised.serial, compromised_pem, args.publish_timeout, sleep
-        )
-        result.update(extra)
-        if failure is not None:
-            _finish(out, timeline, result, [])
-            raise failure
+        result.update(_published(aws, args, out, timeline, compromised, compromised_pem, result, sleep))
     return _finish(out, timeline, result, problems)
+
+
+def _published(
+    aws: AwsContext,
+    args: argparse.Namespace,
+    out: Output,
+    timeline: Timeline,
+    compromised: IssuedCertificate,
+    pem: str,
+    result: dict[str, Any],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    """The last step (``rotation.cli.crl_published``): its fields, or the JSON so far and exit 5."""
+    from rotation.cli.crl_published import published_step
+
+    extra, failure = published_step(
+        aws, timeline, compromised.ca_arn, compromised.serial, pem, args.publish_timeout, sleep
+    )
+    if failure is not None:
+        _finish(out, timeline, {**result, **extra}, [])
+        raise failure
+    return extra
 
 
 def _not_moved(

@@ -139,15 +139,14 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _emulation() -> Iterator[list[BaseException]]:
+    from datetime import timedelta
+
     import rotation.handler
+    from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
-
-    from datetime import timedelta
-
-    from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
@@ -200,7 +199,10 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
     from rotation.crl_facts import write_policy_statement
 
     s3 = client("s3")
-    s3.create_bucket(Bucket=CRL_BUCKET, **({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}))
+    s3.create_bucket(
+        Bucket=CRL_BUCKET,
+        **({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}),
+    )
     statement = write_policy_statement(CRL_BUCKET, "*")
     statement["Condition"] = {"StringEquals": {"aws:SourceAccount": client("sts").get_caller_identity()["Account"]}}
     s3.put_bucket_policy(Bucket=CRL_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))

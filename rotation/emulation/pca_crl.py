@@ -64,7 +64,11 @@ _REASONS = {
     "PRIVILEGE_WITHDRAWN": x509.ReasonFlags.privilege_withdrawn,
     "A_A_COMPROMISE": x509.ReasonFlags.aa_compromise,
 }
-_HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "SHA256": hashes.SHA256,
+    "SHA384": hashes.SHA384,
+    "SHA512": hashes.SHA512,
+}
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,12 @@ def revocation_extensions(ca: Any) -> list[tuple[x509.ExtensionType, bool]]:
         host = settings.ocsp_cname or f"ocsp.acm-pca.{ca.region_name}.amazonaws.com"
         location = x509.UniformResourceIdentifier(f"http://{host}")
         found.append(
-            (x509.AuthorityInformationAccess([x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, location)]), False)
+            (
+                x509.AuthorityInformationAccess(
+                    [x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.OCSP, location)]
+                ),
+                False,
+            )
         )
     return found
 
@@ -161,12 +170,21 @@ def _state(ca: Any) -> CrlState:
 
 def _revoked(ca: Any) -> dict[int, tuple[datetime, str]]:
     return {
-        pca_serial(serial): (datetime.fromtimestamp(float(entry["revocation_time"]), UTC), str(entry["revocation_reason"]))
+        pca_serial(serial): (
+            datetime.fromtimestamp(float(entry["revocation_time"]), UTC),
+            str(entry["revocation_reason"]),
+        )
         for serial, entry in ca.revoked_certificates.items()
     }
 
 
-def due(state: CrlState, revoked: Mapping[int, tuple[datetime, str]], validity: timedelta, now: datetime, schedule: CrlSchedule) -> str:
+def due(
+    state: CrlState,
+    revoked: Mapping[int, tuple[datetime, str]],
+    validity: timedelta,
+    now: datetime,
+    schedule: CrlSchedule,
+) -> str:
     """Why a CRL is due at ``now`` ("" when none is). Pure."""
     if state.failed_at is not None:
         return "retry" if now >= state.failed_at + schedule.retry else ""
@@ -188,7 +206,9 @@ def _expiry_by_serial(ca: Any) -> dict[int, datetime]:
     return found
 
 
-def _sign(ca: Any, settings: CrlSettings, entries: Mapping[int, tuple[datetime, str]], now: datetime, number: int) -> bytes:
+def _sign(
+    ca: Any, settings: CrlSettings, entries: Mapping[int, tuple[datetime, str]], now: datetime, number: int
+) -> bytes:
     issuer = ca.certificate
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -210,7 +230,7 @@ def _sign(ca: Any, settings: CrlSettings, entries: Mapping[int, tuple[datetime, 
         flag = _REASONS.get(reason, x509.ReasonFlags.unspecified)
         builder = builder.add_revoked_certificate(revoked.add_extension(x509.CRLReason(flag), critical=False).build())
     algorithm = str(ca.certificate_authority_configuration.get("SigningAlgorithm") or "SHA256WITHRSA")
-    digest = _HASHES.get(algorithm.split("WITH")[0], hashes.SHA256)()
+    digest = _HASHES.get(algorithm.split("WITH", maxsplit=1)[0], hashes.SHA256)()
     return builder.sign(ca.key, digest).public_bytes(serialization.Encoding.DER)
 
 
@@ -237,7 +257,9 @@ def publish(ca: Any, now: datetime, reason: str) -> Publication:
     if bucket is None:
         error = f"bucket {settings.bucket!r} does not exist"
     else:
-        missing = missing_write_permissions(bucket.policy.decode() if bucket.policy else None, settings.bucket, ca.arn, key)
+        missing = missing_write_permissions(
+            bucket.policy.decode() if bucket.policy else None, settings.bucket, ca.arn, key
+        )
         if missing:
             error = f"bucket {settings.bucket!r} policy denies acm-pca.amazonaws.com {', '.join(missing)}"
     if error:
@@ -333,7 +355,7 @@ def teach_moto_crl() -> None:
             ca.certrotate_crl = CrlState()  # a new configuration publishes anew
         return reply
 
-    create_certificate_authority.certrotate_crl = True  # type: ignore[attr-defined]
+    create_certificate_authority.certrotate_crl = True
     ACMPCAResponse.create_certificate_authority = create_certificate_authority  # type: ignore[method-assign]
     ACMPCAResponse.update_certificate_authority = update_certificate_authority  # type: ignore[method-assign]
 

@@ -60,9 +60,9 @@ def test_each_revocation_misconfiguration_is_found_with_its_fix_and_a_correct_se
     cas["no-cdp"] = crl_ca(endpoint, "crl-no-cdp", CrlDistributionPointExtensionConfiguration={"OmitExtension": True})
     for case, ca in cas.items():
         rotated(endpoint, f"rv/{case}", ca)
-    for case in cas:
+    for case, ca in cas.items():
         if case != "no-revocation":
-            publish_now(cas[case])
+            publish_now(ca)
 
     empty(endpoint, "crl-gone")
     s3.delete_bucket_policy(Bucket="crl-gone")
@@ -71,7 +71,9 @@ def test_each_revocation_misconfiguration_is_found_with_its_fix_and_a_correct_se
     bucket(endpoint, "crl-new")  # the CA moved to a new bucket; the old one removed: leaves still point there
     pca.update_certificate_authority(
         CertificateAuthorityArn=cas["moved"],
-        RevocationConfiguration={"CrlConfiguration": {"Enabled": True, "S3BucketName": "crl-new", "ExpirationInDays": 7}},
+        RevocationConfiguration={
+            "CrlConfiguration": {"Enabled": True, "S3BucketName": "crl-new", "ExpirationInDays": 7}
+        },
     )
     publish_now(cas["moved"])
     empty(endpoint, "crl-old")
@@ -93,7 +95,9 @@ def test_each_revocation_misconfiguration_is_found_with_its_fix_and_a_correct_se
             if check["name"].startswith(f"CA {ca} revocation"):
                 kind = check["name"].split("revocation", 1)[1].lstrip("/") or "ok"
                 by_ca[case][kind] = check
-    fixes = {case: {kind: c["detail"].split("; fix: ", 1)[-1] for kind, c in found.items()} for case, found in by_ca.items()}
+    fixes = {
+        case: {kind: c["detail"].split("; fix: ", 1)[-1] for kind, c in found.items()} for case, found in by_ca.items()
+    }
 
     assert set(by_ca["correct"]) == {"ok"}, by_ca["correct"]
     assert by_ca["correct"]["ok"]["outcome"] == "ok"

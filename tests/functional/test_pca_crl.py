@@ -80,7 +80,11 @@ def published(pca: Any, ca: str, url: str) -> Any:
         ("policy", {"CrlConfiguration": {"Enabled": True}}, "S3BucketName is required"),
         (
             "policy",
-            crl_config("crl-bucket", CustomCname="crl.example.com", CrlDistributionPointExtensionConfiguration={"OmitExtension": True}),
+            crl_config(
+                "crl-bucket",
+                CustomCname="crl.example.com",
+                CrlDistributionPointExtensionConfiguration={"OmitExtension": True},
+            ),
             "OmitExtension cannot be true with a CustomCname",
         ),
         ("policy", crl_config("crl-bucket", CustomCname="http://crl.example.com"), "must not include a protocol"),
@@ -124,9 +128,14 @@ def test_revocation_is_published_on_the_documented_schedule_in_a_signed_der_crl(
     assert crl.signature_ok and not crl.idp_critical
     assert crl.this_update == start + timedelta(minutes=31)
     assert crl.next_update == crl.this_update + timedelta(days=7)  # ExpirationInDays
-    der = x509.load_der_x509_crl(boto3.client("s3").get_object(Bucket="crl-bucket", Key=f"crl/{ca_id}.crl")["Body"].read())
+    der = x509.load_der_x509_crl(
+        boto3.client("s3").get_object(Bucket="crl-bucket", Key=f"crl/{ca_id}.crl")["Body"].read()
+    )
     entry = der.get_revoked_certificate_by_serial_number(leaf.serial_number)
-    assert entry is not None and entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    assert (
+        entry is not None
+        and entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    )
 
     # Nothing new: no CRL until half its validity, then a refresh.
     assert publish_due_crls(start + timedelta(days=3)) == []

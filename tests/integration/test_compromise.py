@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,10 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     bucket = f"crl-{tmp_path.name.lower().replace('_', '-')[-40:]}"
     s3.create_bucket(Bucket=bucket)
-    statement = {**write_policy_statement(bucket, "any"), "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
+    statement = {
+        **write_policy_statement(bucket, "any"),
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [statement]}))
     pca = create_ca(
         boto3.client("acm-pca", region_name=REGION, endpoint_url=endpoint),
