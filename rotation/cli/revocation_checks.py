@@ -39,6 +39,9 @@ def check_ca(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> Ite
     name = f"CA {ca_arn} revocation"
     try:
         facts = gather(aws, ca_arn, using)
+        if facts is None:
+            yield Check(name, Outcome.SKIP, "the CA is not ACTIVE (its own line says why): revocation not checked")
+            return
     except (AwsCallError, CertRotateError) as exc:
         if isinstance(exc, AwsCallError) and exc.code in _UNREACHABLE:
             raise  # doctor stops: AWS is unreachable (exit 4)
@@ -64,8 +67,8 @@ def _summary(facts: CaRevocation) -> str:
     return "; ".join(parts)
 
 
-def gather(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> CaRevocation:
-    """What the rules need for one CA.
+def gather(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> CaRevocation | None:
+    """What the rules need for one CA; None for a CA that is not ACTIVE.
 
     Raises:
         AwsCallError: DescribeCertificateAuthority or GetCertificateAuthorityCertificate failed.
@@ -75,6 +78,8 @@ def gather(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> CaRev
     with aws_call("acm-pca", "DescribeCertificateAuthority"):
         authority = pca.describe_certificate_authority(CertificateAuthorityArn=ca_arn)["CertificateAuthority"]
     settings = CrlSettings.parse(authority.get("RevocationConfiguration"))
+    if authority.get("Status") != "ACTIVE":
+        return None
     with aws_call("acm-pca", "GetCertificateAuthorityCertificate"):
         pem = pca.get_certificate_authority_certificate(CertificateAuthorityArn=ca_arn)["Certificate"]
     ca_certificate = x509.load_pem_x509_certificate(str(pem).encode())

@@ -18,11 +18,11 @@ botocore's ``acm-pca`` model) and the user guide's "Set up a CRL" page (see :mod
   unless ``OmitExtension``, and, with OCSP enabled, an Authority Information Access extension naming
   the OCSP responder (``http://ocsp.acm-pca.<region>.amazonaws.com`` or ``OcspCustomCname``);
 - the CA writes a DER CRL, signed with its key, to ``crl/<CA id>.crl`` (partitioned: under
-  ``crl/<CA id>/``, with a critical Issuing Distribution Point extension): once when CRLs are
-  enabled, "approximately 30 minutes after a certificate is revoked", and at half the CRL's validity
-  (``nextUpdate`` = ``thisUpdate`` + ``ExpirationInDays``); a write that fails (bucket gone, policy
-  changed) is tried again every 15 minutes. A revoked certificate stays listed until it expires and
-  in one more CRL after.
+  ``crl/<CA id>/``, with a critical Issuing Distribution Point extension): at once when the CA
+  becomes ACTIVE with CRLs enabled or an update changes its CRL configuration, "approximately 30
+  minutes after a certificate is revoked", and at half the CRL's validity (``nextUpdate`` =
+  ``thisUpdate`` + ``ExpirationInDays``); a write that fails (bucket gone, policy changed) is tried
+  again every 15 minutes. A revoked certificate stays listed until it expires and in one more CRL.
 
 Time is emulated: :func:`publish_due_crls` publishes what is due at the ``now`` it is given, on a
 :class:`CrlSchedule` (the documented one by default; the sandbox and tests compress it), and
@@ -332,6 +332,18 @@ def teach_moto_crl() -> None:
         return
     original_create = ACMPCAResponse.create_certificate_authority
     original_update = ACMPCAResponse.update_certificate_authority
+    original_import = ACMPCAResponse.import_certificate_authority_certificate
+
+    def first_crl(ca: Any) -> None:
+        """The CRL a CA writes as soon as it is ACTIVE with CRLs enabled."""
+        settings = CrlSettings.parse(ca.revocation_configuration)
+        if settings.enabled and ca.status == "ACTIVE" and _state(ca).published_at is None:
+            publish(ca, datetime.now(UTC).replace(microsecond=0), "enabled")
+
+    def import_certificate_authority_certificate(self: Any) -> str:
+        reply = str(original_import(self))
+        first_crl(self.acmpca_backend.certificate_authorities[json.loads(self.body)["CertificateAuthorityArn"]])
+        return reply
 
     def create_certificate_authority(self: Any) -> str:
         reply = str(original_create(self))
@@ -353,11 +365,15 @@ def teach_moto_crl() -> None:
         reply = str(original_update(self))
         if CrlSettings.parse(ca.revocation_configuration) != before:
             ca.certrotate_crl = CrlState()  # a new configuration publishes anew
+        first_crl(ca)
         return reply
 
     create_certificate_authority.certrotate_crl = True
     ACMPCAResponse.create_certificate_authority = create_certificate_authority  # type: ignore[method-assign]
     ACMPCAResponse.update_certificate_authority = update_certificate_authority  # type: ignore[method-assign]
+    ACMPCAResponse.import_certificate_authority_certificate = (  # type: ignore[method-assign]
+        import_certificate_authority_certificate
+    )
 
 
 __all__ = [
