@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -23,7 +25,7 @@ from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
 from rotation.emulation.pki import create_ca
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.ledger import LEDGER_TABLE_ENV, create_table
-from tests.support.cli import certrotate, client, rotated
+from tests.support.cli import SCRIPT, certrotate, cli_env, client, rotated
 
 TABLE = "certrotate-ledger-published"
 BUCKET = "certrotate-crl-published"
@@ -117,3 +119,28 @@ def test_a_ca_without_a_crl_is_named_and_exits_5(ledger_endpoint: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "not waited for (--publish-timeout 0)" in result.stdout
+
+
+def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
+    """The sandbox CA publishes on its compressed cadence, so the whole response ends with exit 0."""
+    script = "\n".join(
+        [
+            'trap \'[ -n "${CERTROTATE_SANDBOX_PID:-}" ] && kill "$CERTROTATE_SANDBOX_PID"\' EXIT',
+            "set -e",
+            'eval "$(certrotate sandbox --detach --ledger)"',
+            'certrotate create-secret web/compromised --type PCA_ISSUED --ca-arn "$CA_ARN" '
+            '--common-name web.example.internal --kms-key-id "$KMS_KEY_ID" --rotation-lambda-arn "$ROTATION_LAMBDA_ARN"',
+            "certrotate revoke web/compromised --compromised --timeout 60 --publish-timeout 120",
+        ]
+    )
+    env = cli_env()
+    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    matches = (re.match(r"\+\s*[\d.]+s\s+(\S+)", line) for line in result.stdout.splitlines())
+    events = [m.group(1) for m in matches if m]
+    assert events[-2:] == ["revoked", "published"], result.stdout
+    assert re.search(r"^published at +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"in the CRL at http://certrotate-sandbox-crl\.s3\.us-east-1\.amazonaws\.com/crl/", result.stdout)
