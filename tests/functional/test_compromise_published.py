@@ -129,7 +129,8 @@ def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
             "set -e",
             'eval "$(certrotate sandbox --detach --ledger)"',
             'certrotate create-secret web/compromised --type PCA_ISSUED --ca-arn "$CA_ARN" '
-            '--common-name web.example.internal --kms-key-id "$KMS_KEY_ID" --rotation-lambda-arn "$ROTATION_LAMBDA_ARN"',
+            '--common-name web.example.internal --kms-key-id "$KMS_KEY_ID" '
+            '--rotation-lambda-arn "$ROTATION_LAMBDA_ARN"',
             "certrotate revoke web/compromised --compromised --timeout 60 --publish-timeout 120",
         ]
     )
