@@ -20,12 +20,13 @@ import pytest
 from cryptography import x509
 
 import rotation.handler
-from rotation.crl_facts import leaf_pointers, read_crl, s3_location, write_policy_statement
+from rotation.crl_facts import leaf_pointers, read_crl, s3_location
 from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
 from rotation.emulation.pki import create_ca
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.ledger import LEDGER_TABLE_ENV, create_table
 from tests.support.cli import SCRIPT, certrotate, cli_env, client, rotated
+from tests.support.crl import crl_ca as support_crl_ca
 
 TABLE = "certrotate-ledger-published"
 BUCKET = "certrotate-crl-published"
@@ -43,13 +44,7 @@ def ledger_endpoint(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def crl_ca(endpoint: str) -> str:
-    s3 = client(endpoint, "s3")
-    s3.create_bucket(Bucket=BUCKET)
-    statement = write_policy_statement(BUCKET, "any")
-    statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
-    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
-    crl = {"Enabled": True, "S3BucketName": BUCKET, "ExpirationInDays": 7}
-    return create_ca(client(endpoint, "acm-pca"), key="EC", revocation={"CrlConfiguration": crl})
+    return support_crl_ca(client(endpoint, "acm-pca"), client(endpoint, "s3"), BUCKET, key="EC")
 
 
 def current(endpoint: str, arn: str) -> x509.Certificate:

@@ -15,24 +15,19 @@ from typing import Any
 from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from rotation.crl_facts import write_policy_statement
 from rotation.emulation.pca_crl import publish
 from rotation.emulation.pki import create_ca, moto_ca
 from tests.support.cli import REGION, certrotate, client, rotated
+from tests.support.crl import crl_bucket
+from tests.support.crl import crl_ca as support_crl_ca
 
 
 def bucket(endpoint: str, name: str) -> None:
-    s3 = client(endpoint, "s3")
-    s3.create_bucket(Bucket=name)
-    statement = write_policy_statement(name, "any")
-    statement["Condition"] = {"StringEquals": {"aws:SourceAccount": DEFAULT_ACCOUNT_ID}}
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    crl_bucket(client(endpoint, "s3"), name)
 
 
 def crl_ca(endpoint: str, name: str, **extra: Any) -> str:
-    bucket(endpoint, name)
-    crl = {"Enabled": True, "S3BucketName": name, "ExpirationInDays": 7, **extra}
-    return create_ca(client(endpoint, "acm-pca"), name=name, revocation={"CrlConfiguration": crl})
+    return support_crl_ca(client(endpoint, "acm-pca"), client(endpoint, "s3"), name, name=name, **extra)
 
 
 def publish_now(ca: str, when: datetime | None = None) -> None:
