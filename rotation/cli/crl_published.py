@@ -16,15 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
-from rotation.aws import aws_call
-from rotation.cli.crl_fetch import CrlFetchError, fetch_crl
-from rotation.cli.session import AwsContext
-from rotation.crl_facts import CrlParseError, CrlSettings, crl_url, leaf_pointers, read_crl
 from rotation.errors import CertRotateError
+
+if TYPE_CHECKING:  # the parser reads this module's bound at every start: cryptography loads only when used
+    from cryptography import x509
+
+    from rotation.cli.session import AwsContext
 
 #: Seconds ``revoke --compromised`` waits for the serial to appear in the published CRL (the documented bound).
 PUBLISH_TIMEOUT = 3600.0
@@ -52,6 +51,11 @@ def crl_location(aws: AwsContext, ca_arn: str, certificate_pem: str) -> tuple[st
         NotPublishedError: the CA publishes no CRL.
         AwsCallError: DescribeCertificateAuthority or GetCertificateAuthorityCertificate failed.
     """
+    from cryptography import x509
+
+    from rotation.aws import aws_call
+    from rotation.crl_facts import CrlSettings, crl_url, leaf_pointers
+
     pca: Any = aws.client("acm-pca", ca_arn.split(":")[3])
     with aws_call("acm-pca", "DescribeCertificateAuthority"):
         authority = pca.describe_certificate_authority(CertificateAuthorityArn=ca_arn)["CertificateAuthority"]
@@ -75,6 +79,8 @@ def crl_location(aws: AwsContext, ca_arn: str, certificate_pem: str) -> tuple[st
 
 
 def _bucket_region(aws: AwsContext, bucket: str, default: str) -> str:
+    from rotation.aws import aws_call
+
     try:
         with aws_call("s3", "GetBucketLocation"):
             return str(aws.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1")
@@ -96,6 +102,9 @@ def wait_published(
         NotPublishedError: the CA publishes no CRL, or ``timeout`` seconds passed first (the message
             says what the URL last gave).
     """
+    from rotation.cli.crl_fetch import CrlFetchError, fetch_crl
+    from rotation.crl_facts import CrlParseError, read_crl
+
     url, cnames, ca_certificate = crl_location(aws, ca_arn, certificate_pem)
     wanted = int(serial.replace(":", ""), 16)
     deadline = time.monotonic() + timeout
