@@ -127,6 +127,16 @@ def s3_location(url: str, cnames: Mapping[str, str] | None = None) -> tuple[str,
     return (s3.group("bucket"), key) if s3 else None
 
 
+def fetchable(url: str, settings: CrlSettings) -> bool:
+    """Whether certrotate downloads ``url``: an S3 URL or the CA's own custom CNAME, nothing else.
+
+    A certificate's CDP comes from the secret's value, which its writer controls: a URL naming any
+    other host (an internal service, a metadata endpoint) is reported, never requested.
+    """
+    cnames = {settings.custom_cname.lower(): settings.bucket} if settings.custom_cname else {}
+    return s3_location(url, cnames) is not None
+
+
 @dataclass(frozen=True)
 class PublishedCrl:
     """What a client learns from one downloaded CRL."""

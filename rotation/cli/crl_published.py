@@ -54,7 +54,7 @@ def crl_location(aws: AwsContext, ca_arn: str, certificate_pem: str) -> tuple[st
     from cryptography import x509
 
     from rotation.aws import aws_call
-    from rotation.crl_facts import CrlSettings, crl_url, leaf_pointers
+    from rotation.crl_facts import CrlSettings, crl_url, fetchable, leaf_pointers
 
     pca: Any = aws.client("acm-pca", ca_arn.split(":")[3])
     with aws_call("acm-pca", "DescribeCertificateAuthority"):
@@ -73,6 +73,7 @@ def crl_location(aws: AwsContext, ca_arn: str, certificate_pem: str) -> tuple[st
             urls = leaf_pointers(x509.load_pem_x509_certificate(certificate_pem.encode())).crl_urls
         except ValueError:
             urls = ()
+    urls = tuple(u for u in urls if fetchable(u, settings))  # the secret's writer chose the PEM: no other host
     url = urls[0] if urls else crl_url(settings, ca_arn, _bucket_region(aws, settings.bucket, ca_arn.split(":")[3]))
     cnames = {settings.custom_cname.lower(): settings.bucket} if settings.custom_cname else {}
     return url, cnames, x509.load_pem_x509_certificate(str(ca_pem).encode())

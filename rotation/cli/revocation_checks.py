@@ -25,6 +25,7 @@ from rotation.crl_facts import (
     CrlSettings,
     PublishedCrl,
     crl_url,
+    fetchable,
     leaf_pointers,
     missing_write_permissions,
     object_key,
@@ -93,6 +94,9 @@ def gather(aws: AwsContext, ca_arn: str, using: Sequence[SecretRecord]) -> CaRev
     cnames = {settings.custom_cname.lower(): settings.bucket} if settings.custom_cname else {}
     fetched: dict[str, PublishedCrl | str] = {}
     for url in urls:
+        if not fetchable(url, settings):
+            fetched[url] = f"{url} is neither an S3 URL nor the CA's CustomCname: not downloaded"
+            continue
         try:
             fetched[url] = read_crl(fetch_crl(url, endpoint_url=aws.endpoint_url, cnames=cnames), ca_certificate)
         except (CrlFetchError, CrlParseError) as exc:
