@@ -140,3 +140,10 @@ def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
     assert events[-2:] == ["revoked", "published"], result.stdout
     assert re.search(r"^published at +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", result.stdout, re.MULTILINE), result.stdout
     assert re.search(r"in the CRL at http://certrotate-sandbox-crl\.s3\.us-east-1\.amazonaws\.com/crl/", result.stdout)
+
+
+@pytest.mark.parametrize("value", ["-3", "nan", "soon"])
+def test_a_bad_publish_timeout_names_the_flag_the_value_and_what_is_allowed(value: str) -> None:
+    result = certrotate("revoke", "x", "--compromised", "--publish-timeout", value)
+    assert result.returncode == 2
+    assert f"--publish-timeout {value!r}: expected seconds, 0 or more" in result.stderr
