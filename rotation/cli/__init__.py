@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # a flag, argument or flag value the command cannot use
     INVALID = 3  # the input is unusable: bad specification, unknown secret or file, not a certificate secret
     UNREACHABLE = 4  # AWS unreachable, timed out, or no region/credentials
+    NOT_PUBLISHED = 5  # revoke --compromised: the revocation is not in the CA's published CRL in time
     INTERRUPTED = 130  # Ctrl-C
     #: The reader of stdout went away (``certrotate status | head``): quietly, 128 + SIGPIPE, the status
     #: a shell reports for any command that a closed pipe stops (``cat``, ``grep``), so ``pipefail``
@@ -320,6 +321,10 @@ def exit_code(exc: CertRotateError) -> ExitCode:
 
     if isinstance(exc, UsageError):
         return ExitCode.USAGE
+    from rotation.cli.crl_published import NotPublishedError
+
+    if isinstance(exc, NotPublishedError):
+        return ExitCode.NOT_PUBLISHED
     if isinstance(exc, ConfigurationError):
         return ExitCode.UNREACHABLE
     if isinstance(exc, (SpecError, InvalidInputError, InvalidSpecError)):

@@ -2,7 +2,8 @@
 
 Read-only. Checks credentials and region (STS), the certificate secrets and their rotation, each
 rotation function (exists; its resource policy lets ``secretsmanager.amazonaws.com`` invoke it),
-each CA in use (ACTIVE; its key family is one every spec using it can sign with), the SSM
+each CA in use (ACTIVE; its key family is one every spec using it can sign with; whether a client
+can learn of a revocation: :mod:`rotation.cli.revocation_checks`), the SSM
 documents, each secret's KMS key policy (admits ``kms:Decrypt`` for the workload roles given), and
 the fleet view superseded revocation reads: GetInventory in each region of each account (this one,
 and each FleetViewRole) named by the rotation functions' ``CERTROTATE_FLEET_REGIONS`` and
@@ -157,6 +158,9 @@ def diagnose(aws: AwsContext, args: argparse.Namespace) -> Iterator[Check]:
             by_ca[ca_arn].append(record)
     for ca_arn, using in by_ca.items():
         yield _guarded(f"CA {ca_arn}", partial(_ca, aws, ca_arn, using))
+        from rotation.cli.revocation_checks import check_ca
+
+        yield from check_ca(aws, ca_arn, using)
     for document in args.document or ["RunUpdateTLS", "RollbackTLS"]:
         yield _guarded(f"document {document}", partial(_document, aws, document))
     yield from _kms(aws, readable, args.workload_role_arn)

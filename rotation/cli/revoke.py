@@ -7,7 +7,8 @@ the install document to the instances the secret's association targets (tag ``ce
 = the secret's name, set by the account's admin; ``deploy``'s code; workload accounts install
 through their own RotationSucceeded rule); wait until each of them, and each host whose record
 reports the compromised serial, shows the new serial and no longer the old one, or the timeout
-passes (per host); then revoke with reason KEY_COMPROMISE. Records only watch progress: a host
+passes (per host); then revoke with reason KEY_COMPROMISE and wait until the serial is in the CA's
+published CRL (``rotation.cli.crl_published``: exit 5 past ``--publish-timeout``). Records only watch progress: a host
 record (which any root of that account can write) never chooses where the command goes. A host
 that did not move keeps the certificate valid (unless ``--immediately``) and makes the command
 exit 1.
@@ -90,6 +91,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the issuance ledger table (the central stack's output; default ${LEDGER_TABLE_ENV})",
     )
     parser.add_argument("--document", default="RunUpdateTLS", help="install document (RunUpdateTLS)")
+    from rotation.cli.crl_published import PUBLISH_TIMEOUT, publish_timeout
+
+    parser.add_argument(
+        "--publish-timeout",
+        type=publish_timeout,
+        default=PUBLISH_TIMEOUT,
+        metavar="SECONDS",
+        help=f"after revoking, wait until the serial is in the CA's published CRL ({PUBLISH_TIMEOUT:g}; 0: do not "
+        "wait); past it, exit 5",
+    )
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[[float], None] = time.sleep) -> int:
@@ -109,6 +120,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
             f"{record.name}: REUSE_PRIVATE_KEY=true would keep the compromised key; set it to false first"
         )
     holders = _serving(aws, args.role_arn, [compromised.serial])
+    compromised_pem = str((record.fields or {}).get("CERTIFICATE_PEM") or "")  # its CDP names the CRL to watch
     timeline = Timeline(out)
     tagged = f"the instances tagged {INSTANCE_TAG}={record.name}"
     reporting = ", ".join(sorted({f"{h.account}/{h.instance_id}" for h in holders}))
@@ -120,6 +132,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
             f"install on {where}" if holders else "install on no host: no host has reported this secret",
             "wait until each host serves the new serial" if holders else "wait for no host",
             *([] if args.immediately else ["revoke KEY_COMPROMISE"]),
+            "wait until the serial is in the CA's published CRL",
         ]
         return _finish(out, timeline, {"dry_run": True, "serial": compromised.serial, "plan": steps}, [])
     timeline.add("found", f"{record.name}: compromised serial {compromised.serial}; hosts: {where}")
@@ -151,7 +164,31 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
         "revoked": revoked,
         "hosts_not_moved": stuck,
     }
+    if revoked and not problems:
+        result.update(_published(aws, args, out, timeline, compromised, compromised_pem, result, sleep))
     return _finish(out, timeline, result, problems)
+
+
+def _published(
+    aws: AwsContext,
+    args: argparse.Namespace,
+    out: Output,
+    timeline: Timeline,
+    compromised: IssuedCertificate,
+    pem: str,
+    result: dict[str, Any],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    """The last step (``rotation.cli.crl_published``): its fields, or the JSON so far and exit 5."""
+    from rotation.cli.crl_published import published_step
+
+    extra, failure = published_step(
+        aws, timeline, compromised.ca_arn, compromised.serial, pem, args.publish_timeout, sleep
+    )
+    if failure is not None:
+        _finish(out, timeline, {**result, **extra}, [])
+        raise failure
+    return extra
 
 
 def _not_moved(

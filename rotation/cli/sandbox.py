@@ -8,7 +8,9 @@ Logs), moto's ACM exports chains that verify (``pki.real_acm_chain``), SSM keeps
 wall clock (``association_api``; with no managed node registered, a run has no target yet). In it:
 a Private CA, the rotation function with Secrets Manager's invoke permission, the two SSM
 documents, a KMS key whose policy admits a workload role, optionally the issuance ledger table;
-the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`. It prints the
+the rotation function reads its issuance policy from :data:`POLICY_PARAMETER`. The CA publishes its
+CRL to the bucket :data:`CRL_BUCKET` (``rotation.emulation.pca_crl``) on Private CA's cadence
+compressed: :data:`CRL_DELAY_SECONDS` (seconds where AWS takes about 30 and 15 minutes). It prints the
 ``export`` lines that point a shell at it (``eval`` them), then serves until Ctrl-C or SIGTERM;
 ``--detach`` serves in the background and adds ``CERTROTATE_SANDBOX_PID`` to the lines, so
 ``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
@@ -43,6 +45,11 @@ READY = "# certrotate sandbox ready"
 #: moto accepts any credentials; these keep every call away from a real account's.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 DETACH_TIMEOUT = 120.0
+#: The bucket the sandbox CA writes its CRL to (its policy lets acm-pca.amazonaws.com write, as AWS requires).
+CRL_BUCKET = "certrotate-sandbox-crl"
+#: Seconds from a revocation to the CRL that lists it, and between retries of a failed write
+#: (Private CA: about 30 minutes, then every 15): ``revoke --compromised`` finishes in the sandbox.
+CRL_DELAY_SECONDS, CRL_RETRY_SECONDS = 5.0, 5.0
 
 
 class SandboxError(CertRotateError):
@@ -157,9 +164,12 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
+    from datetime import timedelta
+
     import rotation.handler
     from rotation.emulation.association_api import state_manager_in_moto
     from rotation.emulation.dynamodb_tables import strict_table_deletion
+    from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
@@ -168,6 +178,7 @@ def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
+    schedule = CrlSchedule(timedelta(seconds=CRL_DELAY_SECONDS), timedelta(seconds=CRL_RETRY_SECONDS))
     with (
         real_acm_chain(),
         rotation_function_in_moto() as failures,
@@ -175,6 +186,7 @@ def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
         ssm_commands_in_moto(),
         strict_table_deletion(),
         state_manager_in_moto() as state_manager,
+        crl_publisher(schedule),
     ):
         yield failures, state_manager
     rotation.handler.reset()
@@ -220,7 +232,18 @@ def provision(endpoint: str, region: str, *, ledger: bool, workload_role: str) -
         )
     statement = {"Effect": "Allow", "Principal": {"AWS": workload_role}, "Action": "kms:Decrypt", "Resource": "*"}
     key = client("kms").create_key(Policy=json.dumps({"Statement": [statement]}))["KeyMetadata"]["Arn"]
-    ca = create_ca(client("acm-pca"), name="certrotate Sandbox Root CA")
+    from rotation.fleet.crl_facts import write_policy_statement
+
+    s3 = client("s3")
+    s3.create_bucket(
+        Bucket=CRL_BUCKET,
+        **({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}),
+    )
+    statement = write_policy_statement(CRL_BUCKET, "*")
+    statement["Condition"] = {"StringEquals": {"aws:SourceAccount": client("sts").get_caller_identity()["Account"]}}
+    s3.put_bucket_policy(Bucket=CRL_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    crl = {"Enabled": True, "S3BucketName": CRL_BUCKET, "ExpirationInDays": 7}
+    ca = create_ca(client("acm-pca"), name="certrotate Sandbox Root CA", revocation={"CrlConfiguration": crl})
     exports = {
         "AWS_ENDPOINT_URL": endpoint,
         **CREDENTIALS,

@@ -177,6 +177,11 @@ def issue(ca: Any, params: Mapping[str, Any], issued_at: datetime) -> str:
     )
     for extension, critical in ca._x509_extensions(csr, template_arn):
         builder = builder.add_extension(extension, critical)
+    if template_arn != ROOT_TEMPLATE:
+        from rotation.emulation.pca_crl import revocation_extensions
+
+        for extension, critical in revocation_extensions(ca):  # CDP / AIA, as the CA's configuration says
+            builder = builder.add_extension(extension, critical)
     certificate = builder.sign(ca.key, digest).public_bytes(serialization.Encoding.PEM)
     arn = f"{ca.arn}/certificate/{str(mock_random.uuid4()).replace('-', '')}"
     ca.issued_certificates[arn] = certificate

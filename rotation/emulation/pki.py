@@ -95,13 +95,24 @@ def moto_ca(arn: str) -> Any:
     return acmpca_backends[DEFAULT_ACCOUNT_ID][region].certificate_authorities[arn]
 
 
-def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: str = "certrotate Test Root CA") -> str:
-    """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``.
+def create_ca(
+    pca: Any,
+    *,
+    key: str = "RSA",
+    parent: str | None = None,
+    name: str = "certrotate Test Root CA",
+    revocation: dict[str, Any] | None = None,
+) -> str:
+    """An ACTIVE CA in moto: a root, or a subordinate signed by ``parent``, with ``revocation`` as its
+    RevocationConfiguration (CRLs published by :mod:`rotation.emulation.pca_crl`).
 
     Its IssueCertificate behaves as Private CA's (:mod:`rotation.emulation.pca_issuance`).
     """
+    from rotation.emulation.pca_crl import teach_moto_crl
+
     teach_moto_server_auth_templates()
     teach_moto_private_ca_issuance()
+    teach_moto_crl()
     algorithm = {"RSA": ("RSA_2048", "SHA256WITHRSA"), "EC": ("EC_prime256v1", "SHA256WITHECDSA")}[key]
     arn = pca.create_certificate_authority(
         CertificateAuthorityConfiguration={
@@ -110,6 +121,7 @@ def create_ca(pca: Any, *, key: str = "RSA", parent: str | None = None, name: st
             "Subject": {"CommonName": name, "Organization": "certrotate tests"},
         },
         CertificateAuthorityType="ROOT" if parent is None else "SUBORDINATE",
+        **({"RevocationConfiguration": revocation} if revocation else {}),
     )["CertificateAuthorityArn"]
     ca = moto_ca(arn)
     if key == "EC":

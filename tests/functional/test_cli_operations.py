@@ -28,8 +28,15 @@ from tests.support.cli import (
     rotated,
     the_error,
 )
+from tests.support.crl import crl_ca
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ca(endpoint: str) -> str:
+    """A CA as a sound deployment has one: publishing a CRL clients can download (doctor checks it)."""
+    return crl_ca(client(endpoint, "acm-pca"), client(endpoint, "s3"))
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ installer through the aws CLI, two Debian apache2 on loopback. What is emulated:
 moto records SendCommand but runs nothing, so :class:`Agents` watches moto's SSM backend for new
 commands and runs the document on each targeted host, as its agent would (host B after a delay, or
 never when it is "down"). moto's acm-pca RevokeCertificate keeps each revocation on the CA's
-backend object (``revoked_certificates``: serial as sent → reason, time); it has no CRL, so
-:func:`revocations` reads that dictionary back.
+backend object (``revoked_certificates``: serial as sent → reason, time): :func:`revocations` reads
+that dictionary back. The CA publishes its CRL into moto's S3 (rotation.emulation.pca_crl, its
+cadence compressed to 1 s after a revocation); the command ends once the CRL lists the serial.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,12 @@ from moto.ssm.models import ssm_backends
 import rotation.handler
 from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache as Apache
+from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
 from rotation.emulation.pki import create_ca
 from rotation.emulation.rotation_service import rotation_function_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import run_association
+from rotation.fleet.crl_facts import write_policy_statement
 from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
 from rotation.fleet.view import normalize_serial
 from tests.integration.conftest import HOSTNAME, REGION
@@ -138,7 +142,19 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
     endpoint: str, tmp_path: Path, ca: LocalCA, host_env: dict[str, str]
 ) -> None:
     sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
-    pca = create_ca(boto3.client("acm-pca", region_name=REGION, endpoint_url=endpoint), key="EC")
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    bucket = f"crl-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    s3.create_bucket(Bucket=bucket)
+    statement = {
+        **write_policy_statement(bucket, "any"),
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [statement]}))
+    pca = create_ca(
+        boto3.client("acm-pca", region_name=REGION, endpoint_url=endpoint),
+        key="EC",
+        revocation={"CrlConfiguration": {"Enabled": True, "S3BucketName": bucket}},
+    )
     name = f"compromise/{tmp_path.name}"
     fields = {
         "CERTIFICATE_TYPE": "PCA_ISSUED",
@@ -163,13 +179,14 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
     a, b = f"123456789012/{HOST_A}", f"123456789012/{HOST_B}"
     try:
         first = rotate(sm, arn)
-        with Agents(arn, hosts, host_env) as agents:
+        with Agents(arn, hosts, host_env) as agents, crl_publisher(CrlSchedule(timedelta(seconds=1))):
             agents.pass_(HOST_A, HOST_B)
             assert {format(served_serial(h), "X") for h in hosts.values()} == {first}
 
             code, plan, _ = revoke(endpoint, name, "--dry-run")
             assert code == 0 and plan["dry_run"] and plan["serial"] == first
-            assert plan["plan"][-1] == "revoke KEY_COMPROMISE" and HOST_B in plan["plan"][1]
+            assert plan["plan"][-2] == "revoke KEY_COMPROMISE" and HOST_B in plan["plan"][1]
+            assert plan["plan"][-1] == "wait until the serial is in the CA's published CRL"
             assert f"tagged certrotate:secret={name}" in plan["plan"][1]
             current = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
             assert current["CERTIFICATE_SERIAL"] == first and revocations(pca) == {}  # nothing happened
@@ -181,10 +198,13 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
             second = report["new_serial"]
             assert report["serial"] == first != second and report["revoked"] and report["hosts_not_moved"] == []
             assert events(report) == [
-                "found", "rotating", "rotated", "installed", f"moved {a}", f"moved {b}", "revoked"
+                "found", "rotating", "rotated", "installed", f"moved {a}", f"moved {b}", "revoked", "published"
             ]  # fmt: skip
-            moved_b, revoked_at = (e["seconds"] for e in report["timeline"][-2:])
+            moved_b, revoked_at, published_at = (e["seconds"] for e in report["timeline"][-3:])
             assert moved_b >= 4.0 and revoked_at >= moved_b  # revoked only after the slow host moved
+            assert published_at >= revoked_at and report["published"]["url"].endswith(".crl")
+            times = report["times"]
+            assert times["hosts_moved_at"] <= times["revoked_at"] and times["published_at"]
             assert revocations(pca) == {first: "KEY_COMPROMISE"}
             assert {format(served_serial(h), "X") for h in hosts.values()} == {second}
 
