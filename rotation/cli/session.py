@@ -35,6 +35,8 @@ class ConfigurationError(CertRotateError):
 class ProblemsError(CertRotateError):
     """Several things went wrong (exit 1): ``problems`` lists every one, and each is printed on its own line."""
 
+    problems: Sequence[str | CertRotateError]
+
     def __init__(self, problems: Sequence[str | CertRotateError]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(str(p) for p in self.problems))
@@ -42,6 +44,11 @@ class ProblemsError(CertRotateError):
 
 class InvalidSpecError(ProblemsError):
     """The specification has problems (exit 3); ``problems`` lists every one."""
+
+    problems: Sequence[CertRotateError]
+
+    def __init__(self, problems: Sequence[CertRotateError]) -> None:
+        super().__init__(problems)
 
 
 @dataclass

@@ -33,7 +33,7 @@ def around_moto_requests(wrapper: Wrapper) -> Iterator[None]:
     with _LOCK:
         if not _WRAPPERS:
             _ORIGINAL.append(BaseResponse.call_action)
-            BaseResponse.call_action = _call_action  # type: ignore[method-assign]
+            BaseResponse.call_action = _call_action  # type: ignore[method-assign,assignment]
         _WRAPPERS.insert(0, wrapper)
     try:
         yield

@@ -274,7 +274,7 @@ def test_transient_failures_are_retried_a_few_times_as_botocore_would() -> None:
 def test_bulk_reads_leave_transient_failures_to_botocore() -> None:
     """The command line's clients keep botocore's standard retries: a timeout they already retried is
     not retried again on top (that multiplied the wait on a silent endpoint), throttling still is."""
-    from rotation.cli.bulk_reads import RateLimitedClient, RateLimiter
+    from rotation.cli.bulk_reads import rate_limited
 
     class Timeout(Exception):
         response = {"Error": {"Code": "ReadTimeoutError"}}  # noqa: RUF012
@@ -298,11 +298,11 @@ def test_bulk_reads_leave_transient_failures_to_botocore() -> None:
 
     timing_out = Client([Timeout, Timeout])
     with pytest.raises(Timeout):
-        RateLimitedClient(timing_out, RateLimiter(1000)).list_secrets()
+        rate_limited(timing_out, 1000).list_secrets()
     assert timing_out.calls == 1
 
     throttled = Client([Throttled])
-    assert RateLimitedClient(throttled, RateLimiter(1000)).list_secrets() == "page"
+    assert rate_limited(throttled, 1000).list_secrets() == "page"
     assert throttled.calls == 2
 
 
