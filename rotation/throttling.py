@@ -1,4 +1,4 @@
-"""Riding out API throttling inside the step's time: full-jitter backoff bounded by a deadline.
+"""Riding out API throttling: full-jitter backoff bounded by a deadline, around a client's API calls.
 
 AWS throttles each API operation at a per-account, per-Region request rate. The defaults that
 matter to a rotation storm (checked in the AWS documentation):
@@ -28,7 +28,9 @@ most :data:`TRANSIENT_RETRIES` times and within the deadline. Callers whose clie
 own retries (the command line's bulk reads) pass ``transient_retries=0``: retrying botocore's
 already-retried timeouts again would multiply the wait on an endpoint that never answers.
 
-Each throttled answer is counted in the ``Throttles`` metric (dimensions Service, Operation).
+Each throttled answer of an issuer's call is counted in the ``Throttles`` metric (dimensions
+Service, Operation). The command line's reads wrap their clients in the same proxy
+(:class:`ThrottleRetryingClient`), with a rate limiter's token before each attempt and a bound per call.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ secret's name as DescribeSecret returns it (secrets are created under IAM-scoped
 ``team-a/*``) and, optionally, the secret's account. The first rule in document order that matches
 governs; a secret no rule matches gets nothing.
 
-The rotation checks a request against its rule before anything is issued (:func:`check_request`)
-and the issued certificate again in testSecret (:func:`check_issued`). Every refusal is a
+The rotation checks a request against its rule before anything is issued (:func:`fit_request`;
+:func:`request_problems` lists every violation) and the issued certificate again in testSecret
+(:func:`check_issued`). Every refusal is a
 :class:`PolicyError`: the field, the value (redacted), the rule and what the rule allows.
 
 DNS patterns, all compared on lower-case A-labels (IDN written in Unicode is converted to punycode,
