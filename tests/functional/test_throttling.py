@@ -316,7 +316,7 @@ def test_moto_wrappers_combine_and_leave_moto_as_it_was_whatever_order_they_end_
 
     moto_own = BaseResponse.call_action
     list_secrets = ("secretsmanager", "ListSecrets")
-    throttling = throttled_moto({list_secrets: 1.0}, burst_seconds=1.0)
+    throttling = throttled_moto({list_secrets: 1.0}, burst_seconds=1.0, clock=lambda: 0.0)  # no refill
     latency = latency_in_moto(0)
     quotas = throttling.__enter__()
     latency.__enter__()
