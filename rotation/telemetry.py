@@ -1,4 +1,4 @@
-"""Powertools Logger and the EMF metrics the rotation emits.
+"""Powertools Logger and the EMF metrics certrotate's Lambda functions emit (rotation, events, served expiry).
 
 Log lines carry the secret ARN, step and token as keys and never key material: only
 :meth:`CertBundle.summary` facts are logged about a certificate. Each metric is written as its

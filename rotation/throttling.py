@@ -1,4 +1,4 @@
-"""Riding out API throttling inside the step's time: full-jitter backoff bounded by a deadline.
+"""Riding out API throttling: full-jitter backoff bounded by a deadline, around a client's API calls.
 
 AWS throttles each API operation at a per-account, per-Region request rate. The defaults that
 matter to a rotation storm (checked in the AWS documentation):
@@ -28,7 +28,9 @@ most :data:`TRANSIENT_RETRIES` times and within the deadline. Callers whose clie
 own retries (the command line's bulk reads) pass ``transient_retries=0``: retrying botocore's
 already-retried timeouts again would multiply the wait on an endpoint that never answers.
 
-Each throttled answer is counted in the ``Throttles`` metric (dimensions Service, Operation).
+Each throttled answer of an issuer's call is counted in the ``Throttles`` metric (dimensions
+Service, Operation). The command line's reads wrap their clients in the same proxy
+(:class:`ThrottleRetryingClient`), with a rate limiter's token before each attempt and a bound per call.
 """
 
 from __future__ import annotations
@@ -148,44 +150,62 @@ def call_with_backoff(
 class ThrottleRetryingClient:
     """A boto3 client whose API calls go through :func:`call_with_backoff` (everything else passes through).
 
-    Wrapping the client keeps the issuers' call sites as they are: ``client.issue_certificate(...)``
-    is retried with its arguments unchanged.
+    Wrapping the client keeps the call sites as they are: ``client.issue_certificate(...)`` is
+    retried with its arguments unchanged. The issuers wrap their clients with the step's deadline
+    (:func:`retrying_throttles`); the command line's fleet-wide reads with a rate limiter and a
+    bound per call (:func:`rotation.cli.bulk_reads.rate_limited`).
+
+    Args:
+        client: the boto3 client.
+        deadline: the bound of one API call's retrying, made as the call starts (the step's one
+            deadline, or a fresh bound per call).
+        sleep: how the backoff waits.
+        before_call: ``before_call(service, operation)`` runs before every attempt (e.g. wait for a
+            slot of the issuer's quota, :mod:`rotation.issuance.pacer`, or a rate limiter's token).
+        transient_retries: how often a transient failure is retried (0 where botocore already did).
+        on_throttle: ``on_throttle(service, operation)`` for every throttled answer (default: the
+            ``Throttles`` metric; None: nothing).
     """
 
     def __init__(
         self,
         client: Any,
-        deadline: Deadline,
+        deadline: Callable[[], Deadline],
         *,
         sleep: Callable[[float], None] = time.sleep,
         before_call: Callable[[str, str], None] | None = None,
+        transient_retries: int = TRANSIENT_RETRIES,
+        on_throttle: Callable[[str, str], None] | None = None,
     ) -> None:
         self._client = client
         self._deadline = deadline
         self._sleep = sleep
         self._before_call = before_call
+        self._transient_retries = transient_retries
+        self._on_throttle = on_throttle
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        mapping = getattr(getattr(self._client, "meta", None), "method_to_api_mapping", {}) or {}
+        meta = getattr(self._client, "meta", None)
+        mapping = getattr(meta, "method_to_api_mapping", {}) or {}
         if name not in mapping or not callable(attribute):
             return attribute  # meta, exceptions, get_paginator, ...
-        service = str(self._client.meta.service_model.service_name)
+        service = str(getattr(getattr(meta, "service_model", None), "service_name", ""))
         operation = str(mapping[name])
-
-        before = self._before_call
+        before, on_throttle = self._before_call, self._on_throttle
 
         def attempt(*args: Any, **kwargs: Any) -> Any:
             if before is not None:
-                before(service, operation)  # e.g. wait for a slot of the issuer's quota (rotation.issuance.pacer)
+                before(service, operation)
             return attribute(*args, **kwargs)
 
         def retried(*args: Any, **kwargs: Any) -> Any:
             return call_with_backoff(
                 lambda: attempt(*args, **kwargs),
-                self._deadline,
-                on_throttle=lambda attempt: _count(service, operation),
+                self._deadline(),
+                on_throttle=lambda _: on_throttle(service, operation) if on_throttle is not None else None,
                 sleep=self._sleep,
+                transient_retries=self._transient_retries,
             )
 
         return retried
@@ -200,7 +220,11 @@ def retrying_throttles(client: Any, deadline: Deadline, before_call: Callable[[s
     if isinstance(client, ThrottleRetryingClient):
         return client
     return ThrottleRetryingClient(
-        client, deadline, sleep=getattr(deadline, "sleep", time.sleep), before_call=before_call
+        client,
+        lambda: deadline,
+        sleep=getattr(deadline, "sleep", time.sleep),
+        before_call=before_call,
+        on_throttle=_count,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import re
@@ -169,3 +170,77 @@ def test_no_module_in_rotation_is_over_400_lines() -> None:
     assert not too_long, f"over {MODULE_LINE_LIMIT} lines, split by job: {too_long}"
     healed = [path for path in LONG_MODULES if lengths.get(path, 0) <= MODULE_LINE_LIMIT]
     assert not healed, f"no longer over {MODULE_LINE_LIMIT} lines (or gone): remove from LONG_MODULES: {healed}"
+
+
+#: The floors of rotation/, top first: a module imports only from its own floor or a lower one.
+#: Entry points and tools (the Lambda handlers, the CLI, the build, the emulation) sit on top; a
+#: rotation's steps (lifecycle) drive issuance, which records into the fleet's ledger; everything
+#: stands on the base of AWS calls, errors, metrics, redaction and throttling.
+FLOORS: tuple[frozenset[str], ...] = (
+    frozenset({"handler", "console", "cli", "event_handlers", "build", "emulation"}),
+    frozenset({"lifecycle"}),
+    frozenset({"issuance"}),
+    frozenset({"fleet"}),
+    frozenset({"aws", "errors", "telemetry", "redaction", "throttling", "__init__"}),
+)
+
+
+def rotation_imports() -> dict[str, set[str]]:
+    """Every module of rotation/ and the modules of rotation/ it imports, at module level or inside a function."""
+    files = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in sorted((ROOT / "rotation").rglob("*.py"))
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+                for alias in node.names:  # ``from rotation.cli import options`` imports the module rotation.cli.options
+                    targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base)
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def floor_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, floor in enumerate(FLOORS) if part in floor)
+
+
+def test_rotation_imports_have_no_cycle_and_go_only_down_the_floors() -> None:
+    graph = rotation_imports()
+    assert "rotation.cli.demo" in graph["rotation.cli"], "the graph must see imports made inside functions"
+    assert {m.split(".")[1] for m in graph if "." in m} <= set().union(*FLOORS), "a new package needs its floor"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if floor_of(b) < floor_of(a))
+    assert upward == [], "imports from a lower floor up to a higher one"
+
+    cycles: list[list[str]] = []  # Tarjan's strongly connected components of more than one module
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = [stack.pop()]
+            while component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    assert cycles == [], "modules that import each other (directly or round a longer loop)"

@@ -37,8 +37,9 @@ from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.output import Output
 from rotation.cli.pacing import paced
-from rotation.cli.session import AwsContext, InvalidInputError, UsageError
-from rotation.cli.validate import InvalidSpecError, PolicyCheck, ca_problems, output_field_problems
+from rotation.cli.secret_creation import enable_rotation, secret_request
+from rotation.cli.session import AwsContext, InvalidInputError, InvalidSpecError, ProblemsError, UsageError
+from rotation.cli.validate import PolicyCheck, ca_problems, output_field_problems
 from rotation.errors import AwsCallError, CertRotateError, SpecError
 from rotation.issuance.spec import parse_spec, spec_problems
 from rotation.lifecycle.schedules import default_window
@@ -72,14 +73,6 @@ class LineProblem(CertRotateError):
         self.line = line
         self.problem = problem
         super().__init__(f"{path} line {line}: {problem}")
-
-
-class BulkCreateFailedError(CertRotateError):
-    """Some secrets could not be created (the others were); ``problems`` has one line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -135,7 +128,9 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, command_schedule
     _report(results, out)
     failed = [r for r in results if r["status"] == "failed"]
     if failed:
-        raise BulkCreateFailedError([f"line {r['line']} {r['name']}: {r['error']}" for r in failed])
+        raise ProblemsError(  # some secrets could not be created (the others were)
+            [f"line {r['line']} {r['name']}: {r['error']}" for r in failed]
+        )
     return 0
 
 
@@ -150,8 +145,6 @@ def _unpaced(entries: Sequence[Entry], create: Callable[[Entry], dict[str, Any]]
 
 def create_one(sm: Any, entry: Entry, rotation_function: str) -> dict[str, Any]:
     """CreateSecret (and rotation on); an existing name is ``exists``, left as it is."""
-    from rotation.cli.create_secret import enable_rotation, secret_request
-
     request = secret_request(
         entry.name, entry.fields, [{"Key": k, "Value": v} for k, v in entry.tags.items()], entry.kms_key_id
     )

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
-from rotation.throttling import call_with_backoff
+from rotation.throttling import ThrottleRetryingClient
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -83,38 +83,22 @@ class _Deadline:
         return self._end - time.monotonic()
 
 
-class RateLimitedClient:
-    """A boto3 client whose API calls each take a :class:`RateLimiter` token first (the rest passes through).
+def rate_limited(client: Any, max_rate: float) -> Any:
+    """``client`` whose API calls each take a :class:`RateLimiter` token first (the rest passes through).
 
     A call answered with throttling all the same (another client of the account shares the quota)
     is retried with full-jitter backoff (:func:`rotation.throttling.call_with_backoff`) for up to
-    :data:`READ_DEADLINE_SECONDS`, each attempt taking its token again.
+    :data:`READ_DEADLINE_SECONDS`, each attempt taking its token again. These clients keep
+    botocore's standard retries: a timeout or a 5xx was already retried there, so only throttling
+    is retried here (a silent endpoint fails within the bounds).
     """
-
-    def __init__(self, client: Any, limiter: RateLimiter) -> None:
-        self._client = client
-        self._limiter = limiter
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        mapping = getattr(getattr(self._client, "meta", None), "method_to_api_mapping", {}) or {}
-        if name not in mapping or not callable(attribute):
-            return attribute
-
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            def attempt() -> Any:
-                self._limiter.acquire()
-                return attribute(*args, **kwargs)
-
-            # These clients keep botocore's standard retries: a timeout or a 5xx was already retried
-            # there, so only throttling is retried here (a silent endpoint fails within the bounds).
-            return call_with_backoff(attempt, _Deadline(READ_DEADLINE_SECONDS), transient_retries=0)
-
-        return limited
-
-
-def rate_limited(client: Any, max_rate: float) -> Any:
-    return RateLimitedClient(client, RateLimiter(max_rate))
+    limiter = RateLimiter(max_rate)
+    return ThrottleRetryingClient(
+        client,
+        lambda: _Deadline(READ_DEADLINE_SECONDS),
+        before_call=lambda service, operation: limiter.acquire(),
+        transient_retries=0,
+    )
 
 
 @contextlib.contextmanager

@@ -18,8 +18,7 @@ import json
 import shlex
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from enum import StrEnum
+from dataclasses import asdict
 from functools import partial
 from typing import Any, ClassVar
 
@@ -28,26 +27,14 @@ from rich.text import Text
 from rotation.aws import aws_call
 from rotation.cli import options
 from rotation.cli.certificate_health import spec_problem
+from rotation.cli.check import UNREACHABLE as _UNREACHABLE
+from rotation.cli.check import Check, Outcome
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.session import AwsContext
 from rotation.errors import AwsCallError, CertRotateError
 
 SECRETS_MANAGER = "secretsmanager.amazonaws.com"
-_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "NoCredentialsError"}
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAIL = "FAIL"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    outcome: Outcome
-    detail: str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

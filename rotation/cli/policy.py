@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from rotation.aws import aws_call
+from rotation.cli.examples import epilog
 from rotation.cli.output import Output
-from rotation.cli.session import InvalidInputError
+from rotation.cli.parser import Parser, global_options
+from rotation.cli.session import InvalidInputError, InvalidSpecError
+from rotation.errors import AwsCallError, CertRotateError
 from rotation.issuance.policy import CONSTRAINTS, IssuancePolicy, PolicyError, Rule, parse_policy
 from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, load_policy, stack_cas_from_env
 
@@ -27,8 +30,6 @@ MAX_POLICY_BYTES = 8 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rotation.cli import Parser, _global_options
-    from rotation.cli.examples import epilog
 
     actions = parser.add_subparsers(dest="policy_action", required=True, metavar="ACTION", parser_class=Parser)
     text = "check a policy document (JSON file) before storing it; --output json prints it normalized"
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also ask Private CA that every CA ARN exists and is ACTIVE (DescribeCertificateAuthority)",
     )
-    _global_options(validate, on_command=True)
+    global_options(validate, on_command=True)
 
 
 def run(aws: Any, args: argparse.Namespace, out: Output) -> int:
@@ -71,9 +72,6 @@ def check_cas(aws: Any, policy: IssuancePolicy) -> None:
     Raises:
         InvalidSpecError: every CA that does not exist, cannot be described or is not ACTIVE.
     """
-    from rotation.cli.validate import InvalidSpecError
-    from rotation.errors import AwsCallError, CertRotateError
-
     problems: list[CertRotateError] = []
     arns = dict.fromkeys(arn for rule in policy.rules for arn in rule.ca_arns if arn != "*")
     for arn in arns:

@@ -16,8 +16,9 @@ from typing import Any
 from cryptography import x509
 
 from rotation.aws import aws_call
+from rotation.cli.check import UNREACHABLE as _UNREACHABLE
+from rotation.cli.check import Check, Outcome
 from rotation.cli.crl_fetch import CrlFetchError, fetch_crl
-from rotation.cli.doctor import _UNREACHABLE, Check, Outcome
 from rotation.cli.inventory import SecretRecord
 from rotation.cli.session import AwsContext
 from rotation.errors import AwsCallError, CertRotateError

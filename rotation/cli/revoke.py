@@ -29,9 +29,8 @@ from rotation.cli import hosts, options
 from rotation.cli.deploy import DeployFailedError, deploy
 from rotation.cli.inventory import certificate_secrets
 from rotation.cli.output import Output
-from rotation.cli.rotate import RotationFailedError, _refusal, follow, start
-from rotation.cli.session import AwsContext, InvalidInputError, UsageError
-from rotation.errors import CertRotateError
+from rotation.cli.rotate import _refusal, follow, start
+from rotation.cli.session import AwsContext, InvalidInputError, ProblemsError, UsageError
 from rotation.fleet.inventory import read_records
 from rotation.fleet.ledger import LEDGER_TABLE_ENV, Ledger
 from rotation.fleet.revocation import IssuedCertificate, RevocationReason
@@ -39,14 +38,6 @@ from rotation.fleet.view import INSTANCE_TAG, HostReport, normalize_serial, serv
 from rotation.issuance.spec import parse_spec
 
 POLL_SECONDS = 2.0
-
-
-class HostsDidNotMoveError(CertRotateError):
-    """Some hosts did not report the new certificate before the timeout."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass
@@ -145,7 +136,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output, sleep: Callable[
     timeline.add("rotating", f"rotation {rotation.token} started")
     follow(aws, [rotation], timeout=args.timeout, out=out)
     if rotation.status != "done":
-        raise RotationFailedError([f"{record.name}: rotation {rotation.token} {rotation.status}: {rotation.error}"])
+        raise ProblemsError([f"{record.name}: rotation {rotation.token} {rotation.status}: {rotation.error}"])
     new_serial = normalize_serial(rotation.serial_after)
     timeline.add("rotated", f"serial {compromised.serial} -> {new_serial}")
     own = _install(aws, args, out, timeline, record)
@@ -219,7 +210,7 @@ def _finish(out: Output, timeline: Timeline, result: dict[str, Any], problems: l
         for number, step in enumerate(result["plan"], 1):
             out.say(f"  {number}. {step}")
     if problems:
-        raise HostsDidNotMoveError(problems)
+        raise ProblemsError(problems)  # some hosts did not report the new certificate in time
     return 0
 
 

@@ -25,8 +25,8 @@ from rotation.cli import options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, literal
 from rotation.cli.pacing import paced
-from rotation.cli.session import AwsContext, InvalidInputError, UsageError
-from rotation.errors import AwsCallError, CertRotateError
+from rotation.cli.session import AwsContext, InvalidInputError, ProblemsError, UsageError
+from rotation.errors import AwsCallError
 from rotation.lifecycle.guard import ROTATE_NOW_TAG
 from rotation.redaction import shorten
 
@@ -35,14 +35,6 @@ POLL_SECONDS = 2.0
 SKIPPED_NAMES = 5
 _VERSION = re.compile(r" \(AWSPENDING is on version [^)]*\)")
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-
-
-class RotationFailedError(CertRotateError):
-    """One or more rotations failed; ``problems`` has one line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass
@@ -98,7 +90,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     _report(rotations, out, _line)
     failed = [r for r in rotations if r.status in ("failed", "timed-out")]
     if failed:
-        raise RotationFailedError([_line(r) for r in failed])
+        raise ProblemsError([_line(r) for r in failed])
     return 0
 
 

@@ -1,4 +1,4 @@
-"""AWS clients for the command line: profile, region, endpoint and the bounds of every call.
+"""AWS clients for the command line (profile, region, endpoint, the bounds of every call) and its errors.
 
 Every client the CLI makes has a connect timeout, a read timeout and one retry, so an endpoint
 that accepts connections and never answers fails a call in about ``2 * read_timeout`` seconds
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,25 @@ class InvalidInputError(CertRotateError):
 
 class ConfigurationError(CertRotateError):
     """No region or credentials to call AWS with (exit 4)."""
+
+
+class ProblemsError(CertRotateError):
+    """Several things went wrong (exit 1): ``problems`` lists every one, and each is printed on its own line."""
+
+    problems: Sequence[str | CertRotateError]
+
+    def __init__(self, problems: Sequence[str | CertRotateError]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+class InvalidSpecError(ProblemsError):
+    """The specification has problems (exit 3); ``problems`` lists every one."""
+
+    problems: Sequence[CertRotateError]
+
+    def __init__(self, problems: Sequence[CertRotateError]) -> None:
+        super().__init__(problems)
 
 
 @dataclass

@@ -20,19 +20,11 @@ from typing import Any
 from rotation.aws import aws_call
 from rotation.cli.inventory import decode_value
 from rotation.cli.output import Output
-from rotation.cli.session import AwsContext, InvalidInputError
+from rotation.cli.session import AwsContext, InvalidInputError, InvalidSpecError
 from rotation.errors import AwsCallError, CertificateAuthorityError, CertRotateError, SpecError
 from rotation.issuance.spec import OUTPUT_FIELDS, CertificateType, CertSpec, parse_spec, spec_problems
 
 MAX_FILE_BYTES = 64 * 1024  # a secret value is at most 64 KiB
-
-
-class InvalidSpecError(CertRotateError):
-    """The specification has problems; ``problems`` lists every one."""
-
-    def __init__(self, problems: list[CertRotateError]) -> None:
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s): " + "; ".join(str(p) for p in problems))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

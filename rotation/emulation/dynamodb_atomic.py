@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from rotation.emulation.moto_dispatch import around_moto_requests
 
 _LOCK = threading.RLock()
 
@@ -21,18 +23,12 @@ _LOCK = threading.RLock()
 @contextlib.contextmanager
 def atomic_dynamodb() -> Iterator[None]:
     """Serialise moto's DynamoDB requests for the duration (in process and in a same-process server)."""
-    from moto.core.responses import BaseResponse
 
-    original = BaseResponse.call_action
-
-    def call_action(self: Any) -> Any:
-        if str(self.service_name) != "dynamodb":
-            return original(self)
+    def serialised(response: Any, proceed: Callable[[], Any]) -> Any:
+        if str(response.service_name) != "dynamodb":
+            return proceed()
         with _LOCK:
-            return original(self)
+            return proceed()
 
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
-    try:
+    with around_moto_requests(serialised):
         yield
-    finally:
-        BaseResponse.call_action = original  # type: ignore[method-assign]

@@ -21,6 +21,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from rotation.emulation.moto_patch import replaced
+
 
 @contextlib.contextmanager
 def strict_table_deletion() -> Iterator[None]:
@@ -34,8 +36,5 @@ def strict_table_deletion() -> Iterator[None]:
         self.resource_policies.pop(table.table_arn, None)
         return table
 
-    DynamoDBBackend.delete_table = delete_table  # type: ignore[method-assign]
-    try:
+    with replaced(DynamoDBBackend, delete_table=delete_table):
         yield
-    finally:
-        DynamoDBBackend.delete_table = original  # type: ignore[method-assign]

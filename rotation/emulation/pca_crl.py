@@ -42,7 +42,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from rotation.emulation.pca_issuance import PrivateCaError
+from rotation.emulation.pca_errors import PrivateCaError
 from rotation.fleet.crl_facts import (
     PUBLICATION_DELAY,
     RETRY_INTERVAL,

@@ -40,9 +40,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.moto_api._internal import mock_random
+
+from rotation.emulation.pca_errors import PrivateCaError
 
 #: notBefore = issue time - BACKDATE unless ValidityNotBefore is given.
 BACKDATE = timedelta(minutes=60)
@@ -56,15 +57,6 @@ _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
 }
 _SIGNING = re.compile(r"^(SHA256|SHA384|SHA512)WITH(RSA|ECDSA)$")
 _END_DATE = {12: "%y%m%d%H%M%S", 14: "%Y%m%d%H%M%S"}
-
-
-class PrivateCaError(JsonRESTError):
-    """An error response as Private CA sends it (400, a JSON ``__type``)."""
-
-    code = 400
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(error_type, message)
 
 
 def _validation(message: str) -> PrivateCaError:

@@ -26,6 +26,7 @@ from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from rotation.emulation.certificates import ca_certificate, leaf_certificate
+from rotation.emulation.moto_patch import replaced
 from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
 
 ROOT_TEMPLATE = "arn:aws:acm-pca:::template/RootCACertificate/V1"
@@ -50,11 +51,8 @@ def cached_moto_ca_keys() -> Iterator[None]:
             cache[marker] = original.fget(self)
         return cache[marker]
 
-    CertificateAuthority.key = property(key)  # type: ignore[assignment,method-assign]
-    try:
+    with replaced(CertificateAuthority, key=property(key)):
         yield
-    finally:
-        CertificateAuthority.key = original  # type: ignore[method-assign]
 
 
 _END_ENTITY_V1 = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
@@ -249,12 +247,12 @@ def real_acm_chain() -> Iterator[dict[str, int]]:
         renewals["count"] += 1
         return "{}"
 
-    acm_responses.AWSCertificateManagerResponse.request_certificate = request_certificate  # type: ignore[method-assign]
-    acm_models.CertBundle.generate_cert = classmethod(generate_cert)  # type: ignore[method-assign,assignment]
-    acm_responses.AWSCertificateManagerResponse.renew_certificate = renew_certificate
-    try:
+    with (
+        replaced(
+            acm_responses.AWSCertificateManagerResponse,
+            request_certificate=request_certificate,
+            renew_certificate=renew_certificate,
+        ),
+        replaced(acm_models.CertBundle, generate_cert=classmethod(generate_cert)),
+    ):
         yield renewals
-    finally:
-        acm_responses.AWSCertificateManagerResponse.request_certificate = original_request  # type: ignore[method-assign]
-        acm_models.CertBundle.generate_cert = original_generate  # type: ignore[method-assign]
-        del acm_responses.AWSCertificateManagerResponse.renew_certificate

@@ -22,6 +22,8 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
+from rotation.emulation.moto_patch import replaced
+
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:certrotate-rotation"
 
@@ -202,16 +204,21 @@ def rotation_function_in_moto() -> Iterator[list[BaseException]]:
         thread.start()
         return str(secret.to_short_dict(version_id=token))
 
-    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
-    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
     try:
-        with _rules_described():
-            yield failures
+        with (
+            replaced(
+                SecretsManagerBackend,
+                rotate_secret=rotate_secret,
+                update_secret_version_stage=update_secret_version_stage,
+            ),
+            _rules_described(),
+        ):
+            try:
+                yield failures
+            finally:
+                for thread in threads:
+                    thread.join(timeout=60)
     finally:
-        for thread in threads:
-            thread.join(timeout=60)
-        SecretsManagerBackend.rotate_secret = original  # type: ignore[method-assign]
-        SecretsManagerBackend.update_secret_version_stage = original_move  # type: ignore[method-assign]
         ledger.__exit__(None, None, None)
 
 
@@ -241,11 +248,8 @@ def _rules_described() -> Iterator[None]:
             result["RotationRules"] = dict(rules)
         return result
 
-    FakeSecret.to_dict = to_dict  # type: ignore[method-assign]
-    try:
+    with replaced(FakeSecret, to_dict=to_dict):
         yield
-    finally:
-        FakeSecret.to_dict = original_to_dict  # type: ignore[method-assign]
 
 
 _RATE = re.compile(r"^rate\((\d+) (hour|hours|day|days)\)$")

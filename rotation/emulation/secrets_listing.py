@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from rotation.emulation.moto_patch import replaced
+
 
 class _NameIndex:
     """Positions (creation order) of a backend's secrets, looked up by name prefix."""
@@ -59,7 +61,6 @@ def _name_prefixes(filters: list[dict[str, Any]]) -> list[str] | None:
 def paged_list_secrets() -> Iterator[None]:
     from moto.secretsmanager.models import MAX_RESULTS_DEFAULT, SecretsManagerBackend, _matches
 
-    original = SecretsManagerBackend.list_secrets
     indexes: dict[int, _NameIndex] = {}
 
     def list_secrets(
@@ -93,11 +94,8 @@ def paged_list_secrets() -> Iterator[None]:
             page.append(secret.to_dict())
         return page, None
 
-    SecretsManagerBackend.list_secrets = list_secrets  # type: ignore[method-assign]
-    try:
+    with replaced(SecretsManagerBackend, list_secrets=list_secrets):
         yield
-    finally:
-        SecretsManagerBackend.list_secrets = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -150,14 +148,5 @@ def indexed_secret_lookups() -> Iterator[None]:
 
     patched = {"__contains__": contains, "__getitem__": getitem, "get": get}
     patched.update({name: changing(name) for name in originals})
-    own = {name: SecretsStore.__dict__[name] for name in patched if name in SecretsStore.__dict__}
-    for name, function in patched.items():
-        setattr(SecretsStore, name, function)
-    try:
+    with replaced(SecretsStore, **patched):  # __contains__ and get are dict's own: deleted again on the way out
         yield
-    finally:
-        for name in patched:
-            if name in own:
-                setattr(SecretsStore, name, own[name])
-            else:
-                delattr(SecretsStore, name)  # inherited from dict, as before

@@ -28,6 +28,8 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
+from rotation.emulation.moto_patch import replaced
+
 NO_MANAGED_NODES = (
     "certrotate sandbox: no SSM Agent registers with this emulated account, so no instance is a managed node"
 )
@@ -50,7 +52,6 @@ def ssm_commands_in_moto() -> Iterator[None]:
     from moto.ssm.responses import SimpleSystemManagerResponse
 
     original_send = SimpleSystemManagerResponse.send_command
-    original_targets = Command._get_instance_ids_from_targets
 
     def send_command(self: Any) -> Any:
         instance_ids = self._get_param("InstanceIds", [])
@@ -61,10 +62,8 @@ def ssm_commands_in_moto() -> Iterator[None]:
     def no_managed_nodes(self: Any) -> list[str]:
         return []
 
-    SimpleSystemManagerResponse.send_command = send_command  # type: ignore[method-assign]
-    Command._get_instance_ids_from_targets = no_managed_nodes  # type: ignore[method-assign]
-    try:
+    with (
+        replaced(SimpleSystemManagerResponse, send_command=send_command),
+        replaced(Command, _get_instance_ids_from_targets=no_managed_nodes),
+    ):
         yield
-    finally:
-        SimpleSystemManagerResponse.send_command = original_send  # type: ignore[method-assign]
-        Command._get_instance_ids_from_targets = original_targets  # type: ignore[method-assign]

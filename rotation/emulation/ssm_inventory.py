@@ -40,6 +40,8 @@ from typing import Any
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 
+from rotation.emulation.moto_patch import replaced
+
 INSTANCE_ID = re.compile(r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")
 TYPE_NAME = re.compile(r"^(AWS|Custom):.*$")
 SCHEMA_VERSION = re.compile(r"^([0-9]{1,6})(\.[0-9]{1,6})$")
@@ -323,13 +325,10 @@ def ssm_inventory_in_moto() -> Iterator[None]:
     """Give moto's SSM the three inventory operations for the duration (and an empty store)."""
     from moto.ssm.responses import SimpleSystemManagerResponse
 
-    missing = [name for name in _OPERATIONS if not hasattr(SimpleSystemManagerResponse, name)]
-    for name in missing:
-        setattr(SimpleSystemManagerResponse, name, _OPERATIONS[name])
+    missing = {name: _OPERATIONS[name] for name in _OPERATIONS if not hasattr(SimpleSystemManagerResponse, name)}
     reset()
     try:
-        yield
+        with replaced(SimpleSystemManagerResponse, **missing):
+            yield
     finally:
-        for name in missing:
-            delattr(SimpleSystemManagerResponse, name)
         reset()

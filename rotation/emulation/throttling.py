@@ -3,9 +3,10 @@
 moto answers every call at once; AWS throttles each operation at a per-account, per-Region rate
 (see :mod:`rotation.throttling` for the documented defaults). :func:`throttled_moto` makes moto
 answer ``ThrottlingException`` (HTTP 400, the JSON error shape botocore parses) when an
-operation's bucket is empty, *before* the backend runs the call, as the service does. It patches
-moto's response dispatch, so it holds in process (``mock_aws``) and in a ``ThreadedMotoServer`` of
-the same process alike. Enabled only by the benchmarks and tests that ask for it.
+operation's bucket is empty, *before* the backend runs the call, as the service does. It wraps
+moto's response dispatch (:mod:`rotation.emulation.moto_dispatch`), so it holds in process
+(``mock_aws``) and in a ``ThreadedMotoServer`` of the same process alike.
+Enabled only by the benchmarks and tests that ask for it.
 
 A bucket holds at most ``burst`` tokens (default: one second's worth of its rate) and refills
 continuously at its rate. Every call is counted, accepted or throttled, in :class:`Quotas`.
@@ -21,6 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from rotation.emulation.moto_dispatch import around_moto_requests
 
 #: The documented default quotas (requests per second) the storm benchmark runs under.
 DEFAULT_QUOTAS: dict[tuple[str, str], float] = {
@@ -99,26 +102,20 @@ def throttled_moto(
     ``code`` is the error code answered (``ThrottlingException`` by default; tests also use the
     other codes services send, such as ``RateExceeded``).
     """
-    from moto.core.responses import BaseResponse
-
     state = Quotas(
         {
             key: TokenBucket(rate, max(1.0, rate * burst_seconds), clock)
             for key, rate in (DEFAULT_QUOTAS if quotas is None else quotas).items()
         }
     )
-    original = BaseResponse.call_action
 
-    def call_action(self: Any) -> Any:
-        if not state.admit(str(self.service_name), str(self._get_action())):
+    def admitted(response: Any, proceed: Callable[[], Any]) -> Any:
+        if not state.admit(str(response.service_name), str(response._get_action())):
             return _throttled_response(code)
-        return original(self)
+        return proceed()
 
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
-    try:
+    with around_moto_requests(admitted):
         yield state
-    finally:
-        BaseResponse.call_action = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -127,16 +124,10 @@ def latency_in_moto(milliseconds: float) -> Iterator[None]:
 
     In a ``ThreadedMotoServer`` each request has its own thread, so concurrent requests wait together.
     """
-    from moto.core.responses import BaseResponse
 
-    original = BaseResponse.call_action
-
-    def call_action(self: Any) -> Any:
+    def delayed(response: Any, proceed: Callable[[], Any]) -> Any:
         time.sleep(milliseconds / 1000)
-        return original(self)
+        return proceed()
 
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
-    try:
+    with around_moto_requests(delayed):
         yield
-    finally:
-        BaseResponse.call_action = original  # type: ignore[method-assign]

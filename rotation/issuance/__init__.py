@@ -1,1 +1,1 @@
-"""Issuance: the spec, the policy, keys and CSRs, the issuers, the pacer and the verification."""
+"""Issuance: the spec, the plan, the policy, keys and CSRs, the issuers, the pacer and the verification."""

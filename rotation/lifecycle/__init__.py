@@ -1,1 +1,1 @@
-"""The rotation lifecycle: one Secrets Manager step, its contract guard and the four steps."""
+"""The rotation lifecycle: one Secrets Manager step, its contract guard, the renewal decision and the four steps."""

@@ -1,36 +1,20 @@
-"""Whether a rotation issues a new certificate or stages the current one. Pure."""
+"""Whether a rotation issues a new certificate or stages the current one: the plan it hands the issuer. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 
 from rotation.issuance.bundle import CertBundle
+from rotation.issuance.plan import Plan, is_due
 from rotation.issuance.spec import CertificateType, CertSpec, RenewalPolicy
-
-
-class Plan(StrEnum):
-    KEEP = "keep"  # stage the current bundle unchanged
-    ISSUE = "issue"  # a new certificate (PCA: new key + CSR; ACM: RequestCertificate)
-    RENEW = "renew"  # ACM: RenewCertificate on the current certificate ARN
-    REFRESH = "refresh"  # ACM: take ACM's own renewal if it happened, renew if due, else keep
 
 
 @dataclass(frozen=True)
 class Decision:
     plan: Plan
     reason: str
-
-
-def renewal_window(bundle: CertBundle, spec: CertSpec) -> timedelta:
-    """``RENEW_BEFORE_DAYS``, or one third of the certificate's lifetime."""
-    return spec.renew_before or (bundle.not_after - bundle.not_before) / 3
-
-
-def is_due(bundle: CertBundle, spec: CertSpec, now: datetime) -> bool:
-    return now >= bundle.not_after - renewal_window(bundle, spec)
 
 
 def decide(

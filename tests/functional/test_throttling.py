@@ -274,7 +274,7 @@ def test_transient_failures_are_retried_a_few_times_as_botocore_would() -> None:
 def test_bulk_reads_leave_transient_failures_to_botocore() -> None:
     """The command line's clients keep botocore's standard retries: a timeout they already retried is
     not retried again on top (that multiplied the wait on a silent endpoint), throttling still is."""
-    from rotation.cli.bulk_reads import RateLimitedClient, RateLimiter
+    from rotation.cli.bulk_reads import rate_limited
 
     class Timeout(Exception):
         response = {"Error": {"Code": "ReadTimeoutError"}}  # noqa: RUF012
@@ -298,9 +298,34 @@ def test_bulk_reads_leave_transient_failures_to_botocore() -> None:
 
     timing_out = Client([Timeout, Timeout])
     with pytest.raises(Timeout):
-        RateLimitedClient(timing_out, RateLimiter(1000)).list_secrets()
+        rate_limited(timing_out, 1000).list_secrets()
     assert timing_out.calls == 1
 
     throttled = Client([Throttled])
-    assert RateLimitedClient(throttled, RateLimiter(1000)).list_secrets() == "page"
+    assert rate_limited(throttled, 1000).list_secrets() == "page"
     assert throttled.calls == 2
+
+
+def test_moto_wrappers_combine_and_leave_moto_as_it_was_whatever_order_they_end_in(aws: Any) -> None:
+    """Throttling and latency wrap moto's dispatch through one hook: while both are on, both act on a
+    call; ending the first-entered one first keeps the other in force, and once both have ended moto
+    answers as before (two patches that each restored what they had found put a dead one back)."""
+    from moto.core.responses import BaseResponse
+
+    from rotation.emulation.throttling import latency_in_moto
+
+    moto_own = BaseResponse.call_action
+    list_secrets = ("secretsmanager", "ListSecrets")
+    throttling = throttled_moto({list_secrets: 1.0}, burst_seconds=1.0, clock=lambda: 0.0)  # no refill
+    latency = latency_in_moto(0)
+    quotas = throttling.__enter__()
+    latency.__enter__()
+    aws.sm.list_secrets()  # the one token
+    with pytest.raises(aws.sm.exceptions.ClientError, match="ThrottlingException"):
+        aws.sm.list_secrets()
+    throttling.__exit__(None, None, None)  # ends before the latency it was entered before
+    aws.sm.list_secrets()  # throttling is off: answered although the bucket is empty
+    assert quotas.attempts(*list_secrets) == 2
+    assert BaseResponse.call_action is not moto_own  # the latency is still on
+    latency.__exit__(None, None, None)
+    assert BaseResponse.call_action is moto_own

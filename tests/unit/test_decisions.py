@@ -9,10 +9,11 @@ from freezegun import freeze_time
 
 from rotation.errors import EventError, NotPendingError, RotationDisabledError, SpecError, UnknownVersionError
 from rotation.issuance.issuers.base import idempotency_token
+from rotation.issuance.plan import Plan, is_due, renewal_window
 from rotation.issuance.signing import signing_algorithm
 from rotation.issuance.spec import KeyFamily
 from rotation.lifecycle.guard import ROTATE_NOW_TAG, SecretMetadata, Verdict, check_step
-from rotation.lifecycle.renewal import Plan, decide, is_due, renewal_window
+from rotation.lifecycle.renewal import decide
 from rotation.lifecycle.rotation_event import Step, parse_event
 from tests.support.certs import LocalCA, spec_for
 

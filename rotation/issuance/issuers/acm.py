@@ -28,7 +28,7 @@ from rotation.errors import IssuanceError, SpecError
 from rotation.issuance.bundle import CertBundle, join_pem
 from rotation.issuance.issuers.base import IssueRequest, SlotBooker, WaitBudget, idempotency_token, paced_calls
 from rotation.issuance.keys import load_private_key
-from rotation.lifecycle.renewal import Plan, is_due
+from rotation.issuance.plan import Plan, is_due
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
 

@@ -12,9 +12,9 @@ from typing import Protocol, TypeVar
 from rotation.errors import IssuanceTimeoutError
 from rotation.issuance.bundle import CertBundle
 from rotation.issuance.certificate_authority import CaFacts
+from rotation.issuance.plan import Plan
 from rotation.issuance.policy import Rule
 from rotation.issuance.spec import CertSpec
-from rotation.lifecycle.renewal import Plan
 
 T = TypeVar("T")
 

@@ -19,10 +19,10 @@ from rotation.issuance.keys import (
     public_key_der,
     public_key_sha256,
 )
+from rotation.issuance.plan import Plan
 from rotation.issuance.signing import signing_algorithm
 from rotation.issuance.spec import CertSpec
 from rotation.issuance.validity import check_within_ca
-from rotation.lifecycle.renewal import Plan
 from rotation.telemetry import logger
 from rotation.throttling import retrying_throttles
 
