@@ -72,7 +72,7 @@ def one(server: str) -> dict[str, Any]:
         import moto.server  # noqa: F401
 
         import rotation.cli  # noqa: F401
-        from rotation.cli import demo
+        from rotation.cli import demo, demo_targets
         from rotation.emulation import pki, rotation_service
     from moto.server import ThreadedMotoServer
 
@@ -83,10 +83,10 @@ def one(server: str) -> dict[str, Any]:
     for harness in (local_apache.LocalApache, local_servers.LocalNginx, local_servers.LocalHaproxy):
         wrap(harness, "stop", "local server stop")
     wrap(pki, "create_ca", "moto: Private CA hierarchy")
-    wrap(demo, "_target", "local server start (placeholders, configtest, start)")
+    wrap(demo, "open_target", "local server start (placeholders, configtest, start)")
     wrap(rotation_service, "run_steps", "rotation: the four Lambda steps")
-    wrap(demo.ApacheTarget, "deliver", "delivery: RunUpdateTLS (installer, aws CLI, reload, 16 probes)")
-    wrap(demo.PythonTarget, "deliver", "delivery: Python stand-in")
+    wrap(demo_targets.ApacheTarget, "deliver", "delivery: RunUpdateTLS (installer, aws CLI, reload, 16 probes)")
+    wrap(demo_targets.PythonTarget, "deliver", "delivery: Python stand-in")
     wrap(demo, "served_certificate", "verifying TLS handshake")
     wrap(demo, "_rotate_and_serve", "round: rotate each, install side by side, verify (2 rounds)")
     with contextlib.redirect_stdout(io.StringIO()):
