@@ -11,6 +11,17 @@ the table (DynamoDB TTL on ``ExpiresAt``) :data:`KEPT_AFTER_EXPIRY` after its ce
 an expired certificate is never revoked, so the history stays bounded for secrets that rotate every
 few hours.
 
+What a rotation reads does not grow with that history: an entry carries ``OpenFor`` (the secret's
+ARN) while it is open, from its write until its revocation, and the sparse global secondary index
+:data:`OPEN_INDEX` (partition ``OpenFor``, sort ``NotAfter``) holds only entries that carry it. A
+DynamoDB index holds an item only when the item has the index's key attributes (Developer Guide,
+"Take advantage of sparse indexes"), so finishSecret's one Query (:meth:`Ledger.open_entries`,
+``NotAfter`` after now) reads the entries that can still be revoked, whatever the secret's
+history. Entries written before the index lack ``OpenFor``: the first read of a secret that has no
+:data:`INDEXED_SORT_KEY` marker reads its whole history once, marks its open entries and writes the
+marker (which the index holds too, so every later read finds it in the same Query). ``certrotate
+status`` and the operator's revocation still read the whole history (:meth:`Ledger.entries`).
+
 A certificate the rotation refuses after the CA issued it (the issuance policy or verification says
 no) is written too, with ``RefusedAt`` and ``Refusal`` and superseded from the start
 (:meth:`Ledger.record_refused`): it was never staged, so nothing serves it, and it is never lost from
@@ -49,6 +60,17 @@ REFUSAL_LIMIT = 1000
 TTL_ATTRIBUTE = "ExpiresAt"
 #: The versions, besides ``VersionId``, that hold an entry's certificate (rotations that kept it).
 KEPT_VERSIONS = "KeptVersions"
+#: The sparse index of open entries (the central template declares it too).
+OPEN_INDEX = "OpenEntries"
+#: The index's partition key: the secret's ARN, present only while the entry is open (not revoked).
+OPEN_ATTRIBUTE = "OpenFor"
+#: The index's sort key: an entry's not-after (``%Y-%m-%dT%H:%M:%SZ`` sorts as time does).
+OPEN_SORT_ATTRIBUTE = "NotAfter"
+#: The per-secret marker "every open entry of this secret carries OpenFor": partition
+#: ``certrotate-open-index#SECRET_ARN`` (beside the pacer's ``certrotate-pacer#...``), this sort key.
+INDEXED_PREFIX = "certrotate-open-index#"
+INDEXED_SORT_KEY = "indexed"
+_NEVER = "9999-12-31T23:59:59Z"
 
 
 def _time(value: datetime) -> str:
@@ -130,6 +152,8 @@ class Ledger:
             "Fingerprint": {"S": entry.fingerprint},
             TTL_ATTRIBUTE: {"N": str(int((entry.not_after + KEPT_AFTER_EXPIRY).timestamp()))},
         }
+        if entry.revoked_at is None:
+            item[OPEN_ATTRIBUTE] = {"S": entry.secret_arn}
         if certificate_arn:
             item["CertificateArn"] = {"S": certificate_arn}
         return item
@@ -160,6 +184,73 @@ class Ledger:
             if not page.get("LastEvaluatedKey"):
                 return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def open_entries(self, secret_arn: str, now: datetime) -> list[IssuedCertificate]:
+        """The entries of one secret that are neither revoked nor expired at ``now``: one Query of the
+        sparse :data:`OPEN_INDEX`, its size independent of the secret's history.
+
+        An index is read eventually consistent (DynamoDB refuses ``ConsistentRead`` on a global
+        secondary index): an entry written a moment ago may be missing (:meth:`promote` reads the one
+        it needs by its key), one revoked a moment ago may still show (Private CA then answers that it
+        was already revoked). A secret without the marker is indexed first (:meth:`_index_history`).
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": OPEN_INDEX,
+            "KeyConditionExpression": "#open = :arn AND #after > :now",
+            "ExpressionAttributeNames": {"#open": OPEN_ATTRIBUTE, "#after": OPEN_SORT_ATTRIBUTE},
+            "ExpressionAttributeValues": {":arn": {"S": secret_arn}, ":now": {"S": _time(now)}},
+        }
+        found: list[IssuedCertificate] = []
+        indexed = False
+        while True:
+            with aws_call(_SERVICE, "Query"):
+                page = self._client.query(**request)
+            for item in page.get("Items", []):
+                if _text(item, "Serial") == INDEXED_SORT_KEY and _text(item, "SecretArn") == INDEXED_PREFIX + secret_arn:
+                    indexed = True
+                elif _text(item, "SecretArn") == secret_arn:
+                    found.append(self._entry(item))
+            if not page.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found if indexed else self._index_history(secret_arn, now)
+
+    def _index_history(self, secret_arn: str, now: datetime) -> list[IssuedCertificate]:
+        """Once per secret: mark every open entry of its whole history (written before the index)
+        with ``OpenFor``, then write the marker; the open entries."""
+        open_now = [e for e in self.entries(secret_arn) if e.revoked_at is None and e.not_after > now]
+        for entry in open_now:
+            with aws_call(_SERVICE, "UpdateItem"):
+                self._client.update_item(
+                    TableName=self.table,
+                    Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": entry.serial}},
+                    UpdateExpression="SET #open = :arn",
+                    ConditionExpression="attribute_exists(Serial) AND attribute_not_exists(RevokedAt)",
+                    ExpressionAttributeNames={"#open": OPEN_ATTRIBUTE},
+                    ExpressionAttributeValues={":arn": {"S": secret_arn}},
+                )
+        with aws_call(_SERVICE, "PutItem"):
+            self._client.put_item(
+                TableName=self.table,
+                Item={
+                    "SecretArn": {"S": INDEXED_PREFIX + secret_arn},
+                    "Serial": {"S": INDEXED_SORT_KEY},
+                    OPEN_ATTRIBUTE: {"S": secret_arn},
+                    OPEN_SORT_ATTRIBUTE: {"S": _NEVER},
+                },
+            )
+        return open_now
+
+    def entry(self, secret_arn: str, serial: str) -> IssuedCertificate | None:
+        """One entry by its key (GetItem, strongly consistent), or None."""
+        with aws_call(_SERVICE, "GetItem"):
+            item = self._client.get_item(
+                TableName=self.table,
+                Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
+                ConsistentRead=True,
+            ).get("Item")
+        return self._entry(item) if item else None
 
     def owns_certificate(self, secret_arn: str, certificate_arn: str, serials_now: Collection[str] = ()) -> bool:
         """Whether this secret's rotations received ``certificate_arn`` from ACM.
@@ -201,13 +292,17 @@ class Ledger:
     def promote(
         self, secret_arn: str, version_id: str, serial: str, now: datetime
     ) -> tuple[bool, list[IssuedCertificate]]:
-        """:meth:`mark_current`, and the secret's entries as they are after it (one Query: finishSecret
-        reads the ledger once)."""
-        entries = self.entries(secret_arn)
+        """:meth:`mark_current`, and the secret's open entries as they are after it (finishSecret reads
+        the ledger once: one Query of :data:`OPEN_INDEX`, and a GetItem only when the index does not
+        show the promoted entry yet). Entries revoked or expired are neither read nor changed."""
+        entries = self.open_entries(secret_arn, now)
         serial = normalize_serial(serial)
         promoted = next((e for e in entries if e.serial == serial and e.version_id == version_id), None)
         if promoted is None:
-            return False, entries
+            late = self.entry(secret_arn, serial)  # written in createSecret, not in the index yet
+            if late is None or late.version_id != version_id:
+                return False, entries
+            entries.append(late)
         after = []
         for entry in entries:
             changed = entry
@@ -265,7 +360,16 @@ class Ledger:
             )
 
     def mark_revoked(self, secret_arn: str, serial: str, reason: str, now: datetime) -> None:
-        self._set(secret_arn, normalize_serial(serial), {"RevokedAt": _time(now), "RevocationReason": reason})
+        """Record a revocation; the entry leaves :data:`OPEN_INDEX` (its ``OpenFor`` removed)."""
+        with aws_call(_SERVICE, "UpdateItem"):
+            self._client.update_item(
+                TableName=self.table,
+                Key={"SecretArn": {"S": secret_arn}, "Serial": {"S": normalize_serial(serial)}},
+                UpdateExpression="SET #at = :at, #reason = :reason REMOVE #open",
+                ConditionExpression="attribute_exists(Serial)",
+                ExpressionAttributeNames={"#at": "RevokedAt", "#reason": "RevocationReason", "#open": OPEN_ATTRIBUTE},
+                ExpressionAttributeValues={":at": {"S": _time(now)}, ":reason": {"S": reason}},
+            )
 
     def _set(self, secret_arn: str, serial: str, values: Mapping[str, str]) -> None:
         names = {f"#k{i}": key for i, key in enumerate(values)}
@@ -311,8 +415,18 @@ def create_table(client: Any, table: str, writers: Collection[str] = (), adminis
         TableName=table,
         KeySchema=[{"AttributeName": "SecretArn", "KeyType": "HASH"}, {"AttributeName": "Serial", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": "SecretArn", "AttributeType": "S"},
-            {"AttributeName": "Serial", "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("SecretArn", "Serial", OPEN_ATTRIBUTE, OPEN_SORT_ATTRIBUTE)
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": OPEN_SORT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
         DeletionProtectionEnabled=True,

@@ -8,6 +8,7 @@ entry's CA, which the rotation role may call only on the configured CAs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,8 +88,10 @@ def revoke_superseded(
     grace: timedelta,
 ) -> list[Decision]:
     """Revoke each superseded entry past its grace that nothing in the fleet view holds; the
-    decisions, as taken. The fleet view is read only when some entry is past its grace, and only
-    for the instances whose records name a candidate's serial or one of its successors'.
+    decisions, as taken. ``entries`` is what the caller read from the ledger (this reads none); the
+    fleet view is read once, only when some entry is past its grace, and only for the instances
+    whose records name the serial of an entry in ``entries`` (the candidates, their successors, and
+    every other one a host may report while a stale worker still presents a candidate) or the secret.
 
     Raises:
         AwsCallError: a ledger or RevokeCertificate call failed (entries revoked before it stay so).
@@ -103,6 +106,7 @@ def revoke_superseded(
     for entry in due:
         wanted.extend(s.serial for s in successors(entry, entries))
     wanted.extend(in_use)
+    wanted.extend(e.serial for e in entries)  # a stale worker's host reports one of them (hold_or_revoke)
     decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))), now)
     released = [d for d in decisions if d.released]
     for decision in released:
@@ -143,28 +147,40 @@ def revoke_superseded(
     return decisions
 
 
-def after_promotion(
-    ledger: Ledger,
-    pca_for_region: Callable[[str], Any] | None,
-    fleet: FleetReader | None,
-    secret_arn: str,
-    version_id: str,
-    serial: str,
-    now: datetime,
-    grace: timedelta | None,
-) -> list[Decision]:
-    """finishSecret's bookkeeping: mark the new certificate current in the ledger (one Query), then
-    revoke superseded entries past their grace (:func:`revoke_superseded`).
+@dataclass(frozen=True)
+class Promotion:
+    """What finishSecret hands the revoker once AWSCURRENT moved: one object, as Powertools'
+    ``IdempotencyConfig`` gathers what its decorator needs."""
+
+    ledger: Ledger
+    secret_arn: str
+    #: The version now AWSCURRENT (the rotation's token) and its certificate's serial.
+    version_id: str
+    serial: str
+    now: datetime
+    #: ``REVOKE_SUPERSEDED_AFTER``; None: the secret asks for no revocation (the ledger is kept).
+    grace: timedelta | None = None
+    #: Private CA client per region, for RevokeCertificate (None: nothing revoked).
+    pca_for_region: Callable[[str], Any] | None = None
+    #: The fleet view's evidence (:func:`fleet_reader`; None: nothing revoked).
+    fleet: FleetReader | None = None
+
+
+def after_promotion(promotion: Promotion) -> list[Decision]:
+    """finishSecret's bookkeeping: mark the new certificate current in the ledger, reading only the
+    secret's open entries (:meth:`Ledger.promote`, one Query whatever the history), then revoke
+    superseded entries past their grace (:func:`revoke_superseded`) from what that read returned.
 
     Raises:
         AwsCallError: a ledger, GetInventory or RevokeCertificate call failed.
     """
-    promoted, entries = ledger.promote(secret_arn, version_id, serial, now)
+    p = promotion
+    promoted, entries = p.ledger.promote(p.secret_arn, p.version_id, p.serial, p.now)
     if not promoted:
         logger.info("the new AWSCURRENT certificate is not in the ledger (not issued by this rotation)")
-    if grace is None or pca_for_region is None or fleet is None:
+    if p.grace is None or p.pca_for_region is None or p.fleet is None:
         return []
-    return revoke_superseded(ledger, pca_for_region, entries, [serial], fleet, now, grace)
+    return revoke_superseded(p.ledger, p.pca_for_region, entries, [p.serial], p.fleet, p.now, p.grace)
 
 
 def fleet_reader(
@@ -195,7 +211,7 @@ def fleet_reader(
             for region in regions:
                 try:
                     ssm = make_ssm(region) if role is None else assume(role, region)
-                    found, bad = read_records(ssm, account, serials, secret_arn)
+                    found, bad = read_records(ssm, account, serials, secret_arn, stale_read=False)
                 except CertRotateError as exc:
                     if scope.concerns(account, secret_arn):
                         unreadable.append(f"{account} in {region or 'this region'} unreadable: {exc}")
