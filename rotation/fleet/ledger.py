@@ -38,7 +38,7 @@ certificate proves nothing, as anyone with ``acm:AddTagsToCertificate`` can writ
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,6 +71,8 @@ OPEN_SORT_ATTRIBUTE = "NotAfter"
 INDEXED_PREFIX = "certrotate-open-index#"
 INDEXED_SORT_KEY = "indexed"
 _NEVER = "9999-12-31T23:59:59Z"
+#: BatchGetItem reads at most 100 items a call (API Reference, BatchGetItem).
+BATCH_GET_KEYS = 100
 
 
 def _time(value: datetime) -> str:
@@ -193,6 +195,10 @@ class Ledger:
         secondary index): an entry written a moment ago may be missing (:meth:`promote` reads the one
         it needs by its key), one revoked a moment ago may still show (Private CA then answers that it
         was already revoked). A secret without the marker is indexed first (:meth:`_index_history`).
+
+        Raises:
+            LedgerUnprotected: the index is missing and the table lost its protections (replaced).
+            AwsCallError: a call failed.
         """
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -204,11 +210,16 @@ class Ledger:
         found: list[IssuedCertificate] = []
         indexed = False
         while True:
-            with aws_call(_SERVICE, "Query"):
-                page = self._client.query(**request)
+            try:
+                with aws_call(_SERVICE, "Query"):
+                    page = self._client.query(**request)
+            except AwsCallError as exc:
+                if exc.code in ("ResourceNotFoundException", "ValidationException"):
+                    self.require_protected()  # a table without the index may be a replaced one: say so
+                raise
             for item in page.get("Items", []):
-                if _text(item, "Serial") == INDEXED_SORT_KEY and _text(item, "SecretArn") == INDEXED_PREFIX + secret_arn:
-                    indexed = True
+                if _text(item, "SecretArn") == INDEXED_PREFIX + secret_arn:
+                    indexed = _text(item, "Serial") == INDEXED_SORT_KEY or indexed
                 elif _text(item, "SecretArn") == secret_arn:
                     found.append(self._entry(item))
             if not page.get("LastEvaluatedKey"):
@@ -251,6 +262,23 @@ class Ledger:
                 ConsistentRead=True,
             ).get("Item")
         return self._entry(item) if item else None
+
+    def entries_by_serial(self, secret_arn: str, serials: Sequence[str]) -> list[IssuedCertificate]:
+        """The entries of one secret with these serials, those that exist (BatchGetItem, 100 keys a
+        call, strongly consistent; unprocessed keys asked again). Nothing is read for no serials."""
+        keys = [
+            {"SecretArn": {"S": secret_arn}, "Serial": {"S": s}}
+            for s in dict.fromkeys(normalize_serial(s) for s in serials)
+            if s
+        ]
+        found: list[IssuedCertificate] = []
+        while keys:
+            batch, keys = keys[:BATCH_GET_KEYS], keys[BATCH_GET_KEYS:]
+            with aws_call(_SERVICE, "BatchGetItem"):
+                page = self._client.batch_get_item(RequestItems={self.table: {"Keys": batch, "ConsistentRead": True}})
+            found.extend(self._entry(item) for item in page.get("Responses", {}).get(self.table, []))
+            keys = list(page.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])) + keys
+        return found
 
     def owns_certificate(self, secret_arn: str, certificate_arn: str, serials_now: Collection[str] = ()) -> bool:
         """Whether this secret's rotations received ``certificate_arn`` from ACM.

@@ -25,9 +25,10 @@ from rotation.fleet.revocation import (
     RevocationReason,
     candidates,
     hold_or_revoke,
+    readable_serial,
     successors,
 )
-from rotation.fleet.view import FleetScope, HostReport, RecordProblem
+from rotation.fleet.view import FleetScope, HostReport, RecordProblem, normalize_serial
 from rotation.telemetry import logger
 
 
@@ -107,7 +108,9 @@ def revoke_superseded(
         wanted.extend(s.serial for s in successors(entry, entries))
     wanted.extend(in_use)
     wanted.extend(e.serial for e in entries)  # a stale worker's host reports one of them (hold_or_revoke)
-    decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))), now)
+    evidence = fleet(secret_arn, list(dict.fromkeys(wanted)))
+    reported = ledger.entries_by_serial(secret_arn, _reported(evidence, entries))
+    decisions = hold_or_revoke(decisions, evidence, now, reported)
     released = [d for d in decisions if d.released]
     for decision in released:
         logger.warning(
@@ -145,6 +148,17 @@ def revoke_superseded(
         if decision.outcome is Outcome.REVOKE:
             revoke(ledger, pca_for_region, decision.certificate, RevocationReason.SUPERSEDED, now)
     return decisions
+
+
+def _reported(evidence: FleetEvidence, known: Sequence[IssuedCertificate]) -> list[str]:
+    """The serials the records report that are not among ``known`` (the open entries): a host that
+    moved on to a certificate of the secret revoked since, for instance. Their entries are read by
+    key, as many as the fleet view names, never the whole history."""
+    have = {e.serial for e in known}
+    found = {normalize_serial(r.serial) for r in evidence.reports} | {
+        normalize_serial(r.stale_serial) for r in evidence.reports if r.stale_serial
+    }
+    return sorted(s for s in found if s and s not in have and readable_serial(s))
 
 
 @dataclass(frozen=True)
