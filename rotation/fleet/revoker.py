@@ -109,7 +109,7 @@ def revoke_superseded(
     wanted.extend(in_use)
     wanted.extend(e.serial for e in entries)  # a stale worker's host reports one of them (hold_or_revoke)
     evidence = fleet(secret_arn, list(dict.fromkeys(wanted)))
-    reported = ledger.entries_by_serial(secret_arn, _reported(evidence, entries))
+    reported = ledger.entries_by_serial(secret_arn, _reported(evidence, decisions, entries))
     decisions = hold_or_revoke(decisions, evidence, now, reported)
     released = [d for d in decisions if d.released]
     for decision in released:
@@ -150,13 +150,18 @@ def revoke_superseded(
     return decisions
 
 
-def _reported(evidence: FleetEvidence, known: Sequence[IssuedCertificate]) -> list[str]:
-    """The serials the records report that are not among ``known`` (the open entries): a host that
-    moved on to a certificate of the secret revoked since, for instance. Their entries are read by
-    key, as many as the fleet view names, never the whole history."""
+def _reported(evidence: FleetEvidence, decisions: Sequence[Decision], known: Sequence[IssuedCertificate]) -> list[str]:
+    """The serials :func:`hold_or_revoke` may need an entry for beyond ``known`` (the open entries):
+    those reported by a candidate's past holder (has it moved on to a newer certificate of the
+    secret, revoked since?) or by a host whose stale worker presents another certificate (is its own
+    one of the secret's?). Their entries are read by key, as many as the fleet view names, never
+    the whole history."""
+    holders = {h for d in decisions if d.outcome is Outcome.REVOKE for h in d.certificate.held_by}
     have = {e.serial for e in known}
-    found = {normalize_serial(r.serial) for r in evidence.reports} | {
-        normalize_serial(r.stale_serial) for r in evidence.reports if r.stale_serial
+    found = {
+        normalize_serial(r.serial)
+        for r in evidence.reports
+        if r.stale_serial or f"{r.account}/{r.instance_id}" in holders
     }
     return sorted(s for s in found if s and s not in have and readable_serial(s))
 
