@@ -152,3 +152,24 @@ def test_a_host_moved_to_a_since_revoked_certificate_releases_its_hold_read_by_k
     last = _measured_rotation(aws, counter, arn, 5)
     assert b in revoked(root_ca)
     assert last.ledger_reads()["BatchGetItem"] == (1, 1)  # C's entry, by its key
+
+
+def test_a_stale_worker_still_holds_its_certificate_through_the_one_serial_read(
+    aws: Any, root_ca: str, make_secret: Any, counted: tuple[Counted, Any]
+) -> None:
+    """The revoker no longer reads ServedCheck ``stale:`` instances separately: a host whose record
+    reports the current certificate B while a worker still presents A is brought by the Serial read
+    (B is an open entry of the secret) and holds A; once every worker presents B, A is revoked."""
+    counter, _ = counted
+    arn = make_secret(spec(root_ca, REVOKE_SUPERSEDED_AFTER="0"))
+    y = "i-0bbbbbbbbbbbbbbbb"
+    a = rotate_at(aws, arn, START)
+    serve(a, arn, y)
+    b = rotate_at(aws, arn, START + timedelta(days=1))  # Y serves A: held
+    serve(b, arn, y, ServedCheck=f"stale: 1/16 serial {a}, new: 15/16")
+    held = _measured_rotation(aws, counter, arn, 2)
+    assert a not in revoked(root_ca)
+    assert held.calls["GetInventory"] == 2  # the open entries' serials, the secret's records
+    serve(b, arn, y, ServedCheck="16/16")
+    rotate_at(aws, arn, START + timedelta(days=3))
+    assert a in revoked(root_ca)
