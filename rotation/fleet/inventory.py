@@ -30,7 +30,7 @@ def read_fleet(ssm: Any, account: str) -> tuple[list[HostReport], list[str]]:
 
 
 def read_records(
-    ssm: Any, account: str, serials: Sequence[str] | None = None, secret_arn: str = ""
+    ssm: Any, account: str, serials: Sequence[str] | None = None, secret_arn: str = "", *, stale_read: bool = True
 ) -> tuple[list[HostReport], list[RecordProblem]]:
     """The records of one account; with ``serials``, only the instances whose records name one of
     them (a ``Custom:CertrotateCertificate.Serial`` Equal filter over each serial's spellings, 40
@@ -40,7 +40,10 @@ def read_records(
     instance comes back, and each is matched again by :func:`rotation.fleet.view.serves_certificate`.
     One more read (``ServedCheck`` BeginWith ``stale:``) brings the instances whose served check saw
     a worker present another certificate: that one is named only there
-    (:func:`rotation.fleet.view.still_served_by_stale_worker`). With ``secret_arn``, one more read brings
+    (:func:`rotation.fleet.view.still_served_by_stale_worker`). The revoker turns it off
+    (``stale_read``): a stale worker counts only on a host whose own record reports one of the
+    secret's ledger entries (:func:`rotation.fleet.revocation.hold_or_revoke`), and it passes every
+    open entry's serial, so the Serial read already brings those hosts. With ``secret_arn``, one more read brings
     the instances whose records name that secret in any form (:func:`rotation.fleet.view.secret_forms`):
     a record among them whose serial cannot be read holds that secret's revocations.
     """
@@ -54,7 +57,7 @@ def read_records(
         {"Key": f"{INVENTORY_TYPE}.Serial", "Values": values[start : start + FILTER_VALUES], "Type": "Equal"}
         for start in range(0, len(values), FILTER_VALUES)
     ]
-    if values:
+    if values and stale_read:
         filters.append({"Key": f"{INVENTORY_TYPE}.ServedCheck", "Values": [STALE_PREFIX], "Type": "BeginWith"})
     if secret_arn:
         filters.append({"Key": f"{INVENTORY_TYPE}.SecretArn", "Values": secret_forms(secret_arn), "Type": "Equal"})

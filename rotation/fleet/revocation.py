@@ -164,8 +164,17 @@ def candidates(
     return [Decision(entry, _outcome(entry, keep, now, grace)) for entry in ordered]
 
 
-def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence, now: datetime) -> list[Decision]:
+def hold_or_revoke(
+    decisions: Sequence[Decision],
+    evidence: FleetEvidence,
+    now: datetime,
+    reported: Sequence[IssuedCertificate] = (),
+) -> list[Decision]:
     """Each candidate revoked only when nothing the fleet view says could concern it.
+
+    The secret's history is the decisions' certificates and ``reported``: the other entries of the
+    secret (revoked or expired, so not read with the open ones) whose serials the records in
+    ``evidence`` report (:meth:`rotation.fleet.ledger.Ledger.entries_by_serial`).
 
     Only the records of accounts that may read the secret count (``evidence.scope``,
     :meth:`rotation.fleet.scope.FleetScope.concerns`), readable or not, and a past holder of another
@@ -181,7 +190,7 @@ def hold_or_revoke(decisions: Sequence[Decision], evidence: FleetEvidence, now: 
     :data:`HOLDER_RELEASE_AFTER` after a host was last seen serving the certificate (``released``).
     Other unreadable records and accounts hold nothing.
     """
-    history = [d.certificate for d in decisions]
+    history = [d.certificate for d in decisions] + list(reported)
     return [_judge(d, evidence, history, now) if d.outcome is Outcome.REVOKE else d for d in decisions]
 
 
@@ -258,7 +267,7 @@ def _unreadable(
         by_certificate = (problem.serial and problem.serial == serial) or (
             fingerprint and problem.fingerprint == fingerprint
         )
-        by_secret = not _readable_serial(problem.serial) and names_secret(problem.secret_arn, entry.secret_arn)
+        by_secret = not readable_serial(problem.serial) and names_secret(problem.secret_arn, entry.secret_arn)
         if not (by_certificate or by_secret):
             continue
         where = f"{problem.account}/{problem.instance_id}: unreadable record"
@@ -269,7 +278,7 @@ def _unreadable(
         else:
             held.append(f"{where}{what} ({problem.detail})")
     for report in reports:  # a record of this secret whose Serial is not a serial ('' is the installer's "no file")
-        if not report.serial or _readable_serial(report.serial):
+        if not report.serial or readable_serial(report.serial):
             continue
         if not names_secret(report.secret_arn, entry.secret_arn):
             continue
@@ -281,7 +290,7 @@ def _unreadable(
     return held, released
 
 
-def _readable_serial(serial: str) -> bool:
+def readable_serial(serial: str) -> bool:
     """Whether a normalized serial is one (hex digits, at most 20 bytes as RFC 5280 allows)."""
     return bool(_SERIAL.fullmatch(serial))
 

@@ -8,6 +8,7 @@ entry's CA, which the rotation role may call only on the configured CAs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,10 +25,11 @@ from rotation.fleet.revocation import (
     RevocationReason,
     candidates,
     hold_or_revoke,
+    readable_serial,
     successors,
 )
 from rotation.fleet.scope import FleetScope
-from rotation.fleet.view import HostReport, RecordProblem
+from rotation.fleet.view import HostReport, RecordProblem, normalize_serial
 from rotation.telemetry import logger
 
 
@@ -88,8 +90,10 @@ def revoke_superseded(
     grace: timedelta,
 ) -> list[Decision]:
     """Revoke each superseded entry past its grace that nothing in the fleet view holds; the
-    decisions, as taken. The fleet view is read only when some entry is past its grace, and only
-    for the instances whose records name a candidate's serial or one of its successors'.
+    decisions, as taken. ``entries`` is what the caller read from the ledger (this reads none); the
+    fleet view is read once, only when some entry is past its grace, and only for the instances
+    whose records name the serial of an entry in ``entries`` (the candidates, their successors, and
+    every other one a host may report while a stale worker still presents a candidate) or the secret.
 
     Raises:
         AwsCallError: a ledger or RevokeCertificate call failed (entries revoked before it stay so).
@@ -104,7 +108,10 @@ def revoke_superseded(
     for entry in due:
         wanted.extend(s.serial for s in successors(entry, entries))
     wanted.extend(in_use)
-    decisions = hold_or_revoke(decisions, fleet(secret_arn, list(dict.fromkeys(wanted))), now)
+    wanted.extend(e.serial for e in entries)  # a stale worker's host reports one of them (hold_or_revoke)
+    evidence = fleet(secret_arn, list(dict.fromkeys(wanted)))
+    reported = ledger.entries_by_serial(secret_arn, _reported(evidence, decisions, entries))
+    decisions = hold_or_revoke(decisions, evidence, now, reported)
     released = [d for d in decisions if d.released]
     for decision in released:
         logger.warning(
@@ -144,28 +151,56 @@ def revoke_superseded(
     return decisions
 
 
-def after_promotion(
-    ledger: Ledger,
-    pca_for_region: Callable[[str], Any] | None,
-    fleet: FleetReader | None,
-    secret_arn: str,
-    version_id: str,
-    serial: str,
-    now: datetime,
-    grace: timedelta | None,
-) -> list[Decision]:
-    """finishSecret's bookkeeping: mark the new certificate current in the ledger (one Query), then
-    revoke superseded entries past their grace (:func:`revoke_superseded`).
+def _reported(evidence: FleetEvidence, decisions: Sequence[Decision], known: Sequence[IssuedCertificate]) -> list[str]:
+    """The serials :func:`hold_or_revoke` may need an entry for beyond ``known`` (the open entries):
+    those reported by a candidate's past holder (has it moved on to a newer certificate of the
+    secret, revoked since?) or by a host whose stale worker presents another certificate (is its own
+    one of the secret's?). Their entries are read by key, as many as the fleet view names, never
+    the whole history."""
+    holders = {h for d in decisions if d.outcome is Outcome.REVOKE for h in d.certificate.held_by}
+    have = {e.serial for e in known}
+    found = {
+        normalize_serial(r.serial)
+        for r in evidence.reports
+        if r.stale_serial or f"{r.account}/{r.instance_id}" in holders
+    }
+    return sorted(s for s in found if s and s not in have and readable_serial(s))
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What finishSecret hands the revoker once AWSCURRENT moved: one object, as Powertools'
+    ``IdempotencyConfig`` gathers what its decorator needs."""
+
+    ledger: Ledger
+    secret_arn: str
+    #: The version now AWSCURRENT (the rotation's token) and its certificate's serial.
+    version_id: str
+    serial: str
+    now: datetime
+    #: ``REVOKE_SUPERSEDED_AFTER``; None: the secret asks for no revocation (the ledger is kept).
+    grace: timedelta | None = None
+    #: Private CA client per region, for RevokeCertificate (None: nothing revoked).
+    pca_for_region: Callable[[str], Any] | None = None
+    #: The fleet view's evidence (:func:`fleet_reader`; None: nothing revoked).
+    fleet: FleetReader | None = None
+
+
+def after_promotion(promotion: Promotion) -> list[Decision]:
+    """finishSecret's bookkeeping: mark the new certificate current in the ledger, reading only the
+    secret's open entries (:meth:`Ledger.promote`, one Query whatever the history), then revoke
+    superseded entries past their grace (:func:`revoke_superseded`) from what that read returned.
 
     Raises:
         AwsCallError: a ledger, GetInventory or RevokeCertificate call failed.
     """
-    promoted, entries = ledger.promote(secret_arn, version_id, serial, now)
+    p = promotion
+    promoted, entries = p.ledger.promote(p.secret_arn, p.version_id, p.serial, p.now)
     if not promoted:
         logger.info("the new AWSCURRENT certificate is not in the ledger (not issued by this rotation)")
-    if grace is None or pca_for_region is None or fleet is None:
+    if p.grace is None or p.pca_for_region is None or p.fleet is None:
         return []
-    return revoke_superseded(ledger, pca_for_region, entries, [serial], fleet, now, grace)
+    return revoke_superseded(p.ledger, p.pca_for_region, entries, [p.serial], p.fleet, p.now, p.grace)
 
 
 def fleet_reader(
@@ -196,7 +231,7 @@ def fleet_reader(
             for region in regions:
                 try:
                     ssm = make_ssm(region) if role is None else assume(role, region)
-                    found, bad = read_records(ssm, account, serials, secret_arn)
+                    found, bad = read_records(ssm, account, serials, secret_arn, stale_read=False)
                 except CertRotateError as exc:
                     if scope.concerns(account, secret_arn):
                         unreadable.append(f"{account} in {region or 'this region'} unreadable: {exc}")

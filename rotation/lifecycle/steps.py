@@ -254,17 +254,19 @@ def _after_promotion(ctx: StepContext, spec: CertSpec, bundle: CertBundle) -> No
     if services.ledger is None:
         return
     try:
-        from rotation.fleet.revoker import after_promotion
+        from rotation.fleet.revoker import Promotion, after_promotion
 
         after_promotion(
-            services.ledger,
-            services.pca_for_region,
-            services.fleet,
-            ctx.secret_arn,
-            ctx.event.token,
-            bundle.serial_hex,
-            ctx.clock(),
-            spec.revoke_superseded_after,
+            Promotion(
+                ledger=services.ledger,
+                secret_arn=ctx.secret_arn,
+                version_id=ctx.event.token,
+                serial=bundle.serial_hex,
+                now=ctx.clock(),
+                grace=spec.revoke_superseded_after,
+                pca_for_region=services.pca_for_region,
+                fleet=services.fleet,
+            )
         )
     except CertRotateError as exc:
         telemetry.revocation_failed()
@@ -324,8 +326,8 @@ def _issuer(ctx: StepContext, bundle: CertBundle, ca: CaFacts) -> str:
     ledger = ctx.services.ledger
     if ledger is None:
         return ""
-    serial = bundle.serial_hex
-    return next((e.ca_arn for e in ledger.entries(ctx.secret_arn) if e.serial == serial), "")
+    entry = ledger.entry(ctx.secret_arn, bundle.serial_hex)  # one GetItem, whatever the history
+    return entry.ca_arn if entry is not None else ""
 
 
 def _still_fits(current: CertBundle, spec: CertSpec, ca: CaFacts, rule: Rule) -> bool:

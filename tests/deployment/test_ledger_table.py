@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from rotation.build.templates import OUTPUT
+from rotation.fleet.ledger import OPEN_INDEX
 from rotation.fleet.ledger_protection import ADMIN_ACTIONS, LEDGER_PRINCIPALS_ENV, protection_problems
 
 ACCOUNT = "123456789012"
@@ -95,6 +96,32 @@ def test_the_rotation_role_may_read_the_tables_protections_and_nothing_more_of_i
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:DescribeTable",
         "dynamodb:GetResourcePolicy",
     }
+    (index,) = [s for s in statements if s["Sid"] == "IssuanceLedgerOpenEntries"]
+    assert index["Action"] == ["dynamodb:Query"]
+    assert index["Resource"] == {"Fn::Sub": f"${{IssuanceLedgerTable.Arn}}/index/{OPEN_INDEX}"}
+
+
+def test_the_template_declares_the_keys_and_the_open_entries_index_create_table_makes() -> None:
+    """rotation.fleet.ledger.create_table (tests, sandbox, demo) and the central template declare the
+    same key schema, attributes and sparse index: finishSecret queries that index by name."""
+    import boto3
+    from moto import mock_aws
+
+    from rotation.fleet.ledger import create_table
+
+    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    declared = template["Resources"]["IssuanceLedgerTable"]["Properties"]
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(dynamodb, "ledger")
+        made = dynamodb.describe_table(TableName="ledger")["Table"]
+    assert made["KeySchema"] == declared["KeySchema"]
+    assert sorted(made["AttributeDefinitions"], key=str) == sorted(declared["AttributeDefinitions"], key=str)
+    shape = ("IndexName", "KeySchema", "Projection")
+    assert [{k: i[k] for k in shape} for i in made["GlobalSecondaryIndexes"]] == declared["GlobalSecondaryIndexes"]
+    assert declared["GlobalSecondaryIndexes"][0]["IndexName"] == OPEN_INDEX
