@@ -4,15 +4,20 @@ A trust bundle is a named set of CA certificates in a Secrets Manager secret und
 ``certrotate/trust-bundles/<name>`` (field ``TRUST_BUNDLE_PEM``), written by operators only. The host
 file's ``trust_bundles`` says where each bundle a host takes goes::
 
-    "trust_bundles": {"partners": {"client_ca": true,
-                                   "files": ["/etc/certrotate/trust/partners.pem"],
-                                   "system_trust_files": ["/etc/ssl/certs/partners.pem"],
-                                   "server_name": "www.example.com"}}
+    "trust_bundles": {"partners": {
+        "secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:certrotate/trust-bundles/partners",
+        "client_ca": true,
+        "files": ["/etc/certrotate/trust/partners.pem"],
+        "system_trust_files": ["/etc/ssl/certs/partners.pem"],
+        "server_name": "www.example.com"}}
 
-``client_ca``: the server's client-CA file for mutual TLS, the path its adapter's key names
-(``Server.client_ca_key``: ``apache_client_ca_file``...); ``files``: application trust files a local
-program reads, never in a system trust directory; ``system_trust_files``: the only way into one, each
-named on purpose; ``server_name``: the SNI of the client-CA check (the default virtual host without it).
+``secret``: the bundle secret's ARN without the 6 characters Secrets Manager appends (required: the
+account and region a bundle comes from are root's choice, never the command sender's, who could
+otherwise point BundleArn at a same-named secret in an account they own); ``client_ca``: the server's
+client-CA file for mutual TLS, the path its adapter's key names (``Server.client_ca_key``:
+``apache_client_ca_file``...); ``files``: application trust files a local program reads, never in a
+system trust directory; ``system_trust_files``: the only way into one, each named on purpose;
+``server_name``: the SNI of the client-CA check (the default virtual host without it).
 """
 
 import hashlib
@@ -21,11 +26,11 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .certificate import CertificateFacts, certificate_facts, pem, pem_blocks
 from .output import Exit, InstallError, refused
-from .parameters import BUNDLE_NAME_PATTERN, PATH_PATTERN, TRUST_BUNDLE_PREFIX
+from .parameters import BUNDLE_ARN, BUNDLE_NAME_PATTERN, PATH_PATTERN, TRUST_BUNDLE_PREFIX
 
 BUNDLE_FIELD = "TRUST_BUNDLE_PEM"
 MAX_BUNDLE_CERTIFICATES = 64  # a bundle is a few CAs; a secret's 64 KB holds about 40 RSA-4096 ones
-ENTRY_KEYS = ("client_ca", "files", "server_name", "system_trust_files")
+ENTRY_KEYS = ("client_ca", "files", "secret", "server_name", "system_trust_files")
 _SERVER_NAME = r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
 
 
@@ -33,6 +38,7 @@ class TrustEntry(NamedTuple):
     """One bundle of the host file: where it goes on this host."""
 
     name: str
+    secret: str  # the bundle secret's ARN less Secrets Manager's "-XXXXXX"
     client_ca: bool = False
     files: Tuple[str, ...] = ()
     system_files: Tuple[str, ...] = ()  # in a system trust directory: allowed because named here
@@ -81,6 +87,13 @@ def parse_trust_bundles(path: str, value: Any) -> Tuple[TrustEntry, ...]:
             raise refused(f"{where}: a bundle name matches {BUNDLE_NAME_PATTERN}")
         if not isinstance(spec, dict) or set(spec) - set(ENTRY_KEYS):
             raise refused(f"{where} must be an object with keys among {', '.join(ENTRY_KEYS)}")
+        secret = spec.get("secret")
+        arn = f"{secret}-AAAAAA" if isinstance(secret, str) else ""
+        if re.fullmatch(BUNDLE_ARN.pattern, arn) is None or bundle_name(arn) != name:
+            raise refused(
+                f"{where}: secret must be the bundle secret's ARN without its 6-character suffix, ending in "
+                f"{TRUST_BUNDLE_PREFIX}{name}, not {secret!r}"
+            )
         client_ca = spec.get("client_ca", False)
         if not isinstance(client_ca, bool):
             raise refused(f"{where}: client_ca must be true or false, not {client_ca!r}")
@@ -92,7 +105,7 @@ def parse_trust_bundles(path: str, value: Any) -> Tuple[TrustEntry, ...]:
             raise refused(f"{where} names no destination (client_ca, files or system_trust_files)")
         if len(set(files + system)) != len(files + system):
             raise refused(f"{where} names a file twice")
-        entries.append(TrustEntry(name, client_ca, files, system, server_name))
+        entries.append(TrustEntry(name, str(secret), client_ca, files, system, server_name))
     return tuple(entries)
 
 
@@ -106,14 +119,21 @@ def _paths(where: str, spec: Dict[str, Any], key: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
-def find_entry(entries: Sequence[TrustEntry], name: str, source: str) -> TrustEntry:
-    """Pure: the host file's entry for bundle ``name``.
+def find_entry(entries: Sequence[TrustEntry], arn: str, source: str) -> TrustEntry:
+    """Pure: the host file's entry for the bundle BundleArn ``arn`` names, from the secret it names.
 
     Raises:
-        InstallError: BAD_PARAMETER: the host takes no such bundle.
+        InstallError: BAD_PARAMETER: the host takes no such bundle, or not from that account or region.
     """
+    name = bundle_name(arn)
     for entry in entries:
         if entry.name == name:
+            if arn[:-7] != entry.secret:
+                raise InstallError(
+                    Exit.BAD_PARAMETER,
+                    f"parameter BundleArn {arn!r} is not the secret the host file {source} names for bundle "
+                    f"{name!r} (allowed: {entry.secret}-XXXXXX); only root chooses where a bundle comes from",
+                )
             return entry
     names = ", ".join(entry.name for entry in entries) or "none"
     raise InstallError(

@@ -198,7 +198,7 @@ def reload_and_prove(host: Host, bundle: TrustBundle) -> str:
         lines = [line for line in output.splitlines() if line.strip()]
         raise InstallError(Exit.RELOAD_FAILED, f"{server.title} graceful failed" + (": " + lines[-1] if lines else ""))
     host.faults.point("reloaded")
-    entry = find_entry(host.config.trust_bundles, bundle.name, host.config.source)
+    entry = find_entry(host.config.trust_bundles, host.request.secret_arn, host.config.source)
     openssl = find_tool("openssl", server.env)
     proof = prove_client_cas(openssl, server.listeners(), bundle, entry.server_name, server.env)
     if not proof.ok:
@@ -222,7 +222,7 @@ def plan_run(
     request, bundle_file = read_trust_request(environ)
     config = load_host_config(environ, euid, REGISTRY)
     name = bundle_name(request.secret_arn)
-    entry = find_entry(config.trust_bundles, name, config.source)
+    entry = find_entry(config.trust_bundles, request.secret_arn, config.source)
     chosen_server = config.server or REGISTRY.default()
     request = request._replace(server=chosen_server, port=request.port or config.https_port or DEFAULT_HTTPS_PORT)
     server = open_server(request, config, environ, euid, REGISTRY)
