@@ -30,6 +30,7 @@ from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache, apache_available, free_port
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError, run_document
+from rotation.fleet.trust_view import bundle_fingerprint
 from tests.integration.conftest import HOSTNAME, REGION, require
 from tests.support.certs import LocalCA
 
@@ -88,10 +89,12 @@ def accepted(server: LocalApache, client: tuple[Path, Path]) -> bool:
     context.verify_mode = ssl.CERT_NONE
     context.load_cert_chain(str(client[0]), str(client[1]))
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname=HOSTNAME) as tls:
-                tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode())
-                return tls.recv(16).startswith(b"HTTP/1.1 ")
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
+        ):
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode())
+            return tls.recv(16).startswith(b"HTTP/1.1 ")
     except (OSError, ssl.SSLError):
         return False
 
@@ -176,6 +179,7 @@ def test_a_bundle_of_two_cas_is_installed_and_a_client_of_each_is_accepted_after
         record["BundleName"].startswith("partners-") and record["Status"] == "installed" and record["BundleArn"] == arn
     )
     assert record["FingerprintSha256"] == hashlib.sha256(installed).hexdigest()
+    assert record["FingerprintSha256"] == bundle_fingerprint(pem_of(cas["a"]) + pem_of(cas["b"]))  # the operator's
 
     again = install(mtls, host_env, arn)  # the same bundle: nothing to change, recorded as such
     assert again.ok and "nothing changed" in again.stdout
