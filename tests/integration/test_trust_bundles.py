@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import socket
 import ssl
 import uuid
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 
 import boto3
 import pytest
+from certrotate_installer.servers import REGISTRY
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rotation.build.ssm_documents import DOCUMENTS_DIR
 from rotation.cli.local_apache import LocalApache, apache_available, free_port
+from rotation.cli.local_servers import LocalHaproxy, LocalNginx, server_available
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.emulation.ssm_runner import CommandResult, DocumentParameterError, run_document
 from rotation.fleet.trust_view import bundle_fingerprint
@@ -52,6 +55,42 @@ class MutualTlsApache(LocalApache):
         super().write_config()
         with self.config.open("a") as config:
             config.write(f'SSLCACertificateFile "{self.client_ca}"\nSSLVerifyClient require\nSSLVerifyDepth 2\n')
+
+
+class MutualTlsNginx(LocalNginx):
+    """The local nginx asking every client for a certificate (``ssl_client_certificate``)."""
+
+    @property
+    def client_ca(self) -> Path:
+        return self.root / "ssl" / "client-ca.pem"
+
+    def write_config(self) -> None:
+        super().write_config()
+        verify = f"        ssl_client_certificate {self.client_ca};\n        ssl_verify_client on;\n"
+        self.config.write_text(self.config.read_text().replace("        location / ", verify + "        location / "))
+
+
+class MutualTlsHaproxy(LocalHaproxy):
+    """The local HAProxy asking every client for a certificate (``ca-file ... verify required``)."""
+
+    @property
+    def client_ca(self) -> Path:
+        return self.root / "ssl" / "client-ca.pem"
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = re.sub(
+            r"(?m)^(    bind .* ssl .*)$", rf"\1 ca-file {self.client_ca} verify required", self.config.read_text()
+        )
+        self.config.write_text(text)
+
+
+MUTUAL_TLS: dict[str, type[MutualTlsApache | MutualTlsNginx | MutualTlsHaproxy]] = {
+    "apache": MutualTlsApache,
+    "nginx": MutualTlsNginx,
+    "haproxy": MutualTlsHaproxy,
+}
+Mtls = MutualTlsApache | MutualTlsNginx | MutualTlsHaproxy
 
 
 def pem_of(ca: LocalCA) -> str:
@@ -82,8 +121,8 @@ def client_of(ca: LocalCA, directory: Path, name: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def accepted(server: LocalApache, client: tuple[Path, Path]) -> bool:
-    """Whether Apache answers an HTTP request over a handshake presenting ``client``."""
+def accepted(server: Mtls, client: tuple[Path, Path]) -> bool:
+    """Whether the server answers an HTTP request over a handshake presenting ``client``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -94,7 +133,10 @@ def accepted(server: LocalApache, client: tuple[Path, Path]) -> bool:
             context.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
         ):
             tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode())
-            return tls.recv(16).startswith(b"HTTP/1.1 ")
+            answer = tls.recv(16)
+            # Apache and HAProxy end the handshake of a client whose CA they do not trust; nginx
+            # finishes it and answers 400 ("The SSL certificate error").
+            return answer.startswith(b"HTTP/1.1 ") and not answer.startswith(b"HTTP/1.1 400")
     except (OSError, ssl.SSLError):
         return False
 
@@ -104,13 +146,27 @@ def cas() -> dict[str, LocalCA]:
     return {name: LocalCA(name=f"certrotate {name} client CA") for name in ("old", "a", "b")}
 
 
+def start_mtls(name: str, root: Path, old: LocalCA) -> Mtls:
+    require(apache_available() if name == "apache" else server_available(name))
+    server = MUTUAL_TLS[name](root, free_port())
+    server.write_bundle(LocalCA(name="server CA").issue([HOSTNAME]))
+    server.client_ca.parent.mkdir(parents=True, exist_ok=True)
+    server.client_ca.write_text(pem_of(old))
+    server.start()
+    return server
+
+
 @pytest.fixture
 def mtls(tmp_path: Path, cas: dict[str, LocalCA]) -> Iterator[MutualTlsApache]:
-    require(apache_available())
-    server = MutualTlsApache(tmp_path / "apache", free_port())
-    server.write_bundle(LocalCA(name="server CA").issue([HOSTNAME]))
-    server.client_ca.write_text(pem_of(cas["old"]))
-    server.start()
+    server = start_mtls("apache", tmp_path / "apache", cas["old"])
+    assert isinstance(server, MutualTlsApache)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=list(MUTUAL_TLS))
+def any_mtls(request: pytest.FixtureRequest, tmp_path: Path, cas: dict[str, LocalCA]) -> Iterator[Mtls]:
+    server = start_mtls(request.param, tmp_path / request.param, cas["old"])
     yield server
     server.stop()
 
@@ -134,14 +190,16 @@ def put_bundle(sm: Any, pem: str) -> str:
     return str(sm.create_secret(Name=f"certrotate/trust-bundles/{name}", SecretString=value)["ARN"])
 
 
-def host_file(server: MutualTlsApache, arn: str, **entry: Any) -> None:
-    """The host file: this bundle goes to Apache's client-CA file (and what ``entry`` adds)."""
+def host_file(server: Mtls, arn: str, **entry: Any) -> None:
+    """The host file: this bundle goes to the server's client-CA file, the key its adapter owns (and
+    what ``entry`` adds)."""
     bundle = {"secret": arn[:-7], "client_ca": True, **entry}
     name = arn.split("trust-bundles/")[1][:-7]
-    server.write_installer_config(apache_client_ca_file=str(server.client_ca), trust_bundles={name: bundle})
+    key = REGISTRY.adapter(server.name).client_ca_key
+    server.write_installer_config(**{key: str(server.client_ca)}, trust_bundles={name: bundle})
 
 
-def install(server: MutualTlsApache, env: dict[str, str], arn: str, **parameters: str) -> CommandResult:
+def install(server: Mtls, env: dict[str, str], arn: str, **parameters: str) -> CommandResult:
     return run_document(
         DOCUMENTS_DIR / "InstallTrustBundle.yaml",
         {"BundleArn": arn, "HttpsPort": str(server.port), **parameters},
@@ -158,22 +216,26 @@ def exit_code(result: CommandResult) -> int:
 
 @pytest.mark.slow
 def test_a_bundle_of_two_cas_is_installed_and_a_client_of_each_is_accepted_after_the_reload(
-    mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, ssm: Any, host_env: dict[str, str], tmp_path: Path
+    any_mtls: Mtls, cas: dict[str, LocalCA], sm: Any, ssm: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:
     clients = {name: client_of(ca, tmp_path, f"client-{name}") for name, ca in cas.items()}
-    assert accepted(mtls, clients["old"]) and not accepted(mtls, clients["a"]) and not accepted(mtls, clients["b"])
+    assert (
+        accepted(any_mtls, clients["old"])
+        and not accepted(any_mtls, clients["a"])
+        and not accepted(any_mtls, clients["b"])
+    )
     arn = put_bundle(sm, pem_of(cas["a"]) + pem_of(cas["b"]))
-    host_file(mtls, arn)
+    host_file(any_mtls, arn)
 
-    result = install(mtls, host_env, arn)
+    result = install(any_mtls, host_env, arn)
 
     assert result.ok, result.stderr
     assert "2/2 CA names" in result.stdout
-    assert accepted(mtls, clients["a"]) and accepted(mtls, clients["b"])
-    assert not accepted(mtls, clients["old"])  # the old CA left with the old bundle
-    installed = mtls.client_ca.read_bytes()
+    assert accepted(any_mtls, clients["a"]) and accepted(any_mtls, clients["b"])
+    assert not accepted(any_mtls, clients["old"])  # the old CA left with the old bundle
+    installed = any_mtls.client_ca.read_bytes()
     assert installed == (pem_of(cas["a"]) + pem_of(cas["b"])).encode()
-    assert Path(str(mtls.client_ca) + ".certrotate-previous").read_text() == pem_of(cas["old"])
+    assert Path(str(any_mtls.client_ca) + ".certrotate-previous").read_text() == pem_of(cas["old"])
     (record,) = ssm.list_inventory_entries(InstanceId=INSTANCE, TypeName=TRUST_TYPE)["Entries"]
     assert (
         record["BundleName"].startswith("partners-") and record["Status"] == "installed" and record["BundleArn"] == arn
@@ -181,7 +243,7 @@ def test_a_bundle_of_two_cas_is_installed_and_a_client_of_each_is_accepted_after
     assert record["FingerprintSha256"] == hashlib.sha256(installed).hexdigest()
     assert record["FingerprintSha256"] == bundle_fingerprint(pem_of(cas["a"]) + pem_of(cas["b"]))  # the operator's
 
-    again = install(mtls, host_env, arn)  # the same bundle: nothing to change, recorded as such
+    again = install(any_mtls, host_env, arn)  # the same bundle: nothing to change, recorded as such
     assert again.ok and "nothing changed" in again.stdout
     (record,) = ssm.list_inventory_entries(InstanceId=INSTANCE, TypeName=TRUST_TYPE)["Entries"]
     assert record["Status"] == "unchanged" and record["FingerprintSha256"] == hashlib.sha256(installed).hexdigest()
