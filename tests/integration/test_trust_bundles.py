@@ -352,3 +352,27 @@ def test_an_application_trust_file_in_a_system_trust_directory_is_refused_unless
     assert "/etc/ssl/certs/partners.pem is in /etc/ssl/certs" in result.stderr
     assert "names the file in the bundle's system_trust_files" in result.stderr
     assert not Path("/etc/ssl/certs/partners.pem").exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_the_reload_is_undone_by_the_next_run_from_its_journal(
+    mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL after the reload (the host file's test fault): the next run restores the old bundle
+    from the journal, reloads, then installs the bundle again and proves it."""
+    arn = put_bundle(sm, pem_of(cas["a"]))
+    host_file(mtls, arn)
+    settings = json.loads(mtls.installer_config.read_text())
+    mtls.write_installer_config(**{**settings, "test_fault": {"at": "reloaded", "signal": "KILL"}})
+
+    killed = install(mtls, host_env, arn)
+
+    assert exit_code(killed) != 0
+    assert (mtls.state_directory / "journal.json").exists()
+    mtls.write_installer_config(**settings)
+    again = install(mtls, host_env, arn)
+    assert again.ok, again.stderr
+    assert "recovered an interrupted trust" in again.stdout + again.stderr
+    assert mtls.client_ca.read_text() == pem_of(cas["a"])
+    assert accepted(mtls, client_of(cas["a"], tmp_path, "client-a"))
+    assert not (mtls.state_directory / "journal.json").exists()
