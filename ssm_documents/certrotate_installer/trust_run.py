@@ -3,6 +3,7 @@ each CA, swap it into the files the host file names, reload and prove the server
 
 import json
 import os
+import re
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -47,8 +48,6 @@ def read_trust_request(environ: Dict[str, str]) -> Tuple[Request, str]:
     Raises:
         InstallError: BAD_PARAMETER naming the parameter, its value and the rule.
     """
-    import re
-
     values: Dict[str, str] = {}
     for parameter in (BUNDLE_ARN, BUNDLE_FILE, HTTPS_PORT):
         value = environ.get("SSM_" + parameter.name, parameter.default)

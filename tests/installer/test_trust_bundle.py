@@ -157,3 +157,29 @@ def test_a_system_trust_directory_takes_a_bundle_only_when_the_host_file_names_i
             (opened,) = open_bundle_targets(found, host, store)
             assert opened.path == target
             os.close(opened.dir_fd)
+
+
+S_CLIENT = """\
+---
+Acceptable client certificate CA names
+CN=certrotate a client CA
+CN=Client CA 1,O=Acme\\, Inc
+Requested Signature Algorithms: ECDSA+SHA256:RSA-PSS+SHA256
+Shared Requested Signature Algorithms: ECDSA+SHA256
+---
+"""
+
+
+def test_the_ca_names_the_server_sends_are_read_from_s_client_and_compared_exactly() -> None:
+    from certrotate_installer.client_ca_check import compare, parse_ca_names
+
+    names = parse_ca_names(S_CLIENT)
+    assert names == ["CN=certrotate a client CA", "CN=Client CA 1,O=Acme\\, Inc"]
+    assert compare(names, ["CN=Client CA 1,O=Acme\\, Inc", "CN=certrotate a client CA"]).summary == "2/2 CA names"
+    missing = compare(names[:1], ["CN=certrotate a client CA", "CN=new"])
+    assert not missing.ok and missing.summary == "1/2 CA names, missing CN=new"
+    extra = compare(names, ["CN=certrotate a client CA"])
+    assert not extra.ok and "extra CN=Client CA 1" in extra.summary
+    assert parse_ca_names("---\nNo client certificate CA names sent\n---\n") == []
+    assert parse_ca_names("---\nSSL handshake has read 1 bytes\n") is None
+    assert not compare(None, ["CN=a"]).ok
