@@ -85,6 +85,10 @@ DESCRIPTIONS = {
     "the host file's https_port, else 443.",
     "ReloadMode": f"{_listed(list(REGISTRY.reload_modes()))}: graceful (default) drops no connection (HAProxy: the "
     "Runtime API where configured).",
+    "BundleArn": "Full ARN of the trust bundle: a secret named certrotate/trust-bundles/<name> (written by operators "
+    "only); the host installs it only where its host file's trust_bundles names <name>.",
+    "BundleFile": "Empty (default) = every file the host file gives the bundle (the server's client-CA file, "
+    "application trust files); a value must be one of them.",
     "FileLayout": "separate (CertificateFile, KeyFile, ChainFile) or combined: CertificateFile alone holds the "
     "certificate, chain and key (0600), switched by one rename; Apache needs only SSLCertificateFile. Empty "
     "(default) = the server's own: "
@@ -159,6 +163,15 @@ DOCUMENTS = (
         "rollbackCertificate",
         _parameters(INSTALLER.Action.ROLLBACK),
         "rollback",
+    ),
+    Document(
+        "InstallTrustBundle",
+        f"certrotate: install a trust bundle (CA certificates an operator published) where the host file says, on "
+        f"{TITLES}: each certificate checked to be a CA, atomically, with a config test, graceful reload, a check "
+        "that the server asks client certificates of exactly the bundle's CAs, and automatic rollback.",
+        "installTrustBundle",
+        _parameters(INSTALLER.Action.TRUST),
+        "trust",
     ),
 )
 

@@ -16,19 +16,20 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 
 from rotation.aws import aws_call
-from rotation.cli import bulk_reads, keyless, options
+from rotation.cli import bulk_reads, hosts_bundles, keyless, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
-from rotation.fleet.inventory import read_fleet
+from rotation.fleet.inventory import read_fleet, read_trust_bundles
 from rotation.fleet.ledger import LEDGER_TABLE_ENV
+from rotation.fleet.trust_view import TrustReport
 from rotation.fleet.view import (
     STALE_INTERVALS,
     CurrentCertificate,
@@ -129,6 +130,7 @@ class AccountInventory:
     account: str
     reports: list[HostReport]
     problems: list[str]
+    bundles: list[TrustReport] = field(default_factory=list)  # the trust bundles its hosts installed
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
@@ -150,9 +152,13 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     fleets = ordered(every, names, args.state)
     problems = [problem for account in accounts for problem in account.problems]
     silent = [f for f in fleets if not f.hosts and args.state is None]
+    bundles = [] if selected else [bundle for account in accounts for bundle in account.bundles]
     if out.json_mode:
-        out.emit_json({"secrets": [as_json(f, names, counts[f.secret_arn]) for f in fleets], "problems": problems})
+        secrets = [as_json(f, names, counts[f.secret_arn]) for f in fleets]
+        out.emit_json({"secrets": secrets, "trust_bundles": hosts_bundles.as_json(bundles), "problems": problems})
     else:
+        if bundles:
+            out.show(hosts_bundles.render(bundles, out.stdout.width))
         for fleet in fleets:
             if fleet.hosts or args.state is not None:
                 out.show(render(fleet, names, now, out.stdout.width, counts[fleet.secret_arn]))
@@ -227,7 +233,7 @@ def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_
     """Every instance's records in one account, at most ``max_rate`` GetInventory pages a second."""
     limited = bulk_reads.rate_limited(ssm, max_rate)
     reports, problems = bulk_reads.partitioned_fleet(lambda client: read_fleet(client, account), limited)
-    return AccountInventory(account, reports, problems)
+    return AccountInventory(account, reports, problems, read_trust_bundles(limited, account))
 
 
 def as_json(

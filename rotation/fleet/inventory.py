@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotation.aws import aws_call
+from rotation.fleet.trust_view import TRUST_INVENTORY_TYPE, TrustReport, parse_trust_records
 from rotation.fleet.view import (
     INVENTORY_TYPE,
     STALE_PREFIX,
@@ -86,4 +87,19 @@ def _read(ssm: Any, account: str, filters: list[dict[str, Any]]) -> tuple[list[H
             problems.extend(bad)
         if not page.get("NextToken"):
             return reports, problems
+        request["NextToken"] = page["NextToken"]
+
+
+def read_trust_bundles(ssm: Any, account: str) -> list[TrustReport]:
+    """Every host's trust-bundle records of one account (GetInventory of their own type, 50 instances a page)."""
+    reports: list[TrustReport] = []
+    request: dict[str, Any] = {"ResultAttributes": [{"TypeName": TRUST_INVENTORY_TYPE}], "MaxResults": 50}
+    while True:
+        with aws_call("ssm", "GetInventory"):
+            page = ssm.get_inventory(**request)
+        for entity in page.get("Entities", []):
+            item = (entity.get("Data") or {}).get(TRUST_INVENTORY_TYPE) or {}
+            reports.extend(parse_trust_records(account, str(entity.get("Id", "")), item.get("Content") or []))
+        if not page.get("NextToken"):
+            return reports
         request["NextToken"] = page["NextToken"]

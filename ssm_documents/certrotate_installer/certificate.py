@@ -100,6 +100,8 @@ class CertificateFacts(NamedTuple):
     is_ca: bool = False  # basicConstraints CA:TRUE
     signs: bool = False  # keyUsage keyCertSign or cRLSign
     server_auth: bool = True  # no extendedKeyUsage, or one that allows serverAuth
+    cert_sign: bool = False  # keyUsage keyCertSign (what a CA of a trust bundle must have)
+    subject_der: bytes = b""  # the subject Name, DER (a trust bundle's CA names)
 
     @property
     def fingerprint(self) -> str:
@@ -123,9 +125,9 @@ def certificate_facts(der: bytes) -> CertificateFacts:
         raise ValueError(f"not a DER certificate ({type(exc).__name__})") from None
 
 
-def _extension_flags(der: bytes, fields: List[Tuple[int, int, int, int]]) -> Tuple[bool, bool, bool]:
-    """(CA:TRUE, keyCertSign or cRLSign, serverAuth allowed) from the [3] extensions field."""
-    is_ca, signs, server_auth = False, False, True
+def _extension_flags(der: bytes, fields: List[Tuple[int, int, int, int]]) -> Tuple[bool, bool, bool, bool]:
+    """(CA:TRUE, keyCertSign or cRLSign, serverAuth allowed, keyCertSign) from the [3] extensions field."""
+    is_ca, signs, server_auth, cert_sign = False, False, True, False
     for tag, _, value, end in fields:
         if tag != 0xA3:
             continue
@@ -143,10 +145,11 @@ def _extension_flags(der: bytes, fields: List[Tuple[int, int, int, int]]) -> Tup
             elif oid == _KEY_USAGE_OID:
                 bits = der[inner[0][2] + 1 : inner[0][3]]  # after the unused-bits octet
                 signs = len(bits) > 0 and bool(bits[0] & 0x06)  # bit 5 keyCertSign, bit 6 cRLSign
+                cert_sign = len(bits) > 0 and bool(bits[0] & 0x04)
             elif oid == _EXTENDED_KEY_USAGE_OID:
                 purposes = {der[v:e] for _, _, v, e in _children(der, inner[0][2], inner[0][3])}
                 server_auth = bool(purposes & {_SERVER_AUTH_OID, _ANY_EXTENDED_KEY_USAGE_OID})
-    return is_ca, signs, server_auth
+    return is_ca, signs, server_auth, cert_sign
 
 
 def _certificate_facts(der: bytes) -> CertificateFacts:
@@ -169,7 +172,8 @@ def _certificate_facts(der: bytes) -> CertificateFacts:
                 codec = _STRING_CODECS.get(parts[1][0], "latin-1")
                 common_name = der[parts[1][2] : parts[1][3]].decode(codec)
     flags = _extension_flags(der, fields[index + 6 :])
-    return CertificateFacts(der, serial, times[0], times[1], common_name, der[key[1] : key[3]], *flags)
+    subject_der = der[subject[1] : subject[3]]
+    return CertificateFacts(der, serial, times[0], times[1], common_name, der[key[1] : key[3]], *flags, subject_der)
 
 
 def live_facts(data: Optional[bytes]) -> Optional[CertificateFacts]:

@@ -252,7 +252,7 @@ def put_inventory(host: Host, items: List[Dict[str, Any]], env: Dict[str, str]) 
     arguments = ["ssm", "put-inventory", "--instance-id", instance, "--region", region]
     arguments += ["--items", "file://" + items_path, "--output", "json"]
     run_aws(arguments, env, Exit.INTERNAL, "PutInventory")
-    return f"{INVENTORY_TYPE} of {instance} in {region}"
+    return f"{items[0]['TypeName']} of {instance} in {region}"
 
 
 def record_fleet_view(host: Host, report: RunReport) -> None:

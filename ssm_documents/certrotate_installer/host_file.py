@@ -12,6 +12,7 @@ from .directories import open_directory, read_regular
 from .output import InstallError, refused
 from .parameters import PATH_PATTERN, VERIFIED_STAGES, VERSION_STAGE
 from .registry import Registry
+from .trust_bundle import TrustEntry, parse_trust_bundles
 
 HOST_CONFIG = "/etc/certrotate/installer.json"
 # Read by the program only: the documents never set it, and a command's sender sets no variable
@@ -35,6 +36,7 @@ COMMON_KEYS = (
     "server",
     "state_directory",
     "test_fault",
+    "trust_bundles",
     "version_stages",
 )
 
@@ -71,6 +73,7 @@ class HostConfig(NamedTuple):
     files: Tuple[str, str, str] = ("", "", "")  # certificate, key, chain for empty parameters ("": the distribution's)
     https_port: int = 0  # for an empty HttpsPort (0: 443)
     server_paths: Tuple[Tuple[str, str], ...] = ()  # (key, absolute path) of the adapters' keys the file sets
+    trust_bundles: Tuple[TrustEntry, ...] = ()  # the bundles this host takes and where each goes (trust_bundle)
 
     def server_path(self, key: str) -> Optional[str]:
         """The path the host file gives an adapter's ``key`` (``apache_config``, ``haproxy_master_socket``),
@@ -180,6 +183,7 @@ def parse_host_config(path: str, settings: Any, registry: Registry) -> HostConfi
         files=files,
         https_port=https_port,
         server_paths=server_paths,
+        trust_bundles=parse_trust_bundles(path, settings.get("trust_bundles", {})),
     )
 
 

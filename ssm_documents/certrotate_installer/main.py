@@ -107,7 +107,16 @@ def open_server(request: Request, config: HostConfig, environ: Dict[str, str], e
 
 
 def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
-    """Run one install or rollback; returns the exit code (``Exit``)."""
+    """Run one install, rollback or trust-bundle install (``trust_run``); returns the exit code (``Exit``)."""
+    if len(argv) > 1 and argv[1] == Action.TRUST.value:
+        from .trust_run import trust_main  # imports this module's open_server
+
+        return trust_main(environ)
+    return run_certificate(argv, environ)
+
+
+def run_certificate(argv: Sequence[str], environ: Dict[str, str]) -> int:
+    """Run one install or rollback of a certificate; returns the exit code (``Exit``)."""
     euid = os.geteuid()
     guard = SignalGuard()
     guard.install()

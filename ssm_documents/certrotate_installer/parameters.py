@@ -12,6 +12,7 @@ from .registry import Registry, choice_pattern
 class Action(enum.Enum):
     INSTALL = "install"
     ROLLBACK = "rollback"
+    TRUST = "trust"  # a trust bundle (``trust_run``; its own document, InstallTrustBundle)
 
 
 class Parameter(NamedTuple):
@@ -62,6 +63,19 @@ HTTPS_PORT = Parameter("HttpsPort", r"^$|^[1-9][0-9]{0,4}$", "")
 DEFAULT_HTTPS_PORT = 443
 DEFAULT_RELOAD_MODE = "graceful"
 FILE_PARAMETERS = (CERTIFICATE_FILE, KEY_FILE, CHAIN_FILE)
+# A trust bundle is a secret under the reserved prefix ``certrotate/trust-bundles/`` (written by the
+# operators only: the central template denies every other principal); the bundle's name is the rest
+# of the secret's name, before the 6 characters Secrets Manager appends. BundleFile may only pick
+# one of the destinations the host file gives that bundle ("" = all of them).
+TRUST_BUNDLE_PREFIX = "certrotate/trust-bundles/"
+BUNDLE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+BUNDLE_ARN = Parameter(
+    "BundleArn",
+    r"^arn:aws(-[a-z]{1,10}){0,2}:secretsmanager:[a-z]{2}(-[a-z]{1,10}){1,3}-[0-9]{1,2}:[0-9]{12}"
+    r":secret:certrotate/trust-bundles/[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[A-Za-z0-9]{6}$",
+    None,
+)
+BUNDLE_FILE = Parameter("BundleFile", PATH_PATTERN, "")
 
 
 class ServerParameters(NamedTuple):
@@ -91,6 +105,8 @@ def document_parameters(action: Action, registry: Registry) -> Tuple[Parameter, 
     """Pure: the parameters of ``action``'s document, in the document's order."""
     server = server_parameters(registry)
     tail = (*FILE_PARAMETERS, server.file_layout, server.server, server.service_name, HTTPS_PORT, server.reload_mode)
+    if action is Action.TRUST:
+        return (BUNDLE_ARN, BUNDLE_FILE, HTTPS_PORT)
     return (SECRET_ARN, VERSION_STAGE, *tail) if action is Action.INSTALL else tail
 
 

@@ -42,6 +42,7 @@ class TargetKind(enum.Enum):
     KEY = ("KeyFile", 0o600)
     CHAIN = ("ChainFile", 0o644)
     COMBINED = ("CertificateFile", 0o600)  # certificate, chain and key in one file
+    TRUST_BUNDLE = ("BundleFile", 0o644)  # a trust bundle's CA certificates (trust_run)
 
     @property
     def parameter(self) -> str:

@@ -103,7 +103,8 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
         notes: List[str] = []
         restored: Optional[CertificateFacts] = None
         with contextlib.suppress(OSError):
-            restored = live_facts(swap.targets[0].read()) if swap.existed[0] else None
+            certificate = swap.existed[0] and swap.targets[0].kind is not TargetKind.TRUST_BUNDLE
+            restored = live_facts(swap.targets[0].read()) if certificate else None
         host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
         note = f" ({notes[0]})" if notes else ""
         if not server_listens(host):

@@ -95,3 +95,20 @@ RECORD = {
 
 def test_every_server_word_the_registry_can_write_fits_the_reader() -> None:
     assert all(len(name) <= fleet.SERVER_LIMIT for name in REGISTRY.names())
+
+
+def test_the_trust_bundle_reader_names_what_the_writer_writes_and_reads_its_record_back() -> None:
+    """Issue 27 item 1: ``certrotate hosts``' bundle table reads the installer's trust_record."""
+    from certrotate_installer import trust_record
+
+    from rotation.fleet import trust_view
+
+    assert trust_view.TRUST_INVENTORY_TYPE == trust_record.TRUST_INVENTORY_TYPE
+    assert trust_view.TRUST_KEYS == trust_record.TRUST_KEYS
+    update = {key: "" for key in trust_record.TRUST_KEYS}
+    update.update(BundleName="partners", FingerprintSha256="ab" * 32, Status="installed", ExitCode="0")
+    installed = trust_record.next_trust_records(None, update)
+    failed = trust_record.next_trust_records(installed, dict(update, FingerprintSha256="", Status="failed"))
+    (report,) = trust_view.parse_trust_records("111122223333", "i-0123456789abcdef0", failed)
+    assert report.bundle == "partners" and report.status == "failed"
+    assert report.fingerprint == "ab" * 32  # a failed run keeps what the host last installed

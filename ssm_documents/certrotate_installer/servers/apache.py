@@ -14,6 +14,7 @@ class Apache(Server):
     name = "apache"
     title = "Apache"
     config_key = "apache_config"
+    client_ca_key = "apache_client_ca_file"  # SSLCACertificateFile
     distros = (
         Distro("debian", "apache2", "apache2ctl", "apache2", *DEBIAN_DIRS),
         Distro("rhel", "httpd", "apachectl", "httpd", *RHEL_DIRS),

@@ -23,7 +23,8 @@ Rules for a subclass:
   takes, its default first), ``reload_modes`` (the ReloadMode values, "graceful" among them: the
   undo uses it), ``config_key`` (the host file's key naming its main config, ``<name>_config``) and
   ``extra_paths`` (any other host-file keys it owns, each an absolute path, read in ``configure``
-  from ``HostConfig.server_path``);
+  from ``HostConfig.server_path``) and ``client_ca_key`` (the key naming its client-CA file, where
+  a trust bundle goes: ``trust_run``);
 - implement ``config_test`` and ``reload``; never raise for a failing test or reload, return
   ``(False, text)``; ``text`` is the tool's own output (the caller prints its last line through
   ``output.printable``), it never holds key material;
@@ -64,6 +65,10 @@ class Server:
     reload_modes: Tuple[str, ...] = ("graceful", "restart")  # the ReloadMode values it takes
     config_key = ""  # the host file's key naming its main config (an absolute path); "" for none
     extra_paths: Tuple[str, ...] = ()  # the host file's other keys it owns (absolute paths: HAProxy's sockets)
+    # The host file's key naming the server's client-CA file for mutual TLS (the file a trust bundle
+    # with ``client_ca`` goes to: Apache SSLCACertificateFile, nginx ssl_client_certificate, HAProxy
+    # ca-file); "" for a server that takes none.
+    client_ca_key = ""
     files: Tuple[str, ...] = ()  # the certificate files of this run (set by main once they are checked)
     euid = 0  # the installer's user (set by ``configure``)
     users: Tuple[str, ...] = ()  # the users the server's own processes may run as, besides root
@@ -77,7 +82,8 @@ class Server:
     @classmethod
     def host_paths(cls) -> Tuple[str, ...]:
         """The host file's keys this adapter owns, each an absolute path: its config first."""
-        return ((cls.config_key,) if cls.config_key else ()) + cls.extra_paths
+        own = (cls.config_key,) if cls.config_key else ()
+        return own + cls.extra_paths + ((cls.client_ca_key,) if cls.client_ca_key else ())
 
     def configure(self, config: HostConfig, euid: int) -> None:
         """Take what else the host file says about this server (HAProxy: its sockets)."""

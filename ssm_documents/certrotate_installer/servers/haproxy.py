@@ -179,6 +179,7 @@ class Haproxy(Server):
     title = "HAProxy"
     layouts = ("combined",)
     config_key = "haproxy_config"
+    client_ca_key = "haproxy_ca_file"  # ca-file
     extra_paths = ("haproxy_runtime_socket", "haproxy_master_socket")
     users = (SERVER_USER,)  # its workers hold the listeners (and, without a master, the sockets)
     distros = (

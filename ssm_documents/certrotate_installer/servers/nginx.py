@@ -42,6 +42,7 @@ class Nginx(Server):
     title = "nginx"
     layouts = ("combined",)
     config_key = "nginx_config"
+    client_ca_key = "nginx_client_ca_file"  # ssl_client_certificate
     distros = (
         Distro("debian", "nginx", "nginx", "nginx", *DEBIAN_DIRS),
         Distro("rhel", "nginx", "nginx", "nginx", *RHEL_DIRS),
