@@ -68,8 +68,8 @@ def test_compromise_ends_when_the_crl_lists_the_serial_and_exits_5_when_publicat
     first = current(endpoint, arn)
     with crl_publisher(CrlSchedule(after_revocation=timedelta(seconds=1)), tick=0.2) as publications:
         result = certrotate(
-            "revoke", "published/web", "--compromised", "--timeout", "30", "--publish-timeout", "60",
-            endpoint=endpoint,
+            "revoke", "published/web", "--compromised", "--ledger-table", TABLE,
+            "--timeout", "30", "--publish-timeout", "60", endpoint=endpoint,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert listed(endpoint, first)  # what any client downloading the CDP URL now sees
@@ -88,8 +88,8 @@ def test_compromise_ends_when_the_crl_lists_the_serial_and_exits_5_when_publicat
         client(endpoint, "s3").delete_bucket_policy(Bucket=BUCKET)
         second = current(endpoint, arn)
         result = certrotate(
-            "revoke", "published/web", "--compromised", "--timeout", "30", "--publish-timeout", "4",
-            "--output", "json", endpoint=endpoint,
+            "revoke", "published/web", "--compromised", "--ledger-table", TABLE,
+            "--timeout", "30", "--publish-timeout", "4", "--output", "json", endpoint=endpoint,
         )  # fmt: skip
     assert result.returncode == 5, result.stderr
     report = json.loads(result.stdout)
@@ -106,11 +106,22 @@ def test_a_ca_without_a_crl_is_named_and_exits_5(ledger_endpoint: str) -> None:
     endpoint = ledger_endpoint
     ca = create_ca(client(endpoint, "acm-pca"), key="EC")
     rotated(endpoint, "published/nocrl", ca)
-    result = certrotate("revoke", "published/nocrl", "--compromised", "--timeout", "30", endpoint=endpoint)
+    result = certrotate(
+        "revoke", "published/nocrl", "--compromised", "--ledger-table", TABLE, "--timeout", "30", endpoint=endpoint
+    )
     assert result.returncode == 5
     assert "publishes no CRL" in result.stderr and "--publish-timeout 0" in result.stderr
     result = certrotate(
-        "revoke", "published/nocrl", "--compromised", "--timeout", "30", "--publish-timeout", "0", endpoint=endpoint
+        "revoke",
+        "published/nocrl",
+        "--compromised",
+        "--ledger-table",
+        TABLE,
+        "--timeout",
+        "30",
+        "--publish-timeout",
+        "0",
+        endpoint=endpoint,
     )
     assert result.returncode == 0, result.stderr
     assert "not waited for (--publish-timeout 0)" in result.stdout
@@ -126,6 +137,11 @@ def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
             'certrotate create-secret web/compromised --type PCA_ISSUED --ca-arn "$CA_ARN" '
             '--common-name web.example.internal --kms-key-id "$KMS_KEY_ID" '
             '--rotation-lambda-arn "$ROTATION_LAMBDA_ARN"',
+            # RotateSecret runs the first rotation in the background, as Secrets Manager does: revoke
+            # refuses a secret whose rotation is still in progress, so wait for its first certificate.
+            "for _ in $(seq 120); do",
+            "  certrotate status web/compromised --check >/dev/null 2>&1 && break; sleep 0.5",
+            "done",
             "certrotate revoke web/compromised --compromised --timeout 60 --publish-timeout 120",
         ]
     )

@@ -227,7 +227,7 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
             fourth = report["new_serial"]
 
             # status NAME: every certificate the rotations issued, newest first, with its state.
-            result = cli.certrotate("status", name, "--output", "json", endpoint=endpoint)
+            result = cli.certrotate("status", name, "--output", "json", "--ledger-table", TABLE, endpoint=endpoint)
             assert result.returncode == 0, result.stderr
             (detail,) = json.loads(result.stdout)
             states = [(c["serial"], c["state"]) for c in detail["certificates"]]
@@ -241,7 +241,9 @@ def test_compromise_replaces_everywhere_then_revokes_and_a_stuck_host_holds_it(
             # The attacker writes another secret holding this secret's certificate: nothing is revoked.
             stolen = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
             sm.create_secret(Name=f"{name}-copy", SecretString=stolen)
-            result = cli.certrotate("revoke", f"{name}-copy", "--compromised", endpoint=endpoint)
+            result = cli.certrotate(
+                "revoke", f"{name}-copy", "--compromised", "--ledger-table", TABLE, endpoint=endpoint
+            )
             assert result.returncode == 3
             assert "is not in the issuance ledger" in cli.the_error(result) and fourth in cli.the_error(result)
             assert fourth not in revocations(pca)
