@@ -223,6 +223,16 @@ class LocalServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def kill(self) -> None:
+        """Stop at once (SIGKILL to every process of this server) and wait until none is left: for a
+        throwaway server whose clients are gone, where a graceful stop only waits on idle workers."""
+        deadline = time.monotonic() + 10
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+
     def error_log(self) -> str:
         log = self.root / "error.log"
         return log.read_text()[-2000:] if log.exists() else ""
