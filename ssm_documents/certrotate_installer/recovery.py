@@ -140,3 +140,23 @@ def commit_failure_message(host: Host, swap: "Swap", exc: OSError) -> str:
             f"certificate files and reloads {host.server.title} (free space in the state directory and run again)"
         )
     return served + "; the previous files were not kept (*.certrotate-undo files may be left)"
+
+
+def commit_under_guard(host: Host, swap: "Swap", served: str) -> None:
+    """Commit a verified swap with signals held: from here on a signal cannot undo it.
+
+    Raises:
+        InstallError: WRITE_FAILED, saying what the failed commit left (``served`` travels on it).
+    """
+    failures: List[OSError] = []
+
+    def commit() -> None:
+        try:
+            swap.commit()
+        except OSError as exc:
+            failures.append(exc)
+
+    host.guard.protect(commit)
+    host.guard.hold()  # committed (or as good as): a signal from here on cannot undo it
+    if failures:
+        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0]), served) from None

@@ -12,7 +12,7 @@ from .host import Host, Outcome
 from .output import Exit, InstallError, classify, out, refused, say, warn
 from .parameters import Action
 from .path_policy import PREVIOUS_SUFFIX, Target, target_files
-from .recovery import commit_failure_message, roll_back
+from .recovery import commit_under_guard, roll_back
 from .served_check import RECHECK_SECONDS
 from .swap import Swap
 from .validation import Bundle, check_existing_content, key_matches, parse_bundle, validate_bundle
@@ -111,18 +111,7 @@ def swap_in(host: Host, targets: Sequence[Target], bundle: Bundle, keep_previous
             raise InstallError(Exit.RELOAD_FAILED, host.server.title + " does not serve the new certificate: " + why)
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc).with_served_check(served) from None
-    failures: List[OSError] = []
-
-    def commit() -> None:
-        try:
-            swap.commit()
-        except OSError as exc:
-            failures.append(exc)
-
-    host.guard.protect(commit)
-    host.guard.hold()  # committed (or as good as): a signal from here on cannot undo it
-    if failures:
-        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0]), served) from None
+    commit_under_guard(host, swap, served)
     remember_managed(host, targets)
     return served
 

@@ -15,7 +15,7 @@ from .host_file import HostConfig, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, refused, say, warn
 from .parameters import BUNDLE_ARN, BUNDLE_FILE, DEFAULT_HTTPS_PORT, HTTPS_PORT, Action, Request
 from .path_policy import Target, TargetKind, TrustStore, check_target_name
-from .recovery import commit_failure_message, recover, roll_back
+from .recovery import commit_under_guard, recover, roll_back
 from .servers.base import Server
 from .swap import SignalGuard, Swap
 from .tools import find_tool
@@ -165,18 +165,7 @@ def swap_bundle(host: Host, targets: Sequence[Target], bundle: TrustBundle, chos
             check = reload_and_prove(host, bundle)
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc).with_served_check(check) from None
-    failures: List[OSError] = []
-
-    def commit() -> None:
-        try:
-            swap.commit()
-        except OSError as exc:
-            failures.append(exc)
-
-    host.guard.protect(commit)
-    host.guard.hold()
-    if failures:
-        raise InstallError(Exit.WRITE_FAILED, commit_failure_message(host, swap, failures[0]), check) from None
+    commit_under_guard(host, swap, check)
     return check
 
 
