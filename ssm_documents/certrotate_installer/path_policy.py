@@ -43,6 +43,7 @@ class TargetKind(enum.Enum):
     CHAIN = ("ChainFile", 0o644)
     COMBINED = ("CertificateFile", 0o600)  # certificate, chain and key in one file
     TRUST_BUNDLE = ("BundleFile", 0o644)  # a trust bundle's CA certificates (trust_run)
+    CRL = ("CrlFile", 0o644)  # the server's CRL file (crl_run): the CRLs of its client-CA bundle's CAs
 
     @property
     def parameter(self) -> str:
