@@ -115,7 +115,9 @@ def check_signature(openssl: str, crl: CrlFacts, cas: Sequence[CertificateFacts]
     signer = signed_by(openssl, crl, cas, env)
     if signer is None:
         named = any(ca.subject_der == crl.issuer_der for ca in cas)
-        why = "its signature does not verify under the CA of that name" if named else "its issuer is no CA"
+        why = (
+            "its signature does not verify under the CA of that name" if named else "no CA of it has its issuer's name"
+        )
         raise invalid(
             crl.source, f"is not signed by a CA of the server's client-CA bundle ({why}); nothing was changed"
         )
