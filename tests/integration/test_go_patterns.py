@@ -213,7 +213,7 @@ def test_every_document_pattern_compiles_in_go_and_java_and_every_engine_decides
 ) -> None:
     """On main before issue 24, Go refused the three path patterns of all four documents (18 of 54)."""
     found = document_patterns()
-    # 10 + 8 parameters of the certificate documents, 3 of InstallTrustBundle and 1 of InstallCRL, twice in the templates
+    # 10 + 8 parameters of the certificate documents, 3 of InstallTrustBundle, 1 of InstallCRL; twice in the templates
     assert len(found) == 66
     patterns = sorted(set(found.values()))
     go = go_answers(tmp_path / "go", patterns)
