@@ -154,10 +154,11 @@ def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> No
         raise InstallError(
             Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path}: the file name is too long for its work files"
         )
-    if not name.endswith(TARGET_SUFFIXES):
+    suffixes = TARGET_SUFFIXES + ((".crl",) if kind is TargetKind.CRL else ())
+    if not name.endswith(suffixes):
         raise InstallError(
             Exit.BAD_PARAMETER,
-            "parameter {} {} must end with one of {}".format(kind.parameter, path, " ".join(TARGET_SUFFIXES)),
+            "parameter {} {} must end with one of {}".format(kind.parameter, path, " ".join(suffixes)),
         )
 
 

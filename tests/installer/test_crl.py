@@ -27,6 +27,7 @@ from certrotate_installer.crl import (
 from certrotate_installer.crl_fetch import fetch, signed_by
 from certrotate_installer.host_file import host_config_keys, parse_host_config
 from certrotate_installer.output import Exit, InstallError
+from certrotate_installer.path_policy import TargetKind, TrustStore, check_target_name
 from certrotate_installer.servers import REGISTRY
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -166,3 +167,14 @@ def test_an_http_source_is_fetched_and_a_redirect_is_not_followed(web: str) -> N
         fetch(f"{web}/moved.crl", env)
     assert caught.value.code is Exit.SECRET_UNREADABLE
     assert _Redirecting.asked == ["/a.crl", "/moved.crl"]  # nothing fetched from where it pointed
+
+
+def test_the_crl_file_may_end_in_crl_and_never_lies_in_a_system_trust_directory() -> None:
+    check_target_name(TargetKind.CRL, "/etc/ssl/certrotate/clients.crl", ["/etc/ssl"])
+    with pytest.raises(InstallError, match=r"must end with one of .*\.key$"):
+        check_target_name(TargetKind.TRUST_BUNDLE, "/etc/ssl/certrotate/clients.crl", ["/etc/ssl"])
+    with pytest.raises(InstallError, match="outside the allowed directories"):
+        check_target_name(TargetKind.CRL, "/srv/clients.crl", ["/etc/ssl"])
+    with pytest.raises(InstallError, match="/etc/ssl/certs") as caught:  # OpenSSL's CApath reads CRLs there too
+        TrustStore.of_this_host().check_path(TargetKind.CRL, "/etc/ssl/certs/clients.crl")
+    assert caught.value.code is Exit.BAD_PARAMETER
