@@ -25,6 +25,7 @@ from certrotate_installer.crl import (
     uncovered,
 )
 from certrotate_installer.crl_fetch import fetch, signed_by
+from certrotate_installer.crl_record import CRL_KEYS, entries, next_crl_records
 from certrotate_installer.host_file import host_config_keys, parse_host_config
 from certrotate_installer.output import Exit, InstallError
 from certrotate_installer.path_policy import TargetKind, TrustStore, check_target_name
@@ -178,3 +179,17 @@ def test_the_crl_file_may_end_in_crl_and_never_lies_in_a_system_trust_directory(
     with pytest.raises(InstallError, match="/etc/ssl/certs") as caught:  # OpenSSL's CApath reads CRLs there too
         TrustStore.of_this_host().check_path(TargetKind.CRL, "/etc/ssl/certs/clients.crl")
     assert caught.value.code is Exit.BAD_PARAMETER
+
+
+def test_a_failed_run_keeps_the_recorded_crls_and_says_its_failure() -> None:
+    ca = LocalCA(name="record CA")
+    installed = entries([crl_facts(crl(ca, 41, serials=(5,)), "s3://b/k")], ["record CA"], "/etc/ssl/c.pem")
+    first = next_crl_records(None, installed, ("installed", 0, ""), time.time())
+    assert [(r["CaName"], r["CrlNumber"], r["Revoked"], r["Status"]) for r in first] == [
+        ("record CA", "41", "1", "installed")
+    ]
+    assert set(first[0]) == set(CRL_KEYS) and first[0]["ThisUpdate"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    failed = next_crl_records([*first, {"CaName": 3}], [], ("failed", 4, "the CRL from s3://b/k is older"), 0.0)
+    assert [(r["CrlNumber"], r["Status"], r["ExitCode"]) for r in failed] == [("41", "failed", "4")]
+    (blank,) = next_crl_records(None, [], ("failed", 9, "no opt-in"), 0.0)
+    assert blank["CaName"] == "" and blank["Status"] == "failed" and blank["Message"] == "no opt-in"
