@@ -60,12 +60,16 @@ class Pki:
     """Two emulated Private CAs publishing CRLs into moto's S3: A (the server's client CA) and B (not)."""
 
     def __init__(self, endpoint: str) -> None:
-        self.keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # module-scoped: no env
-        self.pca = boto3.client("acm-pca", region_name=REGION, endpoint_url=endpoint, **self.keys)
-        self.s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint, **self.keys)
         self.endpoint = endpoint
+        self.pca = self.aws("acm-pca")
+        self.s3 = self.aws("s3")
         self.a = crl_ca(self.pca, self.s3, name=f"certrotate client CA A {uuid.uuid4().hex[:6]}")
         self.b = crl_ca(self.pca, self.s3, name=f"certrotate client CA B {uuid.uuid4().hex[:6]}")
+
+    def aws(self, service: str) -> Any:
+        """A client of moto's server (module-scoped: no function fixture sets the environment's keys)."""
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        return session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def ca_pem(self, arn: str) -> str:
         return str(self.pca.get_certificate_authority_certificate(CertificateAuthorityArn=arn)["Certificate"]) + "\n"
@@ -200,7 +204,7 @@ def test_a_revoked_client_is_refused_after_the_refresh_and_a_valid_one_accepted(
     source = pki.s3_source(pki.a) if via == "s3" else pki.http_source(pki.a)
     host_file(server, [source])
     add_crl_directive(server, crl_path(server))
-    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=pki.endpoint, **pki.keys)
+    ssm = pki.aws("ssm")
 
     opted_in = refresh(server, host_env)  # root's opt-in: the first CRL file, then the reload
     assert opted_in.ok, opted_in.stderr
