@@ -173,6 +173,16 @@ DOCUMENTS = (
         _parameters(INSTALLER.Action.TRUST),
         "trust",
     ),
+    Document(
+        "InstallCRL",
+        f"certrotate: refresh the mutual-TLS server's CRL file from the CRL locations the host file names, on "
+        f"{TITLES}: each CRL verified under a CA of the server's client-CA bundle, current, not older than the "
+        "one installed, atomically, with a config test, graceful reload, a check that the server still asks for "
+        "the bundle's CAs, and automatic rollback. An unchanged CRL changes nothing.",
+        "installCrl",
+        _parameters(INSTALLER.Action.CRL),
+        "crl",
+    ),
 )
 
 

@@ -8,6 +8,7 @@ import re
 import signal
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from .crl import parse_crl_sources
 from .directories import open_directory, read_regular
 from .output import InstallError, refused
 from .parameters import PATH_PATTERN, VERIFIED_STAGES, VERSION_STAGE
@@ -29,6 +30,7 @@ COMMON_KEYS = (
     "allowed_directories",
     "certificate_file",
     "chain_file",
+    "crl_sources",
     "https_port",
     "issuing_ca_sha256",
     "key_file",
@@ -74,6 +76,7 @@ class HostConfig(NamedTuple):
     https_port: int = 0  # for an empty HttpsPort (0: 443)
     server_paths: Tuple[Tuple[str, str], ...] = ()  # (key, absolute path) of the adapters' keys the file sets
     trust_bundles: Tuple[TrustEntry, ...] = ()  # the bundles this host takes and where each goes (trust_bundle)
+    crl_sources: Tuple[str, ...] = ()  # where the CRLs of the client-CA bundle's CAs come from (crl)
 
     def server_path(self, key: str) -> Optional[str]:
         """The path the host file gives an adapter's ``key`` (``apache_config``, ``haproxy_master_socket``),
@@ -184,6 +187,7 @@ def parse_host_config(path: str, settings: Any, registry: Registry) -> HostConfi
         https_port=https_port,
         server_paths=server_paths,
         trust_bundles=parse_trust_bundles(path, settings.get("trust_bundles", {})),
+        crl_sources=parse_crl_sources(path, settings.get("crl_sources", [])),
     )
 
 

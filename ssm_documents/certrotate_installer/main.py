@@ -107,11 +107,16 @@ def open_server(request: Request, config: HostConfig, environ: Dict[str, str], e
 
 
 def main(argv: Sequence[str], environ: Dict[str, str]) -> int:
-    """Run one install, rollback or trust-bundle install (``trust_run``); returns the exit code (``Exit``)."""
+    """Run one install, rollback, trust-bundle install (``trust_run``) or CRL refresh (``crl_run``); returns
+    the exit code (``Exit``)."""
     if len(argv) > 1 and argv[1] == Action.TRUST.value:
         from .trust_run import trust_main  # imports this module's open_server
 
         return trust_main(environ)
+    if len(argv) > 1 and argv[1] == Action.CRL.value:
+        from .crl_run import crl_main  # imports this module's open_server
+
+        return crl_main(environ)
     return run_certificate(argv, environ)
 
 

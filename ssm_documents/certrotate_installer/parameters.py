@@ -13,6 +13,7 @@ class Action(enum.Enum):
     INSTALL = "install"
     ROLLBACK = "rollback"
     TRUST = "trust"  # a trust bundle (``trust_run``; its own document, InstallTrustBundle)
+    CRL = "crl"  # the CRLs of the client-CA bundle's CAs (``crl_run``; its own document, InstallCRL)
 
 
 class Parameter(NamedTuple):
@@ -107,6 +108,8 @@ def document_parameters(action: Action, registry: Registry) -> Tuple[Parameter, 
     tail = (*FILE_PARAMETERS, server.file_layout, server.server, server.service_name, HTTPS_PORT, server.reload_mode)
     if action is Action.TRUST:
         return (BUNDLE_ARN, BUNDLE_FILE, HTTPS_PORT)
+    if action is Action.CRL:  # where the CRLs come from and go is the host file's alone
+        return (HTTPS_PORT,)
     return (SECRET_ARN, VERSION_STAGE, *tail) if action is Action.INSTALL else tail
 
 

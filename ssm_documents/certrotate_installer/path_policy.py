@@ -43,6 +43,7 @@ class TargetKind(enum.Enum):
     CHAIN = ("ChainFile", 0o644)
     COMBINED = ("CertificateFile", 0o600)  # certificate, chain and key in one file
     TRUST_BUNDLE = ("BundleFile", 0o644)  # a trust bundle's CA certificates (trust_run)
+    CRL = ("CrlFile", 0o644)  # the server's CRL file (crl_run): the CRLs of its client-CA bundle's CAs
 
     @property
     def parameter(self) -> str:
@@ -153,10 +154,11 @@ def check_target_name(kind: TargetKind, path: str, allowed: Sequence[str]) -> No
         raise InstallError(
             Exit.BAD_PARAMETER, f"parameter {kind.parameter} {path}: the file name is too long for its work files"
         )
-    if not name.endswith(TARGET_SUFFIXES):
+    suffixes = TARGET_SUFFIXES + ((".crl",) if kind is TargetKind.CRL else ())
+    if not name.endswith(suffixes):
         raise InstallError(
             Exit.BAD_PARAMETER,
-            "parameter {} {} must end with one of {}".format(kind.parameter, path, " ".join(TARGET_SUFFIXES)),
+            "parameter {} {} must end with one of {}".format(kind.parameter, path, " ".join(suffixes)),
         )
 
 

@@ -103,7 +103,7 @@ def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:
         notes: List[str] = []
         restored: Optional[CertificateFacts] = None
         with contextlib.suppress(OSError):
-            certificate = swap.existed[0] and swap.targets[0].kind is not TargetKind.TRUST_BUNDLE
+            certificate = swap.existed[0] and swap.targets[0].kind in (TargetKind.CERTIFICATE, TargetKind.COMBINED)
             restored = live_facts(swap.targets[0].read()) if certificate else None
         host.guard.protect(lambda: notes.append(reload_after_undo(host, restored)))
         note = f" ({notes[0]})" if notes else ""

@@ -90,9 +90,15 @@ def fetch_bundle(request: Request, name: str, env: Dict[str, str]) -> TrustBundl
     return parse_trust_bundle(name, fields.get(BUNDLE_FIELD), time.time())
 
 
-def open_bundle_targets(chosen: Sequence[Destination], host: Host, trust: Optional[TrustStore] = None) -> List[Target]:
+def open_bundle_targets(
+    chosen: Sequence[Destination],
+    host: Host,
+    trust: Optional[TrustStore] = None,
+    kind: TargetKind = TargetKind.TRUST_BUNDLE,
+) -> List[Target]:
     """Each destination in a checked directory inside the allow-list; outside every system trust
-    directory and bundle unless the host file names it in ``system_trust_files``.
+    directory and bundle unless the host file names it in ``system_trust_files`` (``kind``: a
+    bundle's file, or the CRL file of ``crl_run``).
 
     Raises:
         InstallError: BAD_PARAMETER or REFUSED.
@@ -102,7 +108,6 @@ def open_bundle_targets(chosen: Sequence[Destination], host: Host, trust: Option
     targets: List[Target] = []
     try:
         for destination in chosen:
-            kind = TargetKind.TRUST_BUNDLE
             check_target_name(kind, destination.path, list(host.config.allowed) + allowed)
             directory = walk_directory(os.path.dirname(destination.path), host.euid)
             resolved = os.path.join(directory.path, os.path.basename(destination.path))
@@ -118,7 +123,7 @@ def open_bundle_targets(chosen: Sequence[Destination], host: Host, trust: Option
                         "the bundle's system_trust_files",
                     ) from None
             if resolved in [t.path for t in targets[:-1]]:
-                raise InstallError(Exit.BAD_PARAMETER, f"bundle file {resolved} is named twice")
+                raise InstallError(Exit.BAD_PARAMETER, f"{kind.parameter} {resolved} is named twice")
         return targets
     except BaseException:
         for target in targets:
@@ -162,15 +167,17 @@ def swap_bundle(host: Host, targets: Sequence[Target], bundle: TrustBundle, chos
         swap.stage()
         swap.apply()
         if client_ca:
-            check = reload_and_prove(host, bundle)
+            entry = find_entry(host.config.trust_bundles, host.request.secret_arn, host.config.source)
+            check = reload_and_prove(host, bundle, entry.server_name)
     except BaseException as exc:  # every failure after the first change is undone
         raise roll_back(host, swap, exc).with_served_check(check) from None
     commit_under_guard(host, swap, check)
     return check
 
 
-def reload_and_prove(host: Host, bundle: TrustBundle) -> str:
-    """Config test, graceful reload, then the server's CA names equal to the bundle's subjects.
+def reload_and_prove(host: Host, bundle: TrustBundle, server_name: str) -> str:
+    """Config test, graceful reload, then the server's CA names (SNI ``server_name``) equal to the
+    bundle's subjects.
 
     Raises:
         InstallError: CONFIG_TEST_FAILED, RELOAD_FAILED.
@@ -186,9 +193,8 @@ def reload_and_prove(host: Host, bundle: TrustBundle) -> str:
         lines = [line for line in output.splitlines() if line.strip()]
         raise InstallError(Exit.RELOAD_FAILED, f"{server.title} graceful failed" + (": " + lines[-1] if lines else ""))
     host.faults.point("reloaded")
-    entry = find_entry(host.config.trust_bundles, host.request.secret_arn, host.config.source)
     openssl = find_tool("openssl", server.env)
-    proof = prove_client_cas(openssl, server.listeners(), bundle, entry.server_name, server.env)
+    proof = prove_client_cas(openssl, server.listeners(), bundle, server_name, server.env)
     if not proof.ok:
         raise InstallError(
             Exit.RELOAD_FAILED, f"{server.title} does not ask client certificates of the bundle's CAs: {proof.summary}"

@@ -160,7 +160,7 @@ def test_embedded_documents_equal_the_files(name: str) -> None:
         for r in load(name)["Resources"].values()
         if r["Type"] == "AWS::SSM::Document"
     }
-    assert set(documents) == {"RunUpdateTLS", "RollbackTLS", "InstallTrustBundle"}
+    assert set(documents) == {"RunUpdateTLS", "RollbackTLS", "InstallTrustBundle", "InstallCRL"}
     for document_name, content in documents.items():
         on_disk = yaml.safe_load((ROOT / "ssm_documents" / f"{document_name}.yaml").read_text())
         assert content == on_disk == contents[document_name]

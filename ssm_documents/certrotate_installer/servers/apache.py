@@ -15,6 +15,9 @@ class Apache(Server):
     title = "Apache"
     config_key = "apache_config"
     client_ca_key = "apache_client_ca_file"  # SSLCACertificateFile
+    crl_key = "apache_crl_file"
+    # chain, not leaf: the whole client chain, as nginx's ssl_crl and HAProxy's crl-file check it
+    crl_directive = "SSLCARevocationFile with SSLCARevocationCheck chain"
     distros = (
         Distro("debian", "apache2", "apache2ctl", "apache2", *DEBIAN_DIRS),
         Distro("rhel", "httpd", "apachectl", "httpd", *RHEL_DIRS),

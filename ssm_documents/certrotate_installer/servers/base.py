@@ -24,7 +24,8 @@ Rules for a subclass:
   undo uses it), ``config_key`` (the host file's key naming its main config, ``<name>_config``) and
   ``extra_paths`` (any other host-file keys it owns, each an absolute path, read in ``configure``
   from ``HostConfig.server_path``) and ``client_ca_key`` (the key naming its client-CA file, where
-  a trust bundle goes: ``trust_run``);
+  a trust bundle goes: ``trust_run``), ``crl_key`` and ``crl_directive`` (the key naming its CRL
+  file and the directive that reads it, checking the whole client chain: ``crl_run``);
 - implement ``config_test`` and ``reload``; never raise for a failing test or reload, return
   ``(False, text)``; ``text`` is the tool's own output (the caller prints its last line through
   ``output.printable``), it never holds key material;
@@ -69,6 +70,10 @@ class Server:
     # with ``client_ca`` goes to: Apache SSLCACertificateFile, nginx ssl_client_certificate, HAProxy
     # ca-file); "" for a server that takes none.
     client_ca_key = ""
+    # The host file's key naming the server's CRL file (the CRLs of the client-CA bundle's CAs, ``crl_run``)
+    # and, for messages and the README, the directive that reads it; "" for a server that takes none.
+    crl_key = ""
+    crl_directive = ""
     files: Tuple[str, ...] = ()  # the certificate files of this run (set by main once they are checked)
     euid = 0  # the installer's user (set by ``configure``)
     users: Tuple[str, ...] = ()  # the users the server's own processes may run as, besides root
@@ -83,7 +88,8 @@ class Server:
     def host_paths(cls) -> Tuple[str, ...]:
         """The host file's keys this adapter owns, each an absolute path: its config first."""
         own = (cls.config_key,) if cls.config_key else ()
-        return own + cls.extra_paths + ((cls.client_ca_key,) if cls.client_ca_key else ())
+        mutual = tuple(key for key in (cls.client_ca_key, cls.crl_key) if key)
+        return own + cls.extra_paths + mutual
 
     def configure(self, config: HostConfig, euid: int) -> None:
         """Take what else the host file says about this server (HAProxy: its sockets)."""

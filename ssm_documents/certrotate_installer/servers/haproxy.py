@@ -180,6 +180,8 @@ class Haproxy(Server):
     layouts = ("combined",)
     config_key = "haproxy_config"
     client_ca_key = "haproxy_ca_file"  # ca-file
+    crl_key = "haproxy_crl_file"
+    crl_directive = "crl-file on the bind line"
     extra_paths = ("haproxy_runtime_socket", "haproxy_master_socket")
     users = (SERVER_USER,)  # its workers hold the listeners (and, without a master, the sockets)
     distros = (

@@ -43,6 +43,8 @@ class Nginx(Server):
     layouts = ("combined",)
     config_key = "nginx_config"
     client_ca_key = "nginx_client_ca_file"  # ssl_client_certificate
+    crl_key = "nginx_crl_file"
+    crl_directive = "ssl_crl"
     distros = (
         Distro("debian", "nginx", "nginx", "nginx", *DEBIAN_DIRS),
         Distro("rhel", "nginx", "nginx", "nginx", *RHEL_DIRS),
