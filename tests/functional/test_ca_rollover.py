@@ -115,3 +115,65 @@ def test_a_rollover_moves_the_fleet_through_every_phase_rsa_to_ec(rig: Rig) -> N
     assert issued_by(leaf(rig, w.secrets[1]), new)
     code, _, err = rig.cli("advance", "root-2027")
     assert code == 3 and "done" in err
+
+
+def test_abort_in_each_phase_returns_to_the_state_before_it(rig: Rig) -> None:
+    """add: the new CA leaves the bundle; move: the leaves go back to the old CA (re-issued) and the
+    rotation issues from it again; retire: the old CA is back in the bundle."""
+    w = rig.world
+    old, new = ca_cert(rig, w.old_ca), ca_cert(rig, w.new_ca)
+    original = rig.bundle_pem()
+
+    assert rig.cli(*start_args(rig, "try-1"))[0] == 0
+    code, aborted, _ = rig.cli("abort", "try-1")
+    assert code == 0 and aborted["rollover"]["phase"] == "aborted"
+    assert certificates(rig.bundle_pem()) == certificates(original)
+    assert rig.cli("abort", "try-1")[0] == 3  # nothing left to abort
+
+    assert rig.cli(*start_args(rig, "try-2"))[0] == 0
+    assert rig.cli("advance", "try-2")[1]["rollover"]["phase"] == "prove"  # no host installs the bundle yet
+    assert rig.cli("advance", "try-2")[1]["rollover"]["phase"] == "move"
+    settle()
+    assert all(issued_by(leaf(rig, arn), new) for arn in w.secrets)
+    code, back, _ = rig.cli("abort", "try-2")
+    assert code == 0 and back["rollover"]["phase"] == "prove"
+    assert any("re-issue from the old CA: 4 rotation(s) started" in a for a in back["actions"])
+    settle()
+    assert not rig.failures
+    assert all(issued_by(leaf(rig, arn), old) for arn in w.secrets)
+    rotation_service.rotate(w.secrets[0])  # in prove the rotation issues from the old CA again
+    assert issued_by(leaf(rig, w.secrets[0]), old)
+    code, gone, _ = rig.cli("abort", "try-2")  # the leaves are back: now the new CA may leave the bundle
+    assert code == 0 and gone["rollover"]["phase"] == "aborted"
+    assert certificates(rig.bundle_pem()) == certificates(original)
+
+    assert rig.cli(*start_args(rig, "try-3"))[0] == 0
+    for phase in ("prove", "move"):
+        assert rig.cli("advance", "try-3")[1]["rollover"]["phase"] == phase
+    settle()
+    code, retiring, _ = rig.cli("advance", "try-3")
+    assert code == 0 and retiring["rollover"]["phase"] == "retire"
+    assert [c.subject for c in certificates(rig.bundle_pem())] == [new.subject]
+    code, moving, _ = rig.cli("abort", "try-3")
+    assert code == 0 and moving["rollover"]["phase"] == "move"
+    assert {c.subject for c in certificates(rig.bundle_pem())} == {old.subject, new.subject}
+    assert all(issued_by(leaf(rig, arn), new) for arn in w.secrets)  # retire's abort leaves the leaves moved
+
+
+def test_abort_of_prove_waits_while_leaves_are_still_on_the_new_ca(rig: Rig) -> None:
+    """After an aborted move, the new CA stays in the bundles until every leaf is back on the old CA."""
+    w = rig.world
+    assert rig.cli(*start_args(rig, "r"))[0] == 0
+    rig.cli("advance", "r")
+    rig.cli("advance", "r")
+    settle()
+    rig.aws.sm.put_secret_value(  # a rotation under way: Secrets Manager refuses another RotateSecret
+        SecretId=w.secrets[0], SecretString=json.dumps(rig.secret_fields(w.secrets[0])), VersionStages=["AWSPENDING"]
+    )
+    code, back, _ = rig.cli("abort", "r")
+    assert code == 0 and back["rollover"]["phase"] == "prove"
+    settle()
+    code, refused, err = rig.cli("abort", "r")
+    assert code == 1 and "team-a/web-0000" in err and "still hold a new-CA leaf" in err
+    assert refused["rollover"]["phase"] == "prove"
+    assert len(certificates(rig.bundle_pem())) == 2
