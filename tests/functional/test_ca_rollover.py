@@ -177,3 +177,84 @@ def test_abort_of_prove_waits_while_leaves_are_still_on_the_new_ca(rig: Rig) -> 
     assert code == 1 and "team-a/web-0000" in err and "still hold a new-CA leaf" in err
     assert refused["rollover"]["phase"] == "prove"
     assert len(certificates(rig.bundle_pem())) == 2
+
+
+def test_a_secret_writer_cannot_move_the_rollover_or_point_the_rotation_at_another_ca(rig: Rig) -> None:
+    """The rollover's state is the policy parameter: nothing a secret's writer writes (the secret's
+    value, its tags) is read for it, and the new CA is accepted only once the operator's rollover is
+    in move, for the rules that allow the old CA; any other CA stays refused."""
+    from rotation.emulation.pki import create_ca
+    from rotation.issuance.policy import PolicyError
+
+    w = rig.world
+    old, new = ca_cert(rig, w.old_ca), ca_cert(rig, w.new_ca)
+    assert rig.cli(*start_args(rig, "r"))[0] == 0
+    assert rig.cli("advance", "r")[1]["rollover"]["phase"] == "prove"
+    victim, other = w.secrets[0], w.secrets[1]
+    before = leaf(rig, victim)
+
+    # In prove the new CA is not the writer's to choose: refused before anything is issued.
+    rig.aws.sm.put_secret_value(SecretId=victim, SecretString=json.dumps({**rig.secret_fields(victim),
+                                                                          "CA_ARN": w.new_ca}))
+    try:
+        rotation_service.rotate(victim)
+    except PolicyError as exc:
+        assert "CA_ARN" in str(exc)
+    else:
+        raise AssertionError("a writer's CA_ARN outside the rule was issued")
+    # What a writer can write about the rollover (fields, tags) is never read.
+    fields = {**rig.secret_fields(other), "rollovers": [{"name": "r", "phase": "move"}], "ROLLOVER_PHASE": "move"}
+    rig.aws.sm.put_secret_value(SecretId=other, SecretString=json.dumps(fields))
+    rig.aws.sm.tag_resource(SecretId=other, Tags=[{"Key": "certrotate:rollover", "Value": "r=move"}])
+    code, still, _ = rig.cli("status", "r")
+    assert code == 0 and still["rollover"]["phase"] == "prove"
+    rotation_service.rotate(other)
+    assert issued_by(leaf(rig, other), old) and not issued_by(leaf(rig, other), new)
+
+    # In move, a CA outside the policy is still refused, whatever the rollover.
+    assert rig.cli("advance", "r")[1]["rollover"]["phase"] == "move"
+    settle()
+    third = w.secrets[2]
+    moved = leaf(rig, third)
+    assert issued_by(moved, new)
+    stranger = create_ca(rig.aws.pca, key="EC", name="not in the policy")
+    rig.aws.sm.put_secret_value(SecretId=third, SecretString=json.dumps({**rig.secret_fields(third),
+                                                                         "CA_ARN": stranger}))
+    try:
+        rotation_service.rotate(third)
+    except PolicyError as exc:
+        assert "CA_ARN" in str(exc)
+    else:
+        raise AssertionError("a CA outside the policy was issued from during a rollover")
+    assert leaf(rig, third).serial_number == moved.serial_number
+    assert issued_by(leaf(rig, victim), old) and leaf(rig, victim).serial_number == before.serial_number
+
+
+def test_records_of_another_account_neither_pass_nor_hold_prove(rig: Rig) -> None:
+    """Hosts are read in each account (FleetViewRole); only accounts the bundle's resource policy lets
+    read it count. An outsider's records naming a reader's instance id are the outsider's own hosts."""
+    w = rig.world
+    assert rig.cli(*start_args(rig, "r"))[0] == 0
+    rig.cli("advance", "r")
+    after_add = bundle_fingerprint(rig.bundle_pem())
+    before = bundle_fingerprint(certificates_text(rig, w.old_ca))
+    reader, outsider = rig.account_ssm(READER), rig.account_ssm(OUTSIDER)
+    put_trust(reader, HOST_A, trust_record(w, before))  # the reader's host lags
+    put_trust(outsider, HOST_A, trust_record(w, after_add))  # forged: "i-…1 is done"
+    put_trust(outsider, HOST_B, trust_record(w, before))  # and a host that would hold the rollover
+    roles = ["--role-arn", role(READER), "--role-arn", role(OUTSIDER)]
+
+    code, status, _ = rig.cli("status", "r", *roles)
+    assert code == 0
+    assert [lag["host"] for lag in status["hosts"]["lagging"]] == [f"{READER}/{HOST_A}"]
+    assert all(OUTSIDER in line for line in status["hosts"]["ignored"]) and len(status["hosts"]["ignored"]) == 2
+    code, _, err = rig.cli("advance", "r", *roles)
+    assert code == 1 and f"{READER}/{HOST_A}" in err and OUTSIDER not in err
+
+    put_trust(reader, HOST_A, trust_record(w, after_add))
+    code, moving, _ = rig.cli("advance", "r", *roles)
+    assert code == 0 and moving["rollover"]["phase"] == "move"  # the outsider's lagging host held nothing
+
+
+def certificates_text(rig: Rig, ca_arn: str) -> str:
+    return str(rig.aws.pca.get_certificate_authority_certificate(CertificateAuthorityArn=ca_arn)["Certificate"])

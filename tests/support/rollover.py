@@ -52,7 +52,7 @@ class Rig:
     def account_ssm(self, account: str) -> Any:
         """An SSM client in another account (moto maps an assumed role's credentials to its account)."""
         sts = boto3.client("sts", region_name="us-east-1")
-        creds = sts.assume_role(RoleArn=role(account), RoleSessionName="t")["Credentials"]
+        creds = sts.assume_role(RoleArn=role(account), RoleSessionName="host-root")["Credentials"]
         return boto3.client(
             "ssm",
             region_name="us-east-1",
