@@ -149,7 +149,8 @@ class LeafProgress:
 
 def leaf_progress(leaves: Iterable[Leaf]) -> LeafProgress:
     """Which affected secrets hold a leaf of the new CA (moved) and which do not yet."""
-    moved, left = [], []
+    moved: list[Leaf] = []
+    left: list[Leaf] = []
     for leaf in leaves:
         (moved if leaf.on_new_ca else left).append(leaf)
     return LeafProgress(tuple(moved), tuple(left))
