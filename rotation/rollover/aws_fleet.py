@@ -26,7 +26,7 @@ from rotation.errors import AwsCallError, CertRotateError
 from rotation.fleet.inventory import read_fleet, read_trust_bundles
 from rotation.fleet.trust_view import TrustReport
 from rotation.fleet.view import HostReport
-from rotation.issuance.policy.rollovers import Rollover
+from rotation.issuance.policy.rollovers import Rollover, issuing_ca
 from rotation.issuance.policy_store import DEFAULT_TTL_SECONDS
 from rotation.issuance.spec import parse_spec
 from rotation.rollover import bundles as edit
@@ -47,13 +47,20 @@ def issued_by(pem: object, ca: x509.Certificate) -> bool:
 
 
 def classify(
-    records: Sequence[SecretRecord], rollover: Rollover, old: x509.Certificate, new: x509.Certificate
+    records: Sequence[SecretRecord],
+    rollover: Rollover,
+    old: x509.Certificate,
+    new: x509.Certificate,
+    others: Sequence[Rollover] = (),
 ) -> list[Leaf]:
-    """The certificate secrets whose spec names the rollover's old CA, and where each leaf comes from."""
+    """The certificate secrets whose spec names the rollover's old CA, or a CA an earlier rollover
+    (``others``, in move or later) moved to it, and where each leaf comes from."""
+    earlier = [r for r in others if r.name != rollover.name]
     leaves = []
     for record in records:
         fields = record.fields or {}
-        if fields.get("CA_ARN") != rollover.old_ca_arn:
+        named = str(fields.get("CA_ARN", ""))
+        if named != rollover.old_ca_arn and issuing_ca(named, earlier) != rollover.old_ca_arn:
             continue
         try:
             grace = parse_spec(fields).revoke_superseded_after
@@ -119,8 +126,10 @@ def fleet_access(
             cas[arn] = x509.load_pem_x509_certificate(str(got["Certificate"]).encode())
         return cas[arn]
 
+    store = PolicyStore(aws.client("ssm"), parameter)
+
     def leaves(rollover: Rollover, old: x509.Certificate, new: x509.Certificate) -> list[Leaf]:
-        return classify(certificate_secrets(aws), rollover, old, new)
+        return classify(certificate_secrets(aws), rollover, old, new, store.read().policy.rollovers)
 
     def bundle_readers(bundle: edit.Bundle) -> frozenset[str] | None:
         try:
@@ -136,7 +145,7 @@ def fleet_access(
 
     revoke_old = _revoker(aws, ledger_table, role_arns) if ledger_table else None
     return FleetAccess(
-        store=PolicyStore(aws.client("ssm"), parameter),
+        store=store,
         read_bundle=read_bundle,
         write_bundle=write_bundle,
         ca_certificate=ca_certificate,

@@ -188,7 +188,7 @@ def _check_new(stored: StoredPolicy, name: str, old_ca: str, new_ca: str, bundle
     existing = by_name(stored.policy.rollovers, name)
     if existing is not None and existing.phase is not Phase.ABORTED:
         raise RolloverError(f"rollover {name!r} already exists ({existing.phase.value}): see `ca-rollover status`")
-    if not any(old_ca in rule.ca_arns for rule in stored.policy.rules):
+    if not any(old_ca in rule.ca_arns or "*" in rule.ca_arns for rule in stored.policy.rules):
         raise RolloverError(f"--old-ca {old_ca}: no rule of the issuance policy allows this CA: nothing to move")
     if not bundles:
         raise RolloverError("--bundle: name at least one trust bundle that holds the old CA")

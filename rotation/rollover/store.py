@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotation.aws import aws_call
-from rotation.errors import CertRotateError
+from rotation.cli.session import InvalidInputError
+from rotation.errors import AwsCallError, CertRotateError
 from rotation.issuance.policy import IssuancePolicy, parse_policy
 from rotation.issuance.policy.rollovers import Rollover, with_rollover
 
@@ -40,9 +41,17 @@ class PolicyStore:
     parameter: str
 
     def read(self) -> StoredPolicy:
-        """Raises: AwsCallError (unreadable, ParameterNotFound); PolicyError (invalid document)."""
-        with aws_call("ssm", "GetParameter"):
-            stored = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
+        """Raises: InvalidInputError (no policy stored); AwsCallError (unreadable); PolicyError (invalid)."""
+        try:
+            with aws_call("ssm", "GetParameter"):
+                stored = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
+        except AwsCallError as exc:
+            if exc.code == "ParameterNotFound":
+                raise InvalidInputError(
+                    f"{self.parameter}: no issuance policy is stored there; a rollover is recorded in the policy: "
+                    "store one first (certrotate policy validate FILE, then aws ssm put-parameter)"
+                ) from None
+            raise
         text = str(stored["Value"])
         policy = parse_policy(text, source=f"ssm:{self.parameter}", revision=str(stored.get("Version", "")))
         return StoredPolicy(policy, json.loads(text), int(stored.get("Version", 0)))

@@ -194,3 +194,26 @@ def test_a_host_serving_another_leaf_of_a_moved_secret_holds_retire() -> None:
     assert old_leaves_served([replace(serving, serial="0A", fingerprint="ff" * 32)], [moved]) == []
     assert pace("PCA_ISSUED") == 12 and pace("ACM_ISSUED") == 2 and pace("SOMETHING") == 2
     assert estimated_seconds([moved] * 24 + [replace(moved, certificate_type="ACM_ISSUED")] * 4) == 4.0
+
+
+def test_a_chained_rollover_counts_the_secrets_an_earlier_one_moved_onto_its_old_ca() -> None:
+    """A -> B done, then B -> C: secrets still naming A issue from B, so B -> C must move them too."""
+    from rotation.cli.inventory import SecretRecord
+    from rotation.issuance.policy.rollovers import Rollover
+    from rotation.rollover.aws_fleet import classify
+
+    a_to_b = Rollover("first", OTHER, OLD, ("partners",), Phase.DONE)
+    b_to_c = Rollover("second", OLD, NEW, ("partners",), Phase.MOVE)
+    b, c = LocalCA(name="B"), LocalCA(name="C")
+    on_b = b.issue(["a.example"]).certificate_pem
+    records = [
+        SecretRecord("names-a", "arn:a", {}, {**spec_fields(OTHER), "CERTIFICATE_PEM": on_b}),
+        SecretRecord("names-b", "arn:b", {}, {**spec_fields(OLD), "CERTIFICATE_PEM": on_b}),
+        SecretRecord("names-c", "arn:c", {}, spec_fields(NEW)),
+    ]
+    leaves = classify(records, b_to_c, b.certificate, c.certificate, [a_to_b, b_to_c])
+    assert [(leaf.name, leaf.on_old_ca, leaf.on_new_ca) for leaf in leaves] == [
+        ("names-a", True, False),
+        ("names-b", True, False),
+    ]
+    assert [leaf.name for leaf in classify(records, b_to_c, b.certificate, c.certificate)] == ["names-b"]
