@@ -94,6 +94,7 @@ def main() -> int:
                 AwsContext(None, REGION, None),
                 world.parameter,
                 policy_ttl=0,
+                hosts_required=False,
                 limiter_for=lambda rate: RateLimiter(rate, clock=clock, sleep=clock.sleep),
             )
             phases.start(fleet, "bench", world.old_ca, world.new_ca, [world.bundle])

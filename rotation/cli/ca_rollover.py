@@ -79,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
         if action == "status":
             sub.add_argument("--check", action="store_true", help="exit 1 when the phase cannot advance now")
+        if action in ("advance", "status"):
+            sub.add_argument(
+                "--no-hosts",
+                action="store_true",
+                help="no host installs the bundles: prove and retire wait on none (else a bundle none reports holds)",
+            )
         if action in ("advance", "abort", "start"):
             sub.add_argument(
                 "--no-wait",
@@ -126,6 +132,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             ledger_table=args.ledger_table,
             policy_ttl=args.policy_ttl,
             wait=not getattr(args, "no_wait", False),
+            hosts_required=not getattr(args, "no_hosts", False),
             progress=bar.update,
         )
         try:

@@ -93,6 +93,7 @@ def fleet_access(
     ledger_table: str = "",
     policy_ttl: float = DEFAULT_TTL_SECONDS,
     wait: bool = True,
+    hosts_required: bool = True,
     progress: Callable[[str], None] = lambda line: None,
     limiter_for: Callable[[float], Any] = RateLimiter,
 ) -> FleetAccess:
@@ -158,6 +159,7 @@ def fleet_access(
         revoke_old=revoke_old,
         policy_ttl=policy_ttl,
         wait=wait,
+        hosts_required=hosts_required,
         progress=progress,
     )
 

@@ -85,6 +85,9 @@ class FleetAccess:
     policy_ttl: float = DEFAULT_TTL_SECONDS
     #: whether to wait out ``policy_ttl`` (False: say when to run again)
     wait: bool = True
+    #: a bundle no host reports holds prove and retire (a fleet view read in the wrong accounts would
+    #: otherwise prove nothing and pass); False when no host installs the bundles
+    hosts_required: bool = True
     progress: Callable[[str], None] = lambda line: None
 
 
@@ -134,6 +137,14 @@ def measure(fleet: FleetAccess, rollover: Rollover, actions: Sequence[str] = ())
     progress = leaf_progress(leaves)
     served = old_leaves_served(fleet.host_reports(), progress.moved) if rollover.phase is Phase.MOVE else []
     blockers = _blockers(rollover, states, hosts, progress, served)
+    if fleet.hosts_required and rollover.phase in (Phase.PROVE, Phase.RETIRE):
+        reported = {done.rsplit("/", 1)[1] for done in hosts.done} | {lag.bundle for lag in hosts.lagging}
+        blockers += tuple(
+            f"no host reports bundle {b.name}: read each workload account (--role-arn), or --no-hosts if none "
+            "installs it"
+            for b in states
+            if b.name not in reported
+        )
     back = [leaf for leaf in leaves if leaf.on_new_ca] if rollover.phase is Phase.PROVE else []
     # What is left to re-issue: back to the old CA after an aborted move, else what move re-issues.
     left = back or (list(progress.to_move) if rollover.phase in _BEFORE_RETIRE else [])

@@ -30,6 +30,7 @@ def test_forty_secrets_move_at_half_the_quota_and_a_second_run_rotates_none(rig:
         AwsContext(None, "us-east-1", None),
         w.parameter,
         policy_ttl=0,
+        hosts_required=False,
         limiter_for=lambda rate: RateLimiter(rate, clock=clock, sleep=clock.sleep),
     )
     phases.start(fleet, "r", w.old_ca, w.new_ca, [w.bundle])
@@ -60,7 +61,7 @@ def test_forty_secrets_move_at_half_the_quota_and_a_second_run_rotates_none(rig:
 def test_an_interrupted_move_resumes_with_the_secrets_left(rig: Rig) -> None:
     """The re-issue stops part way (the operator's command dies); the next advance starts only the rest."""
     w = rig.world
-    fleet = fleet_access(AwsContext(None, "us-east-1", None), w.parameter, policy_ttl=0)
+    fleet = fleet_access(AwsContext(None, "us-east-1", None), w.parameter, policy_ttl=0, hosts_required=False)
     phases.start(fleet, "r", w.old_ca, w.new_ca, [w.bundle])
     phases.advance(fleet, "r")
     rotated: list[str] = []
