@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
         if action == "status":
             sub.add_argument("--check", action="store_true", help="exit 1 when the phase cannot advance now")
-        if action in ("advance", "status"):
+        if action in ("advance", "status", "abort"):
             sub.add_argument(
                 "--no-hosts",
                 action="store_true",
