@@ -275,11 +275,19 @@ def abort(fleet: FleetAccess, name: str) -> Progress:
     if rollover.phase is Phase.PROVE:
         actions = _work(fleet, rollover)
         progress = measure(fleet, rollover, actions)
-        on_new = [leaf.name for leaf in fleet.leaves(rollover, *_cas(fleet, rollover)) if leaf.on_new_ca]
+        leaves = fleet.leaves(rollover, *_cas(fleet, rollover))
+        on_new = [leaf.name for leaf in leaves if leaf.on_new_ca]
         if on_new:
             raise GateClosed(
                 f"abort of prove refused: {len(on_new)} secret(s) still hold a new-CA leaf (being re-issued from "
                 f"the old CA): {named(on_new)}; the new CA stays in the bundles until they are back",
+                progress,
+            )
+        served = old_leaves_served(fleet.host_reports(), leaves)  # a host may still serve a new-CA leaf
+        if served:
+            raise GateClosed(
+                f"abort of prove refused: {len(served)} host record(s) serve another leaf than their secret's "
+                f"current one: {named(served)}; the new CA stays in the bundles until they install it",
                 progress,
             )
     return _enter(fleet, stored, rollover, ABORT_TO[rollover.phase], actions)

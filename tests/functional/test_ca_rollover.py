@@ -192,6 +192,26 @@ def test_abort_of_prove_waits_while_leaves_are_still_on_the_new_ca(rig: Rig) -> 
     assert refused["rollover"]["phase"] == "prove"
     assert len(certificates(rig.bundle_pem())) == 2
 
+    # The secret's stuck rotation is abandoned and re-issued from the old CA; a host still serving
+    # its new-CA leaf holds the abort all the same.
+    on_new = rig.secret_fields(w.secrets[0])
+    versions = rig.aws.sm.describe_secret(SecretId=w.secrets[0])["VersionIdsToStages"]
+    pending = next(v for v, stages in versions.items() if "AWSPENDING" in stages)
+    rig.aws.sm.update_secret_version_stage(
+        SecretId=w.secrets[0], VersionStage="AWSPENDING", RemoveFromVersionId=pending
+    )
+    put_served(rig.ssm, HOST_A, w.secrets[0], on_new["CERTIFICATE_SERIAL"], on_new["CERTIFICATE_FINGERPRINT_SHA256"])
+    code, _, err = rig.cli("abort", "r")  # starts the secret's re-issue from the old CA
+    settle()
+    assert code == 1 and "re-issue from the old CA: 1/1 started" in err
+    code, _, err = rig.cli("abort", "r")  # the leaf is back, but the host still serves the new-CA one
+    assert code == 1 and HOST_A in err and "serve another leaf" in err
+    now_old = rig.secret_fields(w.secrets[0])
+    assert now_old["CERTIFICATE_SERIAL"] != on_new["CERTIFICATE_SERIAL"]
+    put_served(rig.ssm, HOST_A, w.secrets[0], now_old["CERTIFICATE_SERIAL"], now_old["CERTIFICATE_FINGERPRINT_SHA256"])
+    code, gone, _ = rig.cli("abort", "r")
+    assert code == 0 and gone["rollover"]["phase"] == "aborted" and len(certificates(rig.bundle_pem())) == 1
+
 
 def test_a_secret_writer_cannot_move_the_rollover_or_point_the_rotation_at_another_ca(rig: Rig) -> None:
     """The rollover's state is the policy parameter: nothing a secret's writer writes (the secret's
