@@ -4,10 +4,13 @@ Run from the repository root:  python bench/ca_rollover_bench.py [--secrets 1000
 
 Sets up, in process: an RSA root (the old CA) and an EC root (the new CA), an issuance policy in its
 SSM parameter whose rule allows the old CA, a trust bundle holding it, and N PCA secrets on the old
-CA, each rotated once by certrotate's rotation function (which reads the policy parameter on every
-step). Then the rollover runs through ``rotation.rollover.phases`` (what ``certrotate ca-rollover``
-calls): start (add), advance (prove: no host installs the bundle here), advance (move: one
-RotateSecret per secret, paced at half the issuer's quota), and once more (the gate of move).
+CA, each holding a leaf issued straight from it (as a fleet that existed before; the rotation
+function, which reads the policy parameter on every step, issues every leaf of the move). moto's CA
+keeps its key loaded (``rotation.emulation.pki.cached_moto_ca_keys``: moto re-reads an RSA CA key
+with full validation on every use, emulator cost a real CA does not have). Then the rollover runs
+through ``rotation.rollover.phases`` (what ``certrotate ca-rollover`` calls): start (add), advance
+(prove: no host installs the bundle here), advance (move: one RotateSecret per secret, paced at half
+the issuer's quota), and once more (the gate of move).
 
 During the move moto throttles Private CA's IssueCertificate and GetCertificate at their documented
 default quotas (25/s and 75/s, ``rotation.emulation.throttling``) on an emulated clock that moves
@@ -53,7 +56,7 @@ def main() -> int:
     import rotation.telemetry
     from rotation.cli.bulk_reads import RateLimiter
     from rotation.cli.session import AwsContext
-    from rotation.emulation import rotation_service
+    from rotation.emulation.pki import cached_moto_ca_keys
     from rotation.emulation.rollover_world import EmulatedClock, build_world, calls_of, settle
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
@@ -83,9 +86,9 @@ def main() -> int:
             ledger=Ledger(dynamodb, "certrotate-ledger"),
             policy=PolicySource(lambda: ssm, "/certrotate/issuance-policy", None, ttl_seconds=0),
         )
-        with ssm_inventory_in_moto(), rotation_function_in_moto() as failures:
+        with cached_moto_ca_keys(), ssm_inventory_in_moto(), rotation_function_in_moto() as failures:
             began = time.perf_counter()
-            world = build_world(sm, pca, ssm, secrets=args.secrets, rotate=rotation_service.rotate)
+            world = build_world(sm, pca, ssm, secrets=args.secrets, rotate=None)
             print(
                 f"setup: {args.secrets} secrets on the old CA in {time.perf_counter() - began:.1f} s wall", flush=True
             )

@@ -18,6 +18,7 @@ import rotation.handler
 import rotation.telemetry
 from rotation.cli import main
 from rotation.emulation import rotation_service
+from rotation.emulation.pki import cached_moto_ca_keys
 from rotation.emulation.rollover_world import World, build_world
 from rotation.emulation.rotation_service import rotation_function_in_moto
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
@@ -142,7 +143,7 @@ def rig(
     for handler in logging.getLogger("certrotate").handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             monkeypatch.setattr(handler, "stream", io.StringIO())
-    with ssm_inventory_in_moto(), rotation_function_in_moto() as failures:
+    with cached_moto_ca_keys(), ssm_inventory_in_moto(), rotation_function_in_moto() as failures:
         world = build_world(
             aws.sm,
             aws.pca,
