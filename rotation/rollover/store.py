@@ -73,7 +73,7 @@ class PolicyStore:
         rollovers = with_rollover(read.policy.rollovers, rollover)
         document = dict(read.document)
         document["rollovers"] = [r.describe() for r in rollovers]
-        text = json.dumps(document, indent=1)
+        text = json.dumps(document, separators=(",", ":"))  # compact: a standard parameter holds 4 KB
         parse_policy(text)  # what is stored validates (a rollover the document cannot hold is never written)
         with aws_call("ssm", "PutParameter"):
             version = int(
