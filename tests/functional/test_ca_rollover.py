@@ -296,3 +296,25 @@ def test_records_of_another_account_neither_pass_nor_hold_prove(rig: Rig) -> Non
 
 def certificates_text(rig: Rig, ca_arn: str) -> str:
     return str(rig.aws.pca.get_certificate_authority_certificate(CertificateAuthorityArn=ca_arn)["Certificate"])
+
+
+def test_two_operators_at_once_do_not_undo_each_other(aws: object) -> None:
+    """The state is written over the version read: a policy stored meanwhile refuses the write."""
+    import boto3
+    import pytest
+
+    from rotation.issuance.policy.rollovers import Rollover
+    from rotation.rollover.store import PolicyChanged, PolicyStore
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    old = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/0b9e7f3c-2d4a-4e8b-9f61-5c3d2a1b0e47"
+    new = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    text = json.dumps({"version": 1, "rules": [{"name": "a", "secrets": ["*"], "ca_arns": [old]}]})
+    ssm.put_parameter(Name="/p", Value=text, Type="String")
+    store = PolicyStore(ssm, "/p")
+    read = store.read()
+    ssm.put_parameter(Name="/p", Value=text, Type="String", Overwrite=True)  # another operator's write
+    with pytest.raises(PolicyChanged, match="version 2 was stored after this command read version 1"):
+        store.save(read, Rollover("r", old, new, ("partners",)))
+    saved = store.save(store.read(), Rollover("r", old, new, ("partners",)))
+    assert saved.version == 3 and [r.name for r in store.read().policy.rollovers] == ["r"]
