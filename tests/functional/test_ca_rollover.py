@@ -318,3 +318,27 @@ def test_two_operators_at_once_do_not_undo_each_other(aws: object) -> None:
         store.save(read, Rollover("r", old, new, ("partners",)))
     saved = store.save(store.read(), Rollover("r", old, new, ("partners",)))
     assert saved.version == 3 and [r.name for r in store.read().policy.rollovers] == ["r"]
+
+
+def test_an_acm_issued_secret_moves_too(rig: Rig, acm_chain: object) -> None:
+    """ACM_ISSUED: in move the rotation requests a new ACM certificate against the new CA (ACM
+    renewal would keep the old one), paced as ACM's RequestCertificate allows."""
+    w = rig.world
+    policy = json.loads(rig.ssm.get_parameter(Name=w.parameter)["Parameter"]["Value"])
+    policy["rules"][0]["acm_issued"] = True
+    policy["rules"][0]["max_validity_days"] = 397
+    rig.ssm.put_parameter(Name=w.parameter, Value=json.dumps(policy), Type="String", Overwrite=True)
+    spec = {"CERTIFICATE_TYPE": "ACM_ISSUED", "CA_ARN": w.old_ca, "COMMON_NAME": "acm.example.internal"}
+    arn = rig.aws.sm.create_secret(Name="team-a/acm", SecretString=json.dumps(spec))["ARN"]
+    rotation_service.rotate(arn)
+    new = ca_cert(rig, w.new_ca)
+    assert not issued_by(leaf(rig, arn), new)
+
+    assert rig.cli(*start_args(rig, "r"))[0] == 0
+    rig.cli("advance", "r")
+    code, moving, _ = rig.cli("advance", "r", "--no-hosts")
+    assert code == 0 and moving["rollover"]["phase"] == "move"
+    settle()
+    assert not rig.failures
+    assert issued_by(leaf(rig, arn), new) and rig.secret_fields(arn)["CERTIFICATE_ARN"].startswith("arn:aws:acm:")
+    assert rig.secret_fields(arn)["CA_ARN"] == w.old_ca
