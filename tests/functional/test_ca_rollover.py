@@ -91,6 +91,9 @@ def test_a_rollover_moves_the_fleet_through_every_phase_rsa_to_ec(rig: Rig) -> N
     assert HOST_B in err and HOST_A not in err
     code, _, err = rig.cli("advance", "root-2027")
     assert code == 1 and HOST_B in err
+    code, shown = rig.text("status", "root-2027")
+    assert code == 0 and f"lagging: 123456789012/{HOST_B} ({w.bundle}): reports {before[:16]}" in shown
+    assert "hosts: 1 on the bundles' current fingerprint, 1 lagging" in shown and "leaves: 0/4" in shown
     assert all(issued_by(leaf(rig, arn), old) for arn in w.secrets)  # nothing moved while a host lags
 
     put_trust(rig.ssm, HOST_B, trust_record(w, after_add))  # host B is back and converged
@@ -342,3 +345,30 @@ def test_an_acm_issued_secret_moves_too(rig: Rig, acm_chain: object) -> None:
     assert not rig.failures
     assert issued_by(leaf(rig, arn), new) and rig.secret_fields(arn)["CERTIFICATE_ARN"].startswith("arn:aws:acm:")
     assert rig.secret_fields(arn)["CA_ARN"] == w.old_ca
+
+
+def test_retire_revokes_the_old_leaves_by_the_revokers_rules(rig: Rig) -> None:
+    """Old-CA leaves past the spec's REVOKE_SUPERSEDED_AFTER that no host serves are revoked in retire
+    (SUPERSEDED, through the issuance ledger); a secret without the field keeps its old leaf valid."""
+    from rotation.fleet.ledger import Ledger
+    from tests.conftest import LEDGER_TABLE
+
+    w = rig.world
+    for arn in w.secrets[:3]:
+        rig.aws.sm.put_secret_value(
+            SecretId=arn, SecretString=json.dumps({**rig.secret_fields(arn), "REVOKE_SUPERSEDED_AFTER": "0"})
+        )
+    old_serials = {arn: rig.secret_fields(arn)["CERTIFICATE_SERIAL"] for arn in w.secrets}
+    assert rig.cli(*start_args(rig, "r"))[0] == 0
+    rig.cli("advance", "r")
+    rig.cli("advance", "r", "--no-hosts")
+    settle()
+    code, retiring, _ = rig.cli("advance", "r", "--no-hosts")
+    assert code == 0 and retiring["rollover"]["phase"] == "retire"
+    revoked = [a for a in retiring["actions"] if "revoked (SUPERSEDED)" in a]
+    assert len(revoked) == 3
+    ledger = Ledger(rig.aws.dynamodb, LEDGER_TABLE)
+    for arn in w.secrets:
+        entry = ledger.entry(arn, old_serials[arn])
+        assert entry is not None and entry.ca_arn == w.old_ca
+        assert (entry.revoked_at is not None) is (arn in w.secrets[:3])

@@ -50,6 +50,13 @@ class Rig:
         captured = self.capfd.readouterr()
         return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
 
+    def text(self, *argv: str) -> tuple[int, str]:
+        """The same, as a person sees it (no ``--output json``): exit code, stdout and stderr."""
+        self.capfd.readouterr()
+        code = main(["ca-rollover", *argv, "--policy-parameter", self.world.parameter, "--policy-ttl", "0"])
+        captured = self.capfd.readouterr()
+        return code, captured.out + captured.err
+
     def account_ssm(self, account: str) -> Any:
         """An SSM client in another account (moto maps an assumed role's credentials to its account)."""
         sts = boto3.client("sts", region_name="us-east-1")
