@@ -23,7 +23,7 @@ from rotation.cli.output import Output
 from rotation.cli.parser import ExitCode, Parser, global_options
 from rotation.cli.session import AwsContext, UsageError
 from rotation.fleet.ledger import LEDGER_TABLE_ENV
-from rotation.issuance.policy.rollovers import BUNDLE_NAME
+from rotation.issuance.policy.rollovers import BUNDLE_NAME, NEXT
 from rotation.issuance.policy_store import DEFAULT_TTL_SECONDS, POLICY_PARAMETER_ENV
 from rotation.issuance.spec import CA_ARN_PATTERN
 from rotation.rollover import phases
@@ -142,7 +142,8 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             out.note(f"certrotate: {exc}")
             return int(ExitCode.FAILED)
     view.show(out, progress)
-    if args.rollover_action == "status" and args.check and progress.blockers:
+    stuck = progress.rollover.phase in NEXT and progress.blockers  # done or aborted: nothing to wait on
+    if args.rollover_action == "status" and args.check and stuck:
         out.note(f"certrotate: {progress.rollover.name} cannot advance: " + "; ".join(progress.blockers))
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)

@@ -132,6 +132,7 @@ def test_a_rollover_moves_the_fleet_through_every_phase_rsa_to_ec(rig: Rig) -> N
     assert issued_by(leaf(rig, w.secrets[1]), new)
     code, _, err = rig.cli("advance", "root-2027")
     assert code == 3 and "done" in err
+    assert rig.cli("status", "root-2027", "--check")[0] == 0  # a finished rollover is not stuck
 
 
 def test_abort_in_each_phase_returns_to_the_state_before_it(rig: Rig) -> None:
