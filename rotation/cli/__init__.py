@@ -62,7 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         global_options(sub, on_command=True)
         return sub
 
-    from rotation.cli import create_secret, deploy, doctor, hosts, policy, revoke, rotate, sandbox, status, validate
+    from rotation.cli import (
+        ca_rollover,
+        create_secret,
+        deploy,
+        doctor,
+        hosts,
+        policy,
+        revoke,
+        rotate,
+        sandbox,
+        status,
+        validate,
+    )
     from rotation.cli.local_servers import LOCAL_SERVERS
 
     demo = command("demo", "run the whole product locally: no AWS account, no network")
@@ -92,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     create_secret.add_arguments(command("create-secret", "create a certificate secret, validated, with rotation"))
     doctor.add_arguments(command("doctor", "check a deployment from where you stand: one line per check"))
     policy.add_arguments(command("policy", "the issuance policy: validate a document before storing it"))
+    ca_rollover.add_arguments(
+        command("ca-rollover", "move the fleet to a new Private CA: bundles, hosts, leaves, in phases the fleet gates")
+    )
 
     package = command("package", "build the Lambda zip for arm64 or x86_64 (binary wheels, reproducible)")
     package.add_argument("--arch", choices=["arm64", "x86_64"], default="arm64")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+_OLD_CA = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/0b9e7f3c-2d4a-4e8b-9f61-5c3d2a1b0e47"
+_NEW_CA = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": ("certrotate demo", "certrotate demo --no-apache --output json"),
     "sandbox": (
@@ -54,6 +57,22 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "certrotate policy validate policy.json --check-cas",
         "certrotate policy validate policy.json --output json",
     ),
+    "ca-rollover": (
+        f"certrotate ca-rollover plan root-2027 --bundle partners --old-ca {_OLD_CA} --new-ca {_NEW_CA}",
+        "certrotate ca-rollover status root-2027 --check",
+        "certrotate ca-rollover advance root-2027",
+    ),
+    "ca-rollover plan": (
+        f"certrotate ca-rollover plan root-2027 --bundle partners --old-ca {_OLD_CA} --new-ca {_NEW_CA}",
+    ),
+    "ca-rollover start": (
+        f"certrotate ca-rollover start root-2027 --bundle partners --old-ca {_OLD_CA} --new-ca {_NEW_CA}",
+    ),
+    "ca-rollover status": ("certrotate ca-rollover status root-2027 --check --output json",),
+    "ca-rollover advance": (
+        "certrotate ca-rollover advance root-2027 --role-arn arn:aws:iam::444455556666:role/certrotate-fleet-view",
+    ),
+    "ca-rollover abort": ("certrotate ca-rollover abort root-2027",),
     "package": ("certrotate package --arch arm64 --dist-dir dist",),
     "completion": ('eval "$(certrotate completion bash)"',),
     "help": ("certrotate help status",),

@@ -61,6 +61,11 @@ def run(aws: Any, args: argparse.Namespace, out: Output) -> int:
     out.say(f"valid: issuance policy format {policy.to_document()['version']}, {len(policy.rules)} rule(s)")
     for rule in policy.rules:
         out.say(f"  {describe_rule(rule)}")
+    for rollover in policy.rollovers:
+        out.say(
+            f"  CA rollover {rollover.name}: {rollover.phase.value}, {rollover.old_ca_arn} -> {rollover.new_ca_arn}, "
+            f"bundles {', '.join(rollover.bundles) or '-'}"
+        )
     if args.check_cas:
         out.say("every CA exists and is ACTIVE")
     return 0

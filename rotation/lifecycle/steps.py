@@ -82,6 +82,14 @@ class StepContext:
         logger.append_keys(policy_rule=rule.name, policy=f"{policy.source}@{policy.revision or '-'}")
         return rule
 
+    def issuing(self, spec: CertSpec) -> CertSpec:
+        """The spec as this rotation issues it: a CA rollover of the policy in move, retire or done
+        issues from its new CA for a spec naming the old one (the secret is not edited)."""
+        issued = self.services.policy().issuing_spec(spec)
+        if issued.ca_arn != spec.ca_arn:
+            logger.info("CA rollover: issuing from %s for CA_ARN %s", issued.ca_arn, spec.ca_arn)
+        return issued
+
 
 def create_secret(ctx: StepContext) -> None:
     """Issue (or keep) a certificate per the spec and renewal policy; stage it AWSPENDING."""
@@ -90,7 +98,7 @@ def create_secret(ctx: StepContext) -> None:
         logger.info("AWSPENDING already holds a value for this token; nothing to create")
         return
     fields = load_secret_fields(store.current_value(ctx.secret_arn))
-    spec = parse_spec(fields)
+    spec = ctx.issuing(parse_spec(fields))
     ctx.observe(spec)
     rule = ctx.rule()
     asked = spec.template_arn
@@ -292,7 +300,7 @@ def _pending(ctx: StepContext) -> tuple[CertSpec, CertBundle, CaFacts]:
     if value is None:
         raise VerificationError("pending", f"version {ctx.event.token} has no value staged AWSPENDING")
     fields = load_secret_fields(value)
-    spec = parse_spec(fields)
+    spec = ctx.issuing(parse_spec(fields))
     ctx.observe(spec)
     bundle = CertBundle.from_fields(fields)
     if bundle is None:

@@ -624,6 +624,12 @@ def test_every_commands_help_has_examples_that_parse() -> None:
         "sandbox",
         "policy",
         "policy validate",
+        "ca-rollover",
+        "ca-rollover plan",
+        "ca-rollover start",
+        "ca-rollover status",
+        "ca-rollover advance",
+        "ca-rollover abort",
     )
     for command in commands:
         shown = cli.run(*command.split(), "--help").stdout

@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from rotation.issuance.policy.names import ANY_DNS, normalize_dns
+from rotation.issuance.policy.rollover_document import parse_rollovers
 from rotation.issuance.policy.rules import (
     ACM_PRIVATE_VALIDITY_DAYS,
     ANY,
@@ -25,6 +26,8 @@ from rotation.issuance.policy.rules import (
 )
 from rotation.issuance.spec import CA_ARN_PATTERN, MAX_NAMES, KeyAlgorithm
 
+#: The keys of the document (``rollovers``: :mod:`rotation.issuance.policy.rollover_document`).
+DOCUMENT_KEYS = ("version", "rules", "description", "rollovers")
 #: The keys a rule may hold: its attributes, under the same names.
 RULE_KEYS = frozenset(f.name for f in fields(Rule))
 
@@ -42,9 +45,9 @@ def parse_policy(text: str, *, source: str = "file", revision: str = "") -> Issu
         raise PolicyError("policy", None, f"not valid JSON{where}", "a JSON object {version, rules}") from None
     if not isinstance(document, dict):
         raise PolicyError("policy", None, "not a JSON object", "a JSON object {version, rules}")
-    unknown = set(document) - {"version", "rules", "description"}
+    unknown = set(document) - set(DOCUMENT_KEYS)
     if unknown:
-        raise PolicyError("policy", sorted(unknown)[0], "unknown key", ["version", "rules", "description"])
+        raise PolicyError("policy", sorted(unknown)[0], "unknown key", list(DOCUMENT_KEYS))
     if document.get("version") != FORMAT_VERSION:
         raise PolicyError("version", document.get("version"), "unsupported policy format", [str(FORMAT_VERSION)])
     rules_raw = document.get("rules")
@@ -55,7 +58,13 @@ def parse_policy(text: str, *, source: str = "file", revision: str = "") -> Issu
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
         raise PolicyError("rules[].name", duplicate, "two rules have this name", "unique rule names")
-    return IssuancePolicy(rules=rules, source=source, revision=revision, warnings=tuple(policy_warnings(rules)))
+    return IssuancePolicy(
+        rules=rules,
+        source=source,
+        revision=revision,
+        warnings=tuple(policy_warnings(rules)),
+        rollovers=parse_rollovers(document.get("rollovers")),
+    )
 
 
 def policy_warnings(rules: Sequence[Rule]) -> list[str]:

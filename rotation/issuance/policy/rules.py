@@ -9,13 +9,14 @@ matches gets nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
 from rotation.errors import SpecError
 from rotation.issuance.policy.names import ANY_DNS, ANY_IP, name_allowed
-from rotation.issuance.spec import MAX_NAMES, CertificateType, KeyAlgorithm
+from rotation.issuance.policy.rollovers import Rollover, redirect, widened_cas
+from rotation.issuance.spec import MAX_NAMES, CertificateType, CertSpec, KeyAlgorithm
 
 FORMAT_VERSION = 1
 #: The CA/Browser Forum ceiling for public TLS certificates; the default for private ones too.
@@ -93,16 +94,21 @@ class IssuancePolicy:
     source: str = "default"
     revision: str = ""
     warnings: tuple[str, ...] = field(default=())
+    #: CA rollovers (:mod:`rotation.issuance.policy.rollovers`): operator-written like the rules.
+    rollovers: tuple[Rollover, ...] = ()
 
     def rule_for(self, secret_name: str, account: str) -> Rule:
-        """The first rule that governs the secret.
+        """The first rule that governs the secret, as it applies during the policy's CA rollovers
+        (a rule allowing a CA that a rollover in move, retire or done moves also allows its new CA).
 
         Raises:
             PolicyError: no rule governs it (then it may obtain nothing).
         """
         for rule in self.rules:
             if rule.governs(secret_name, account):
-                return rule
+                if ANY in rule.ca_arns or not self.rollovers:
+                    return rule
+                return replace(rule, ca_arns=widened_cas(rule.ca_arns, self.rollovers))
         raise PolicyError(
             "SecretId",
             secret_name,
@@ -110,8 +116,16 @@ class IssuancePolicy:
             [f"rule {r.name!r}: secrets {', '.join(r.secrets)}" for r in self.rules] or "no rule at all",
         )
 
+    def issuing_spec(self, spec: CertSpec) -> CertSpec:
+        """The spec as the rotation issues it: its CA moved by the rollovers that issue from a new CA
+        (:func:`rotation.issuance.policy.rollovers.redirect`); the secret itself is never edited."""
+        return redirect(spec, self.rollovers) if self.rollovers else spec
+
     def to_document(self) -> dict[str, Any]:
-        return {"version": FORMAT_VERSION, "rules": [r.describe() for r in self.rules]}
+        document: dict[str, Any] = {"version": FORMAT_VERSION, "rules": [r.describe() for r in self.rules]}
+        if self.rollovers:
+            document["rollovers"] = [r.describe() for r in self.rollovers]
+        return document
 
 
 def default_policy(stack_cas: Sequence[str] | None) -> IssuancePolicy:
