@@ -68,6 +68,18 @@ class HandshakeLoad:
             self._phase = phase
             self.tallies.setdefault(phase, Tally())
 
+    def wait_for(self, handshakes: int, timeout: float = 120.0) -> None:
+        """Return once the current phase has seen ``handshakes`` handshakes (each phase is judged on
+        some, however fast the driver moves)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            with self._lock:
+                tally = self.tallies[self._phase]
+                if tally.ok + tally.failed >= handshakes:
+                    return
+            time.sleep(self.interval / 2)
+        raise AssertionError(f"{self.server}: fewer than {handshakes} handshakes in phase {self._phase!r}")
+
     def present(self, identity: ClientIdentity) -> None:
         """Present ``identity`` from the next handshake on (the client's own certificate moved)."""
         with self._lock:

@@ -270,6 +270,8 @@ def run_rollover(fleet: Fleet, *, rate: float, every_association: bool = True) -
     for load in loads:
         load.start("before")
     try:
+        for load in loads:
+            load.wait_for(3)
         answer = fleet.rollover("start", "--old-ca", fleet.old, "--new-ca", fleet.new, "--bundle", fleet.bundle)
         for _ in range(8):
             phase = answer["rollover"]["phase"]
@@ -283,6 +285,8 @@ def run_rollover(fleet: Fleet, *, rate: float, every_association: bool = True) -
                 fleet.converge(fleet.install_bundle)
             if every_association or CHANGED_IN.get(phase) == "leaves":
                 fleet.converge(fleet.install_leaf)
+            for load in loads:
+                load.wait_for(3)
             if phase == "done":
                 break
             answer = fleet.rollover("advance")
