@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -106,13 +107,23 @@ def _pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
     """A thread pool that waits for its reads when the block ends normally, and not when it raises
     (Ctrl-C above all): a read blocked on an endpoint that never answers must not hold the command
     for its read timeout. The command line then ends the process without joining those threads."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    pool = ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix=name, initializer=_interrupts_go_to_the_main_thread
+    )
     try:
         yield pool
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _interrupts_go_to_the_main_thread() -> None:
+    """Each reader blocks SIGINT, so the kernel hands a Ctrl-C to the main thread, the only one that
+    runs Python's signal handlers. Delivered to a reader instead, it would only interrupt that
+    reader's socket read, and the main thread, asleep in its wait for the readers, would learn of it
+    when the read ends: up to ``--read-timeout`` later (seen once as a Ctrl-C with no effect for 30 s)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def overlapped(

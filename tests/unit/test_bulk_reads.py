@@ -99,3 +99,21 @@ def test_a_split_listing_ends_when_pages_come_back_empty_with_a_token() -> None:
 
     listed = [s["Name"] for page in split_listing(list_page, describe, "app/") for s in page]
     assert sorted(listed) == sorted(names) and len(calls) < 200
+
+
+def test_a_ctrl_c_always_reaches_the_main_thread_never_a_reader() -> None:
+    """Only the main thread runs Python's signal handlers: a SIGINT the kernel gave a reader blocked
+    in a socket read would wait for that read to end. Every reader blocks SIGINT; the main thread
+    does not."""
+    import signal
+
+    from rotation.cli import bulk_reads
+
+    def mask(_: int) -> set[int]:
+        return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    readers = bulk_reads.in_parallel(mask, list(range(4)), workers=4)
+    pages = bulk_reads.overlapped([[1, 2], [3]], 1, lambda chunk: [mask(0)], workers=2)
+
+    assert all(signal.SIGINT in blocked for blocked in readers + pages)
+    assert signal.SIGINT not in mask(0)
