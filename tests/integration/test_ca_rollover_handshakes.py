@@ -31,13 +31,13 @@ def fleet(
 
 @pytest.mark.slow
 def test_an_rsa_to_ec_root_rollover_fails_no_handshake_on_apache_nginx_and_haproxy(fleet: Fleet) -> None:
-    """The operator runs ``start`` then ``advance`` until done; after each command the hosts run the
-    association of what the phase changed (the bench runs both every time) while every client keeps
-    shaking hands."""
-    outcome = run_rollover(fleet, rate=4, every_association=False)
+    """The operator runs ``start`` then ``advance`` until done, aborting once in move (the leaves go
+    back to the old root, then move again); after each command the hosts run the association of
+    what the phase changed (the bench runs both every time) while every client keeps shaking hands."""
+    outcome = run_rollover(fleet, rate=4, every_association=False, abort_in=("move",))
     print(table(outcome.loads, outcome.phases))
 
-    assert outcome.phases == ["before", "add", "prove", "move", "retire", "done"]
+    assert outcome.phases == ["before", "add", "prove", "move", "prove (abort)", "move again", "retire", "done"]
     failed = {
         server: {phase: t.failed for phase, t in by_phase.items()} for server, by_phase in outcome.tallies.items()
     }
@@ -46,6 +46,17 @@ def test_an_rsa_to_ec_root_rollover_fails_no_handshake_on_apache_nginx_and_hapro
     }
     assert failed == {server: dict.fromkeys(outcome.phases, 0) for server in fleet.servers}, reasons
     assert all(t.ok > 0 for by_phase in outcome.tallies.values() for t in by_phase.values())
+    old, new = (
+        {"CN=certrotate rollover RSA root,O=certrotate tests"},
+        {"CN=certrotate rollover EC root,O=certrotate tests"},
+    )
+    assert {phase: outcome.issuers[phase] for phase in ("prove", "move", "prove (abort)", "move again", "done")} == {
+        "prove": old,
+        "move": new,
+        "prove (abort)": old,  # the abort re-issued the leaves from the old root
+        "move again": new,
+        "done": new,
+    }
     for load in outcome.loads:  # the clients can tell: an old-root client certificate is now refused
         assert load.handshake(outcome.old_client) != ""
     for server in fleet.servers.values():

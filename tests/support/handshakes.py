@@ -139,11 +139,11 @@ class HandshakeLoad:
 
 def table(loads: list[HandshakeLoad], phases: list[str]) -> str:
     """Handshakes per phase and per server: ok, failed, rate."""
-    lines = [f"{'phase':<10} " + " ".join(f"{load.server:>24}" for load in loads)]
+    lines = [f"{'phase':<14} " + " ".join(f"{load.server:>24}" for load in loads)]
     for phase in phases:
         cells = []
         for load in loads:
             tally = load.tallies.get(phase, Tally())
             cells.append(f"{tally.ok:>6} ok {tally.failed:>3} failed {tally.rate:>5.1f}/s")
-        lines.append(f"{phase:<10} " + " ".join(f"{cell:>24}" for cell in cells))
+        lines.append(f"{phase:<14} " + " ".join(f"{cell:>24}" for cell in cells))
     return "\n".join(lines)

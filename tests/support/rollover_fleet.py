@@ -246,6 +246,8 @@ class Outcome:
     loads: list[HandshakeLoad]
     tallies: dict[str, dict[str, Tally]]
     old_client: ClientIdentity
+    #: The issuers of the leaves the servers hold at the end of each phase.
+    issuers: dict[str, set[str]]
 
 
 #: What changes on hosts when the rollover enters a phase: the bundles (``add``: the new CA joins;
@@ -253,10 +255,14 @@ class Outcome:
 CHANGED_IN = {"add": "bundles", "move": "leaves", "retire": "bundles"}
 
 
-def run_rollover(fleet: Fleet, *, rate: float, every_association: bool = True) -> Outcome:
+def run_rollover(
+    fleet: Fleet, *, rate: float, every_association: bool = True, abort_in: tuple[str, ...] = ()
+) -> Outcome:
     """The fleet on the old root, then ``start`` and ``advance`` until done, each client at ``rate``
-    handshakes a second throughout. After each command both associations run on every host, or
-    (``every_association=False``) only the one whose artefact the phase changed."""
+    handshakes a second throughout; the first time the rollover is in a phase of ``abort_in``, the
+    operator runs ``abort`` there instead (and ``advance`` again after). After each command both
+    associations run on every host, or (``every_association=False``) only the one whose artefact
+    the phase changed (both after an abort)."""
     for name in fleet.servers:  # the fleet before: leaves and bundles from the old root
         fleet.rotate(name)
     fleet.converge(fleet.install_leaf)
@@ -267,32 +273,43 @@ def run_rollover(fleet: Fleet, *, rate: float, every_association: bool = True) -
         for name, server in fleet.servers.items()
     ]
     phases = ["before"]
+    aborted: set[str] = set()
+    issuers: dict[str, set[str]] = {}
     for load in loads:
         load.start("before")
     try:
         for load in loads:
             load.wait_for(3)
         answer = fleet.rollover("start", "--old-ca", fleet.old, "--new-ca", fleet.new, "--bundle", fleet.bundle)
-        for _ in range(8):
+        after_abort = False
+        for _ in range(12):
             phase = answer["rollover"]["phase"]
-            phases.append(phase)
+            label = phase if phase not in phases else f"{phase} again"
+            label = f"{phase} (abort)" if after_abort else label
+            phases.append(label)
             for load in loads:
-                load.enter(phase)
+                load.enter(label)
                 if phase in ("move", "retire", "done"):  # the clients' own certificates move with the leaves
                     load.present(new_client)
             settle()  # the re-issues the command started have finished
-            if every_association or CHANGED_IN.get(phase) == "bundles":
+            if every_association or after_abort or CHANGED_IN.get(phase) == "bundles":
                 fleet.converge(fleet.install_bundle)
-            if every_association or CHANGED_IN.get(phase) == "leaves":
+            if every_association or after_abort or CHANGED_IN.get(phase) == "leaves":
                 fleet.converge(fleet.install_leaf)
             for load in loads:
                 load.wait_for(3)
+            issuers[label] = {issuer_of(server) for server in fleet.servers.values()}
             if phase == "done":
                 break
-            answer = fleet.rollover("advance")
+            after_abort = phase in abort_in and phase not in aborted
+            if after_abort:
+                aborted.add(phase)
+                answer = fleet.rollover("abort")
+            else:
+                answer = fleet.rollover("advance")
     finally:
         tallies = {load.server: load.stop() for load in loads}
-    return Outcome(phases, loads, tallies, old_client)
+    return Outcome(phases, loads, tallies, old_client, issuers)
 
 
 def issuer_of(server: Mtls) -> str:
