@@ -54,5 +54,5 @@ def _teach_revocation_time() -> None:
             ca.revoked_certificates[params["CertificateSerial"]]["revocation_time"] = ca_now().timestamp()
         return reply
 
-    revoke_certificate.certrotate_clock = True  # type: ignore[attr-defined]
+    revoke_certificate.certrotate_clock = True
     ACMPCAResponse.revoke_certificate = revoke_certificate  # type: ignore[method-assign]
