@@ -23,11 +23,12 @@ from typing import Any
 from rich.table import Table
 
 from rotation.aws import aws_call
-from rotation.cli import bulk_reads, hosts_bundles, keyless, options
+from rotation.cli import bulk_reads, hosts_bundles, hosts_crls, keyless, options
 from rotation.cli.inventory import SecretRecord, certificate_secrets
 from rotation.cli.output import Output, columns_that_fit, literal
 from rotation.cli.session import AwsContext, UsageError
-from rotation.fleet.inventory import read_fleet, read_trust_bundles
+from rotation.fleet import crl_view
+from rotation.fleet.inventory import read_crls, read_fleet, read_trust_bundles
 from rotation.fleet.ledger import LEDGER_TABLE_ENV
 from rotation.fleet.trust_view import TrustReport
 from rotation.fleet.view import (
@@ -82,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 when any host is not on the current certificate everywhere (a stale worker counts)",
+        help="exit 1 when any host is not on the current certificate everywhere (a stale worker counts), "
+        "or, with no secret selected, a host's CRL is past its nextUpdate or its latest refresh failed",
     )
     bulk_reads.add_max_rate_argument(parser)
     parser.add_argument(
@@ -131,6 +133,7 @@ class AccountInventory:
     reports: list[HostReport]
     problems: list[str]
     bundles: list[TrustReport] = field(default_factory=list)  # the trust bundles its hosts installed
+    crls: list[crl_view.CrlReport] = field(default_factory=list)  # the CRLs its mutual-TLS hosts installed
 
 
 def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
@@ -153,12 +156,13 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
     problems = [problem for account in accounts for problem in account.problems]
     silent = [f for f in fleets if not f.hosts and args.state is None]
     bundles = [] if selected else [bundle for account in accounts for bundle in account.bundles]
+    crls = [] if selected else [crl for account in accounts for crl in account.crls]
     if out.json_mode:
         secrets = [as_json(f, names, counts[f.secret_arn]) for f in fleets]
-        out.emit_json({"secrets": secrets, "trust_bundles": hosts_bundles.as_json(bundles), "problems": problems})
+        listed = {"trust_bundles": hosts_bundles.as_json(bundles), "crls": hosts_crls.as_json(crls, now)}
+        out.emit_json({"secrets": secrets, **listed, "problems": problems})
     else:
-        if bundles:
-            out.show(hosts_bundles.render(bundles, out.stdout.width))
+        show_host_tables(out, bundles, crls, now)
         for fleet in fleets:
             if fleet.hosts or args.state is not None:
                 out.show(render(fleet, names, now, out.stdout.width, counts[fleet.secret_arn]))
@@ -169,6 +173,9 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
             out.say("no certificate secrets and no host records")
         for problem in problems:
             out.note(f"certrotate: warning: {problem}")
+    crl_problems = crl_view.problems(crls, now) if args.check else []
+    for line in crl_problems:
+        out.note(f"certrotate: {line}")
     if args.check and not reports:
         out.note("no host has reported any of these secrets: nothing is known to serve them")
         return 1
@@ -179,7 +186,17 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
         note = f" ({stale} current but with a worker serving another certificate)" if stale else ""
         out.note(f"{len(behind)} host record(s) not on the current certificate{note}")
         return 1
-    return 0
+    return 1 if crl_problems else 0
+
+
+def show_host_tables(
+    out: Output, bundles: Sequence[TrustReport], crls: Sequence[crl_view.CrlReport], now: datetime
+) -> None:
+    """The per-host tables that are not about one secret: trust bundles, then CRLs (each when any)."""
+    if bundles:
+        out.show(hosts_bundles.render(bundles, out.stdout.width))
+    if crls:
+        out.show(hosts_crls.render(crls, now, out.stdout.width))
 
 
 def _records(aws: AwsContext, args: argparse.Namespace) -> list[SecretRecord]:
@@ -233,7 +250,8 @@ def read_opened(ssm: Any, account: str, *, max_rate: float = bulk_reads.DEFAULT_
     """Every instance's records in one account, at most ``max_rate`` GetInventory pages a second."""
     limited = bulk_reads.rate_limited(ssm, max_rate)
     reports, problems = bulk_reads.partitioned_fleet(lambda client: read_fleet(client, account), limited)
-    return AccountInventory(account, reports, problems, read_trust_bundles(limited, account))
+    bundles, crls = read_trust_bundles(limited, account), read_crls(limited, account)
+    return AccountInventory(account, reports, problems, bundles, crls)
 
 
 def as_json(

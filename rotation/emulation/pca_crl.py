@@ -42,6 +42,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from rotation.emulation.pca_clock import ca_now
 from rotation.emulation.pca_errors import PrivateCaError
 from rotation.fleet.crl_facts import (
     PUBLICATION_DELAY,
@@ -338,7 +339,7 @@ def teach_moto_crl() -> None:
         """The CRL a CA writes as soon as it is ACTIVE with CRLs enabled."""
         settings = CrlSettings.parse(ca.revocation_configuration)
         if settings.enabled and ca.status == "ACTIVE" and _state(ca).published_at is None:
-            publish(ca, datetime.now(UTC).replace(microsecond=0), "enabled")
+            publish(ca, ca_now(), "enabled")  # the wall clock, or the scenario's (pca_clock)
 
     def import_certificate_authority_certificate(self: Any) -> str:
         reply = str(original_import(self))

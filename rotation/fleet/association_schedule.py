@@ -8,6 +8,12 @@ with UNIT ``minute(s)``, ``hour(s)`` or ``day(s)``, singular for a VALUE of 1 an
 ``ScheduleExpression`` no pattern, so nothing before the service refuses ``rate(31 days)``,
 ``rate(744 hours)`` or ``rate(44640 minutes)``: this module does, and the templates'
 ``ConvergenceSchedule`` pattern admits exactly what it admits (a test compares them).
+
+The CRL refresh association (``CrlRefreshSchedule``, InstallCRL) takes a narrower range: rate
+expressions from 30 minutes to 6 hours. Private CA's shortest-lived CRL (``ExpirationInDays`` 1, its
+least; API reference, CrlConfiguration) is rewritten at half its validity, every 12 hours, so a host
+that refreshes at most every 6 hours has a second try before the CRL it holds passes its nextUpdate.
+A revocation reaches a server about 30 minutes after it (the CA's publication) plus at most one interval.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from enum import IntEnum
 
 from rotation.errors import SpecError
 
-__all__ = ["LONGEST_MINUTES", "SHORTEST_MINUTES", "RateUnit", "check_schedule", "rate_minutes"]
+__all__ = [
+    "CRL_REFRESH_LONGEST_MINUTES",
+    "LONGEST_MINUTES",
+    "SHORTEST_MINUTES",
+    "RateUnit",
+    "check_crl_refresh_schedule",
+    "check_schedule",
+    "rate_minutes",
+]
 
 
 class RateUnit(IntEnum):
@@ -31,6 +45,8 @@ class RateUnit(IntEnum):
 SHORTEST_MINUTES = 30
 #: Less than 31 days: the longest admitted rate is one minute shorter.
 LONGEST_MINUTES = 31 * RateUnit.DAY - 1
+#: The CRL refresh's longest interval: half of half of Private CA's shortest CRL validity (1 day).
+CRL_REFRESH_LONGEST_MINUTES = 6 * RateUnit.HOUR
 
 _RATE = re.compile(r"rate\((?P<value>[1-9][0-9]{0,5}) (?P<unit>minute|hour|day)(?P<plural>s?)\)")
 _CRON = re.compile(r"cron\([^()]+\)")
@@ -65,4 +81,20 @@ def check_schedule(expression: str, field: str = FIELD) -> str:
         raise SpecError(
             field, expression, f"{minutes} minutes is outside State Manager's 30 minutes to under 31 days", ALLOWED
         )
+    return expression
+
+
+def check_crl_refresh_schedule(expression: str, field: str = "CrlRefreshSchedule") -> str:
+    """``expression`` if it is a rate the CRL refresh association may run on (30 minutes to 6 hours).
+
+    Raises:
+        SpecError: not a rate expression, or outside 30 minutes to 6 hours (a cron is refused too:
+            its longest gap would not be readable from it).
+    """
+    minutes = rate_minutes(expression)
+    allowed = "rate(30 minutes) to rate(360 minutes), rate(1 hour) or rate(2 hours) to rate(6 hours)"
+    if minutes is None:
+        raise SpecError(field, expression[:80], "not a rate expression", allowed)
+    if not SHORTEST_MINUTES <= minutes <= CRL_REFRESH_LONGEST_MINUTES:
+        raise SpecError(field, expression, f"{minutes} minutes is outside 30 minutes to 6 hours", allowed)
     return expression

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rotation.aws import aws_call
+from rotation.fleet.crl_view import CRL_INVENTORY_TYPE, CrlReport, parse_crl_records
 from rotation.fleet.trust_view import TRUST_INVENTORY_TYPE, TrustReport, parse_trust_records
 from rotation.fleet.view import (
     INVENTORY_TYPE,
@@ -90,16 +91,34 @@ def _read(ssm: Any, account: str, filters: list[dict[str, Any]]) -> tuple[list[H
         request["NextToken"] = page["NextToken"]
 
 
-def read_trust_bundles(ssm: Any, account: str) -> list[TrustReport]:
-    """Every host's trust-bundle records of one account (GetInventory of their own type, 50 instances a page)."""
-    reports: list[TrustReport] = []
-    request: dict[str, Any] = {"ResultAttributes": [{"TypeName": TRUST_INVENTORY_TYPE}], "MaxResults": 50}
+def _custom_contents(ssm: Any, type_name: str) -> Iterator[tuple[str, list[Any]]]:
+    """(instance id, records) of one custom inventory type for every instance of the account
+    (GetInventory of that type, 50 instances a page)."""
+    request: dict[str, Any] = {"ResultAttributes": [{"TypeName": type_name}], "MaxResults": 50}
     while True:
         with aws_call("ssm", "GetInventory"):
             page = ssm.get_inventory(**request)
         for entity in page.get("Entities", []):
-            item = (entity.get("Data") or {}).get(TRUST_INVENTORY_TYPE) or {}
-            reports.extend(parse_trust_records(account, str(entity.get("Id", "")), item.get("Content") or []))
+            item = (entity.get("Data") or {}).get(type_name) or {}
+            yield str(entity.get("Id", "")), list(item.get("Content") or [])
         if not page.get("NextToken"):
-            return reports
+            return
         request["NextToken"] = page["NextToken"]
+
+
+def read_trust_bundles(ssm: Any, account: str) -> list[TrustReport]:
+    """Every host's trust-bundle records of one account."""
+    return [
+        report
+        for instance, content in _custom_contents(ssm, TRUST_INVENTORY_TYPE)
+        for report in parse_trust_records(account, instance, content)
+    ]
+
+
+def read_crls(ssm: Any, account: str) -> list[CrlReport]:
+    """Every mutual-TLS host's CRL records of one account."""
+    return [
+        report
+        for instance, content in _custom_contents(ssm, CRL_INVENTORY_TYPE)
+        for report in parse_crl_records(account, instance, content)
+    ]

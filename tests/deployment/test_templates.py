@@ -394,8 +394,8 @@ def test_convergence_settings_are_parameters_with_state_managers_defaults(name: 
     # issue 16 item 9: no reservation (a new account's reduced quota refuses it); see test_fleet_trust_templates
     assert "ReservedConcurrentExecutions" not in template["Resources"]["ConvergeFunction"]["Properties"]
     for logical_id, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::SSM::Association":
-            properties = resource["Properties"]
+        if resource["Type"] == "AWS::SSM::Association" and logical_id != "CrlRefreshAssociation":
+            properties = resource["Properties"]  # the certificate associations (the CRL's: test_crl_refresh_template)
             assert properties["ApplyOnlyAtCronInterval"] is False, logical_id  # new instances run at once
             assert properties["ScheduleExpression"] == {"Ref": "ConvergenceSchedule"}
             assert properties["Targets"][0]["Key"] == "tag:certrotate:secret"

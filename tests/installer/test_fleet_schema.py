@@ -112,3 +112,25 @@ def test_the_trust_bundle_reader_names_what_the_writer_writes_and_reads_its_reco
     (report,) = trust_view.parse_trust_records("111122223333", "i-0123456789abcdef0", failed)
     assert report.bundle == "partners" and report.status == "failed"
     assert report.fingerprint == "ab" * 32  # a failed run keeps what the host last installed
+
+
+def test_the_crl_reader_names_what_the_writer_writes_and_reads_its_record_back() -> None:
+    """Issue 28: ``certrotate hosts``' CRL table reads the installer's crl_record, a failed run included."""
+    from certrotate_installer import crl_record
+
+    from rotation.fleet import crl_view
+
+    assert crl_view.CRL_INVENTORY_TYPE == crl_record.CRL_INVENTORY_TYPE
+    assert crl_view.CRL_KEYS == crl_record.CRL_KEYS
+    entry = {key: "" for key in crl_record.CRL_KEYS}
+    entry.update(CaName="Client CA A", CrlNumber="1765000000000", ThisUpdate="2026-12-07T04:00:00Z")
+    entry.update(NextUpdate="2026-12-14T04:00:00Z", Revoked="2")
+    installed = crl_record.next_crl_records(None, [entry], ("installed", 0, ""), 1.8e9)
+    failed = crl_record.next_crl_records(installed, [], ("failed", 3, "a CRL source cannot be read"), 1.8e9 + 60)
+    (report,) = crl_view.parse_crl_records("111122223333", "i-0123456789abcdef0", failed)
+    assert (report.ca_name, report.crl_number, report.next_update) == (
+        "Client CA A",
+        "1765000000000",
+        entry["NextUpdate"],
+    )
+    assert (report.status, report.exit_code, report.message) == ("failed", "3", "a CRL source cannot be read")
