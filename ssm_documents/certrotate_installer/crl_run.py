@@ -24,7 +24,7 @@ from .host_file import HostConfig, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, refused, say, warn
 from .parameters import DEFAULT_HTTPS_PORT, HTTPS_PORT, Action, Request
 from .path_policy import Target, TargetKind
-from .recovery import commit_under_guard, recover, roll_back
+from .recovery import commit_under_guard, recover, release, roll_back
 from .servers.base import Server
 from .swap import SignalGuard, Swap
 from .tools import find_tool
@@ -198,9 +198,4 @@ def crl_main(environ: Dict[str, str]) -> int:
         guard.report()
         return int(code)
     finally:
-        for target in targets:
-            os.close(target.dir_fd)
-        if host is not None:
-            host.close()
-        if lock_fd is not None:
-            os.close(lock_fd)
+        release(targets, host, lock_fd)

@@ -12,7 +12,7 @@ from .host_file import HOST_CONFIG, HostConfig, check_server_config, load_host_c
 from .output import Exit, InstallError, Interrupted, classify, warn
 from .parameters import DEFAULT_HTTPS_PORT, Action, Request, check_combined_files, read_request
 from .path_policy import Target, default_files, open_targets
-from .recovery import recover
+from .recovery import recover, release
 from .registry import Registry
 from .runs import RUNS, print_outcome
 from .servers import REGISTRY
@@ -168,12 +168,7 @@ def run_certificate(argv: Sequence[str], environ: Dict[str, str]) -> int:
         guard.report()
         return int(code)
     finally:
-        for target in targets:
-            os.close(target.dir_fd)
-        if host is not None:
-            host.close()
-        if lock_fd is not None:
-            os.close(lock_fd)
+        release(targets, host, lock_fd)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from .certificate import CertificateFacts, live_facts
 from .directories import open_directory
@@ -81,6 +81,16 @@ def recover(host: Host) -> None:
     finally:
         for target in targets:
             os.close(target.dir_fd)
+
+
+def release(targets: Sequence[Target], host: Optional[Host], lock_fd: Optional[int]) -> None:
+    """Close what a run opened (its directories, the host's descriptors, the lock), whatever happened."""
+    for target in targets:
+        os.close(target.dir_fd)
+    if host is not None:
+        host.close()
+    if lock_fd is not None:
+        os.close(lock_fd)
 
 
 def roll_back(host: Host, swap: Swap, exc: BaseException) -> InstallError:

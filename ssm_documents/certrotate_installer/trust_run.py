@@ -15,7 +15,7 @@ from .host_file import HostConfig, load_host_config
 from .output import Exit, InstallError, Interrupted, classify, refused, say, warn
 from .parameters import BUNDLE_ARN, BUNDLE_FILE, DEFAULT_HTTPS_PORT, HTTPS_PORT, Action, Request
 from .path_policy import Target, TargetKind, TrustStore, check_target_name
-from .recovery import commit_under_guard, recover, roll_back
+from .recovery import commit_under_guard, recover, release, roll_back
 from .servers.base import Server
 from .swap import SignalGuard, Swap
 from .tools import find_tool
@@ -274,9 +274,4 @@ def trust_main(environ: Dict[str, str]) -> int:
         guard.report()
         return int(code)
     finally:
-        for target in targets:
-            os.close(target.dir_fd)
-        if host is not None:
-            host.close()
-        if lock_fd is not None:
-            os.close(lock_fd)
+        release(targets, host, lock_fd)
