@@ -262,6 +262,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from rotation.cli.local_apache import free_port
+    from rotation.emulation.dynamodb_scan import quick_scans
     from rotation.emulation.secrets_listing import indexed_secret_lookups, paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
@@ -277,7 +278,13 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
     try:
-        with ssm_inventory_in_moto(), paged_list_secrets(), indexed_secret_lookups(), plain_scan_responses():
+        with (
+            ssm_inventory_in_moto(),
+            paged_list_secrets(),
+            indexed_secret_lookups(),
+            quick_scans(),
+            plain_scan_responses(),
+        ):
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint, **KEYS)
             create_table(dynamodb, LEDGER_TABLE)

@@ -1,0 +1,110 @@
+"""``rotation.emulation.dynamodb_scan``: moto's Scan answers, page for page, at one cast and one hash per item."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models.dynamo_type import DynamoType
+
+from rotation.emulation.dynamodb_scan import quick_scans
+
+REGION = "us-east-1"
+
+
+def every_page(dynamodb: Any, **request: Any) -> list[dict[str, Any]]:
+    """Every Scan response of the chain, whole (items, counts, LastEvaluatedKey)."""
+    pages = []
+    while True:
+        page = dynamodb.scan(**request)
+        page.pop("ResponseMetadata")
+        pages.append(page)
+        if "LastEvaluatedKey" not in page:
+            return pages
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def seeded(dynamodb: Any) -> None:
+    shuffled = random.Random(29)
+    dynamodb.create_table(
+        TableName="ranged",
+        KeySchema=[{"AttributeName": "Arn", "KeyType": "HASH"}, {"AttributeName": "Serial", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "Arn", "AttributeType": "S"}, {"AttributeName": "Serial", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName="numbered",
+        KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in shuffled.sample(range(300), 300):
+        for serial in ("0A", "ff", "1") if n % 4 else ("0A",):
+            item = {"Arn": {"S": f"arn:aws:secretsmanager:x:{n % 37}:secret:s-{n}"}, "Serial": {"S": serial}}
+            item["Pad"] = {"S": "x" * shuffled.randrange(1, 9000)}  # items of uneven size: the 1 MB page limit
+            if n % 3:
+                item["Superseded"] = {"S": "2026-01-01T00:00:00Z"}
+            dynamodb.put_item(TableName="ranged", Item=item)
+        number = str(shuffled.choice([-1, 1]) * n / shuffled.choice([1, 4, 10]))
+        dynamodb.put_item(TableName="numbered", Item={"Id": {"N": number}, "Pad": {"S": "y" * 4000}})
+
+
+REQUESTS: list[dict[str, Any]] = [
+    {"TableName": "ranged"},
+    {"TableName": "ranged", "Limit": 7},
+    *({"TableName": "ranged", "Segment": s, "TotalSegments": 5} for s in range(5)),
+    *(
+        {
+            "TableName": "ranged",
+            "Segment": s,
+            "TotalSegments": 3,
+            "Limit": 40,
+            "FilterExpression": "attribute_not_exists(#s) AND begins_with(#a, :arn)",
+            "ProjectionExpression": "#a, Serial",
+            "ExpressionAttributeNames": {"#s": "Superseded", "#a": "Arn"},
+            "ExpressionAttributeValues": {":arn": {"S": "arn:"}},
+        }
+        for s in range(3)
+    ),
+    {"TableName": "numbered"},
+    {"TableName": "numbered", "Limit": 11},
+    *({"TableName": "numbered", "Segment": s, "TotalSegments": 4, "Limit": 13} for s in range(4)),
+]
+
+
+def test_the_same_pages_in_the_same_order_as_moto_answers() -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        seeded(dynamodb)
+        expected = [every_page(dynamodb, **request) for request in REQUESTS]
+        with quick_scans():
+            got = [every_page(dynamodb, **request) for request in REQUESTS]
+        assert got == expected
+        assert sum(len(pages) for pages in expected) > 3 * len(REQUESTS)  # the cases do page
+        assert len(expected[0]) > 1  # ... by the 1 MB limit too, not only by Limit
+        segments = [{item["Arn"]["S"] for page in pages for item in page["Items"]} for pages in expected[2:7]]
+        assert all(segments) and sum(map(len, segments)) == len(set().union(*segments))  # one segment per key
+
+
+def test_each_item_is_cast_once_per_call_instead_of_per_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    casts = 0
+    cast = DynamoType.cast_value.fget  # type: ignore[attr-defined]
+
+    def counted(self: DynamoType) -> Any:
+        nonlocal casts
+        casts += 1
+        return cast(self)
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        seeded(dynamodb)
+        monkeypatch.setattr(DynamoType, "cast_value", property(counted))
+        dynamodb.scan(TableName="ranged", Limit=1)
+        by_moto, casts = casts, 0
+        with quick_scans():
+            dynamodb.scan(TableName="ranged", Limit=1)
+        items = 300 * 3 - 75 * 2
+        assert casts <= 2 * items + 10 < by_moto / 4
