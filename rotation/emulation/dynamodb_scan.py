@@ -37,10 +37,15 @@ def _segment_byte(partition_key: str) -> int:
 
 
 def _within_segment(item: Any, segments: tuple[None, None] | tuple[int, int]) -> bool:
-    if segments == (None, None):
-        return True
     segment, total = segments
+    if segment is None or total is None:  # (None, None): the whole table
+        return True
     return segment == _segment_byte(item.hash_key.value) % total
+
+
+def _cast(value: Any) -> Any:
+    """``DynamoType.cast_value``: a string or binary key is its value as is (no type checks on the way)."""
+    return value.value if value.type in ("S", "B") else value.cast_value
 
 
 def _all_items(table: Any) -> list[Any]:
@@ -54,7 +59,7 @@ def _all_items(table: Any) -> list[Any]:
     # moto's key, with each DynamoType replaced by the value its comparisons use
     return sorted(
         items,
-        key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value) if x.range_key else x.hash_key.cast_value,
+        key=lambda x: (_cast(x.hash_key), _cast(x.range_key)) if x.range_key else _cast(x.hash_key),
     )
 
 

@@ -32,7 +32,10 @@ def seeded(dynamodb: Any) -> None:
     dynamodb.create_table(
         TableName="ranged",
         KeySchema=[{"AttributeName": "Arn", "KeyType": "HASH"}, {"AttributeName": "Serial", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "Arn", "AttributeType": "S"}, {"AttributeName": "Serial", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "Arn", "AttributeType": "S"},
+            {"AttributeName": "Serial", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.create_table(
