@@ -1,30 +1,35 @@
-"""moto's DynamoDB Scan without its per-call sorting and hashing cost: the same items, pages and segments.
+"""moto's DynamoDB Scan without its per-call sorting, hashing and copying cost: the same items, pages and segments.
 
 moto 5.2 answers every Scan call (every page of every segment of a parallel scan) by sorting the
 whole table with ``DynamoType`` comparisons, each of which casts both values again (``Table.all_items``),
-and by taking the MD5 of every item's partition key to find its segment (``Item.is_within_segment``).
-A parallel Scan of a 20,000-item ledger in 8 segments is 16 such calls: about 60 % of what moto's
-server spent in a keyless ``status`` over 10,000 secrets, work the real service does not charge a
-client for. :func:`quick_scans` sorts by each key's value cast once per item (``DynamoType.__lt__``
-compares ``cast_value``; a table's key attributes have one declared type each, so the order is the
-same), and remembers each partition key's segment byte (the same MD5 byte moto computes). Nothing
-else of the scan changes: the 1 MB page limit, ``Limit``, filters, projection and
-``LastEvaluatedKey`` are moto's own.
+by taking the MD5 of every item's partition key to find its segment (``Item.is_within_segment``),
+by comparing every item before ``ExclusiveStartKey`` with it, and by deep-copying every item it
+reads before the filter expression drops most of them. A parallel Scan of a 20,000-item ledger in
+8 segments is 16 such calls: about 60 % of what moto's server spent in a keyless ``status`` over
+10,000 secrets, work the real service does not charge a client for. :func:`quick_scans` sorts by
+each key's value cast once per item (``DynamoType.__lt__`` compares ``cast_value``; a table's key
+attributes have one declared type each, so the order is the same), remembers each partition key's
+segment byte (the same MD5 byte moto computes), finds the start key by bisection, and copies only
+the items it returns. The 1 MB limit on the data read, ``Limit``, ``ScannedCount``, the filters,
+the projection and ``LastEvaluatedKey`` are moto's (tested page for page against moto's answers).
 
 AWS's parallel scan assigns every item of one partition key to one segment, the same segment on
-every call (DynamoDB Developer Guide, *Parallel scan*: each segment is scanned independently);
-moto's MD5 rule has that property and this keeps it.
+every call (DynamoDB Developer Guide, *Parallel scan*: each segment is scanned independently), and
+applies the 1 MB limit to the items read before any filter (*Scan*, "Filter expressions for Scan");
+moto's rules have both properties and this keeps them.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import copy
 import functools
 from collections.abc import Iterator
 from typing import Any
 
-from moto.dynamodb.models.dynamo_type import Item
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
 from moto.utilities.utils import md5_hash
 
 from rotation.emulation.moto_patch import replaced
@@ -48,23 +53,135 @@ def _cast(value: Any) -> Any:
     return value.value if value.type in ("S", "B") else value.cast_value
 
 
-def _all_items(table: Any) -> list[Any]:
-    """``Table.all_items``: every item ordered by partition key, then sort key, each key cast once."""
+def _sort_key(item: Any) -> Any:
+    # moto's key, with each DynamoType replaced by the value its comparisons use
+    return (_cast(item.hash_key), _cast(item.range_key)) if item.range_key else _cast(item.hash_key)
+
+
+def _keyed_items(table: Any) -> list[tuple[Any, Any]]:
+    """Every item of the table with its sort key, ordered as ``Table.all_items`` orders them."""
     items: list[Any] = []
     for hash_set in table.items.values():
         if table.range_key_attr:
             items.extend(hash_set.values())
         else:
             items.append(hash_set)
-    # moto's key, with each DynamoType replaced by the value its comparisons use
-    return sorted(
-        items,
-        key=lambda x: (_cast(x.hash_key), _cast(x.range_key)) if x.range_key else _cast(x.hash_key),
-    )
+    keyed = [(_sort_key(item), item) for item in items]
+    keyed.sort(key=lambda pair: pair[0])
+    return keyed
+
+
+def _all_items(table: Any) -> list[Any]:
+    """``Table.all_items``: every item ordered by partition key, then sort key, each key cast once."""
+    return [item for _, item in _keyed_items(table)]
+
+
+def _start_after(table: Any, exclusive_start_key: dict[str, Any]) -> Any:
+    """The sort key of ``ExclusiveStartKey`` (moto's scan skips every item up to and including it), or
+    None where it does not name exactly the table's key attributes (moto's own scan handles those)."""
+    names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+    if sorted(exclusive_start_key) != sorted(names):
+        return None
+    values = [DynamoType(exclusive_start_key[name]) for name in names]
+    if [v.type for v in values] != [_declared_type(table, name) for name in names]:
+        return None
+    return (_cast(values[0]), _cast(values[1])) if len(values) == 2 else _cast(values[0])
+
+
+def _declared_type(table: Any, name: str) -> str:
+    return next((str(a["AttributeType"]) for a in table.attr if a["AttributeName"] == name), "")
+
+
+def _passes(item: Any, filters: dict[str, Any]) -> bool:
+    """moto's check of the legacy ``ScanFilter`` conditions, as its scan loop makes it."""
+    for attribute_name, (operator, values) in filters.items():
+        attribute = item.attrs.get(attribute_name)
+        if attribute:
+            if not attribute.compare(operator, values):
+                return False
+        elif operator != "NULL":
+            return False
+    return True
+
+
+def _scan(
+    table: Any,
+    filters: dict[str, Any],
+    limit: int,
+    exclusive_start_key: dict[str, Any] | None,
+    filter_expression: Any = None,
+    index_name: str | None = None,
+    consistent_read: bool = False,
+    projection_expression: list[list[str]] | None = None,
+    segments: tuple[None, None] | tuple[int, int] = (None, None),
+) -> tuple[list[Any], int, dict[str, Any] | None]:
+    """``Table.scan`` of the table itself: moto's loop (segment, start key, ``Limit``, the 1 MB limit on
+    the items read, legacy filters, then the filter expression and the projection), with the start
+    key found by bisection in the sorted items, and an item copied only when it is returned (moto
+    copies every item read, then drops what the filter expression refuses; a projection builds new
+    items anyway). A scan of an index, or a start key moto would compare differently, is moto's own.
+    """
+    if index_name:
+        return _MOTO_SCAN(
+            table,
+            filters,
+            limit,
+            exclusive_start_key,
+            filter_expression,
+            index_name,
+            consistent_read,
+            projection_expression,
+            segments,
+        )
+    keyed = _keyed_items(table)
+    first = 0
+    if exclusive_start_key is not None:
+        after = _start_after(table, exclusive_start_key)
+        if after is None:
+            return _MOTO_SCAN(
+                table,
+                filters,
+                limit,
+                exclusive_start_key,
+                filter_expression,
+                index_name,
+                consistent_read,
+                projection_expression,
+                segments,
+            )
+        first = bisect.bisect_right(keyed, after, key=lambda pair: pair[0])
+    read: list[Any] = []
+    size = 0
+    scanned = 0
+    last_key = None
+    for _, item in keyed[first:]:
+        if not _within_segment(item, segments):
+            continue
+        item_size = item.size()
+        if len(read) == limit or size + item_size > RESULT_SIZE_LIMIT:
+            last_key = table._get_last_evaluated_key(copy.deepcopy(read[-1]), index_name)
+            break
+        if _passes(item, filters):
+            read.append(item)
+            size += item_size
+        scanned += 1
+    if filter_expression is not None:
+        read = [item for item in read if filter_expression.expr(item)]
+    if projection_expression:
+        results = [item.project(projection_expression) for item in read]
+    else:
+        results = [copy.deepcopy(item) for item in read]
+    return results, scanned, last_key
+
+
+_MOTO_SCAN: Any = Table.scan
 
 
 @contextlib.contextmanager
 def quick_scans() -> Iterator[None]:
     """moto's Scan (and everything else that walks ``all_items``) at one cast and one hash per item."""
-    with replaced(Table, all_items=_all_items), replaced(Item, is_within_segment=_within_segment):
+    with (
+        replaced(Table, all_items=_all_items, scan=_scan),
+        replaced(Item, is_within_segment=_within_segment),
+    ):
         yield

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 from rotation.emulation.dynamodb_scan import quick_scans
 
@@ -111,3 +111,28 @@ def test_each_item_is_cast_once_per_call_instead_of_per_comparison(monkeypatch: 
             dynamodb.scan(TableName="ranged", Limit=1)
         items = 300 * 3 - 75 * 2
         assert casts <= 2 * items + 10 < by_moto / 4
+
+
+def test_only_the_items_returned_are_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto copies every item it reads, then drops those the filter expression refuses."""
+    copied = 0
+    original = Item.__deepcopy__
+
+    def counted(self: Item, memo: dict[int, Any]) -> Item:
+        nonlocal copied
+        copied += 1
+        return original(self, memo)
+
+    request = {"TableName": "ranged", "FilterExpression": "attribute_not_exists(Superseded)"}
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        seeded(dynamodb)
+        monkeypatch.setattr(Item, "__deepcopy__", counted)
+        by_moto = dynamodb.scan(**request)
+        copied_by_moto, copied = copied, 0
+        with quick_scans():
+            quick = dynamodb.scan(**request)
+        assert quick["Items"] == by_moto["Items"] and quick["ScannedCount"] == by_moto["ScannedCount"]
+        assert by_moto["ScannedCount"] > 2 * by_moto["Count"]  # the filter drops most of what is read
+        assert copied_by_moto >= by_moto["ScannedCount"]
+        assert copied <= quick["Count"] + 1  # the returned items, and the last one read for LastEvaluatedKey
