@@ -66,7 +66,12 @@ def _keyed_items(table: Any) -> list[tuple[Any, Any]]:
             items.extend(hash_set.values())
         else:
             items.append(hash_set)
-    keyed = [(_sort_key(item), item) for item in items]
+    names = (table.hash_key_attr, table.range_key_attr)
+    if table.range_key_attr and all(_declared_type(table, name) in ("S", "B") for name in names):
+        # the ledger's keys: strings, whose cast value is the value itself (moto refuses a key of another type)
+        keyed = [((item.hash_key.value, item.range_key.value), item) for item in items]
+    else:
+        keyed = [(_sort_key(item), item) for item in items]
     keyed.sort(key=lambda pair: pair[0])
     return keyed
 
