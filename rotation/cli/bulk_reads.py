@@ -190,6 +190,29 @@ LISTING_CHAINS = 16
 Page = tuple[list[dict[str, Any]], str | None]
 
 
+def split_prefixes(values: tuple[str, ...], names: Sequence[str]) -> list[tuple[str, ...]]:
+    """The chains (their ``name`` filter values) that a chain listing ``values`` splits into, given
+    the names its first page showed: together they cover what ``values`` covers, each name once
+    (the secret named exactly a single prefix ``p`` aside: :func:`split_listing` describes it).
+    """
+    if len(values) > 1:
+        if not any(n.startswith(v) for n in names for v in values):
+            # an empty first page that says there is more: halve the group
+            half = len(values) // 2
+            return [values[:half], values[half:]]
+        # one chain per prefix: a group that holds more than a page after a split is where the
+        # names are (peeling off one shown prefix at a time left the rest one long chain)
+        return [(v,) for v in values]
+    (parent,) = values
+    nexts = {n[len(parent)] for n in names if n.startswith(parent) and len(n) > len(parent)}
+    shown = tuple(parent + c for c in NAME_ALPHABET if c in nexts)
+    groups = []
+    for characters in NAME_CLASSES:  # names that share a prefix tend to go on in one class
+        others = [parent + c for c in characters if c not in nexts]
+        groups += [tuple(others[i : i + FILTER_VALUES]) for i in range(0, len(others), FILTER_VALUES)]
+    return [(v,) for v in shown] + groups
+
+
 def split_listing(
     list_page: Callable[[tuple[str, ...], str | None], Page],
     describe: Callable[[str], dict[str, Any] | None],
@@ -219,24 +242,6 @@ def split_listing(
         seen.update(str(s.get("ARN")) for s in page)
         return page
 
-    def children(values: tuple[str, ...], names: Sequence[str]) -> list[tuple[str, ...]]:
-        if len(values) > 1:
-            if not any(n.startswith(v) for n in names for v in values):
-                # an empty first page that says there is more: halve the group
-                half = len(values) // 2
-                return [values[:half], values[half:]]
-            # one chain per prefix: a group that holds more than a page after a split is where the
-            # names are (peeling off one shown prefix at a time left the rest one long chain)
-            return [(v,) for v in values]
-        (parent,) = values
-        nexts = {n[len(parent)] for n in names if n.startswith(parent) and len(n) > len(parent)}
-        shown = tuple(parent + c for c in NAME_ALPHABET if c in nexts)
-        groups = []
-        for characters in NAME_CLASSES:  # names that share a prefix tend to go on in one class
-            others = [parent + c for c in characters if c not in nexts]
-            groups += [tuple(others[i : i + FILTER_VALUES]) for i in range(0, len(others), FILTER_VALUES)]
-        return [(v,) for v in shown] + groups
-
     def splittable(values: tuple[str, ...]) -> bool:
         return len(values) > 1 or len(values[0]) < FILTER_VALUE_LENGTH
 
@@ -261,7 +266,7 @@ def split_listing(
                 secrets, next_token = future.result()
                 chains_open = sum(1 for *_, e in pending.values() if not e)
                 if next_token and token is None and chains_open + 1 < chains and splittable(values):
-                    for child in children(values, [str(s.get("Name", "")) for s in secrets]):
+                    for child in split_prefixes(values, [str(s.get("Name", "")) for s in secrets]):
                         start(child)
                     if len(values) == 1 and values[0]:
                         pending[pool.submit(describe, values[0])] = (values, None, True)
