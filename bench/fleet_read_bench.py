@@ -10,7 +10,9 @@ BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that 
 show throttled calls. moto's ListSecrets is given paging that costs a page per page
 (``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)), and secret
 lookups by ARN or name from an index (moto scans every secret per lookup: 10,000
-BatchGetSecretValue reads by ARN are O(n²) too). ``status``
+BatchGetSecretValue reads by ARN are O(n²) too), and moto's DynamoDB Scan sorts, hashes and
+copies at a page's cost (``rotation.emulation.dynamodb_scan``: moto sorted the whole table with
+casts in every comparison and copied every item read, on every page of every segment). ``status``
 lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
 accounts (each through its FleetViewRole), all for one secret.
 
