@@ -58,8 +58,32 @@ def _sort_key(item: Any) -> Any:
     return (_cast(item.hash_key), _cast(item.range_key)) if item.range_key else _cast(item.hash_key)
 
 
+_CACHE = "_certrotate_sorted_items"
+#: A new object each time :func:`quick_scans` begins or ends: an order kept from another while (the
+#: writes between two were not counted) is never used.
+_EPOCH: list[object] = [object()]
+_GENERATION = "_certrotate_generation"
+
+
 def _keyed_items(table: Any) -> list[tuple[Any, Any]]:
-    """Every item of the table with its sort key, ordered as ``Table.all_items`` orders them."""
+    """Every item of the table with its sort key, ordered as ``Table.all_items`` orders them.
+
+    The order is kept between calls while the table's keys are the same: moto adds, replaces and
+    removes items only in ``Table.put_item`` and ``Table.delete_item`` (wrapped here to count a
+    generation), a restore gives the table a new ``items`` dictionary, and an order kept from
+    another :func:`quick_scans` is not used. An update changes an
+    item in place, which the kept order (of the item objects themselves) sees.
+    """
+    generation = table.__dict__.get(_GENERATION, 0)
+    kept = table.__dict__.get(_CACHE)
+    if kept is not None and kept[0] is table.items and kept[1] == generation and kept[3] is _EPOCH[0]:
+        return kept[2]
+    keyed = _sorted_now(table)
+    table.__dict__[_CACHE] = (table.items, generation, keyed, _EPOCH[0])
+    return keyed
+
+
+def _sorted_now(table: Any) -> list[tuple[Any, Any]]:
     items: list[Any] = []
     for hash_set in table.items.values():
         if table.range_key_attr:
@@ -180,13 +204,35 @@ def _scan(
 
 
 _MOTO_SCAN: Any = Table.scan
+_MOTO_PUT: Any = Table.put_item
+_MOTO_DELETE: Any = Table.delete_item
+
+
+def _changing(write: Any) -> Any:
+    def changed(table: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(table, *args, **kwargs)
+        finally:  # before and after alike: a failed conditional write changed nothing, and costs a sort
+            table.__dict__[_GENERATION] = table.__dict__.get(_GENERATION, 0) + 1
+
+    return changed
 
 
 @contextlib.contextmanager
 def quick_scans() -> Iterator[None]:
     """moto's Scan (and everything else that walks ``all_items``) at one cast and one hash per item."""
     with (
-        replaced(Table, all_items=_all_items, scan=_scan),
+        replaced(
+            Table,
+            all_items=_all_items,
+            scan=_scan,
+            put_item=_changing(_MOTO_PUT),
+            delete_item=_changing(_MOTO_DELETE),
+        ),
         replaced(Item, is_within_segment=_within_segment),
     ):
-        yield
+        _EPOCH[0] = object()
+        try:
+            yield
+        finally:
+            _EPOCH[0] = object()

@@ -136,3 +136,49 @@ def test_only_the_items_returned_are_copied(monkeypatch: pytest.MonkeyPatch) -> 
         assert by_moto["ScannedCount"] > 2 * by_moto["Count"]  # the filter drops most of what is read
         assert copied_by_moto >= by_moto["ScannedCount"]
         assert copied <= quick["Count"] + 1  # the returned items, and the last one read for LastEvaluatedKey
+
+
+def test_writes_between_scans_are_seen_as_moto_sees_them() -> None:
+    """The order is kept between calls: every kind of write since the last scan must show."""
+    request: dict[str, Any] = {"TableName": "ranged", "Limit": 50}
+
+    def both(dynamodb: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with quick_scans():
+            quick = every_page(dynamodb, **request)
+        return quick, every_page(dynamodb, **request)
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        seeded(dynamodb)
+        arn = "arn:aws:secretsmanager:x:1:secret:s-1"
+        with quick_scans():
+            every_page(dynamodb, **request)  # an order to keep
+            dynamodb.put_item(TableName="ranged", Item={"Arn": {"S": "arn:0-new"}, "Serial": {"S": "00"}})
+            dynamodb.delete_item(TableName="ranged", Key={"Arn": {"S": arn}, "Serial": {"S": "ff"}})
+            dynamodb.update_item(
+                TableName="ranged",
+                Key={"Arn": {"S": arn}, "Serial": {"S": "0A"}},
+                UpdateExpression="SET #pad = :p",
+                ExpressionAttributeNames={"#pad": "Pad"},
+                ExpressionAttributeValues={":p": {"S": "updated"}},
+            )
+            dynamodb.update_item(  # an update that creates the item
+                TableName="ranged",
+                Key={"Arn": {"S": "arn:zz"}, "Serial": {"S": "1"}},
+                UpdateExpression="SET #pad = :p",
+                ExpressionAttributeNames={"#pad": "Pad"},
+                ExpressionAttributeValues={":p": {"S": "made"}},
+            )
+            dynamodb.batch_write_item(
+                RequestItems={"ranged": [{"PutRequest": {"Item": {"Arn": {"S": "arn:1b"}, "Serial": {"S": "2"}}}}]}
+            )
+            pages = every_page(dynamodb, **request)
+        quick, by_moto = both(dynamodb)
+        assert pages == by_moto == quick
+        names = {item["Arn"]["S"] for page in pages for item in page["Items"]}
+        assert {"arn:0-new", "arn:zz", "arn:1b"} <= names
+        updated = [i for page in pages for i in page["Items"] if i["Arn"]["S"] == arn and i["Serial"]["S"] == "0A"]
+        assert [i["Pad"]["S"] for i in updated] == ["updated"]
+        dynamodb.put_item(TableName="ranged", Item={"Arn": {"S": "arn:0-outside"}, "Serial": {"S": "9"}})
+        quick, by_moto = both(dynamodb)  # written while no quick_scans was active
+        assert quick == by_moto and any(i["Arn"]["S"] == "arn:0-outside" for p in quick for i in p["Items"])
