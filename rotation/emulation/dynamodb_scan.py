@@ -9,9 +9,10 @@ reads before the filter expression drops most of them. A parallel Scan of a 20,0
 10,000 secrets, work the real service does not charge a client for. :func:`quick_scans` sorts by
 each key's value cast once per item (``DynamoType.__lt__`` compares ``cast_value``; a table's key
 attributes have one declared type each, so the order is the same), remembers each partition key's
-segment byte (the same MD5 byte moto computes), finds the start key by bisection, and copies only
-the items it returns. The 1 MB limit on the data read, ``Limit``, ``ScannedCount``, the filters,
-the projection and ``LastEvaluatedKey`` are moto's (tested page for page against moto's answers).
+segment byte (the same MD5 byte moto computes), keeps the order between calls while no item is
+added or removed, finds the start key by bisection, and copies only the items it returns. The
+1 MB limit on the data read, ``Limit``, ``ScannedCount``, the filters, the projection and
+``LastEvaluatedKey`` are moto's (tested page for page against moto's answers).
 
 AWS's parallel scan assigns every item of one partition key to one segment, the same segment on
 every call (DynamoDB Developer Guide, *Parallel scan*: each segment is scanned independently), and
