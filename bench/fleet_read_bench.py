@@ -10,7 +10,9 @@ BatchGetSecretValue quota (100/s) is enforced by a token bucket, so a read that 
 show throttled calls. moto's ListSecrets is given paging that costs a page per page
 (``rotation.emulation.secrets_listing``; as moto ships it, a full read is O(n²)), and secret
 lookups by ARN or name from an index (moto scans every secret per lookup: 10,000
-BatchGetSecretValue reads by ARN are O(n²) too). ``status``
+BatchGetSecretValue reads by ARN are O(n²) too), and moto's DynamoDB Scan sorts, hashes and
+copies at a page's cost (``rotation.emulation.dynamodb_scan``: moto sorted the whole table with
+casts in every comparison and copied every item read, on every page of every segment). ``status``
 lists N certificate secrets; ``hosts`` reads N instances' records spread over ``--accounts``
 accounts (each through its FleetViewRole), all for one secret.
 
@@ -262,6 +264,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from rotation.cli.local_apache import free_port
+    from rotation.emulation.dynamodb_scan import quick_scans
     from rotation.emulation.secrets_listing import indexed_secret_lookups, paged_list_secrets
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
     from rotation.emulation.throttling import latency_in_moto, throttled_moto
@@ -277,7 +280,13 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"latency {args.latency_ms:g} ms per request; BatchGetSecretValue bucket 100/s; load before {load}")
     try:
-        with ssm_inventory_in_moto(), paged_list_secrets(), indexed_secret_lookups(), plain_scan_responses():
+        with (
+            ssm_inventory_in_moto(),
+            paged_list_secrets(),
+            indexed_secret_lookups(),
+            quick_scans(),
+            plain_scan_responses(),
+        ):
             sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint, **KEYS)
             dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint, **KEYS)
             create_table(dynamodb, LEDGER_TABLE)

@@ -188,6 +188,10 @@ def partitioned_fleet(
 #: "ASCII letters, numbers, and the following characters: /_+=.@-"). Every name that extends a
 #: prefix extends it by one of these, so the children of a prefix cover what it covers, once.
 NAME_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+=.@-"
+#: The alphabet by kind of character: the prefixes a split has not seen are grouped within a kind,
+#: so a group that turns out to hold many names (``team-01`` … ``team-99``) is one of digits, whose
+#: prefixes its own split then finds populated, not one mixing ``y``, ``z`` and digits.
+NAME_CLASSES = (NAME_ALPHABET[:26], NAME_ALPHABET[26:52], NAME_ALPHABET[52:62], NAME_ALPHABET[62:])
 #: ListSecrets ``Filter.Values`` holds at most 10 values, each at most 512 characters (API reference, Filter).
 FILTER_VALUES = 10
 FILTER_VALUE_LENGTH = 512
@@ -195,6 +199,29 @@ FILTER_VALUE_LENGTH = 512
 LISTING_CHAINS = 16
 
 Page = tuple[list[dict[str, Any]], str | None]
+
+
+def split_prefixes(values: tuple[str, ...], names: Sequence[str]) -> list[tuple[str, ...]]:
+    """The chains (their ``name`` filter values) that a chain listing ``values`` splits into, given
+    the names its first page showed: together they cover what ``values`` covers, each name once
+    (the secret named exactly a single prefix ``p`` aside: :func:`split_listing` describes it).
+    """
+    if len(values) > 1:
+        if not any(n.startswith(v) for n in names for v in values):
+            # an empty first page that says there is more: halve the group
+            half = len(values) // 2
+            return [values[:half], values[half:]]
+        # one chain per prefix: a group that holds more than a page after a split is where the
+        # names are (peeling off one shown prefix at a time left the rest one long chain)
+        return [(v,) for v in values]
+    (parent,) = values
+    nexts = {n[len(parent)] for n in names if n.startswith(parent) and len(n) > len(parent)}
+    shown = tuple(parent + c for c in NAME_ALPHABET if c in nexts)
+    groups = []
+    for characters in NAME_CLASSES:  # names that share a prefix tend to go on in one class
+        others = [parent + c for c in characters if c not in nexts]
+        groups += [tuple(others[i : i + FILTER_VALUES]) for i in range(0, len(others), FILTER_VALUES)]
+    return [(v,) for v in shown] + groups
 
 
 def split_listing(
@@ -211,12 +238,13 @@ def split_listing(
     chain is split into independent ones by name prefix: ``list_page(values, token)`` lists the
     secrets whose name starts with any of ``values`` (one ``name`` filter: a case-sensitive prefix
     match, its values OR-ed). A chain whose first page says there is more is split, while fewer
-    than ``chains`` are open: a group of prefixes into the prefixes its page showed (one chain
-    each) and the rest (one chain); one prefix ``p`` into ``p`` + each character its page showed
-    next, the other ``p`` + character in groups of 10, and ``describe(p)`` for the secret named
-    exactly ``p`` (no ``p`` + character matches it). The split chains cover what their parent
-    covered and nothing twice; what is yielded is still de-duplicated by ARN. A chain that is not
-    split reads on from its token. A small listing (one page) costs one call, as a single chain does.
+    than ``chains`` are open: a group of prefixes into one chain per prefix (a group still holding
+    more than a page is where the names are; an empty first page halves it); one prefix ``p`` into
+    ``p`` + each character its page showed next, the other ``p`` + character in groups of 10, and
+    ``describe(p)`` for the secret named exactly ``p`` (no ``p`` + character matches it). The split
+    chains cover what their parent covered and nothing twice; what is yielded is still de-duplicated
+    by ARN. A chain that is not split reads on from its token. A small listing (one page) costs one
+    call, as a single chain does.
     """
     seen: set[str] = set()
 
@@ -224,21 +252,6 @@ def split_listing(
         page = [s for s in secrets if str(s.get("ARN")) not in seen]
         seen.update(str(s.get("ARN")) for s in page)
         return page
-
-    def children(values: tuple[str, ...], names: Sequence[str]) -> list[tuple[str, ...]]:
-        if len(values) > 1:
-            shown = tuple(v for v in values if any(n.startswith(v) for n in names))
-            rest = tuple(v for v in values if v not in shown)
-            if not shown:  # an empty first page that says there is more: halve the group
-                half = len(values) // 2
-                return [values[:half], values[half:]]
-            return [(v,) for v in shown] + ([rest] if rest else [])
-        (parent,) = values
-        nexts = {n[len(parent)] for n in names if n.startswith(parent) and len(n) > len(parent)}
-        shown = tuple(parent + c for c in NAME_ALPHABET if c in nexts)
-        others = [parent + c for c in NAME_ALPHABET if c not in nexts]
-        groups = [tuple(others[i : i + FILTER_VALUES]) for i in range(0, len(others), FILTER_VALUES)]
-        return [(v,) for v in shown] + groups
 
     def splittable(values: tuple[str, ...]) -> bool:
         return len(values) > 1 or len(values[0]) < FILTER_VALUE_LENGTH
@@ -264,7 +277,7 @@ def split_listing(
                 secrets, next_token = future.result()
                 chains_open = sum(1 for *_, e in pending.values() if not e)
                 if next_token and token is None and chains_open + 1 < chains and splittable(values):
-                    for child in children(values, [str(s.get("Name", "")) for s in secrets]):
+                    for child in split_prefixes(values, [str(s.get("Name", "")) for s in secrets]):
                         start(child)
                     if len(values) == 1 and values[0]:
                         pending[pool.submit(describe, values[0])] = (values, None, True)

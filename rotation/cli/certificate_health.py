@@ -7,9 +7,11 @@ metadata becomes a flag and a problem, never an exception.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +56,9 @@ class CertificateStatus:
     not_before: str = ""
 
 
+_ROW_FIELDS = dataclass_fields(CertificateStatus)
+
+
 def status_of(record: SecretRecord, now: datetime, window_days: float) -> CertificateStatus:
     """The row of one secret; bad metadata becomes a flag and a problem, never an exception."""
     fields: Mapping[str, Any] = record.fields or {}
@@ -91,7 +96,9 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         name=record.name,
         arn=record.arn,
         certificate_type=str(fields.get("CERTIFICATE_TYPE") or ""),
-        key_algorithm=key_algorithm(fields),
+        # a ledger entry names no key and holds no specification: the key shows "-" (parsing the
+        # entry as a specification to find that out was 0.75 s of CPU over 10,000 rows)
+        key_algorithm="" if record.source is Source.LEDGER else key_algorithm(fields),
         subject=str(fields.get("COMMON_NAME") or ""),
         serial=serial,
         not_after=not_after,
@@ -103,6 +110,12 @@ def status_of(record: SecretRecord, now: datetime, window_days: float) -> Certif
         problems=problems,
         not_before=starts.strftime(TIME_FORMAT) if starts is not None else "",
     )
+
+
+def row_document(row: CertificateStatus) -> dict[str, Any]:
+    """``dataclasses.asdict(row)`` (its fields in order, the lists copied) without asdict's deep copy
+    of every string: a third of the CPU ``status --output json`` spent over 10,000 rows."""
+    return {f.name: list(value) if isinstance(value := getattr(row, f.name), list) else value for f in _ROW_FIELDS}
 
 
 def needs_attention(row: CertificateStatus) -> list[str]:
@@ -168,13 +181,23 @@ def certificate_facts(pem: object) -> tuple[datetime, str] | str | None:
         return None
     if not isinstance(pem, str):
         return f"CERTIFICATE_PEM: a JSON {type(pem).__name__}, not a PEM certificate"
+    certificate = _loaded(pem)
+    if certificate is None:
+        return "CERTIFICATE_PEM: not a PEM certificate"
+    return certificate.not_valid_after_utc, format(certificate.serial_number, "X")
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(pem: str) -> Any:
+    """The certificate of a ``CERTIFICATE_PEM``, or None when it is none. A row reads its PEM up to
+    three times (expiry and serial, notBefore, key): parsed once (certificates are immutable). The
+    cache holds the last few only: another secret's certificate is parsed again."""
     from cryptography import x509
 
     try:
-        certificate = x509.load_pem_x509_certificate(pem.encode())
+        return x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
-        return "CERTIFICATE_PEM: not a PEM certificate"
-    return certificate.not_valid_after_utc, format(certificate.serial_number, "X")
+        return None
 
 
 def _when(moment: Any) -> str:
@@ -199,14 +222,10 @@ def key_algorithm(fields: Mapping[str, Any]) -> str:
         return stored
     pem = fields.get("CERTIFICATE_PEM")
     if isinstance(pem, str) and pem:
-        from cryptography import x509
-
         from rotation.issuance.keys import key_algorithm_of
 
-        try:
-            found = key_algorithm_of(x509.load_pem_x509_certificate(pem.encode()).public_key())
-        except ValueError:
-            found = None
+        certificate = _loaded(pem)
+        found = key_algorithm_of(certificate.public_key()) if certificate is not None else None
         if found is not None:
             return found.value
     from rotation.errors import SpecError
@@ -222,13 +241,13 @@ def not_before(fields: Mapping[str, Any]) -> datetime | None:
     """The stored certificate's notBefore (the metadata's when the PEM is missing or unreadable)."""
     pem = fields.get("CERTIFICATE_PEM")
     if isinstance(pem, str) and pem:
-        from cryptography import x509
-
-        try:
-            return x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc
-        except ValueError:
-            pass
+        certificate = _loaded(pem)
+        if certificate is not None:
+            return certificate.not_valid_before_utc  # type: ignore[no-any-return]
+    text = str(fields.get("CERTIFICATE_NOT_BEFORE") or "")
+    if not text:  # most rows (a ledger entry holds none): strptime's ValueError, without its cost
+        return None
     try:
-        return datetime.strptime(str(fields.get("CERTIFICATE_NOT_BEFORE") or ""), TIME_FORMAT).replace(tzinfo=UTC)
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None

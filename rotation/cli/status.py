@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rotation.cli import bulk_reads, keyless, options
-from rotation.cli.certificate_health import TIME_FORMAT, CertificateStatus, needs_attention, status_of
+from rotation.cli.certificate_health import TIME_FORMAT, CertificateStatus, needs_attention, row_document, status_of
 from rotation.cli.inventory import SecretRecord, Source, certificate_secrets
 from rotation.cli.output import Output
 from rotation.cli.session import AwsContext, UsageError
@@ -77,7 +77,7 @@ def run(aws: AwsContext, args: argparse.Namespace, out: Output) -> int:
                 if "certificates" in detail:
                     out.show(history_table(detail["name"], detail["certificates"], out.stdout.width))
     elif out.json_mode:
-        out.emit_json([asdict(r) for r in rows])
+        out.emit_json([row_document(r) for r in rows])
     else:
         out.show(render_table(rows, out.stdout.width))
     attention = [r for r in rows if needs_attention(r)]

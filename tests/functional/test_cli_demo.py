@@ -100,3 +100,38 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = subprocess.run([*certrotate(), "frobnicate"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "unknown command 'frobnicate'" in result.stderr
+
+
+def test_the_demos_moto_server_serves_and_its_loop_looks_for_stop_every_50_ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """werkzeug's serving loop waits 0.5 s between looks at a stop request; the demo's looks every 50 ms."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import BaseWSGIServer
+
+    from rotation.cli.demo import STOP_POLL_SECONDS, _quick_stop
+    from rotation.cli.local_apache import free_port
+
+    polls: list[float] = []
+    serve = BaseWSGIServer.serve_forever
+
+    def recorded(self: BaseWSGIServer, poll_interval: float = 0.5) -> None:
+        polls.append(poll_interval)
+        serve(self, poll_interval)
+
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", recorded)
+    port = free_port()
+    server = _quick_stop(ThreadedMotoServer)(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        sm = boto3.client(
+            "secretsmanager",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        )
+        assert sm.list_secrets()["SecretList"] == []
+    finally:
+        server.stop()
+    assert polls == [STOP_POLL_SECONDS] and STOP_POLL_SECONDS <= 0.05
+    assert not server._thread.is_alive()
