@@ -1,4 +1,4 @@
-"""SendCommand in the sandbox: no instance is a managed node, so SSM refuses or reaches none.
+"""SendCommand in the sandbox: it runs on the emulated managed nodes only, as SSM does.
 
 moto's SendCommand accepts any instance id and reports every invocation ``Success`` without running
 anything; a deploy in the sandbox then looked done on hosts that do not exist. Real SSM runs a
@@ -11,23 +11,41 @@ registered, a node in an invalid state, no permission). Sources: botocore's
 (https://docs.aws.amazon.com/botocore/latest/reference/services/ssm/client/exceptions/InvalidInstanceId.html)
 and the SDK reference of SendCommand's errors
 (https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/SSM/MSSMSendCommandSendCommandRequest.html).
-``Targets`` resolve to the managed nodes that carry the tags. No SSM Agent registers with the
-sandbox's moto, so:
+``Targets`` resolve to the managed nodes that carry the tags. Without ``hosts`` (the sandbox
+without ``--hosts``) no SSM Agent registers with the sandbox's moto, so:
 
 - ``InstanceIds``: refused, ``InvalidInstanceId`` (HTTP 400), naming the ids and saying that this is
   the sandbox's emulation (the message is ours; the code is SSM's);
 - ``Targets``: the command is created with no instance (moto would add tagged EC2 instances, which
   are not managed nodes either), so ``certrotate deploy`` reports that it reached no instance.
+
+With ``hosts`` (:class:`~rotation.emulation.managed_hosts.ManagedHosts`), ids that are managed nodes
+are accepted (any other id still refuses the whole request), ``Targets`` resolve to the nodes as an
+association's do, and the command runs: moto answers at once with the command ``InProgress`` and
+each invocation ``InProgress``; the document, read from moto's SSM, runs on each online node in the
+node's environment (``ssm_runner``: parameters checked, each ``aws:runShellScript`` step with sh),
+all nodes at once in a background thread, and each invocation then reports ``Success`` or
+``Failed`` with the script's exit code and output. GetCommandInvocation's StandardOutputContent
+and StandardErrorContent hold the first 24,000 characters the plugin wrote (API reference,
+GetCommandInvocation). A node whose agent is offline is never sent the command: its invocation
+stays ``Pending`` with StatusDetails ``Delayed`` ("the target wasn't available ... The system will
+try to send the command again", GetCommandInvocation StatusDetails; the emulation does not retry).
+The command's own status is ``Success`` when every invocation succeeded, else ``Failed`` (Command
+StatusDetails: Failed once MaxErrors or more invocations failed; MaxErrors is not modelled here:
+a deploy sends MaxErrors 0).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from moto.core.exceptions import ServiceException
 
+from rotation.emulation.association_rules import INSTANCE_IDS_KEY, Target
+from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.emulation.moto_patch import replaced
 
 NO_MANAGED_NODES = (
@@ -45,25 +63,119 @@ class InvalidInstanceIdError(ServiceException):
         )
 
 
+#: GetCommandInvocation's StandardOutputContent and StandardErrorContent: the first 24,000 characters.
+OUTPUT_LIMIT = 24_000
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+
+
 @contextlib.contextmanager
-def ssm_commands_in_moto() -> Iterator[None]:
-    """moto's SendCommand refuses instance ids and resolves tag targets to no instance, for the duration."""
-    from moto.ssm.models import Command
+def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
+    """moto's SendCommand reaches ``hosts``' managed nodes only (none when None), for the duration."""
+    from moto.ssm.models import Command, SimpleSystemManagerBackend
     from moto.ssm.responses import SimpleSystemManagerResponse
 
     original_send = SimpleSystemManagerResponse.send_command
+    original_backend_send = SimpleSystemManagerBackend.send_command
 
     def send_command(self: Any) -> Any:
-        instance_ids = self._get_param("InstanceIds", [])
-        if instance_ids:
-            raise InvalidInstanceIdError(list(instance_ids), self.current_account)
+        instance_ids = [str(i) for i in self._get_param("InstanceIds", [])]
+        unknown = [i for i in instance_ids if hosts is None or not _known(hosts, i)]
+        if unknown:
+            raise InvalidInstanceIdError(unknown, self.current_account)
+        if hosts is not None:  # InvalidDocument before the command exists (a missing or non-Command document)
+            from rotation.emulation.state_manager import load_command_document
+
+            load_command_document(self.current_account, self.region, self._get_param("DocumentName"), "$DEFAULT")
         return original_send(self)
 
-    def no_managed_nodes(self: Any) -> list[str]:
-        return []
+    def managed_nodes(self: Any) -> list[str]:
+        if hosts is None:
+            return []
+        targets = [Target(str(t["Key"]), tuple(str(v) for v in t["Values"])) for t in self.targets]
+        return [h.instance_id for h in hosts.resolve([t for t in targets if t.key != INSTANCE_IDS_KEY])]
+
+    def backend_send(backend: Any, **request: Any) -> Any:
+        command = original_backend_send(backend, **request)
+        if hosts is not None and command.instance_ids:
+            _dispatch(hosts, command, backend.account_id, backend.region_name)
+        return command
 
     with (
         replaced(SimpleSystemManagerResponse, send_command=send_command),
-        replaced(Command, _get_instance_ids_from_targets=no_managed_nodes),
+        replaced(SimpleSystemManagerBackend, send_command=backend_send),
+        replaced(Command, _get_instance_ids_from_targets=managed_nodes),
     ):
         yield
+
+
+def _known(hosts: ManagedHosts, instance_id: str) -> bool:
+    try:
+        hosts.get(instance_id)
+    except KeyError:
+        return False
+    return True
+
+
+def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> None:
+    """Mark the command and its invocations in progress, then run it on the nodes in the background."""
+    from rotation.emulation.state_manager import load_command_document
+
+    document = load_command_document(account, region, command.document_name, "$DEFAULT")
+    nodes = [hosts.get(i) for i in sorted(command.instance_ids)]
+    command.status, command.status_details, command.completed_count = "InProgress", "InProgress", 0
+    for invocation in command.invocations:
+        invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+    online = [node for node in nodes if hosts.online(node.instance_id)]
+    for node in nodes:
+        if node not in online:
+            _invocation(command, node.instance_id).update(Status="Pending", StatusDetails="Delayed")
+    parameters = {str(k): [str(v) for v in values] for k, values in (command.parameters or {}).items()}
+    timeout = float(command.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
+
+    def run_all() -> None:
+        threads = [
+            threading.Thread(target=_run_on, args=(command, document, parameters, node, region, timeout))
+            for node in online
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [i for i in command.invocations if i["Status"] != "Success"]
+        command.completed_count = len(command.invocations) - len(failed)
+        command.error_count = len(failed)
+        command.status = command.status_details = "Failed" if failed else "Success"
+
+    threading.Thread(target=run_all, name=f"send-command-{command.command_id}", daemon=True).start()
+
+
+def _invocation(command: Any, instance_id: str) -> dict[str, Any]:
+    return next(i for i in command.invocations if i["InstanceId"] == instance_id)
+
+
+def _run_on(
+    command: Any,
+    document: Mapping[str, Any],
+    parameters: Mapping[str, list[str]],
+    node: EmulatedHost,
+    region: str,
+    timeout: float,
+) -> None:
+    from rotation.emulation.ssm_runner import DocumentParameterError, run_parsed_document
+
+    invocation = _invocation(command, node.instance_id)
+    try:
+        result = run_parsed_document(
+            document, parameters, env=node.environment, timeout=timeout, instance_id=node.instance_id, region=region
+        )
+    except DocumentParameterError as exc:  # SSM would have refused the request; nothing ran
+        invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1, StandardErrorContent=str(exc))
+        return
+    status = "Success" if result.ok else "Failed"
+    invocation.update(
+        Status=status,
+        StatusDetails=status,
+        ResponseCode=next((s.exit_code for s in result.steps if s.exit_code != 0), 0),
+        StandardOutputContent=result.stdout[:OUTPUT_LIMIT],
+        StandardErrorContent=result.stderr[:OUTPUT_LIMIT],
+    )
