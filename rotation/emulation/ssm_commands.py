@@ -44,7 +44,7 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-from rotation.emulation.association_rules import INSTANCE_IDS_KEY, Target
+from rotation.emulation.association_rules import INSTANCE_IDS_KEY, Target, association_parameters
 from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.emulation.moto_patch import replaced
 
@@ -82,10 +82,10 @@ def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
         unknown = [i for i in instance_ids if hosts is None or not _known(hosts, i)]
         if unknown:
             raise InvalidInstanceIdError(unknown, self.current_account)
-        if hosts is not None:  # InvalidDocument before the command exists (a missing or non-Command document)
-            from rotation.emulation.state_manager import load_command_document
-
-            load_command_document(self.current_account, self.region, self._get_param("DocumentName"), "$DEFAULT")
+        if hosts is not None:  # refused before the command exists, as SSM refuses the request
+            _checked_parameters(
+                self.current_account, self.region, self._get_param("DocumentName"), self._get_param("Parameters")
+            )
         return original_send(self)
 
     def managed_nodes(self: Any) -> list[str]:
@@ -108,6 +108,28 @@ def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
         yield
 
 
+def _checked_parameters(
+    account: str, region: str, document_name: object, parameters: object
+) -> tuple[dict[str, Any], dict[str, str | list[str]]]:
+    """The document and the request's ``Parameters`` as its parameters take them.
+
+    Raises:
+        AssociationError: InvalidDocument (missing, not a Command document) or InvalidParameters (a
+            value the document refuses: SendCommand's errors list both).
+    """
+    from rotation.emulation.association_rules import AssociationError
+    from rotation.emulation.ssm_runner import DocumentParameterError, resolve_parameters
+    from rotation.emulation.state_manager import load_command_document
+
+    document = load_command_document(account, region, document_name, "$DEFAULT")
+    converted = association_parameters(document, parameters or {})
+    try:
+        resolve_parameters(document, converted)
+    except DocumentParameterError as exc:
+        raise AssociationError("InvalidParameters", f"Parameters for {document_name}: {exc}") from None
+    return document, converted
+
+
 def _known(hosts: ManagedHosts, instance_id: str) -> bool:
     try:
         hosts.get(instance_id)
@@ -118,9 +140,7 @@ def _known(hosts: ManagedHosts, instance_id: str) -> bool:
 
 def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> None:
     """Mark the command and its invocations in progress, then run it on the nodes in the background."""
-    from rotation.emulation.state_manager import load_command_document
-
-    document = load_command_document(account, region, command.document_name, "$DEFAULT")
+    document, parameters = _checked_parameters(account, region, command.document_name, command.parameters)
     nodes = [hosts.get(i) for i in sorted(command.instance_ids)]
     command.status, command.status_details, command.completed_count = "InProgress", "InProgress", 0
     for invocation in command.invocations:
@@ -129,7 +149,6 @@ def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> N
     for node in nodes:
         if node not in online:
             _invocation(command, node.instance_id).update(Status="Pending", StatusDetails="Delayed")
-    parameters = {str(k): [str(v) for v in values] for k, values in (command.parameters or {}).items()}
     timeout = float(command.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
 
     def run_all() -> None:
@@ -156,7 +175,7 @@ def _invocation(command: Any, instance_id: str) -> dict[str, Any]:
 def _run_on(
     command: Any,
     document: Mapping[str, Any],
-    parameters: Mapping[str, list[str]],
+    parameters: Mapping[str, str | list[str]],
     node: EmulatedHost,
     region: str,
     timeout: float,
