@@ -77,26 +77,23 @@ def test_the_readmes_day_covers_every_operator_command() -> None:
     assert expected <= commands, expected - commands
 
 
-def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
-    """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
+def run_readme_block(lines: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
+    """``lines`` as one bash script in ``directory``, each line required to succeed (``set -e``: the
+    first that fails stops it); the sandbox it started is stopped even then."""
     from tests.support.cli import SCRIPT, cli_env
 
-    examples = readme_cli_examples()
-    assert len(examples) >= 10
-    assert examples[0] == 'eval "$(certrotate sandbox --detach --ledger)"'
-    (tmp_path / "day.sh").write_text("\n".join(examples) + "\n")
+    (directory / "block.sh").write_text("\n".join(lines) + "\n")
     env = cli_env()
     env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
-    # Each line must succeed (-e: the first that fails stops the day); the sandbox is stopped even then.
     wrapper = 'trap \'[ -n "${CERTROTATE_SANDBOX_PID:-}" ] && kill "$CERTROTATE_SANDBOX_PID" 2>/dev/null\' EXIT\n'
-    wrapper += "set -ex\n. ./day.sh\n"
-    result = subprocess.run(
-        ["bash", "-c", wrapper], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    wrapper += "set -ex\n. ./block.sh\n"
+    return subprocess.run(
+        ["bash", "-c", wrapper], cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
-    assert "payments/web" in result.stdout
-    # The last line stopped the sandbox: nothing is left running.
+
+
+def assert_sandbox_stopped(result: subprocess.CompletedProcess[str]) -> None:
+    """The block's last line stopped the sandbox: nothing is left running."""
     pid = int(re.findall(r"CERTROTATE_SANDBOX_PID=(\d+)", result.stderr)[-1])
     for _ in range(300):  # 30 s: stopping moto's server on a loaded machine takes a while
         if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
@@ -104,6 +101,18 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
         time.sleep(0.1)
     else:
         raise AssertionError(f"the sandbox (pid {pid}) is still running")
+
+
+def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
+    """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
+    examples = readme_cli_examples()
+    assert len(examples) >= 10
+    assert examples[0] == 'eval "$(certrotate sandbox --detach --ledger)"'
+    result = run_readme_block(examples, tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    assert "payments/web" in result.stdout
+    assert_sandbox_stopped(result)
 
 
 # -- issue 29: the README's map and its single statements ------------------------------------------
