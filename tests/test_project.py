@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from rotation.emulation.rotation_service import rotation_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +114,41 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
     assert "payments/web" in result.stdout
+    assert_sandbox_stopped(result)
+
+
+@pytest.mark.slow
+def test_the_readmes_ca_rollover_runs_as_written_against_the_sandbox_and_moves_its_hosts(tmp_path: Path) -> None:
+    """Issue 27: the README's "Try a CA rollover in the sandbox" block, as one shell script: the
+    sandbox's managed nodes (real local servers) install the first leaf and the bundle, the rollover
+    goes through every phase, and at the end both nodes report the bundle of the new CA only."""
+    from rotation.cli.sandbox_hosts import SandboxHostsError, choose_server
+
+    try:
+        choose_server()
+    except SandboxHostsError as exc:
+        pytest.skip(str(exc))
+    block = re.search(r"```sh\n(.*?)```", readme_section("#### Try a CA rollover in the sandbox"), re.DOTALL)
+    assert block, "the rollover section shows its commands in a sh block"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert (
+        lines[0] == 'eval "$(certrotate sandbox --detach --hosts 2)"' and lines[-1] == 'kill "$CERTROTATE_SANDBOX_PID"'
+    )
+    assert len(lines) <= 16, "a few commands"
+    result = run_readme_block(lines, tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    recorded = re.findall(r"^root-2027: (\w+) -> (\w+) recorded in ", result.stderr, re.MULTILINE)
+    assert recorded == [("planned", "add"), ("add", "prove"), ("prove", "move"), ("move", "retire"), ("retire", "done")]
+    status = result.stdout.rsplit("rollover root-2027: ", 1)[1]  # the block's last status
+    assert "phase: done " in status and "hosts: 2 on the bundles' current fingerprint, 0 lagging" in status
+    assert "leaves: 1/1 secret(s) naming the old CA hold a new-CA leaf" in status
+    first = re.findall(r"lagging: \S+/i-0+1 \(sandbox\): reports ([0-9a-f]{16}) ", result.stdout)[0]  # the old CA
+    final = re.findall(r"bundle sandbox: holds new CA; fingerprint ([0-9a-f]{16})", status)
+    assert final and final[0] != first
+    reported = dict(re.findall(r"(i-0+[12])\s*\W\s*sandbox\s*\W\s*([0-9a-f]{16})\s*\W\s*installed", result.stdout))
+    assert reported == {"i-00000000000000001": final[0], "i-00000000000000002": final[0]}
+    assert re.search(r"sandbox/web: current serial [0-9A-F]+; 2 current, 0 older, 0 failed", result.stdout)
     assert_sandbox_stopped(result)
 
 
