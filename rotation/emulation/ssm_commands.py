@@ -44,7 +44,7 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-from rotation.emulation.association_rules import INSTANCE_IDS_KEY, Target, association_parameters
+from rotation.emulation.association_rules import Target, association_parameters
 from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.emulation.moto_patch import replaced
 
@@ -86,18 +86,23 @@ def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
             _checked_parameters(
                 self.current_account, self.region, self._get_param("DocumentName"), self._get_param("Parameters")
             )
-        return original_send(self)
+        answer = original_send(self)
+        run = getattr(_UNSENT, "run", None)  # the nodes start once SSM has answered (InProgress)
+        _UNSENT.run = None
+        if run is not None:
+            run.start()
+        return answer
 
     def managed_nodes(self: Any) -> list[str]:
         if hosts is None:
             return []
         targets = [Target(str(t["Key"]), tuple(str(v) for v in t["Values"])) for t in self.targets]
-        return [h.instance_id for h in hosts.resolve([t for t in targets if t.key != INSTANCE_IDS_KEY])]
+        return [h.instance_id for h in hosts.resolve(targets)]
 
     def backend_send(backend: Any, **request: Any) -> Any:
         command = original_backend_send(backend, **request)
         if hosts is not None and command.instance_ids:
-            _dispatch(hosts, command, backend.account_id, backend.region_name)
+            _UNSENT.run = _dispatch(hosts, command, backend.account_id, backend.region_name)
         return command
 
     with (
@@ -138,8 +143,12 @@ def _known(hosts: ManagedHosts, instance_id: str) -> bool:
     return True
 
 
-def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> None:
-    """Mark the command and its invocations in progress, then run it on the nodes in the background."""
+#: The request thread's command run, started once the response is built.
+_UNSENT = threading.local()
+
+
+def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> threading.Thread:
+    """Mark the command and its invocations in progress; returns the thread that runs it on the nodes."""
     document, parameters = _checked_parameters(account, region, command.document_name, command.parameters)
     nodes = [hosts.get(i) for i in sorted(command.instance_ids)]
     command.status, command.status_details, command.completed_count = "InProgress", "InProgress", 0
@@ -165,7 +174,7 @@ def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> N
         command.error_count = len(failed)
         command.status = command.status_details = "Failed" if failed else "Success"
 
-    threading.Thread(target=run_all, name=f"send-command-{command.command_id}", daemon=True).start()
+    return threading.Thread(target=run_all, name=f"send-command-{command.command_id}", daemon=True)
 
 
 def _invocation(command: Any, instance_id: str) -> dict[str, Any]:
