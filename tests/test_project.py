@@ -150,6 +150,20 @@ def test_the_readmes_ca_rollover_runs_as_written_against_the_sandbox_and_moves_i
     assert reported == {"i-00000000000000001": final[0], "i-00000000000000002": final[0]}
     assert re.search(r"sandbox/web: current serial [0-9A-F]+; 2 current, 0 older, 0 failed", result.stdout)
     assert_sandbox_stopped(result)
+    # The nodes stopped with it: no server process runs from their directory, which is gone.
+    nodes = set(re.findall(r"(/\S*certrotate-sandbox-hosts-[^/\s]+)/host-", result.stdout))
+    assert len(nodes) == 1
+    directory = nodes.pop()
+    assert not Path(directory).exists()
+    running = [p for p in Path("/proc").glob("[0-9]*/cmdline") if directory in _read(p)]
+    assert running == []
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except OSError:  # the process ended meanwhile
+        return ""
 
 
 # -- issue 29: the README's map and its single statements ------------------------------------------
