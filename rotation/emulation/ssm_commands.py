@@ -21,18 +21,20 @@ without ``--hosts``) no SSM Agent registers with the sandbox's moto, so:
 
 With ``hosts`` (:class:`~rotation.emulation.managed_hosts.ManagedHosts`), ids that are managed nodes
 are accepted (any other id still refuses the whole request), ``Targets`` resolve to the nodes as an
-association's do, and the command runs: moto answers at once with the command ``InProgress`` and
-each invocation ``InProgress``; the document, read from moto's SSM, runs on each online node in the
-node's environment (``ssm_runner``: parameters checked, each ``aws:runShellScript`` step with sh),
-all nodes at once in a background thread, and each invocation then reports ``Success`` or
-``Failed`` with the script's exit code and output. GetCommandInvocation's StandardOutputContent
-and StandardErrorContent hold the first 24,000 characters the plugin wrote (API reference,
-GetCommandInvocation). A node whose agent is offline is never sent the command: its invocation
-stays ``Pending`` with StatusDetails ``Delayed`` ("the target wasn't available ... The system will
-try to send the command again", GetCommandInvocation StatusDetails; the emulation does not retry).
-The command's own status is ``Success`` when every invocation succeeded, else ``Failed`` (Command
-StatusDetails: Failed once MaxErrors or more invocations failed; MaxErrors is not modelled here:
-a deploy sends MaxErrors 0).
+association's do, a missing document is ``InvalidDocument`` and parameters the document refuses
+are ``InvalidParameters`` (both among SendCommand's errors), before any command exists. Then the
+command runs: moto answers with the command ``InProgress`` and each invocation ``InProgress`` with
+ResponseCode -1 (GetCommandInvocation: -1 until the node ran it) and empty output; the document,
+read from moto's SSM, runs on each online node in the node's environment (``ssm_runner``:
+parameters checked, each ``aws:runShellScript`` step with sh), and each invocation then reports
+``Success`` or ``Failed`` with the script's exit code, the first 24,000 characters of its stdout
+and the first 8,000 of its stderr (GetCommandInvocation's StandardOutputContent and
+StandardErrorContent, API reference). A node whose agent is offline is never sent the command: its
+invocation stays ``Pending`` with StatusDetails ``Delayed`` (the target was not available and the
+system will try again, GetCommandInvocation StatusDetails; the emulation does not retry).
+MaxConcurrency and MaxErrors are not modelled: every node runs at once (the sandbox has at most 10,
+and ``deploy`` sends MaxConcurrency 10) and any failed invocation fails the command (``Failed``, as
+with deploy's MaxErrors 0; otherwise ``Success``).
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class InvalidInstanceIdError(ServiceException):
         )
 
 
-#: GetCommandInvocation's StandardOutputContent and StandardErrorContent: the first 24,000 characters.
-OUTPUT_LIMIT = 24_000
+#: GetCommandInvocation's StandardOutputContent and StandardErrorContent: the first 24,000 and 8,000 characters.
+STDOUT_LIMIT, STDERR_LIMIT = 24_000, 8_000
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 
 
@@ -204,6 +206,6 @@ def _run_on(
         Status=status,
         StatusDetails=status,
         ResponseCode=next((s.exit_code for s in result.steps if s.exit_code != 0), 0),
-        StandardOutputContent=result.stdout[:OUTPUT_LIMIT],
-        StandardErrorContent=result.stderr[:OUTPUT_LIMIT],
+        StandardOutputContent=result.stdout[:STDOUT_LIMIT],
+        StandardErrorContent=result.stderr[:STDERR_LIMIT],
     )

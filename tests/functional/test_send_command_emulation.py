@@ -94,6 +94,28 @@ def test_tag_targets_resolve_to_the_managed_nodes_that_carry_the_tag(ssm: Any) -
     assert invocation["StandardOutputContent"] == f"hi from node3 on {NODES[2]}\n"
 
 
+def test_an_invocation_holds_the_first_24000_characters_of_stdout_and_8000_of_stderr(ssm: Any) -> None:
+    loud = {
+        "schemaVersion": "2.2",
+        "description": "writes more than GetCommandInvocation returns",
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "loud",
+                "inputs": {
+                    "runCommand": ["head -c 30000 /dev/zero | tr '\\0' o", "head -c 9000 /dev/zero | tr '\\0' e >&2"]
+                },
+            }
+        ],
+    }
+    ssm.create_document(Name="Loud", Content=yaml.safe_dump(loud), DocumentType="Command", DocumentFormat="YAML")
+    command = ssm.send_command(DocumentName="Loud", InstanceIds=[NODES[0]])["Command"]
+    invocation = finished(ssm, command["CommandId"], [NODES[0]])[NODES[0]]
+    assert invocation["Status"] == "Success"
+    assert invocation["StandardOutputContent"] == "o" * 24_000
+    assert invocation["StandardErrorContent"] == "e" * 8_000
+
+
 def test_an_id_that_is_no_managed_node_refuses_the_whole_request_and_nothing_runs(ssm: Any) -> None:
     with pytest.raises(ClientError) as refused:
         ssm.send_command(DocumentName="Say", InstanceIds=[NODES[0], "i-0123456789abcdef0"], Parameters={"Word": ["x"]})
