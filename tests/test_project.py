@@ -5,10 +5,13 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import os
 import re
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from rotation.emulation.rotation_service import rotation_event
 
@@ -77,26 +80,23 @@ def test_the_readmes_day_covers_every_operator_command() -> None:
     assert expected <= commands, expected - commands
 
 
-def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
-    """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
+def run_readme_block(lines: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
+    """``lines`` as one bash script in ``directory``, each line required to succeed (``set -e``: the
+    first that fails stops it); the sandbox it started is stopped even then."""
     from tests.support.cli import SCRIPT, cli_env
 
-    examples = readme_cli_examples()
-    assert len(examples) >= 10
-    assert examples[0] == 'eval "$(certrotate sandbox --detach --ledger)"'
-    (tmp_path / "day.sh").write_text("\n".join(examples) + "\n")
+    (directory / "block.sh").write_text("\n".join(lines) + "\n")
     env = cli_env()
     env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
-    # Each line must succeed (-e: the first that fails stops the day); the sandbox is stopped even then.
     wrapper = 'trap \'[ -n "${CERTROTATE_SANDBOX_PID:-}" ] && kill "$CERTROTATE_SANDBOX_PID" 2>/dev/null\' EXIT\n'
-    wrapper += "set -ex\n. ./day.sh\n"
-    result = subprocess.run(
-        ["bash", "-c", wrapper], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    wrapper += "set -ex\n. ./block.sh\n"
+    return subprocess.run(
+        ["bash", "-c", wrapper], cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
-    assert "payments/web" in result.stdout
-    # The last line stopped the sandbox: nothing is left running.
+
+
+def assert_sandbox_stopped(result: subprocess.CompletedProcess[str]) -> None:
+    """The block's last line stopped the sandbox: nothing is left running."""
     pid = int(re.findall(r"CERTROTATE_SANDBOX_PID=(\d+)", result.stderr)[-1])
     for _ in range(300):  # 30 s: stopping moto's server on a loaded machine takes a while
         if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
@@ -104,6 +104,69 @@ def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> 
         time.sleep(0.1)
     else:
         raise AssertionError(f"the sandbox (pid {pid}) is still running")
+
+
+def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
+    """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
+    examples = readme_cli_examples()
+    assert len(examples) >= 10
+    assert examples[0] == 'eval "$(certrotate sandbox --detach --ledger)"'
+    result = run_readme_block(examples, tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    assert "payments/web" in result.stdout
+    assert_sandbox_stopped(result)
+
+
+@pytest.mark.slow
+def test_the_readmes_ca_rollover_runs_as_written_against_the_sandbox_and_moves_its_hosts(tmp_path: Path) -> None:
+    """Issue 27: the README's "Try a CA rollover in the sandbox" block, as one shell script: the
+    sandbox's managed nodes (real local servers) install the first leaf and the bundle, the rollover
+    goes through every phase, and at the end both nodes report the bundle of the new CA only."""
+    from rotation.cli.sandbox_hosts import SandboxHostsError, choose_server
+
+    try:
+        choose_server()
+    except SandboxHostsError as exc:  # the real servers are required in CI (.ci/run installs them)
+        if os.environ.get("CI"):
+            pytest.fail(f"required for this test in CI: {exc}")
+        pytest.skip(str(exc))
+    block = re.search(r"```sh\n(.*?)```", readme_section("#### Try a CA rollover in the sandbox"), re.DOTALL)
+    assert block, "the rollover section shows its commands in a sh block"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert (
+        lines[0] == 'eval "$(certrotate sandbox --detach --hosts 2)"' and lines[-1] == 'kill "$CERTROTATE_SANDBOX_PID"'
+    )
+    assert len(lines) <= 16, "a few commands"
+    result = run_readme_block(lines, tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
+    recorded = re.findall(r"^root-2027: (\w+) -> (\w+) recorded in ", result.stderr, re.MULTILINE)
+    assert recorded == [("planned", "add"), ("add", "prove"), ("prove", "move"), ("move", "retire"), ("retire", "done")]
+    status = result.stdout.rsplit("rollover root-2027: ", 1)[1]  # the block's last status
+    assert "phase: done " in status and "hosts: 2 on the bundles' current fingerprint, 0 lagging" in status
+    assert "leaves: 1/1 secret(s) naming the old CA hold a new-CA leaf" in status
+    first = re.findall(r"lagging: \S+/i-0+1 \(sandbox\): reports ([0-9a-f]{16}) ", result.stdout)[0]  # the old CA
+    final = re.findall(r"bundle sandbox: holds new CA; fingerprint ([0-9a-f]{16})", status)
+    assert final and final[0] != first
+    reported = dict(re.findall(r"(i-0+[12])\s*\W\s*sandbox\s*\W\s*([0-9a-f]{16})\s*\W\s*installed", result.stdout))
+    assert reported == {"i-00000000000000001": final[0], "i-00000000000000002": final[0]}
+    assert re.search(r"sandbox/web: current serial [0-9A-F]+; 2 current, 0 older, 0 failed", result.stdout)
+    assert_sandbox_stopped(result)
+    # The nodes stopped with it: no server process runs from their directory, which is gone.
+    nodes = set(re.findall(r"(/\S*certrotate-sandbox-hosts-[^/\s]+)/host-", result.stdout))
+    assert len(nodes) == 1
+    directory = nodes.pop()
+    assert not Path(directory).exists()
+    running = [p for p in Path("/proc").glob("[0-9]*/cmdline") if directory in _read(p)]
+    assert running == []
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except OSError:  # the process ended meanwhile
+        return ""
 
 
 # -- issue 29: the README's map and its single statements ------------------------------------------

@@ -10,6 +10,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "sandbox": (
         'eval "$(certrotate sandbox --detach)"',
         "certrotate sandbox --ledger --port 5000",
+        'eval "$(certrotate sandbox --detach --hosts 2)"',
     ),
     "status": (
         "certrotate status",

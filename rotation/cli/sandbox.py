@@ -13,7 +13,9 @@ CRL to the bucket :data:`CRL_BUCKET` (``rotation.emulation.pca_crl``) on Private
 compressed: :data:`CRL_DELAY_SECONDS` (seconds where AWS takes about 30 and 15 minutes). It prints the
 ``export`` lines that point a shell at it (``eval`` them), then serves until Ctrl-C or SIGTERM;
 ``--detach`` serves in the background and adds ``CERTROTATE_SANDBOX_PID`` to the lines, so
-``kill "$CERTROTATE_SANDBOX_PID"`` stops it.
+``kill "$CERTROTATE_SANDBOX_PID"`` stops it. ``--hosts N`` adds N managed nodes, real local servers
+that SendCommand and associations run the installer on, and what a CA rollover needs
+(``rotation.cli.sandbox_hosts``); the rotation function then reads its policy at every step.
 """
 
 from __future__ import annotations
@@ -70,6 +72,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detach", action="store_true", help="serve in the background; the lines include CERTROTATE_SANDBOX_PID"
     )
+    parser.add_argument(
+        "--hosts",
+        type=_host_count,
+        default=0,
+        metavar="N",
+        help="also N managed nodes (local Apache, nginx or HAProxy) and a second CA and trust bundle for a CA rollover",
+    )
+
+
+def _host_count(value: str) -> int:
+    from rotation.cli.sandbox_hosts import MOST_HOSTS
+
+    if not value.isdigit() or not 1 <= int(value) <= MOST_HOSTS:
+        raise argparse.ArgumentTypeError(f"--hosts {value!r}: a whole number of nodes from 1 to {MOST_HOSTS}")
+    return int(value)
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -95,7 +112,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
             server.start()
             stack.callback(server.stop)
-            failures, state_manager = stack.enter_context(_emulation())
+            failures, state_manager = stack.enter_context(_emulation(managed_nodes=bool(args.hosts)))
             exports = provision(
                 f"http://127.0.0.1:{port}", region, ledger=args.ledger, workload_role=args.workload_role_arn
             )
@@ -104,6 +121,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
             os.environ[POLICY_PARAMETER_ENV] = POLICY_PARAMETER  # the rotation function reads the policy there
             if args.ledger:
                 os.environ["CERTROTATE_LEDGER_TABLE"] = LEDGER_TABLE  # the rotation function records issuances
+            if args.hosts:
+                endpoint = f"http://127.0.0.1:{port}"
+                exports.update(_start_hosts(stack, args.hosts, endpoint, region, exports["CA_ARN"], state_manager))
             try:
                 sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
                 sys.stdout.flush()
@@ -162,13 +182,28 @@ def _sandbox_environment(region: str, endpoint: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _start_hosts(
+    stack: contextlib.ExitStack, count: int, endpoint: str, region: str, ca_arn: str, state_manager: Any
+) -> dict[str, str]:
+    """The nodes and the rollover's parts; the rotation function reads the policy at every step, so
+    ``ca-rollover --policy-ttl 0`` holds (Lambda keeps it 5 minutes per container)."""
+    import rotation.handler
+    from rotation.cli.sandbox_hosts import sandbox_hosts
+    from rotation.lifecycle.engine import default_services
+
+    hosts = stack.enter_context(sandbox_hosts(count, endpoint, region, ca_arn, state_manager))
+    rotation.handler._services = default_services(policy_ttl=0.0)  # the container's services, built here
+    return hosts.exports()
+
+
 @contextlib.contextmanager
-def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
+def _emulation(*, managed_nodes: bool = False) -> Iterator[tuple[list[BaseException], Any]]:
     from datetime import timedelta
 
     import rotation.handler
     from rotation.emulation.association_api import state_manager_in_moto
     from rotation.emulation.dynamodb_tables import strict_table_deletion
+    from rotation.emulation.managed_hosts import ManagedHosts
     from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
     from rotation.emulation.pki import real_acm_chain
@@ -178,14 +213,15 @@ def _emulation() -> Iterator[tuple[list[BaseException], Any]]:
 
     rotation.handler.reset()
     teach_moto_private_ca_issuance()
+    hosts = ManagedHosts() if managed_nodes else None
     schedule = CrlSchedule(timedelta(seconds=CRL_DELAY_SECONDS), timedelta(seconds=CRL_RETRY_SECONDS))
     with (
         real_acm_chain(),
         rotation_function_in_moto() as failures,
         ssm_inventory_in_moto(),
-        ssm_commands_in_moto(),
+        ssm_commands_in_moto(hosts),
         strict_table_deletion(),
-        state_manager_in_moto() as state_manager,
+        state_manager_in_moto(hosts) as state_manager,
         crl_publisher(schedule),
     ):
         yield failures, state_manager
@@ -273,6 +309,7 @@ def _detach(args: argparse.Namespace, region: str, out: Output) -> int:
     command = [sys.executable, "-m", "rotation.cli", "sandbox", "--region", region, "--no-color"]
     command += ["--port", str(args.port)] if args.port else []
     command += ["--ledger"] if args.ledger else []
+    command += ["--hosts", str(args.hosts)] if args.hosts else []
     command += ["--workload-role-arn", args.workload_role_arn]
     # SIGINT waits while the child starts: a Ctrl-C then is handled below, where the child is known
     # (inside Popen it would leave a sandbox running that nobody knows of). The child unblocks it.

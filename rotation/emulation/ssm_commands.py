@@ -1,4 +1,4 @@
-"""SendCommand in the sandbox: no instance is a managed node, so SSM refuses or reaches none.
+"""SendCommand in the sandbox: it runs on the emulated managed nodes only, as SSM does.
 
 moto's SendCommand accepts any instance id and reports every invocation ``Success`` without running
 anything; a deploy in the sandbox then looked done on hosts that do not exist. Real SSM runs a
@@ -11,23 +11,43 @@ registered, a node in an invalid state, no permission). Sources: botocore's
 (https://docs.aws.amazon.com/botocore/latest/reference/services/ssm/client/exceptions/InvalidInstanceId.html)
 and the SDK reference of SendCommand's errors
 (https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/SSM/MSSMSendCommandSendCommandRequest.html).
-``Targets`` resolve to the managed nodes that carry the tags. No SSM Agent registers with the
-sandbox's moto, so:
+``Targets`` resolve to the managed nodes that carry the tags. Without ``hosts`` (the sandbox
+without ``--hosts``) no SSM Agent registers with the sandbox's moto, so:
 
 - ``InstanceIds``: refused, ``InvalidInstanceId`` (HTTP 400), naming the ids and saying that this is
   the sandbox's emulation (the message is ours; the code is SSM's);
 - ``Targets``: the command is created with no instance (moto would add tagged EC2 instances, which
   are not managed nodes either), so ``certrotate deploy`` reports that it reached no instance.
+
+With ``hosts`` (:class:`~rotation.emulation.managed_hosts.ManagedHosts`), ids that are managed nodes
+are accepted (any other id still refuses the whole request), ``Targets`` resolve to the nodes as an
+association's do, a missing document is ``InvalidDocument`` and parameters the document refuses
+are ``InvalidParameters`` (both among SendCommand's errors), before any command exists. Then the
+command runs: moto answers with the command ``InProgress`` and each invocation ``InProgress`` with
+ResponseCode -1 (GetCommandInvocation: -1 until the node ran it) and empty output; the document,
+read from moto's SSM, runs on each online node in the node's environment (``ssm_runner``:
+parameters checked, each ``aws:runShellScript`` step with sh), and each invocation then reports
+``Success`` or ``Failed`` with the script's exit code, the first 24,000 characters of its stdout
+and the first 8,000 of its stderr (GetCommandInvocation's StandardOutputContent and
+StandardErrorContent, API reference). A node whose agent is offline is never sent the command: its
+invocation stays ``Pending`` with StatusDetails ``Delayed`` (the target was not available and the
+system will try again, GetCommandInvocation StatusDetails; the emulation does not retry).
+MaxConcurrency and MaxErrors are not modelled: every node runs at once (the sandbox has at most 10,
+and ``deploy`` sends MaxConcurrency 10) and any failed invocation fails the command (``Failed``, as
+with deploy's MaxErrors 0; otherwise ``Success``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from moto.core.exceptions import ServiceException
 
+from rotation.emulation.association_rules import Target, association_parameters
+from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.emulation.moto_patch import replaced
 
 NO_MANAGED_NODES = (
@@ -45,25 +65,147 @@ class InvalidInstanceIdError(ServiceException):
         )
 
 
+#: GetCommandInvocation's StandardOutputContent and StandardErrorContent: the first 24,000 and 8,000 characters.
+STDOUT_LIMIT, STDERR_LIMIT = 24_000, 8_000
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+
+
 @contextlib.contextmanager
-def ssm_commands_in_moto() -> Iterator[None]:
-    """moto's SendCommand refuses instance ids and resolves tag targets to no instance, for the duration."""
-    from moto.ssm.models import Command
+def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
+    """moto's SendCommand reaches ``hosts``' managed nodes only (none when None), for the duration."""
+    from moto.ssm.models import Command, SimpleSystemManagerBackend
     from moto.ssm.responses import SimpleSystemManagerResponse
 
     original_send = SimpleSystemManagerResponse.send_command
+    original_backend_send = SimpleSystemManagerBackend.send_command
 
     def send_command(self: Any) -> Any:
-        instance_ids = self._get_param("InstanceIds", [])
-        if instance_ids:
-            raise InvalidInstanceIdError(list(instance_ids), self.current_account)
-        return original_send(self)
+        instance_ids = [str(i) for i in self._get_param("InstanceIds", [])]
+        unknown = [i for i in instance_ids if hosts is None or not _known(hosts, i)]
+        if unknown:
+            raise InvalidInstanceIdError(unknown, self.current_account)
+        if hosts is not None:  # refused before the command exists, as SSM refuses the request
+            _checked_parameters(
+                self.current_account, self.region, self._get_param("DocumentName"), self._get_param("Parameters")
+            )
+        answer = original_send(self)
+        run = getattr(_UNSENT, "run", None)  # the nodes start once SSM has answered (InProgress)
+        _UNSENT.run = None
+        if run is not None:
+            run.start()
+        return answer
 
-    def no_managed_nodes(self: Any) -> list[str]:
-        return []
+    def managed_nodes(self: Any) -> list[str]:
+        if hosts is None:
+            return []
+        targets = [Target(str(t["Key"]), tuple(str(v) for v in t["Values"])) for t in self.targets]
+        return [h.instance_id for h in hosts.resolve(targets)]
+
+    def backend_send(backend: Any, **request: Any) -> Any:
+        command = original_backend_send(backend, **request)
+        if hosts is not None and command.instance_ids:
+            _UNSENT.run = _dispatch(hosts, command, backend.account_id, backend.region_name)
+        return command
 
     with (
         replaced(SimpleSystemManagerResponse, send_command=send_command),
-        replaced(Command, _get_instance_ids_from_targets=no_managed_nodes),
+        replaced(SimpleSystemManagerBackend, send_command=backend_send),
+        replaced(Command, _get_instance_ids_from_targets=managed_nodes),
     ):
         yield
+
+
+def _checked_parameters(
+    account: str, region: str, document_name: object, parameters: object
+) -> tuple[dict[str, Any], dict[str, str | list[str]]]:
+    """The document and the request's ``Parameters`` as its parameters take them.
+
+    Raises:
+        AssociationError: InvalidDocument (missing, not a Command document) or InvalidParameters (a
+            value the document refuses: SendCommand's errors list both).
+    """
+    from rotation.emulation.association_rules import AssociationError
+    from rotation.emulation.ssm_runner import DocumentParameterError, resolve_parameters
+    from rotation.emulation.state_manager import load_command_document
+
+    document = load_command_document(account, region, document_name, "$DEFAULT")
+    converted = association_parameters(document, parameters or {})
+    try:
+        resolve_parameters(document, converted)
+    except DocumentParameterError as exc:
+        raise AssociationError("InvalidParameters", f"Parameters for {document_name}: {exc}") from None
+    return document, converted
+
+
+def _known(hosts: ManagedHosts, instance_id: str) -> bool:
+    try:
+        hosts.get(instance_id)
+    except KeyError:
+        return False
+    return True
+
+
+#: The request thread's command run, started once the response is built.
+_UNSENT = threading.local()
+
+
+def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> threading.Thread:
+    """Mark the command and its invocations in progress; returns the thread that runs it on the nodes."""
+    document, parameters = _checked_parameters(account, region, command.document_name, command.parameters)
+    nodes = [hosts.get(i) for i in sorted(command.instance_ids)]
+    command.status, command.status_details, command.completed_count = "InProgress", "InProgress", 0
+    for invocation in command.invocations:
+        invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+    online = [node for node in nodes if hosts.online(node.instance_id)]
+    for node in nodes:
+        if node not in online:
+            _invocation(command, node.instance_id).update(Status="Pending", StatusDetails="Delayed")
+    timeout = float(command.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
+
+    def run_all() -> None:
+        threads = [
+            threading.Thread(target=_run_on, args=(command, document, parameters, node, region, timeout))
+            for node in online
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [i for i in command.invocations if i["Status"] != "Success"]
+        command.completed_count = len(command.invocations) - len(failed)
+        command.error_count = len(failed)
+        command.status = command.status_details = "Failed" if failed else "Success"
+
+    return threading.Thread(target=run_all, name=f"send-command-{command.command_id}", daemon=True)
+
+
+def _invocation(command: Any, instance_id: str) -> dict[str, Any]:
+    return next(i for i in command.invocations if i["InstanceId"] == instance_id)
+
+
+def _run_on(
+    command: Any,
+    document: Mapping[str, Any],
+    parameters: Mapping[str, str | list[str]],
+    node: EmulatedHost,
+    region: str,
+    timeout: float,
+) -> None:
+    from rotation.emulation.ssm_runner import DocumentParameterError, run_parsed_document
+
+    invocation = _invocation(command, node.instance_id)
+    try:
+        result = run_parsed_document(
+            document, parameters, env=node.environment, timeout=timeout, instance_id=node.instance_id, region=region
+        )
+    except DocumentParameterError as exc:  # SSM would have refused the request; nothing ran
+        invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1, StandardErrorContent=str(exc))
+        return
+    status = "Success" if result.ok else "Failed"
+    invocation.update(
+        Status=status,
+        StatusDetails=status,
+        ResponseCode=next((s.exit_code for s in result.steps if s.exit_code != 0), 0),
+        StandardOutputContent=result.stdout[:STDOUT_LIMIT],
+        StandardErrorContent=result.stderr[:STDERR_LIMIT],
+    )

@@ -116,7 +116,7 @@ class Association:
         return {k: v for k, v in shown.items() if v is not None}
 
 
-def _load_document(account: str, region: str, name: object, version: str) -> dict[str, Any]:
+def load_command_document(account: str, region: str, name: object, version: str) -> dict[str, Any]:
     """The Command document ``name`` from moto's SSM, parsed.
 
     Raises:
@@ -172,7 +172,7 @@ class StateManager:
             raise AssociationError(
                 "InvalidDocumentVersion", f"DocumentVersion {version!r}: $LATEST, $DEFAULT or a number"
             )
-        document = _load_document(account, region, document_name, str(version))
+        document = load_command_document(account, region, document_name, str(version))
         name = request.get("AssociationName")
         if name is not None:
             rules.check_association_name(name)
@@ -350,7 +350,7 @@ class StateManager:
             online = [h for h in online if self._applied.get((key, h.instance_id), float("-inf")) < issued]
         if not online and not full:
             return None
-        document = _load_document(
+        document = load_command_document(
             association.account, association.region, association.document, association.document_version
         )
         parameters = rules.association_parameters(document, {k: list(v) for k, v in association.parameters.items()})

@@ -12,7 +12,7 @@ from rotation.aws import aws_call, client_config, make_client
 from rotation.issuance.certificate_authority import CertificateAuthorities
 from rotation.issuance.issuers import Issuer, PcaIssuer, WaitBudget
 from rotation.issuance.policy import IssuancePolicy
-from rotation.issuance.policy_store import POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
+from rotation.issuance.policy_store import DEFAULT_TTL_SECONDS, POLICY_PARAMETER_ENV, PolicySource, stack_cas_from_env
 from rotation.issuance.spec import CertificateType, CertSpec
 from rotation.lifecycle.guard import Verdict, check_step
 from rotation.lifecycle.rotation_event import RotationEvent, Step
@@ -111,8 +111,9 @@ def _acm_issuer(acm_for_region: Callable[[str], Any], ledger: Ledger | None, pac
     return AcmIssuer(acm_for_region, ledger, pacer)
 
 
-def default_services() -> Services:
-    """Services on boto3 clients: Secrets Manager in the function's region, PCA/ACM in the CA's."""
+def default_services(*, policy_ttl: float = DEFAULT_TTL_SECONDS) -> Services:
+    """Services on boto3 clients: Secrets Manager in the function's region, PCA/ACM in the CA's;
+    the issuance policy read again after ``policy_ttl`` seconds (the sandbox with hosts: 0)."""
 
     @cache
     def regional(service: str, region: str | None) -> Any:
@@ -133,7 +134,10 @@ def default_services() -> Services:
         assume_ssm=lambda role, region: assumed_client(make_client("sts"), role, "ssm", region),
         fleet_scope=_fleet_scope() if table else None,
         policy=PolicySource(
-            lambda: regional("ssm", None), os.environ.get(POLICY_PARAMETER_ENV, ""), stack_cas_from_env()
+            lambda: regional("ssm", None),
+            os.environ.get(POLICY_PARAMETER_ENV, ""),
+            stack_cas_from_env(),
+            ttl_seconds=policy_ttl,
         ),
     )
 
