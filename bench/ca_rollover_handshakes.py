@@ -15,6 +15,8 @@ aws CLI.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import platform
@@ -30,6 +32,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "ssm_documents")]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=12.0, help="handshakes a second per server (default 12)")
+    parser.add_argument(
+        "--abort-in", action="append", default=[], metavar="PHASE", help="abort once in PHASE, then advance again"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -63,10 +68,15 @@ def main() -> int:
     }
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory() as root, rotation_function(endpoint) as failures:
+        # The rotation function's log lines and metrics (stdout, from its threads) are not the figures.
+        with (
+            tempfile.TemporaryDirectory() as root,
+            rotation_function(endpoint) as failures,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             fleet = Fleet(endpoint, host_env, Path(root))
             try:
-                outcome = run_rollover(fleet, rate=args.rate)
+                outcome = run_rollover(fleet, rate=args.rate, abort_in=tuple(args.abort_in))
             finally:
                 fleet.stop()
     finally:
@@ -75,7 +85,7 @@ def main() -> int:
     failed = sum(t.failed for by_phase in outcome.tallies.values() for t in by_phase.values())
     ok = sum(t.ok for by_phase in outcome.tallies.values() for t in by_phase.values())
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    print(f"rollover RSA root -> EC root, phases {' -> '.join(outcome.phases)}, {seconds:.0f} s")
+    print(f"rollover RSA root -> EC root, phases: {', '.join(outcome.phases)}; {seconds:.0f} s")
     print(table(outcome.loads, outcome.phases))
     print(f"handshakes: {ok} succeeded, {failed} failed; rotation function failures: {len(failures)}")
     return 0 if failed == 0 and not failures else 1
