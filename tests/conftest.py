@@ -20,7 +20,7 @@ from moto import mock_aws
 
 import rotation.handler
 from rotation.emulation.dynamodb_tables import strict_table_deletion
-from rotation.emulation.pki import create_ca, real_acm_chain
+from rotation.emulation.pki import cached_moto_ca_keys, create_ca, real_acm_chain
 from rotation.fleet.ledger import Ledger, create_table
 from rotation.lifecycle.engine import build_services
 from rotation.lifecycle.steps import Services
@@ -42,6 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_ca_keys_loaded_once() -> Iterator[None]:
+    """moto's Private CA decrypts and validates its RSA key at every use (about 35 ms, twice per
+    IssueCertificate and once per CRL): emulator cost a real CA does not have, and a third of some
+    tests' time. Each CA's key is loaded once (``cached_moto_ca_keys``, keyed by the CA and its key
+    bytes, so a replaced key is loaded anew); what is signed, and with which key, is unchanged."""
+    with cached_moto_ca_keys():
+        yield
 
 
 class _CurrentStdout:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -69,6 +70,24 @@ def run(
         assert marker not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def communicate_or_dump(process: subprocess.Popen[str], what: str, timeout: float = 30) -> tuple[str, str]:
+    """``process.communicate`` within ``timeout``; past it, the process (started with
+    ``PYTHONFAULTHANDLER=1``) gets SIGABRT, so the failure shows where each of its threads was stuck."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        try:
+            stdout, stderr = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"certrotate still running {timeout:.0f} s after {what} (exit {process.returncode} after SIGABRT);"
+            f"\nstdout:\n{stdout}\nstderr (faulthandler's stack of every thread):\n{stderr}"
+        ) from None
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
