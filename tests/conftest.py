@@ -29,6 +29,8 @@ REGION = "us-east-1"
 
 #: The order tests are handed to the workers in: the longest first, so that the short ones fill the
 #: gaps at the end rather than one long test finishing the suite alone (longest-first scheduling).
+#: xdist keeps this order only when it hands tests out one at a time (``--maxschedchunk 1`` in
+#: pyproject.toml): its default sends each worker a block of consecutive tests, every slow one to one.
 _FIRST = ("tests/integration/", "tests/functional/test_cli_", "tests/functional/", "tests/deployment/")
 
 

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from rotation.emulation.rotation_service import rotation_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,7 @@ def test_the_readmes_day_covers_every_operator_command() -> None:
     assert expected <= commands, expected - commands
 
 
+@pytest.mark.slow
 def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
     """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
     from tests.support.cli import SCRIPT, cli_env

@@ -54,6 +54,7 @@ def _no_key(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
 # 1. Key material pasted into a secret's fields is never printed, by any command, in any format.
 
 
+@pytest.mark.slow
 def test_key_material_in_a_secrets_fields_is_never_printed(endpoint: str, ca: str) -> None:
     prefix = _unique("leak")
     pem, body = _key_pem(), _body(_key_pem())
@@ -224,6 +225,7 @@ def test_validate_json_of_an_invalid_spec_lists_the_problems(tmp_path: Path) -> 
 # 9. One secret without a value does not hide the others.
 
 
+@pytest.mark.slow
 def test_a_value_less_secret_is_flagged_on_its_own_row(endpoint: str, ca: str) -> None:
     prefix = _unique("valueless")
     rotated(endpoint, f"{prefix}good", ca)
@@ -390,6 +392,7 @@ def test_rotate_all_summarises_skips_in_a_stable_order_and_needs_yes(endpoint: s
 # 11. Ctrl-C: never a traceback, however early; a background run stops on SIGINT too.
 
 
+@pytest.mark.slow
 def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
     """Ctrl-C at every moment of the start, 0.1 s apart, until certrotate is waiting on AWS."""
     from tests.functional.test_cli_options import silent_endpoint

@@ -430,6 +430,7 @@ def test_a_record_rewritten_by_another_host_holds_instead_of_releasing(
     assert a in revoked(root_ca)
 
 
+@pytest.mark.slow
 def test_a_host_of_an_account_that_cannot_read_the_secret_never_holds_its_revocation(
     aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
