@@ -16,6 +16,7 @@ from moto.events.models import EventPattern
 
 from rotation.build.templates import OUTPUT, SOURCES, document_contents, render_template
 from tests.integration.conftest import require
+from tests.support.templates import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "fixtures" / "aws_events"
@@ -23,8 +24,7 @@ TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
 
 
 def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OUTPUT / name).read_text())
-    return loaded
+    return load_template(OUTPUT / name)
 
 
 def sample(name: str) -> dict[str, Any]:
