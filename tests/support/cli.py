@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ SCRIPT = next(
     Path(sys.executable).with_name("certrotate"),
 )
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
-#: Where the command's compiled modules are kept between runs, as an installed package's are: with
-#: PYTHONDONTWRITEBYTECODE in the caller's shell each run compiled every module of rotation it
-#: imports (about 0.15 s of CPU a run, some hundreds of runs); the cache is outside the worktree.
-BYTECODE_CACHE = {"PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")}
 
 
 def script() -> list[str]:
@@ -44,11 +39,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     ``CERTROTATE_LEDGER_TABLE`` is dropped too: the emulated rotation function runs in the test's
     process and reads it from there, but an operator's shell sets it only by choice (with it,
     ``status`` and ``hosts`` read the ledger instead of values); a test passes it in ``extra``.
-    Compiled modules are kept in ``BYTECODE_CACHE`` even if the caller's shell says not to.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "CERTROTATE_LEDGER_TABLE"}
-    env.update(BYTECODE_CACHE)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
