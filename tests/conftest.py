@@ -36,19 +36,27 @@ REGION = "us-east-1"
 _FIRST = ("tests/integration/", "tests/functional/test_cli_", "tests/functional/", "tests/deployment/")
 
 
+#: Where compiled modules are kept when the shell sets PYTHONDONTWRITEBYTECODE (outside the worktree).
+BYTECODE_CACHE = os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")
+_LIFTED = "CERTROTATE_TESTS_BYTECODE_LIFTED"  # set for the xdist workers: their shell said no bytecode
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Compiled modules are kept, outside the worktree, even when the shell says to write none.
+    """Compiled modules are kept in ``BYTECODE_CACHE`` even when the shell says to write none.
 
     With PYTHONDONTWRITEBYTECODE every xdist worker compiled rotation and rewrote every test module
-    (4 s of CPU each), and every ``certrotate`` run compiled what it imports (0.15 s, hundreds of
-    runs). The workers and the commands the tests run inherit this environment; a cache under
-    PYTHONPYCACHEPREFIX is checked against its source as ``__pycache__`` is.
+    (4 s of CPU each). The workers start with the cache in their environment (PYTHONPYCACHEPREFIX,
+    checked against each source as ``__pycache__`` is), then give the commands they run the shell's
+    environment back: a prefix would, for one, hide the Lambda zip's own ``__pycache__``.
     """
-    if sys.dont_write_bytecode:
-        prefix = os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = prefix
-        sys.dont_write_bytecode, sys.pycache_prefix = False, prefix
+    if os.environ.pop(_LIFTED, None):  # an xdist worker: its interpreter keeps the cache, not its children
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+    elif sys.dont_write_bytecode:
+        sys.dont_write_bytecode, sys.pycache_prefix = False, BYTECODE_CACHE
+        if config.getoption("numprocesses", None):  # the workers this process starts
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ.update({"PYTHONPYCACHEPREFIX": BYTECODE_CACHE, _LIFTED: "1"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

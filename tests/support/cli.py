@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     ``status`` and ``hosts`` read the ledger instead of values); a test passes it in ``extra``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "CERTROTATE_LEDGER_TABLE"}
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):  # what each run imports is compiled once (tests/conftest.py)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
