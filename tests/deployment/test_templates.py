@@ -49,12 +49,14 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+@pytest.mark.slow
 def test_templates_are_committed_as_rendered() -> None:
     assert TEMPLATES, "no templates in cfn/"
     for source in sorted(SOURCES.glob("*.yaml")):
         assert (OUTPUT / source.name).read_text() == render_template(source), "run python -m rotation.build.templates"
 
 
+@pytest.mark.slow
 def test_cfn_lint_reports_nothing() -> None:
     require(None if shutil.which("cfn-lint") else "cfn-lint is not installed (pip install cfn-lint)")
     result = subprocess.run(["cfn-lint", *map(str, TEMPLATES)], capture_output=True, text=True, check=False)
