@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from moto import mock_aws
 
 import rotation.handler
 from rotation.emulation.dynamodb_tables import strict_table_deletion
-from rotation.emulation.pki import create_ca, real_acm_chain
+from rotation.emulation.pki import cached_moto_ca_keys, create_ca, real_acm_chain
 from rotation.fleet.ledger import Ledger, create_table
 from rotation.lifecycle.engine import build_services
 from rotation.lifecycle.steps import Services
@@ -29,7 +31,32 @@ REGION = "us-east-1"
 
 #: The order tests are handed to the workers in: the longest first, so that the short ones fill the
 #: gaps at the end rather than one long test finishing the suite alone (longest-first scheduling).
+#: xdist keeps this order only when it hands tests out one at a time (``--maxschedchunk 1`` in
+#: pyproject.toml): its default sends each worker a block of consecutive tests, every slow one to one.
 _FIRST = ("tests/integration/", "tests/functional/test_cli_", "tests/functional/", "tests/deployment/")
+
+
+#: Where compiled modules are kept when the shell sets PYTHONDONTWRITEBYTECODE (outside the worktree).
+BYTECODE_CACHE = os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")
+_LIFTED = "CERTROTATE_TESTS_BYTECODE_LIFTED"  # set for the xdist workers: their shell said no bytecode
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled modules are kept in ``BYTECODE_CACHE`` even when the shell says to write none.
+
+    With PYTHONDONTWRITEBYTECODE every xdist worker compiled rotation and rewrote every test module
+    (4 s of CPU each). The workers start with the cache in their environment (PYTHONPYCACHEPREFIX,
+    checked against each source as ``__pycache__`` is), then give the commands they run the shell's
+    environment back: a prefix would, for one, hide the Lambda zip's own ``__pycache__``.
+    """
+    if os.environ.pop(_LIFTED, None):  # an xdist worker: its interpreter keeps the cache, not its children
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+    elif sys.dont_write_bytecode:
+        sys.dont_write_bytecode, sys.pycache_prefix = False, BYTECODE_CACHE
+        if config.getoption("numprocesses", None):  # the workers this process starts
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ.update({"PYTHONPYCACHEPREFIX": BYTECODE_CACHE, _LIFTED: "1"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -42,6 +69,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 KEY_MARKERS = ("PRIVATE KEY", "BEGIN EC PARAMETERS")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_ca_keys_loaded_once() -> Iterator[None]:
+    """moto's Private CA decrypts and validates its RSA key at every use (about 35 ms, twice per
+    IssueCertificate and once per CRL): emulator cost a real CA does not have, and a third of some
+    tests' time. Each CA's key is loaded once (``cached_moto_ca_keys``, keyed by the CA and its key
+    bytes, so a replaced key is loaded anew); what is signed, and with which key, is unchanged."""
+    with cached_moto_ca_keys():
+        yield
 
 
 class _CurrentStdout:

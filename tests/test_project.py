@@ -106,6 +106,7 @@ def assert_sandbox_stopped(result: subprocess.CompletedProcess[str]) -> None:
         raise AssertionError(f"the sandbox (pid {pid}) is still running")
 
 
+@pytest.mark.slow
 def test_the_readmes_day_runs_as_written_against_the_sandbox(tmp_path: Path) -> None:
     """The README's "A day with certrotate" block, as one shell script: it starts the sandbox itself."""
     examples = readme_cli_examples()

@@ -7,6 +7,7 @@ certificate, key and chain files, so the installer's SNI check applies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -117,20 +118,25 @@ class LocalApache(LocalServer):
         return ["-f", str(self.config), "-k", "start"]
 
     def stop(self) -> None:
-        """``apache2 -k stop``, then the parent's exit awaited (SIGKILL after 10 s)."""
-        pid = self.master_pid()
-        subprocess.run(
+        """``apache2 -k stop``, then every process of this server awaited (SIGKILL after 10 s).
+
+        ``-k stop`` parses the config before it signals the parent: with a config that no longer
+        parses (a test appended ``invalid_directive``) it fails, so the parent gets the SIGTERM
+        itself; and a parent SIGKILLed would leave its workers running, so each is killed too.
+        """
+        master = self.master_pid()
+        stopped = subprocess.run(
             [binary_path(self.binary) or "/usr/sbin/apache2", "-f", str(self.config), "-k", "stop"],
             capture_output=True,
             env=server_environment(),
             check=False,
         )
+        if stopped.returncode != 0 and master:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(master, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while pid and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+        while time.monotonic() < deadline and self.pids():
             time.sleep(0.05)
-        if pid:
-            os.kill(pid, signal.SIGKILL)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rotation.build.templates import OUTPUT
 from tests.integration.conftest import require
+from tests.support.templates import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
@@ -35,7 +35,7 @@ def justified_skips() -> dict[tuple[str, str, str], str]:
     """(template, resource, check id) -> the justification written beside the skip."""
     skips = {}
     for template in TEMPLATES:
-        for logical_id, resource in yaml.safe_load(template.read_text())["Resources"].items():
+        for logical_id, resource in load_template(template)["Resources"].items():
             for skip in (resource.get("Metadata") or {}).get("checkov", {}).get("skip", []):
                 skips[(template.name, logical_id, skip["id"])] = skip.get("comment", "")
     return skips

@@ -23,6 +23,7 @@ from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 
 from rotation.build.templates import OUTPUT
+from tests.support.templates import load_template
 
 ROOT_EVENTS = OUTPUT.parent / "tests" / "fixtures" / "aws_events"
 
@@ -163,9 +164,7 @@ def test_more_than_twenty_workload_buses_are_refused_not_dropped(
     import re
 
     pattern = re.compile(
-        __import__("yaml").safe_load((OUTPUT / "central-account.yaml").read_text())["Parameters"][
-            "WorkloadEventBusArns"
-        ]["AllowedPattern"]
+        load_template(OUTPUT / "central-account.yaml")["Parameters"]["WorkloadEventBusArns"]["AllowedPattern"]
     )
     buses = [f"arn:aws:events:{REGION}:{n:012d}:event-bus/certrotate" for n in range(1, 22)]
     assert pattern.fullmatch(",".join(buses[:20]))
@@ -231,10 +230,8 @@ def test_the_notice_rules_deliver_a_message_naming_what_the_event_is_about(
     that arrives must name the event's kind and its certificate or secret, with no path left empty."""
     import json
 
-    import yaml
-
     in_account(monkeypatch, CENTRAL)
-    declared = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())["Resources"][rule]["Properties"]
+    declared = load_template(OUTPUT / "central-account.yaml")["Resources"][rule]["Properties"]
     (target,) = declared["Targets"]
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)

@@ -20,13 +20,14 @@ import pytest
 import yaml
 
 from rotation.build.templates import OUTPUT
+from tests.support.templates import SafeLoader
 
 CENTRAL = "123456789012"
 REGION = "us-east-1"
 NO_VALUE = object()
 
 
-class Loader(yaml.SafeLoader):
+class Loader(SafeLoader):
     pass
 
 

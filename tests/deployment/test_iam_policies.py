@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from policy_sentry.querying.actions import get_action_data, get_actions_for_service
 
 from rotation.build.templates import OUTPUT
 from rotation.issuance.issuers.acm import OWNER_TAG
 from rotation.issuance.spec import END_ENTITY_TEMPLATES
+from tests.support.templates import load_template
 
 TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
 #: Global condition keys (any action); the tag keys are not global: the action must list them.
@@ -29,8 +29,7 @@ SERVICE_SPECIFIC_AWS_KEYS = ("aws:RequestTag/", "aws:ResourceTag/", "aws:TagKeys
 
 
 def load(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
-    return loaded
+    return load_template(path)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -93,10 +92,13 @@ def all_statements() -> list[tuple[str, str, dict[str, Any]]]:
     return [(t.name, role, s) for t in TEMPLATES for role, s in statements(load(t))]
 
 
+ALL_STATEMENTS = all_statements()  # read at collection (by each xdist worker): once
+
+
 @pytest.mark.parametrize(
     ("template", "role", "statement"),
-    all_statements(),
-    ids=[f"{t}:{r}:{s.get('Sid', '-')}" for t, r, s in all_statements()],
+    ALL_STATEMENTS,
+    ids=[f"{t}:{r}:{s.get('Sid', '-')}" for t, r, s in ALL_STATEMENTS],
 )
 def test_every_action_and_condition_key_exists_in_the_iam_database(
     template: str, role: str, statement: dict[str, Any]

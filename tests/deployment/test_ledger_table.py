@@ -12,11 +12,11 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 
 from rotation.build.templates import OUTPUT
 from rotation.fleet.ledger import OPEN_INDEX
 from rotation.fleet.ledger_protection import ADMIN_ACTIONS, LEDGER_PRINCIPALS_ENV, protection_problems
+from tests.support.templates import load_template
 
 ACCOUNT = "123456789012"
 TABLE_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/certrotate-IssuanceLedgerTable-X"
@@ -53,7 +53,7 @@ def resolve(node: Any, parameters: dict[str, Any], conditions: dict[str, bool]) 
 
 @pytest.mark.parametrize("administrators", [[], [f"arn:aws:iam::{ACCOUNT}:role/deployer"]])
 def test_the_deployed_table_passes_the_rotations_protection_check(administrators: list[str]) -> None:
-    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    template = load_template(OUTPUT / "central-account.yaml")
     operators = [f"arn:aws:iam::{ACCOUNT}:role/operator"]
     parameters = {
         **{name: [] for name in template["Parameters"]},  # the others: empty lists (unused here)
@@ -89,7 +89,7 @@ def test_the_deployed_table_passes_the_rotations_protection_check(administrators
 
 
 def test_the_rotation_role_may_read_the_tables_protections_and_nothing_more_of_it() -> None:
-    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    template = load_template(OUTPUT / "central-account.yaml")
     statements = template["Resources"]["RotationLedgerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in s["Action"]}
     assert actions == {
@@ -114,7 +114,7 @@ def test_the_template_declares_the_keys_and_the_open_entries_index_create_table_
 
     from rotation.fleet.ledger import create_table
 
-    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    template = load_template(OUTPUT / "central-account.yaml")
     declared = template["Resources"]["IssuanceLedgerTable"]["Properties"]
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")

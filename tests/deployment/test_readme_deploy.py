@@ -76,6 +76,7 @@ def client(service: str, endpoint: str, env: dict[str, str]) -> Any:
     )
 
 
+@pytest.mark.slow
 def test_the_readme_deploy_commands_run_as_written(moto_endpoint: str, tmp_path: Path) -> None:
     cli = aws_cli()
     require(None if cli else "the aws CLI is not installed (pip install awscli)")

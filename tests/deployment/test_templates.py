@@ -16,6 +16,7 @@ from moto.events.models import EventPattern
 
 from rotation.build.templates import OUTPUT, SOURCES, document_contents, render_template
 from tests.integration.conftest import require
+from tests.support.templates import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "fixtures" / "aws_events"
@@ -23,8 +24,7 @@ TEMPLATES = sorted(OUTPUT.glob("*.yaml"))
 
 
 def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OUTPUT / name).read_text())
-    return loaded
+    return load_template(OUTPUT / name)
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -49,12 +49,14 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+@pytest.mark.slow
 def test_templates_are_committed_as_rendered() -> None:
     assert TEMPLATES, "no templates in cfn/"
     for source in sorted(SOURCES.glob("*.yaml")):
         assert (OUTPUT / source.name).read_text() == render_template(source), "run python -m rotation.build.templates"
 
 
+@pytest.mark.slow
 def test_cfn_lint_reports_nothing() -> None:
     require(None if shutil.which("cfn-lint") else "cfn-lint is not installed (pip install cfn-lint)")
     result = subprocess.run(["cfn-lint", *map(str, TEMPLATES)], capture_output=True, text=True, check=False)

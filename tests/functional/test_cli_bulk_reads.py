@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from rotation.emulation.throttling import throttled_moto
 from tests.support.cli import certrotate, client
 
 BATCH = ("secretsmanager", "BatchGetSecretValue")
 
 
+@pytest.mark.slow
 def test_status_stays_inside_the_rate_it_is_given(endpoint: str, ca: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}/"
     sm = client(endpoint, "secretsmanager")

@@ -76,6 +76,7 @@ def test_status_shows_each_certificate_from_the_ledger_and_reads_no_value(endpoi
     assert code == 1 and all("expiring" in row["flags"] for row in rows)  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_a_rotation_that_keeps_the_certificate_names_its_version_in_the_ledger(
     endpoint: str, ca: str, ledger: str
 ) -> None:

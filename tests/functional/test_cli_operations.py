@@ -430,6 +430,7 @@ def test_a_wait_on_a_terminal_is_one_live_line(endpoint: str, ca: str, prefix: s
     assert f"{prefix}web: serial " in text
 
 
+@pytest.mark.slow
 def test_doctor_checks_every_account_and_region_revocation_reads(
     deployment: dict[str, str], prefix: str, endpoint: str
 ) -> None:

@@ -54,6 +54,7 @@ def _no_key(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
 # 1. Key material pasted into a secret's fields is never printed, by any command, in any format.
 
 
+@pytest.mark.slow
 def test_key_material_in_a_secrets_fields_is_never_printed(endpoint: str, ca: str) -> None:
     prefix = _unique("leak")
     pem, body = _key_pem(), _body(_key_pem())
@@ -224,6 +225,7 @@ def test_validate_json_of_an_invalid_spec_lists_the_problems(tmp_path: Path) -> 
 # 9. One secret without a value does not hide the others.
 
 
+@pytest.mark.slow
 def test_a_value_less_secret_is_flagged_on_its_own_row(endpoint: str, ca: str) -> None:
     prefix = _unique("valueless")
     rotated(endpoint, f"{prefix}good", ca)
@@ -390,6 +392,7 @@ def test_rotate_all_summarises_skips_in_a_stable_order_and_needs_yes(endpoint: s
 # 11. Ctrl-C: never a traceback, however early; a background run stops on SIGINT too.
 
 
+@pytest.mark.slow
 def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
     """Ctrl-C at every moment of the start, 0.1 s apart, until certrotate is waiting on AWS."""
     from tests.functional.test_cli_options import silent_endpoint
@@ -399,14 +402,14 @@ def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
         for tenth in range(1, 16):
             process = subprocess.Popen(
                 [*cli.script(), "status", "--endpoint-url", url, "--read-timeout", "60"],
-                env=cli.cli_env(),
+                env=cli.cli_env(PYTHONFAULTHANDLER="1"),  # SIGABRT dumps every thread's stack
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             time.sleep(tenth / 10)
             process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
+            _, stderr = cli.communicate_or_dump(process, f"SIGINT {tenth / 10:.1f} s after the start")
             outcomes.append((process.returncode, stderr.strip()))
     for code, stderr in outcomes:
         if "Fatal Python error: init_import_site" in stderr:
@@ -419,6 +422,25 @@ def test_an_early_ctrl_c_is_the_one_line_never_a_traceback() -> None:
         # Before Python's handler exists the signal's default action ends the process silently.
         assert (code, stderr) in ((130, "certrotate: interrupted"), (-signal.SIGINT, "")), (code, stderr)
     assert (130, "certrotate: interrupted") in outcomes
+
+
+def test_a_run_that_hangs_fails_with_the_stack_of_each_of_its_threads() -> None:
+    """The early Ctrl-C test hung once on CI with nothing on stderr: a run past its timeout now gets
+    SIGABRT under PYTHONFAULTHANDLER=1, and the failure carries where each thread was."""
+    hang = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", hang],
+        env=cli.cli_env(PYTHONFAULTHANDLER="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with pytest.raises(AssertionError) as failure:
+        cli.communicate_or_dump(process, "its start", timeout=1)
+    assert process.returncode == -signal.SIGABRT
+    message = str(failure.value)
+    assert "still running 1 s after its start" in message and "Fatal Python error: Aborted" in message
+    assert message.count("(most recent call first)") == 2, message  # the main thread and the other one
 
 
 def test_a_background_run_stops_on_sigint() -> None:

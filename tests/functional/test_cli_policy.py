@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support import cli
@@ -75,6 +76,7 @@ def test_the_central_stack_denies_ledger_writes_to_all_but_the_rotation_role_and
     assert {"CERTROTATE_POLICY_PARAMETER", "CERTROTATE_CA_ARNS", "CERTROTATE_LEDGER_TABLE"} <= set(variables)
 
 
+@pytest.mark.slow
 def test_doctor_and_validate_show_the_stored_policy_and_the_governing_rule(endpoint: str, ca: str) -> None:
     policy = {"version": 1, "rules": [{"name": "team-a", "secrets": ["team-a/*"], "ca_arns": [ca], "dns_names": ["."]}]}
     ssm = cli.client(endpoint, "ssm")
@@ -103,6 +105,7 @@ def test_without_a_stored_policy_doctor_warns_that_the_default_applies(endpoint:
     assert line.startswith("ok") and "warning: no issuance policy is written: the default applies" in line
 
 
+@pytest.mark.slow
 def test_a_key_pasted_into_a_secret_never_reaches_status_doctor_or_validate(endpoint: str, ca: str) -> None:
     for field in ("COMMON_NAME", "SUBJECT_ALTERNATIVE_NAMES", "CA_ARN"):
         spec = {"CERTIFICATE_TYPE": "PCA_ISSUED", "CA_ARN": ca, "COMMON_NAME": "web.a.example", field: KEY}

@@ -165,6 +165,7 @@ def test_a_certificate_not_yet_valid_is_flagged_shown_and_fails_check(endpoint: 
 # 2. The sandbox's deploy to instances that do not exist fails as SSM fails it.
 
 
+@pytest.mark.slow
 def test_the_sandbox_refuses_a_deploy_to_instances_that_are_not_managed_nodes() -> None:
     import os
     import re

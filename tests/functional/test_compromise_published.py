@@ -59,6 +59,7 @@ def listed(endpoint: str, certificate: x509.Certificate) -> bool:
     return certificate.serial_number in read_crl(data, None).serials
 
 
+@pytest.mark.slow
 def test_compromise_ends_when_the_crl_lists_the_serial_and_exits_5_when_publication_is_blocked(
     ledger_endpoint: str,
 ) -> None:
@@ -127,6 +128,7 @@ def test_a_ca_without_a_crl_is_named_and_exits_5(ledger_endpoint: str) -> None:
     assert "not waited for (--publish-timeout 0)" in result.stdout
 
 
+@pytest.mark.slow
 def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
     """The sandbox CA publishes on its compressed cadence, so the whole response ends with exit 0."""
     script = "\n".join(

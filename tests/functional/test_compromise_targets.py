@@ -69,6 +69,7 @@ def record(endpoint: str, instance_id: str, secret_arn: str, serial: str) -> Non
     )
 
 
+@pytest.mark.slow
 def test_a_forged_record_cannot_steer_the_install_and_only_watches_progress(ledger_endpoint: str, ca: str) -> None:
     """Root on instance F (which serves secret api) rewrites F's record to claim secret web and its
     current serial. Before, ``revoke web --compromised`` sent RunUpdateTLS with web's ARN to F (and

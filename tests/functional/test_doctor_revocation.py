@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
@@ -40,6 +41,7 @@ def empty(endpoint: str, name: str) -> None:
         s3.delete_object(Bucket=name, Key=item["Key"])
 
 
+@pytest.mark.slow
 def test_each_revocation_misconfiguration_is_found_with_its_fix_and_a_correct_setup_has_none(endpoint: str) -> None:
     s3, pca = client(endpoint, "s3"), client(endpoint, "acm-pca")
     cas: dict[str, str] = {}

@@ -75,6 +75,7 @@ def _measured_rotation(aws: Any, counter: Counted, arn: str, day: int) -> Counte
     return Counted(Counter(counter.calls), Counter(counter.items))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("indexed", [True, False], ids=["written-with-the-index", "written-before-the-index"])
 def test_a_rotations_ledger_reads_are_the_same_at_10_and_at_3000_past_entries(
     aws: Any, root_ca: str, make_secret: Any, counted: tuple[Counted, Any], indexed: bool

@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from freezegun import freeze_time
 from moto.acmpca.models import acmpca_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -33,6 +32,7 @@ from rotation.lifecycle.engine import assumed_client, build_services
 from tests.conftest import REGION
 from tests.functional.test_handler_observability import emf_records, log_records
 from tests.support.driver import replace_current, rotate, secret_fields
+from tests.support.templates import load_template
 
 TABLE = "certrotate-issued-certificates"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -304,7 +304,7 @@ def test_the_history_expires_from_the_ledger_after_its_certificates(
     assert int(item[TTL_ATTRIBUTE]["N"]) == int((entry.not_after + KEPT_AFTER_EXPIRY).timestamp())
     ttl = dynamodb.describe_time_to_live(TableName=ledger.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == TTL_ATTRIBUTE and ttl["TimeToLiveStatus"] == "ENABLED"
-    template = yaml.safe_load((OUTPUT / "central-account.yaml").read_text())
+    template = load_template(OUTPUT / "central-account.yaml")
     declared = template["Resources"]["IssuanceLedgerTable"]["Properties"]["TimeToLiveSpecification"]
     assert declared == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
 
@@ -430,6 +430,7 @@ def test_a_record_rewritten_by_another_host_holds_instead_of_releasing(
     assert a in revoked(root_ca)
 
 
+@pytest.mark.slow
 def test_a_host_of_an_account_that_cannot_read_the_secret_never_holds_its_revocation(
     aws: Any, root_ca: str, make_secret: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -171,6 +171,7 @@ def nginx(tmp_path: Path, ca: LocalCA) -> Iterator[LocalServer]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_6_restart_on_nginx_never_lets_a_local_user_take_the_port(
     nginx: LocalNginx, ca: LocalCA, put_secret: Any, host_env: dict[str, str], attacker: LocalUser
 ) -> None:
@@ -187,6 +188,7 @@ def test_6_restart_on_nginx_never_lets_a_local_user_take_the_port(
     assert nginx.master_pid() == master  # the same master: its sockets never left it
 
 
+@pytest.mark.slow
 def test_6_a_rollback_that_cannot_bring_the_server_back_says_so_in_the_exit_code_and_record(
     nginx: LocalNginx, ca: LocalCA, put_secret: Any, host_env: dict[str, str], attacker: LocalUser, ssm: Any
 ) -> None:

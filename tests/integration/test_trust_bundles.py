@@ -272,7 +272,7 @@ def test_a_non_ca_certificate_in_the_bundle_is_refused_and_nothing_changes(
 
 @pytest.mark.slow
 def test_a_failed_config_test_rolls_the_previous_bundle_back(
-    mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str], tmp_path: Path
+    mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, ssm: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:
     arn = put_bundle(sm, pem_of(cas["a"]))
     host_file(mtls, arn)
@@ -285,11 +285,14 @@ def test_a_failed_config_test_rolls_the_previous_bundle_back(
     assert exit_code(result) == 5  # CONFIG_TEST_FAILED
     assert "the previous certificate files are restored" in result.stderr
     assert mtls.client_ca.read_bytes() == before
+    (record,) = ssm.list_inventory_entries(InstanceId=INSTANCE, TypeName=TRUST_TYPE)["Entries"]
+    assert record["Status"] == "failed" and record["ExitCode"] == "5"
     assert accepted(mtls, client_of(cas["old"], tmp_path, "client-old"))
     assert not accepted(mtls, client_of(cas["a"], tmp_path, "client-a"))
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ssm")  # the run is recorded (PutInventory), as on an instance
 def test_a_server_that_does_not_ask_for_the_new_cas_rolls_the_bundle_back(
     mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -312,6 +315,7 @@ def test_a_server_that_does_not_ask_for_the_new_cas_rolls_the_bundle_back(
     assert mtls.client_ca.read_bytes() == before
 
 
+@pytest.mark.usefixtures("ssm")  # the run is recorded (PutInventory), as on an instance
 def test_a_command_sender_cannot_choose_a_bundle_file_or_another_accounts_bundle(
     mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str]
 ) -> None:
@@ -340,6 +344,7 @@ def put_secret_arn(sm: Any) -> str:
     return str(sm.create_secret(Name=f"certs/{uuid.uuid4()}", SecretString="{}")["ARN"])
 
 
+@pytest.mark.usefixtures("ssm")  # the run is recorded (PutInventory), as on an instance
 def test_an_application_trust_file_in_a_system_trust_directory_is_refused_unless_named_there(
     mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str]
 ) -> None:
@@ -355,6 +360,7 @@ def test_an_application_trust_file_in_a_system_trust_directory_is_refused_unless
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ssm")  # the run is recorded (PutInventory), as on an instance
 def test_a_run_killed_after_the_reload_is_undone_by_the_next_run_from_its_journal(
     mtls: MutualTlsApache, cas: dict[str, LocalCA], sm: Any, host_env: dict[str, str], tmp_path: Path
 ) -> None:

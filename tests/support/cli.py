@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     ``status`` and ``hosts`` read the ledger instead of values); a test passes it in ``extra``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "CERTROTATE_LEDGER_TABLE"}
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):  # what each run imports is compiled once (tests/conftest.py)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"certrotate-tests-pycache-{os.getuid()}")
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -69,6 +73,24 @@ def run(
         assert marker not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def communicate_or_dump(process: subprocess.Popen[str], what: str, timeout: float = 30) -> tuple[str, str]:
+    """``process.communicate`` within ``timeout``; past it, the process (started with
+    ``PYTHONFAULTHANDLER=1``) gets SIGABRT, so the failure shows where each of its threads was stuck."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        try:
+            stdout, stderr = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"certrotate still running {timeout:.0f} s after {what} (exit {process.returncode} after SIGABRT);"
+            f"\nstdout:\n{stdout}\nstderr (faulthandler's stack of every thread):\n{stderr}"
+        ) from None
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
