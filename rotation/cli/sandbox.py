@@ -124,6 +124,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
             if args.hosts:
                 endpoint = f"http://127.0.0.1:{port}"
                 exports.update(_start_hosts(stack, args.hosts, endpoint, region, exports["CA_ARN"], state_manager))
+            # Before the ready line: whoever reads it may stop the sandbox at once, and a SIGTERM must
+            # then stop it as any other (its log removed), not end it by the signal's default action.
+            previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
+            stack.callback(signal.signal, signal.SIGTERM, previous)
             try:
                 sys.stdout.write("".join(f"{line}\n" for line in export_lines(exports)) + f"{READY}\n")
                 sys.stdout.flush()
@@ -134,8 +138,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 os.close(devnull)
             os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stdout was the lines; the function's logs go to stderr
             out.note(f"certrotate sandbox on http://127.0.0.1:{port} (region {region}); Ctrl-C or SIGTERM stops it")
-            previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
-            stack.callback(signal.signal, signal.SIGTERM, previous)
             reported = 0
             while not stop:
                 time.sleep(0.5)
