@@ -133,7 +133,15 @@ def test_validate_a_secret_against_its_ca(endpoint: str, ca: str) -> None:
 
 
 def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.ssm.models import Command
+
+    # moto adds every instance of the account to a command sent to InstanceIds alone (no Targets: its
+    # EC2 lookup without a filter); SSM sends it to exactly those ids. Other tests' instances share
+    # this moto server, so without this the second deploy below counted them too.
+    resolve = Command._get_instance_ids_from_targets
+    monkeypatch.setattr(Command, "_get_instance_ids_from_targets", lambda self: resolve(self) if self.targets else [])
     ec2 = client(endpoint, "ec2")
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)  # another instance of the account
     reservation = ec2.run_instances(
         ImageId="ami-12c6146b",
         MinCount=2,
@@ -148,8 +156,6 @@ def test_deploy_to_tagged_instances(endpoint: str, ca: str, monkeypatch: pytest.
     assert [r["instance_id"] for r in rows] == instances and {r["status"] for r in rows} == {"Success"}
 
     # moto runs no document and reports Success; a failed host is what it cannot produce.
-    from moto.ssm.models import Command
-
     original = Command.get_invocation
 
     def failing(self: Any, instance_id: str, plugin_name: Any) -> dict[str, Any]:

@@ -130,7 +130,9 @@ def test_the_demos_moto_server_serves_and_its_loop_looks_for_stop_every_50_ms(mo
             aws_access_key_id="demo",
             aws_secret_access_key="demo",
         )
-        assert sm.list_secrets()["SecretList"] == []
+        name = f"demo-server-{port}"  # moto's backends are this process's: other tests' secrets are there too
+        sm.create_secret(Name=name, SecretString="{}")
+        assert sm.describe_secret(SecretId=name)["Name"] == name
     finally:
         server.stop()
     assert polls == [STOP_POLL_SECONDS] and STOP_POLL_SECONDS <= 0.05

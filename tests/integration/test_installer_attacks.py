@@ -13,12 +13,14 @@ tests that expect one fail.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,18 @@ def test_1_a_senders_apache_config_is_not_a_parameter_and_never_runs(
 # 2. Medium: any absolute path was a target ------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def password_files_locked() -> Iterator[None]:
+    """The lock useradd and userdel take before they rewrite /etc/passwd, /etc/shadow and /etc/group
+    (shadow-utils' commonio_lock calls glibc's lckpwdf: an fcntl lock on /etc/.pwd.lock)."""
+    with open("/etc/.pwd.lock", "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
+
+
 @pytest.mark.parametrize(
     ("parameter", "path"),
     [
@@ -100,13 +114,14 @@ def test_2_a_system_file_is_never_a_target(
     """On main each of these was replaced by a PEM, mode 0644."""
     if not os.path.exists(path):
         pytest.skip(f"{path} does not exist here")
-    before = (Path(path).read_bytes(), os.stat(path))
-    live, serial = snapshot(apache), served_serial(apache)
-    result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env, **{parameter: path})
-    clean_failure(result, 2)
-    assert parameter in result.stderr
-    assert any(reason in result.stderr for reason in ("trust bundle", "outside the allowed", "must end with"))
-    after = os.stat(path)
+    with password_files_locked():  # useradd in a parallel test would rewrite /etc/shadow meanwhile
+        before = (Path(path).read_bytes(), os.stat(path))
+        live, serial = snapshot(apache), served_serial(apache)
+        result = install(apache, put_secret(ca.issue([HOSTNAME])), host_env, **{parameter: path})
+        clean_failure(result, 2)
+        assert parameter in result.stderr
+        assert any(reason in result.stderr for reason in ("trust bundle", "outside the allowed", "must end with"))
+        after = os.stat(path)
     assert Path(path).read_bytes() == before[0] and (after.st_ino, after.st_mode) == (
         before[1].st_ino,
         before[1].st_mode,
