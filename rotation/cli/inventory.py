@@ -210,6 +210,8 @@ def decode_value(item: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str
         fields = json.loads(item["SecretString"])
     except ValueError:
         return None, "plain text, not a JSON certificate specification"
+    except RecursionError:  # a writer's "[[[…": one secret must not end the command for every other
+        return None, "JSON nested too deeply to decode, not a certificate specification"
     if not isinstance(fields, dict):
         return None, f"a JSON {type(fields).__name__}, not a certificate specification object"
     return fields, ""

@@ -310,7 +310,7 @@ def current_serial(sm: Any, secret_id: str) -> str:
         value = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT").get("SecretString") or "{}"
     try:
         return str(json.loads(value).get("CERTIFICATE_SERIAL") or "")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
 
 

@@ -460,3 +460,22 @@ def test_doctor_checks_every_account_and_region_revocation_reads(
         f"ok   fleet view 111111111111 through {role}, us-east-1",
         f"ok   fleet view 111111111111 through {role}, eu-west-1",
     ]
+
+
+def test_one_deeply_nested_secret_never_ends_status_or_rotate_for_the_others(endpoint: str, ca: str) -> None:
+    """A secret's writer stores ``[[[…]]]`` (deeper than Python's JSON decoder recurses): the fleet
+    commands report that secret as not a specification and go on with the others (it was a
+    RecursionError ending the whole command, seen when another test left such a secret on the server)."""
+    prefix = f"nested-{uuid.uuid4().hex[:8]}/"
+    make_secret(endpoint, f"{prefix}bomb", "[" * 30_000 + "]" * 30_000)
+    make_secret(endpoint, f"{prefix}web", pca_fields(ca))
+    # rotate: 3 when some listed secret has no rotation configured (this one's and other tests' do not)
+    for args, codes in (
+        (("status", "--prefix", prefix, "--output", "json"), (0, 1)),
+        (("rotate", "--all", "--dry-run"), (0, 3)),
+    ):
+        result = certrotate(*args, endpoint=endpoint)
+        assert "RecursionError" not in result.stdout + result.stderr, (args, result.stderr)
+        assert result.returncode in codes, (args, result.returncode, result.stderr)
+    listed = certrotate("status", "--prefix", prefix, "--output", "json", endpoint=endpoint)
+    assert f"{prefix}web" in listed.stdout
