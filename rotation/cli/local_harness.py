@@ -193,16 +193,22 @@ class LocalServer:
         raise RuntimeError(f"{self.binary} did not listen on {self.port}: {self.error_log()}")
 
     def pids(self) -> list[int]:
-        """Every process of this server (master and workers), found by its config path."""
-        found = []
+        """Every process of this server: those whose command line names its config (the master,
+        Apache's workers) and their descendants (nginx's workers are ``nginx: worker process``)."""
+        parents: dict[int, int] = {}
+        found: set[int] = set()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
+                    stat = (entry / "stat").read_text()
+                    parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
                     if str(self.config) in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                        found.append(int(entry.name))
-                except OSError:
+                        found.add(int(entry.name))
+                except (OSError, ValueError, IndexError):
                     continue
-        return found
+        while grown := {pid for pid, parent in parents.items() if parent in found} - found:
+            found |= grown
+        return sorted(found)
 
     def master_pid(self) -> int | None:
         try:

@@ -47,3 +47,19 @@ def test_a_server_whose_config_no_longer_parses_stops_with_all_its_workers(serve
     server.stop()
 
     assert [pid for pid in processes if alive(pid)] == []
+
+
+def test_a_killed_server_leaves_no_worker_behind(server: LocalServer) -> None:
+    """``kill()`` (the demo's end): nginx names its config only in the master's command line, its
+    workers are ``nginx: worker process``; found by the config path alone, the master died and its
+    workers lived on (four per demo on nginx, seen after every suite run)."""
+    deadline = time.monotonic() + 10
+    while (master := server.master_pid()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert master
+    processes = {master, *children(master)}
+    assert len(processes) > 1
+
+    server.kill()
+
+    assert [pid for pid in processes if alive(pid)] == []
