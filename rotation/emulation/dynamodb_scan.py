@@ -151,7 +151,8 @@ def _scan(
     copies every item read, then drops what the filter expression refuses; a projection builds new
     items anyway). A scan of an index, or a start key moto would compare differently, is moto's own.
     """
-    if index_name:
+    after = None if index_name or exclusive_start_key is None else _start_after(table, exclusive_start_key)
+    if index_name or (exclusive_start_key is not None and after is None):
         return _MOTO_SCAN(
             table,
             filters,
@@ -164,22 +165,7 @@ def _scan(
             segments,
         )
     keyed = _keyed_items(table)
-    first = 0
-    if exclusive_start_key is not None:
-        after = _start_after(table, exclusive_start_key)
-        if after is None:
-            return _MOTO_SCAN(
-                table,
-                filters,
-                limit,
-                exclusive_start_key,
-                filter_expression,
-                index_name,
-                consistent_read,
-                projection_expression,
-                segments,
-            )
-        first = bisect.bisect_right(keyed, after, key=lambda pair: pair[0])
+    first = 0 if after is None else bisect.bisect_right(keyed, after, key=lambda pair: pair[0])
     read: list[Any] = []
     size = 0
     scanned = 0
