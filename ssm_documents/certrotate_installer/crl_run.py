@@ -190,7 +190,7 @@ def crl_main(environ: Dict[str, str]) -> int:
         return int(Exit.INTERRUPTED)
     except Exception as exc:
         guard.hold()
-        code, reason = (exc.code, exc.message) if isinstance(exc, InstallError) else classify(exc)
+        code, reason = classify(exc)
         warn("error: " + reason)
         if host is not None:
             path = targets[0].path if targets else ""

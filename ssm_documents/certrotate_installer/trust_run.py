@@ -266,7 +266,7 @@ def trust_main(environ: Dict[str, str]) -> int:
         return int(Exit.INTERRUPTED)
     except Exception as exc:
         guard.hold()
-        code, reason = (exc.code, exc.message) if isinstance(exc, InstallError) else classify(exc)
+        code, reason = classify(exc)
         warn("error: " + reason)
         if host is not None:
             name = bundle_name(host.request.secret_arn)
