@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,9 +133,4 @@ class LocalApache(LocalServer):
         if stopped.returncode != 0 and master:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(master, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.pids():
-            time.sleep(0.05)
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.wait_then_kill()

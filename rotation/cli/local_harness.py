@@ -90,6 +90,15 @@ class LocalServer:
             return [self.combined_file(hostname)]
         return [self.cert_file(hostname), self.key_file(hostname), self.chain_file(hostname)]
 
+    def association_settings(self) -> dict[str, Any]:
+        """The host-file keys that let ``SecretArn`` alone install here (the files and the port): what
+        a State Manager association sends, no per-host document parameter."""
+        if self.combined:
+            files = {"certificate_file": str(self.combined_file())}
+        else:
+            files = dict(zip(("certificate_file", "key_file", "chain_file"), map(str, self.live_files()), strict=True))
+        return {**files, "https_port": self.port}
+
     def document_parameters(self, hostname: str | None = None) -> dict[str, str]:
         """RunUpdateTLS's parameters that point the installer at this server's files and port."""
         if self.combined:
@@ -222,6 +231,10 @@ class LocalServer:
             for pid in [master, *self.pids()]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
+        self.wait_then_kill()
+
+    def wait_then_kill(self) -> None:
+        """Wait up to 10 s for every process of this server to end, then SIGKILL what is left."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.pids():
             time.sleep(0.05)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rotation.cli.local_apache import LocalApache, apache_available
+from rotation.cli.local_apache import apache_available
 from rotation.cli.local_harness import LocalServer, free_port
 from rotation.cli.local_servers import LOCAL_SERVERS, server_available
 from rotation.errors import CertRotateError
@@ -103,16 +103,8 @@ def aws_cli() -> str:
 
 def _host_file(server: LocalServer, bundle_arn: str) -> dict[str, Any]:
     """The host-file keys beyond the server's: its files and port, and the bundle's trust file."""
-    if isinstance(server, LocalApache):
-        files = {
-            "certificate_file": str(server.cert_file()),
-            "key_file": str(server.key_file()),
-            "chain_file": str(server.chain_file()),
-        }
-    else:
-        files = {"certificate_file": str(server.combined_file())}
     trust = {BUNDLE: {"secret": bundle_arn[: -len("-AbCdEf")], "files": [str(trust_file(server))]}}
-    return {**files, "https_port": server.port, "trust_bundles": trust}
+    return {**server.association_settings(), "trust_bundles": trust}
 
 
 def trust_file(server: LocalServer) -> Path:

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from rotation.cli.local_apache import LocalApache
 from rotation.cli.local_servers import LocalHaproxy
 from rotation.emulation.ssm_runner import DocumentParameterError, run_document
 from tests.installer.helpers import LocalUser
@@ -217,15 +216,7 @@ def test_a_run_with_only_the_secret_installs_what_the_host_file_describes(
     """What the fleet's State Manager association sends: SecretArn alone. The host file says which
     server (nginx and HAProxy get the combined layout they need), where the files go and on which
     port the new certificate is proven served; nothing else is needed."""
-    if isinstance(server, LocalApache):
-        files = {
-            "certificate_file": str(server.cert_file()),
-            "key_file": str(server.key_file()),
-            "chain_file": str(server.chain_file()),
-        }
-    else:
-        files = {"certificate_file": str(server.combined_file())}
-    server.write_installer_config(**files, https_port=server.port)
+    server.write_installer_config(**server.association_settings())
     new = ca.issue([HOSTNAME])
     environment = {**host_env, **server.installer_environment()}
     result = run_document(INSTALL, {"SecretArn": put_secret(new)}, env=environment, timeout=120)

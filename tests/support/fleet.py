@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rotation.cli.local_apache import LocalApache
 from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.fleet.view import INSTANCE_TAG
 
@@ -45,15 +44,8 @@ def register_install_document(ssm: Any) -> None:
 def host_file_for_association(server: Any) -> dict[str, Any]:
     """The host-file keys that let ``SecretArn`` alone install on ``server`` (its files and port):
     what a fleet's association sends, no per-host document parameters."""
-    if isinstance(server, LocalApache):
-        files = {
-            "certificate_file": str(server.cert_file()),
-            "key_file": str(server.key_file()),
-            "chain_file": str(server.chain_file()),
-        }
-    else:
-        files = {"certificate_file": str(server.combined_file())}
-    return {**files, "https_port": server.port}
+    settings: dict[str, Any] = server.association_settings()
+    return settings
 
 
 def register_server(
