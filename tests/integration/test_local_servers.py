@@ -57,6 +57,8 @@ def test_a_killed_server_leaves_no_worker_behind(server: LocalServer) -> None:
     while (master := server.master_pid()) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert master
+    while not children(master) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the master starts its workers a moment after it writes its pid file
     processes = {master, *children(master)}
     assert len(processes) > 1
 

@@ -47,7 +47,8 @@ from tests.support.certs import LocalCA
 from tests.support.handshakes import ClientIdentity, HandshakeLoad, Tally
 
 END_ENTITY = "arn:aws:acm-pca:::template/EndEntityCertificate/V1"
-PARAMETER = "/certrotate/issuance-policy"
+#: This fleet's own policy parameter (the session's moto server is shared: other tests own the stack's name).
+PARAMETER = f"/certrotate-rollover-{uuid.uuid4().hex[:8]}/issuance-policy"
 
 
 class Fleet:
