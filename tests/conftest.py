@@ -42,6 +42,20 @@ _LIFTED = "CERTROTATE_TESTS_BYTECODE_LIFTED"  # set for the xdist workers: their
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background (``pytest &``, a script's job) starts with SIGINT ignored, and
+    every command a test starts would inherit that: certrotate leaves an ignored SIGINT ignored, as
+    a shell's background job expects, so the tests that play a terminal's Ctrl-C would wait for
+    nothing. Every process of the suite takes Python's own handler, which its children start without.
+
+    Compiled modules"""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _keep_bytecode(config)
+
+
+def _keep_bytecode(config: pytest.Config) -> None:
     """Compiled modules are kept in ``BYTECODE_CACHE`` even when the shell says to write none.
 
     With PYTHONDONTWRITEBYTECODE every xdist worker compiled rotation and rewrote every test module
