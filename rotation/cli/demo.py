@@ -118,20 +118,11 @@ def run_demo(
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="certrotate-demo-")))
         )
         base.mkdir(parents=True, exist_ok=True)
-        stack.enter_context(_offline_aws(region))
-        stack.enter_context(mock_aws())
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        moto_port = free_port()
-        moto_server = _quick_stop(ThreadedMotoServer)(ip_address="127.0.0.1", port=moto_port, verbose=False)
-        moto_server.start()
-        stack.callback(moto_server.stop)
-        from rotation.emulation.pki import create_ca, real_acm_chain
-
-        stack.enter_context(real_acm_chain())
-        stack.enter_context(_issuance_ledger(region))
+        moto_port = _moto(stack, region, mock_aws, ThreadedMotoServer)
         import boto3
 
         import rotation.handler
+        from rotation.emulation.pki import create_ca
 
         rotation.handler.reset()
         stack.callback(rotation.handler.reset)
@@ -168,6 +159,24 @@ def run_demo(
         soft_wrap=True,  # a sentence is one line in a pipe too; the terminal wraps it
     )
     return 0
+
+
+def _moto(stack: contextlib.ExitStack, region: str, mock_aws: Any, server_class: Any) -> int:
+    """moto in process and its server on a free loopback port, with the emulation the demo needs;
+    returns the port."""
+    from rotation.emulation.pki import cached_moto_ca_keys, real_acm_chain
+
+    stack.enter_context(_offline_aws(region))
+    stack.enter_context(mock_aws())
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = _quick_stop(server_class)(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    stack.enter_context(cached_moto_ca_keys())  # moto's CA re-loads its key at every use (0.9 s of the demo)
+    stack.enter_context(real_acm_chain())
+    stack.enter_context(_issuance_ledger(region))
+    return port
 
 
 #: How often moto's server loop looks whether it was told to stop (werkzeug's default: 0.5 s).

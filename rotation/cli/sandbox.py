@@ -208,7 +208,7 @@ def _emulation(*, managed_nodes: bool = False) -> Iterator[tuple[list[BaseExcept
     from rotation.emulation.managed_hosts import ManagedHosts
     from rotation.emulation.pca_crl import CrlSchedule, crl_publisher
     from rotation.emulation.pca_issuance import teach_moto_private_ca_issuance
-    from rotation.emulation.pki import real_acm_chain
+    from rotation.emulation.pki import cached_moto_ca_keys, real_acm_chain
     from rotation.emulation.rotation_service import rotation_function_in_moto
     from rotation.emulation.ssm_commands import ssm_commands_in_moto
     from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
@@ -218,6 +218,7 @@ def _emulation(*, managed_nodes: bool = False) -> Iterator[tuple[list[BaseExcept
     hosts = ManagedHosts() if managed_nodes else None
     schedule = CrlSchedule(timedelta(seconds=CRL_DELAY_SECONDS), timedelta(seconds=CRL_RETRY_SECONDS))
     with (
+        cached_moto_ca_keys(),  # moto's CA re-loads its key at every use: emulator cost, not the CA's
         real_acm_chain(),
         rotation_function_in_moto() as failures,
         ssm_inventory_in_moto(),

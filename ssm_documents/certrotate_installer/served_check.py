@@ -3,9 +3,15 @@
 One connection proves only the worker it reached; a worker left from before a reload (or another
 process in the port's SO_REUSEPORT group) serves the old certificate to its share. After a first
 sighting, SAMPLE fresh connections with SNI must all present it byte for byte: ROUND at a time,
-held open until the round is done (a busy worker cannot take the next), a round every SPACING s
-(16 over just over a second). A stale share p escapes with probability (1 - p) ** 16. Anything
-else restarts the count; bound SERVE_WAIT_SECONDS, with PROOF_SECONDS after a late sighting.
+held open until the round is done (a busy worker cannot take the next), a round every SPACING s.
+A stale share p escapes with probability (1 - p) ** 16, whatever the spacing: what spreads the
+rounds is a worker still taking its stop signal when the new one first answers. Each server's old
+workers stop accepting as they take it (Apache's listener thread reads the pipe of death the parent
+writes before it starts a new generation, nginx's workers close their listeners on QUIT, HAProxy's
+old process unbinds on its soft stop), within milliseconds, so 0.1 s between rounds (16 over at
+least 0.3 s after the sighting, plus the polling before it) covers that window many times over; a
+share that never stops is the (1 - p) ** 16 case. Anything else restarts the count; bound
+SERVE_WAIT_SECONDS, with PROOF_SECONDS after a late sighting.
 ``Server.wait_for`` runs it for every server, on the addresses the server's own processes listen
 on (``server_processes.server_listeners``, looked up before each round): a server bound to one
 address or to IPv6 only is reached there, and another user's listener on another address of the
@@ -26,7 +32,7 @@ SERVE_WAIT_SECONDS = 30.0  # the bound of the whole check after a reload
 RECHECK_SECONDS = 5.0  # the bound when nothing was reloaded (a restored or already installed certificate)
 SAMPLE = 16
 ROUND = 4
-SPACING = 0.35
+SPACING = 0.1  # seconds between rounds once the new certificate was seen (see above)
 POLL = 0.1  # seconds between single connections until one presents the expected certificate
 PROOF_SECONDS = 5.0
 CONNECT_SECONDS = 3.0
