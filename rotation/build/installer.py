@@ -18,6 +18,7 @@ absolute path, the same bytes on every machine (a test builds twice and compares
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import io
@@ -164,6 +165,14 @@ def same_code(first: str, second: str) -> bool:
     return _code_dump(first) == _code_dump(second)
 
 
+@functools.lru_cache(maxsize=256)
+def _embedded(source: str) -> str | None:
+    """Pure: ``source`` less its comments and docstrings' text; None when that changed its code.
+    Kept by content: the documents, the templates and their tests build the program many times."""
+    embedded = without_docstrings(without_comments(source))
+    return embedded if same_code(source, embedded) else None
+
+
 def embedded_sources() -> dict[str, str]:
     """Module name -> the source the program embeds for it: its file less its comments and docstrings' text.
 
@@ -172,9 +181,8 @@ def embedded_sources() -> dict[str, str]:
     """
     sources = {}
     for name, path in module_files():
-        source = path.read_text(encoding="utf-8")
-        embedded = without_docstrings(without_comments(source))
-        if not same_code(source, embedded):
+        embedded = _embedded(path.read_text(encoding="utf-8"))
+        if embedded is None:
             raise ValueError(f"{path}: cutting its comments and docstrings changed its code")
         sources[name] = embedded
     return sources
@@ -187,13 +195,20 @@ def build() -> str:
         ValueError: a module holds ``\'\'\'`` or ends in a backslash (it could not be embedded
             verbatim), or the program holds ``{{`` (SSM would substitute it).
     """
-    entries = []
+    files = module_files()
     sources = embedded_sources()
-    for name, path in module_files():
-        source = sources[name]
+    return _program(tuple((name, module_filename(path), sources[name]) for name, path in files))
+
+
+@functools.lru_cache(maxsize=8)
+def _program(modules: tuple[tuple[str, str, str], ...]) -> str:
+    """Pure: the program embedding ``modules`` (name, file name, embedded source), checked."""
+    entries = []
+    sources = {name: source for name, _, source in modules}
+    for name, filename, source in modules:
         if "'''" in source or source.endswith("\\"):
-            raise ValueError(f"{path} cannot be embedded verbatim: it holds ''' or ends with a backslash")
-        entries.append(f"    {name!r}: ({module_filename(path)!r}, r'''{source}'''),\n")
+            raise ValueError(f"{filename} cannot be embedded verbatim: it holds ''' or ends with a backslash")
+        entries.append(f"    {name!r}: ({filename!r}, r'''{source}'''),\n")
     program = _HEADER + "".join(entries) + _FOOTER
     if "{{" in program:
         raise ValueError("the installer must not contain '{{': SSM would substitute it")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import bz2
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,9 +205,15 @@ def program_blob_lines() -> list[str]:
     Raises:
         ValueError: a line would end the here-document early (it cannot: the terminator is shorter).
     """
-    encoded = base64.a85encode(bz2.compress(program_text().encode("utf-8"), 9))
+    return list(_blob_lines(program_text()))
+
+
+@functools.lru_cache(maxsize=4)
+def _blob_lines(program: str) -> tuple[str, ...]:
+    """Pure: :func:`program_blob_lines` of ``program`` (bz2 at level 9 is kept, not redone per document)."""
+    encoded = base64.a85encode(bz2.compress(program.encode("utf-8"), 9))
     blob = encoded.translate(bytes.maketrans(_A85_QUOTED, _BLOB_LETTERS)).decode("ascii")
-    lines = [blob[i : i + BLOB_LINE] for i in range(0, len(blob), BLOB_LINE)]
+    lines = tuple(blob[i : i + BLOB_LINE] for i in range(0, len(blob), BLOB_LINE))
     if HEREDOC_END in lines:
         raise ValueError("a line of the program's blob equals the here-document's terminator")
     return lines
