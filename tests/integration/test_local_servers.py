@@ -39,6 +39,8 @@ def test_a_server_whose_config_no_longer_parses_stops_with_all_its_workers(serve
     while (master := server.master_pid()) is None and time.monotonic() < deadline:
         time.sleep(0.05)  # Apache answers on its port a moment before its pid file is written
     assert master
+    while not children(master) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the master starts its workers a moment after it writes its pid file
     processes = {master, *children(master)}
     assert len(processes) > 1  # the workers
     with server.config.open("a") as config:
