@@ -2,6 +2,22 @@
 
 The script is the one installed with the interpreter running the tests (next to it in a venv, else
 in its scripts directory), never whatever ``certrotate`` comes first on PATH.
+
+Served warm: :func:`run` (and :func:`certrotate`) start the script through tests/support/warm.py's
+launcher, a forked child of a server that already imported what the script imports at start
+(boto3, botocore, cryptography, rich, rotation.cli's command modules). The child runs the installed
+script file itself, with the same argv, environment, working directory, umask, stdio fds and signal
+dispositions a new interpreter would have; it exits as the interpreter would, and the launcher with
+its status (a signal death is -N; a timeout kills it, and the server kills the child). Only the
+interpreter's start and those imports are shared, so what a test proves about the command is
+unchanged; rotation.console (the Ctrl-C handler from the first line) is imported by each run itself.
+The integration tests' aws CLI is served the same way (tests/integration/conftest.py ``host_env``).
+
+Always a real exec (``real_exec=True``, :func:`script` with Popen): what is about the start itself,
+Ctrl-C at start-up moments, ``PYTHONVERBOSE``/``PYTHONFAULTHANDLER`` runs, ``completion``, the test
+that the installed script starts (tests/functional/test_cli_commands.py); and any run whose
+environment carries other ``PYTHON*`` variables than :func:`cli_env` sets (they change the start).
+Without gcc every run is a real exec.
 """
 
 from __future__ import annotations
@@ -16,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.support import warm
 
 REGION = "us-east-1"
 SCRIPT = next(
@@ -56,16 +74,31 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _python_variables(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
+
+
 def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    input_text: str | None = None,
+    real_exec: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback."""
+    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback.
+
+    Served warm unless ``real_exec`` (a new interpreter), or ``env`` changes the interpreter's start.
+    """
+    env = env or cli_env()
+    command = [*script(), *args]
+    if not real_exec and _python_variables(env) == _python_variables(cli_env()):
+        command, env = warm.command("certrotate", list(args), env) or (command, env)
     result = subprocess.run(
-        [*script(), *args],
+        command,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env or cli_env(),
+        env=env,
         input=input_text,
         check=False,
     )
