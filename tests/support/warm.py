@@ -8,7 +8,7 @@ as the installer's ``find_tool`` requires: ``aws-bin/aws`` (for the documents' P
 ``python`` exec from this worker (never a fork of it: it has threads), and gives its socket.
 :func:`stop` ends them all (tests/conftest.py calls it at the session's end; each also ends when
 its worker exits). Without gcc, or when the build fails, :func:`launchers` is None and every run is
-a real exec.
+a real exec (also with ``CERTROTATE_TESTS_REAL_EXEC`` set).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ HERE = Path(__file__).parent
 SOURCE = HERE / "warm_launcher.c"
 SERVER = HERE / "zygote.py"
 PROBE = HERE / "warm_probe.py"
+#: Set (to anything) in the suite's environment, every run is a real exec: to compare, or to rule this out.
+REAL_EXEC_VARIABLE = "CERTROTATE_TESTS_REAL_EXEC"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def launchers() -> Path | None:
     """The launchers' directory (compiled on first use), None when gcc is absent or the build fails."""
     if _built:
         return _built[0]
-    _built.append(_build())
+    _built.append(None if os.environ.get(REAL_EXEC_VARIABLE) else _build())
     return _built[0]
 
 

@@ -200,11 +200,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) sigaction(FORWARDED[i], &action, NULL);
 
     char line[256];
-    if (read_line(sock, line, sizeof line) < 0) {
-        fprintf(stderr, "warm launcher: the fork server closed the connection before starting %s\n", base);
-        return 125;
-    }
-    if (strncmp(line, "declined ", 9) == 0) {
+    /* Declined, or the server is gone (it failed at its start): nothing ran, the real exec runs it. */
+    if (read_line(sock, line, sizeof line) < 0 || strncmp(line, "declined ", 9) == 0) {
         close(sock);
         for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
         real_exec(p, argc, argv);

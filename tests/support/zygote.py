@@ -303,7 +303,9 @@ def run_script(script: str) -> int:
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename != script:
             tb = tb.tb_next  # from the script's own frame, as a fresh start shows it
-        sys.excepthook(type(exc), exc, tb or exc.__traceback__)
+        if tb is not None:
+            exc.__traceback__ = tb  # what the hook prints
+        sys.excepthook(type(exc), exc, exc.__traceback__)
         code = 1
     try:
         threading._shutdown()  # type: ignore[attr-defined]
