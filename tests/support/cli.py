@@ -17,7 +17,8 @@ Always a real exec (``real_exec=True``, :func:`script` with Popen): what is abou
 Ctrl-C at start-up moments, ``PYTHONVERBOSE``/``PYTHONFAULTHANDLER`` runs, ``completion``, the test
 that the installed script starts (tests/functional/test_cli_commands.py); and any run whose
 environment carries other ``PYTHON*`` variables than :func:`cli_env` sets (they change the start).
-Without gcc every run is a real exec.
+:func:`shell_env` does the same for shell scripts that run ``certrotate`` by name (the README's
+walkthroughs). Without gcc every run is a real exec.
 """
 
 from __future__ import annotations
@@ -106,6 +107,20 @@ def run(
         assert marker not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def shell_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default :func:`cli_env`) for a shell script that runs ``certrotate`` by name: the console
+    script's directory first on PATH, and before it the launcher's (``certrotate`` served warm) when
+    there is one and ``env`` starts the interpreter as :func:`cli_env` does."""
+    env = dict(env or cli_env())
+    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    launchers = warm.launchers()
+    if launchers is not None and _python_variables(env) == _python_variables(cli_env()):
+        served = warm.socket_for("certrotate", env)
+        if served is not None:
+            env.update({"PATH": f"{launchers / 'bin'}:{env['PATH']}", warm.SOCKET_VARIABLE: served})
+    return env
 
 
 def communicate_or_dump(process: subprocess.Popen[str], what: str, timeout: float = 30) -> tuple[str, str]:

@@ -132,7 +132,15 @@ def _build() -> Path | None:
     try:
         (work / "programs.h").write_text(header)
         built = subprocess.run(
-            [gcc, "-O2", "-Wall", f'-DWARM_PROGRAMS="{work / "programs.h"}"', "-o", str(work / "launcher"), str(SOURCE)],
+            [
+                gcc,
+                "-O2",
+                "-Wall",
+                f'-DWARM_PROGRAMS="{work / "programs.h"}"',
+                "-o",
+                str(work / "launcher"),
+                str(SOURCE),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -146,10 +154,8 @@ def _build() -> Path | None:
                 (work / sub / name).chmod(0o755)
             (work / sub).chmod(0o755)
         work.chmod(0o755)
-        try:
+        with contextlib.suppress(OSError):  # another worker's build got there first: the same bytes
             work.rename(final)
-        except OSError:
-            pass  # another worker's build got there first: the same bytes
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -194,7 +200,7 @@ def _start(program: str, env: dict[str, str]) -> Server:
         argv.append(env["LC_CTYPE"])
     try:
         with open(directory / "log", "wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
+            process = subprocess.Popen(
                 argv,
                 env=env,
                 cwd="/",

@@ -24,6 +24,7 @@ Standard library only: it must not import what a child would then find already i
 from __future__ import annotations
 
 import array
+import contextlib
 import os
 import selectors
 import signal
@@ -139,7 +140,9 @@ def receive(conn: socket.socket) -> tuple[bytes, list[int]]:
 
 
 class Server:
-    def __init__(self, program: str, listener: socket.socket, parent: int, key: dict[str, str], coerced: dict[str, str]):
+    def __init__(
+        self, program: str, listener: socket.socket, parent: int, key: dict[str, str], coerced: dict[str, str]
+    ):
         self.program = program
         self.listener = listener
         self.parent = parent
@@ -155,7 +158,7 @@ class Server:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         self.selector.register(self.listener, selectors.EVENT_READ, self.accept)
-        self.selector.register(self.parent, selectors.EVENT_READ, lambda: self.stop())
+        self.selector.register(self.parent, selectors.EVENT_READ, self.stop)
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, self.reap)
         while True:
             for key, _events in self.selector.select():
@@ -170,10 +173,8 @@ class Server:
 
     @staticmethod
     def kill(pid: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def accept(self) -> None:
         conn, _ = self.listener.accept()
@@ -222,10 +223,8 @@ class Server:
             conn = self.children.pop(pid, None)
             if conn is not None:
                 self.selector.unregister(conn)
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(f"status {status}\n".encode())
-                except OSError:
-                    pass
                 conn.close()
 
 
@@ -234,10 +233,8 @@ def child(program: str, request: dict[str, object], fds: list[int], coerced: dic
     code = 70
     try:
         fresh_signals(request["ignored"], request["blocked"])  # type: ignore[arg-type]
-        try:
+        with contextlib.suppress(OSError):  # another session (a detached caller): stay in the server's group
             os.setpgid(0, int(request["pgid"]))  # type: ignore[call-overload]
-        except OSError:
-            pass  # another session (a detached caller): stay in the server's group
         os.umask(int(request["umask"]))  # type: ignore[call-overload]
         for number, fd in enumerate(fds):
             os.dup2(fd, number)
@@ -260,7 +257,7 @@ def child(program: str, request: dict[str, object], fds: list[int], coerced: dic
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
         code = run_script(script)
-    except BaseException:  # noqa: BLE001 - the server's own failure: say so, never fall into its loop
+    except BaseException:
         traceback.print_exc()
     os._exit(code)
 
@@ -298,7 +295,7 @@ def run_script(script: str) -> int:
         code = 0
     except SystemExit as exc:
         code = exit_code(exc.code)
-    except BaseException as exc:  # noqa: BLE001 - the interpreter prints any exception the script lets out
+    except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename != script:
@@ -307,16 +304,14 @@ def run_script(script: str) -> int:
             exc.__traceback__ = tb  # what the hook prints
         sys.excepthook(type(exc), exc, exc.__traceback__)
         code = 1
-    try:
+    with contextlib.suppress(BaseException):  # the interpreter's exit reports a failure here and goes on
         threading._shutdown()  # type: ignore[attr-defined]
-    except BaseException:  # noqa: BLE001, S110 - as the interpreter's exit, which reports and goes on
-        pass
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
                 stream.flush()
-        except Exception:  # noqa: BLE001 - the interpreter's exit status for a failed flush of stdout
+        except Exception:
             if stream is sys.stdout and code == 0:
                 code = 120
     if interrupted:
@@ -330,10 +325,8 @@ def exit_code(value: object) -> int:
         return 0
     if isinstance(value, int):
         return value & 0xFF
-    try:
+    with contextlib.suppress(Exception):
         sys.stderr.write(f"{value}\n")
-    except Exception:  # noqa: BLE001, S110
-        pass
     return 1
 
 

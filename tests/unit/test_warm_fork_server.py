@@ -215,7 +215,9 @@ def test_the_warm_aws_cli_answers_as_the_real_one(moto_endpoint: str) -> None:
     socket_path = warm.socket_for("aws", env)
     assert socket_path is not None
     served_env = {**env, warm.SOCKET_VARIABLE: socket_path}
-    warm_run = subprocess.run([str(directory / "aws"), *argv], env=served_env, capture_output=True, timeout=60, check=False)
+    warm_run = subprocess.run(
+        [str(directory / "aws"), *argv], env=served_env, capture_output=True, timeout=60, check=False
+    )
     assert (warm_run.returncode, warm_run.stdout, warm_run.stderr) == (real.returncode, real.stdout, real.stderr)
     assert real.returncode == 0 and json.loads(real.stdout)["Name"] == name
     assert len(warm.served("aws")) == before + 1
