@@ -250,3 +250,14 @@ def served(program: str) -> list[int]:
             lines = (server.directory / "log").read_text(errors="replace").splitlines()
             pids += [int(line.split()[1].rstrip(":")) for line in lines if line.startswith("served ")]
     return pids
+
+
+def child_cpu(program: str) -> dict[int, float]:
+    """CPU seconds (user + system) of each finished served run, by pid (from the servers' logs)."""
+    spent = {}
+    for (name, _key), server in _servers.items():
+        if name == program and (server.directory / "log").exists():
+            for line in (server.directory / "log").read_text(errors="replace").splitlines():
+                if line.startswith("done "):
+                    spent[int(line.split()[1].rstrip(":"))] = float(line.rsplit(" ", 1)[1])
+    return spent
