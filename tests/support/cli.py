@@ -6,19 +6,23 @@ in its scripts directory), never whatever ``certrotate`` comes first on PATH.
 Served warm: :func:`run` (and :func:`certrotate`) start the script through tests/support/warm.py's
 launcher, a forked child of a server that already imported what the script imports at start
 (boto3, botocore, cryptography, rich, rotation.cli's command modules). The child runs the installed
-script file itself, with the same argv, environment, working directory, umask, stdio fds and signal
-dispositions a new interpreter would have; it exits as the interpreter would, and the launcher with
-its status (a signal death is -N; a timeout kills it, and the server kills the child). Only the
-interpreter's start and those imports are shared, so what a test proves about the command is
-unchanged; rotation.console (the Ctrl-C handler from the first line) is imported by each run itself.
-The integration tests' aws CLI is served the same way (tests/integration/conftest.py ``host_env``).
+script file itself, with the same argv, environment, working directory, umask, process group, stdio
+fds and signal dispositions a new interpreter would have; it exits as the interpreter would, and
+the launcher with its status (a signal death is -N; a timeout kills the launcher, and the server
+the child). Only the interpreter's start and those imports are shared, so what a test proves about
+a command is unchanged: same code, same arguments, same environment. rotation.console (the Ctrl-C
+handler from its first line) is imported by each run itself, never by the server. What differs is
+the process: its parent is the server, its /proc cmdline the server's (the launcher's is the
+command's), its string hash seed the server's. The integration tests' aws CLI is served the same
+way (tests/integration/conftest.py ``host_env``); tests/unit/test_warm_fork_server.py compares
+served runs with real ones.
 
-Always a real exec (``real_exec=True``, :func:`script` with Popen): what is about the start itself,
-Ctrl-C at start-up moments, ``PYTHONVERBOSE``/``PYTHONFAULTHANDLER`` runs, ``completion``, the test
-that the installed script starts (tests/functional/test_cli_commands.py); and any run whose
+Always a real exec (``real_exec=True``, or :func:`script` with Popen): what is about the start
+itself (Ctrl-C at start-up moments, ``PYTHONVERBOSE``/``PYTHONFAULTHANDLER`` runs, the check that the
+installed script starts in tests/unit/test_warm_fork_server.py), ``completion``, and any run whose
 environment carries other ``PYTHON*`` variables than :func:`cli_env` sets (they change the start).
-:func:`shell_env` does the same for shell scripts that run ``certrotate`` by name (the README's
-walkthroughs). Without gcc every run is a real exec.
+:func:`shell_env` serves shell scripts that run ``certrotate`` by name (the README's walkthroughs).
+Without gcc, or with ``CERTROTATE_TESTS_REAL_EXEC`` set, every run is a real exec.
 """
 
 from __future__ import annotations
