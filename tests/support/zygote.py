@@ -154,6 +154,7 @@ class Server:
 
     def serve(self) -> None:
         os.set_blocking(self.wakeup_w, False)
+        os.set_blocking(self.wakeup_r, False)
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
@@ -213,8 +214,9 @@ class Server:
         self.kill(pid)
 
     def reap(self) -> None:
-        while os.read(self.wakeup_r, 512) == 512:
-            pass
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wakeup_r, 512):
+                pass
         while self.children:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
             if pid == 0:
