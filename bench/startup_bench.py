@@ -63,7 +63,7 @@ def main() -> None:
     aws_env = {**cli.cli_env(), "AWS_ENDPOINT_URL": endpoint, "LANG": "C", "LC_ALL": "C"}
     aws_argv = ["secretsmanager", "get-secret-value", "--secret-id", "bench/startup", "--output", "json"]
     runs: dict[str, list[float]] = {}
-    cases = {
+    cases: dict[str, tuple[list[str], dict[str, str], str | None]] = {
         "certrotate status --help, real exec": ([*cli.script(), "status", "--help"], cli.cli_env(), None),
         "aws get-secret-value, real exec": ([str(aws_dir / "aws"), *aws_argv], aws_env, None),
     }

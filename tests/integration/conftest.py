@@ -69,11 +69,7 @@ def host_env(moto_endpoint: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
-    launcher = warm.aws_directory()
-    server = warm.socket_for("aws", {**os.environ, **env, "LANG": "C", "LC_ALL": "C"}) if launcher else None
-    if launcher and server:
-        env.update({"PATH": f"{launcher}:{env['PATH']}", warm.SOCKET_VARIABLE: server})
-    return env
+    return warm.with_aws(env, inherited=os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,18 @@ def aws_directory() -> Path | None:
     """The directory holding only the ``aws`` launcher (for a PATH the installer searches)."""
     directory = launchers()
     return directory / "aws-bin" if directory and (directory / "aws-bin" / "aws").is_file() else None
+
+
+def with_aws(env: dict[str, str], inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` with the aws launcher first on PATH and the socket of the aws fork server started with
+    the variables the installer gives its tools (its ``tool_environment``: ``inherited`` (what the SSM
+    runner adds ``env`` to), ``env``, ``LANG=C``, ``LC_ALL=C``); ``env`` itself without a launcher.
+    The installer still picks its aws CLI as on a host: the first on PATH that only root can change."""
+    directory = aws_directory()
+    server = socket_for("aws", {**(inherited or {}), **env, "LANG": "C", "LC_ALL": "C"}) if directory else None
+    if directory is None or server is None:
+        return env
+    return {**env, "PATH": f"{directory}:{env.get('PATH', '')}", SOCKET_VARIABLE: server}
 
 
 def socket_for(program: str, env: dict[str, str]) -> str | None:

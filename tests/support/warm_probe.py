@@ -20,7 +20,12 @@ def facts() -> dict[str, object]:
         "signals": handlers,
         "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
-        "stdout": [sys.stdout.encoding, sys.stdout.errors, sys.stdout.line_buffering, sys.stdout.write_through],
+        "stdout": [
+            sys.stdout.encoding,
+            sys.stdout.errors,
+            sys.stdout.line_buffering,
+            getattr(sys.stdout, "write_through", None),
+        ],
         "stdin": [sys.stdin.encoding, sys.stdin.errors],
         "path0": sys.path[0],
         "executable": sys.executable,

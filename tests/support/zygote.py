@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import io
 import os
 import selectors
 import signal
@@ -247,7 +248,7 @@ def child(program: str, request: dict[str, object], fds: list[int], coerced: dic
         os.environ.clear()
         os.environ.update({**env, **{k: v for k, v in coerced.items() if k not in env}})
         for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
-            if stream is not None and not stream.write_through:  # buffered: line buffering on a terminal
+            if isinstance(stream, io.TextIOWrapper) and not stream.write_through:  # buffered: as a new start decides
                 stream.reconfigure(line_buffering=fd == 2 or os.isatty(fd))
         script = str(request["script"])
         sys.argv = list(request["argv"])  # type: ignore[call-overload]
