@@ -148,6 +148,9 @@ def _build() -> Path | None:
         )
         if built.returncode != 0:
             return None
+        smoke = subprocess.run([work / "launcher"], capture_output=True, check=False)  # a noexec /tmp fails here
+        if smoke.returncode != 127 or b"no program named launcher" not in smoke.stderr:
+            return None
         for sub, wanted in (("bin", names), ("aws-bin", ["aws"] if any(p.name == "aws" for p in table) else [])):
             (work / sub).mkdir(mode=0o755)
             for name in wanted:
