@@ -221,3 +221,24 @@ def test_the_warm_aws_cli_answers_as_the_real_one(moto_endpoint: str) -> None:
     assert (warm_run.returncode, warm_run.stdout, warm_run.stderr) == (real.returncode, real.stdout, real.stderr)
     assert real.returncode == 0 and json.loads(real.stdout)["Name"] == name
     assert len(warm.served("aws")) == before + 1
+
+
+def test_a_run_with_other_python_variables_is_a_real_exec() -> None:
+    """PYTHONWARNINGS (as PYTHONVERBOSE, PYTHONFAULTHANDLER) changes the interpreter's start: cli.run
+    does not even ask the server."""
+    before = len(warm.served("certrotate"))
+    result = cli.run("status", "--help", env=cli.cli_env(PYTHONWARNINGS="ignore"))
+    assert result.returncode == 0 and "usage: certrotate status" in result.stdout
+    assert len(warm.served("certrotate")) == before
+
+
+def test_without_gcc_there_is_no_launcher_and_runs_are_real_execs(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = warm.shutil.which
+    monkeypatch.setattr(warm.shutil, "which", lambda name, *a, **k: None if name == "gcc" else real_which(name))
+    assert warm._build() is None
+    monkeypatch.setattr(warm, "_built", [None])
+    before = len(warm.served("certrotate"))
+    assert warm.command("certrotate", ["status", "--help"], cli.cli_env()) is None
+    assert "usage: certrotate status" in cli.run("status", "--help").stdout
+    assert warm.with_aws({"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}
+    assert len(warm.served("certrotate")) == before
