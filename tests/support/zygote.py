@@ -189,6 +189,8 @@ class Server:
             assert isinstance(env, dict)
             env.pop(SOCKET_VARIABLE, None)
             if start_key(self.program, env) != self.key or len(fds) != 3:
+                differ = sorted(set(start_key(self.program, env).items()) ^ set(self.key.items()))
+                sys.stderr.write(f"declined {request['script']}: {sorted({name for name, _ in differ})}\n")
                 conn.sendall(b"declined start variables\n")
                 conn.close()
                 return
