@@ -49,7 +49,7 @@ class Program:
     warm: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Server:
     process: subprocess.Popen[bytes]
     parent_pipe: int
@@ -194,6 +194,8 @@ def socket_for(program: str, env: dict[str, str]) -> str | None:
     server = _servers.get(key)
     if server is not None and server.process.poll() is None:
         return server.socket
+    if server is not None:  # it died (its log says why): a new one
+        _end(server)
     server = _start(program, start)
     _servers[key] = server
     return server.socket
@@ -236,14 +238,18 @@ def stop() -> None:
     """End every fork server this process started (and each child still running), remove their sockets."""
     while _servers:
         _key, server = _servers.popitem()
-        with contextlib.suppress(OSError):
-            os.close(server.parent_pipe)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-        shutil.rmtree(server.directory, ignore_errors=True)
+        _end(server)
+
+
+def _end(server: Server) -> None:
+    with contextlib.suppress(OSError):
+        os.close(server.parent_pipe)  # the server sees its parent's end close: it kills its children, exits
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def command(program: str, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,8 +234,8 @@ def test_a_run_with_other_python_variables_is_a_real_exec() -> None:
 
 
 def test_without_gcc_there_is_no_launcher_and_runs_are_real_execs(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_which = warm.shutil.which
-    monkeypatch.setattr(warm.shutil, "which", lambda name, *a, **k: None if name == "gcc" else real_which(name))
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "gcc" else real_which(name))
     assert warm._build() is None
     monkeypatch.setattr(warm, "_built", [None])
     before = len(warm.served("certrotate"))
