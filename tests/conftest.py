@@ -73,6 +73,14 @@ def _keep_bytecode(config: pytest.Config) -> None:
             os.environ.update({"PYTHONPYCACHEPREFIX": BYTECODE_CACHE, _LIFTED: "1"})
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The fork servers this process started for warm certrotate and aws runs end with the session
+    (tests/support/warm.py): no process is left behind."""
+    warm = sys.modules.get("tests.support.warm")
+    if warm is not None:
+        warm.stop()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> tuple[int, int]:
         path = item.nodeid

@@ -83,11 +83,10 @@ def test_the_readmes_day_covers_every_operator_command() -> None:
 def run_readme_block(lines: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
     """``lines`` as one bash script in ``directory``, each line required to succeed (``set -e``: the
     first that fails stops it); the sandbox it started is stopped even then."""
-    from tests.support.cli import SCRIPT, cli_env
+    from tests.support.cli import shell_env
 
     (directory / "block.sh").write_text("\n".join(lines) + "\n")
-    env = cli_env()
-    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    env = shell_env()
     wrapper = 'trap \'[ -n "${CERTROTATE_SANDBOX_PID:-}" ] && kill "$CERTROTATE_SANDBOX_PID" 2>/dev/null\' EXIT\n'
     wrapper += "set -ex\n. ./block.sh\n"
     return subprocess.run(

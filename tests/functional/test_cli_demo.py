@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli
+from tests.support import cli, warm
 
 
 def certrotate() -> list[str]:
@@ -31,7 +31,7 @@ def run_demo(
         capture_output=True,
         text=True,
         timeout=120,
-        env={**clean_env(), "COLUMNS": columns},
+        env=warm.with_aws({**clean_env(), "COLUMNS": columns}),  # the demo's installs run the first aws on PATH
         check=False,
     )
 

@@ -274,7 +274,7 @@ def test_a_secret_writer_cannot_send_terminal_control_sequences(endpoint: str, c
 
 
 def test_bash_completion_completes_commands_and_options(tmp_path: Path) -> None:
-    script = cli.run("completion", "bash")
+    script = cli.run("completion", "bash", real_exec=True)
     assert script.returncode == 0, script.stderr
     (tmp_path / "certrotate.bash").write_text(script.stdout)
     probe = f"""
@@ -295,7 +295,7 @@ ask certrotate completion ""
 
 
 def test_zsh_completion_is_generated_from_the_parser() -> None:
-    script = cli.run("completion", "zsh")
+    script = cli.run("completion", "zsh", real_exec=True)
     assert script.returncode == 0
     assert script.stdout.startswith("#compdef certrotate")
     for word in ("create-secret", "doctor", "--window-days", "--dry-run", "--read-timeout"):

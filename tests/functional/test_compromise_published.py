@@ -25,7 +25,7 @@ from rotation.emulation.pki import create_ca
 from rotation.emulation.ssm_inventory import ssm_inventory_in_moto
 from rotation.fleet.crl_facts import leaf_pointers, read_crl, s3_location
 from rotation.fleet.ledger import LEDGER_TABLE_ENV, create_table
-from tests.support.cli import SCRIPT, certrotate, cli_env, client, rotated
+from tests.support.cli import certrotate, client, rotated, shell_env
 from tests.support.crl import crl_ca as support_crl_ca
 
 TABLE = "certrotate-ledger-published"
@@ -147,8 +147,7 @@ def test_revoke_compromised_finishes_in_the_sandbox(tmp_path: Path) -> None:
             "certrotate revoke web/compromised --compromised --timeout 60 --publish-timeout 120",
         ]
     )
-    env = cli_env()
-    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    env = shell_env()
     result = subprocess.run(
         ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -22,6 +22,7 @@ from rotation.cli.local_apache import apache_available, free_port
 from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.issuance.bundle import CertBundle
 from tests.installer.helpers import LocalUser, local_user, user_problem
+from tests.support import warm
 from tests.support.certs import LocalCA
 
 REGION = "us-east-1"
@@ -50,11 +51,17 @@ def sm(moto_endpoint: str) -> Any:
 
 @pytest.fixture
 def host_env(moto_endpoint: str) -> dict[str, str]:
-    """The environment the installer runs in: the aws CLI pointed at moto's server."""
+    """The environment the installer runs in: the aws CLI pointed at moto's server.
+
+    The aws CLI is served warm (tests/support/warm.py): a launcher named ``aws`` goes first on PATH
+    and runs the real awscli, pre-imported by a fork server started with the variables the installer
+    gives its tools (its tool_environment: this environment, ``LANG=C``, ``LC_ALL=C``). A run whose
+    variables differ, or a host without gcc, gets the real exec of the aws CLI beside it on PATH.
+    """
     cli = aws_cli()
     require(None if cli else "the aws CLI is not installed (pip install awscli)")
     assert cli is not None
-    return {
+    env = {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -62,6 +69,7 @@ def host_env(moto_endpoint: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
+    return warm.with_aws(env, inherited=os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,27 @@
 
 The script is the one installed with the interpreter running the tests (next to it in a venv, else
 in its scripts directory), never whatever ``certrotate`` comes first on PATH.
+
+Served warm: :func:`run` (and :func:`certrotate`) start the script through tests/support/warm.py's
+launcher, a forked child of a server that already imported what the script imports at start
+(boto3, botocore, cryptography, rich, rotation.cli's command modules). The child runs the installed
+script file itself, with the same argv, environment, working directory, umask, process group, stdio
+fds and signal dispositions a new interpreter would have; it exits as the interpreter would, and
+the launcher with its status (a signal death is -N; a timeout kills the launcher, and the server
+the child). Only the interpreter's start and those imports are shared, so what a test proves about
+a command is unchanged: same code, same arguments, same environment. rotation.console (the Ctrl-C
+handler from its first line) is imported by each run itself, never by the server. What differs is
+the process: its parent is the server, its /proc cmdline the server's (the launcher's is the
+command's), its string hash seed the server's. The integration tests' aws CLI is served the same
+way (tests/integration/conftest.py ``host_env``); tests/unit/test_warm_fork_server.py compares
+served runs with real ones.
+
+Always a real exec (``real_exec=True``, or :func:`script` with Popen): what is about the start
+itself (Ctrl-C at start-up moments, ``PYTHONVERBOSE``/``PYTHONFAULTHANDLER`` runs, the check that the
+installed script starts in tests/unit/test_warm_fork_server.py), ``completion``, and any run whose
+environment carries other ``PYTHON*`` variables than :func:`cli_env` sets (they change the start).
+:func:`shell_env` serves shell scripts that run ``certrotate`` by name (the README's walkthroughs).
+Without gcc, or with ``CERTROTATE_TESTS_REAL_EXEC`` set, every run is a real exec.
 """
 
 from __future__ import annotations
@@ -16,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.support import warm
 
 REGION = "us-east-1"
 SCRIPT = next(
@@ -56,16 +79,31 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _python_variables(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
+
+
 def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    input_text: str | None = None,
+    real_exec: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback."""
+    """Run ``certrotate ARGS``; asserts what every run must satisfy: no key material, no traceback.
+
+    Served warm unless ``real_exec`` (a new interpreter), or ``env`` changes the interpreter's start.
+    """
+    env = env or cli_env()
+    command = [*script(), *args]
+    if not real_exec and _python_variables(env) == _python_variables(cli_env()):
+        command, env = warm.command("certrotate", list(args), env) or (command, env)
     result = subprocess.run(
-        [*script(), *args],
+        command,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env or cli_env(),
+        env=env,
         input=input_text,
         check=False,
     )
@@ -73,6 +111,20 @@ def run(
         assert marker not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def shell_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default :func:`cli_env`) for a shell script that runs ``certrotate`` by name: the console
+    script's directory first on PATH, and before it the launcher's (``certrotate`` served warm) when
+    there is one and ``env`` starts the interpreter as :func:`cli_env` does."""
+    env = dict(env or cli_env())
+    env["PATH"] = f"{SCRIPT.parent}:{env['PATH']}"
+    launchers = warm.launchers()
+    if launchers is not None and _python_variables(env) == _python_variables(cli_env()):
+        served = warm.socket_for("certrotate", env)
+        if served is not None:
+            env.update({"PATH": f"{launchers / 'bin'}:{env['PATH']}", warm.SOCKET_VARIABLE: served})
+    return env
 
 
 def communicate_or_dump(process: subprocess.Popen[str], what: str, timeout: float = 30) -> tuple[str, str]:
