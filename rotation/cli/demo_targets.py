@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Protocol
 from rich.console import Console
 
 from rotation.cli.local_apache import apache_available, free_port
+from rotation.cli.local_harness import aws_cli_path
 from rotation.cli.local_servers import LOCAL_SERVERS, LocalServer, server_available
 from rotation.cli.tls_server import LocalTlsServer
 from rotation.errors import CertRotateError
@@ -104,8 +103,8 @@ def open_target(
         problem: str | None = "--no-apache given"
     else:
         problem = apache_available() if name == "apache" else server_available(name)
-    aws_cli = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-    if problem is None and not Path(aws_cli).exists():
+    aws_cli = aws_cli_path() or ""
+    if problem is None and not aws_cli:
         problem = "the aws CLI is not installed (pip install awscli)"
     if problem is None:
         servers: dict[str, LocalServer] = {}

@@ -41,6 +41,15 @@ def binary_path(name: str) -> str | None:
     return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if os.path.exists(p)), None)
 
 
+def aws_cli_path() -> str | None:
+    """The aws CLI a local host's installer runs: the first on PATH, as a host's agent finds it, else
+    the one installed beside this interpreter (``pip install -e '.[demo]'``); None when there is none."""
+    import sys
+
+    beside = Path(sys.executable).with_name("aws")
+    return shutil.which("aws") or (str(beside) if beside.exists() else None)
+
+
 def server_environment() -> dict[str, str]:
     return {"PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin", "LANG": "C"}
 

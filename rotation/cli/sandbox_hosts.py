@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rotation.cli.local_apache import apache_available
-from rotation.cli.local_harness import LocalServer, free_port
+from rotation.cli.local_harness import LocalServer, aws_cli_path, free_port
 from rotation.cli.local_servers import LOCAL_SERVERS, server_available
 from rotation.errors import CertRotateError
 from rotation.fleet.view import INSTANCE_TAG
@@ -89,13 +88,12 @@ def choose_server(available: Callable[[str], str | None] | None = None) -> str:
 
 
 def aws_cli() -> str:
-    """The aws CLI the nodes' agent runs (the one beside this interpreter first).
+    """The aws CLI the nodes' agent runs (``local_harness.aws_cli_path``, as the demo's hosts).
 
     Raises:
         SandboxHostsError: none is installed.
     """
-    beside = Path(sys.executable).with_name("aws")
-    found = str(beside) if beside.exists() else shutil.which("aws")
+    found = aws_cli_path()
     if not found:
         raise SandboxHostsError("--hosts: the nodes' installer needs the aws CLI: pip install -e '.[demo]'")
     return found
