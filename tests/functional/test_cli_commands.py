@@ -23,6 +23,7 @@ from tests.support.cli import (
     one_error_line,
     pca_fields,
     rotated,
+    rotation_settled,
     the_error,
 )
 
@@ -54,6 +55,7 @@ def test_create_secret_rotate_and_status(endpoint: str, ca: str) -> None:
     assert created.returncode == 0, created.stderr
     assert "valid: PCA_ISSUED web.example.internal" in created.stdout and "CA checked" in created.stdout
     arn = re.search(r"created (arn:\S+)", created.stdout).group(1)  # type: ignore[union-attr]
+    rotation_settled(endpoint, arn)  # the first rotation, started by create-secret, runs on in moto
 
     first = certrotate("rotate", arn, "--wait", "--timeout", "60", endpoint=endpoint)
     assert first.returncode == 0, first.stderr

@@ -199,6 +199,19 @@ def enable_rotation(endpoint: str, arn: str) -> None:
     client(endpoint, "secretsmanager").rotate_secret(SecretId=arn, RotationLambdaARN=LAMBDA)
 
 
+def rotation_settled(endpoint: str, arn: str, polls: int = 600) -> None:
+    """Wait until no rotation of ``arn`` is under way: AWSPENDING, if any, is on the AWSCURRENT version.
+    A rotation runs in moto's thread after RotateSecret (or create-secret's first) has answered, as
+    Secrets Manager invokes the function after answering; on a loaded machine it takes a while."""
+    sm = client(endpoint, "secretsmanager")
+    for _ in range(polls):
+        stages = sm.describe_secret(SecretId=arn).get("VersionIdsToStages", {}).values()
+        if not any("AWSPENDING" in s and "AWSCURRENT" not in s for s in stages):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"a rotation of {arn} is still under way after {polls} polls")
+
+
 def rotated(endpoint: str, name: str, ca: str, **extra: str) -> str:
     """A certificate secret with rotation on and its first certificate issued."""
     arn = make_secret(endpoint, name, pca_fields(ca, **extra))
