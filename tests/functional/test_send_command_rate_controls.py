@@ -11,6 +11,7 @@ the nodes is the concurrency the emulation allowed, counted, not timed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,56 @@ def test_the_model_is_checked_in_the_sandbox_without_managed_nodes_too() -> None
             )
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "'x' at 'maxErrors'" in refused.value.response["Error"]["Message"]
+
+
+def test_deploy_names_the_instances_never_sent_and_reports_no_success() -> None:
+    """``certrotate deploy`` against moto's server (as the sandbox serves it), MaxConcurrency 1 and
+    MaxErrors 0: the first instance fails, the others are never sent; each is reported as not sent,
+    none as a success, and deploy fails saying so."""
+    from moto.server import ThreadedMotoServer
+
+    from rotation.cli.deploy import NOT_SENT, DeployFailedError, deploy
+    from rotation.cli.local_apache import free_port
+    from rotation.cli.output import Output
+    from rotation.cli.session import AwsContext
+
+    hosts = ManagedHosts()
+    for node in (NODES[0], *ONLINE[2:]):
+        hosts.register(node, tags={}, environment={"NODE_EXIT": "3" if node in FAILING else "0"})
+    install = {
+        "schemaVersion": "2.2",
+        "description": "installs nothing; exits with the node's code",
+        "parameters": {"SecretArn": {"type": "String"}},
+        "mainSteps": [
+            {"action": "aws:runShellScript", "name": "install", "inputs": {"runCommand": ["exit $NODE_EXIT"]}}
+        ],
+    }
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    with ssm_commands_in_moto(hosts):
+        server.start()
+        try:
+            aws = AwsContext(None, "us-east-1", f"http://127.0.0.1:{port}")
+            aws.client("ssm").create_document(
+                Name="Install", Content=yaml.safe_dump(install), DocumentType="Command", DocumentFormat="YAML"
+            )
+            with pytest.raises(DeployFailedError) as failed:
+                deploy(
+                    aws,
+                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:web-AbCdEf",
+                    {"InstanceIds": [NODES[0], *ONLINE[2:]]},
+                    document="Install",
+                    role_arn=None,
+                    max_concurrency="1",
+                    max_errors="0",
+                    timeout=60,
+                    out=Output(),
+                    sleep=lambda _: time.sleep(0.05),
+                    show_progress=False,
+                )
+        finally:
+            server.stop()
+    results = {r.instance_id: r for r in failed.value.results}
+    assert results[NODES[0]].status == "Failed"
+    assert [(results[n].status, results[n].detail) for n in ONLINE[2:]] == [("Cancelled", NOT_SENT)] * 2
+    assert str(failed.value) == "3 of 3 instance(s) did not succeed (2 never sent: the failures passed --max-errors 0)"
