@@ -25,7 +25,7 @@ association's do, a missing document is ``InvalidDocument`` and parameters the d
 are ``InvalidParameters`` (both among SendCommand's errors), before any command exists. Then the
 command runs: moto answers with the command ``InProgress`` and each invocation ``InProgress`` with
 ResponseCode -1 (GetCommandInvocation: -1 until the node ran it) and empty output; the document,
-read from moto's SSM, runs on each online node in the node's environment (``ssm_runner``:
+read from moto's SSM, runs on each online node it is sent to, in the node's environment (``ssm_runner``:
 parameters checked, each ``aws:runShellScript`` step with sh), and each invocation then reports
 ``Success`` or ``Failed`` with the script's exit code, the first 24,000 characters of its stdout
 and the first 8,000 of its stderr (GetCommandInvocation's StandardOutputContent and
