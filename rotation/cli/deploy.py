@@ -36,6 +36,8 @@ _DONE = {
     "ExecutionTimedOut",
 }
 _SERIAL = re.compile(r"serial=([0-9A-Fa-f]+)")
+#: An invocation SSM never sent: the command's failures passed MaxErrors (StatusDetails Terminated, Status Cancelled).
+NOT_SENT = "not sent: the failures passed --max-errors, so SSM sent the command to no further instance"
 
 
 @dataclass
@@ -193,8 +195,10 @@ def deploy(
     ordered = sorted(results.values(), key=lambda r: r.instance_id)
     failed = [r for r in ordered if r.status != "Success"]
     if failed or not ordered:
+        unsent = sum(1 for r in failed if r.detail == NOT_SENT)
+        never = f" ({unsent} never sent: the failures passed --max-errors {max_errors})" if unsent else ""
         raise DeployFailedError(
-            f"{len(failed)} of {len(ordered)} instance(s) did not succeed"
+            f"{len(failed)} of {len(ordered)} instance(s) did not succeed{never}"
             if ordered
             else "the command reached no instance",
             ordered,
@@ -258,6 +262,8 @@ def _invocation(ssm: Any, command_id: str, instance_id: str) -> InstanceResult:
         if exc.code == "InvocationDoesNotExist":
             return InstanceResult(instance_id, "Pending", "", "")
         raise
+    if response.get("StatusDetails") == "Terminated":
+        return InstanceResult(instance_id, str(response.get("Status", "")), "", NOT_SENT)
     output = str(response.get("StandardOutputContent") or "")
     serials = _SERIAL.findall(output)
     detail = str(response.get("StandardErrorContent") or "").strip().splitlines()

@@ -25,28 +25,40 @@ association's do, a missing document is ``InvalidDocument`` and parameters the d
 are ``InvalidParameters`` (both among SendCommand's errors), before any command exists. Then the
 command runs: moto answers with the command ``InProgress`` and each invocation ``InProgress`` with
 ResponseCode -1 (GetCommandInvocation: -1 until the node ran it) and empty output; the document,
-read from moto's SSM, runs on each online node in the node's environment (``ssm_runner``:
+read from moto's SSM, runs on each online node it is sent to, in the node's environment (``ssm_runner``:
 parameters checked, each ``aws:runShellScript`` step with sh), and each invocation then reports
 ``Success`` or ``Failed`` with the script's exit code, the first 24,000 characters of its stdout
 and the first 8,000 of its stderr (GetCommandInvocation's StandardOutputContent and
 StandardErrorContent, API reference). A node whose agent is offline is never sent the command: its
 invocation stays ``Pending`` with StatusDetails ``Delayed`` (the target was not available and the
-system will try again, GetCommandInvocation StatusDetails; the emulation does not retry).
-MaxConcurrency and MaxErrors are not modelled: every node runs at once (the sandbox has at most 10,
-and ``deploy`` sends MaxConcurrency 10) and any failed invocation fails the command (``Failed``, as
-with deploy's MaxErrors 0; otherwise ``Success``).
+system will try again, GetCommandInvocation StatusDetails; the emulation does not retry), and the
+command stays ``InProgress`` while one waits. ``MaxConcurrency`` and ``MaxErrors`` are checked
+against the API model before anything else (``ValidationException``) and applied as Run Command
+applies them (``command_rate_controls`` cites how): at most MaxConcurrency online nodes run at once,
+the next sent as one finishes; once the failures pass MaxErrors no further node is sent and every
+invocation not sent (offline ones included) ends ``Cancelled``/``Terminated``; the command ends
+``Success``, ``Failed`` (past MaxErrors) or ``Failed``/``Incomplete`` (a failure within MaxErrors),
+with ``TargetCount``, ``CompletedCount`` and ``ErrorCount`` counted as SSM counts them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from moto.core.exceptions import ServiceException
 
 from rotation.emulation.association_rules import Target, association_parameters
+from rotation.emulation.command_rate_controls import (
+    TERMINAL,
+    InvocationState,
+    RateControls,
+    check_request,
+    command_state,
+    send_within_limits,
+)
 from rotation.emulation.managed_hosts import EmulatedHost, ManagedHosts
 from rotation.emulation.moto_patch import replaced
 
@@ -80,6 +92,7 @@ def ssm_commands_in_moto(hosts: ManagedHosts | None = None) -> Iterator[None]:
     original_backend_send = SimpleSystemManagerBackend.send_command
 
     def send_command(self: Any) -> Any:
+        check_request(self._get_param("MaxConcurrency"), self._get_param("MaxErrors"))
         instance_ids = [str(i) for i in self._get_param("InstanceIds", [])]
         unknown = [i for i in instance_ids if hosts is None or not _known(hosts, i)]
         if unknown:
@@ -153,28 +166,48 @@ def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> t
     """Mark the command and its invocations in progress; returns the thread that runs it on the nodes."""
     document, parameters = _checked_parameters(account, region, command.document_name, command.parameters)
     nodes = [hosts.get(i) for i in sorted(command.instance_ids)]
-    command.status, command.status_details, command.completed_count = "InProgress", "InProgress", 0
+    limits = RateControls.resolve(command.max_concurrency, command.max_errors, len(nodes))
+    states = {node.instance_id: InvocationState.IN_PROGRESS for node in nodes}
+    lock = threading.Lock()
+
+    def settle(instance_id: str, state: InvocationState, **fields: Any) -> None:
+        with lock:
+            states[instance_id] = state
+            _invocation(command, instance_id).update(Status=state.status, StatusDetails=state.value, **fields)
+            command.completed_count = sum(1 for s in states.values() if s in TERMINAL)
+            command.error_count = sum(1 for s in states.values() if s is InvocationState.FAILED)
+
+    command.status, command.status_details = "InProgress", "InProgress"
+    command.target_count, command.completed_count, command.error_count = len(nodes), 0, 0
     for invocation in command.invocations:
         invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
     online = [node for node in nodes if hosts.online(node.instance_id)]
     for node in nodes:
         if node not in online:
-            _invocation(command, node.instance_id).update(Status="Pending", StatusDetails="Delayed")
+            settle(node.instance_id, InvocationState.DELAYED)
     timeout = float(command.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
 
+    def run(node: EmulatedHost) -> bool:
+        state, fields = _run_on(document, parameters, node, region, timeout)
+        settle(node.instance_id, state, **fields)
+        return state is InvocationState.SUCCESS
+
+    def never_sent(rest: Sequence[EmulatedHost]) -> None:
+        waiting = [n for n in nodes if states[n.instance_id] is InvocationState.DELAYED]
+        for node in [*rest, *waiting]:  # the system cancels every invocation it has not delivered
+            settle(node.instance_id, InvocationState.TERMINATED)
+
     def run_all() -> None:
-        threads = [
-            threading.Thread(target=_run_on, args=(command, document, parameters, node, region, timeout))
-            for node in online
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        failed = [i for i in command.invocations if i["Status"] != "Success"]
-        command.completed_count = len(command.invocations) - len(failed)
-        command.error_count = len(failed)
-        command.status = command.status_details = "Failed" if failed else "Success"
+        send_within_limits(
+            online,
+            run,
+            window=limits.window,
+            allowed=limits.allowed_errors,
+            never_sent=never_sent,
+            name=f"send-command-{command.command_id}",
+        )
+        with lock:
+            command.status, command.status_details = command_state(list(states.values()), limits.allowed_errors)
 
     return threading.Thread(target=run_all, name=f"send-command-{command.command_id}", daemon=True)
 
@@ -184,28 +217,23 @@ def _invocation(command: Any, instance_id: str) -> dict[str, Any]:
 
 
 def _run_on(
-    command: Any,
     document: Mapping[str, Any],
     parameters: Mapping[str, str | list[str]],
     node: EmulatedHost,
     region: str,
     timeout: float,
-) -> None:
+) -> tuple[InvocationState, dict[str, Any]]:
+    """Run the document on ``node``; its outcome and the invocation fields it sets."""
     from rotation.emulation.ssm_runner import DocumentParameterError, run_parsed_document
 
-    invocation = _invocation(command, node.instance_id)
     try:
         result = run_parsed_document(
             document, parameters, env=node.environment, timeout=timeout, instance_id=node.instance_id, region=region
         )
     except DocumentParameterError as exc:  # SSM would have refused the request; nothing ran
-        invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1, StandardErrorContent=str(exc))
-        return
-    status = "Success" if result.ok else "Failed"
-    invocation.update(
-        Status=status,
-        StatusDetails=status,
-        ResponseCode=next((s.exit_code for s in result.steps if s.exit_code != 0), 0),
-        StandardOutputContent=result.stdout[:STDOUT_LIMIT],
-        StandardErrorContent=result.stderr[:STDERR_LIMIT],
-    )
+        return InvocationState.FAILED, {"ResponseCode": 1, "StandardErrorContent": str(exc)}
+    return InvocationState.SUCCESS if result.ok else InvocationState.FAILED, {
+        "ResponseCode": next((s.exit_code for s in result.steps if s.exit_code != 0), 0),
+        "StandardOutputContent": result.stdout[:STDOUT_LIMIT],
+        "StandardErrorContent": result.stderr[:STDERR_LIMIT],
+    }
