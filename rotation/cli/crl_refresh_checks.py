@@ -3,7 +3,8 @@
 In this account, in each region doctor's fleet checks read: the instances with ``Custom:CertrotateCrl``
 records that name an installed CRL (GetInventory, as ``certrotate hosts`` reads them), their
 ``certrotate:crl`` tags (EC2 DescribeTags, filtered by key) and the associations whose targets reach
-the tag (SSM ListAssociations). :func:`rotation.fleet.crl_refresh.refresh_findings` judges; each
+the tag (SSM ListAssociations). GetInventory's failure is a SKIP line: the region's ``fleet view``
+line, which doctor always runs there, is its FAIL. :func:`rotation.fleet.crl_refresh.refresh_findings` judges; each
 finding is a FAIL line with its fix. A region where no host reports a CRL makes no further call and
 no line. The operator's role needs ``ssm:GetInventory``, ``ec2:DescribeTags`` and
 ``ssm:ListAssociations`` (:data:`ACTIONS`).
@@ -35,9 +36,15 @@ ACTIONS = ("ssm:GetInventory", "ec2:DescribeTags", "ssm:ListAssociations")
 def check_region(aws: AwsContext, region: str) -> Iterator[Check]:
     """Nothing when no host reports a CRL; else an ``ok`` line, or one FAIL line per finding."""
     name = f"CRL refresh {region}"
+    ssm = aws.client("ssm", region)
     try:
-        ssm = aws.client("ssm", region)
         reports = read_crls(ssm, "")
+    except AwsCallError as exc:
+        if exc.code in _UNREACHABLE:
+            raise  # doctor stops: AWS is unreachable (exit 4)
+        yield Check(name, Outcome.SKIP, f"the hosts' CRL records are unreadable (its fleet view line fails): {exc}")
+        return
+    try:
         installed = sorted({r.instance_id for r in reports if r.ca_name})
         if not installed:
             return

@@ -89,7 +89,8 @@ def refresh_findings(
                 RefreshGap.UNTAGGED if value is None else RefreshGap.WRONG_VALUE,
                 f"reports an installed CRL but {has}, so CrlRefreshAssociation never refreshes it: past the "
                 "CRL's nextUpdate its server refuses every client",
-                f"`aws ec2 create-tags --region {shlex.quote(region)} --resources {shlex.quote(instance)} --tags {tag}`",
+                f"`aws ec2 create-tags --region {shlex.quote(region)} --resources {shlex.quote(instance)} "
+                f"--tags {tag}`",
             )
         )
     return found
