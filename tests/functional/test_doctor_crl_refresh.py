@@ -130,3 +130,16 @@ def test_a_hosts_forged_record_speaks_only_of_its_own_instance_and_its_text_is_n
     _, found, written = doctor(world, region)
     assert list(found) == [f"CRL refresh {region} {attacker}"]
     assert victim not in written and "reboot" not in written
+
+
+def test_a_hybrid_node_with_a_crl_is_a_skip_naming_how_to_check_its_ssm_tags(world: str) -> None:
+    """Hybrid nodes (``mi-``) carry SSM tags, not EC2 tags: doctor does not claim either way."""
+    region = "ap-south-1"
+    node = "mi-0123456789abcdef0"
+    refresh_association(world, region)
+    put(regional(world, "ssm", region), node, crl_record("Client CA A"))
+
+    _, found, _ = doctor(world, region)
+    assert list(found) == [f"CRL refresh {region} {node}"]
+    assert found[f"CRL refresh {region} {node}"]["outcome"] == "skip"
+    assert f"--resource-type ManagedInstance --resource-id {node}" in found[f"CRL refresh {region} {node}"]["detail"]
