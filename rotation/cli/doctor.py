@@ -7,7 +7,8 @@ can learn of a revocation: :mod:`rotation.cli.revocation_checks`), the SSM
 documents, each secret's KMS key policy (admits ``kms:Decrypt`` for the workload roles given), and
 the fleet view superseded revocation reads: GetInventory in each region of each account (this one,
 and each FleetViewRole) named by the rotation functions' ``CERTROTATE_FLEET_REGIONS`` and
-``CERTROTATE_FLEET_ROLE_ARNS`` or by ``--fleet-region`` / ``--fleet-role-arn``.
+``CERTROTATE_FLEET_ROLE_ARNS`` or by ``--fleet-region`` / ``--fleet-role-arn``; in those regions of
+this account, that each host that installed a CRL is refreshed (:mod:`rotation.cli.crl_refresh_checks`).
 Policies are read, not simulated: a statement's conditions are shown, not evaluated.
 """
 
@@ -311,7 +312,8 @@ def _conditions(statement: Mapping[str, Any]) -> str:
 
 
 def _fleet(aws: AwsContext, functions: Sequence[str], args: argparse.Namespace) -> Iterator[Check]:
-    """One check per account and region superseded revocation reads (GetInventory, one page)."""
+    """One check per account and region superseded revocation reads (GetInventory, one page), then in
+    this account, per region, whether a refresh association reaches each host that installed a CRL."""
     roles, regions = list(args.fleet_role_arn), list(args.fleet_region)
     for function in functions:
         parts = function.split(":")
@@ -330,6 +332,10 @@ def _fleet(aws: AwsContext, functions: Sequence[str], args: argparse.Namespace) 
         for region in dict.fromkeys(regions or [aws.region_name]):
             where = f"{role.split(':')[4]} through {role}" if role else "this account"
             yield _guarded(f"fleet view {where}, {region}", partial(_fleet_view, aws, role, region))
+    from rotation.cli.crl_refresh_checks import check_region
+
+    for region in dict.fromkeys(regions or [aws.region_name]):
+        yield from check_region(aws, region)  # this account's hosts: tags and associations are read here
 
 
 def _fleet_view(aws: AwsContext, role: str | None, region: str) -> tuple[Outcome, str]:

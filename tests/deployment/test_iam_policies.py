@@ -326,3 +326,16 @@ def test_the_type_check_refuses_arnlike_on_a_string_key() -> None:
     assert "string" in OPERATOR_TYPES[operator_family("StringLike")]
     assert key_type("aws:TagKeys", ["acm:AddTagsToCertificate"]) == "string"  # ArrayOfString's elements
     assert operator_family("ForAllValues:StringEquals") == "String"
+
+
+def test_doctors_crl_refresh_actions_exist_and_the_readme_lists_them() -> None:
+    """The actions ``doctor``'s CRL refresh check calls are IAM actions, and the README's doctor row
+    names each, so an operator's read-only role can be written from it."""
+    from rotation.cli.crl_refresh_checks import ACTIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `certrotate doctor ")]
+    for action in ACTIONS:
+        assert condition_keys_of(action) is not None, f"{action} is not an IAM action"
+        assert f"`{action}`" in row, f"README's doctor row does not name {action}"
+    assert condition_keys_of("ec2:DescribeTagz") is None  # the database refuses what is not an action
