@@ -24,6 +24,7 @@ import importlib.util
 import io
 import sys
 import tokenize
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType
 
@@ -188,16 +189,95 @@ def embedded_sources() -> dict[str, str]:
     return sources
 
 
-def build() -> str:
-    """The program: deterministic, the same text for the same package.
+def build(entries: tuple[str, ...] | None = None) -> str:
+    """The program: deterministic, the same text for the same package and ``entries``.
+
+    Args:
+        entries: None for every module of the package; else the program embeds only the modules the
+            run can import (:func:`closure`): the package, ``main`` and what they import, and each of
+            ``entries``, the modules ``main()`` imports lazily for one command (``trust_run``), with
+            what they import.
 
     Raises:
         ValueError: a module holds ``\'\'\'`` or ends in a backslash (it could not be embedded
-            verbatim), or the program holds ``{{`` (SSM would substitute it).
+            verbatim), the program holds ``{{`` (SSM would substitute it), or an entry is not one of
+            ``main()``'s lazy imports.
     """
     files = module_files()
     sources = embedded_sources()
+    if entries is not None:
+        kept = closure(tuple(sorted(sources.items())), entries)
+        files = [(name, path) for name, path in files if name in kept]
     return _program(tuple((name, module_filename(path), sources[name]) for name, path in files))
+
+
+def _resolve(importer: str, is_package: bool, node: ast.Import | ast.ImportFrom, modules: Collection[str]) -> set[str]:
+    """Pure: the package's modules ``node`` (in module ``importer``) imports; others (stdlib) ignored.
+
+    ``from .x import y`` imports ``x`` and, where ``y`` is a module of ``x``, ``x.y`` too.
+    """
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            parts = importer.split(".")
+            parts = parts if is_package else parts[:-1]
+            parts = parts[: len(parts) - (node.level - 1)]
+            base = ".".join([*parts, *([node.module] if node.module else [])])
+        targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return {target for target in targets if target in modules}
+
+
+def _imports(name: str, source: str, modules: Collection[str]) -> tuple[set[str], set[str]]:
+    """Pure: (what module ``name`` imports, module-level and in its functions; what ``main()`` of the
+    entry module imports lazily, its dispatch, which only :func:`closure`'s ``entries`` follow)."""
+    is_package = any(other.startswith(f"{name}.") for other in modules)
+    tree = ast.parse(source)
+    dispatch: set[ast.AST] = set()
+    if name == ENTRY:
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "main":
+                dispatch = set(ast.walk(node))
+    imported: set[str] = set()
+    lazy: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            (lazy if node in dispatch else imported).update(_resolve(name, is_package, node, modules))
+    return imported, lazy
+
+
+def dispatch_imports(sources: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """Pure: the modules ``main()`` of :data:`ENTRY` imports lazily, one command's each (``trust_run``)."""
+    modules = {name for name, _ in sources}
+    return frozenset(_imports(ENTRY, dict(sources)[ENTRY], modules)[1])
+
+
+@functools.lru_cache(maxsize=16)
+def closure(sources: tuple[tuple[str, str], ...], entries: tuple[str, ...]) -> frozenset[str]:
+    """Pure: the modules of ``sources`` (name, source) a run of the program can import: the package,
+    :data:`ENTRY` and ``entries`` (some of ``main()``'s lazy imports), each with its packages and,
+    transitively, every module it imports, at module level or in a function (``main()``'s dispatch
+    aside: a command's lazy import is followed only when it is one of ``entries``).
+
+    Raises:
+        ValueError: an entry is not one of ``main()``'s lazy imports.
+    """
+    modules = dict(sources)
+    stray = set(entries) - dispatch_imports(sources)
+    if stray:
+        raise ValueError(f"{', '.join(sorted(stray))}: not imported lazily by {ENTRY}.main() (a command's entry)")
+    kept: set[str] = set()
+    pending = [PACKAGE_NAME, ENTRY, *entries]
+    while pending:
+        name = pending.pop()
+        if name in kept:
+            continue
+        kept.add(name)
+        parts = name.split(".")
+        parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+        pending.extend(sorted((_imports(name, modules[name], modules)[0] | parents) - kept))
+    return frozenset(kept)
 
 
 @functools.lru_cache(maxsize=8)
