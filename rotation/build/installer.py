@@ -214,7 +214,7 @@ def build(entries: tuple[str, ...] | None = None) -> str:
 def _resolve(importer: str, is_package: bool, node: ast.Import | ast.ImportFrom, modules: Collection[str]) -> set[str]:
     """Pure: the package's modules ``node`` (in module ``importer``) imports; others (stdlib) ignored.
 
-    ``from .x import y`` imports ``x`` and, where ``y`` is a module of ``x``, ``x.y`` too.
+    ``from .x import y`` imports ``x.y`` where ``y`` is a module of package ``x``, else ``x``.
     """
     if isinstance(node, ast.Import):
         targets = [alias.name for alias in node.names]
@@ -225,7 +225,8 @@ def _resolve(importer: str, is_package: bool, node: ast.Import | ast.ImportFrom,
             parts = parts if is_package else parts[:-1]
             parts = parts[: len(parts) - (node.level - 1)]
             base = ".".join([*parts, *([node.module] if node.module else [])])
-        targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        submodules = {f"{base}.{alias.name}" for alias in node.names} & set(modules)
+        targets = sorted(submodules) or [base]  # a module's packages come with it (closure)
     return {target for target in targets if target in modules}
 
 

@@ -199,14 +199,14 @@ def entry_modules(document: Document) -> tuple[str, ...]:
     return tuple(f"{installer.PACKAGE_NAME}.{entry}" for entry in document.entries)
 
 
-def check_entries() -> None:
-    """Every lazy import of ``main()`` is some document's entry: a command added there is embedded.
+def check_entries(sources: tuple[tuple[str, str], ...], documents: tuple[Document, ...] = DOCUMENTS) -> None:
+    """Every lazy import of ``main()`` in ``sources`` (name, source) is some document's entry: a command
+    added there gets its modules embedded, or the build stops.
 
     Raises:
         ValueError: ``main()`` imports a module lazily that no document names.
     """
-    sources = tuple(sorted(installer.embedded_sources().items()))
-    named = {name for document in DOCUMENTS for name in entry_modules(document)}
+    named = {name for document in documents for name in entry_modules(document)}
     unnamed = installer.dispatch_imports(sources) - named
     if unnamed:
         raise ValueError(f"{', '.join(sorted(unnamed))}: main() imports it lazily, but no document names it")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.decode:
         sys.stdout.write(embedded_program(Path(args.decode)))
         return 0
-    check_entries()
+    check_entries(tuple(sorted(installer.embedded_sources().items())))
     for document in DOCUMENTS:
         document_path(document).write_text(render(document))
         print(f"wrote {document_path(document).relative_to(ROOT)}")
