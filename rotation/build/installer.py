@@ -1,7 +1,9 @@
 """Build the installer package ``ssm_documents/certrotate_installer/`` into the one program the SSM
 documents embed, and load the package for the build and the tests.
 
-The program is one generated Python file (standard library only, 3.6+): every module's source less
+The program is one generated Python file (standard library only, 3.6+): every module's source, or
+for one SSM document only the modules its command can import (``closure``: its imports, read with
+``ast``, followed from ``main`` and the command's lazy entry), less
 its comments (``#`` to the end of the line) and with each docstring's text blanked (its quotes and
 line breaks kept: the installer never reads ``__doc__``). Every line and every statement's column
 are kept, so the module parses to the same code down to each node's line and column, which the
@@ -237,9 +239,9 @@ def _imports(name: str, source: str, modules: Collection[str]) -> tuple[set[str]
     tree = ast.parse(source)
     dispatch: set[ast.AST] = set()
     if name == ENTRY:
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == "main":
-                dispatch = set(ast.walk(node))
+        for statement in tree.body:
+            if isinstance(statement, ast.FunctionDef) and statement.name == "main":
+                dispatch = set(ast.walk(statement))
     imported: set[str] = set()
     lazy: set[str] = set()
     for node in ast.walk(tree):

@@ -26,10 +26,10 @@ from rotation.build.installer import (
 )
 from rotation.build.ssm_documents import (
     DOCUMENTS,
-    Document,
     HEREDOC_END,
     INSTALLER,
     REGISTRY,
+    Document,
     document_path,
     embedded_program,
     entry_modules,
