@@ -1,7 +1,9 @@
 """Build the installer package ``ssm_documents/certrotate_installer/`` into the one program the SSM
 documents embed, and load the package for the build and the tests.
 
-The program is one generated Python file (standard library only, 3.6+): every module's source less
+The program is one generated Python file (standard library only, 3.6+): every module's source, or
+for one SSM document only the modules its command can import (``closure``: its imports, read with
+``ast``, followed from ``main`` and the command's lazy entry), less
 its comments (``#`` to the end of the line) and with each docstring's text blanked (its quotes and
 line breaks kept: the installer never reads ``__doc__``). Every line and every statement's column
 are kept, so the module parses to the same code down to each node's line and column, which the
@@ -24,6 +26,7 @@ import importlib.util
 import io
 import sys
 import tokenize
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType
 
@@ -188,16 +191,96 @@ def embedded_sources() -> dict[str, str]:
     return sources
 
 
-def build() -> str:
-    """The program: deterministic, the same text for the same package.
+def build(entries: tuple[str, ...] | None = None) -> str:
+    """The program: deterministic, the same text for the same package and ``entries``.
+
+    Args:
+        entries: None for every module of the package; else the program embeds only the modules the
+            run can import (:func:`closure`): the package, ``main`` and what they import, and each of
+            ``entries``, the modules ``main()`` imports lazily for one command (``trust_run``), with
+            what they import.
 
     Raises:
         ValueError: a module holds ``\'\'\'`` or ends in a backslash (it could not be embedded
-            verbatim), or the program holds ``{{`` (SSM would substitute it).
+            verbatim), the program holds ``{{`` (SSM would substitute it), or an entry is not one of
+            ``main()``'s lazy imports.
     """
     files = module_files()
     sources = embedded_sources()
+    if entries is not None:
+        kept = closure(tuple(sorted(sources.items())), entries)
+        files = [(name, path) for name, path in files if name in kept]
     return _program(tuple((name, module_filename(path), sources[name]) for name, path in files))
+
+
+def _resolve(importer: str, is_package: bool, node: ast.Import | ast.ImportFrom, modules: Collection[str]) -> set[str]:
+    """Pure: the package's modules ``node`` (in module ``importer``) imports; others (stdlib) ignored.
+
+    ``from .x import y`` imports ``x.y`` where ``y`` is a module of package ``x``, else ``x``.
+    """
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            parts = importer.split(".")
+            parts = parts if is_package else parts[:-1]
+            parts = parts[: len(parts) - (node.level - 1)]
+            base = ".".join([*parts, *([node.module] if node.module else [])])
+        submodules = {f"{base}.{alias.name}" for alias in node.names} & set(modules)
+        targets = sorted(submodules) or [base]  # a module's packages come with it (closure)
+    return {target for target in targets if target in modules}
+
+
+def _imports(name: str, source: str, modules: Collection[str]) -> tuple[set[str], set[str]]:
+    """Pure: (what module ``name`` imports, module-level and in its functions; what ``main()`` of the
+    entry module imports lazily, its dispatch, which only :func:`closure`'s ``entries`` follow)."""
+    is_package = any(other.startswith(f"{name}.") for other in modules)
+    tree = ast.parse(source)
+    dispatch: set[ast.AST] = set()
+    if name == ENTRY:
+        for statement in tree.body:
+            if isinstance(statement, ast.FunctionDef) and statement.name == "main":
+                dispatch = set(ast.walk(statement))
+    imported: set[str] = set()
+    lazy: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            (lazy if node in dispatch else imported).update(_resolve(name, is_package, node, modules))
+    return imported, lazy
+
+
+def dispatch_imports(sources: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """Pure: the modules ``main()`` of :data:`ENTRY` imports lazily, one command's each (``trust_run``)."""
+    modules = {name for name, _ in sources}
+    return frozenset(_imports(ENTRY, dict(sources)[ENTRY], modules)[1])
+
+
+@functools.lru_cache(maxsize=16)
+def closure(sources: tuple[tuple[str, str], ...], entries: tuple[str, ...]) -> frozenset[str]:
+    """Pure: the modules of ``sources`` (name, source) a run of the program can import: the package,
+    :data:`ENTRY` and ``entries`` (some of ``main()``'s lazy imports), each with its packages and,
+    transitively, every module it imports, at module level or in a function (``main()``'s dispatch
+    aside: a command's lazy import is followed only when it is one of ``entries``).
+
+    Raises:
+        ValueError: an entry is not one of ``main()``'s lazy imports.
+    """
+    modules = dict(sources)
+    stray = set(entries) - dispatch_imports(sources)
+    if stray:
+        raise ValueError(f"{', '.join(sorted(stray))}: not imported lazily by {ENTRY}.main() (a command's entry)")
+    kept: set[str] = set()
+    pending = [PACKAGE_NAME, ENTRY, *entries]
+    while pending:
+        name = pending.pop()
+        if name in kept:
+            continue
+        kept.add(name)
+        parts = name.split(".")
+        parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+        pending.extend(sorted((_imports(name, modules[name], modules)[0] | parents) - kept))
+    return frozenset(kept)
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,7 +11,9 @@ excludes the characters a double-quoted shell word interprets. The launcher then
 program with the host's python3 (or RHEL 8's platform-python).
 
 The program is the package ``ssm_documents/certrotate_installer/`` built into one file by
-``rotation/build/installer.py`` (each module less its comments, the same syntax tree). It travels
+``rotation/build/installer.py`` (each module less its comments, the same syntax tree): each
+document's own, holding only the modules its command can import (``Document.entries`` names the
+module ``main()`` imports lazily for it; ``installer.closure`` follows the imports). It travels
 bz2-compressed and Ascii85-encoded in a quoted here-document, in lines of ``BLOB_LINE``
 characters: SSM counts a document and its longest parameter values against 64 KB, and certrotate
 keeps each document within ``budget.SIZE_BUDGET`` (56 KiB) so that later code has room. bz2 (in
@@ -146,6 +148,9 @@ class Document:
     step: str
     parameters: tuple[Parameter, ...]
     action: str
+    # The modules main() imports lazily for this command (certrotate_installer.<entry>): the program
+    # embeds them and what they import, nothing else of the package beyond main's own closure.
+    entries: tuple[str, ...] = ()
 
 
 DOCUMENTS = (
@@ -173,6 +178,7 @@ DOCUMENTS = (
         "installTrustBundle",
         _parameters(INSTALLER.Action.TRUST),
         "trust",
+        ("trust_run",),
     ),
     Document(
         "InstallCRL",
@@ -183,13 +189,33 @@ DOCUMENTS = (
         "installCrl",
         _parameters(INSTALLER.Action.CRL),
         "crl",
+        ("crl_run",),
     ),
 )
 
 
-def program_text() -> str:
-    """The one program the documents embed, built from the package (no ``{{``: SSM would substitute it)."""
-    return installer.build()
+def entry_modules(document: Document) -> tuple[str, ...]:
+    """The module names of ``document``'s lazy entries (``certrotate_installer.trust_run``)."""
+    return tuple(f"{installer.PACKAGE_NAME}.{entry}" for entry in document.entries)
+
+
+def check_entries(sources: tuple[tuple[str, str], ...], documents: tuple[Document, ...] = DOCUMENTS) -> None:
+    """Every lazy import of ``main()`` in ``sources`` (name, source) is some document's entry: a command
+    added there gets its modules embedded, or the build stops.
+
+    Raises:
+        ValueError: ``main()`` imports a module lazily that no document names.
+    """
+    named = {name for document in documents for name in entry_modules(document)}
+    unnamed = installer.dispatch_imports(sources) - named
+    if unnamed:
+        raise ValueError(f"{', '.join(sorted(unnamed))}: main() imports it lazily, but no document names it")
+
+
+def program_text(document: Document) -> str:
+    """The program ``document`` embeds: the modules its command can import, built from the package
+    (no ``{{``: SSM would substitute it)."""
+    return installer.build(entry_modules(document))
 
 
 # Ascii85 (``!`` to ``u``, and ``z``) but for the three characters a YAML or JSON string would quote
@@ -199,13 +225,13 @@ _BLOB_LETTERS = b"vwx"
 BLOB_LINE = 4096  # characters per here-document line: a YAML list item costs 7 bytes more
 
 
-def program_blob_lines() -> list[str]:
-    """The program, bz2-compressed and Ascii85-encoded (``_A85_QUOTED`` written as ``_BLOB_LETTERS``).
+def program_blob_lines(document: Document) -> list[str]:
+    """``document``'s program, bz2-compressed and Ascii85-encoded (``_A85_QUOTED`` written as ``_BLOB_LETTERS``).
 
     Raises:
         ValueError: a line would end the here-document early (it cannot: the terminator is shorter).
     """
-    return list(_blob_lines(program_text()))
+    return list(_blob_lines(program_text(document)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -246,7 +272,8 @@ def launcher(document: Document) -> list[str]:
         "# certrotate: the SSM Agent passes each parameter in SSM_<Name> (interpolationType ENV_VAR,",
         "# agent 3.3.2746.0 and later); for older agents AWS's documented fallback fills it in. The",
         "# program checks every value again. The here-document is the package ssm_documents/certrotate_installer/",
-        "# built into one program, bz2-compressed and Ascii85-encoded (SSM's 64 KB document limit).",
+        "# (the modules this command imports) built into one program, bz2-compressed and Ascii85-encoded",
+        "# (SSM's 64 KB document limit).",
         *fallback,
         'python=""',
         "for candidate in python3 /usr/libexec/platform-python; do",
@@ -272,7 +299,7 @@ def render(document: Document) -> str:
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
                 "inputs": {
                     "timeoutSeconds": "600",
-                    "runCommand": [*launcher(document), *program_blob_lines(), HEREDOC_END],
+                    "runCommand": [*launcher(document), *program_blob_lines(document), HEREDOC_END],
                 },
             }
         ],
@@ -306,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.decode:
         sys.stdout.write(embedded_program(Path(args.decode)))
         return 0
+    check_entries(tuple(sorted(installer.embedded_sources().items())))
     for document in DOCUMENTS:
         document_path(document).write_text(render(document))
         print(f"wrote {document_path(document).relative_to(ROOT)}")

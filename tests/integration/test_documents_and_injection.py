@@ -15,8 +15,9 @@ import yaml
 from certrotate_installer import host_file
 
 from rotation.build.installer import (
-    build,
+    closure,
     embedded_modules,
+    embedded_sources,
     module_files,
     same_code,
     same_tree,
@@ -28,9 +29,12 @@ from rotation.build.ssm_documents import (
     HEREDOC_END,
     INSTALLER,
     REGISTRY,
+    Document,
     document_path,
     embedded_program,
+    entry_modules,
     launcher,
+    program_text,
     render,
 )
 from rotation.emulation.ssm_runner import DocumentParameterError, resolve_parameters, run_document
@@ -88,7 +92,7 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
         assert step["action"] == "aws:runShellScript" and step["name"]
         commands = step["inputs"]["runCommand"]
         assert commands[: len(launcher(document))] == launcher(document) and commands[-1] == HEREDOC_END
-        assert embedded_program(document_path(document)) == build()
+        assert embedded_program(document_path(document)) == program_text(document)
         assert set(loaded["parameters"]) == {
             p.name for p in INSTALLER.document_parameters(INSTALLER.Action(document.action), REGISTRY)
         }
@@ -103,16 +107,19 @@ def test_documents_carry_the_program_unchanged_and_have_the_fields_ssm_requires(
 
 
 def test_every_embedded_module_is_its_file_less_its_comments_with_the_same_code_at_the_same_places() -> None:
-    """The decoded program is the build, and each module it carries is the package's file with its
-    comments cut and its docstrings' text blanked, nothing else: the same lines, the same code down to
-    each node's line and column."""
+    """The decoded program is the document's build, and each module it carries is the package's file
+    with its comments cut and its docstrings' text blanked, nothing else: the same lines, the same code
+    down to each node's line and column."""
     files = {name: path.read_text(encoding="utf-8") for name, path in module_files()}
+    sources = tuple(sorted(embedded_sources().items()))
     for document in DOCUMENTS:
         program = embedded_program(document_path(document))
-        assert program.encode("utf-8") == build().encode("utf-8")
+        assert program.encode("utf-8") == program_text(document).encode("utf-8")
         embedded = embedded_modules(program)
-        assert list(embedded) == sorted(files)  # every module, in module-name order
+        assert list(embedded) == sorted(closure(sources, entry_modules(document)))  # its modules, in name order
         for name, source in files.items():
+            if name not in embedded:
+                continue
             assert embedded[name] == without_docstrings(without_comments(source))
             assert embedded[name].count("\n") == source.count("\n")  # a traceback's line is the file's line
             assert same_code(embedded[name], source), name
@@ -179,7 +186,7 @@ def test_the_program_alone_refuses_them_too(tmp_path: Path, name: str, value: st
     marker.unlink(missing_ok=True)
     result = subprocess.run(
         [sys.executable, "-I", "-", "install"],  # the program on stdin, as the launcher feeds it
-        input=build(),
+        input=program_text(DOCUMENTS[0]),
         capture_output=True,
         text=True,
         check=False,
@@ -278,3 +285,55 @@ def test_the_document_decodes_and_starts_its_program_on_python_3_6(python: str, 
     )
     assert result.returncode == 2, result.stderr
     assert "parameter SecretArn has a value that is not allowed: 'not-an-arn'" in result.stderr
+
+
+IMPORT_ALL = """
+import importlib, importlib.util, sys
+spec = importlib.util.spec_from_file_location("installer", sys.argv[1])
+program = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(program)
+program.install_finder()
+for name in sorted(program.MODULES):
+    importlib.import_module(name)
+for name in sys.argv[2:]:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        print("absent", error.name)
+"""
+ONLY_TRUST_AND_CRL = ("crl_run", "crl_fetch", "crl_record", "trust_run", "trust_record", "client_ca_check")
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
+def test_each_document_embeds_what_its_command_imports_and_install_and_rollback_no_trust_or_crl_run(
+    tmp_path: Path, document: Document
+) -> None:
+    """The decoded program of each document: every import its command's modules make (module level or
+    in a function, by the package's own files) is embedded; each embedded module imports for real from
+    the program alone; the install and rollback programs hold none of the trust-bundle and CRL runs'
+    modules, and importing one there fails (the integration tests run each document's command whole)."""
+    program = embedded_program(document_path(document))
+    embedded = set(embedded_modules(program))
+    package = tuple(sorted(embedded_sources().items()))
+    assert closure(package, entry_modules(document)) <= embedded
+    assert "certrotate_installer.main" in embedded and "certrotate_installer.host_file" in embedded
+    if document.action in ("install", "rollback"):
+        assert not {f"certrotate_installer.{name}" for name in ONLY_TRUST_AND_CRL} & embedded
+    else:
+        assert f"certrotate_installer.{document.action}_run" in embedded
+    path = tmp_path / "program.py"
+    path.write_text(program)
+    probes = [f"certrotate_installer.{name}" for name in ONLY_TRUST_AND_CRL]
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", IMPORT_ALL, str(path), *probes],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    absent = sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("absent "))
+    assert absent == sorted(set(probes) - embedded)
+    if document.action in ("install", "rollback"):
+        assert absent == sorted(probes)
