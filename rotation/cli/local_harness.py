@@ -50,6 +50,14 @@ def aws_cli_path() -> str | None:
     return shutil.which("aws") or (str(beside) if beside.exists() else None)
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended: its parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def server_environment() -> dict[str, str]:
     return {"PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin", "LANG": "C"}
 
@@ -247,18 +255,27 @@ class LocalServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.pids():
             time.sleep(0.05)
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.kill()
 
     def kill(self) -> None:
         """Stop at once (SIGKILL to every process of this server) and wait until none is left: for a
-        throwaway server whose clients are gone, where a graceful stop only waits on idle workers."""
-        deadline = time.monotonic() + 10
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            for pid in pids:
+        throwaway server whose clients are gone, where a graceful stop only waits on idle workers.
+
+        Each process is frozen (SIGSTOP) before any is killed, and the tree read again until it
+        holds nothing new: a master killed while it started a worker (after a reload) left that
+        worker to init, where nothing names the server any more (an nginx worker, once per ~10 suite
+        runs). A stopped master forks no more, and its children keep it as their parent."""
+        frozen: set[int] = set()
+        while fresh := set(self.pids()) - frozen:
+            for pid in fresh:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGSTOP)
+            frozen |= fresh
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in frozen) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def error_log(self) -> str:
