@@ -46,6 +46,7 @@ class InstanceResult:
     status: str
     served_serial: str
     detail: str
+    sent: bool = True  # False: SSM never sent the command here (its failures passed MaxErrors)
 
 
 class DeployFailedError(CertRotateError):
@@ -195,7 +196,7 @@ def deploy(
     ordered = sorted(results.values(), key=lambda r: r.instance_id)
     failed = [r for r in ordered if r.status != "Success"]
     if failed or not ordered:
-        unsent = sum(1 for r in failed if r.detail == NOT_SENT)
+        unsent = sum(1 for r in failed if not r.sent)
         never = f" ({unsent} never sent: the failures passed --max-errors {max_errors})" if unsent else ""
         raise DeployFailedError(
             f"{len(failed)} of {len(ordered)} instance(s) did not succeed{never}"
@@ -263,7 +264,7 @@ def _invocation(ssm: Any, command_id: str, instance_id: str) -> InstanceResult:
             return InstanceResult(instance_id, "Pending", "", "")
         raise
     if response.get("StatusDetails") == "Terminated":
-        return InstanceResult(instance_id, str(response.get("Status", "")), "", NOT_SENT)
+        return InstanceResult(instance_id, str(response.get("Status", "")), "", NOT_SENT, sent=False)
     output = str(response.get("StandardOutputContent") or "")
     serials = _SERIAL.findall(output)
     detail = str(response.get("StandardErrorContent") or "").strip().splitlines()

@@ -198,27 +198,25 @@ def test_the_model_is_checked_in_the_sandbox_without_managed_nodes_too() -> None
     assert "'x' at 'maxErrors'" in refused.value.response["Error"]["Message"]
 
 
-def test_deploy_names_the_instances_never_sent_and_reports_no_success() -> None:
-    """``certrotate deploy`` against moto's server (as the sandbox serves it), MaxConcurrency 1 and
-    MaxErrors 0: the first instance fails, the others are never sent; each is reported as not sent,
-    none as a success, and deploy fails saying so."""
+def _deploy(nodes: dict[str, dict[str, str]], run_command: list[str], max_errors: str) -> Any:
+    """``certrotate deploy`` against moto's server (as the sandbox serves it), MaxConcurrency 1, to
+    ``nodes`` (instance id -> the node's environment), each running ``run_command``; the
+    DeployFailedError it raises."""
     from moto.server import ThreadedMotoServer
 
-    from rotation.cli.deploy import NOT_SENT, DeployFailedError, deploy
+    from rotation.cli.deploy import DeployFailedError, deploy
     from rotation.cli.local_apache import free_port
     from rotation.cli.output import Output
     from rotation.cli.session import AwsContext
 
     hosts = ManagedHosts()
-    for node in (NODES[0], *ONLINE[2:]):
-        hosts.register(node, tags={}, environment={"NODE_EXIT": "3" if node in FAILING else "0"})
+    for node, environment in nodes.items():
+        hosts.register(node, tags={}, environment=environment)
     install = {
         "schemaVersion": "2.2",
         "description": "installs nothing; exits with the node's code",
         "parameters": {"SecretArn": {"type": "String"}},
-        "mainSteps": [
-            {"action": "aws:runShellScript", "name": "install", "inputs": {"runCommand": ["exit $NODE_EXIT"]}}
-        ],
+        "mainSteps": [{"action": "aws:runShellScript", "name": "install", "inputs": {"runCommand": run_command}}],
     }
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -233,11 +231,11 @@ def test_deploy_names_the_instances_never_sent_and_reports_no_success() -> None:
                 deploy(
                     aws,
                     "arn:aws:secretsmanager:us-east-1:123456789012:secret:web-AbCdEf",
-                    {"InstanceIds": [NODES[0], *ONLINE[2:]]},
+                    {"InstanceIds": list(nodes)},
                     document="Install",
                     role_arn=None,
                     max_concurrency="1",
-                    max_errors="0",
+                    max_errors=max_errors,
                     timeout=60,
                     out=Output(),
                     sleep=lambda _: time.sleep(0.05),
@@ -245,7 +243,28 @@ def test_deploy_names_the_instances_never_sent_and_reports_no_success() -> None:
                 )
         finally:
             server.stop()
-    results = {r.instance_id: r for r in failed.value.results}
+    return failed.value
+
+
+def test_deploy_names_the_instances_never_sent_and_reports_no_success() -> None:
+    """MaxConcurrency 1 and MaxErrors 0: the first instance fails, the others are never sent; each
+    is reported as not sent, none as a success, and deploy fails saying so."""
+    from rotation.cli.deploy import NOT_SENT
+
+    nodes = {node: {"NODE_EXIT": "3" if node in FAILING else "0"} for node in (NODES[0], *ONLINE[2:])}
+    failed = _deploy(nodes, ["exit $NODE_EXIT"], "0")
+    results = {r.instance_id: r for r in failed.results}
     assert results[NODES[0]].status == "Failed"
     assert [(results[n].status, results[n].detail) for n in ONLINE[2:]] == [("Cancelled", NOT_SENT)] * 2
-    assert str(failed.value) == "3 of 3 instance(s) did not succeed (2 never sent: the failures passed --max-errors 0)"
+    assert str(failed) == "3 of 3 instance(s) did not succeed (2 never sent: the failures passed --max-errors 0)"
+
+
+def test_a_host_that_writes_the_not_sent_words_is_still_an_instance_the_command_reached() -> None:
+    """Root on a host writes what deploy says of an instance never sent to its stderr and fails:
+    deploy reads whether SSM sent the command from SSM's StatusDetails, never from the host's text."""
+    from rotation.cli.deploy import NOT_SENT
+
+    failed = _deploy({NODES[0]: {}}, [f"echo '{NOT_SENT}' >&2", "exit 3"], "100%")
+    (result,) = failed.results
+    assert (result.status, result.detail, result.sent) == ("Failed", NOT_SENT, True)
+    assert str(failed) == "1 of 1 instance(s) did not succeed"
