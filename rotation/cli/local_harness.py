@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +45,11 @@ def binary_path(name: str) -> str | None:
 def aws_cli_path() -> str | None:
     """The aws CLI a local host's installer runs: the first on PATH, as a host's agent finds it, else
     the one installed beside this interpreter (``pip install -e '.[demo]'``); None when there is none."""
-    import sys
-
     beside = Path(sys.executable).with_name("aws")
     return shutil.which("aws") or (str(beside) if beside.exists() else None)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` is a process that has not ended (a zombie has ended: its parent reaps it)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -275,7 +274,7 @@ class LocalServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in frozen) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in frozen) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def error_log(self) -> str:

@@ -52,6 +52,7 @@ from moto.core.exceptions import ServiceException
 
 from rotation.emulation.association_rules import Target, association_parameters
 from rotation.emulation.command_rate_controls import (
+    ERRORS,
     TERMINAL,
     InvocationState,
     RateControls,
@@ -175,7 +176,7 @@ def _dispatch(hosts: ManagedHosts, command: Any, account: str, region: str) -> t
             states[instance_id] = state
             _invocation(command, instance_id).update(Status=state.status, StatusDetails=state.value, **fields)
             command.completed_count = sum(1 for s in states.values() if s in TERMINAL)
-            command.error_count = sum(1 for s in states.values() if s is InvocationState.FAILED)
+            command.error_count = sum(1 for s in states.values() if s in ERRORS)
 
     command.status, command.status_details = "InProgress", "InProgress"
     command.target_count, command.completed_count, command.error_count = len(nodes), 0, 0

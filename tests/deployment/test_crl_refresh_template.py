@@ -16,6 +16,7 @@ import pytest
 
 from rotation.errors import SpecError
 from rotation.fleet.association_schedule import CRL_REFRESH_LONGEST_MINUTES, check_crl_refresh_schedule
+from rotation.fleet.crl_refresh import refreshes
 from tests.deployment.test_engine_rules import TEMPLATES, every_rate_expression, java_matches, load
 
 
@@ -46,6 +47,7 @@ def test_each_account_refreshes_the_crl_of_its_opted_in_hosts_on_a_schedule(name
     properties = associations["CrlRefreshAssociation"]
     assert template["Resources"]["CrlDocument"]["Properties"]["Name"] == "InstallCRL"
     assert properties["Targets"] == [{"Key": "tag:certrotate:crl", "Values": ["refresh"]}]
+    assert refreshes(properties["Targets"])  # doctor's CRL refresh check knows the association deployed
     assert properties["ScheduleExpression"] == {"Ref": "CrlRefreshSchedule"}
     assert properties["ApplyOnlyAtCronInterval"] is False
     assert "Parameters" not in properties

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from rotation.cli.local_harness import process_alive
 from tests.integration.conftest import LocalServer
 
 
@@ -21,14 +21,6 @@ def children(parent: int) -> set[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 found.add(int(entry.name))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and os.path.exists(f"/proc/{pid}")
 
 
 def test_a_server_whose_config_no_longer_parses_stops_with_all_its_workers(server: LocalServer) -> None:
@@ -48,7 +40,7 @@ def test_a_server_whose_config_no_longer_parses_stops_with_all_its_workers(serve
 
     server.stop()
 
-    assert [pid for pid in processes if alive(pid)] == []
+    assert [pid for pid in processes if process_alive(pid)] == []
 
 
 def test_a_killed_server_leaves_no_worker_behind(server: LocalServer) -> None:
@@ -66,4 +58,4 @@ def test_a_killed_server_leaves_no_worker_behind(server: LocalServer) -> None:
 
     server.kill()
 
-    assert [pid for pid in processes if alive(pid)] == []
+    assert [pid for pid in processes if process_alive(pid)] == []

@@ -33,21 +33,25 @@ import socket
 import sys
 import traceback
 
+#: What both programs' botocore imports to send a request (the rest of the preload is each program's own).
+_BOTOCORE_REQUESTS = (
+    "botocore.endpoint",
+    "botocore.httpsession",
+    "botocore.parsers",
+    "botocore.serialize",
+    "botocore.auth",
+    "botocore.signers",
+    "botocore.retries.standard",
+)
 PRELOAD = {
     "certrotate": (
         "boto3",
         "boto3.session",
         "botocore.session",
         "botocore.client",
-        "botocore.endpoint",
-        "botocore.httpsession",
-        "botocore.parsers",
-        "botocore.serialize",
-        "botocore.auth",
-        "botocore.signers",
+        *_BOTOCORE_REQUESTS,
         "botocore.credentials",
         "botocore.regions",
-        "botocore.retries.standard",
         "botocore.retries.adaptive",
         "rotation.cli",
         "rotation.cli.ca_rollover",
@@ -67,13 +71,7 @@ PRELOAD = {
     "aws": (
         "awscli.clidriver",
         "awscli.handlers",
-        "botocore.endpoint",
-        "botocore.httpsession",
-        "botocore.parsers",
-        "botocore.serialize",
-        "botocore.auth",
-        "botocore.signers",
-        "botocore.retries.standard",
+        *_BOTOCORE_REQUESTS,
     ),
 }
 #: Modules never preloaded: their import is the subject (rotation.console installs the Ctrl-C handler
